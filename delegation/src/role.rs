@@ -21,7 +21,8 @@ pub enum Role {
 }
 
 /// Every role, in numeric order.
-pub const ALL_ROLES: [Role; 5] = [Role::Orchestrator, Role::Runner, Role::Gateway, Role::Loadtest, Role::Verifier];
+pub const ALL_ROLES: [Role; 5] =
+    [Role::Orchestrator, Role::Runner, Role::Gateway, Role::Loadtest, Role::Verifier];
 
 /// A role name or number that Vouch does not define.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +88,7 @@ impl<'de> serde::Deserialize<'de> for Role {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

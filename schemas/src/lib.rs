@@ -29,3 +29,7 @@ pub mod limits {
 pub mod envelope;
 pub use envelope::{Envelope, EnvelopeError, MessageId, MessageRef};
 pub mod streamr;
+pub mod batch;
+pub mod event;
+pub use batch::{BatchError, TelemetryBatch};
+pub use event::{Event, EventError, Family, Origin};

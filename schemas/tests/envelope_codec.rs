@@ -98,7 +98,8 @@ fn signing_refuses_what_decoding_would_refuse() {
 #[test]
 fn signature_is_bound_to_every_field() {
     let env = sample();
-    let mutations: Vec<Box<dyn Fn(&mut Envelope)>> = vec![
+    type Mutation = Box<dyn Fn(&mut Envelope)>;
+    let mutations: Vec<Mutation> = vec![
         Box::new(|e| e.id.stream_id.push('x')),
         Box::new(|e| e.id.partition += 1),
         Box::new(|e| e.id.timestamp += 1),

@@ -41,7 +41,10 @@ pub struct AuthorityView {
 
 impl AuthorityView {
     /// Builds a view, sorting and merging entries so equal content hashes equal.
-    pub fn new(source: impl Into<String>, entries: impl IntoIterator<Item = PrincipalEntry>) -> Self {
+    pub fn new(
+        source: impl Into<String>,
+        entries: impl IntoIterator<Item = PrincipalEntry>,
+    ) -> Self {
         let mut merged: BTreeMap<Address, PrincipalEntry> = BTreeMap::new();
         for e in entries {
             match merged.get_mut(&e.address) {

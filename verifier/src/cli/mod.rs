@@ -157,11 +157,11 @@ pub(crate) fn read_certificate(path: &Path) -> Result<SignedDelegation> {
     let bytes = read_input(path, vouch_delegation::MAX_ENCODED_BYTES * 64)?;
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         let text = std::str::from_utf8(&bytes).context("wallet JSON is not UTF-8")?;
-        return Ok(wallet::import_delegation(text)
-            .with_context(|| format!("{} is not a signed Delegation", path.display()))?);
+        return wallet::import_delegation(text)
+            .with_context(|| format!("{} is not a signed Delegation", path.display()));
     }
-    Ok(SignedDelegation::decode(&bytes)
-        .with_context(|| format!("{} is not a delegation certificate", path.display()))?)
+    SignedDelegation::decode(&bytes)
+        .with_context(|| format!("{} is not a delegation certificate", path.display()))
 }
 
 /// Reads a whole file, refusing anything over `limit` bytes before reading it.
