@@ -73,6 +73,7 @@ impl<'de> serde::Deserialize<'de> for Address {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -279,6 +279,7 @@ pub fn partition_for_number(partition_count: u32, key: i64) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
