@@ -70,15 +70,20 @@ impl AuthorityView {
             .is_ok_and(|i| self.principals[i].roles.contains(&needed))
     }
 
-    /// The canonical JSON of this view (sorted, compact): what gets hashed and recorded.
+    /// The canonical JSON of this view (sorted, compact): what gets recorded.
     pub fn canonical_json(&self) -> Vec<u8> {
         // Serializing plain data with string keys into memory cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// blake3 of [`Self::canonical_json`]: the id a log records.
+    /// blake3 of the canonical JSON of the principals alone: the id a log
+    /// records. The source (which names the block a chain view was read at)
+    /// is left out, so refreshing an unchanged active set keeps the same id
+    /// and the log records a new view only when who may publish changes.
     pub fn hash(&self) -> [u8; 32] {
-        *blake3::hash(&self.canonical_json()).as_bytes()
+        // Serializing plain data with string keys into memory cannot fail.
+        let principals = serde_json::to_vec(&self.principals).unwrap_or_default();
+        *blake3::hash(&principals).as_bytes()
     }
 }
 
@@ -115,5 +120,46 @@ impl CachedAuthority {
 impl Authority for CachedAuthority {
     fn current(&self) -> Arc<AuthorityView> {
         self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod view_tests {
+    use super::*;
+
+    fn entry(byte: u8, roles: &[Role]) -> PrincipalEntry {
+        PrincipalEntry {
+            address: Address([byte; 20]),
+            roles: roles.iter().copied().collect(),
+            stake: None,
+        }
+    }
+
+    #[test]
+    fn hash_names_the_principals_not_where_they_were_read() {
+        let a = AuthorityView::new("chain:42161@100", [entry(1, &[Role::Orchestrator])]);
+        let b = AuthorityView::new("chain:42161@200", [entry(1, &[Role::Orchestrator])]);
+        let c = AuthorityView::new("chain:42161@200", [entry(1, &[Role::Gateway])]);
+        assert_eq!(a.hash(), b.hash());
+        assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn runners_ride_on_orchestrators_and_loadtest_on_gateways() {
+        let v = AuthorityView::new(
+            "test",
+            [
+                entry(2, &[Role::Gateway]),
+                entry(1, &[Role::Orchestrator]),
+                entry(2, &[Role::Verifier]),
+            ],
+        );
+        assert_eq!(v.principals.len(), 2, "merged by address");
+        assert!(v.allows(Address([1; 20]), Role::Runner));
+        assert!(!v.allows(Address([1; 20]), Role::Gateway));
+        assert!(v.allows(Address([2; 20]), Role::Loadtest));
+        assert!(v.allows(Address([2; 20]), Role::Verifier));
+        assert!(!v.allows(Address([3; 20]), Role::Orchestrator));
     }
 }
