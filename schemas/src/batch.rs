@@ -5,9 +5,7 @@
 //! The certificate rides in every batch so that any verifier can check any
 //! message without a lookup; it is opaque here.
 
-use ciborium::Value as Cbor;
-
-use crate::cbor::{self, CborError, MapError};
+use crate::cbor::{self, CborError, Duplicates, Item, MapError, Reader, major};
 use crate::event::{Event, EventError};
 use crate::limits::{MAX_BATCH_EVENTS, MAX_ENVELOPE_BYTES};
 
@@ -91,12 +89,20 @@ impl TelemetryBatch {
     /// The deterministic CBOR encoding. Limits are not checked here: call
     /// [`TelemetryBatch::validate`] first on a batch built by hand.
     pub fn encode(&self) -> Vec<u8> {
-        let events = self.events.iter().map(Event::to_cbor).collect();
-        cbor::to_vec(&Cbor::Map(vec![
-            (uint(key::SCHEMA), Cbor::Text(SCHEMA.to_owned())),
-            (uint(key::CERTIFICATE), Cbor::Bytes(self.certificate.clone())),
-            (uint(key::EVENTS), Cbor::Array(events)),
-        ]))
+        // Room for typical events, so that the buffer rarely grows.
+        let mut out = Vec::with_capacity(16 + self.certificate.len() + 512 * self.events.len());
+        cbor::write_head(&mut out, major::MAP, 3);
+        cbor::write_uint(&mut out, key::SCHEMA);
+        cbor::write_text(&mut out, SCHEMA);
+        cbor::write_uint(&mut out, key::CERTIFICATE);
+        cbor::write_bytes(&mut out, &self.certificate);
+        cbor::write_uint(&mut out, key::EVENTS);
+        cbor::write_head(&mut out, major::ARRAY, self.events.len() as u64);
+        let mut scratch = Vec::new();
+        for event in &self.events {
+            event.write_cbor(&mut out, &mut scratch);
+        }
+        out
     }
 
     /// Strictly decodes a batch: size first, then deterministic CBOR, known
@@ -105,8 +111,140 @@ impl TelemetryBatch {
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(BatchError::Oversize(bytes.len()));
         }
+        if let Some(batch) = decode_valid(bytes) {
+            return Ok(batch);
+        }
+        cbor::check(bytes, Duplicates::Allow)?;
+        let mut r = Reader::new(bytes);
+        let Item::Map(len) = r.next()? else {
+            return Err(BatchError::Structure(MapError::NotAMap));
+        };
+        let mut seen = [false; key::ALL.len()];
+        let mut duplicate = None;
+        let mut schema: Slot<()> = None;
+        let mut certificate: Slot<Vec<u8>> = None;
+        let mut events: Slot<Vec<Event>> = None;
+        for _ in 0..len {
+            let Item::Uint(k) = r.next()? else {
+                return Err(BatchError::Structure(MapError::BadKey));
+            };
+            let Some(seen) = usize::try_from(k).ok().and_then(|i| seen.get_mut(i)) else {
+                return Err(BatchError::Structure(MapError::UnknownKey(k)));
+            };
+            if *seen {
+                // Reported once every key is known to be valid.
+                duplicate.get_or_insert(k);
+                r.skip()?;
+                continue;
+            }
+            *seen = true;
+            match k {
+                key::SCHEMA => schema = r.slot(read_schema)?,
+                key::CERTIFICATE => certificate = r.slot(read_certificate)?,
+                _ => events = r.slot(read_events)?,
+            }
+        }
+        r.finish()?;
+        if let Some(k) = duplicate {
+            return Err(BatchError::DuplicateKey(k));
+        }
+        schema.ok_or(BatchError::Missing("schema"))??;
+        let certificate = certificate.ok_or(BatchError::Missing("certificate"))??;
+        let events = events.ok_or(BatchError::Missing("events"))??;
+        Ok(TelemetryBatch { certificate, events })
+    }
+}
+
+/// The fast path of decoding: a batch that is valid in every respect, read
+/// in one pass; `None` at the first thing that is not (see [`Event::read_valid`]).
+fn decode_valid(bytes: &[u8]) -> Option<TelemetryBatch> {
+    let mut r = Reader::new(bytes);
+    if r.next().ok()? != Item::Map(3) || r.next().ok()? != Item::Uint(key::SCHEMA) {
+        return None;
+    }
+    if r.next().ok()? != Item::Text(SCHEMA.as_bytes())
+        || r.next().ok()? != Item::Uint(key::CERTIFICATE)
+    {
+        return None;
+    }
+    let Item::Bytes(certificate) = r.next().ok()? else {
+        return None;
+    };
+    if r.next().ok()? != Item::Uint(key::EVENTS) {
+        return None;
+    }
+    let Item::Array(len) = r.next().ok()? else {
+        return None;
+    };
+    let len = usize::try_from(len).ok().filter(|len| *len <= MAX_BATCH_EVENTS)?;
+    let mut events = Vec::with_capacity(len);
+    for _ in 0..len {
+        events.push(Event::read_valid(&mut r)?);
+    }
+    r.at_end().then(|| TelemetryBatch { certificate: certificate.to_vec(), events })
+}
+
+/// A field as read, kept until every key has been seen.
+type Slot<T> = Option<Result<T, BatchError>>;
+
+fn read_schema(r: &mut Reader<'_>) -> Result<(), BatchError> {
+    match r.next()? {
+        Item::Text(s) if s == SCHEMA.as_bytes() => Ok(()),
+        Item::Text(s) => Err(BatchError::Schema(cbor::text(s)?.chars().take(64).collect())),
+        _ => Err(BatchError::WrongType("schema")),
+    }
+}
+
+fn read_certificate(r: &mut Reader<'_>) -> Result<Vec<u8>, BatchError> {
+    match r.next()? {
+        Item::Bytes(b) => Ok(b.to_vec()),
+        _ => Err(BatchError::WrongType("certificate")),
+    }
+}
+
+fn read_events(r: &mut Reader<'_>) -> Result<Vec<Event>, BatchError> {
+    let Item::Array(len) = r.next()? else {
+        return Err(BatchError::WrongType("events"));
+    };
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > MAX_BATCH_EVENTS {
+        return Err(BatchError::TooManyEvents(len));
+    }
+    let mut events = Vec::with_capacity(len);
+    for index in 0..len {
+        events.push(Event::read_cbor(r).map_err(|source| BatchError::Event { index, source })?);
+    }
+    Ok(events)
+}
+
+/// The codec this module replaced, kept as the oracle of the tests.
+#[cfg(test)]
+pub(crate) mod reference {
+    use super::*;
+    use crate::event::reference::{from_cbor, to_cbor};
+    use ciborium::Value as Cbor;
+
+    fn uint(v: u64) -> Cbor {
+        Cbor::Integer(v.into())
+    }
+
+    /// The old `TelemetryBatch::encode`.
+    pub(crate) fn encode(batch: &TelemetryBatch) -> Vec<u8> {
+        let events = batch.events.iter().map(to_cbor).collect();
+        cbor::reference::to_vec(&Cbor::Map(vec![
+            (uint(key::SCHEMA), Cbor::Text(SCHEMA.to_owned())),
+            (uint(key::CERTIFICATE), Cbor::Bytes(batch.certificate.clone())),
+            (uint(key::EVENTS), Cbor::Array(events)),
+        ]))
+    }
+
+    /// The old `TelemetryBatch::decode`.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<TelemetryBatch, BatchError> {
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(BatchError::Oversize(bytes.len()));
+        }
         let mut slots: [Option<Cbor>; 3] = Default::default();
-        for (k, v) in cbor::int_keyed_map(cbor::from_slice(bytes)?, &key::ALL)? {
+        for (k, v) in cbor::int_keyed_map(cbor::reference::from_slice(bytes)?, &key::ALL)? {
             let slot = &mut slots[k as usize];
             if slot.is_some() {
                 return Err(BatchError::DuplicateKey(k));
@@ -136,14 +274,8 @@ impl TelemetryBatch {
         let events = events
             .into_iter()
             .enumerate()
-            .map(|(index, v)| {
-                Event::from_cbor(v).map_err(|source| BatchError::Event { index, source })
-            })
+            .map(|(index, v)| from_cbor(v).map_err(|source| BatchError::Event { index, source }))
             .collect::<Result<_, _>>()?;
         Ok(TelemetryBatch { certificate, events })
     }
-}
-
-fn uint(v: u64) -> Cbor {
-    Cbor::Integer(v.into())
 }

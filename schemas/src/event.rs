@@ -17,11 +17,10 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use ciborium::Value as Cbor;
 use serde_json::{Map, Number, Value as Json};
 
 use crate::Address;
-use crate::cbor::{self, CborError, MapError};
+use crate::cbor::{self, CborError, Duplicates, Item, MapError, Reader, major};
 
 /// Longest family name (the Kafka envelope's `type`), in bytes.
 pub const MAX_FAMILY_LEN: usize = 64;
@@ -484,47 +483,640 @@ impl Event {
 
     /// The deterministic CBOR encoding (rule `event` of `telemetry.cddl`).
     pub fn encode(&self) -> Vec<u8> {
-        cbor::to_vec(&self.to_cbor())
+        let mut out = Vec::with_capacity(512);
+        self.write_cbor(&mut out, &mut Vec::new());
+        out
     }
 
     /// Strictly decodes one event encoded alone: deterministic CBOR, known
     /// keys, types and limits.
     pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
-        Event::from_cbor(cbor::from_slice(bytes)?)
+        let mut fast = Reader::new(bytes);
+        if let Some(event) = Event::read_valid(&mut fast)
+            && fast.at_end()
+        {
+            return Ok(event);
+        }
+        cbor::check(bytes, Duplicates::Allow)?;
+        let mut reader = Reader::new(bytes);
+        let event = Event::read_cbor(&mut reader)?;
+        reader.finish()?;
+        Ok(event)
     }
 
-    /// The event as a CBOR value (map entries in any order; [`cbor::to_vec`] sorts).
-    pub(crate) fn to_cbor(&self) -> Cbor {
-        let mut entries = vec![
-            (uint(key::FAMILY), Cbor::Text(self.family.as_str().to_owned())),
-            (uint(key::DATA), json_to_cbor(&self.data)),
+    /// Appends the event's deterministic encoding to `out`, written straight
+    /// from the fields: the integer keys go in increasing order, which is
+    /// their deterministic order. `scratch` is reused to sort object members.
+    pub(crate) fn write_cbor<'a>(&'a self, out: &mut Vec<u8>, scratch: &mut Scratch<'a>) {
+        // Keys 3..=8, in order.
+        let texts = [
+            &self.subtype,
+            &self.stream_id,
+            &self.request_id,
+            &self.manifest_id,
+            &self.pipeline_id,
+            &self.model_id,
         ];
+        let present = [
+            self.ts.is_some(),
+            self.orchestrator.is_some(),
+            self.gateway_region.is_some(),
+            self.origin.is_some(),
+            self.kafka_envelope.is_some(),
+        ];
+        let len = 2
+            + texts.iter().filter(|t| t.is_some()).count()
+            + present.iter().filter(|p| **p).count();
+        cbor::write_head(out, major::MAP, len as u64);
+        cbor::write_uint(out, key::FAMILY);
+        cbor::write_text(out, self.family.as_str());
+        cbor::write_uint(out, key::DATA);
+        write_json(&self.data, out, scratch);
         if let Some(ts) = self.ts {
+            cbor::write_uint(out, key::TS);
+            cbor::write_uint(out, ts);
+        }
+        for (k, text) in (key::SUBTYPE..).zip(texts) {
+            if let Some(text) = text {
+                cbor::write_uint(out, k);
+                cbor::write_text(out, text);
+            }
+        }
+        if let Some(orchestrator) = &self.orchestrator {
+            cbor::write_uint(out, key::ORCHESTRATOR);
+            cbor::write_bytes(out, &orchestrator.0);
+        }
+        if let Some(region) = &self.gateway_region {
+            cbor::write_uint(out, key::GATEWAY_REGION);
+            cbor::write_text(out, region);
+        }
+        if let Some(origin) = self.origin {
+            cbor::write_uint(out, key::ORIGIN);
+            cbor::write_uint(out, origin.code());
+        }
+        if let Some(envelope) = &self.kafka_envelope {
+            cbor::write_uint(out, key::KAFKA);
+            write_object(envelope, out, scratch);
+        }
+    }
+
+    /// The fast path of decoding: reads an event that is valid in every
+    /// respect, deterministic encoding included (shortest heads and floats,
+    /// keys in strictly increasing order, UTF-8), in one pass over unchecked
+    /// bytes, and gives up (`None`) at the first thing that is not, leaving
+    /// the exact path ([`cbor::check`], then [`Event::read_cbor`]) to say why.
+    /// It must never accept what the exact path rejects.
+    pub(crate) fn read_valid(r: &mut Reader<'_>) -> Option<Event> {
+        let Item::Map(len) = r.next().ok()? else {
+            return None;
+        };
+        let mut family = None;
+        let mut data = None;
+        let mut event = Event {
+            family: Family::Probe,
+            ts: None,
+            subtype: None,
+            stream_id: None,
+            request_id: None,
+            manifest_id: None,
+            pipeline_id: None,
+            model_id: None,
+            orchestrator: None,
+            gateway_region: None,
+            origin: None,
+            data: Json::Null,
+            kafka_envelope: None,
+        };
+        // Keys 0..=12 are one byte each, so their encoded order is numeric.
+        let mut prev_key = None;
+        for _ in 0..len {
+            let Item::Uint(k) = r.next().ok()? else {
+                return None;
+            };
+            if prev_key.is_some_and(|prev| prev >= k) {
+                return None;
+            }
+            prev_key = Some(k);
+            match k {
+                key::FAMILY => family = Some(Family::from_name(valid_text(r, MAX_FAMILY_LEN)?)),
+                key::DATA => data = Some(valid_json(r, MAX_JSON_DEPTH)?),
+                key::TS => {
+                    let Item::Uint(ts) = r.next().ok()? else {
+                        return None;
+                    };
+                    event.ts = Some(ts);
+                }
+                key::SUBTYPE => event.subtype = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned()),
+                key::STREAM_ID => event.stream_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned()),
+                key::REQUEST_ID => {
+                    event.request_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned());
+                }
+                key::MANIFEST_ID => {
+                    event.manifest_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned());
+                }
+                key::PIPELINE_ID => {
+                    event.pipeline_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned());
+                }
+                key::MODEL_ID => event.model_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned()),
+                key::ORCHESTRATOR => {
+                    let Item::Bytes(b) = r.next().ok()? else {
+                        return None;
+                    };
+                    event.orchestrator = Some(Address::from_slice(b)?);
+                }
+                key::GATEWAY_REGION => {
+                    event.gateway_region = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned());
+                }
+                key::ORIGIN => {
+                    let Item::Uint(code) = r.next().ok()? else {
+                        return None;
+                    };
+                    event.origin = Some(Origin::from_code(code)?);
+                }
+                key::KAFKA => {
+                    let Item::Map(len) = r.next().ok()? else {
+                        return None;
+                    };
+                    let mut envelope = Map::with_capacity(r.capacity(len));
+                    let mut prev = None;
+                    for _ in 0..len {
+                        let name = valid_name(r, &mut prev)?;
+                        if name == "type" || name == "data" {
+                            return None;
+                        }
+                        envelope.insert(name.to_owned(), valid_json(r, MAX_JSON_DEPTH)?);
+                    }
+                    event.kafka_envelope = Some(envelope);
+                }
+                _ => return None,
+            }
+        }
+        // Family and data are required.
+        event.family = family?;
+        event.data = data?;
+        Some(event)
+    }
+
+    /// Strictly reads one event from checked CBOR ([`cbor::check`]), reporting
+    /// the first problem in the order the format defines: keys (not a map, a
+    /// key that is not an unsigned integer, an unknown key, then a repeated
+    /// key), then each field in turn.
+    pub(crate) fn read_cbor(r: &mut Reader<'_>) -> Result<Event, EventError> {
+        let Item::Map(len) = r.next()? else {
+            return Err(EventError::Structure(MapError::NotAMap));
+        };
+        let mut seen = [false; key::ALL.len()];
+        let mut duplicate = None;
+        let mut family: Slot<Family> = None;
+        let mut data: Slot<Json> = None;
+        let mut ts: Slot<u64> = None;
+        let mut texts: [Slot<String>; key::ALL.len()] = Default::default();
+        let mut orchestrator: Slot<Address> = None;
+        let mut origin: Slot<Origin> = None;
+        let mut kafka: Slot<Map<String, Json>> = None;
+        for _ in 0..len {
+            let Item::Uint(k) = r.next()? else {
+                return Err(EventError::Structure(MapError::BadKey));
+            };
+            let Some(seen) = usize::try_from(k).ok().and_then(|i| seen.get_mut(i)) else {
+                return Err(EventError::Structure(MapError::UnknownKey(k)));
+            };
+            if *seen {
+                // Reported once every key is known to be valid.
+                duplicate.get_or_insert(k);
+                r.skip()?;
+                continue;
+            }
+            *seen = true;
+            match k {
+                key::FAMILY => family = r.slot(read_family)?,
+                key::DATA => data = r.slot(|r| read_json(r, MAX_JSON_DEPTH))?,
+                key::TS => ts = r.slot(read_ts)?,
+                key::ORCHESTRATOR => orchestrator = r.slot(read_orchestrator)?,
+                key::ORIGIN => origin = r.slot(read_origin)?,
+                key::KAFKA => kafka = r.slot(read_kafka)?,
+                _ => {
+                    let slot = r.slot(|r| read_text(r, k))?;
+                    if let Some(s) = texts.get_mut(k as usize) {
+                        *s = slot;
+                    }
+                }
+            }
+        }
+        if let Some(k) = duplicate {
+            return Err(EventError::DuplicateKey(k));
+        }
+        let family = family.ok_or(EventError::Missing(key::NAMES[key::FAMILY as usize]))??;
+        let data = data.ok_or(EventError::Missing(key::NAMES[key::DATA as usize]))??;
+        let ts = ts.transpose()?;
+        let mut text = |k: u64| texts.get_mut(k as usize).and_then(Option::take).transpose();
+        let subtype = text(key::SUBTYPE)?;
+        let stream_id = text(key::STREAM_ID)?;
+        let request_id = text(key::REQUEST_ID)?;
+        let manifest_id = text(key::MANIFEST_ID)?;
+        let pipeline_id = text(key::PIPELINE_ID)?;
+        let model_id = text(key::MODEL_ID)?;
+        let gateway_region = text(key::GATEWAY_REGION)?;
+        Ok(Event {
+            family,
+            ts,
+            subtype,
+            stream_id,
+            request_id,
+            manifest_id,
+            pipeline_id,
+            model_id,
+            orchestrator: orchestrator.transpose()?,
+            gateway_region,
+            origin: origin.transpose()?,
+            data,
+            kafka_envelope: kafka.transpose()?,
+        })
+    }
+}
+
+/// Tolerant readers for go-livepeer's untidy JSON: numbers as strings, empty
+/// strings for "unknown", nulls. They return `None` rather than fail.
+pub mod lenient {
+    use serde_json::Value as Json;
+
+    /// Non-empty text; `None` for `""`, null and non-text values.
+    pub fn as_text(v: &Json) -> Option<&str> {
+        v.as_str().filter(|s| !s.is_empty())
+    }
+
+    /// A whole non-negative number: a JSON integer, a float with no
+    /// fractional part (below 2^64), or a string of ASCII digits (`"79"`).
+    pub fn as_u64(v: &Json) -> Option<u64> {
+        match v {
+            Json::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 18_446_744_073_709_551_616.0)
+                    .map(|f| f as u64)
+            }),
+            Json::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// A finite number: a JSON number or a string holding one in decimal
+    /// (`"0.0009930487"`, `"79"`). Strings with units (`"1505.712 wei/pixel"`)
+    /// are not numbers.
+    pub fn as_f64(v: &Json) -> Option<f64> {
+        match v {
+            Json::Number(n) => n.as_f64(),
+            Json::String(s) => {
+                let numeric =
+                    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+                s.parse::<f64>().ok().filter(|f| numeric && f.is_finite())
+            }
+            _ => None,
+        }
+    }
+
+    /// A timestamp in ms: [`as_u64`], except that 0 (Go's zero value) is unknown.
+    pub fn as_timestamp(v: &Json) -> Option<u64> {
+        as_u64(v).filter(|t| *t > 0)
+    }
+}
+
+/// A header field's text taken from `data`: non-empty and within [`MAX_FIELD_LEN`].
+fn header_text(v: Option<&Json>) -> Option<String> {
+    v.and_then(lenient::as_text).filter(|s| s.len() <= MAX_FIELD_LEN).map(str::to_owned)
+}
+
+fn family_from_name(name: &str, field: &'static str) -> Result<Family, EventError> {
+    check_family(name, field)?;
+    Ok(Family::from_name(name))
+}
+
+fn check_family(name: &str, field: &'static str) -> Result<(), EventError> {
+    check_text(name, field, MAX_FAMILY_LEN)
+}
+
+fn check_text(text: &str, field: &'static str, max: usize) -> Result<(), EventError> {
+    if text.is_empty() {
+        Err(EventError::Empty(field))
+    } else if text.len() > max {
+        Err(EventError::Oversize { field, len: text.len(), max })
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks that `v` nests at most [`MAX_JSON_DEPTH`] deep, without recursing
+/// further than that on hostile input.
+fn check_depth(v: &Json) -> Result<(), EventError> {
+    fn fits(v: &Json, left: usize) -> bool {
+        match v {
+            Json::Array(items) => left > 0 && items.iter().all(|i| fits(i, left - 1)),
+            Json::Object(map) => left > 0 && map.values().all(|i| fits(i, left - 1)),
+            _ => true,
+        }
+    }
+    if fits(v, MAX_JSON_DEPTH) { Ok(()) } else { Err(EventError::TooDeep) }
+}
+
+/// Object members being sorted while an event is encoded (a stack shared by
+/// nested objects, so that encoding allocates once).
+pub(crate) type Scratch<'a> = Vec<(&'a str, &'a Json)>;
+
+/// A field as read, kept until every key has been seen: absent, or its value
+/// or its error.
+type Slot<T> = Option<Result<T, EventError>>;
+
+/// Appends a JSON value as deterministic CBOR: integers as CBOR integers,
+/// other numbers as the shortest float that holds them exactly, objects as
+/// maps with text keys in deterministic order.
+fn write_json<'a>(v: &'a Json, out: &mut Vec<u8>, scratch: &mut Scratch<'a>) {
+    match v {
+        Json::Null => out.push(0xf6),
+        Json::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
+        Json::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                cbor::write_uint(out, u);
+            } else if let Some(i) = n.as_i64() {
+                cbor::write_int(out, i);
+            } else {
+                // serde_json numbers are u64, i64 or finite f64.
+                cbor::write_float(out, n.as_f64().unwrap_or(0.0));
+            }
+        }
+        Json::String(s) => cbor::write_text(out, s),
+        Json::Array(items) => {
+            cbor::write_head(out, major::ARRAY, items.len() as u64);
+            for item in items {
+                write_json(item, out, scratch);
+            }
+        }
+        Json::Object(map) => write_object(map, out, scratch),
+    }
+}
+
+/// Appends an object as a CBOR map, members in deterministic order: shorter
+/// names first, then bytewise (the order of their encodings).
+fn write_object<'a>(map: &'a Map<String, Json>, out: &mut Vec<u8>, scratch: &mut Scratch<'a>) {
+    cbor::write_head(out, major::MAP, map.len() as u64);
+    let mut names = map.keys();
+    let sorted = match names.next() {
+        None => true,
+        Some(first) => names
+            .try_fold(first, |prev, name| (cmp_names(prev, name).is_lt()).then_some(name))
+            .is_some(),
+    };
+    if sorted {
+        for (name, value) in map {
+            cbor::write_text(out, name);
+            write_json(value, out, scratch);
+        }
+        return;
+    }
+    let base = scratch.len();
+    scratch.extend(map.iter().map(|(name, value)| (name.as_str(), value)));
+    let end = scratch.len();
+    if let Some(members) = scratch.get_mut(base..) {
+        // Names are unique, so an unstable sort is deterministic.
+        members.sort_unstable_by(|a, b| cmp_names(a.0, b.0));
+    }
+    for i in base..end {
+        // Nested objects push above `end` and pop back before returning.
+        if let Some(&(name, value)) = scratch.get(i) {
+            cbor::write_text(out, name);
+            write_json(value, out, scratch);
+        }
+    }
+    scratch.truncate(base);
+}
+
+/// The order of two text keys' encodings.
+fn cmp_names(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+}
+
+/// Fast path: non-empty text of at most `max` bytes.
+#[inline]
+fn valid_text<'a>(r: &mut Reader<'a>, max: usize) -> Option<&'a str> {
+    let Item::Text(t) = r.next().ok()? else {
+        return None;
+    };
+    if t.is_empty() || t.len() > max {
+        return None;
+    }
+    std::str::from_utf8(t).ok()
+}
+
+/// Fast path: a map key that is text and sorts strictly after the previous
+/// key `prev` (so no key repeats).
+#[inline]
+fn valid_name<'a>(r: &mut Reader<'a>, prev: &mut Option<&'a str>) -> Option<&'a str> {
+    let Item::Text(t) = r.next().ok()? else {
+        return None;
+    };
+    let name = std::str::from_utf8(t).ok()?;
+    if prev.is_some_and(|prev| !cmp_names(prev, name).is_lt()) {
+        return None;
+    }
+    *prev = Some(name);
+    Some(name)
+}
+
+/// Fast path: a value in the JSON subset, nesting at most `left` deep, map
+/// keys in strictly increasing order.
+fn valid_json(r: &mut Reader<'_>, left: usize) -> Option<Json> {
+    Some(match r.next().ok()? {
+        Item::Null => Json::Null,
+        Item::Bool(b) => Json::Bool(b),
+        Item::Uint(u) => Json::Number(u.into()),
+        Item::Nint(n) => Json::Number((-1 - i64::try_from(n).ok()?).into()),
+        Item::Float(f) => Json::Number(Number::from_f64(f)?),
+        Item::Text(t) => Json::String(std::str::from_utf8(t).ok()?.to_owned()),
+        Item::Array(len) => {
+            let left = left.checked_sub(1)?;
+            let mut items = Vec::with_capacity(r.capacity(len));
+            for _ in 0..len {
+                items.push(valid_json(r, left)?);
+            }
+            Json::Array(items)
+        }
+        Item::Map(len) => {
+            let left = left.checked_sub(1)?;
+            let mut map = Map::with_capacity(r.capacity(len));
+            let mut prev = None;
+            for _ in 0..len {
+                let name = valid_name(r, &mut prev)?;
+                map.insert(name.to_owned(), valid_json(r, left)?);
+            }
+            Json::Object(map)
+        }
+        Item::Bytes(_) | Item::Tag(_) => return None,
+    })
+}
+
+fn read_family(r: &mut Reader<'_>) -> Result<Family, EventError> {
+    let field = key::NAMES[key::FAMILY as usize];
+    let Item::Text(t) = r.next()? else {
+        return Err(EventError::WrongType(field));
+    };
+    family_from_name(cbor::text(t)?, field)
+}
+
+fn read_ts(r: &mut Reader<'_>) -> Result<u64, EventError> {
+    match r.next()? {
+        Item::Uint(ts) => Ok(ts),
+        _ => Err(EventError::WrongType(key::NAMES[key::TS as usize])),
+    }
+}
+
+fn read_text(r: &mut Reader<'_>, k: u64) -> Result<String, EventError> {
+    let field = key::NAMES.get(k as usize).copied().unwrap_or("?");
+    let Item::Text(t) = r.next()? else {
+        return Err(EventError::WrongType(field));
+    };
+    let t = cbor::text(t)?;
+    check_text(t, field, MAX_FIELD_LEN)?;
+    Ok(t.to_owned())
+}
+
+fn read_orchestrator(r: &mut Reader<'_>) -> Result<Address, EventError> {
+    let field = key::NAMES[key::ORCHESTRATOR as usize];
+    let Item::Bytes(b) = r.next()? else {
+        return Err(EventError::WrongType(field));
+    };
+    Address::from_slice(b).ok_or(EventError::WrongLength { field, expected: 20, actual: b.len() })
+}
+
+fn read_origin(r: &mut Reader<'_>) -> Result<Origin, EventError> {
+    let Item::Uint(code) = r.next()? else {
+        return Err(EventError::WrongType(key::NAMES[key::ORIGIN as usize]));
+    };
+    Origin::from_code(code).ok_or(EventError::UnknownOrigin(code))
+}
+
+fn read_kafka(r: &mut Reader<'_>) -> Result<Map<String, Json>, EventError> {
+    let field = key::NAMES[key::KAFKA as usize];
+    let Item::Map(len) = r.next()? else {
+        return Err(EventError::WrongType(field));
+    };
+    let mut envelope = Map::with_capacity(r.capacity(len));
+    for _ in 0..len {
+        let Item::Text(member) = r.next()? else {
+            return Err(EventError::WrongType(field));
+        };
+        let member = cbor::text(member)?;
+        if member == "type" || member == "data" {
+            return Err(EventError::ReservedMember(member.to_owned()));
+        }
+        let value = read_json(r, MAX_JSON_DEPTH)?;
+        insert_member(&mut envelope, member, value)?;
+    }
+    Ok(envelope)
+}
+
+/// Inserts a member, refusing a name already there.
+fn insert_member(map: &mut Map<String, Json>, name: &str, value: Json) -> Result<(), EventError> {
+    match map.entry(name) {
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+            Ok(())
+        }
+        serde_json::map::Entry::Occupied(_) => Err(EventError::DuplicateJsonKey(name.to_owned())),
+    }
+}
+
+/// Strictly reads a CBOR value in the JSON subset (null, bool, 64-bit
+/// integer, finite float, text, array, map with text keys) as JSON, nesting
+/// at most `left` deep.
+fn read_json(r: &mut Reader<'_>, left: usize) -> Result<Json, EventError> {
+    Ok(match r.next()? {
+        Item::Null => Json::Null,
+        Item::Bool(b) => Json::Bool(b),
+        Item::Uint(u) => Json::Number(u.into()),
+        Item::Nint(n) => match i64::try_from(n) {
+            Ok(n) => Json::Number((-1 - n).into()),
+            Err(_) => return Err(EventError::NotJson("integer outside the 64-bit range")),
+        },
+        Item::Float(f) => {
+            Json::Number(Number::from_f64(f).ok_or(EventError::NotJson("non-finite float"))?)
+        }
+        Item::Text(t) => Json::String(cbor::text(t)?.to_owned()),
+        Item::Array(len) => {
+            let left = left.checked_sub(1).ok_or(EventError::TooDeep)?;
+            let mut items = Vec::with_capacity(r.capacity(len));
+            for _ in 0..len {
+                items.push(read_json(r, left)?);
+            }
+            Json::Array(items)
+        }
+        Item::Map(len) => {
+            let left = left.checked_sub(1).ok_or(EventError::TooDeep)?;
+            let mut map = Map::with_capacity(r.capacity(len));
+            for _ in 0..len {
+                let Item::Text(name) = r.next()? else {
+                    return Err(EventError::NotJson("map key that is not text"));
+                };
+                let name = cbor::text(name)?;
+                let value = read_json(r, left)?;
+                insert_member(&mut map, name, value)?;
+            }
+            Json::Object(map)
+        }
+        Item::Bytes(_) => return Err(EventError::NotJson("byte string")),
+        Item::Tag(_) => return Err(EventError::NotJson("tag")),
+    })
+}
+
+/// The codec this module replaced: events through `ciborium::Value`. Kept as
+/// the oracle of the tests.
+#[cfg(test)]
+pub(crate) mod reference {
+    use super::*;
+    use ciborium::Value as Cbor;
+
+    /// The old `Event::encode`.
+    pub(crate) fn encode(event: &Event) -> Vec<u8> {
+        cbor::reference::to_vec(&to_cbor(event))
+    }
+
+    /// The old `Event::decode`.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Event, EventError> {
+        from_cbor(cbor::reference::from_slice(bytes)?)
+    }
+
+    /// The old `Event::to_cbor`: the event as a CBOR value (map entries in
+    /// any order; the encoder sorts).
+    pub(crate) fn to_cbor(this: &Event) -> Cbor {
+        let mut entries = vec![
+            (uint(key::FAMILY), Cbor::Text(this.family.as_str().to_owned())),
+            (uint(key::DATA), json_to_cbor(&this.data)),
+        ];
+        if let Some(ts) = this.ts {
             entries.push((uint(key::TS), uint(ts)));
         }
         let texts = [
-            (key::SUBTYPE, &self.subtype),
-            (key::STREAM_ID, &self.stream_id),
-            (key::REQUEST_ID, &self.request_id),
-            (key::MANIFEST_ID, &self.manifest_id),
-            (key::PIPELINE_ID, &self.pipeline_id),
-            (key::MODEL_ID, &self.model_id),
+            (key::SUBTYPE, &this.subtype),
+            (key::STREAM_ID, &this.stream_id),
+            (key::REQUEST_ID, &this.request_id),
+            (key::MANIFEST_ID, &this.manifest_id),
+            (key::PIPELINE_ID, &this.pipeline_id),
+            (key::MODEL_ID, &this.model_id),
         ];
         for (k, text) in texts {
             if let Some(text) = text {
                 entries.push((uint(k), Cbor::Text(text.clone())));
             }
         }
-        if let Some(orchestrator) = self.orchestrator {
+        if let Some(orchestrator) = this.orchestrator {
             entries.push((uint(key::ORCHESTRATOR), Cbor::Bytes(orchestrator.0.to_vec())));
         }
-        if let Some(region) = &self.gateway_region {
+        if let Some(region) = &this.gateway_region {
             entries.push((uint(key::GATEWAY_REGION), Cbor::Text(region.clone())));
         }
-        if let Some(origin) = self.origin {
+        if let Some(origin) = this.origin {
             entries.push((uint(key::ORIGIN), uint(origin.code())));
         }
-        if let Some(envelope) = &self.kafka_envelope {
+        if let Some(envelope) = &this.kafka_envelope {
             let members = envelope
                 .iter()
                 .map(|(name, value)| (Cbor::Text(name.clone()), json_to_cbor(value)))
@@ -634,165 +1226,83 @@ impl Event {
             kafka_envelope,
         })
     }
-}
 
-/// Tolerant readers for go-livepeer's untidy JSON: numbers as strings, empty
-/// strings for "unknown", nulls. They return `None` rather than fail.
-pub mod lenient {
-    use serde_json::Value as Json;
-
-    /// Non-empty text; `None` for `""`, null and non-text values.
-    pub fn as_text(v: &Json) -> Option<&str> {
-        v.as_str().filter(|s| !s.is_empty())
+    fn uint(v: u64) -> Cbor {
+        Cbor::Integer(v.into())
     }
 
-    /// A whole non-negative number: a JSON integer, a float with no
-    /// fractional part (below 2^64), or a string of ASCII digits (`"79"`).
-    pub fn as_u64(v: &Json) -> Option<u64> {
+    /// A JSON value as CBOR: integers as CBOR integers, floats as CBOR floats
+    /// (the shortest lossless head, written by the encoder).
+    pub(crate) fn json_to_cbor(v: &Json) -> Cbor {
         match v {
-            Json::Number(n) => n.as_u64().or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 18_446_744_073_709_551_616.0)
-                    .map(|f| f as u64)
-            }),
-            Json::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-                s.parse().ok()
-            }
-            _ => None,
-        }
-    }
-
-    /// A finite number: a JSON number or a string holding one in decimal
-    /// (`"0.0009930487"`, `"79"`). Strings with units (`"1505.712 wei/pixel"`)
-    /// are not numbers.
-    pub fn as_f64(v: &Json) -> Option<f64> {
-        match v {
-            Json::Number(n) => n.as_f64(),
-            Json::String(s) => {
-                let numeric =
-                    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
-                s.parse::<f64>().ok().filter(|f| numeric && f.is_finite())
-            }
-            _ => None,
-        }
-    }
-
-    /// A timestamp in ms: [`as_u64`], except that 0 (Go's zero value) is unknown.
-    pub fn as_timestamp(v: &Json) -> Option<u64> {
-        as_u64(v).filter(|t| *t > 0)
-    }
-}
-
-/// A header field's text taken from `data`: non-empty and within [`MAX_FIELD_LEN`].
-fn header_text(v: Option<&Json>) -> Option<String> {
-    v.and_then(lenient::as_text).filter(|s| s.len() <= MAX_FIELD_LEN).map(str::to_owned)
-}
-
-fn family_from_name(name: &str, field: &'static str) -> Result<Family, EventError> {
-    check_family(name, field)?;
-    Ok(Family::from_name(name))
-}
-
-fn check_family(name: &str, field: &'static str) -> Result<(), EventError> {
-    check_text(name, field, MAX_FAMILY_LEN)
-}
-
-fn check_text(text: &str, field: &'static str, max: usize) -> Result<(), EventError> {
-    if text.is_empty() {
-        Err(EventError::Empty(field))
-    } else if text.len() > max {
-        Err(EventError::Oversize { field, len: text.len(), max })
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks that `v` nests at most [`MAX_JSON_DEPTH`] deep, without recursing
-/// further than that on hostile input.
-fn check_depth(v: &Json) -> Result<(), EventError> {
-    fn fits(v: &Json, left: usize) -> bool {
-        match v {
-            Json::Array(items) => left > 0 && items.iter().all(|i| fits(i, left - 1)),
-            Json::Object(map) => left > 0 && map.values().all(|i| fits(i, left - 1)),
-            _ => true,
-        }
-    }
-    if fits(v, MAX_JSON_DEPTH) { Ok(()) } else { Err(EventError::TooDeep) }
-}
-
-fn uint(v: u64) -> Cbor {
-    Cbor::Integer(v.into())
-}
-
-/// A JSON value as CBOR: integers as CBOR integers, floats as CBOR floats
-/// (the shortest lossless head, written by [`cbor::to_vec`]).
-pub(crate) fn json_to_cbor(v: &Json) -> Cbor {
-    match v {
-        Json::Null => Cbor::Null,
-        Json::Bool(b) => Cbor::Bool(*b),
-        Json::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                uint(u)
-            } else if let Some(i) = n.as_i64() {
-                Cbor::Integer(i.into())
-            } else {
-                // serde_json numbers are u64, i64 or finite f64.
-                Cbor::Float(n.as_f64().unwrap_or(0.0))
-            }
-        }
-        Json::String(s) => Cbor::Text(s.clone()),
-        Json::Array(items) => Cbor::Array(items.iter().map(json_to_cbor).collect()),
-        Json::Object(map) => {
-            Cbor::Map(map.iter().map(|(k, v)| (Cbor::Text(k.clone()), json_to_cbor(v))).collect())
-        }
-    }
-}
-
-/// Strictly converts a CBOR value in the JSON subset back to JSON.
-pub(crate) fn cbor_to_json(v: Cbor) -> Result<Json, EventError> {
-    fn convert(v: Cbor, left: usize) -> Result<Json, EventError> {
-        Ok(match v {
-            Cbor::Null => Json::Null,
-            Cbor::Bool(b) => Json::Bool(b),
-            Cbor::Integer(i) => {
-                let i = i128::from(i);
-                if let Ok(u) = u64::try_from(i) {
-                    Json::Number(u.into())
-                } else if let Ok(s) = i64::try_from(i) {
-                    Json::Number(s.into())
+            Json::Null => Cbor::Null,
+            Json::Bool(b) => Cbor::Bool(*b),
+            Json::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    uint(u)
+                } else if let Some(i) = n.as_i64() {
+                    Cbor::Integer(i.into())
                 } else {
-                    return Err(EventError::NotJson("integer outside the 64-bit range"));
+                    // serde_json numbers are u64, i64 or finite f64.
+                    Cbor::Float(n.as_f64().unwrap_or(0.0))
                 }
             }
-            Cbor::Float(f) => {
-                Json::Number(Number::from_f64(f).ok_or(EventError::NotJson("non-finite float"))?)
-            }
-            Cbor::Text(s) => Json::String(s),
-            Cbor::Array(items) => {
-                let left = left.checked_sub(1).ok_or(EventError::TooDeep)?;
-                Json::Array(items.into_iter().map(|i| convert(i, left)).collect::<Result<_, _>>()?)
-            }
-            Cbor::Map(entries) => {
-                let left = left.checked_sub(1).ok_or(EventError::TooDeep)?;
-                let mut map = Map::new();
-                for (k, v) in entries {
-                    let Cbor::Text(k) = k else {
-                        return Err(EventError::NotJson("map key that is not text"));
-                    };
-                    let v = convert(v, left)?;
-                    if map.contains_key(&k) {
-                        return Err(EventError::DuplicateJsonKey(k));
-                    }
-                    map.insert(k, v);
-                }
-                Json::Object(map)
-            }
-            Cbor::Bytes(_) => return Err(EventError::NotJson("byte string")),
-            Cbor::Tag(..) => return Err(EventError::NotJson("tag")),
-            _ => return Err(EventError::NotJson("simple value")),
-        })
+            Json::String(s) => Cbor::Text(s.clone()),
+            Json::Array(items) => Cbor::Array(items.iter().map(json_to_cbor).collect()),
+            Json::Object(map) => Cbor::Map(
+                map.iter().map(|(k, v)| (Cbor::Text(k.clone()), json_to_cbor(v))).collect(),
+            ),
+        }
     }
-    convert(v, MAX_JSON_DEPTH)
+
+    /// Strictly converts a CBOR value in the JSON subset back to JSON.
+    pub(crate) fn cbor_to_json(v: Cbor) -> Result<Json, EventError> {
+        fn convert(v: Cbor, left: usize) -> Result<Json, EventError> {
+            Ok(match v {
+                Cbor::Null => Json::Null,
+                Cbor::Bool(b) => Json::Bool(b),
+                Cbor::Integer(i) => {
+                    let i = i128::from(i);
+                    if let Ok(u) = u64::try_from(i) {
+                        Json::Number(u.into())
+                    } else if let Ok(s) = i64::try_from(i) {
+                        Json::Number(s.into())
+                    } else {
+                        return Err(EventError::NotJson("integer outside the 64-bit range"));
+                    }
+                }
+                Cbor::Float(f) => Json::Number(
+                    Number::from_f64(f).ok_or(EventError::NotJson("non-finite float"))?,
+                ),
+                Cbor::Text(s) => Json::String(s),
+                Cbor::Array(items) => {
+                    let left = left.checked_sub(1).ok_or(EventError::TooDeep)?;
+                    Json::Array(
+                        items.into_iter().map(|i| convert(i, left)).collect::<Result<_, _>>()?,
+                    )
+                }
+                Cbor::Map(entries) => {
+                    let left = left.checked_sub(1).ok_or(EventError::TooDeep)?;
+                    let mut map = Map::new();
+                    for (k, v) in entries {
+                        let Cbor::Text(k) = k else {
+                            return Err(EventError::NotJson("map key that is not text"));
+                        };
+                        let v = convert(v, left)?;
+                        if map.contains_key(&k) {
+                            return Err(EventError::DuplicateJsonKey(k));
+                        }
+                        map.insert(k, v);
+                    }
+                    Json::Object(map)
+                }
+                Cbor::Bytes(_) => return Err(EventError::NotJson("byte string")),
+                Cbor::Tag(..) => return Err(EventError::NotJson("tag")),
+                _ => return Err(EventError::NotJson("simple value")),
+            })
+        }
+        convert(v, MAX_JSON_DEPTH)
+    }
 }
 
 #[cfg(test)]
@@ -865,5 +1375,218 @@ mod tests {
         let reserved = EventError::ReservedMember("data".into());
         assert_eq!(e.validate(), Err(reserved.clone()));
         assert_eq!(Event::decode(&e.encode()), Err(reserved));
+    }
+
+    /// The direct codecs against the ones they replaced ([`reference`] and
+    /// `batch::reference`): same bytes out, same result or error (bar the
+    /// wording of malformed CBOR) on any input.
+    mod agreement {
+        use super::*;
+        use crate::TelemetryBatch;
+        use crate::batch::{self, BatchError};
+        use crate::cbor::testing::{self, Choices};
+        use ciborium::Value as Cbor;
+        use proptest::prelude::*;
+
+        fn arb_json() -> impl Strategy<Value = Json> {
+            let leaf = prop_oneof![
+                Just(Json::Null),
+                any::<bool>().prop_map(Json::Bool),
+                any::<u64>().prop_map(|n| json!(n)),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<u64>().prop_filter_map("finite", |b| {
+                    Number::from_f64(f64::from_bits(b)).map(Json::Number)
+                }),
+                prop::sample::select(vec![0.0, -0.0, 0.5, 1e300, 65504.0, 100000.0])
+                    .prop_filter_map("finite", |f| Number::from_f64(f).map(Json::Number)),
+                "\\PC{0,10}".prop_map(Json::String),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Json::Array),
+                    prop::collection::vec((testing::arb_text(), inner), 0..6)
+                        .prop_map(|m| Json::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn arb_opt_text() -> impl Strategy<Value = Option<String>> {
+            prop::option::of(prop_oneof![
+                testing::arb_text(),
+                Just("y".repeat(MAX_FIELD_LEN)),
+                Just("y".repeat(MAX_FIELD_LEN + 1)),
+            ])
+        }
+
+        /// Events as built by hand: any field values, valid or not.
+        fn arb_event() -> impl Strategy<Value = Event> {
+            (
+                (
+                    prop_oneof![testing::arb_text(), "[a-z_]{1,70}"],
+                    arb_json(),
+                    any::<Option<u64>>(),
+                ),
+                [arb_opt_text(), arb_opt_text(), arb_opt_text(), arb_opt_text()],
+                [arb_opt_text(), arb_opt_text(), arb_opt_text()],
+                (any::<Option<[u8; 20]>>(), any::<Option<bool>>()),
+                prop::option::of(prop::collection::vec((testing::arb_text(), arb_json()), 0..4)),
+            )
+                .prop_map(
+                    |((family, data, ts), [a, b, c, d], [e, f, g], (orch, origin), kafka)| Event {
+                        family: Family::from_name(&family),
+                        ts,
+                        subtype: a,
+                        stream_id: b,
+                        request_id: c,
+                        manifest_id: d,
+                        pipeline_id: e,
+                        model_id: f,
+                        orchestrator: orch.map(Address),
+                        gateway_region: g,
+                        origin: origin
+                            .map(|s| if s { Origin::Synthetic } else { Origin::Production }),
+                        data,
+                        kafka_envelope: kafka.map(|m| m.into_iter().collect()),
+                    },
+                )
+        }
+
+        /// A field value of the right type or not; bodies in and out of
+        /// the JSON subset (repeated member names, non-finite floats, …).
+        fn arb_field() -> impl Strategy<Value = Cbor> {
+            let body = testing::arb_leaf().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Cbor::Array),
+                    prop::collection::vec(
+                        (testing::arb_text().prop_map(Cbor::Text), inner.clone()),
+                        0..4
+                    )
+                    .prop_map(Cbor::Map),
+                    prop::collection::vec((testing::arb_leaf(), inner), 0..2).prop_map(Cbor::Map),
+                ]
+            });
+            prop_oneof![
+                2 => prop::sample::select(vec!["", "x", "stream_trace", "type", "data"])
+                    .prop_map(|t| Cbor::Text(t.into())),
+                1 => Just(Cbor::Text("y".repeat(MAX_FIELD_LEN + 1))),
+                1 => (0u64..3).prop_map(|n| Cbor::Integer(n.into())),
+                1 => prop::collection::vec(any::<u8>(), 19..22).prop_map(Cbor::Bytes),
+                1 => Just((0..MAX_JSON_DEPTH + 1).fold(Cbor::Null, |v, _| Cbor::Array(vec![v]))),
+                4 => body,
+            ]
+        }
+
+        /// Values shaped like an event map, right and wrong: keys known,
+        /// unknown, negative or text, repeated or out of order; valid events
+        /// with one field replaced, repeated or removed; anything at all.
+        fn arb_event_value() -> impl Strategy<Value = Cbor> {
+            let key = prop_oneof![
+                6 => (0u64..13).prop_map(|k| Cbor::Integer(k.into())),
+                1 => prop::sample::select(vec![13i64, 24, -1]).prop_map(|k| Cbor::Integer(k.into())),
+                1 => Just(Cbor::Text("k".into())),
+            ];
+            let perturbed = (arb_event(), any::<prop::sample::Index>(), arb_field(), 0u8..4)
+                .prop_map(|(event, at, value, op)| {
+                    let Cbor::Map(mut entries) = reference::to_cbor(&event) else {
+                        unreachable!("an event is a map")
+                    };
+                    let i = at.index(entries.len());
+                    match op {
+                        0 => entries[i].1 = value,
+                        1 => entries.insert(i, entries[i].clone()),
+                        2 => drop(entries.remove(i)),
+                        _ => entries.push((entries[i].0.clone(), value)),
+                    }
+                    Cbor::Map(entries)
+                });
+            prop_oneof![
+                3 => prop::collection::vec((key, arb_field()), 0..8).prop_map(Cbor::Map),
+                3 => perturbed,
+                1 => arb_event().prop_map(|e| reference::to_cbor(&e)),
+                1 => testing::arb_value(),
+            ]
+        }
+
+        fn batch_value(events: Vec<Cbor>, certificate: Cbor) -> Cbor {
+            let int = |k: u64| Cbor::Integer(k.into());
+            Cbor::Map(vec![
+                (int(0), Cbor::Text(batch::SCHEMA.into())),
+                (int(1), certificate),
+                (int(2), Cbor::Array(events)),
+            ])
+        }
+
+        fn malformed<T>(r: &Result<T, EventError>) -> bool {
+            matches!(r, Err(EventError::Cbor(CborError::Malformed(_))))
+        }
+
+        fn batch_malformed<T>(r: &Result<T, BatchError>) -> bool {
+            matches!(r, Err(BatchError::Cbor(CborError::Malformed(_))))
+        }
+
+        /// Event and batch decoding agree with the reference on `bytes`.
+        fn assert_same_outcome(bytes: &[u8]) {
+            let (ours, theirs) = (Event::decode(bytes), reference::decode(bytes));
+            if !(malformed(&ours) && malformed(&theirs)) {
+                assert_eq!(ours, theirs, "event {bytes:02x?}");
+            }
+            if let Ok(event) = &ours {
+                assert_eq!(event.encode(), bytes);
+            }
+            let (ours, theirs) = (TelemetryBatch::decode(bytes), batch::reference::decode(bytes));
+            if !(batch_malformed(&ours) && batch_malformed(&theirs)) {
+                assert_eq!(ours, theirs, "batch {bytes:02x?}");
+            }
+            if let Ok(batch) = &ours {
+                assert_eq!(batch.encode(), bytes);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn encoders_match_the_reference(
+                events in prop::collection::vec(arb_event(), 0..4),
+                certificate in prop::collection::vec(any::<u8>(), 0..40),
+            ) {
+                for event in &events {
+                    let bytes = event.encode();
+                    prop_assert_eq!(&bytes, &reference::encode(event));
+                    assert_same_outcome(&bytes);
+                }
+                let batch = TelemetryBatch::new(certificate, events);
+                let bytes = batch.encode();
+                prop_assert_eq!(&bytes, &batch::reference::encode(&batch));
+                assert_same_outcome(&bytes);
+            }
+
+            #[test]
+            fn decoders_match_the_reference(
+                values in prop::collection::vec(arb_event_value(), 1..4),
+                certificate in prop_oneof![
+                    4 => prop::collection::vec(any::<u8>(), 0..8).prop_map(Cbor::Bytes),
+                    1 => testing::arb_leaf(),
+                ],
+                choices in prop::collection::vec(any::<u8>(), 0..48),
+                edits in prop::collection::vec(
+                    (any::<prop::sample::Index>(), any::<u8>(), any::<u8>()),
+                    0..3,
+                ),
+            ) {
+                let batch = batch_value(values.clone(), certificate);
+                let mut choices = Choices::new(choices);
+                for value in values.iter().chain([&batch]) {
+                    // Deterministic bytes (repeated keys included), loose
+                    // encodings, and both damaged.
+                    let canonical = cbor::to_vec(value);
+                    let loose = testing::loose(value, &mut choices);
+                    assert_same_outcome(&canonical);
+                    assert_same_outcome(&loose);
+                    assert_same_outcome(&testing::mutate(canonical, &edits));
+                    assert_same_outcome(&testing::mutate(loose, &edits));
+                }
+            }
+        }
     }
 }

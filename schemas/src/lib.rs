@@ -33,3 +33,4 @@ pub mod batch;
 pub mod event;
 pub use batch::{BatchError, TelemetryBatch};
 pub use event::{Event, EventError, Family, Origin};
+pub mod topic;

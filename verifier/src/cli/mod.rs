@@ -7,6 +7,7 @@ mod authority;
 mod delegate;
 mod envelope;
 mod keygen;
+mod subscribe;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     /// Read authority views from the chain.
     #[command(subcommand)]
     Authority(authority::AuthorityCommand),
+    /// Join the gossip network, verify every envelope received and print it as NDJSON.
+    Subscribe(subscribe::SubscribeArgs),
 }
 
 /// What a command found: success, or a check that failed (exit 1).
@@ -62,6 +65,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Delegate(cmd) => delegate::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
         Command::Authority(cmd) => authority::run(cmd),
+        Command::Subscribe(args) => subscribe::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

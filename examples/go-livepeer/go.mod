@@ -1,0 +1,3 @@
+module github.com/vouch-telemetry/vouch/examples/go-livepeer
+
+go 1.19

@@ -1,0 +1,30 @@
+//! `TelemetryBatch::decode`: an envelope's signed content.
+//!
+//! Asserts, for every accepted input: `encode(decode(x)) == x`, decode →
+//! encode → decode gives the same batch, the batch passes `validate`, and each
+//! event round-trips alone. Converting events back to Kafka JSON must not panic.
+//! Differential: accepts exactly what the ciborium-based reference decoder
+//! (`vouch_fuzz::reference`) accepts, with the same batch.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vouch_fuzz::reference;
+use vouch_schema::{Event, TelemetryBatch};
+
+fuzz_target!(|data: &[u8]| {
+    let ours = TelemetryBatch::decode(data);
+    match (&ours, reference::batch_decode(data)) {
+        (Ok(a), Ok(b)) => assert_eq!(a, &b, "decoders disagree on the value"),
+        (Err(_), Err(_)) => {}
+        (ours, theirs) => panic!("{} bytes: ours {ours:?}, reference {theirs:?}", data.len()),
+    }
+    let Ok(batch) = ours else { return };
+    let bytes = batch.encode();
+    assert_eq!(bytes, data, "encode(decode(x)) != x");
+    assert_eq!(TelemetryBatch::decode(&bytes).as_ref(), Ok(&batch));
+    assert_eq!(batch.validate(), Ok(()));
+    for event in &batch.events {
+        assert_eq!(Event::decode(&event.encode()).as_ref(), Ok(event));
+        let _ = Event::from_kafka_json(&event.to_kafka_json());
+    }
+});

@@ -1,0 +1,28 @@
+//! `Event::decode`: one event encoded alone.
+//!
+//! Asserts, for every accepted input: `encode(decode(x)) == x`, decode →
+//! encode → decode gives the same event, and the event passes `validate`
+//! (which promises that whatever passes it encodes to bytes that decode).
+//! Rebuilding the Kafka JSON and re-reading it must not panic.
+//! Differential: accepts exactly what the ciborium-based reference decoder
+//! (`vouch_fuzz::reference`) accepts, with the same event.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vouch_fuzz::reference;
+use vouch_schema::Event;
+
+fuzz_target!(|data: &[u8]| {
+    let ours = Event::decode(data);
+    match (&ours, reference::event_decode(data)) {
+        (Ok(a), Ok(b)) => assert_eq!(a, &b, "decoders disagree on the value"),
+        (Err(_), Err(_)) => {}
+        (ours, theirs) => panic!("{data:02x?}: ours {ours:?}, reference {theirs:?}"),
+    }
+    let Ok(event) = ours else { return };
+    let bytes = event.encode();
+    assert_eq!(bytes, data, "encode(decode(x)) != x");
+    assert_eq!(Event::decode(&bytes).as_ref(), Ok(&event));
+    assert_eq!(event.validate(), Ok(()));
+    let _ = Event::from_kafka_json(&event.to_kafka_json());
+});

@@ -1,0 +1,90 @@
+//! Publisher statistics: what was taken, sent and lost, and why.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of a publisher's counters (serializes to JSON for the C ABI
+/// and logs). Counts are events unless named otherwise. Every event that
+/// `publish` accepted is, at any moment, exactly one of: queued, sent
+/// (`sent_events`), evicted by `drop_oldest` (in `dropped_queue_full`), refused
+/// by the transport (`dropped_transport`) or found invalid by the worker (in
+/// `dropped_invalid`). `dropped_queue_full` and `dropped_invalid` also count
+/// events that were never accepted (refused by `drop_newest`; malformed input
+/// to `publish_go_livepeer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Accepted and not yet sent or dropped (in the queue or in the batch
+    /// being built). After a `close` whose deadline passed, the events it
+    /// abandoned.
+    pub queued: u64,
+    /// Events `publish` accepted, ever.
+    pub published_events: u64,
+    /// Envelopes the transport took.
+    pub sent_envelopes: u64,
+    /// Events in those envelopes.
+    pub sent_events: u64,
+    /// Events lost to a full queue: refused (`drop_newest`) or evicted (`drop_oldest`).
+    pub dropped_queue_full: u64,
+    /// Events in envelopes the transport refused (buffer full, closed, I/O error).
+    pub dropped_transport: u64,
+    /// Events that could not be published: malformed input to
+    /// `publish_go_livepeer`, events that fail validation, or too large for
+    /// one envelope.
+    pub dropped_invalid: u64,
+    /// The most recent error, if any.
+    pub last_error: Option<String>,
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) queued: AtomicU64,
+    pub(crate) published_events: AtomicU64,
+    pub(crate) sent_envelopes: AtomicU64,
+    pub(crate) sent_events: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) dropped_transport: AtomicU64,
+    pub(crate) dropped_invalid: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    /// Adds `n` to a counter.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Marks `n` queued events as resolved (sent or dropped).
+    pub(crate) fn unqueue(&self, n: u64) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Records the most recent error.
+    pub(crate) fn set_error(&self, error: impl std::fmt::Display) {
+        let text = error.to_string();
+        tracing::debug!(error = %text, "vouch publisher");
+        let mut slot = self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(text);
+    }
+
+    /// A snapshot.
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            queued: get(&self.queued),
+            published_events: get(&self.published_events),
+            sent_envelopes: get(&self.sent_envelopes),
+            sent_events: get(&self.sent_events),
+            dropped_queue_full: get(&self.dropped_queue_full),
+            dropped_transport: get(&self.dropped_transport),
+            dropped_invalid: get(&self.dropped_invalid),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        }
+    }
+}

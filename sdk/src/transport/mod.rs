@@ -1,0 +1,54 @@
+//! Where signed envelopes go: one trait, several transports.
+//!
+//! The publisher's worker calls [`Transport::send`] with each encoded
+//! envelope. A transport never blocks the worker for long: it hands the bytes
+//! to its own bounded buffer (and background task, for the network) and
+//! reports a full buffer as [`TransportError::Full`], which the publisher
+//! counts as a drop.
+
+use std::time::Instant;
+
+pub mod file;
+pub mod gossip;
+
+/// One signed, encoded envelope ready to leave the box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The envelope's partition: selects the gossip topic `/vouch/1/telemetry/<partition>`.
+    pub partition: u32,
+    /// The deterministic CBOR encoding of the envelope.
+    pub bytes: Vec<u8>,
+}
+
+/// Why a transport did not take or deliver an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The transport's own bounded buffer is full; the envelope was not taken.
+    #[error("transport buffer full")]
+    Full,
+    /// The transport has been closed.
+    #[error("transport closed")]
+    Closed,
+    /// An I/O failure (file transport) or a network failure.
+    #[error("transport I/O: {0}")]
+    Io(String),
+    /// A deadline passed before everything was delivered.
+    #[error("deadline passed with {0} envelopes undelivered")]
+    Deadline(usize),
+}
+
+/// A destination for signed envelopes.
+pub trait Transport: Send + 'static {
+    /// Takes one envelope without blocking for long.
+    fn send(&mut self, envelope: Outgoing) -> Result<(), TransportError>;
+
+    /// Waits, until `deadline` at the latest, for everything taken so far to
+    /// be delivered (written and synced, or handed to the network).
+    fn flush(&mut self, deadline: Instant) -> Result<(), TransportError>;
+
+    /// Flushes until `deadline`, then releases the transport's resources.
+    fn close(&mut self, deadline: Instant) -> Result<(), TransportError>;
+
+    /// A short label for statistics and logs, e.g. `gossip` or `file`.
+    fn kind(&self) -> &'static str;
+}
