@@ -84,7 +84,7 @@ impl Default for GossipOptions {
 }
 
 /// A snapshot of the gossip transport's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GossipStats {
     /// Envelopes taken by `send`.
     pub accepted: u64,
@@ -589,6 +589,10 @@ enum DialState {
     Connected(PeerId, Instant),
 }
 
+/// How long the network thread keeps running after a stop so that published
+/// messages reach the wire (well under the default stop timeout of 2 s).
+const LINGER: Duration = Duration::from_millis(500);
+
 /// A connection that lasted this long resets the re-dial backoff; shorter
 /// ones (a peer that accepts and then drops us) keep backing off.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
@@ -653,12 +657,19 @@ impl Task {
         self.redial_due();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After a stop (or when the caller is gone) the swarm keeps running
+        // for LINGER, so messages already handed to gossipsub are written to
+        // the peers' sockets before the connections drop, like SO_LINGER.
+        let mut linger: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             tokio::select! {
-                _ = &mut stop => break,
-                msg = rx.recv() => match msg {
+                _ = &mut stop, if linger.is_none() => {
+                    linger = Some(Box::pin(tokio::time::sleep(LINGER)));
+                }
+                () = async { if let Some(l) = linger.as_mut() { l.await } }, if linger.is_some() => break,
+                msg = rx.recv(), if linger.is_none() => match msg {
                     Some(out) => self.offer(out),
-                    None => break,
+                    None => linger = Some(Box::pin(tokio::time::sleep(LINGER))),
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
                 _ = tick.tick() => {

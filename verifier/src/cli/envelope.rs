@@ -210,7 +210,7 @@ fn read_events(path: &Path) -> Result<Vec<Event>> {
 }
 
 /// Reads an envelope as CBOR or as Streamr protobuf hex, whichever it is.
-fn read_envelope(path: &Path) -> Result<Envelope> {
+pub(crate) fn read_envelope(path: &Path) -> Result<Envelope> {
     let bytes = read_input(path, 2 * MAX_ENVELOPE_BYTES + 1024)?;
     let trimmed = bytes.trim_ascii();
     if !trimmed.is_empty() && trimmed.iter().all(u8::is_ascii_hexdigit) {

@@ -7,6 +7,7 @@ mod authority;
 mod delegate;
 mod envelope;
 mod keygen;
+mod publish;
 mod subscribe;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ enum Command {
     /// Read authority views from the chain.
     #[command(subcommand)]
     Authority(authority::AuthorityCommand),
+    /// Replay go-livepeer events through the SDK, or publish signed envelopes unchanged.
+    Publish(publish::PublishArgs),
     /// Join the gossip network, verify every envelope received and print it as NDJSON.
     Subscribe(subscribe::SubscribeArgs),
 }
@@ -65,6 +68,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Delegate(cmd) => delegate::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
         Command::Authority(cmd) => authority::run(cmd),
+        Command::Publish(args) => publish::run(args),
         Command::Subscribe(args) => subscribe::run(args),
     };
     match result {
