@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs Vouch's whole test suite on a fresh machine: installs the pinned npm
-# packages the cross-implementation tests use (Streamr's signer, an ethers
-# wallet, ganache, solc), then every Rust test in the workspace.
+# Runs Vouch's whole test suite on a fresh machine: installs what the tests
+# use when it is missing (Go for the cgo example, cbindgen for the header
+# check, the pinned npm packages of the cross-implementation tests:
+# Streamr's signer, an ethers wallet, ganache, solc), then every Rust test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,17 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "test.sh: '$1' is required ($
 need cargo "the Rust toolchain"
 need node "Node.js 20+, for the Streamr, ethers and ganache cross-checks"
 need npm "npm, to install the pinned packages in interop/"
+
+# Go (Debian's golang-go) for the cgo example that links the SDK's C ABI.
+if ! command -v go >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
+  else
+    echo "test.sh: Go is required (apt-get install golang-go)" >&2; exit 1
+  fi
+fi
+# cbindgen, to check that sdk/include/vouch.h matches the code.
+command -v cbindgen >/dev/null 2>&1 || cargo install cbindgen --version 0.29.4 --locked
 
 # npm ci only when the lock file changed since the last install.
 stamp=interop/node_modules/.vouch-lock-stamp

@@ -6,6 +6,11 @@
 //! - `worker/batch64`: events per second through redaction, encoding,
 //!   batching (64-event batches) and signing on the one worker thread.
 //! - `k256/sign_prehash`: one bare secp256k1 signature, for scale.
+//! - `abi/rust` vs `abi/c`: one go-livepeer `(type, JSON)` event through
+//!   `Publisher::publish_go_livepeer` and through the C ABI's `vouch_publish`
+//!   on the same kind of publisher: the difference is the C ABI's overhead.
+//! - queue memory: resident memory of a publisher whose queue is full
+//!   (worker stalled), printed once.
 //!
 //! Run with `cargo bench -p vouch-sdk --bench publish`.
 
@@ -161,12 +166,160 @@ fn sign(c: &mut Criterion) {
     });
 }
 
+/// A publisher writing to a file (as go-livepeer's would be configured),
+/// from TOML, for the Rust-vs-C comparison.
+fn file_config(dir: &std::path::Path) -> String {
+    let principal = keys::generate();
+    let delegate = keys::generate();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let terms = DelegationTerms {
+        delegate: keys::address(&delegate),
+        role: Role::Gateway,
+        region: "FRA".into(),
+        not_before: now - 60,
+        not_after: now + 86_400,
+        nonce: 1,
+    };
+    let cert = SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap();
+    std::fs::write(dir.join("d.cert"), cert.encode()).unwrap();
+    keys::write_hex_key(&dir.join("d.key"), &delegate, keys::WriteMode::Overwrite).unwrap();
+    format!(
+        "key_file = {:?}\ncertificate = {:?}\n[transport]\nkind = \"file\"\npath = {:?}\n",
+        dir.join("d.key"),
+        dir.join("d.cert"),
+        dir.join("out.vouch")
+    )
+}
+
+#[allow(unsafe_code)] // Calls the C ABI exactly as a C or Go caller would.
+fn abi(c: &mut Criterion) {
+    use std::ffi::CString;
+    use vouch_sdk::ffi;
+    let fixtures: Vec<Json> = serde_json::from_str(FIXTURES).unwrap();
+    let status = fixtures.iter().find(|f| f["type"] == "ai_stream_status").unwrap();
+    let data = serde_json::to_vec(&status["data"]).unwrap();
+    let family = CString::new("ai_stream_status").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = CString::new(file_config(dir.path())).unwrap();
+    let rust = Publisher::new(
+        &vouch_sdk::PublisherConfig::from_toml_str(config.to_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut handle = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated config and a writable out pointer.
+    assert_eq!(unsafe { ffi::vouch_publisher_new(config.as_ptr(), &mut handle) }, ffi::VOUCH_OK);
+    let mut g = c.benchmark_group("abi");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rust", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters.div_ceil(4096) {
+                let start = Instant::now();
+                for _ in 0..4096 {
+                    let _ = rust.publish_go_livepeer("ai_stream_status", black_box(&data));
+                }
+                total += start.elapsed();
+                rust.flush(Duration::from_secs(60)).unwrap();
+            }
+            total * (iters as u32) / (iters.div_ceil(4096) as u32 * 4096)
+        })
+    });
+    g.bench_function("c", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters.div_ceil(4096) {
+                let start = Instant::now();
+                for _ in 0..4096 {
+                    // SAFETY: a live handle, a NUL-terminated family, `data` valid for its length.
+                    let _ = unsafe {
+                        ffi::vouch_publish(
+                            handle,
+                            family.as_ptr(),
+                            black_box(data.as_ptr()),
+                            data.len(),
+                        )
+                    };
+                }
+                total += start.elapsed();
+                // SAFETY: a live handle.
+                unsafe { ffi::vouch_flush(handle, 60_000) };
+            }
+            total * (iters as u32) / (iters.div_ceil(4096) as u32 * 4096)
+        })
+    });
+    g.finish();
+    // SAFETY: a live handle, not used afterwards.
+    unsafe { ffi::vouch_publisher_close(handle, 10_000) };
+    drop(rust.close(Duration::from_secs(10)));
+}
+
+/// Holds the worker inside `send` until released, so the queue fills.
+struct Stall(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Transport for Stall {
+    fn send(&mut self, _: Outgoing) -> Result<(), TransportError> {
+        let (open, cv) = &*self.0;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        Ok(())
+    }
+    fn flush(&mut self, _: Instant) -> Result<(), TransportError> {
+        Ok(())
+    }
+    fn close(&mut self, _: Instant) -> Result<(), TransportError> {
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "stall"
+    }
+}
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn queue_memory(_: &mut Criterion) {
+    let capacity = 8192;
+    let template = events(64);
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let before = resident_bytes();
+    let settings = PublisherSettings { queue_capacity: capacity, ..PublisherSettings::default() };
+    let p = Publisher::with_transport(signer(), settings, Box::new(Stall(gate.clone()))).unwrap();
+    let (mut refused, mut offered) = (0, 0);
+    // Twice the bound: the first batch goes to the stalled worker, the rest must be refused.
+    for e in template.iter().cycle().take(2 * capacity + 128).cloned() {
+        offered += 1;
+        if p.publish(e).is_err() {
+            refused += 1;
+        }
+    }
+    let full = resident_bytes();
+    let stats = p.stats();
+    eprintln!(
+        "queue memory: capacity {capacity}, offered {offered}, refused {refused}, queued {}; \
+         resident {:.1} MiB before, {:.1} MiB at the bound (+{:.1} MiB, {:.0} bytes per queued event)",
+        stats.queued,
+        before as f64 / 1048576.0,
+        full as f64 / 1048576.0,
+        (full.saturating_sub(before)) as f64 / 1048576.0,
+        full.saturating_sub(before) as f64 / stats.queued.max(1) as f64,
+    );
+    let (open, cv) = &*gate;
+    *open.lock().unwrap() = true;
+    cv.notify_all();
+    drop(p.close(Duration::from_secs(30)));
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = caller, worker, sign
+    targets = queue_memory, caller, worker, abi, sign
 }
 criterion_main!(benches);
