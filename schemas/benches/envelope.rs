@@ -87,7 +87,9 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("recover_prehash", |b| {
-        b.iter(|| VerifyingKey::recover_from_prehash(black_box(&digest), &sig, recid).expect("recovers"))
+        b.iter(|| {
+            VerifyingKey::recover_from_prehash(black_box(&digest), &sig, recid).expect("recovers")
+        })
     });
     g.finish();
 
@@ -97,7 +99,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| TelemetryBatch::decode(black_box(&content)).expect("decodes"))
     });
     g.bench_function("encode", |b| b.iter(|| black_box(&env).encode()));
-    g.bench_function("decode", |b| b.iter(|| Envelope::decode(black_box(&bytes)).expect("decodes")));
+    g.bench_function("decode", |b| {
+        b.iter(|| Envelope::decode(black_box(&bytes)).expect("decodes"))
+    });
     g.bench_function("sign", |b| {
         b.iter_batched(
             || content.clone(),
@@ -115,7 +119,9 @@ fn benches(c: &mut Criterion) {
     g.bench_function("verify_with_known_key", |b| {
         b.iter(|| black_box(&env).verify_with_key(&vk).expect("verifies"))
     });
-    g.bench_function("verify_by_recovery", |b| b.iter(|| black_box(&env).verify().expect("verifies")));
+    g.bench_function("verify_by_recovery", |b| {
+        b.iter(|| black_box(&env).verify().expect("verifies"))
+    });
     g.bench_function("decode_and_verify_with_known_key", |b| {
         b.iter(|| {
             let e = Envelope::decode(black_box(&bytes)).expect("decodes");

@@ -88,7 +88,8 @@ impl Signature {
             27 | 28 => RecoveryId::from_byte(v - 27).ok_or(SignatureError::BadV(v))?,
             _ => return Err(SignatureError::BadV(v)),
         };
-        let sig = EcdsaSignature::from_slice(&self.0[..64]).map_err(|_| SignatureError::BadScalar)?;
+        let sig =
+            EcdsaSignature::from_slice(&self.0[..64]).map_err(|_| SignatureError::BadScalar)?;
         // Ethereum (EIP-2) and k256's signer only produce low-S signatures;
         // refusing high-S keeps every message to exactly one valid signature.
         if sig.normalize_s().is_some() {
@@ -111,7 +112,11 @@ impl Signature {
 
     /// Checks the signature against a known public key. Cheaper than
     /// recovery, so verifiers use it once a delegate's key is cached.
-    pub fn verify_with_key(&self, key: &VerifyingKey, digest: &[u8; 32]) -> Result<(), SignatureError> {
+    pub fn verify_with_key(
+        &self,
+        key: &VerifyingKey,
+        digest: &[u8; 32],
+    ) -> Result<(), SignatureError> {
         use k256::ecdsa::signature::hazmat::PrehashVerifier;
         let (sig, _) = self.parts()?;
         key.verify_prehash(digest, &sig).map_err(|_| SignatureError::WrongSigner {
@@ -121,7 +126,11 @@ impl Signature {
     }
 
     /// Checks that `expected` signed `digest`.
-    pub fn verify_address(&self, expected: Address, digest: &[u8; 32]) -> Result<(), SignatureError> {
+    pub fn verify_address(
+        &self,
+        expected: Address,
+        digest: &[u8; 32],
+    ) -> Result<(), SignatureError> {
         let actual = self.recover_address(digest)?;
         if actual == expected {
             Ok(())

@@ -8,10 +8,10 @@
 use ciborium::Value;
 use k256::ecdsa::{SigningKey, VerifyingKey};
 
+use crate::Address;
 use crate::cbor::{self, CborError, MapError};
 use crate::crypto::{self, Signature, SignatureError};
 use crate::limits::{MAX_ENVELOPE_BYTES, MAX_MSG_CHAIN_ID, MAX_PARTITIONS};
-use crate::Address;
 
 /// The only envelope version this crate reads and writes.
 pub const ENVELOPE_VERSION: u64 = 1;
@@ -187,7 +187,10 @@ impl Envelope {
     pub fn verify_with_key(&self, key: &VerifyingKey) -> Result<(), SignatureError> {
         let expected = crypto::address_of(key);
         if expected != self.id.publisher {
-            return Err(SignatureError::WrongSigner { expected: self.id.publisher, actual: expected });
+            return Err(SignatureError::WrongSigner {
+                expected: self.id.publisher,
+                actual: expected,
+            });
         }
         self.signature.verify_with_key(key, &self.signing_hash())
     }
@@ -255,7 +258,10 @@ impl Envelope {
                         u64::try_from(t).map_err(|_| EnvelopeError::OutOfRange("prev"))?,
                         "prev",
                     )?,
-                    seq: seq(u64::try_from(s).map_err(|_| EnvelopeError::OutOfRange("prev"))?, "prev")?,
+                    seq: seq(
+                        u64::try_from(s).map_err(|_| EnvelopeError::OutOfRange("prev"))?,
+                        "prev",
+                    )?,
                 }),
                 _ => return Err(EnvelopeError::WrongType("prev")),
             },
@@ -302,10 +308,12 @@ pub fn check_stream_id(s: &str) -> Result<(), EnvelopeError> {
     }
     let (domain, path) = s.split_at(s.find('/').ok_or_else(bad)?);
     let domain_ok = !domain.is_empty()
-        && domain.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
         && (domain.contains('.') || (domain.len() == 42 && domain.starts_with("0x")));
-    let path_ok = path.len() > 1
-        && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-./_".contains(&b));
+    let path_ok =
+        path.len() > 1 && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-./_".contains(&b));
     if domain_ok && path_ok { Ok(()) } else { Err(bad()) }
 }
 
@@ -316,10 +324,7 @@ fn timestamp(v: u64, field: &'static str) -> Result<u64, EnvelopeError> {
 
 /// Streamr's protobuf carries sequence numbers as int32.
 fn seq(v: u64, field: &'static str) -> Result<u32, EnvelopeError> {
-    u32::try_from(v)
-        .ok()
-        .filter(|s| *s <= i32::MAX as u32)
-        .ok_or(EnvelopeError::OutOfRange(field))
+    u32::try_from(v).ok().filter(|s| *s <= i32::MAX as u32).ok_or(EnvelopeError::OutOfRange(field))
 }
 
 fn int(v: u64) -> Value {
@@ -356,9 +361,17 @@ impl Fields {
         }
     }
 
-    fn fixed<const N: usize>(&mut self, k: u64, name: &'static str) -> Result<[u8; N], EnvelopeError> {
+    fn fixed<const N: usize>(
+        &mut self,
+        k: u64,
+        name: &'static str,
+    ) -> Result<[u8; N], EnvelopeError> {
         let b = self.bytes(k, name)?;
         let actual = b.len();
-        <[u8; N]>::try_from(b).map_err(|_| EnvelopeError::WrongLength { field: name, expected: N, actual })
+        <[u8; N]>::try_from(b).map_err(|_| EnvelopeError::WrongLength {
+            field: name,
+            expected: N,
+            actual,
+        })
     }
 }

@@ -28,9 +28,9 @@ pub mod limits {
 
 pub mod envelope;
 pub use envelope::{Envelope, EnvelopeError, MessageId, MessageRef};
-pub mod streamr;
 pub mod batch;
 pub mod event;
+pub mod streamr;
 pub use batch::{BatchError, TelemetryBatch};
 pub use event::{Event, EventError, Family, Origin};
 pub mod topic;

@@ -206,20 +206,27 @@ impl TryFrom<StreamMessage> for Envelope {
         {
             return Err(StreamrError::ContentKind);
         }
-        let publisher = Address::from_slice(&id.publisher_id).ok_or(EnvelopeError::WrongLength {
-            field: "publisher",
-            expected: 20,
-            actual: id.publisher_id.len(),
-        })?;
+        let publisher =
+            Address::from_slice(&id.publisher_id).ok_or(EnvelopeError::WrongLength {
+                field: "publisher",
+                expected: 20,
+                actual: id.publisher_id.len(),
+            })?;
         let signature = <[u8; 65]>::try_from(msg.signature.as_slice()).map_err(|_| {
-            EnvelopeError::WrongLength { field: "signature", expected: 65, actual: msg.signature.len() }
+            EnvelopeError::WrongLength {
+                field: "signature",
+                expected: 65,
+                actual: msg.signature.len(),
+            }
         })?;
         let prev = match msg.previous_message_ref {
             None => None,
             Some(p) => Some(MessageRef {
                 timestamp: non_negative(p.timestamp, "previousMessageRef.timestamp")?,
-                seq: non_negative(i64::from(p.sequence_number), "previousMessageRef.sequenceNumber")?
-                    as u32,
+                seq: non_negative(
+                    i64::from(p.sequence_number),
+                    "previousMessageRef.sequenceNumber",
+                )? as u32,
             }),
         };
         let env = Envelope {

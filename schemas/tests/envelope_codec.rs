@@ -27,7 +27,8 @@ fn sample() -> Envelope {
 
 /// The sample's CBOR map with one entry replaced (or removed when `value` is None).
 fn with_field(k: u64, value: Option<Value>) -> Vec<u8> {
-    let Value::Map(mut entries) = ciborium::from_reader::<Value, _>(&sample().encode()[..]).unwrap()
+    let Value::Map(mut entries) =
+        ciborium::from_reader::<Value, _>(&sample().encode()[..]).unwrap()
     else {
         unreachable!()
     };
@@ -59,11 +60,20 @@ fn each_malformed_case_has_its_own_error() {
         (vec![0x18, 0x05], E::Cbor(CborError::NonCanonical)),
         (vec![0x01], E::Structure(MapError::NotAMap)),
         (with_field(10, uint(1)), E::Structure(MapError::UnknownKey(10))),
-        (cbor::to_vec(&Value::Map(vec![(Value::Text("a".into()), Value::Null)])), E::Structure(MapError::BadKey)),
+        (
+            cbor::to_vec(&Value::Map(vec![(Value::Text("a".into()), Value::Null)])),
+            E::Structure(MapError::BadKey),
+        ),
         (with_field(1, None), E::Missing("stream_id")),
         (with_field(3, text("now")), E::WrongType("timestamp")),
-        (with_field(5, Some(Value::Bytes(vec![1; 19]))), E::WrongLength { field: "publisher", expected: 20, actual: 19 }),
-        (with_field(9, Some(Value::Bytes(vec![1; 64]))), E::WrongLength { field: "signature", expected: 65, actual: 64 }),
+        (
+            with_field(5, Some(Value::Bytes(vec![1; 19]))),
+            E::WrongLength { field: "publisher", expected: 20, actual: 19 },
+        ),
+        (
+            with_field(9, Some(Value::Bytes(vec![1; 64]))),
+            E::WrongLength { field: "signature", expected: 65, actual: 64 },
+        ),
         (with_field(0, uint(2)), E::Version(2)),
         (with_field(2, uint(100)), E::Partition(100)),
         (with_field(4, uint(1 << 31)), E::OutOfRange("seq")),
@@ -71,7 +81,16 @@ fn each_malformed_case_has_its_own_error() {
         (with_field(1, text("0xABC/livepeer")), E::StreamId("0xABC/livepeer".into())),
         (with_field(6, text("")), E::MsgChainId),
         (with_field(6, text(&"x".repeat(33))), E::MsgChainId),
-        (with_field(7, Some(Value::Array(vec![Value::Integer(1_764_000_000_000u64.into()), Value::Integer(1.into())]))), E::PrevNotBefore),
+        (
+            with_field(
+                7,
+                Some(Value::Array(vec![
+                    Value::Integer(1_764_000_000_000u64.into()),
+                    Value::Integer(1.into()),
+                ])),
+            ),
+            E::PrevNotBefore,
+        ),
         (with_field(7, uint(5)), E::WrongType("prev")),
     ];
     for (bytes, expected) in cases {
@@ -128,22 +147,25 @@ fn arb_envelope() -> impl Strategy<Value = Envelope> {
         proptest::collection::vec(any::<u8>(), 0..512),
         any::<[u8; 32]>(),
     )
-        .prop_filter_map("prev must precede", |(stream_id, partition, ts, seq, chain, prev, content, sk)| {
-            let key = SigningKey::from_slice(&sk).ok()?;
-            let prev = prev.map(|(t, s)| MessageRef { timestamp: t, seq: s });
-            if prev.is_some_and(|p| p >= MessageRef { timestamp: ts, seq }) {
-                return None;
-            }
-            let id = MessageId {
-                stream_id,
-                partition,
-                timestamp: ts,
-                seq,
-                publisher: Address::ZERO,
-                msg_chain_id: chain,
-            };
-            Envelope::sign(id, prev, content, &key).ok()
-        })
+        .prop_filter_map(
+            "prev must precede",
+            |(stream_id, partition, ts, seq, chain, prev, content, sk)| {
+                let key = SigningKey::from_slice(&sk).ok()?;
+                let prev = prev.map(|(t, s)| MessageRef { timestamp: t, seq: s });
+                if prev.is_some_and(|p| p >= MessageRef { timestamp: ts, seq }) {
+                    return None;
+                }
+                let id = MessageId {
+                    stream_id,
+                    partition,
+                    timestamp: ts,
+                    seq,
+                    publisher: Address::ZERO,
+                    msg_chain_id: chain,
+                };
+                Envelope::sign(id, prev, content, &key).ok()
+            },
+        )
 }
 
 proptest! {

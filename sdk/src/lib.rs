@@ -7,11 +7,11 @@
 //! batches, numbers and signs it with the delegate key, and hands the
 //! envelope to a [`transport`] (libp2p gossipsub, or a file).
 
-pub mod gpu;
-#[allow(unsafe_code)]
-pub mod ffi;
 pub mod adapter;
 pub mod config;
+#[allow(unsafe_code)]
+pub mod ffi;
+pub mod gpu;
 pub mod publisher;
 pub mod redact;
 pub mod stats;

@@ -327,10 +327,7 @@ fn envelopes_verify_with_streamr_utils_and_tampering_is_caught() {
     );
 
     let dump = String::from_utf8(vouch(&["envelope", "inspect", &w.p("e.hex")]).stdout).unwrap();
-    assert!(
-        dump.contains("signature   valid") && dump.contains("ai_stream_status"),
-        "{dump}"
-    );
+    assert!(dump.contains("signature   valid") && dump.contains("ai_stream_status"), "{dump}");
 
     // Flip one content byte near the end: both verifiers refuse it.
     let mut bytes = ::hex::decode(hex.trim()).unwrap();

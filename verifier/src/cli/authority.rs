@@ -38,7 +38,8 @@ pub(crate) struct SnapshotArgs {
 
 pub(crate) fn run(cmd: AuthorityCommand) -> Result<Outcome> {
     let AuthorityCommand::Snapshot(a) = cmd;
-    let opts = onchain::ChainOptions { timeout: a.timeout, gateways: a.gateways, ..Default::default() };
+    let opts =
+        onchain::ChainOptions { timeout: a.timeout, gateways: a.gateways, ..Default::default() };
     let view = runtime()?.block_on(onchain::fetch_view(&a.rpc, a.controller, &opts))?;
     snapshot::write(&a.out, &view, None)?;
     print_json(&json!({

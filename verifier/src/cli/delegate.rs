@@ -160,7 +160,11 @@ pub(crate) fn run(cmd: DelegateCommand) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         DelegateCommand::Request(a) => {
-            print_json(&wallet::delegation_request(&a.network.network(), a.principal, &a.terms.terms()));
+            print_json(&wallet::delegation_request(
+                &a.network.network(),
+                a.principal,
+                &a.terms.terms(),
+            ));
             Ok(Outcome::Ok)
         }
     }
@@ -202,7 +206,10 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn authorized(cert: &VerifiedDelegation, view: &vouch_delegation::authority::AuthorityView) -> bool {
+fn authorized(
+    cert: &VerifiedDelegation,
+    view: &vouch_delegation::authority::AuthorityView,
+) -> bool {
     view.allows(cert.principal(), cert.role())
 }
 

@@ -177,7 +177,12 @@ fn default_chain_id(timestamp: u64) -> String {
         .as_bytes()
         .iter()
         .take(20)
-        .map(|b| char::from(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[usize::from(*b) % 62]))
+        .map(|b| {
+            char::from(
+                b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    [usize::from(*b) % 62],
+            )
+        })
         .collect()
 }
 
@@ -203,8 +208,9 @@ fn read_events(path: &Path) -> Result<Vec<Event>> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            Event::from_kafka_json(v)
-                .with_context(|| format!("{} event {}: not a go-livepeer event", path.display(), i + 1))
+            Event::from_kafka_json(v).with_context(|| {
+                format!("{} event {}: not a go-livepeer event", path.display(), i + 1)
+            })
         })
         .collect()
 }
@@ -272,7 +278,8 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
     if let Some(view) = a.authority.load()? {
         report["authority"] = json!({"source": view.source, "view_hash": hex::encode(view.hash())});
         if !view.allows(cert.principal(), cert.role()) {
-            let why = format!("principal {} is not authorized as {}", cert.principal(), cert.role());
+            let why =
+                format!("principal {} is not authorized as {}", cert.principal(), cert.role());
             return fail(report, why);
         }
     }
@@ -300,7 +307,11 @@ fn inspect(env: &Envelope) -> String {
     let batch = match TelemetryBatch::decode(&env.content) {
         Ok(b) => b,
         Err(e) => {
-            let _ = writeln!(out, "  content     {} bytes, not a telemetry batch: {e}", env.content.len());
+            let _ = writeln!(
+                out,
+                "  content     {} bytes, not a telemetry batch: {e}",
+                env.content.len()
+            );
             return out;
         }
     };
@@ -309,7 +320,13 @@ fn inspect(env: &Envelope) -> String {
             let _ = writeln!(
                 out,
                 "  certificate principal {} delegates {} as {} in {:?}, valid {}..{} (chain {})",
-                c.principal, c.delegate, c.role, c.region, c.not_before, c.not_after, c.network.chain_id
+                c.principal,
+                c.delegate,
+                c.role,
+                c.region,
+                c.not_before,
+                c.not_after,
+                c.network.chain_id
             );
         }
         Err(e) => {
