@@ -1,0 +1,3 @@
+//! The Vouch verifier: checks every envelope before anything reaches state
+//! ([`validate`]) and keeps what it accepted in an append-only, hash-chained
+//! log ([`store`]). The `vouch` binary (`src/main.rs`) is its command line.
