@@ -1,0 +1,156 @@
+//! Every way validation can fail, and the one table that maps each failure
+//! to a gossip [`Outcome`] and a stable reason label (DESIGN.md §6).
+
+use vouch_delegation::CertificateError;
+use vouch_schema::{BatchError, EnvelopeError, SignatureError};
+
+/// What gossip is told about a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Valid: forward it and keep it.
+    Accept,
+    /// Invalid in a way the forwarding peer should have caught: drop and penalize.
+    Reject,
+    /// Not (yet) useful, but not the peer's fault: drop without penalty.
+    Ignore,
+}
+
+impl Outcome {
+    /// `"accept"`, `"reject"` or `"ignore"`: the `outcome` label of `vouch_ingest_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accept => "accept",
+            Outcome::Reject => "reject",
+            Outcome::Ignore => "ignore",
+        }
+    }
+}
+
+/// The reason label of an accepted message.
+pub const ACCEPTED: &str = "accepted";
+
+/// Why a message was not accepted. [`ValidationError::outcome`] is the single
+/// place that turns each case into an [`Outcome`] and a reason label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// Larger than the envelope size limit (checked before decoding).
+    #[error("message is {0} bytes, over the size limit")]
+    Oversize(usize),
+    /// Not a strictly encoded envelope.
+    #[error("malformed envelope: {0}")]
+    Envelope(EnvelopeError),
+    /// The envelope's content is not a strictly encoded telemetry batch.
+    #[error("malformed batch: {0}")]
+    Batch(BatchError),
+    /// Well-formed but structurally wrong (version, topic not a telemetry partition).
+    #[error("bad structure: {0}")]
+    Structure(&'static str),
+    /// The envelope's partition is not the partition of the topic it came on.
+    #[error("envelope partition {envelope} arrived on partition {topic}")]
+    WrongPartition {
+        /// The partition inside the envelope.
+        envelope: u32,
+        /// The partition of the gossip topic.
+        topic: u32,
+    },
+    /// Stamped further in the future than the allowed clock skew.
+    #[error("stamped {ahead_ms} ms in the future")]
+    Future {
+        /// How far ahead of the verifier's clock.
+        ahead_ms: u64,
+    },
+    /// Older than the replay window.
+    #[error("stamped {age_ms} ms ago, older than the replay window")]
+    Stale {
+        /// The message's age.
+        age_ms: u64,
+    },
+    /// This (publisher, chain, timestamp, seq) was already accepted, same bytes.
+    #[error("duplicate message")]
+    Duplicate,
+    /// This (publisher, chain, timestamp, seq) was already accepted with other content.
+    #[error("another message was already accepted at this chain position")]
+    Conflict,
+    /// Behind its chain by more than the reorder window (or below the pruned floor).
+    #[error("behind its chain by more than the reorder window")]
+    OutOfOrder,
+    /// The certificate does not decode or does not verify.
+    #[error("bad certificate: {0}")]
+    BadCertificate(String),
+    /// The certificate was expired at the envelope's timestamp.
+    #[error("certificate expired: {0}")]
+    ExpiredCertificate(CertificateError),
+    /// The certificate delegates another key than the envelope's publisher.
+    #[error("certificate delegates another key than the publisher")]
+    WrongDelegate,
+    /// The delegate was revoked by its principal.
+    #[error("delegate revoked")]
+    Revoked,
+    /// The stream id is not `<principal><stream path>`.
+    #[error("stream id {0:?} does not belong to the certificate's principal")]
+    WrongStream(String),
+    /// The certificate's role may not publish what this message carries.
+    #[error("role {0} may not publish this")]
+    WrongRole(&'static str),
+    /// The principal is not in the authority's active set for the role.
+    #[error("principal not authorized for the role")]
+    Unauthorized,
+    /// The publisher already has the maximum number of chains in the window.
+    #[error("publisher has too many chains")]
+    TooManyChains,
+    /// The principal already has the maximum number of live delegates.
+    #[error("principal has too many live delegates")]
+    TooManyDelegates,
+    /// The principal's token bucket for the role is empty.
+    #[error("rate limited")]
+    RateLimited,
+    /// The envelope signature is not the publisher's.
+    #[error("bad signature: {0}")]
+    BadSignature(SignatureError),
+}
+
+impl ValidationError {
+    /// THE outcome table: the gossip outcome and the stable reason label of
+    /// each failure. Reject means the forwarding peer should have caught it.
+    pub fn outcome(&self) -> (Outcome, &'static str) {
+        use Outcome::{Ignore, Reject};
+        match self {
+            ValidationError::Oversize(_) => (Reject, "oversize"),
+            ValidationError::Envelope(EnvelopeError::Oversize(_)) => (Reject, "oversize"),
+            ValidationError::Envelope(EnvelopeError::Version(_)) => (Reject, "bad_structure"),
+            ValidationError::Envelope(_) => (Reject, "malformed"),
+            ValidationError::Batch(BatchError::Oversize(_)) => (Reject, "oversize"),
+            ValidationError::Batch(_) => (Reject, "malformed"),
+            ValidationError::Structure(_) => (Reject, "bad_structure"),
+            ValidationError::WrongPartition { .. } => (Reject, "bad_structure"),
+            ValidationError::Future { .. } => (Ignore, "future"),
+            ValidationError::Stale { .. } => (Ignore, "stale"),
+            ValidationError::Duplicate => (Ignore, "duplicate"),
+            ValidationError::Conflict => (Ignore, "conflict"),
+            ValidationError::OutOfOrder => (Ignore, "out_of_order"),
+            ValidationError::BadCertificate(_) => (Reject, "bad_certificate"),
+            ValidationError::ExpiredCertificate(_) => (Reject, "expired_certificate"),
+            ValidationError::WrongDelegate => (Reject, "bad_certificate"),
+            ValidationError::Revoked => (Reject, "revoked"),
+            ValidationError::WrongStream(_) => (Reject, "wrong_stream"),
+            ValidationError::WrongRole(_) => (Reject, "wrong_role"),
+            ValidationError::Unauthorized => (Reject, "unauthorized"),
+            ValidationError::TooManyChains => (Ignore, "too_many_chains"),
+            ValidationError::TooManyDelegates => (Ignore, "too_many_delegates"),
+            ValidationError::RateLimited => (Ignore, "rate_limited"),
+            ValidationError::BadSignature(_) => (Reject, "bad_signature"),
+        }
+    }
+}
+
+/// Why a revocation was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevocationError {
+    /// The revocation set holds its configured maximum.
+    #[error("revocation set is full ({0} entries)")]
+    Full(usize),
+    /// The principal already holds its configured maximum of revocations.
+    #[error("principal already has {0} revocations")]
+    PrincipalFull(usize),
+}

@@ -1,0 +1,577 @@
+//! The validation pipeline (DESIGN.md §6) as a pure library: no network, no
+//! storage, time injected. Gossip bytes enter as [`Unverified`]; each stage
+//! consumes the previous stage's type, so unchecked data cannot reach state,
+//! and only [`Pipeline::validate`] can make a [`Verified`].
+//!
+//! Order: size → strict decode → structure → time → duplicate → certificate
+//! (cache, EIP-712, validity at the envelope's time, revocation, stream id,
+//! role) → authority → rate limit (checked) → envelope signature → sequence →
+//! commit (positions recorded, token taken). Guard state is written only in the
+//! commit step, after the signature verified, so forged messages can neither
+//! poison the duplicate set nor drain an honest principal's token bucket.
+
+mod config;
+mod error;
+mod guards;
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k256::ecdsa::VerifyingKey;
+use vouch_delegation::authority::Authority;
+use vouch_delegation::{
+    CertificateError, Policy, Role, SignedDelegation, VerifiedDelegation, VerifiedRevocation,
+};
+use vouch_schema::crypto::address_of;
+use vouch_schema::{Address, Envelope, MessageRef, Origin, SignatureError, TelemetryBatch, limits};
+
+pub use config::{RateLimit, RateLimits, ValidationConfig};
+pub use error::{ACCEPTED, Outcome, RevocationError, ValidationError};
+pub use stats::{Bound, IngestStats};
+
+use guards::{BoundedMap, ChainState, Position, TokenBucket};
+
+/// A gossip message as received: nothing about it is checked yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    /// The raw message bytes.
+    pub bytes: Vec<u8>,
+    /// The telemetry partition of the topic it arrived on; `None` when the
+    /// topic is not a telemetry topic (rejected as bad structure).
+    pub partition: Option<u32>,
+    /// When it was received, ms since the Unix epoch (informational).
+    pub received_at_ms: u64,
+}
+
+impl Unverified {
+    /// A message received on gossip `topic`.
+    pub fn from_topic(bytes: Vec<u8>, topic: &str, received_at_ms: u64) -> Self {
+        Unverified {
+            bytes,
+            partition: vouch_schema::topic::telemetry_partition(topic),
+            received_at_ms,
+        }
+    }
+}
+
+/// A hole in a chain: the envelope's `prev` is not the newest position this
+/// verifier accepted on its chain (messages lost, or delivered out of order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The newest position accepted on the chain before this envelope.
+    pub last_accepted: Option<MessageRef>,
+    /// The envelope's own `prev`.
+    pub prev: Option<MessageRef>,
+}
+
+/// An envelope that passed every check. Only the pipeline constructs one.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    envelope: Envelope,
+    batch: TelemetryBatch,
+    certificate: Arc<VerifiedDelegation>,
+    gap: Option<Gap>,
+    received_at_ms: u64,
+}
+
+impl Verified {
+    /// The envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+    /// Its decoded batch.
+    pub fn batch(&self) -> &TelemetryBatch {
+        &self.batch
+    }
+    /// The verified certificate of its publisher.
+    pub fn certificate(&self) -> &VerifiedDelegation {
+        &self.certificate
+    }
+    /// The chain gap this envelope revealed, if any.
+    pub fn gap(&self) -> Option<Gap> {
+        self.gap
+    }
+    /// When it was received (ms).
+    pub fn received_at_ms(&self) -> u64 {
+        self.received_at_ms
+    }
+    /// Splits into envelope and batch.
+    pub fn into_parts(self) -> (Envelope, TelemetryBatch) {
+        (self.envelope, self.batch)
+    }
+}
+
+// ---- Stage types: each is only produced by the stage before it. ----
+
+/// After size, strict decode and structure.
+struct Decoded {
+    envelope: Envelope,
+    batch: TelemetryBatch,
+    content_tag: u64,
+    received_at_ms: u64,
+}
+/// After the time check.
+struct Timely(Decoded);
+/// After the (read-only) duplicate check.
+struct Fresh(Decoded);
+/// After the certificate check.
+struct Certified {
+    msg: Decoded,
+    cert: Arc<VerifiedDelegation>,
+}
+/// After the authority check.
+struct Authorized(Certified);
+/// After the (read-only) rate-limit check.
+struct Admitted(Certified);
+/// After the envelope signature check.
+struct Signed(Certified);
+
+/// A revocation in force.
+#[derive(Debug, Clone, Copy)]
+struct RevokedEntry {
+    revoked_at_ms: u64,
+}
+
+/// The validation pipeline with all of its bounded guard state.
+pub struct Pipeline {
+    config: ValidationConfig,
+    policy: Policy,
+    authority: Arc<dyn Authority>,
+    chains: BoundedMap<(Address, String), ChainState>,
+    /// Chain ids tracked per publisher (entries only while it has chains).
+    publisher_chains: HashMap<Address, Vec<String>>,
+    /// Newest timestamp of any chain evicted while still inside the replay
+    /// window: an unknown chain's envelope stamped at or before it is refused,
+    /// so filling the chain map cannot reopen a replay.
+    chain_watermark_ms: Option<u64>,
+    certificates: BoundedMap<[u8; 32], Arc<VerifiedDelegation>>,
+    delegate_keys: BoundedMap<Address, VerifyingKey>,
+    buckets: BoundedMap<(Address, Role), TokenBucket>,
+    delegates: BoundedMap<Address, HashMap<Address, u64>>,
+    revocations: HashMap<(Address, Address), RevokedEntry>,
+    revocations_per_principal: HashMap<Address, usize>,
+    stats: IngestStats,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// How many entries each guard holds now (all stay within their configured bounds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GuardSizes {
+    /// (publisher, chain) pairs tracked.
+    pub chains: usize,
+    /// Largest number of positions remembered by one chain.
+    pub max_chain_positions: usize,
+    /// Largest number of chains tracked for one publisher.
+    pub max_publisher_chains: usize,
+    /// Cached certificates.
+    pub certificates: usize,
+    /// Cached delegate keys.
+    pub delegate_keys: usize,
+    /// Token buckets.
+    pub buckets: usize,
+    /// Principals with tracked delegates.
+    pub principals: usize,
+    /// Largest live-delegate set of one principal.
+    pub max_delegates: usize,
+    /// Revocations in force.
+    pub revocations: usize,
+}
+
+impl Pipeline {
+    /// A pipeline with empty guards, answering authority from `authority`.
+    pub fn new(config: ValidationConfig, authority: Arc<dyn Authority>) -> Self {
+        Pipeline {
+            policy: config.policy(),
+            chains: BoundedMap::new(config.max_chains),
+            publisher_chains: HashMap::new(),
+            chain_watermark_ms: None,
+            certificates: BoundedMap::new(config.certificate_cache),
+            delegate_keys: BoundedMap::new(config.delegate_key_cache),
+            buckets: BoundedMap::new(config.max_buckets),
+            delegates: BoundedMap::new(config.max_principals),
+            revocations: HashMap::new(),
+            revocations_per_principal: HashMap::new(),
+            stats: IngestStats::default(),
+            authority,
+            config,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ValidationConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Every (outcome, reason, count): `vouch_ingest_total{outcome,reason}`.
+    pub fn snapshot(&self) -> Vec<(Outcome, &'static str, u64)> {
+        self.stats.snapshot()
+    }
+
+    /// Current guard sizes, to check they stay within bounds.
+    pub fn guard_sizes(&self) -> GuardSizes {
+        GuardSizes {
+            chains: self.chains.len(),
+            max_chain_positions: self.chains.values().map(ChainState::positions).max().unwrap_or(0),
+            max_publisher_chains: self.publisher_chains.values().map(Vec::len).max().unwrap_or(0),
+            certificates: self.certificates.len(),
+            delegate_keys: self.delegate_keys.len(),
+            buckets: self.buckets.len(),
+            principals: self.delegates.len(),
+            max_delegates: self.delegates.values().map(HashMap::len).max().unwrap_or(0),
+            revocations: self.revocations.len(),
+        }
+    }
+
+    /// Applies a verified revocation: from now on every envelope of that
+    /// (principal, delegate) stamped at or after `revokedAt` is rejected, and
+    /// once `revokedAt` has passed on the verifier's clock every new arrival
+    /// from it is rejected whatever its stamp (a stolen key could backdate).
+    /// Envelopes accepted before stay valid. Never rate-limited; applying the
+    /// same revocations in the same order gives the same state (an earlier
+    /// `revokedAt` for the same pair wins).
+    pub fn apply_revocation(
+        &mut self,
+        revocation: &VerifiedRevocation,
+    ) -> Result<(), RevocationError> {
+        let key = (revocation.principal(), revocation.delegate());
+        let revoked_at_ms = revocation.revoked_at().saturating_mul(1000);
+        if let Some(entry) = self.revocations.get_mut(&key) {
+            entry.revoked_at_ms = entry.revoked_at_ms.min(revoked_at_ms);
+            return Ok(());
+        }
+        if self.revocations.len() >= self.config.max_revocations {
+            self.stats.evicted(Bound::Revocations, 1);
+            return Err(RevocationError::Full(self.revocations.len()));
+        }
+        let count = self.revocations_per_principal.entry(key.0).or_default();
+        if *count >= self.config.max_revocations_per_principal {
+            let n = *count;
+            self.stats.evicted(Bound::Revocations, 1);
+            return Err(RevocationError::PrincipalFull(n));
+        }
+        *count += 1;
+        self.revocations.insert(key, RevokedEntry { revoked_at_ms });
+        // The delegate's cached certificate stays cached: the revocation is
+        // checked on every envelope.
+        Ok(())
+    }
+
+    /// Runs every stage on `msg` at verifier time `now_ms`, counts the
+    /// outcome, and on success commits the guard state and returns [`Verified`].
+    pub fn validate(&mut self, msg: Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
+        let result = self.run(msg, now_ms);
+        match &result {
+            Ok(_) => self.stats.record(Outcome::Accept, ACCEPTED),
+            Err(e) => {
+                let (outcome, reason) = e.outcome();
+                self.stats.record(outcome, reason);
+            }
+        }
+        result
+    }
+
+    fn run(&mut self, msg: Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
+        let decoded = decode(msg)?;
+        let timely = self.check_time(decoded, now_ms)?;
+        let fresh = self.check_duplicate(timely, now_ms)?;
+        let certified = self.check_certificate(fresh, now_ms)?;
+        let authorized = self.check_authority(certified)?;
+        let admitted = self.check_rate(authorized, now_ms)?;
+        let signed = self.check_signature(admitted)?;
+        Ok(self.commit(signed, now_ms))
+    }
+
+    fn check_time(&self, d: Decoded, now_ms: u64) -> Result<Timely, ValidationError> {
+        let ts = d.envelope.id.timestamp;
+        if ts > now_ms.saturating_add(self.config.max_future_skew_ms) {
+            return Err(ValidationError::Future { ahead_ms: ts - now_ms });
+        }
+        if now_ms.saturating_sub(ts) > self.config.replay_window_ms {
+            return Err(ValidationError::Stale { age_ms: now_ms - ts });
+        }
+        Ok(Timely(d))
+    }
+
+    fn check_duplicate(&self, Timely(d): Timely, now_ms: u64) -> Result<Fresh, ValidationError> {
+        let publisher = d.envelope.id.publisher;
+        let key = (publisher, d.envelope.id.msg_chain_id.clone());
+        if let Some(chain) = self.chains.peek(&key) {
+            return match chain.check(
+                d.envelope.id.as_ref(),
+                d.content_tag,
+                self.config.reorder_window_ms,
+            ) {
+                Position::New => Ok(Fresh(d)),
+                Position::Duplicate => Err(ValidationError::Duplicate),
+                Position::Conflict => Err(ValidationError::Conflict),
+                Position::TooOld => Err(ValidationError::OutOfOrder),
+            };
+        }
+        if self.chain_watermark_ms.is_some_and(|w| d.envelope.id.timestamp <= w) {
+            return Err(ValidationError::OutOfOrder);
+        }
+        if let Some(ids) = self.publisher_chains.get(&publisher)
+            && ids.len() >= self.config.max_chains_per_publisher.max(1)
+            && !ids.iter().any(|id| self.chain_idle(publisher, id, now_ms))
+        {
+            return Err(ValidationError::TooManyChains);
+        }
+        Ok(Fresh(d))
+    }
+
+    /// Whether a tracked chain's newest message is older than the replay
+    /// window (everything it could still be replayed with is stale anyway).
+    fn chain_idle(&self, publisher: Address, id: &str, now_ms: u64) -> bool {
+        self.chains.peek(&(publisher, id.to_owned())).is_none_or(|c| {
+            c.newest
+                .is_none_or(|n| now_ms.saturating_sub(n.timestamp) > self.config.replay_window_ms)
+        })
+    }
+
+    /// Makes room for and tracks a new chain of `publisher`.
+    fn track_chain(&mut self, key: (Address, String), chain: ChainState, now_ms: u64) {
+        let publisher = key.0;
+        // Reclaim this publisher's idle chains when it is at its bound.
+        if let Some(ids) = self.publisher_chains.get(&publisher)
+            && ids.len() >= self.config.max_chains_per_publisher.max(1)
+        {
+            let idle: Vec<String> =
+                ids.iter().filter(|id| self.chain_idle(publisher, id, now_ms)).cloned().collect();
+            for id in idle {
+                self.chains.remove(&(publisher, id.clone()));
+                self.forget_chain(publisher, &id);
+            }
+        }
+        self.publisher_chains.entry(publisher).or_default().push(key.1.clone());
+        if let Some(((old_publisher, old_id), old)) = self.chains.insert_evicting(key, chain) {
+            self.stats.evicted(Bound::Chains, 1);
+            self.forget_chain(old_publisher, &old_id);
+            if let Some(newest) = old.newest
+                && now_ms.saturating_sub(newest.timestamp) <= self.config.replay_window_ms
+            {
+                let w = self.chain_watermark_ms.get_or_insert(0);
+                *w = (*w).max(newest.timestamp);
+            }
+        }
+    }
+
+    fn forget_chain(&mut self, publisher: Address, id: &str) {
+        if let Some(ids) = self.publisher_chains.get_mut(&publisher) {
+            ids.retain(|x| x != id);
+            if ids.is_empty() {
+                self.publisher_chains.remove(&publisher);
+            }
+        }
+    }
+
+    fn check_certificate(
+        &mut self,
+        Fresh(d): Fresh,
+        now_ms: u64,
+    ) -> Result<Certified, ValidationError> {
+        let stamp_secs = d.envelope.id.timestamp / 1000;
+        let cache_key = *blake3::hash(&d.batch.certificate).as_bytes();
+        let cert = match self.certificates.get_mut(&cache_key) {
+            Some(cert) => {
+                let cert = Arc::clone(cert);
+                cert.check_time(stamp_secs, &self.policy).map_err(certificate_error)?;
+                cert
+            }
+            None => {
+                let signed = SignedDelegation::decode(&d.batch.certificate)
+                    .map_err(|e| ValidationError::BadCertificate(e.to_string()))?;
+                let verified = signed
+                    .verify(&self.config.network, stamp_secs, &self.policy)
+                    .map_err(certificate_error)?;
+                let cert = Arc::new(verified);
+                let evicted = self.certificates.insert(cache_key, Arc::clone(&cert));
+                self.stats.evicted(Bound::Certificates, evicted);
+                cert
+            }
+        };
+        if cert.delegate() != d.envelope.id.publisher {
+            return Err(ValidationError::WrongDelegate);
+        }
+        if let Some(r) = self.revocations.get(&(cert.principal(), cert.delegate()))
+            && (d.envelope.id.timestamp >= r.revoked_at_ms || now_ms >= r.revoked_at_ms)
+        {
+            return Err(ValidationError::Revoked);
+        }
+        let stream = &d.envelope.id.stream_id;
+        let principal = cert.principal().to_hex();
+        if stream.strip_prefix(principal.as_str()) != Some(self.config.stream_path.as_str()) {
+            return Err(ValidationError::WrongStream(stream.clone()));
+        }
+        let role = cert.role();
+        if !self.config.telemetry_roles.contains(&role) {
+            return Err(ValidationError::WrongRole(role.as_str()));
+        }
+        // Load tests publish only synthetic traffic (their own track).
+        if role == Role::Loadtest
+            && d.batch.events.iter().any(|e| e.origin != Some(Origin::Synthetic))
+        {
+            return Err(ValidationError::WrongRole(role.as_str()));
+        }
+        Ok(Certified { msg: d, cert })
+    }
+
+    fn check_authority(&self, c: Certified) -> Result<Authorized, ValidationError> {
+        if !self.authority.allows(c.cert.principal(), c.cert.role()) {
+            return Err(ValidationError::Unauthorized);
+        }
+        Ok(Authorized(c))
+    }
+
+    fn check_rate(
+        &mut self,
+        Authorized(c): Authorized,
+        now_ms: u64,
+    ) -> Result<Admitted, ValidationError> {
+        let principal = c.cert.principal();
+        let delegate = c.cert.delegate();
+        let now_secs = now_ms / 1000;
+        // Live-delegate bound: a new delegate is refused while the principal
+        // already has the maximum number of unexpired ones.
+        if let Some(live) = self.delegates.peek(&principal)
+            && !live.contains_key(&delegate)
+            && live.values().filter(|not_after| **not_after > now_secs).count()
+                >= self.config.max_delegates_per_principal
+        {
+            return Err(ValidationError::TooManyDelegates);
+        }
+        let role = c.cert.role();
+        let limit = self.config.rate_limits.for_role(role);
+        if let Some(bucket) = self.buckets.get_mut(&(principal, role))
+            && !bucket.has_token(limit.rate_per_sec, limit.burst, now_ms)
+        {
+            return Err(ValidationError::RateLimited);
+        }
+        if limit.burst == 0 {
+            return Err(ValidationError::RateLimited);
+        }
+        Ok(Admitted(c))
+    }
+
+    fn check_signature(&mut self, Admitted(c): Admitted) -> Result<Signed, ValidationError> {
+        let publisher = c.msg.envelope.id.publisher;
+        if let Some(key) = self.delegate_keys.get_mut(&publisher) {
+            c.msg.envelope.verify_with_key(key).map_err(ValidationError::BadSignature)?;
+            return Ok(Signed(c));
+        }
+        let key = c
+            .msg
+            .envelope
+            .signature
+            .recover_key(&c.msg.envelope.signing_hash())
+            .map_err(ValidationError::BadSignature)?;
+        let actual = address_of(&key);
+        if actual != publisher {
+            return Err(ValidationError::BadSignature(SignatureError::WrongSigner {
+                expected: publisher,
+                actual,
+            }));
+        }
+        let evicted = self.delegate_keys.insert(publisher, key);
+        self.stats.evicted(Bound::DelegateKeys, evicted);
+        Ok(Signed(c))
+    }
+
+    /// The only place guard state changes for an envelope.
+    fn commit(&mut self, Signed(c): Signed, now_ms: u64) -> Verified {
+        let Certified { msg, cert } = c;
+        let principal = cert.principal();
+        let role = cert.role();
+        // Token.
+        let limit = self.config.rate_limits.for_role(role);
+        match self.buckets.get_mut(&(principal, role)) {
+            Some(bucket) => bucket.take(limit.rate_per_sec, limit.burst, now_ms),
+            None => {
+                let mut bucket = TokenBucket::full(limit.burst, now_ms);
+                bucket.take(limit.rate_per_sec, limit.burst, now_ms);
+                let evicted = self.buckets.insert((principal, role), bucket);
+                self.stats.evicted(Bound::Buckets, evicted);
+            }
+        }
+        // Live delegates.
+        let now_secs = now_ms / 1000;
+        match self.delegates.get_mut(&principal) {
+            Some(live) => {
+                live.retain(|_, not_after| *not_after > now_secs);
+                let entry = live.entry(cert.delegate()).or_insert(0);
+                *entry = (*entry).max(cert.not_after());
+            }
+            None => {
+                let live = HashMap::from([(cert.delegate(), cert.not_after())]);
+                let evicted = self.delegates.insert(principal, live);
+                self.stats.evicted(Bound::Principals, evicted);
+            }
+        }
+        // Sequence and duplicate window.
+        let at = msg.envelope.id.as_ref();
+        let key = (msg.envelope.id.publisher, msg.envelope.id.msg_chain_id.clone());
+        let (reorder, per_chain) = (self.config.reorder_window_ms, self.config.dedup_per_chain);
+        let gap = match self.chains.get_mut(&key) {
+            Some(chain) => {
+                let last = chain.newest;
+                let gap = (last.is_some_and(|l| at > l) && msg.envelope.prev != last)
+                    .then_some(Gap { last_accepted: last, prev: msg.envelope.prev });
+                let evicted = chain.record(at, msg.content_tag, reorder, per_chain);
+                self.stats.evicted(Bound::ChainPositions, evicted);
+                gap
+            }
+            None => {
+                let mut chain = ChainState::default();
+                chain.record(at, msg.content_tag, reorder, per_chain);
+                self.track_chain(key, chain, now_ms);
+                None
+            }
+        };
+        Verified {
+            envelope: msg.envelope,
+            batch: msg.batch,
+            certificate: cert,
+            gap,
+            received_at_ms: msg.received_at_ms,
+        }
+    }
+}
+
+/// Stages 1–3: size, strict decode, structure.
+fn decode(msg: Unverified) -> Result<Decoded, ValidationError> {
+    if msg.bytes.len() > limits::MAX_ENVELOPE_BYTES {
+        return Err(ValidationError::Oversize(msg.bytes.len()));
+    }
+    let envelope = Envelope::decode(&msg.bytes).map_err(ValidationError::Envelope)?;
+    let topic = msg.partition.ok_or(ValidationError::Structure("not a telemetry topic"))?;
+    if envelope.id.partition != topic {
+        return Err(ValidationError::WrongPartition { envelope: envelope.id.partition, topic });
+    }
+    let batch = TelemetryBatch::decode(&envelope.content).map_err(ValidationError::Batch)?;
+    let hash = blake3::hash(&msg.bytes);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&hash.as_bytes()[..8]);
+    Ok(Decoded {
+        envelope,
+        batch,
+        content_tag: u64::from_le_bytes(tag),
+        received_at_ms: msg.received_at_ms,
+    })
+}
+
+fn certificate_error(e: CertificateError) -> ValidationError {
+    match e {
+        CertificateError::Expired { .. } => ValidationError::ExpiredCertificate(e),
+        other => ValidationError::BadCertificate(other.to_string()),
+    }
+}
