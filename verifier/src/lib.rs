@@ -1,3 +1,6 @@
 //! The Vouch verifier: checks every envelope before anything reaches state
 //! ([`validate`]) and keeps what it accepted in an append-only, hash-chained
 //! log ([`store`]). The `vouch` binary (`src/main.rs`) is its command line.
+pub mod validate;
+
+pub mod store;

@@ -1,0 +1,481 @@
+//! The segment log (`vouch_verifier::store::log`): round trips, torn tails,
+//! byte flips, rolls and pruning, random sequences, and SIGKILL crashes.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+use vouch_verifier::store::log::{HEAD_FILE, HEADER_BYTES, MAX_PAYLOAD_BYTES};
+use vouch_verifier::store::{
+    LogConfig, LogError, LogReader, Position, Problem, PruneBefore, RecordKind, SegmentLog,
+    segment_file_name, verify,
+};
+
+fn config(segment_bytes: u64) -> LogConfig {
+    LogConfig { segment_bytes }
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    format!("record-{i};").repeat((i % 7 + 1) as usize).into_bytes()
+}
+
+fn kind(i: u64) -> RecordKind {
+    RecordKind::from_byte((i % 4) as u8).unwrap()
+}
+
+/// Appends records `from..to` (payload and kind from the index), committing
+/// every `batch`, and returns their positions.
+fn fill(log: &mut SegmentLog, from: u64, to: u64, batch: u64) -> Vec<Position> {
+    let mut out = Vec::new();
+    for i in from..to {
+        let pos = log.append(kind(i), &payload(i)).unwrap();
+        assert_eq!(pos.index, i);
+        out.push(pos);
+        if (i + 1) % batch == 0 {
+            log.commit().unwrap();
+        }
+    }
+    log.commit().unwrap();
+    out
+}
+
+fn read_all(dir: &Path, from: u64) -> Vec<(Position, RecordKind, Vec<u8>)> {
+    LogReader::open(dir, from)
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.position, r.kind, r.payload)
+        })
+        .collect()
+}
+
+fn check_records(dir: &Path, from: u64, to: u64) {
+    let records = read_all(dir, from);
+    assert_eq!(records.len() as u64, to - from);
+    for (n, (pos, k, p)) in records.iter().enumerate() {
+        let i = from + n as u64;
+        assert_eq!(pos.index, i);
+        assert_eq!(*k, kind(i));
+        assert_eq!(*p, payload(i));
+    }
+}
+
+#[test]
+fn append_commit_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, rec) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!((rec.records, rec.truncated_bytes), (0, 0));
+    let positions = fill(&mut log, 0, 10, 3);
+    assert_eq!(log.committed_records(), 10);
+    // Appended but never committed: gone after reopen.
+    log.append(RecordKind::Envelope, b"never committed").unwrap();
+    let hash = log.committed_hash();
+    let second = SegmentLog::open(dir.path(), LogConfig::default());
+    assert!(matches!(second, Err(LogError::Locked { .. })), "one writer at a time");
+    drop(log);
+
+    let (mut log, rec) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(rec.records, 10);
+    assert_eq!(rec.last_hash, hash);
+    assert_eq!(rec.last_hash, positions[9].hash);
+    assert_eq!(rec.truncated_bytes, 0, "an uncommitted append was only buffered");
+    let records = read_all(dir.path(), 0);
+    assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), positions);
+    check_records(dir.path(), 4, 10);
+    assert!(read_all(dir.path(), 10).is_empty());
+
+    fill(&mut log, 10, 12, 1);
+    let summary = verify(dir.path()).unwrap();
+    assert_eq!((summary.records, summary.first_index, summary.segments), (12, 0, 1));
+    assert_eq!(summary.head_index, Some(11));
+    assert_eq!(summary.uncommitted, 0);
+
+    // Bounds: the frame limit is a typed error; exactly the limit is fine.
+    let err = log.append(RecordKind::Envelope, &vec![0; MAX_PAYLOAD_BYTES + 1]).unwrap_err();
+    assert!(matches!(err, LogError::PayloadTooLarge { .. }));
+    log.append(RecordKind::Checkpoint, &vec![7; MAX_PAYLOAD_BYTES]).unwrap();
+    log.append(RecordKind::Envelope, b"").unwrap();
+    let info = log.commit().unwrap();
+    assert_eq!(info.records, 2);
+    assert_eq!(info.last.unwrap().index, 13);
+    assert_eq!(verify(dir.path()).unwrap().records, 14);
+}
+
+/// Segment files by name, with their bytes.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// Commits `n` records and returns the segment bytes and HEAD after each commit.
+fn snapshots(dir: &Path, n: u64, segment_bytes: u64) -> Vec<(Files, Vec<u8>)> {
+    let (mut log, _) = SegmentLog::open(dir, config(segment_bytes)).unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        log.append(kind(i), &payload(i)).unwrap();
+        log.commit().unwrap();
+        let segs = log
+            .segments()
+            .iter()
+            .map(|&s| {
+                let name = segment_file_name(s);
+                let bytes = std::fs::read(dir.join(&name)).unwrap();
+                (name, bytes)
+            })
+            .collect();
+        out.push((segs, std::fs::read(dir.join(HEAD_FILE)).unwrap()));
+    }
+    out
+}
+
+fn restore(dir: &Path, segs: &[(String, Vec<u8>)], head: &[u8]) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for (name, bytes) in segs {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::write(dir.join(HEAD_FILE), head).unwrap();
+}
+
+#[test]
+fn on_disk_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    let pos = log.append(RecordKind::Revocation, b"abc").unwrap();
+    log.commit().unwrap();
+    assert_eq!((pos.segment, pos.offset), (0, HEADER_BYTES));
+    let name = segment_file_name(0);
+    assert_eq!(name, "seg-00000000000000000000.vlog");
+    let raw = std::fs::read(dir.path().join(&name)).unwrap();
+    assert_eq!(&raw[..5], b"VLOG\x01");
+    assert_eq!(&raw[8..16], &0u64.to_be_bytes());
+    assert_eq!(&raw[16..48], &[0u8; 32], "h_-1 is zero");
+    let frame = &raw[HEADER_BYTES as usize..];
+    assert_eq!(&frame[..8], &[0, 0, 0, 3, 1, b'a', b'b', b'c']);
+    // h_0 = blake3(h_-1 ‖ blake3(kind ‖ payload)); the frame ends with its first 8 bytes.
+    let mut outer = blake3::Hasher::new();
+    outer.update(&[0; 32]);
+    outer.update(blake3::hash(b"\x01abc").as_bytes());
+    let h0 = *outer.finalize().as_bytes();
+    assert_eq!(pos.hash, h0);
+    assert_eq!(&frame[8..], &h0[..8]);
+}
+
+#[test]
+fn torn_tail_at_every_byte_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = snapshots(dir.path(), 4, 1 << 20);
+    let (before_segs, before_head) = &snaps[2];
+    let (after_segs, _) = &snaps[3];
+    let (name, committed) = &before_segs[0];
+    let full = &after_segs[0].1;
+    assert!(full.len() > committed.len());
+    // A crash mid-write of record 3: HEAD still names record 2.
+    for cut in committed.len()..=full.len() {
+        restore(dir.path(), &[(name.clone(), full[..cut].to_vec())], before_head);
+        let (log, rec) = SegmentLog::open(dir.path(), config(1 << 20)).unwrap();
+        assert_eq!(rec.records, 3, "cut at {cut}");
+        assert_eq!(rec.truncated_bytes, (cut - committed.len()) as u64, "cut at {cut}");
+        assert_eq!(log.committed_records(), 3);
+        drop(log);
+        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), *committed);
+        check_records(dir.path(), 0, 3);
+        assert_eq!(verify(dir.path()).unwrap().records, 3);
+    }
+}
+
+#[test]
+fn torn_new_segment_header_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every record fills a segment, so record 3 starts seg 3.
+    let snaps = snapshots(dir.path(), 4, 1);
+    let (before_segs, before_head) = &snaps[2];
+    let (after_segs, _) = &snaps[3];
+    assert_eq!(after_segs.len(), 4);
+    let (new_name, new_bytes) = &after_segs[3];
+    for cut in 0..=new_bytes.len() {
+        let mut segs = before_segs.clone();
+        segs.push((new_name.clone(), new_bytes[..cut].to_vec()));
+        restore(dir.path(), &segs, before_head);
+        let (mut log, rec) = SegmentLog::open(dir.path(), config(1)).unwrap();
+        assert_eq!((rec.records, rec.removed_segments), (3, 1), "cut at {cut}");
+        assert_eq!(rec.truncated_bytes, cut as u64);
+        assert!(!dir.path().join(new_name).exists());
+        // It continues where it left off, re-creating the segment.
+        fill(&mut log, 3, 5, 1);
+        check_records(dir.path(), 0, 5);
+        assert_eq!(verify(dir.path()).unwrap().segments, 5);
+    }
+    // A fresh log whose first header was torn.
+    for cut in 0..HEADER_BYTES as usize {
+        restore(dir.path(), &[(before_segs[0].0.clone(), before_segs[0].1[..cut].to_vec())], &[]);
+        std::fs::remove_file(dir.path().join(HEAD_FILE)).unwrap();
+        let (mut log, rec) = SegmentLog::open(dir.path(), config(1)).unwrap();
+        assert_eq!(rec.records, 0);
+        fill(&mut log, 0, 2, 1);
+        check_records(dir.path(), 0, 2);
+    }
+}
+
+#[test]
+fn every_flipped_byte_is_caught_at_its_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), config(200)).unwrap();
+    let positions = fill(&mut log, 0, 8, 3);
+    let segments = log.segments().to_vec();
+    drop(log);
+    assert!(segments.len() >= 2, "the test wants several segments");
+    verify(dir.path()).unwrap();
+    for &segment in &segments {
+        let name = segment_file_name(segment);
+        let path = dir.path().join(&name);
+        let original = std::fs::read(&path).unwrap();
+        let starts: Vec<u64> =
+            positions.iter().filter(|p| p.segment == segment).map(|p| p.offset).collect();
+        for at in 0..original.len() {
+            let expected = starts.iter().rev().find(|&&s| s <= at as u64).copied().unwrap_or(0);
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut bytes = original.clone();
+                bytes[at] ^= mask;
+                std::fs::write(&path, &bytes).unwrap();
+                match verify(dir.path()) {
+                    Err(LogError::Corrupt { segment: s, offset, problem }) => {
+                        assert_eq!(
+                            (s.as_str(), offset),
+                            (name.as_str(), expected),
+                            "byte {at} ^ {mask:#x}: {problem}"
+                        );
+                    }
+                    other => panic!("byte {at} of {name} ^ {mask:#x}: {other:?}"),
+                }
+            }
+        }
+        std::fs::write(&path, &original).unwrap();
+    }
+    verify(dir.path()).unwrap();
+}
+
+#[test]
+fn missing_records_and_segments_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), config(200)).unwrap();
+    let positions = fill(&mut log, 0, 12, 4);
+    let segments = log.segments().to_vec();
+    drop(log);
+    assert!(segments.len() >= 3);
+    // Last committed frame cut off whole: HEAD notices.
+    let last = positions[11];
+    let path = dir.path().join(segment_file_name(last.segment));
+    let original = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &original[..last.offset as usize]).unwrap();
+    let err = verify(dir.path()).unwrap_err();
+    assert!(
+        matches!(&err, LogError::Corrupt { problem: Problem::MissingCommitted { head: 11, next: 11 }, offset, .. } if *offset == last.offset),
+        "{err}"
+    );
+    assert!(
+        SegmentLog::open(dir.path(), config(200)).is_err(),
+        "committed data is never truncated"
+    );
+    std::fs::write(&path, &original).unwrap();
+    // A middle segment removed: the next header no longer follows on.
+    let middle = dir.path().join(segment_file_name(segments[1]));
+    let bytes = std::fs::read(&middle).unwrap();
+    std::fs::remove_file(&middle).unwrap();
+    let err = verify(dir.path()).unwrap_err();
+    assert!(
+        matches!(&err, LogError::Corrupt { segment, offset: 0, problem: Problem::IndexGap { .. } } if *segment == segment_file_name(segments[2])),
+        "{err}"
+    );
+    std::fs::write(&middle, bytes).unwrap();
+    // A damaged HEAD is reported as such.
+    std::fs::write(dir.path().join(HEAD_FILE), b"garbage").unwrap();
+    assert!(matches!(verify(dir.path()), Err(LogError::BadHead(_))));
+}
+
+#[test]
+fn roll_and_prune_keep_verify_passing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), config(300)).unwrap();
+    fill(&mut log, 0, 60, 5);
+    let segments = log.segments().to_vec();
+    assert!(segments.len() > 5);
+    for pair in segments.windows(2) {
+        let len = std::fs::metadata(dir.path().join(segment_file_name(pair[0]))).unwrap().len();
+        assert!(len <= 300 || pair[1] == pair[0] + 1, "segments roll at the configured size");
+    }
+    assert_eq!(verify(dir.path()).unwrap().segments, segments.len() as u64);
+
+    let info = log.prune_before(PruneBefore::Index(20)).unwrap();
+    assert!(info.removed_segments > 0);
+    assert!(info.first_index <= 20 && info.first_index > 0);
+    assert_eq!(log.first_index(), info.first_index);
+    let summary = verify(dir.path()).unwrap();
+    assert_eq!(summary.first_index, info.first_index);
+    assert_eq!(summary.records, 60 - info.first_index);
+    check_records(dir.path(), info.first_index, 60);
+    check_records(dir.path(), 33, 60);
+    assert!(matches!(LogReader::open(dir.path(), 0), Err(LogError::NotInLog { .. })));
+
+    // Reopen, keep writing, prune by age: only the active segment is left.
+    drop(log);
+    let (mut log, rec) = SegmentLog::open(dir.path(), config(300)).unwrap();
+    assert_eq!((rec.records, rec.truncated_bytes), (60, 0));
+    fill(&mut log, 60, 80, 7);
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    log.prune_before(PruneBefore::Modified(future)).unwrap();
+    assert_eq!(log.segments().len(), 1);
+    let first = log.first_index();
+    let summary = verify(dir.path()).unwrap();
+    assert_eq!((summary.first_index, summary.records), (first, 80 - first));
+    fill(&mut log, 80, 90, 3);
+    check_records(dir.path(), first, 90);
+    assert_eq!(verify(dir.path()).unwrap().records, 90 - first);
+    // Nothing is old enough.
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    assert_eq!(log.prune_before(PruneBefore::Modified(past)).unwrap().removed_segments, 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_sequences_round_trip(
+        ops in prop::collection::vec(
+            (0u8..4, prop::collection::vec(any::<u8>(), 0..400), any::<bool>()),
+            0..40,
+        ),
+        segment_bytes in prop_oneof![Just(1u64), Just(150), Just(1000), Just(1 << 26)],
+        reopen_every in 1usize..20,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(dir.path(), config(segment_bytes)).unwrap();
+        let mut committed: Vec<(Position, RecordKind, Vec<u8>)> = Vec::new();
+        let mut pending = Vec::new();
+        for (n, (k, bytes, commit)) in ops.iter().enumerate() {
+            let k = RecordKind::from_byte(*k).unwrap();
+            let pos = log.append(k, bytes).unwrap();
+            pending.push((pos, k, bytes.clone()));
+            if *commit {
+                log.commit().unwrap();
+                committed.append(&mut pending);
+            }
+            if n % reopen_every == 0 {
+                drop(log);
+                pending.clear();
+                log = SegmentLog::open(dir.path(), config(segment_bytes)).unwrap().0;
+                prop_assert_eq!(log.committed_records(), committed.len() as u64);
+            }
+        }
+        drop(log);
+        let (_, rec) = SegmentLog::open(dir.path(), config(segment_bytes)).unwrap();
+        prop_assert_eq!(rec.records, committed.len() as u64);
+        prop_assert_eq!(read_all(dir.path(), 0), committed.clone());
+        let summary = verify(dir.path()).unwrap();
+        prop_assert_eq!(summary.records, committed.len() as u64);
+        if let Some(last) = committed.last() {
+            prop_assert_eq!(summary.last_hash, last.0.hash);
+        }
+    }
+}
+
+const CRASH_ENV: &str = "VOUCH_LOG_CRASH_DIR";
+
+/// The child half of `sigkill_loses_nothing_committed`: appends and commits
+/// forever, printing each committed index. Does nothing in a normal run.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CRASH_ENV) else { return };
+    let (mut log, rec) = SegmentLog::open(&dir, config(4096)).unwrap();
+    let mut i = rec.records;
+    loop {
+        for _ in 0..(i % 5 + 1) {
+            log.append(kind(i), &payload(i)).unwrap();
+            i += 1;
+        }
+        let info = log.commit().unwrap();
+        println!("committed {}", info.last.unwrap().index);
+    }
+}
+
+#[test]
+fn sigkill_loses_nothing_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut max_committed: Option<u64> = None;
+    for round in 0..5u64 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CRASH_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = 0;
+        let wanted = 3 + round * 11;
+        let mut note = |line: &str| {
+            if let Some(index) = line.strip_prefix("committed ") {
+                let index: u64 = index.trim().parse().unwrap();
+                max_committed = Some(max_committed.map_or(index, |m| m.max(index)));
+                true
+            } else {
+                false
+            }
+        };
+        for line in lines.by_ref() {
+            if note(&line.unwrap()) {
+                seen += 1;
+                if seen >= wanted {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        // Whatever the child printed before dying was committed too.
+        for line in lines {
+            let Ok(line) = line else { break };
+            note(&line);
+        }
+        child.wait().unwrap();
+        let max = max_committed.expect("the child committed something");
+
+        let (log, rec) = SegmentLog::open(dir.path(), config(4096)).unwrap();
+        eprintln!(
+            "round {round}: last printed {max}, recovered {}, truncated {} bytes",
+            rec.records, rec.truncated_bytes
+        );
+        assert!(rec.records > max, "round {round}: committed {max}, recovered {}", rec.records);
+        drop(log);
+        check_records(dir.path(), 0, rec.records);
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.records, rec.records);
+        assert_eq!(summary.uncommitted, 0);
+    }
+}
+
+/// Prints group-commit throughput (no assertions; run with `--ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn commit_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    let payload = vec![0x5a; 300];
+    for batch in [1u64, 64] {
+        let start = std::time::Instant::now();
+        let mut records = 0u64;
+        while start.elapsed() < Duration::from_secs(2) {
+            for _ in 0..batch {
+                log.append(RecordKind::Envelope, &payload).unwrap();
+            }
+            log.commit().unwrap();
+            records += batch;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "batch {batch}: {:.0} records/s, {:.0} commits/s",
+            records as f64 / secs,
+            (records / batch) as f64 / secs
+        );
+    }
+}
