@@ -8,9 +8,10 @@
 //! frame = u32be(len) ‖ envelope CBOR (len bytes, 1 ≤ len ≤ MAX_ENVELOPE_BYTES)
 //! ```
 //!
-//! The verifier's append-only log frames accepted envelopes compatibly with
-//! this (same length prefix, same bytes), so a capture can be replayed or
-//! compared with a log without conversion. A frame is written with one
+//! The verifier's log uses the same length-prefix convention but adds a
+//! record kind and a hash-chain check to each frame (`vouch_verifier::store`),
+//! so the two are not byte-identical; the envelope bytes inside are. A capture
+//! replays with `vouch publish --raw`. A frame is written with one
 //! `write` call; if that fails, the file is truncated back to the last whole
 //! frame. [`read_frames`] rejects a torn tail (a crash mid-write) with a
 //! typed error rather than guessing.
