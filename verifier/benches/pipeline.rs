@@ -1,0 +1,217 @@
+//! The verifier pipeline end to end (decode → checks → certificate →
+//! authority → rate → signature → sequence → log append with group commit),
+//! beside raw signature verification on the same core in the same run.
+//!
+//! `cargo bench -p vouch-verifier --bench pipeline`
+//!
+//! Not criterion: the pipeline remembers what it accepted (a second pass
+//! would be all duplicates), so each scenario is one timed pass over fresh,
+//! pre-signed envelopes. Goals (verifier issue): pipeline ≥ 80 % of raw
+//! verification throughput with single-event envelopes; ≥ 100,000 events/s
+//! with 64-event batches.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k256::ecdsa::SigningKey;
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
+use vouch_delegation::authority::{AuthorityView, CachedAuthority, PrincipalEntry};
+use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
+use vouch_schema::crypto::address_of;
+use vouch_schema::topic::telemetry_topic;
+use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin, TelemetryBatch};
+use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
+use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig};
+use vouch_verifier::validate::{RateLimit, RateLimits};
+
+const NOW_MS: u64 = 1_764_000_000_000;
+const PARTITION: u32 = 5;
+const PUBLISHERS: u32 = 20;
+/// Envelopes appended before one group commit (fsync).
+const GROUP: usize = 64;
+
+struct Publisher {
+    principal: SigningKey,
+    delegate: SigningKey,
+    cert: Vec<u8>,
+}
+
+fn key(n: u32) -> SigningKey {
+    let mut k = [0u8; 32];
+    k[28..].copy_from_slice(&n.to_be_bytes());
+    SigningKey::from_slice(&k).unwrap()
+}
+
+fn publisher(n: u32) -> Publisher {
+    let principal = key(1000 + n);
+    let delegate = key(5000 + n);
+    let terms = DelegationTerms {
+        delegate: address_of(delegate.verifying_key()),
+        role: Role::Gateway,
+        region: "FRA".into(),
+        not_before: NOW_MS / 1000 - 3600,
+        not_after: NOW_MS / 1000 + 86_400,
+        nonce: 1,
+    };
+    let cert =
+        SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap().encode();
+    Publisher { principal, delegate, cert }
+}
+
+/// The real go-livepeer fixture events, stamped with the envelope's time.
+fn events(n: usize, ts: u64) -> Vec<Event> {
+    let text = include_str!("../../schemas/tests/data/go-livepeer-kafka-samples.json");
+    let all: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
+    all.iter()
+        .cycle()
+        .take(n)
+        .map(|j| {
+            let mut e = Event::from_kafka_json(j).unwrap();
+            e.ts = Some(ts);
+            e.origin = Some(Origin::Production);
+            e
+        })
+        .collect()
+}
+
+/// `per_publisher` envelopes of `events_each` events from every publisher, interleaved.
+fn signed(pubs: &[Publisher], per_publisher: usize, events_each: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut prev: Vec<Option<MessageRef>> = vec![None; pubs.len()];
+    for i in 0..per_publisher {
+        for (p, publ) in pubs.iter().enumerate() {
+            let ts = NOW_MS - 60_000 + i as u64;
+            let batch = TelemetryBatch::new(publ.cert.clone(), events(events_each, ts));
+            let id = MessageId {
+                stream_id: format!(
+                    "{}/livepeer/telemetry",
+                    address_of(publ.principal.verifying_key())
+                ),
+                partition: PARTITION,
+                timestamp: ts,
+                seq: 0,
+                publisher: Address::ZERO,
+                msg_chain_id: format!("bench{p}"),
+            };
+            let env = Envelope::sign(id, prev[p], batch.encode(), &publ.delegate).unwrap();
+            prev[p] = Some(env.id.as_ref());
+            out.push(env.encode());
+        }
+    }
+    out
+}
+
+fn pipeline(pubs: &[Publisher]) -> Pipeline {
+    let entries = pubs.iter().map(|p| PrincipalEntry {
+        address: address_of(p.principal.verifying_key()),
+        roles: BTreeSet::from([Role::Gateway]),
+        stake: None,
+    });
+    let authority = Arc::new(CachedAuthority::new(AuthorityView::new("bench", entries)));
+    // Rate limits out of the way: this measures the work, not the policy.
+    let open = RateLimit { rate_per_sec: u32::MAX / 2, burst: u32::MAX / 2 };
+    let config = ValidationConfig {
+        rate_limits: RateLimits {
+            orchestrator: open,
+            runner: open,
+            gateway: open,
+            loadtest: open,
+            verifier: open,
+        },
+        ..ValidationConfig::default()
+    };
+    Pipeline::new(config, authority)
+}
+
+/// One pass: every envelope through the pipeline and into the log.
+fn run_pipeline(pubs: &[Publisher], envelopes: &[Vec<u8>]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    let mut p = pipeline(pubs);
+    let topic = telemetry_topic(PARTITION);
+    let start = Instant::now();
+    let mut pending = 0;
+    for bytes in envelopes {
+        let verified =
+            p.validate(Unverified::from_topic(bytes.clone(), &topic, NOW_MS), NOW_MS).unwrap();
+        log.append(RecordKind::Envelope, bytes).unwrap();
+        drop(verified);
+        pending += 1;
+        if pending == GROUP {
+            log.commit().unwrap();
+            pending = 0;
+        }
+    }
+    log.commit().unwrap();
+    start.elapsed()
+}
+
+/// Raw k256: hash each envelope's signature payload and verify it with the known key.
+fn run_raw(pubs: &[Publisher], envelopes: &[Vec<u8>]) -> Duration {
+    let decoded: Vec<Envelope> = envelopes.iter().map(|b| Envelope::decode(b).unwrap()).collect();
+    let keys: Vec<_> = pubs.iter().map(|p| *p.delegate.verifying_key()).collect();
+    let start = Instant::now();
+    for (i, env) in decoded.iter().enumerate() {
+        let digest = env.signing_hash();
+        let sig = k256::ecdsa::Signature::from_slice(&env.signature.0[..64]).unwrap();
+        keys[i % keys.len()].verify_prehash(&digest, &sig).unwrap();
+    }
+    start.elapsed()
+}
+
+/// Raw libsecp256k1 (the `secp256k1` crate) on the same digests.
+fn run_raw_secp(pubs: &[Publisher], envelopes: &[Vec<u8>]) -> Duration {
+    let secp = secp256k1::Secp256k1::verification_only();
+    let decoded: Vec<Envelope> = envelopes.iter().map(|b| Envelope::decode(b).unwrap()).collect();
+    let keys: Vec<secp256k1::PublicKey> = pubs
+        .iter()
+        .map(|p| {
+            let point = p.delegate.verifying_key().to_encoded_point(false);
+            secp256k1::PublicKey::from_slice(point.as_bytes()).unwrap()
+        })
+        .collect();
+    let start = Instant::now();
+    for (i, env) in decoded.iter().enumerate() {
+        let digest = env.signing_hash();
+        let sig = secp256k1::ecdsa::Signature::from_compact(&env.signature.0[..64]).unwrap();
+        let msg = secp256k1::Message::from_digest(digest);
+        secp.verify_ecdsa(msg, &sig, &keys[i % keys.len()]).unwrap();
+    }
+    start.elapsed()
+}
+
+fn per_sec(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with no `--bench` flag: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let pubs: Vec<Publisher> = (0..PUBLISHERS).map(publisher).collect();
+    println!(
+        "verifier pipeline, {PUBLISHERS} publishers, group commit every {GROUP} envelopes (fsync)"
+    );
+    for (label, per_publisher, events_each) in [
+        ("1-event envelopes", if quick { 5 } else { 400 }, 1),
+        ("64-event envelopes", if quick { 1 } else { 40 }, 64),
+    ] {
+        let envelopes = signed(&pubs, per_publisher, events_each);
+        let n = envelopes.len();
+        let events = n * events_each;
+        let pipe = run_pipeline(&pubs, &envelopes);
+        let raw = run_raw(&pubs, &envelopes);
+        let secp = run_raw_secp(&pubs, &envelopes);
+        println!(
+            "{label}: {n} envelopes, {events} events | pipeline {:.0} envelopes/s = {:.0} events/s | \
+             raw k256 hash+verify {:.0}/s | raw libsecp256k1 hash+verify {:.0}/s | pipeline / raw k256 = {:.2}",
+            per_sec(n, pipe),
+            per_sec(events, pipe),
+            per_sec(n, raw),
+            per_sec(n, secp),
+            raw.as_secs_f64() / pipe.as_secs_f64(),
+        );
+    }
+}
