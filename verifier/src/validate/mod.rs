@@ -13,24 +13,25 @@
 mod config;
 mod error;
 mod guards;
+mod signature;
 mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k256::ecdsa::VerifyingKey;
 use vouch_delegation::authority::Authority;
 use vouch_delegation::{
     CertificateError, Policy, Role, SignedDelegation, VerifiedDelegation, VerifiedRevocation,
 };
-use vouch_schema::crypto::address_of;
-use vouch_schema::{Address, Envelope, MessageRef, Origin, SignatureError, TelemetryBatch, limits};
+
+use vouch_schema::{Address, Envelope, MessageRef, Origin, TelemetryBatch, limits};
 
 pub use config::{RateLimit, RateLimits, ValidationConfig};
 pub use error::{ACCEPTED, Outcome, RevocationError, ValidationError};
 pub use stats::{Bound, IngestStats};
 
 use guards::{BoundedMap, ChainState, Position, TokenBucket};
+use signature::{DelegateKey, SignatureChecker};
 
 /// A gossip message as received: nothing about it is checked yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +147,8 @@ pub struct Pipeline {
     /// so filling the chain map cannot reopen a replay.
     chain_watermark_ms: Option<u64>,
     certificates: BoundedMap<[u8; 32], Arc<VerifiedDelegation>>,
-    delegate_keys: BoundedMap<Address, VerifyingKey>,
+    delegate_keys: BoundedMap<Address, DelegateKey>,
+    signatures: SignatureChecker,
     buckets: BoundedMap<(Address, Role), TokenBucket>,
     delegates: BoundedMap<Address, HashMap<Address, u64>>,
     revocations: HashMap<(Address, Address), RevokedEntry>,
@@ -193,6 +195,7 @@ impl Pipeline {
             chain_watermark_ms: None,
             certificates: BoundedMap::new(config.certificate_cache),
             delegate_keys: BoundedMap::new(config.delegate_key_cache),
+            signatures: SignatureChecker::new(),
             buckets: BoundedMap::new(config.max_buckets),
             delegates: BoundedMap::new(config.max_principals),
             revocations: HashMap::new(),
@@ -466,22 +469,11 @@ impl Pipeline {
     fn check_signature(&mut self, Admitted(c): Admitted) -> Result<Signed, ValidationError> {
         let publisher = c.msg.envelope.id.publisher;
         if let Some(key) = self.delegate_keys.get_mut(&publisher) {
-            c.msg.envelope.verify_with_key(key).map_err(ValidationError::BadSignature)?;
+            self.signatures.verify(&c.msg.envelope, key).map_err(ValidationError::BadSignature)?;
             return Ok(Signed(c));
         }
-        let key = c
-            .msg
-            .envelope
-            .signature
-            .recover_key(&c.msg.envelope.signing_hash())
-            .map_err(ValidationError::BadSignature)?;
-        let actual = address_of(&key);
-        if actual != publisher {
-            return Err(ValidationError::BadSignature(SignatureError::WrongSigner {
-                expected: publisher,
-                actual,
-            }));
-        }
+        let key =
+            self.signatures.recover(&c.msg.envelope).map_err(ValidationError::BadSignature)?;
         let evicted = self.delegate_keys.insert(publisher, key);
         self.stats.evicted(Bound::DelegateKeys, evicted);
         Ok(Signed(c))
