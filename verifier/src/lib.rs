@@ -4,3 +4,5 @@
 pub mod validate;
 
 pub mod store;
+
+pub mod node;

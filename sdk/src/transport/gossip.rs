@@ -466,9 +466,10 @@ pub fn build_swarm(
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| TransportError::Io(format!("TCP + noise + yamux: {e}")))?
         .with_behaviour(|key| -> Result<Node, Box<dyn std::error::Error + Send + Sync>> {
-            let mut gossipsub = gossipsub::Behaviour::new(
+            let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
                 gossipsub::MessageAuthenticity::Anonymous,
                 gossipsub_config()?,
+                subscription_filter(),
             )?;
             gossipsub.with_peer_score(score, peer_score_thresholds())?;
             let identify = identify::Behaviour::new(
@@ -482,6 +483,23 @@ pub fn build_swarm(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
     Ok(swarm)
+}
+
+/// The most topics a peer may be subscribed to, and announce in one RPC:
+/// every telemetry partition plus the control topic, with room to grow.
+/// libp2p's default (100 and 100) is one short of a verifier that follows
+/// all partitions, and drops that verifier's whole subscription RPC.
+pub const MAX_PEER_TOPICS: usize = 2 * MAX_PARTITIONS as usize;
+
+/// The subscription filter every Vouch node uses: any topic, at most
+/// [`MAX_PEER_TOPICS`] per peer and per RPC.
+fn subscription_filter()
+-> gossipsub::MaxCountSubscriptionFilter<gossipsub::AllowAllSubscriptionFilter> {
+    gossipsub::MaxCountSubscriptionFilter {
+        filter: gossipsub::AllowAllSubscriptionFilter {},
+        max_subscribed_topics: MAX_PEER_TOPICS,
+        max_subscriptions_per_request: MAX_PEER_TOPICS,
+    }
 }
 
 /// Every telemetry partition's topic and the control topic: what the SDK scores.

@@ -7,6 +7,7 @@ mod authority;
 mod delegate;
 mod envelope;
 mod keygen;
+mod node;
 mod publish;
 mod subscribe;
 
@@ -46,6 +47,8 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Join the gossip network, verify every envelope received and print it as NDJSON.
     Subscribe(subscribe::SubscribeArgs),
+    /// Run a verifier node: gossip in, validation, durable log, HTTP API.
+    Node(node::NodeArgs),
 }
 
 /// What a command found: success, or a check that failed (exit 1).
@@ -70,6 +73,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Authority(cmd) => authority::run(cmd),
         Command::Publish(args) => publish::run(args),
         Command::Subscribe(args) => subscribe::run(args),
+        Command::Node(args) => node::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

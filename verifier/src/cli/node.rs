@@ -1,0 +1,97 @@
+//! `vouch node`: run a verifier (see `examples/verifier.toml`).
+//!
+//! Flags override the configuration file. Once listening, the node prints
+//! one JSON line to stdout, `{"peer_id", "p2p_listen": [multiaddr/p2p/id…],
+//! "http": "http://HOST:PORT"}`, and runs until SIGINT or SIGTERM, when it
+//! commits and fsyncs the log and exits 0.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use vouch_verifier::node::{self, NodeConfig, Started};
+
+use super::Outcome;
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// Configuration file (TOML; see examples/verifier.toml). Without it, defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory of the log and state.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Gossip multiaddr to listen on (repeatable; replaces the config's list).
+    #[arg(long)]
+    p2p_listen: Vec<String>,
+    /// HTTP API address; port 0 picks a free port.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// Peer to dial at start (repeatable; adds to the config's list).
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// Authority snapshot file (JSON); overrides the config's authority source.
+    #[arg(long)]
+    authority_snapshot: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: NodeArgs) -> Result<Outcome> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::from_file(path)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = Some(dir);
+    }
+    if !args.p2p_listen.is_empty() {
+        config.p2p.listen = args.p2p_listen;
+    }
+    if let Some(addr) = args.http_listen {
+        config.http.listen = addr;
+    }
+    config.p2p.bootstrap.extend(args.bootstrap);
+    if let Some(path) = args.authority_snapshot {
+        config.authority.snapshot = Some(path);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(node::run(config, announce, shutdown_signal()))?;
+    Ok(Outcome::Ok)
+}
+
+fn announce(started: &Started) {
+    let line = serde_json::to_string(started).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not stop the node.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%e, "cannot watch SIGTERM; SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,218 @@
+//! The verifier node's configuration (`verifier.toml`; see `examples/verifier.toml`).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vouch_schema::Address;
+use vouch_schema::limits::MAX_PARTITIONS;
+
+use crate::validate::ValidationConfig;
+
+use super::NodeError;
+
+/// Everything a verifier node needs. Every field has a default that works
+/// except the authority source (a snapshot file, or `rpc` + `controller`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the log lives (default `vouch-data`).
+    pub data_dir: Option<PathBuf>,
+    /// Gossip networking.
+    pub p2p: P2pConfig,
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// Who may publish.
+    pub authority: AuthorityConfig,
+    /// The queue in front of the pipeline and group commit.
+    pub ingest: IngestConfig,
+    /// The segment log.
+    pub log: LogSettings,
+    /// Bounds of the validation pipeline's guards.
+    pub validation: ValidationConfig,
+}
+
+/// Gossip networking.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Multiaddrs to listen on; port 0 picks a free port.
+    pub listen: Vec<String>,
+    /// Peers to dial at start (multiaddrs ending in `/p2p/<peer id>`).
+    pub bootstrap: Vec<String>,
+    /// Telemetry partitions to follow: ranges and numbers, e.g. `"0-9,42"`.
+    pub partitions: String,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".to_owned()],
+            bootstrap: Vec::new(),
+            partitions: "0-99".to_owned(),
+        }
+    }
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to serve on; port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)) }
+    }
+}
+
+/// Where the authority view comes from: a snapshot file, or the chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorityConfig {
+    /// An authority snapshot file (JSON). Takes precedence over `rpc`.
+    pub snapshot: Option<PathBuf>,
+    /// An Ethereum JSON-RPC endpoint to read Livepeer's active set from.
+    pub rpc: Option<String>,
+    /// Livepeer's Controller contract (required with `rpc`).
+    pub controller: Option<Address>,
+    /// Seconds between background refreshes of the on-chain view.
+    pub refresh_interval_secs: u64,
+    /// Deadline of one on-chain fetch, seconds.
+    pub rpc_timeout_secs: u64,
+    /// Gateway allowlist merged into every on-chain view.
+    pub gateways: Vec<Address>,
+}
+
+impl Default for AuthorityConfig {
+    fn default() -> Self {
+        AuthorityConfig {
+            snapshot: None,
+            rpc: None,
+            controller: None,
+            refresh_interval_secs: 300,
+            rpc_timeout_secs: 10,
+            gateways: Vec::new(),
+        }
+    }
+}
+
+/// The bounded queue between gossip and the pipeline, and group commit.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Messages waiting for validation; when full the oldest is shed
+    /// (reported Ignore to gossip and counted in `vouch_ingest_shed_total`).
+    pub queue_capacity: usize,
+    /// A commit happens once this many records are appended…
+    pub commit_max_records: usize,
+    /// …or this many ms after the first uncommitted one, whichever is first.
+    pub commit_interval_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { queue_capacity: 8192, commit_max_records: 512, commit_interval_ms: 5 }
+    }
+}
+
+/// The segment log.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Size at which a new segment file is started, bytes.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { segment_bytes: crate::store::log::DEFAULT_SEGMENT_BYTES }
+    }
+}
+
+impl NodeConfig {
+    /// Reads a TOML file; relative paths in it are taken relative to its directory.
+    pub fn from_file(path: &Path) -> Result<NodeConfig, NodeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Config(format!("reading {}: {e}", path.display())))?;
+        let mut config: NodeConfig = toml::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = config.data_dir.as_mut() {
+            rebase(p);
+        }
+        if let Some(p) = config.authority.snapshot.as_mut() {
+            rebase(p);
+        }
+        Ok(config)
+    }
+
+    /// The data directory in force.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("vouch-data"))
+    }
+}
+
+/// Parses a partition list such as `"0-9,42"`.
+pub fn parse_partitions(s: &str) -> Result<BTreeSet<u32>, NodeError> {
+    let bad = |m: String| NodeError::Config(format!("partitions {s:?}: {m}"));
+    let mut set = BTreeSet::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let parse = |n: &str| -> Result<u32, NodeError> {
+            let v: u32 = n.trim().parse().map_err(|_| bad(format!("{n:?} is not a number")))?;
+            if v >= MAX_PARTITIONS {
+                return Err(bad(format!("{v} is not in 0..{MAX_PARTITIONS}")));
+            }
+            Ok(v)
+        };
+        let (lo, hi) = (parse(lo)?, parse(hi)?);
+        if lo > hi {
+            return Err(bad(format!("empty range {part:?}")));
+        }
+        set.extend(lo..=hi);
+    }
+    if set.is_empty() {
+        return Err(bad("no partitions".to_owned()));
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/verifier.toml");
+        let config = NodeConfig::from_file(&path).unwrap();
+        assert!(config.authority.snapshot.unwrap().ends_with("authority.json"));
+        assert_eq!(parse_partitions(&config.p2p.partitions).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn partitions() {
+        assert_eq!(
+            parse_partitions("0-2, 7").unwrap().into_iter().collect::<Vec<_>>(),
+            [0, 1, 2, 7]
+        );
+        assert!(parse_partitions("100").is_err());
+        assert!(parse_partitions("3-1").is_err());
+        assert!(parse_partitions("").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<NodeConfig>("data_dirr = \"x\"").is_err());
+        assert!(toml::from_str::<NodeConfig>("[ingest]\nqueue_capacity = 4").is_ok());
+    }
+}

@@ -1,0 +1,114 @@
+//! The node's HTTP API (DESIGN.md §9; for now `/healthz`, `/metrics` and
+//! `/v1/ingest/stats`).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::validate::Outcome;
+
+use super::ingest::Metrics;
+
+/// The router over shared `metrics`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(prometheus))
+        .route("/v1/ingest/stats", get(stats))
+        .with_state(metrics)
+}
+
+async fn prometheus(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render_metrics(&metrics))
+}
+
+async fn stats(State(metrics): State<Arc<Metrics>>) -> Json<Value> {
+    Json(stats_json(&metrics))
+}
+
+/// `/v1/ingest/stats`: `{accepted, rejected, ignored, shed, by_reason: [{outcome, reason, count}]}`.
+pub fn stats_json(metrics: &Metrics) -> Value {
+    let snap = metrics.snapshot();
+    let total =
+        |o: Outcome| snap.outcomes.iter().filter(|(x, _, _)| *x == o).map(|t| t.2).sum::<u64>();
+    let by_reason: Vec<Value> = snap
+        .outcomes
+        .iter()
+        .map(|(o, r, n)| json!({"outcome": o.as_str(), "reason": r, "count": n}))
+        .collect();
+    let control: Vec<Value> = snap
+        .control
+        .iter()
+        .map(|((o, r), n)| json!({"outcome": o.as_str(), "reason": r, "count": n}))
+        .collect();
+    json!({
+        "accepted": total(Outcome::Accept),
+        "rejected": total(Outcome::Reject),
+        "ignored": total(Outcome::Ignore),
+        "shed": metrics.shed.load(Ordering::Relaxed),
+        "log_records": snap.log_records,
+        "by_reason": by_reason,
+        "control": control,
+    })
+}
+
+/// Prometheus text exposition of every counter.
+pub fn render_metrics(metrics: &Metrics) -> String {
+    let snap = metrics.snapshot();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP vouch_ingest_total Telemetry messages by outcome and reason.");
+    let _ = writeln!(out, "# TYPE vouch_ingest_total counter");
+    for (o, r, n) in &snap.outcomes {
+        let _ =
+            writeln!(out, "vouch_ingest_total{{outcome=\"{}\",reason=\"{r}\"}} {n}", o.as_str());
+    }
+    let _ =
+        writeln!(out, "# HELP vouch_control_total Control-topic messages by outcome and reason.");
+    let _ = writeln!(out, "# TYPE vouch_control_total counter");
+    for ((o, r), n) in &snap.control {
+        let _ =
+            writeln!(out, "vouch_control_total{{outcome=\"{}\",reason=\"{r}\"}} {n}", o.as_str());
+    }
+    let _ =
+        writeln!(out, "# HELP vouch_guard_evictions_total Entries evicted from bounded guards.");
+    let _ = writeln!(out, "# TYPE vouch_guard_evictions_total counter");
+    for (b, n) in &snap.evictions {
+        let _ = writeln!(out, "vouch_guard_evictions_total{{bound=\"{b}\"}} {n}");
+    }
+    let gauges = [
+        ("vouch_log_records", "gauge", "Records committed to the log.", snap.log_records),
+        ("vouch_log_commits_total", "counter", "Group commits since start.", snap.commits),
+        (
+            "vouch_ingest_shed_total",
+            "counter",
+            "Messages shed from the full ingest queue.",
+            metrics.shed.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_metrics_render() {
+        let m = Metrics::default();
+        let text = render_metrics(&m);
+        assert!(text.contains("vouch_log_records 0"), "{text}");
+        assert_eq!(stats_json(&m)["accepted"], json!(0));
+    }
+}

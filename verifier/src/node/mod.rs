@@ -1,0 +1,342 @@
+//! The verifier node: gossip in, validation, durable log, HTTP out.
+//!
+//! One tokio task drives the libp2p swarm (gossipsub with
+//! `validate_messages`, DESIGN.md §5). Every telemetry or control message it
+//! receives goes into a bounded queue ([`ingest`]) that sheds its oldest
+//! entry when full (reported Ignore, counted). A worker thread takes groups
+//! from the queue, runs the [`crate::validate`] pipeline, appends what passed
+//! to the [`crate::store`] log, commits the group with one fsync, and only
+//! then reports Accept to gossip (Reject/Ignore per the outcome table). The
+//! authority view in force is recorded in the log at start and whenever its
+//! hash changes. The HTTP API ([`http`]) serves health, metrics and stats.
+//! On shutdown the swarm stops, the worker commits what it appended, and the
+//! log is fsynced before [`run`] returns.
+
+pub mod config;
+pub mod http;
+pub mod ingest;
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, Swarm, identity, multiaddr::Protocol};
+use tokio::sync::mpsc;
+use vouch_delegation::authority::onchain::{ChainOptions, OnChainAuthority, RefreshHandle};
+use vouch_delegation::authority::{Authority, CachedAuthority, snapshot};
+use vouch_schema::topic;
+use vouch_sdk::transport::gossip::{self, Node, NodeEvent};
+
+use crate::store::{LogConfig, LogError, SegmentLog};
+use crate::validate::Pipeline;
+
+pub use config::NodeConfig;
+use ingest::{Item, Metrics, Queue, Verdict, Worker};
+
+/// How long the node waits for its listeners to report their addresses.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Verdict groups that may wait for the swarm task (the worker blocks beyond).
+const VERDICT_GROUPS: usize = 64;
+
+/// Why the node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The authority view could not be loaded.
+    #[error("authority: {0}")]
+    Authority(String),
+    /// The log failed (the node stops: nothing more can be acknowledged).
+    #[error("log: {0}")]
+    Log(#[from] LogError),
+    /// Networking (listening, the swarm, the HTTP socket) failed.
+    #[error("network: {0}")]
+    Network(String),
+    /// The ingest worker panicked or could not be joined.
+    #[error("ingest worker: {0}")]
+    Worker(String),
+}
+
+/// What a started node announces: its peer id and where it actually listens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Started {
+    /// The libp2p peer id.
+    pub peer_id: String,
+    /// Gossip listen addresses, each ending in `/p2p/<peer id>`.
+    pub p2p_listen: Vec<String>,
+    /// The HTTP API's base URL.
+    pub http: String,
+}
+
+/// Loads the authority named by `config`: a snapshot, or the chain with a
+/// background refresher (whose handle is returned so it can be stopped).
+async fn load_authority(
+    config: &config::AuthorityConfig,
+) -> Result<(Arc<CachedAuthority>, Option<RefreshHandle>), NodeError> {
+    if let Some(path) = &config.snapshot {
+        let view = snapshot::load(path).map_err(|e| NodeError::Authority(e.to_string()))?;
+        return Ok((Arc::new(CachedAuthority::new(view)), None));
+    }
+    match (&config.rpc, config.controller) {
+        (Some(rpc), Some(controller)) => {
+            let options = ChainOptions {
+                timeout: Duration::from_secs(config.rpc_timeout_secs.max(1)),
+                gateways: config.gateways.clone(),
+                ..ChainOptions::default()
+            };
+            let (cache, handle) = OnChainAuthority::new(rpc.clone(), controller)
+                .with_options(options)
+                .with_refresh_interval(Duration::from_secs(config.refresh_interval_secs))
+                .spawn()
+                .await
+                .map_err(|e| NodeError::Authority(e.to_string()))?;
+            Ok((cache, Some(handle)))
+        }
+        _ => Err(NodeError::Authority(
+            "give [authority] snapshot (or --authority-snapshot), or rpc and controller".to_owned(),
+        )),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Runs a verifier node until `shutdown` resolves, calling `on_start` once it
+/// listens (gossip and HTTP). Returns after the final commit.
+pub async fn run(
+    config: NodeConfig,
+    on_start: impl FnOnce(&Started),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let partitions = config::parse_partitions(&config.p2p.partitions)?;
+    let parse_addrs = |list: &[String], what: &str| -> Result<Vec<Multiaddr>, NodeError> {
+        list.iter()
+            .map(|a| a.parse().map_err(|e| NodeError::Config(format!("{what} address {a:?}: {e}"))))
+            .collect()
+    };
+    let listen = parse_addrs(&config.p2p.listen, "listen")?;
+    let bootstrap = parse_addrs(&config.p2p.bootstrap, "bootstrap")?;
+    if listen.is_empty() {
+        return Err(NodeError::Config("no p2p listen address".to_owned()));
+    }
+
+    let (authority, refresher) = load_authority(&config.authority).await?;
+    let log_dir = config.data_dir().join("log");
+    let (log, recovery) =
+        SegmentLog::open(&log_dir, LogConfig { segment_bytes: config.log.segment_bytes })?;
+    tracing::info!(dir = %log_dir.display(), ?recovery, "log opened");
+    let authority_dyn: Arc<dyn Authority> = authority.clone();
+    let pipeline = Pipeline::new(config.validation.clone(), Arc::clone(&authority_dyn));
+
+    // Gossip.
+    let mut topics: Vec<IdentTopic> =
+        partitions.iter().map(|&p| IdentTopic::new(topic::telemetry_topic(p))).collect();
+    let control_topic = IdentTopic::new(topic::CONTROL_TOPIC);
+    topics.push(control_topic.clone());
+    let agent = format!("vouch-verifier/{}", env!("CARGO_PKG_VERSION"));
+    let mut swarm = gossip::build_swarm(
+        identity::Keypair::generate_ed25519(),
+        agent,
+        topics.iter().map(IdentTopic::hash),
+    )
+    .map_err(|e| NodeError::Network(e.to_string()))?;
+    for t in &topics {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(t)
+            .map_err(|e| NodeError::Network(format!("subscribing to {t}: {e}")))?;
+    }
+    let p2p_listen = listen_all(&mut swarm, &listen).await?;
+
+    // HTTP.
+    let metrics = Arc::new(Metrics::default());
+    let http_listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|e| NodeError::Network(format!("HTTP listen on {}: {e}", config.http.listen)))?;
+    let http_addr: SocketAddr = http_listener
+        .local_addr()
+        .map_err(|e| NodeError::Network(format!("HTTP listen address: {e}")))?;
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = http::router(Arc::clone(&metrics));
+    let http_task = tokio::spawn(async move {
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.await;
+            })
+            .await
+    });
+
+    on_start(&Started {
+        peer_id: swarm.local_peer_id().to_string(),
+        p2p_listen,
+        http: format!("http://{http_addr}"),
+    });
+    for addr in &bootstrap {
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, %e, "bootstrap dial failed");
+        }
+    }
+
+    // The worker.
+    let queue = Arc::new(Queue::new(config.ingest.queue_capacity));
+    let (verdict_tx, mut verdict_rx) = mpsc::channel::<Vec<Verdict>>(VERDICT_GROUPS);
+    let worker = Worker {
+        pipeline,
+        log,
+        authority: authority_dyn,
+        config: config.ingest,
+        queue: Arc::clone(&queue),
+        verdicts: verdict_tx,
+        metrics: Arc::clone(&metrics),
+        recorded_view: None,
+        checked_view: None,
+        control: BTreeMap::new(),
+        commits: 0,
+    };
+    let worker_task = tokio::task::spawn_blocking(move || worker.run());
+
+    let control_hash = control_topic.hash();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                tracing::info!("shutting down");
+                break;
+            }
+            verdicts = verdict_rx.recv() => {
+                let Some(verdicts) = verdicts else {
+                    tracing::error!("ingest worker stopped");
+                    break;
+                };
+                for v in verdicts {
+                    report(&mut swarm, &metrics, &v.id, &v.source, v.acceptance);
+                }
+            }
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::Behaviour(NodeEvent::Gossipsub(gossipsub::Event::Message {
+                    propagation_source,
+                    message_id,
+                    message,
+                })) => {
+                    let item = Item {
+                        id: message_id,
+                        source: propagation_source,
+                        control: message.topic == control_hash,
+                        topic: message.topic.into_string(),
+                        data: message.data,
+                        received_at_ms: now_ms(),
+                    };
+                    if let Some(old) = queue.push(item) {
+                        ingest::count_shed(&metrics);
+                        report(&mut swarm, &metrics, &old.id, &old.source, MessageAcceptance::Ignore);
+                    }
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                    tracing::info!(%peer_id, address = %endpoint.get_remote_address(), "connected");
+                }
+                SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                    tracing::info!(%peer_id, ?cause, "disconnected");
+                }
+                SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                    tracing::warn!(?peer_id, %error, "dial failed");
+                }
+                _ => {}
+            },
+        }
+    }
+
+    // Stop: no more input, let the worker commit, then stop HTTP and the refresher.
+    queue.close();
+    drop(verdict_rx);
+    let worker_result = worker_task.await.map_err(|e| NodeError::Worker(e.to_string()))?;
+    let _ = http_stop.send(());
+    if let Ok(Err(e)) = http_task.await {
+        tracing::warn!(%e, "HTTP server stopped with an error");
+    }
+    if let Some(handle) = refresher {
+        handle.abort();
+    }
+    worker_result
+}
+
+fn report(
+    swarm: &mut Swarm<Node>,
+    metrics: &Metrics,
+    id: &gossipsub::MessageId,
+    source: &libp2p::PeerId,
+    acceptance: MessageAcceptance,
+) {
+    if !swarm.behaviour_mut().gossipsub.report_message_validation_result(id, source, acceptance) {
+        metrics.verdicts_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Listens on every address and waits for the actual addresses (port 0 resolved).
+async fn listen_all(
+    swarm: &mut Swarm<Node>,
+    listen: &[Multiaddr],
+) -> Result<Vec<String>, NodeError> {
+    let mut waiting = HashSet::new();
+    for addr in listen {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::Network(format!("listening on {addr}: {e}")))?;
+        waiting.insert(id);
+    }
+    let mut addrs = Vec::new();
+    let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
+    while !waiting.is_empty() {
+        let event = tokio::time::timeout_at(deadline, swarm.select_next_some())
+            .await
+            .map_err(|_| NodeError::Network("timed out waiting for listen addresses".to_owned()))?;
+        match event {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                waiting.remove(&listener_id);
+                addrs.push(address.with(Protocol::P2p(*swarm.local_peer_id())).to_string());
+            }
+            SwarmEvent::ListenerClosed { reason: Err(e), addresses, .. } => {
+                return Err(NodeError::Network(format!("listener on {addresses:?} failed: {e}")));
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                return Err(NodeError::Network(format!("listener failed: {error}")));
+            }
+            _ => {}
+        }
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_authority_source_is_required() {
+        let none = config::AuthorityConfig::default();
+        assert!(matches!(load_authority(&none).await, Err(NodeError::Authority(_))));
+        let rpc_only =
+            config::AuthorityConfig { rpc: Some("http://127.0.0.1:1".to_owned()), ..none };
+        assert!(matches!(load_authority(&rpc_only).await, Err(NodeError::Authority(_))));
+    }
+
+    #[tokio::test]
+    async fn a_missing_snapshot_fails_before_anything_listens() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut config =
+            NodeConfig { data_dir: Some(dir.path().join("data")), ..NodeConfig::default() };
+        config.authority.snapshot = Some(dir.path().join("missing.json"));
+        let result = run(config, |_| panic!("must not start"), std::future::pending()).await;
+        assert!(matches!(result, Err(NodeError::Authority(_))), "{result:?}");
+        assert!(!dir.path().join("data").exists(), "no log created");
+    }
+}
