@@ -9,11 +9,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::identity::{Identity, ok_json, vouch};
 use common::subscriber::WAIT;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -26,81 +27,7 @@ const STRANGER_KEY: &str = "0x66666666666666666666666666666666666666666666666666
 const STRANGER_DELEGATE_KEY: &str =
     "0x7777777777777777777777777777777777777777777777777777777777777777";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn vouch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap()
-}
-
-fn ok_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-/// A gateway principal, its delegate key and certificate, in a temp dir.
-struct Identity {
-    dir: TempDir,
-    principal: String,
-}
-
 impl Identity {
-    fn new(principal_key: &str, delegate_key: &str) -> Identity {
-        let dir = TempDir::new().unwrap();
-        std::fs::write(dir.path().join("p.key"), principal_key).unwrap();
-        std::fs::write(dir.path().join("d.key"), delegate_key).unwrap();
-        let mut id = Identity { dir, principal: String::new() };
-        // Issuing with the delegate key as "principal" reveals its address.
-        let probe = ok_json(&vouch(&[
-            "delegate",
-            "issue",
-            "--principal-key",
-            &id.p("d.key"),
-            "--delegate",
-            &format!("0x{}", "00".repeat(20)),
-            "--role",
-            "gateway",
-            "--out",
-            &id.p("probe"),
-        ]));
-        let delegate = probe["principal"].as_str().unwrap().to_owned();
-        let issued = ok_json(&vouch(&[
-            "delegate",
-            "issue",
-            "--principal-key",
-            &id.p("p.key"),
-            "--delegate",
-            &delegate,
-            "--role",
-            "gateway",
-            "--region",
-            "FRA",
-            "--out",
-            &id.p("d.cert"),
-        ]));
-        id.principal = issued["principal"].as_str().unwrap().to_owned();
-        id
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_owned()
-    }
-
-    /// The 8 real go-livepeer fixture events as NDJSON.
-    fn events(&self) -> String {
-        let fixtures = repo_root().join("schemas/tests/data/go-livepeer-kafka-samples.json");
-        let all: Vec<Value> = serde_json::from_slice(&std::fs::read(fixtures).unwrap()).unwrap();
-        let ndjson: String = all.iter().map(|e| format!("{e}\n")).collect();
-        std::fs::write(self.dir.path().join("events.ndjson"), ndjson).unwrap();
-        self.p("events.ndjson")
-    }
-
     fn publish_events(&self, bootstrap: &str) {
         let events = self.events();
         ok_json(&vouch(&[

@@ -6,92 +6,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::identity::{Identity, ok_json, repo_root, vouch};
 use common::subscriber::Subscriber;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 const PRINCIPAL_KEY: &str = "0x4444444444444444444444444444444444444444444444444444444444444444";
 const DELEGATE_KEY: &str = "0x5555555555555555555555555555555555555555555555555555555555555555";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn vouch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap()
-}
-
-fn ok_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-/// A gateway identity: principal and delegate keys, and a certificate.
-struct Identity {
-    dir: TempDir,
-}
-
-impl Identity {
-    fn new() -> Identity {
-        let dir = TempDir::new().unwrap();
-        std::fs::write(dir.path().join("p.key"), PRINCIPAL_KEY).unwrap();
-        std::fs::write(dir.path().join("d.key"), DELEGATE_KEY).unwrap();
-        let id = Identity { dir };
-        let probe = ok_json(&vouch(&[
-            "delegate",
-            "issue",
-            "--principal-key",
-            &id.p("d.key"),
-            "--delegate",
-            &format!("0x{}", "00".repeat(20)),
-            "--role",
-            "gateway",
-            "--out",
-            &id.p("probe"),
-        ]));
-        let delegate = probe["principal"].as_str().unwrap().to_owned();
-        ok_json(&vouch(&[
-            "delegate",
-            "issue",
-            "--principal-key",
-            &id.p("p.key"),
-            "--delegate",
-            &delegate,
-            "--role",
-            "gateway",
-            "--region",
-            "FRA",
-            "--out",
-            &id.p("d.cert"),
-        ]));
-        id
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_owned()
-    }
-
-    /// The 8 real go-livepeer fixture events as NDJSON.
-    fn events(&self) -> String {
-        let fixtures = repo_root().join("schemas/tests/data/go-livepeer-kafka-samples.json");
-        let all: Vec<Value> = serde_json::from_slice(&std::fs::read(fixtures).unwrap()).unwrap();
-        let ndjson: String = all.iter().map(|e| format!("{e}\n")).collect();
-        std::fs::write(self.dir.path().join("events.ndjson"), ndjson).unwrap();
-        self.p("events.ndjson")
-    }
-}
-
 #[test]
 fn vouch_publish_replays_go_livepeer_events_to_a_subscriber() {
-    let id = Identity::new();
+    let id = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
     let events = id.events();
     let sub = Subscriber::spawn("/ip4/127.0.0.1/tcp/0", 1);
     let out = vouch(&[
@@ -118,7 +44,7 @@ fn vouch_publish_replays_go_livepeer_events_to_a_subscriber() {
 
 #[test]
 fn raw_publish_carries_bytes_unchanged_and_a_forgery_is_caught() {
-    let id = Identity::new();
+    let id = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
     let events = id.events();
     ok_json(&vouch(&[
         "envelope",
@@ -162,7 +88,7 @@ fn go_program_publishes_over_gossip_through_the_c_abi() {
         Command::new("go").arg("version").output().is_ok_and(|o| o.status.success()),
         "Go is missing: run scripts/go-example.sh once (it installs Debian's golang-go)"
     );
-    let id = Identity::new();
+    let id = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
     let sub = Subscriber::spawn("/ip4/127.0.0.1/tcp/0", 1);
     let config = format!(
         "key_file = {:?}\ncertificate = {:?}\n[transport]\nkind = \"gossip\"\nbootstrap = [{:?}]\n",

@@ -1,4 +1,6 @@
 //! Helpers shared by the end-to-end tests.
 
 #[allow(unreachable_pub)]
+pub mod identity;
+#[allow(unreachable_pub)]
 pub mod subscriber;
