@@ -2,7 +2,7 @@
 //!
 //! Same rules as `vouch_schema::crypto` (65-byte `r ‖ s ‖ v`, `v` ∈ {27, 28},
 //! low-S only, signer = the envelope's publisher), but through the
-//! `secp256k1` crate, which verifies about 2.9× faster than k256 on the
+//! `secp256k1` crate, which verifies 2.6–2.9× faster than k256 on the
 //! verifier's machines (BENCHMARKS.md, verifier pipeline). The first envelope
 //! of a delegate is checked by key recovery; later ones against the cached key.
 
