@@ -46,7 +46,7 @@ use crate::config::{
 use crate::redact::{RedactionConfig, Redactor};
 use crate::stats::{Counters, Stats};
 use crate::transport::file::FileTransport;
-use crate::transport::{Outgoing, Transport, TransportError};
+use crate::transport::{Outgoing, Transport, TransportError, TransportProbe};
 
 /// The stream path every Vouch stream id ends with.
 pub const STREAM_PATH: &str = "/livepeer/telemetry";
@@ -306,6 +306,8 @@ pub enum PublishError {
 pub struct Publisher {
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
+    /// The transport's own counters (what it buffers or drops after `send`).
+    probe: Option<TransportProbe>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -389,12 +391,13 @@ impl Publisher {
             capacity: settings.queue_capacity,
             policy: settings.drop_policy,
         });
+        let probe = transport.probe();
         let mut worker = Worker::new(Arc::clone(&shared), signer, &settings, transport);
         let handle = std::thread::Builder::new()
             .name("vouch-publisher".into())
             .spawn(move || worker.run_guarded())
             .map_err(|e| PublisherError::Spawn(e.to_string()))?;
-        Ok(Publisher { shared, worker: Some(handle) })
+        Ok(Publisher { shared, worker: Some(handle), probe })
     }
 
     /// Queues one event and returns at once. A full queue drops an event by
@@ -486,7 +489,13 @@ impl Publisher {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.shared.counters.snapshot()
+        let mut stats = self.shared.counters.snapshot();
+        if let Some(probe) = &self.probe {
+            let t = probe();
+            stats.transport_pending = t.pending;
+            stats.transport_dropped = t.dropped;
+        }
+        stats
     }
 
     /// Stops taking events, sends what is queued and closes the transport,

@@ -33,6 +33,11 @@ pub struct Stats {
     /// `publish_go_livepeer`, events that fail validation, or too large for
     /// one envelope.
     pub dropped_invalid: u64,
+    /// Envelopes the transport took and still buffers (gossip: waiting for a peer).
+    pub transport_pending: u64,
+    /// Envelopes the transport took and later dropped from its full buffer
+    /// (gossip: the oldest waiting envelopes while no peer could take them).
+    pub transport_dropped: u64,
     /// The most recent error, if any.
     pub last_error: Option<String>,
 }
@@ -80,6 +85,9 @@ impl Counters {
             dropped_queue_full: get(&self.dropped_queue_full),
             dropped_transport: get(&self.dropped_transport),
             dropped_invalid: get(&self.dropped_invalid),
+            // Filled in by `Publisher::stats` from the transport's probe.
+            transport_pending: 0,
+            transport_dropped: 0,
             last_error: self
                 .last_error
                 .lock()

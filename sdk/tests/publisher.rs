@@ -392,3 +392,41 @@ fn a_panicking_transport_closes_the_publisher() {
     assert!(p.stats().last_error.is_some());
     assert!(p.close(SECOND).is_err());
 }
+
+/// With no peer reachable, the gossip transport keeps the newest envelopes
+/// in its bounded buffer and drops the oldest; the publisher's stats show
+/// both, so a host (go-livepeer through `vouch_stats_json`) can see the loss.
+#[test]
+fn gossip_buffer_overflow_is_visible_in_publisher_stats() {
+    use vouch_sdk::config::{TransportConfig, TransportKind};
+    use vouch_sdk::transport::gossip::GossipTransport;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = TransportConfig {
+        kind: TransportKind::Gossip,
+        path: None,
+        listen: Vec::new(),
+        bootstrap: vec![format!("/ip4/127.0.0.1/tcp/{closed}")],
+    };
+    let transport = GossipTransport::start(&config).unwrap();
+    // One event per envelope, more envelopes than the 1,024-envelope buffer.
+    let p = Publisher::with_transport(
+        signer(Role::Gateway, "FRA"),
+        settings(1, 0, 4096),
+        Box::new(transport),
+    )
+    .unwrap();
+    for i in 0..1100 {
+        p.publish(probe(i)).unwrap();
+    }
+    assert!(
+        eventually(60 * SECOND, || {
+            // Every envelope is either still waiting for a peer or dropped.
+            let s = p.stats();
+            s.sent_envelopes == 1100
+                && s.transport_dropped > 0
+                && s.transport_pending + s.transport_dropped == 1100
+        }),
+        "{:?}",
+        p.stats()
+    );
+}

@@ -301,6 +301,14 @@ impl Transport for GossipTransport {
         flushed.and(stopped)
     }
 
+    fn probe(&self) -> Option<super::TransportProbe> {
+        let shared = Arc::clone(&self.shared);
+        Some(Arc::new(move || super::TransportCounters {
+            pending: shared.pending.load(Ordering::SeqCst),
+            dropped: shared.dropped_pending.load(Ordering::SeqCst),
+        }))
+    }
+
     fn kind(&self) -> &'static str {
         "gossip"
     }

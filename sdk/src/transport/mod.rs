@@ -37,6 +37,20 @@ pub enum TransportError {
     Deadline(usize),
 }
 
+/// What a transport holds or has lost after `send` took an envelope: a
+/// network transport buffers envelopes while no peer can take them and,
+/// being bounded, drops the oldest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportCounters {
+    /// Envelopes taken and not yet handed to the network.
+    pub pending: u64,
+    /// Envelopes taken and later dropped because the transport's buffer was full.
+    pub dropped: u64,
+}
+
+/// Reads a transport's live counters from any thread.
+pub type TransportProbe = std::sync::Arc<dyn Fn() -> TransportCounters + Send + Sync>;
+
 /// A destination for signed envelopes.
 pub trait Transport: Send + 'static {
     /// Takes one envelope without blocking for long.
@@ -51,4 +65,11 @@ pub trait Transport: Send + 'static {
 
     /// A short label for statistics and logs, e.g. `gossip` or `file`.
     fn kind(&self) -> &'static str;
+
+    /// Live counters of what the transport buffers or drops after `send`,
+    /// for transports that buffer at all (the publisher reports them in its
+    /// stats). `None`: everything `send` takes is delivered or refused at once.
+    fn probe(&self) -> Option<TransportProbe> {
+        None
+    }
 }
