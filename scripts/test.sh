@@ -19,6 +19,32 @@ if ! command -v go >/dev/null 2>&1; then
     echo "test.sh: Go is required (apt-get install golang-go)" >&2; exit 1
   fi
 fi
+# Chromium (Debian's chromium) for the dashboard test, driven by playwright-core.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: Chromium is required (apt-get install chromium)" >&2; exit 1
+  fi
+fi
+# Mosquitto (Debian's mosquitto + mosquitto-clients) for the Streamr bridge
+# test: it stands in for a Streamr node's MQTT plugin (standard MQTT 3.1.1).
+if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ] || ! command -v mosquitto_sub >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
+  else
+    echo "test.sh: mosquitto is required (apt-get install mosquitto mosquitto-clients)" >&2; exit 1
+  fi
+fi
+# ClickHouse (Debian's clickhouse-server + clickhouse-client, 18.16) for the
+# ClickHouse sink test, which runs a private server per test.
+if ! { command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ]; } || ! command -v clickhouse-client >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+  else
+    echo "test.sh: ClickHouse is required (apt-get install clickhouse-server clickhouse-client)" >&2; exit 1
+  fi
+fi
 # cbindgen, to check that sdk/include/vouch.h matches the code.
 command -v cbindgen >/dev/null 2>&1 || cargo install cbindgen --version 0.29.4 --locked
 

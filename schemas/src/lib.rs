@@ -33,4 +33,5 @@ pub mod event;
 pub mod streamr;
 pub use batch::{BatchError, TelemetryBatch};
 pub use event::{Event, EventError, Family, Origin};
+pub mod bridge;
 pub mod topic;

@@ -1,5 +1,6 @@
 //! The verifier pipeline end to end (decode → checks → certificate →
-//! authority → rate → signature → sequence → log append with group commit),
+//! authority → rate → signature → sequence → log append with group commit →
+//! SLA engine state),
 //! beside raw signature verification on the same core in the same run.
 //!
 //! `cargo bench -p vouch-verifier --bench pipeline`
@@ -23,15 +24,19 @@ use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
 use vouch_schema::crypto::address_of;
 use vouch_schema::topic::telemetry_topic;
 use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin, TelemetryBatch};
+use vouch_sla::Observer;
+use vouch_verifier::scores::{PolicyFiles, Scores};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
-use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig};
+use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig, Verified};
 use vouch_verifier::validate::{RateLimit, RateLimits};
 
 const NOW_MS: u64 = 1_764_000_000_000;
 const PARTITION: u32 = 5;
 const PUBLISHERS: u32 = 20;
-/// Envelopes appended before one group commit (fsync).
-const GROUP: usize = 64;
+/// Records appended before one group commit (fsync): the node's default.
+fn group() -> usize {
+    vouch_verifier::node::config::IngestConfig::default().commit_max_records
+}
 
 struct Publisher {
     principal: SigningKey,
@@ -46,8 +51,13 @@ fn key(n: u32) -> SigningKey {
 }
 
 fn publisher(n: u32) -> Publisher {
-    let principal = key(1000 + n);
-    let delegate = key(5000 + n);
+    publisher_of(1000 + n, 5000 + n)
+}
+
+/// A publisher with principal key `p` and delegate key `d` (key numbers).
+fn publisher_of(p: u32, d: u32) -> Publisher {
+    let principal = key(p);
+    let delegate = key(d);
     let terms = DelegationTerms {
         delegate: address_of(delegate.verifying_key()),
         role: Role::Gateway,
@@ -131,25 +141,35 @@ fn run_pipeline(pubs: &[Publisher], envelopes: &[Vec<u8>], with_log: bool) -> Du
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
     let mut p = pipeline(pubs);
+    let scores = Scores::open(&PolicyFiles::default(), None).unwrap().0;
     let topic = telemetry_topic(PARTITION);
     let start = Instant::now();
-    let mut pending = 0;
+    let mut accepted = Vec::new();
     for bytes in envelopes {
         let verified =
             p.validate(Unverified::from_topic(bytes.clone(), &topic, NOW_MS), NOW_MS).unwrap();
-        drop(verified);
         if !with_log {
             continue;
         }
         log.append(RecordKind::Envelope, bytes).unwrap();
-        pending += 1;
-        if pending == GROUP {
-            log.commit().unwrap();
-            pending = 0;
+        accepted.push(verified);
+        if accepted.len() == group() {
+            commit_and_score(&mut log, &scores, &mut accepted);
         }
     }
-    log.commit().unwrap();
+    commit_and_score(&mut log, &scores, &mut accepted);
     start.elapsed()
+}
+
+/// As the node does after a group: commit (fsync), then feed the SLA engine.
+fn commit_and_score(log: &mut SegmentLog, scores: &Scores, accepted: &mut Vec<Verified>) {
+    log.commit().unwrap();
+    for v in accepted.drain(..) {
+        let c = v.certificate();
+        let observer =
+            Observer { principal: c.principal(), role: c.role(), delegate: c.delegate() };
+        scores.ingest(&observer, v.envelope(), v.batch());
+    }
 }
 
 /// Raw k256: hash each envelope's signature payload and verify it with the known key.
@@ -186,6 +206,53 @@ fn run_raw_secp(pubs: &[Publisher], envelopes: &[Vec<u8>]) -> Duration {
     start.elapsed()
 }
 
+/// This process's resident memory now and at its peak, KiB (from /proc).
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Memory while tracking `principals` × `delegates` live delegates, each
+/// with its own chain of envelopes, through the pipeline and the log.
+fn memory(principals: u32, delegates: u32) {
+    let (rss_before, _) = rss_kib();
+    let pubs: Vec<Publisher> = (0..principals)
+        .flat_map(|p| (0..delegates).map(move |d| publisher_of(100_000 + p, 200_000 + p * 16 + d)))
+        .collect();
+    let envelopes = signed(&pubs, 2, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    let mut p = pipeline(&pubs);
+    let topic = telemetry_topic(PARTITION);
+    for bytes in &envelopes {
+        p.validate(Unverified::from_topic(bytes.clone(), &topic, NOW_MS), NOW_MS).unwrap();
+        log.append(RecordKind::Envelope, bytes).unwrap();
+    }
+    log.commit().unwrap();
+    let sizes = p.guard_sizes();
+    drop(envelopes);
+    let (rss, peak) = rss_kib();
+    println!(
+        "memory: {principals} principals × {delegates} delegates tracked ({} principals, {} chains, \
+         {} cached certificates, {} delegate keys) | process RSS {:.1} MiB (peak {:.1} MiB, \
+         {:.1} MiB before) | goal ≤ 256 MiB",
+        sizes.principals,
+        sizes.chains,
+        sizes.certificates,
+        sizes.delegate_keys,
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        rss_before as f64 / 1024.0,
+    );
+}
+
 fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -204,7 +271,8 @@ fn main() {
     let quick = !args.iter().any(|a| a == "--bench");
     let pubs: Vec<Publisher> = (0..PUBLISHERS).map(publisher).collect();
     println!(
-        "verifier pipeline, {PUBLISHERS} publishers, group commit every {GROUP} envelopes (fsync)"
+        "verifier pipeline, {PUBLISHERS} publishers, group commit every {} envelopes (fsync), as the node",
+        group()
     );
     for (label, per_publisher, events_each) in [
         ("1-event envelopes", if quick { 5 } else { 400 }, 1),
@@ -218,7 +286,7 @@ fn main() {
         let raw = run_raw(&pubs, &envelopes);
         let secp = run_raw_secp(&pubs, &envelopes);
         println!(
-            "{label}: {n} envelopes, {events} events | pipeline with log {:.0} envelopes/s = {:.0} events/s | \
+            "{label}: {n} envelopes, {events} events | pipeline with log + state {:.0} envelopes/s = {:.0} events/s | \
              checks only (no log) {:.0} envelopes/s | raw k256 hash+verify {:.0}/s | \
              raw libsecp256k1 hash+verify {:.0}/s | pipeline / raw k256 = {:.2}",
             per_sec(n, pipe),
@@ -229,4 +297,5 @@ fn main() {
             raw.as_secs_f64() / pipe.as_secs_f64(),
         );
     }
+    memory(if quick { 20 } else { 1000 }, 4);
 }

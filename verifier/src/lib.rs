@@ -6,3 +6,15 @@ pub mod validate;
 pub mod store;
 
 pub mod node;
+
+pub mod sink;
+
+pub mod api;
+
+pub mod scores;
+
+pub mod bridge;
+
+pub mod replay;
+
+pub mod sim;

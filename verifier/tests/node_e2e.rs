@@ -7,15 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
 use common::identity::{Identity, ok_json, vouch};
-use common::subscriber::WAIT;
+use common::node::{NodeProcess, count};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_verifier::store::{LogReader, RecordKind};
@@ -44,112 +37,6 @@ impl Identity {
             "60s",
         ]));
     }
-}
-
-/// A `vouch node` child process; killed on drop unless it already exited.
-struct NodeProcess {
-    child: Child,
-    announce: Value,
-}
-
-impl NodeProcess {
-    fn spawn(data_dir: &Path, snapshot: &Path) -> NodeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-            .args(["node", "--data-dir", data_dir.to_str().unwrap()])
-            .args(["--authority-snapshot", snapshot.to_str().unwrap()])
-            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--http-listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = rx.recv_timeout(WAIT).expect("node announced itself");
-        let announce: Value = serde_json::from_str(&first).unwrap();
-        assert!(announce["peer_id"].as_str().is_some(), "{announce}");
-        assert!(announce["http"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{announce}");
-        NodeProcess { child, announce }
-    }
-
-    fn p2p(&self) -> String {
-        self.announce["p2p_listen"][0].as_str().unwrap().to_owned()
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let base = self.announce["http"].as_str().unwrap();
-        http_get(base.strip_prefix("http://").unwrap(), path)
-    }
-
-    fn stats(&self) -> Value {
-        let (status, body) = self.get("/v1/ingest/stats");
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    /// Polls the stats until `done` holds; panics with the last stats otherwise.
-    fn wait_stats(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let stats = self.stats();
-            if done(&stats) {
-                return stats;
-            }
-            assert!(Instant::now() < deadline, "{what} never happened: {stats}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "node did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 GET over std: (status, body).
-fn http_get(host_port: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(host_port).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
-}
-
-fn count(stats: &Value, outcome: &str, reason: &str) -> u64 {
-    stats["by_reason"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["outcome"] == json!(outcome) && r["reason"] == json!(reason))
-        .map(|r| r["count"].as_u64().unwrap())
-        .sum()
 }
 
 #[test]
@@ -232,10 +119,16 @@ fn node_accepts_rejects_and_leaves_a_verifiable_log() {
     assert_eq!(recorded["principals"][0]["address"], json!(gateway.principal));
 
     // A restart on the same directory reopens the log, keeps what it held,
-    // and records the view in force again.
+    // and records the view and the SLA policy in force again (and any seal).
     let mut node = NodeProcess::spawn(&data_dir, &snapshot);
-    node.wait_stats("the reopened log", |s| s["log_records"].as_u64() == Some(summary.records + 1));
+    node.wait_stats("the reopened log", |s| {
+        s["log_records"].as_u64().unwrap() >= summary.records + 2
+    });
     assert!(node.terminate().success());
-    let after = vouch_verifier::store::verify(&log_dir).unwrap();
-    assert_eq!(after.records, summary.records + 1);
+    let after: Vec<_> = LogReader::open(&log_dir, 0).unwrap().map(Result::unwrap).collect();
+    assert_eq!(&after[..records.len()], &records[..], "what the log held is unchanged");
+    let kinds: Vec<_> = after[records.len()..].iter().map(|r| r.kind).collect();
+    assert_eq!(kinds[..2], [RecordKind::AuthorityView, RecordKind::Checkpoint], "{kinds:?}");
+    assert!(kinds[2..].iter().all(|k| *k == RecordKind::Checkpoint), "only seals after: {kinds:?}");
+    assert_eq!(vouch_verifier::store::verify(&log_dir).unwrap().records, after.len() as u64);
 }

@@ -181,6 +181,34 @@ fn identical_replay_is_ignored_as_duplicate() {
     assert_eq!(p.stats().count(Outcome::Ignore, "duplicate"), 2);
 }
 
+/// After a restart the node re-applies its own log tail with `readmit`:
+/// copies of what it accepted before are refused exactly as before, new
+/// positions still pass, and envelopes older than the replay window are
+/// skipped (the stale check covers them).
+#[test]
+fn readmitted_history_refuses_replays_after_a_restart() {
+    let a = Actor::new(1, Role::Gateway);
+    let logged = [a.env("c", NOW, 0, None), a.env("c", NOW + 1, 0, None)];
+    let mut before = pipeline(&[&a]);
+    for bytes in &logged {
+        accept(&mut before, bytes.clone(), NOW);
+    }
+    let mut restarted = pipeline(&[&a]);
+    for bytes in &logged {
+        assert!(restarted.readmit(bytes, NOW + 10).unwrap());
+    }
+    assert_eq!(restarted.stats().count(Outcome::Accept, "accepted"), 0, "readmit counts nothing");
+    expect(&mut restarted, logged[0].clone(), NOW + 10, Outcome::Ignore, "duplicate");
+    let other = a.envelope("c", NOW + 1, 0, None, "other").encode();
+    expect(&mut restarted, other, NOW + 10, Outcome::Ignore, "conflict");
+    accept(&mut restarted, a.env("c", NOW + 2, 0, None), NOW + 10);
+
+    let window = ValidationConfig::default().replay_window_ms;
+    let mut late = pipeline(&[&a]);
+    assert!(!late.readmit(&logged[0], NOW + window + 1).unwrap(), "outside the window");
+    assert!(late.readmit(b"not an envelope", NOW).is_err());
+}
+
 /// Same (publisher, chain, timestamp, seq), different content, validly
 /// signed: Ignore "conflict". The position is the identity, so the first
 /// accepted envelope stays and the second never reaches state; it is not a

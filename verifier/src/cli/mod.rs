@@ -4,11 +4,17 @@
 //! 2 usage or input errors (clap's convention, and ours for unreadable files).
 
 mod authority;
+mod bridge;
 mod delegate;
+mod demo;
 mod envelope;
+mod export;
 mod keygen;
+mod loadtest;
 mod node;
 mod publish;
+mod replay;
+mod sink;
 mod subscribe;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +55,21 @@ enum Command {
     Subscribe(subscribe::SubscribeArgs),
     /// Run a verifier node: gossip in, validation, durable log, HTTP API.
     Node(node::NodeArgs),
+    /// Bridge accepted envelopes to other networks (Streamr, over its MQTT plugin).
+    #[command(subcommand)]
+    Bridge(bridge::BridgeCommand),
+    /// Export accepted events from a verifier's log (NDJSON, go-livepeer's Kafka shape).
+    #[command(subcommand)]
+    Export(export::ExportCommand),
+    /// Follow a verifier's log into a store (ClickHouse).
+    #[command(subcommand)]
+    Sink(sink::SinkCommand),
+    /// Audit a verifier's log: hash chain, certificates and signatures, with the recorded authority views.
+    Replay(replay::ReplayArgs),
+    /// Run a whole simulated network on loopback: 3 verifiers, ~20 orchestrators, gateways, a load test.
+    Demo(demo::DemoArgs),
+    /// Probe orchestrators with synthetic sessions (all, top-n by stake, or seeded weighted sampling).
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 /// What a command found: success, or a check that failed (exit 1).
@@ -74,6 +95,12 @@ pub(crate) fn main() -> ExitCode {
         Command::Publish(args) => publish::run(args),
         Command::Subscribe(args) => subscribe::run(args),
         Command::Node(args) => node::run(args),
+        Command::Bridge(cmd) => bridge::run(cmd),
+        Command::Export(cmd) => export::run(cmd),
+        Command::Sink(cmd) => sink::run(cmd),
+        Command::Replay(args) => replay::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Loadtest(args) => loadtest::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -3,7 +3,8 @@
 //! Flags override the configuration file. Once listening, the node prints
 //! one JSON line to stdout, `{"peer_id", "p2p_listen": [multiaddr/p2p/id…],
 //! "http": "http://HOST:PORT"}`, and runs until SIGINT or SIGTERM, when it
-//! commits and fsyncs the log and exits 0.
+//! commits and fsyncs the log, writes its state and exits 0. The peer id is
+//! kept in the data directory, so a restarted node keeps its addresses.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -35,6 +36,9 @@ pub(crate) struct NodeArgs {
     /// Authority snapshot file (JSON); overrides the config's authority source.
     #[arg(long)]
     authority_snapshot: Option<PathBuf>,
+    /// Delete the derived state (<data-dir>/state.redb) and rebuild it from the log.
+    #[arg(long)]
+    rebuild_state: bool,
 }
 
 pub(crate) fn run(args: NodeArgs) -> Result<Outcome> {
@@ -52,6 +56,7 @@ pub(crate) fn run(args: NodeArgs) -> Result<Outcome> {
         config.http.listen = addr;
     }
     config.p2p.bootstrap.extend(args.bootstrap);
+    config.rebuild_state = args.rebuild_state;
     if let Some(path) = args.authority_snapshot {
         config.authority.snapshot = Some(path);
     }

@@ -19,6 +19,10 @@ use super::NodeError;
 pub struct NodeConfig {
     /// Where the log lives (default `vouch-data`).
     pub data_dir: Option<PathBuf>,
+    /// Delete the derived state and rebuild it from the log at start (set by
+    /// `vouch node --rebuild-state`; not a file setting).
+    #[serde(skip)]
+    pub rebuild_state: bool,
     /// Gossip networking.
     pub p2p: P2pConfig,
     /// The HTTP API.
@@ -31,6 +35,53 @@ pub struct NodeConfig {
     pub log: LogSettings,
     /// Bounds of the validation pipeline's guards.
     pub validation: ValidationConfig,
+    /// Followers of the log run beside ingestion (`[sinks.clickhouse]`);
+    /// none by default. They read only committed records and never slow
+    /// ingestion (see [`crate::sink`]).
+    pub sinks: crate::sink::SinksConfig,
+    /// The SLA engine: policy and model registry files, checkpointing.
+    pub sla: SlaSettings,
+    /// The HTTP API's access rules (JWT, rate limits, CORS, embedding).
+    pub api: crate::api::ApiConfig,
+}
+
+/// `[sla]`: which policy and model registry score, and how often the
+/// engine's state is checkpointed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlaSettings {
+    /// SLA policy TOML (default: the embedded `schemas/policy/sla-policy-v1.toml`).
+    pub policy: Option<PathBuf>,
+    /// Model registry TOML (default: the embedded `schemas/policy/models-v1.toml`).
+    pub registry: Option<PathBuf>,
+    /// Seconds between checkpoints of the engine into the state; a restart
+    /// re-reads the log after the last one.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for SlaSettings {
+    fn default() -> Self {
+        SlaSettings { policy: None, registry: None, checkpoint_interval_secs: 60 }
+    }
+}
+
+impl SlaSettings {
+    /// The policy and registry texts in force.
+    pub fn files(&self) -> Result<crate::scores::PolicyFiles, NodeError> {
+        let mut files = crate::scores::PolicyFiles::default();
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .map_err(|e| NodeError::Config(format!("reading {}: {e}", p.display())))
+        };
+        if let Some(p) = &self.policy {
+            files.policy_toml = read(p)?;
+        }
+        if let Some(p) = &self.registry {
+            files.registry_toml = read(p)?;
+        }
+        files.parse().map_err(|e| NodeError::Config(e.to_string()))?;
+        Ok(files)
+    }
 }
 
 /// Gossip networking.
@@ -111,11 +162,19 @@ pub struct IngestConfig {
     pub commit_max_records: usize,
     /// …or this many ms after the first uncommitted one, whichever is first.
     pub commit_interval_ms: u64,
+    /// How often derived state (redb) catches up with the log, ms. A crash
+    /// loses nothing: a restart re-reads the log past the last state write.
+    pub state_interval_ms: u64,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { queue_capacity: 8192, commit_max_records: 512, commit_interval_ms: 5 }
+        IngestConfig {
+            queue_capacity: 8192,
+            commit_max_records: 512,
+            commit_interval_ms: 5,
+            state_interval_ms: 1000,
+        }
     }
 }
 
@@ -125,11 +184,14 @@ impl Default for IngestConfig {
 pub struct LogSettings {
     /// Size at which a new segment file is started, bytes.
     pub segment_bytes: u64,
+    /// Raw segments last written more than this many days ago are removed
+    /// (whole segments, the chain stays anchored); 0 keeps everything.
+    pub retention_days: u64,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { segment_bytes: crate::store::log::DEFAULT_SEGMENT_BYTES }
+        LogSettings { segment_bytes: crate::store::log::DEFAULT_SEGMENT_BYTES, retention_days: 30 }
     }
 }
 
@@ -150,6 +212,9 @@ impl NodeConfig {
             rebase(p);
         }
         if let Some(p) = config.authority.snapshot.as_mut() {
+            rebase(p);
+        }
+        for p in [config.sla.policy.as_mut(), config.sla.registry.as_mut()].into_iter().flatten() {
             rebase(p);
         }
         Ok(config)

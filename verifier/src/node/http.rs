@@ -17,21 +17,34 @@ use crate::validate::Outcome;
 
 use super::ingest::Metrics;
 
-/// The router over shared `metrics`.
-pub fn router(metrics: Arc<Metrics>) -> Router {
+/// Appends more Prometheus lines (the API's, the scores', the sinks').
+pub type Render = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+#[derive(Clone)]
+struct HttpState {
+    metrics: Arc<Metrics>,
+    extra: Arc<[Render]>,
+}
+
+/// The router over shared `metrics`; `/metrics` also renders `extra`.
+pub fn router(metrics: Arc<Metrics>, extra: Vec<Render>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(prometheus))
         .route("/v1/ingest/stats", get(stats))
-        .with_state(metrics)
+        .with_state(HttpState { metrics, extra: extra.into() })
 }
 
-async fn prometheus(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render_metrics(&metrics))
+async fn prometheus(State(state): State<HttpState>) -> impl IntoResponse {
+    let mut text = render_metrics(&state.metrics);
+    for render in state.extra.iter() {
+        render(&mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
-async fn stats(State(metrics): State<Arc<Metrics>>) -> Json<Value> {
-    Json(stats_json(&metrics))
+async fn stats(State(state): State<HttpState>) -> Json<Value> {
+    Json(stats_json(&state.metrics))
 }
 
 /// `/v1/ingest/stats`: `{accepted, rejected, ignored, shed, by_reason: [{outcome, reason, count}]}`.
@@ -55,6 +68,12 @@ pub fn stats_json(metrics: &Metrics) -> Value {
         "ignored": total(Outcome::Ignore),
         "shed": metrics.shed.load(Ordering::Relaxed),
         "log_records": snap.log_records,
+        "warm_up": {
+            "records": snap.warm_up.records,
+            "readmitted": snap.warm_up.readmitted,
+            "revocations": snap.warm_up.revocations,
+            "scored": snap.warm_up.scored,
+        },
         "by_reason": by_reason,
         "control": control,
     })
@@ -85,7 +104,21 @@ pub fn render_metrics(metrics: &Metrics) -> String {
     }
     let gauges = [
         ("vouch_log_records", "gauge", "Records committed to the log.", snap.log_records),
+        ("vouch_log_first_index", "gauge", "First record still in the log.", snap.log_first_index),
         ("vouch_log_commits_total", "counter", "Group commits since start.", snap.commits),
+        (
+            "vouch_log_pruned_segments_total",
+            "counter",
+            "Segments removed by retention since start.",
+            snap.pruned_segments,
+        ),
+        ("vouch_state_writes_total", "counter", "Derived-state writes to redb.", snap.state_writes),
+        (
+            "vouch_warmup_readmitted",
+            "gauge",
+            "Logged envelopes re-applied to the duplicate guards at start.",
+            snap.warm_up.readmitted,
+        ),
         (
             "vouch_ingest_shed_total",
             "counter",

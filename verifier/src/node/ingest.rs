@@ -10,10 +10,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tokio::sync::mpsc;
-use vouch_delegation::SignedRevocation;
 use vouch_delegation::authority::{Authority, AuthorityView};
+use vouch_delegation::{SignedRevocation, VerifiedRevocation};
+use vouch_sla::Observer;
 
-use crate::store::{RecordKind, SegmentLog};
+use crate::scores::{PolicyFiles, ScoreRecord, Scores};
+use crate::sink::aggregates::AggregateExport;
+use crate::store::{
+    LogReader, PruneBefore, RecordKind, SegmentLog, StateError, StateStore, StateWrite,
+};
 use crate::validate::{Outcome, Pipeline, Unverified};
 
 use super::NodeError;
@@ -82,14 +87,21 @@ impl Queue {
     }
 
     /// Blocks for the next group: up to `max` messages, waiting at most
-    /// `linger` after the first for more. `None` once closed.
-    fn take(&self, max: usize, linger: Duration) -> Option<Vec<Item>> {
+    /// `linger` after the first for more. An empty group after `idle` with
+    /// nothing queued (so the worker can do its periodic work). `None` once
+    /// closed.
+    fn take(&self, max: usize, linger: Duration, idle: Duration) -> Option<Vec<Item>> {
         let mut inner = self.lock();
+        let idle_until = Instant::now() + idle;
         while inner.items.is_empty() {
             if inner.closed {
                 return None;
             }
-            inner = self.ready.wait(inner).unwrap_or_else(|p| p.into_inner());
+            let left = idle_until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Some(Vec::new());
+            }
+            inner = self.ready.wait_timeout(inner, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         if inner.closed {
             return None;
@@ -118,8 +130,16 @@ pub struct IngestSnapshot {
     pub evictions: Vec<(&'static str, u64)>,
     /// Records committed to the log (all kinds).
     pub log_records: u64,
+    /// Index of the first record still in the log (raised by retention).
+    pub log_first_index: u64,
     /// Commits done.
     pub commits: u64,
+    /// Writes of derived state to redb.
+    pub state_writes: u64,
+    /// Segments removed by retention since start.
+    pub pruned_segments: u64,
+    /// What the start-up pass over the log re-applied.
+    pub warm_up: WarmUp,
 }
 
 /// Counters shared between the worker, the swarm task and the HTTP server.
@@ -143,22 +163,72 @@ impl Metrics {
     }
 }
 
-/// The worker's state: pipeline, log and the authority whose view it records.
+/// The worker's state: pipeline, log, derived state and the authority whose
+/// view it records.
 pub(crate) struct Worker {
-    pub(crate) pipeline: Pipeline,
-    pub(crate) log: SegmentLog,
-    pub(crate) authority: Arc<dyn Authority>,
-    pub(crate) config: IngestConfig,
-    pub(crate) queue: Arc<Queue>,
-    pub(crate) verdicts: mpsc::Sender<Vec<Verdict>>,
-    pub(crate) metrics: Arc<Metrics>,
+    pipeline: Pipeline,
+    log: SegmentLog,
+    state: StateStore,
+    authority: Arc<dyn Authority>,
+    config: IngestConfig,
+    retention: Option<Duration>,
+    queue: Arc<Queue>,
+    verdicts: mpsc::Sender<Vec<Verdict>>,
+    metrics: Arc<Metrics>,
     /// Hash of the authority view last recorded in the log.
-    pub(crate) recorded_view: Option<[u8; 32]>,
+    recorded_view: Option<[u8; 32]>,
     /// The view last checked (hashing is skipped while it stays the same `Arc`).
-    pub(crate) checked_view: Option<Arc<AuthorityView>>,
-    pub(crate) control: BTreeMap<(Outcome, &'static str), u64>,
-    pub(crate) commits: u64,
+    checked_view: Option<Arc<AuthorityView>>,
+    control: BTreeMap<(Outcome, &'static str), u64>,
+    commits: u64,
+    /// State derived from committed records, not yet written to redb.
+    pending: StateWrite,
+    last_state_write: Instant,
+    /// The UTC minute of the last commit (a minute row is written per new minute).
+    last_minute: Option<u64>,
+    last_prune: Option<Instant>,
+    /// What the start-up pass over the log did.
+    warmed: WarmUp,
+    state_writes: u64,
+    pruned_segments: u64,
+    sla: WorkerSla,
+    last_sla_checkpoint: Instant,
 }
+
+/// The worker's share of the scores: the engine it feeds after every
+/// commit, the policy files it records, and whether the engine came back
+/// from a checkpoint (if not, the whole log is re-read into it).
+pub(crate) struct WorkerSla {
+    pub(crate) scores: Arc<Scores>,
+    pub(crate) files: PolicyFiles,
+    pub(crate) restored: bool,
+    pub(crate) checkpoint_every: Duration,
+    /// Where sealed buckets go (ClickHouse), when a sink is configured.
+    pub(crate) aggregates: Option<Arc<AggregateExport>>,
+}
+
+/// The state checkpoint name of the SLA engine.
+pub(crate) const SLA_CHECKPOINT: &str = "sla";
+
+/// What the start-up pass over the log tail did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WarmUp {
+    /// Records read.
+    pub records: u64,
+    /// Envelopes re-applied to the duplicate guards (inside the replay window).
+    pub readmitted: u64,
+    /// Revocations re-applied.
+    pub revocations: u64,
+    /// Envelopes fed to the SLA engine (past its checkpoint).
+    pub scored: u64,
+}
+
+/// How long the worker waits for messages before doing its periodic work
+/// (recording a refreshed authority view, writing state, retention).
+const IDLE_WAKE: Duration = Duration::from_millis(500);
+
+/// How often retention is applied.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -172,7 +242,59 @@ fn acceptance(outcome: Outcome) -> MessageAcceptance {
     }
 }
 
+fn state_err(e: StateError) -> NodeError {
+    NodeError::State(e.to_string())
+}
+
+/// The state key of a revocation: principal ‖ delegate.
+fn revocation_key(r: &VerifiedRevocation) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..20].copy_from_slice(&r.principal().0);
+    key[20..].copy_from_slice(&r.delegate().0);
+    key
+}
+
 impl Worker {
+    /// A worker over an opened log and state; nothing runs until [`Worker::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        pipeline: Pipeline,
+        log: SegmentLog,
+        state: StateStore,
+        authority: Arc<dyn Authority>,
+        config: IngestConfig,
+        retention: Option<Duration>,
+        queue: Arc<Queue>,
+        verdicts: mpsc::Sender<Vec<Verdict>>,
+        metrics: Arc<Metrics>,
+        sla: WorkerSla,
+    ) -> Worker {
+        Worker {
+            pipeline,
+            log,
+            state,
+            authority,
+            config,
+            retention,
+            queue,
+            verdicts,
+            metrics,
+            recorded_view: None,
+            checked_view: None,
+            control: BTreeMap::new(),
+            commits: 0,
+            pending: StateWrite::default(),
+            last_state_write: Instant::now(),
+            last_minute: None,
+            last_prune: None,
+            warmed: WarmUp::default(),
+            state_writes: 0,
+            pruned_segments: 0,
+            sla,
+            last_sla_checkpoint: Instant::now(),
+        }
+    }
+
     /// Records the authority view if its hash differs from the one last recorded.
     pub(crate) fn record_authority(&mut self) -> Result<(), NodeError> {
         let view = self.authority.current();
@@ -182,38 +304,192 @@ impl Worker {
         self.checked_view = Some(Arc::clone(&view));
         let hash = view.hash();
         if self.recorded_view != Some(hash) {
-            self.log.append(RecordKind::AuthorityView, &view.canonical_json())?;
+            let json = view.canonical_json();
+            self.log.append(RecordKind::AuthorityView, &json)?;
+            self.pending.views.push((hash, json));
             self.recorded_view = Some(hash);
             tracing::info!(hash = %hex::encode(hash), source = %view.source, "authority view recorded");
         }
         Ok(())
     }
 
-    /// Runs until the queue closes; ends with a final commit.
+    /// Runs until the queue closes; ends with a final commit and state write.
     pub(crate) fn run(mut self) -> Result<(), NodeError> {
+        self.prune()?;
+        self.warm_up()?;
         self.record_authority()?;
+        self.log.append(RecordKind::Checkpoint, &self.sla.files.record().encode())?;
         self.commit()?;
         let linger = Duration::from_millis(self.config.commit_interval_ms);
         let max = self.config.commit_max_records.max(1);
-        while let Some(group) = self.queue.take(max, linger) {
+        while let Some(group) = self.queue.take(max, linger, IDLE_WAKE) {
             self.group(group)?;
         }
         self.commit()?;
+        self.write_state(true)?;
         tracing::info!(records = self.log.committed_records(), "log committed at shutdown");
+        Ok(())
+    }
+
+    /// Re-applies what the state does not hold: stored revocations, then the
+    /// log from the first record that may still matter, the start of the
+    /// replay window (duplicate guards) or the end of what the state covers,
+    /// whichever is earlier.
+    fn warm_up(&mut self) -> Result<(), NodeError> {
+        let now = now_ms();
+        for bytes in self.state.revocations().map_err(state_err)? {
+            self.revocation(&bytes, false);
+        }
+        let end = self.log.committed_records();
+        let first = self.log.first_index();
+        let applied = self.state.applied().map_err(state_err)?;
+        let applied = if applied > end {
+            tracing::warn!(applied, end, "state covers more than the log holds; re-reading it all");
+            first
+        } else {
+            applied
+        };
+        let window_minute = now.saturating_sub(self.pipeline.config().replay_window_ms) / 60_000;
+        let guard_from = self.state.first_index_since(window_minute).map_err(state_err)?;
+        // The SLA engine re-reads from its checkpoint, or everything.
+        let sla_from = if self.sla.restored { applied } else { first };
+        let from = guard_from.unwrap_or(applied).min(applied).min(sla_from).max(first);
+        // Records past `applied` have no minute rows yet (the process that
+        // committed them died before its state write): file them under this
+        // minute, which is conservative (a later restart re-reads them while
+        // this minute is inside the window).
+        if applied < end {
+            self.pending.minutes.push((now / 60_000, applied.max(first)));
+        }
+        let started = Instant::now();
+        for record in LogReader::open(self.log.dir(), from)? {
+            let record = record?;
+            self.warmed.records += 1;
+            let index = record.position.index;
+            let score = index >= sla_from;
+            match record.kind {
+                RecordKind::Envelope => {
+                    match self.pipeline.readmit(&record.payload, now) {
+                        Ok(true) => self.warmed.readmitted += 1,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(index, %e, "logged envelope not re-applied"),
+                    }
+                    if score {
+                        match self.sla.scores.ingest_logged(&record.payload) {
+                            Ok(_) => self.warmed.scored += 1,
+                            Err(e) => tracing::warn!(index, %e, "logged envelope not scored"),
+                        }
+                    }
+                }
+                RecordKind::Checkpoint if score => match ScoreRecord::decode(&record.payload) {
+                    Ok(r) => self.sla.scores.apply_record(&r),
+                    Err(e) => tracing::warn!(index, %e, "unknown checkpoint record"),
+                },
+                RecordKind::Revocation => {
+                    if self.revocation(&record.payload, true) {
+                        self.warmed.revocations += 1;
+                    }
+                }
+                RecordKind::AuthorityView => {
+                    if let Ok(view) = serde_json::from_slice::<AuthorityView>(&record.payload) {
+                        self.pending.views.push((view.hash(), record.payload));
+                    }
+                }
+                RecordKind::Checkpoint => {}
+            }
+        }
+        self.write_state(true)?;
+        tracing::info!(
+            from,
+            scored = self.warmed.scored,
+            end,
+            records = self.warmed.records,
+            readmitted = self.warmed.readmitted,
+            revocations = self.warmed.revocations,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "state caught up with the log"
+        );
+        Ok(())
+    }
+
+    /// Decodes, verifies and applies a revocation; with `store`, queues it
+    /// for the state. Returns whether it is in force.
+    fn revocation(&mut self, bytes: &[u8], store: bool) -> bool {
+        let Ok(signed) = SignedRevocation::decode(bytes) else { return false };
+        let Ok(verified) = signed.verify(&self.pipeline.config().network) else { return false };
+        if self.pipeline.apply_revocation(&verified).is_err() {
+            return false;
+        }
+        if store {
+            self.pending.revocations.push((revocation_key(&verified), bytes.to_vec()));
+        }
+        true
+    }
+
+    /// Writes what the state is missing; with `full`, also the SLA
+    /// engine's checkpoint, which covers every committed record (the worker
+    /// feeds the engine right after each commit, so nothing is in between).
+    fn write_state(&mut self, full: bool) -> Result<(), NodeError> {
+        let mut w = std::mem::take(&mut self.pending);
+        if full {
+            w.applied = Some(self.log.committed_records());
+            w.checkpoints.push((SLA_CHECKPOINT, self.sla.scores.checkpoint()));
+            self.last_sla_checkpoint = Instant::now();
+        }
+        self.state.write(w).map_err(state_err)?;
+        self.state_writes += 1;
+        self.last_state_write = Instant::now();
+        Ok(())
+    }
+
+    /// Removes segments older than the retention period (at most hourly).
+    fn prune(&mut self) -> Result<(), NodeError> {
+        let Some(retention) = self.retention else { return Ok(()) };
+        if self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return Ok(());
+        }
+        self.last_prune = Some(Instant::now());
+        let Some(cutoff) = SystemTime::now().checked_sub(retention) else { return Ok(()) };
+        let info = self.log.prune_before(PruneBefore::Modified(cutoff))?;
+        if info.removed_segments > 0 {
+            self.pruned_segments += info.removed_segments;
+            tracing::info!(
+                segments = info.removed_segments,
+                bytes = info.removed_bytes,
+                first_index = info.first_index,
+                "retention removed old segments"
+            );
+        }
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), NodeError> {
         if self.log.pending_records() > 0 {
+            let first = self.log.committed_records();
             self.log.commit()?;
             self.commits += 1;
+            let minute = now_ms() / 60_000;
+            if self.last_minute != Some(minute) {
+                self.last_minute = Some(minute);
+                self.pending.minutes.push((minute, first));
+            }
+        }
+        if self.last_state_write.elapsed() >= Duration::from_millis(self.config.state_interval_ms) {
+            let full = self.last_sla_checkpoint.elapsed() >= self.sla.checkpoint_every
+                && self.log.pending_records() == 0;
+            self.write_state(full)?;
+            self.prune()?;
         }
         self.metrics.publish(IngestSnapshot {
             outcomes: self.pipeline.snapshot(),
             control: self.control.clone(),
             evictions: self.pipeline.stats().eviction_snapshot(),
             log_records: self.log.committed_records(),
+            log_first_index: self.log.first_index(),
             commits: self.commits,
+            state_writes: self.state_writes,
+            pruned_segments: self.pruned_segments,
+            warm_up: self.warmed,
         });
         Ok(())
     }
@@ -223,6 +499,7 @@ impl Worker {
         self.record_authority()?;
         let mut verdicts = Vec::with_capacity(group.len());
         let mut accepted = Vec::new();
+        let mut to_score = Vec::new();
         for item in group {
             let now = now_ms();
             let outcome = if item.control {
@@ -231,8 +508,9 @@ impl Worker {
                 let msg =
                     Unverified::from_topic(item.data.clone(), &item.topic, item.received_at_ms);
                 match self.pipeline.validate(msg, now) {
-                    Ok(_) => {
+                    Ok(verified) => {
                         self.log.append(RecordKind::Envelope, &item.data)?;
+                        to_score.push(verified);
                         Outcome::Accept
                     }
                     Err(e) => {
@@ -250,11 +528,38 @@ impl Worker {
                 verdicts.push(verdict);
             }
         }
-        // Accept is reported only once the records are durable.
+        // Accept is reported, and scored, only once the records are durable.
         self.commit()?;
+        for v in &to_score {
+            let cert = v.certificate();
+            let observer = Observer {
+                principal: cert.principal(),
+                role: cert.role(),
+                delegate: cert.delegate(),
+            };
+            self.sla.scores.ingest(&observer, v.envelope(), v.batch());
+        }
+        self.seal()?;
         verdicts.extend(accepted);
-        if self.verdicts.blocking_send(verdicts).is_err() {
+        if !verdicts.is_empty() && self.verdicts.blocking_send(verdicts).is_err() {
             tracing::debug!("swarm task gone; verdicts dropped");
+        }
+        Ok(())
+    }
+
+    /// Seals the minutes the clock allows; a seal that advanced is recorded
+    /// in the log and committed at once, so the log always holds every seal
+    /// the engine's state reflects (what `vouch replay` redoes).
+    fn seal(&mut self) -> Result<(), NodeError> {
+        let now = now_ms();
+        if let Some(sealed) = self.sla.scores.seal(now) {
+            self.log
+                .append(RecordKind::Checkpoint, &ScoreRecord::SlaSeal { now_ms: now }.encode())?;
+            self.commit()?;
+            tracing::debug!(buckets = sealed.len(), "minutes sealed");
+            if let Some(export) = &self.sla.aggregates {
+                export.offer(&sealed, now);
+            }
         }
         Ok(())
     }
@@ -269,6 +574,7 @@ impl Worker {
                     Err(_) => (Outcome::Ignore, "revocations_full"),
                     Ok(()) => {
                         self.log.append(RecordKind::Revocation, data)?;
+                        self.pending.revocations.push((revocation_key(&verified), data.to_vec()));
                         (Outcome::Accept, "revocation")
                     }
                 },
@@ -302,29 +608,35 @@ mod tests {
 
     #[test]
     fn worker_reports_rejects_and_records_the_view_once() {
-        use crate::store::{LogConfig, LogReader};
+        use crate::store::LogConfig;
         use vouch_delegation::authority::CachedAuthority;
 
         let dir = tempfile::TempDir::new().unwrap();
-        let (log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+        let (log, _) = SegmentLog::open(dir.path().join("log"), LogConfig::default()).unwrap();
         let authority: Arc<dyn Authority> =
             Arc::new(CachedAuthority::new(AuthorityView::new("test", [])));
         let queue = Arc::new(Queue::new(8));
         let (tx, mut rx) = mpsc::channel(8);
         let metrics = Arc::new(Metrics::default());
-        let worker = Worker {
-            pipeline: Pipeline::new(Default::default(), Arc::clone(&authority)),
+        let state = StateStore::open(dir.path().join("state.redb")).unwrap();
+        let worker = Worker::new(
+            Pipeline::new(Default::default(), Arc::clone(&authority)),
             log,
+            state,
             authority,
-            config: IngestConfig::default(),
-            queue: Arc::clone(&queue),
-            verdicts: tx,
-            metrics: Arc::clone(&metrics),
-            recorded_view: None,
-            checked_view: None,
-            control: BTreeMap::new(),
-            commits: 0,
-        };
+            IngestConfig::default(),
+            None,
+            Arc::clone(&queue),
+            tx,
+            Arc::clone(&metrics),
+            WorkerSla {
+                scores: Arc::new(Scores::open(&PolicyFiles::default(), None).unwrap().0),
+                files: PolicyFiles::default(),
+                restored: false,
+                checkpoint_every: Duration::from_secs(60),
+                aggregates: None,
+            },
+        );
         let mut garbage = item(1);
         garbage.topic = vouch_schema::topic::telemetry_topic(0);
         let mut control = item(2);
@@ -342,8 +654,12 @@ mod tests {
         assert_eq!(snap.outcomes, vec![(Outcome::Reject, "malformed", 1)]);
         assert_eq!(snap.control.get(&(Outcome::Reject, "malformed")), Some(&1));
         let kinds: Vec<_> =
-            LogReader::open(dir.path(), 0).unwrap().map(|r| r.unwrap().kind).collect();
-        assert_eq!(kinds, [RecordKind::AuthorityView], "only the view, recorded once");
+            LogReader::open(dir.path().join("log"), 0).unwrap().map(|r| r.unwrap().kind).collect();
+        assert_eq!(
+            kinds,
+            [RecordKind::AuthorityView, RecordKind::Checkpoint, RecordKind::Checkpoint],
+            "the view recorded once, the SLA policy, the first seal"
+        );
     }
 
     #[test]
@@ -352,10 +668,14 @@ mod tests {
         assert!(q.push(item(1)).is_none());
         assert!(q.push(item(2)).is_none());
         assert_eq!(q.push(item(3)).unwrap().data, vec![1]);
-        let group = q.take(10, Duration::ZERO).unwrap();
+        let group = q.take(10, Duration::ZERO, Duration::ZERO).unwrap();
         assert_eq!(group.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [2, 3]);
         q.push(item(4));
         q.close();
-        assert!(q.take(10, Duration::ZERO).is_none(), "closed: stop without waiting");
+        assert!(
+            q.take(10, Duration::ZERO, Duration::ZERO).is_none(),
+            "closed: stop without waiting"
+        );
+        assert_eq!(Queue::new(1).take(1, Duration::ZERO, Duration::ZERO).unwrap().len(), 0, "idle");
     }
 }

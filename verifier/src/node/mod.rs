@@ -14,9 +14,10 @@
 
 pub mod config;
 pub mod http;
+mod identity_file;
 pub mod ingest;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,18 +26,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, Swarm, identity, multiaddr::Protocol};
+use libp2p::{Multiaddr, Swarm, multiaddr::Protocol};
 use tokio::sync::mpsc;
 use vouch_delegation::authority::onchain::{ChainOptions, OnChainAuthority, RefreshHandle};
 use vouch_delegation::authority::{Authority, CachedAuthority, snapshot};
 use vouch_schema::topic;
 use vouch_sdk::transport::gossip::{self, Node, NodeEvent};
 
-use crate::store::{LogConfig, LogError, SegmentLog};
+use crate::api::{Api, SlaSource};
+use crate::scores::Scores;
+use crate::sink::aggregates::AggregateExport;
+use crate::store::{LogConfig, LogError, STATE_FILE, SegmentLog, StateStore};
 use crate::validate::Pipeline;
 
 pub use config::NodeConfig;
-use ingest::{Item, Metrics, Queue, Verdict, Worker};
+use ingest::{Item, Metrics, Queue, Verdict, Worker, WorkerSla};
 
 /// How long the node waits for its listeners to report their addresses.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,6 +66,9 @@ pub enum NodeError {
     /// The ingest worker panicked or could not be joined.
     #[error("ingest worker: {0}")]
     Worker(String),
+    /// The derived state (redb) or the node's identity file failed.
+    #[error("state: {0}")]
+    State(String),
 }
 
 /// What a started node announces: its peer id and where it actually listens.
@@ -129,10 +136,33 @@ pub async fn run(
     }
 
     let (authority, refresher) = load_authority(&config.authority).await?;
-    let log_dir = config.data_dir().join("log");
+    let data_dir = config.data_dir();
+    let log_dir = data_dir.join("log");
     let (log, recovery) =
         SegmentLog::open(&log_dir, LogConfig { segment_bytes: config.log.segment_bytes })?;
     tracing::info!(dir = %log_dir.display(), ?recovery, "log opened");
+    let sinks = crate::sink::RunningSinks::spawn(&config.sinks, &log_dir)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let state_path = data_dir.join(STATE_FILE);
+    if config.rebuild_state {
+        match std::fs::remove_file(&state_path) {
+            Ok(()) => {
+                tracing::info!(path = %state_path.display(), "state deleted; rebuilding from the log")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(NodeError::State(format!("deleting {}: {e}", state_path.display())));
+            }
+        }
+    }
+    let state = StateStore::open(&state_path).map_err(|e| NodeError::State(e.to_string()))?;
+    let keypair = identity_file::load_or_create(&data_dir.join(identity_file::FILE))?;
+    let files = config.sla.files()?;
+    let checkpoint =
+        state.checkpoint(ingest::SLA_CHECKPOINT).map_err(|e| NodeError::State(e.to_string()))?;
+    let (scores, restored) = Scores::open(&files, checkpoint.as_deref())
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let scores = Arc::new(scores);
     let authority_dyn: Arc<dyn Authority> = authority.clone();
     let pipeline = Pipeline::new(config.validation.clone(), Arc::clone(&authority_dyn));
 
@@ -142,12 +172,8 @@ pub async fn run(
     let control_topic = IdentTopic::new(topic::CONTROL_TOPIC);
     topics.push(control_topic.clone());
     let agent = format!("vouch-verifier/{}", env!("CARGO_PKG_VERSION"));
-    let mut swarm = gossip::build_swarm(
-        identity::Keypair::generate_ed25519(),
-        agent,
-        topics.iter().map(IdentTopic::hash),
-    )
-    .map_err(|e| NodeError::Network(e.to_string()))?;
+    let mut swarm = gossip::build_swarm(keypair, agent, topics.iter().map(IdentTopic::hash))
+        .map_err(|e| NodeError::Network(e.to_string()))?;
     for t in &topics {
         swarm
             .behaviour_mut()
@@ -166,7 +192,37 @@ pub async fn run(
         .local_addr()
         .map_err(|e| NodeError::Network(format!("HTTP listen address: {e}")))?;
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = http::router(Arc::clone(&metrics));
+    let api = Api::new(Arc::clone(&scores) as Arc<dyn SlaSource>, &config.api)
+        .map_err(|e| NodeError::Config(format!("[api]: {e}")))?;
+    let (aggregates, aggregates_task) = match sinks.clickhouse_client() {
+        Some(client) => {
+            let (export, task) = AggregateExport::spawn(client.clone());
+            (Some(Arc::new(export)), Some(task))
+        }
+        None => (None, None),
+    };
+    let sinks = Arc::new(sinks);
+    let mut extra: Vec<http::Render> = vec![
+        {
+            let m = api.metrics();
+            Arc::new(move |out: &mut String| m.render_metrics(out))
+        },
+        {
+            let s = Arc::clone(&scores);
+            Arc::new(move |out: &mut String| s.render_metrics(out))
+        },
+        {
+            let s = Arc::clone(&sinks);
+            Arc::new(move |out: &mut String| s.render_metrics(out))
+        },
+    ];
+    if let Some(export) = &aggregates {
+        let export = Arc::clone(export);
+        extra.push(Arc::new(move |out: &mut String| export.render_metrics(out)));
+    }
+    let app = api
+        .wrap(http::router(Arc::clone(&metrics), extra))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, app)
             .with_graceful_shutdown(async move {
@@ -189,19 +245,26 @@ pub async fn run(
     // The worker.
     let queue = Arc::new(Queue::new(config.ingest.queue_capacity));
     let (verdict_tx, mut verdict_rx) = mpsc::channel::<Vec<Verdict>>(VERDICT_GROUPS);
-    let worker = Worker {
+    let retention = (config.log.retention_days > 0)
+        .then(|| Duration::from_secs(config.log.retention_days.saturating_mul(86_400)));
+    let worker = Worker::new(
         pipeline,
         log,
-        authority: authority_dyn,
-        config: config.ingest,
-        queue: Arc::clone(&queue),
-        verdicts: verdict_tx,
-        metrics: Arc::clone(&metrics),
-        recorded_view: None,
-        checked_view: None,
-        control: BTreeMap::new(),
-        commits: 0,
-    };
+        state,
+        authority_dyn,
+        config.ingest,
+        retention,
+        Arc::clone(&queue),
+        verdict_tx,
+        Arc::clone(&metrics),
+        WorkerSla {
+            scores: Arc::clone(&scores),
+            files,
+            restored,
+            checkpoint_every: Duration::from_secs(config.sla.checkpoint_interval_secs.max(1)),
+            aggregates,
+        },
+    );
     let worker_task = tokio::task::spawn_blocking(move || worker.run());
 
     let control_hash = control_topic.hash();
@@ -264,6 +327,19 @@ pub async fn run(
     }
     if let Some(handle) = refresher {
         handle.abort();
+    }
+    // The worker is gone, so is the aggregate queue's sender: give the task
+    // a moment to insert what it holds (it never blocks shutdown for long).
+    if let Some(mut task) = aggregates_task
+        && tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err()
+    {
+        tracing::warn!("aggregate inserts still pending at shutdown; `vouch replay` rebuilds them");
+        task.abort();
+    }
+    // The HTTP server is gone, so the sinks' last other owner is too.
+    match Arc::try_unwrap(sinks) {
+        Ok(sinks) => sinks.stop().await,
+        Err(_) => tracing::warn!("sinks still shared at shutdown; not awaited"),
     }
     worker_result
 }

@@ -104,7 +104,8 @@ pub enum RecordKind {
     Revocation = 1,
     /// The authority view the verifier used (recorded when it changes).
     AuthorityView = 2,
-    /// Reserved for checkpoints of derived state.
+    /// What the derived state depends on besides the envelopes: the SLA
+    /// policy in force and every seal (`crate::scores::ScoreRecord`, JSON).
     Checkpoint = 3,
 }
 
@@ -741,6 +742,13 @@ impl LogReader {
     /// Index of the next record the reader will yield.
     pub fn next_index(&self) -> u64 {
         self.from
+    }
+
+    /// Index after the last record this reader will yield: the log's
+    /// committed end per `HEAD` when the reader was opened (a follower's
+    /// lag is `end` of a fresh reader minus its cursor).
+    pub fn end(&self) -> u64 {
+        self.end
     }
 
     fn step(&mut self) -> Result<Option<Record>, LogError> {

@@ -3,10 +3,13 @@
 //! [`log`] is the append-only, blake3-chained segment log of everything the
 //! verifier accepted (envelopes, revocations, the authority view it used).
 //! It is the source of truth: derived state can be rebuilt from it.
+//! [`state`] is that derived state, in redb.
 
 pub mod log;
+pub mod state;
 
 pub use log::{
     CommitInfo, LogConfig, LogError, LogReader, Position, Problem, PruneBefore, PruneInfo, Record,
     RecordKind, Recovery, SegmentLog, VerifySummary, segment_file_name, verify,
 };
+pub use state::{STATE_FILE, StateError, StateStore, StateWrite};

@@ -13,7 +13,7 @@
 mod config;
 mod error;
 mod guards;
-mod signature;
+pub(crate) mod signature;
 mod stats;
 
 use std::collections::HashMap;
@@ -383,26 +383,7 @@ impl Pipeline {
         Fresh(d): Fresh,
         now_ms: u64,
     ) -> Result<Certified, ValidationError> {
-        let stamp_secs = d.envelope.id.timestamp / 1000;
-        let cache_key = *blake3::hash(&d.batch.certificate).as_bytes();
-        let cert = match self.certificates.get_mut(&cache_key) {
-            Some(cert) => {
-                let cert = Arc::clone(cert);
-                cert.check_time(stamp_secs, &self.policy).map_err(certificate_error)?;
-                cert
-            }
-            None => {
-                let signed = SignedDelegation::decode(&d.batch.certificate)
-                    .map_err(|e| ValidationError::BadCertificate(e.to_string()))?;
-                let verified = signed
-                    .verify(&self.config.network, stamp_secs, &self.policy)
-                    .map_err(certificate_error)?;
-                let cert = Arc::new(verified);
-                let evicted = self.certificates.insert(cache_key, Arc::clone(&cert));
-                self.stats.evicted(Bound::Certificates, evicted);
-                cert
-            }
-        };
+        let cert = self.certificate(&d)?;
         if cert.delegate() != d.envelope.id.publisher {
             return Err(ValidationError::WrongDelegate);
         }
@@ -427,6 +408,26 @@ impl Pipeline {
             return Err(ValidationError::WrongRole(role.as_str()));
         }
         Ok(Certified { msg: d, cert })
+    }
+
+    /// The batch's certificate, verified at the envelope's time (cached by hash).
+    fn certificate(&mut self, d: &Decoded) -> Result<Arc<VerifiedDelegation>, ValidationError> {
+        let stamp_secs = d.envelope.id.timestamp / 1000;
+        let cache_key = *blake3::hash(&d.batch.certificate).as_bytes();
+        if let Some(cert) = self.certificates.get_mut(&cache_key) {
+            let cert = Arc::clone(cert);
+            cert.check_time(stamp_secs, &self.policy).map_err(certificate_error)?;
+            return Ok(cert);
+        }
+        let signed = SignedDelegation::decode(&d.batch.certificate)
+            .map_err(|e| ValidationError::BadCertificate(e.to_string()))?;
+        let verified = signed
+            .verify(&self.config.network, stamp_secs, &self.policy)
+            .map_err(certificate_error)?;
+        let cert = Arc::new(verified);
+        let evicted = self.certificates.insert(cache_key, Arc::clone(&cert));
+        self.stats.evicted(Bound::Certificates, evicted);
+        Ok(cert)
     }
 
     fn check_authority(&self, c: Certified) -> Result<Authorized, ValidationError> {
@@ -495,9 +496,43 @@ impl Pipeline {
                 self.stats.evicted(Bound::Buckets, evicted);
             }
         }
-        // Live delegates.
+        self.record_delegate(&cert, now_ms);
+        let gap = self.record_position(&msg, now_ms);
+        Verified {
+            envelope: msg.envelope,
+            batch: msg.batch,
+            certificate: cert,
+            gap,
+            received_at_ms: msg.received_at_ms,
+        }
+    }
+
+    /// Re-applies an envelope this verifier accepted before (read back from
+    /// its own log after a restart) to the duplicate and live-delegate
+    /// guards, so copies of what is already durable are refused as before.
+    /// Nothing is counted and no token is taken. Returns `false` (and
+    /// changes nothing) for an envelope older than the replay window: the
+    /// stale check refuses its copies anyway.
+    pub fn readmit(&mut self, bytes: &[u8], now_ms: u64) -> Result<bool, ValidationError> {
+        let partition = Envelope::decode(bytes).map_err(ValidationError::Envelope)?.id.partition;
+        let msg = decode(Unverified {
+            bytes: bytes.to_vec(),
+            partition: Some(partition),
+            received_at_ms: now_ms,
+        })?;
+        if now_ms.saturating_sub(msg.envelope.id.timestamp) > self.config.replay_window_ms {
+            return Ok(false);
+        }
+        let cert = self.certificate(&msg)?;
+        self.record_delegate(&cert, now_ms);
+        self.record_position(&msg, now_ms);
+        Ok(true)
+    }
+
+    /// Records a live delegate of its principal.
+    fn record_delegate(&mut self, cert: &VerifiedDelegation, now_ms: u64) {
         let now_secs = now_ms / 1000;
-        match self.delegates.get_mut(&principal) {
+        match self.delegates.get_mut(&cert.principal()) {
             Some(live) => {
                 live.retain(|_, not_after| *not_after > now_secs);
                 let entry = live.entry(cert.delegate()).or_insert(0);
@@ -505,15 +540,18 @@ impl Pipeline {
             }
             None => {
                 let live = HashMap::from([(cert.delegate(), cert.not_after())]);
-                let evicted = self.delegates.insert(principal, live);
+                let evicted = self.delegates.insert(cert.principal(), live);
                 self.stats.evicted(Bound::Principals, evicted);
             }
         }
-        // Sequence and duplicate window.
+    }
+
+    /// Records the envelope's position in its chain's duplicate window.
+    fn record_position(&mut self, msg: &Decoded, now_ms: u64) -> Option<Gap> {
         let at = msg.envelope.id.as_ref();
         let key = (msg.envelope.id.publisher, msg.envelope.id.msg_chain_id.clone());
         let (reorder, per_chain) = (self.config.reorder_window_ms, self.config.dedup_per_chain);
-        let gap = match self.chains.get_mut(&key) {
+        match self.chains.get_mut(&key) {
             Some(chain) => {
                 let last = chain.newest;
                 let gap = (last.is_some_and(|l| at > l) && msg.envelope.prev != last)
@@ -528,13 +566,6 @@ impl Pipeline {
                 self.track_chain(key, chain, now_ms);
                 None
             }
-        };
-        Verified {
-            envelope: msg.envelope,
-            batch: msg.batch,
-            certificate: cert,
-            gap,
-            received_at_ms: msg.received_at_ms,
         }
     }
 }

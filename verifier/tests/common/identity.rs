@@ -34,6 +34,11 @@ pub struct Identity {
 
 impl Identity {
     pub fn new(principal_key: &str, delegate_key: &str) -> Identity {
+        Identity::with_role(principal_key, delegate_key, "gateway")
+    }
+
+    /// A principal whose delegate publishes as `role`.
+    pub fn with_role(principal_key: &str, delegate_key: &str, role: &str) -> Identity {
         let dir = TempDir::new().unwrap();
         std::fs::write(dir.path().join("p.key"), principal_key).unwrap();
         std::fs::write(dir.path().join("d.key"), delegate_key).unwrap();
@@ -60,7 +65,7 @@ impl Identity {
             "--delegate",
             &delegate,
             "--role",
-            "gateway",
+            role,
             "--region",
             "FRA",
             "--out",

@@ -3,4 +3,8 @@
 #[allow(unreachable_pub)]
 pub mod identity;
 #[allow(unreachable_pub)]
+pub mod mosquitto;
+#[allow(unreachable_pub)]
+pub mod node;
+#[allow(unreachable_pub)]
 pub mod subscriber;

@@ -1,0 +1,106 @@
+// Drives the Vouch dashboard in real headless Chromium (Debian's `chromium`
+// through playwright-core) against any server that serves it:
+//
+//   node interop/dashboard.mjs BASE_URL [ARTIFACT_DIR]
+//
+// Checks: the page loads; the leaderboard has rows; changing the window
+// filter sends a request with the new parameter and changes the rows; data
+// is shown as text, never markup; clicking an orchestrator renders SVG charts
+// with drawn paths; no console errors, page errors, dialogs or failed
+// requests. Screenshots go to ARTIFACT_DIR ($VOUCH_ARTIFACTS, else
+// target/artifacts): dashboard.png (leaderboard) and
+// dashboard-orchestrator.png. Prints one JSON line; exit 0 only if all passed.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const base = (process.argv[2] || '').replace(/\/+$/, '');
+if (!base) {
+  console.error('usage: node interop/dashboard.mjs BASE_URL [ARTIFACT_DIR]');
+  process.exit(2);
+}
+const outDir = process.argv[3] || process.env.VOUCH_ARTIFACTS || 'target/artifacts';
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const TIMEOUT = 20000;
+
+const problems = [];
+const report = { base, executablePath };
+const check = (ok, what) => { if (!ok) problems.push(what); return ok; };
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  // Root in a container: Chromium's sandbox needs user namespaces it may not have.
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  page.setDefaultTimeout(TIMEOUT);
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push('pageerror: ' + e.message));
+  page.on('dialog', async (d) => { consoleErrors.push('dialog opened: ' + d.message()); await d.dismiss(); });
+  page.on('requestfailed', (r) => consoleErrors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  const apiRequests = [];
+  page.on('request', (r) => { if (r.url().includes('/v1/')) apiRequests.push(r.url()); });
+
+  const resp = await page.goto(base + '/');
+  check(resp && resp.ok(), `GET / answered ${resp && resp.status()}`);
+  report.csp = resp && resp.headers()['content-security-policy'];
+  await page.waitForSelector('body[data-ready="true"]');
+  const addresses = () => page.$$eval('#leaderboard tbody tr[data-address]', (rows) => rows.map((r) => r.getAttribute('data-address')));
+  const before = await addresses();
+  report.rows_before = before;
+  check(before.length > 0, 'the leaderboard has no rows');
+
+  // Data is text: the fixture's model id "<img src=x onerror=…>" must show literally.
+  const demandText = await page.textContent('#demand');
+  report.demand_has_literal_markup = demandText.includes('<img');
+  check(await page.$$eval('#demand img, #view script', (n) => n.length) === 0, 'data became markup in the demand table');
+
+  // Change a filter: the request must carry it and the rows must change.
+  const wanted = page.waitForRequest((r) => r.url().includes('/v1/sla/orchestrators?') && new URL(r.url()).searchParams.get('window') === '24h');
+  await page.selectOption('#f-window', '24h');
+  const req = await wanted;
+  report.filter_request = new URL(req.url()).pathname + new URL(req.url()).search;
+  await page.waitForFunction((prev) => {
+    const rows = [...document.querySelectorAll('#leaderboard tbody tr[data-address]')].map((r) => r.getAttribute('data-address'));
+    return rows.length > 0 && rows.join() !== prev;
+  }, before.join());
+  const after = await addresses();
+  report.rows_after = after;
+  check(after.join() !== before.join(), 'rows did not change with the window filter');
+  check((await page.textContent('#meta')).includes('24h'), 'the window shown is not 24h');
+  mkdirSync(outDir, { recursive: true });
+  await page.screenshot({ path: join(outDir, 'dashboard.png'), fullPage: true });
+
+  // Open the first orchestrator: charts with drawn paths.
+  const first = after[0];
+  await page.click(`#leaderboard tbody tr[data-address="${first}"] a`);
+  await page.waitForFunction((a) => location.hash.startsWith('#/o/' + a), first);
+  await page.waitForSelector('#charts svg path.line');
+  const paths = await page.$$eval('#charts svg path.line', (ps) => ps.map((p) => p.getAttribute('d')));
+  report.orchestrator = first;
+  report.chart_count = await page.$$eval('#charts svg', (s) => s.length);
+  report.chart_paths = paths.length;
+  check(paths.length > 0 && paths.every((d) => /^M[\d.]+,[\d.]+( [ML][\d.]+,[\d.]+)+$/.test(d)), 'chart paths are missing or malformed');
+  check(apiRequests.some((u) => u.includes('/v1/sla/orchestrators/' + first) && u.includes('window=24h')), 'the orchestrator request lost the window filter');
+  check(await page.textContent('h2.addr') === first, 'the orchestrator page shows another address');
+  await page.screenshot({ path: join(outDir, 'dashboard-orchestrator.png'), fullPage: true });
+
+  // Back to the leaderboard through the link keeps the filter.
+  await page.click('text=← leaderboard');
+  await page.waitForSelector('#leaderboard tbody tr[data-address]');
+  check(await page.inputValue('#f-window') === '24h', 'the filter was lost going back');
+
+  report.console_errors = consoleErrors;
+  check(consoleErrors.length === 0, 'console errors: ' + consoleErrors.join(' | '));
+} catch (e) {
+  problems.push('exception: ' + (e && e.stack ? e.stack.split('\n').slice(0, 3).join(' ') : String(e)));
+} finally {
+  await browser.close();
+}
+report.problems = problems;
+report.ok = problems.length === 0;
+console.log(JSON.stringify(report));
+process.exit(report.ok ? 0 : 1);

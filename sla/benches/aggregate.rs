@@ -1,0 +1,226 @@
+//! SLA engine costs: aggregation per event against decoding the same event,
+//! and `orchestrators()` over 1,000 orchestrators × 10 models × 5 regions ×
+//! 24 h of buckets, with the memory that state takes.
+//!
+//! `cargo bench -p vouch-sla --bench aggregate` runs the full size; without
+//! `--bench` (test runners) it runs a small one once as a smoke test.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput};
+use serde_json::json;
+use vouch_delegation::Role;
+use vouch_schema::{Address, Event};
+use vouch_sla::{Engine, Observer, Query, Window};
+
+const BASE: u64 = 1_795_687_200_000; // 2026-11-26T10:00:00Z
+const MODELS: [&str; 10] = [
+    "streamdiffusion",
+    "streamdiffusion-sdxl",
+    "streamdiffusion-sdxl-faceid",
+    "comfyui",
+    "scope",
+    "segment_anything_2",
+    "noop",
+    "model-8",
+    "model-9",
+    "model-10",
+];
+const REGIONS: [&str; 5] = ["FRA", "MDW", "LAX", "SEA", "SIN"];
+
+fn orch(i: usize) -> Address {
+    let mut a = [0u8; 20];
+    a[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+    Address(a)
+}
+
+fn ev(family: &str, ts: u64, data: serde_json::Value) -> Event {
+    Event::from_type_and_data(family, data, ts).unwrap()
+}
+
+/// One healthy-ish session: 8 events.
+fn session(rid: &str, o: Address, model: &str, region: &str, t: u64, k: u64) -> Vec<Event> {
+    let oi = json!({"address": o.to_hex(), "url": ""});
+    let tr = |sub: &str, ts: u64, with_orch: bool| {
+        let mut d = json!({"type": sub, "request_id": rid, "pipeline": model, "gateway_region": region, "timestamp": ts});
+        if with_orch {
+            d["orchestrator_info"] = oi.clone();
+        }
+        ev("stream_trace", ts, d)
+    };
+    let ptff = 700 + k % 900;
+    let mut out = vec![
+        tr("gateway_receive_stream_request", t, false),
+        tr("gateway_send_first_ingest_segment", t + 100, true),
+        tr("gateway_receive_first_processed_segment", t + ptff, true),
+        tr("gateway_receive_few_processed_segments", t + ptff + 400, true),
+    ];
+    for i in 1..=3u64 {
+        let ts = t + ptff + i * 10_000;
+        out.push(ev(
+            "ai_stream_status",
+            ts,
+            json!({"type": "status", "request_id": rid, "pipeline": model, "gateway_region": region,
+                   "timestamp": ts, "state": "ONLINE", "orchestrator_info": oi,
+                   "inference_status": {"fps": 20.0 + (k % 11) as f64}}),
+        ));
+    }
+    out.push(tr("gateway_ingest_stream_closed", t + 45_000, false));
+    out
+}
+
+fn gateway() -> Observer {
+    Observer { principal: Address([0xee; 20]), role: Role::Gateway, delegate: Address([0xef; 20]) }
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// `hours` hours of one session per (orchestrator, model, region) per hour.
+fn big_engine(orchs: usize, models: usize, regions: usize, hours: u64) -> (Engine, usize) {
+    let mut engine = Engine::with_defaults();
+    let gw = gateway();
+    let grace = engine.policy().ingest.seal_grace_ms;
+    let mut events = 0;
+    for h in 0..hours {
+        let hour = BASE + h * 3_600_000;
+        let mut k = 0u64;
+        for o in 0..orchs {
+            for model in &MODELS[..models] {
+                for region in &REGIONS[..regions] {
+                    k += 1;
+                    let t = hour + (k % 50) * 60_000 + (k * 7919) % 60_000;
+                    let rid = format!("{h:02x}{k:06x}");
+                    let batch = session(&rid, orch(o), model, region, t, k + h);
+                    events += batch.len();
+                    engine.ingest(&gw, t + 46_000, &batch);
+                }
+            }
+        }
+        engine.seal(hour + 3_600_000 + grace);
+    }
+    engine.seal(BASE + hours * 3_600_000 + 600_000 + grace);
+    (engine, events)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("aggregate_smoke: test");
+        }
+        return;
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(if full { 5 } else { 1 }))
+        .sample_size(10)
+        .configure_from_args();
+
+    // Per-event aggregation against decoding the same events.
+    let sessions = if full { 2_000 } else { 50 };
+    let mut batches: Vec<(u64, Vec<Event>)> = Vec::new();
+    for s in 0..sessions {
+        let t = BASE + (s as u64 % 600) * 1_000;
+        let batch =
+            session(&format!("{s:08x}"), orch(s % 100), MODELS[s % 3], REGIONS[s % 5], t, s as u64);
+        batches.push((t + 46_000, batch));
+    }
+    let n_events: usize = batches.iter().map(|(_, b)| b.len()).sum();
+    let encoded: Vec<Vec<u8>> =
+        batches.iter().flat_map(|(_, b)| b.iter().map(Event::encode)).collect();
+    let end = BASE + 3_600_000;
+    let gw = gateway();
+    let ingest = |e: &mut Engine| {
+        let mut accepted = 0;
+        for (envelope_ts, batch) in &batches {
+            accepted += e.ingest(&gw, *envelope_ts, batch).accepted;
+        }
+        accepted
+    };
+    // Every event is taken (none rejected as late or out of lag).
+    assert_eq!(ingest(&mut Engine::with_defaults()), n_events as u64);
+    let mut g = c.benchmark_group("per_event");
+    g.throughput(Throughput::Elements(n_events as u64));
+    g.bench_function("baseline_decode_cbor", |b| {
+        b.iter(|| {
+            for bytes in &encoded {
+                black_box(Event::decode(bytes).unwrap());
+            }
+        })
+    });
+    g.bench_function("ingest", |b| {
+        b.iter_batched(
+            Engine::with_defaults,
+            |mut e| {
+                ingest(&mut e);
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("ingest_and_seal", |b| {
+        b.iter_batched(
+            Engine::with_defaults,
+            |mut e| {
+                ingest(&mut e);
+                e.seal(end + 3_600_000);
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // Query latency over a day of buckets.
+    // VOUCH_SLA_BENCH_HOURS shortens the day (for profiling).
+    let hours =
+        std::env::var("VOUCH_SLA_BENCH_HOURS").ok().and_then(|h| h.parse().ok()).unwrap_or(24);
+    let (o, m, r, h) = if full { (1_000, 10, 5, hours) } else { (10, 2, 2, 2) };
+    let rss0 = rss_bytes();
+    let started = Instant::now();
+    let (engine, n_events) = big_engine(o, m, r, h);
+    let built = started.elapsed();
+    let rss1 = rss_bytes();
+    let stats = engine.stats();
+    let checkpoint = engine.checkpoint().len();
+    println!(
+        "state: {o} orchestrators x {m} models x {r} regions x {h} h = {} keys, {n_events} events ingested in {:.1} s \
+         ({:.2} us/event incl. seals); {} hour + {} minute buckets; approx state {:.1} MiB; \
+         RSS growth {:.1} MiB; checkpoint {:.1} MiB",
+        stats.series_keys,
+        built.as_secs_f64(),
+        built.as_secs_f64() * 1e6 / n_events as f64,
+        stats.hour_buckets,
+        stats.minute_buckets,
+        stats.approx_state_bytes as f64 / 1048576.0,
+        rss1.saturating_sub(rss0) as f64 / 1048576.0,
+        checkpoint as f64 / 1048576.0,
+    );
+    let q24 = Query { window: Window::H24, ..Query::default() };
+    let q1 = Query::default();
+    let listed = engine.orchestrators(&q24).orchestrators.len();
+    println!("24h list: {listed} orchestrators");
+    let mut g = c.benchmark_group("orchestrators_query");
+    g.bench_function("24h_uncached", |b| {
+        b.iter(|| {
+            engine.invalidate_cache();
+            black_box(engine.orchestrators(&q24))
+        })
+    });
+    g.bench_function("1h_uncached", |b| {
+        b.iter(|| {
+            engine.invalidate_cache();
+            black_box(engine.orchestrators(&q1))
+        })
+    });
+    g.bench_function("24h_cached", |b| b.iter(|| black_box(engine.orchestrators(&q24))));
+    g.finish();
+    c.final_summary();
+}

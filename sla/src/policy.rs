@@ -1,0 +1,301 @@
+//! The SLA policy: formula weights, targets, windows, lag and grace, and the
+//! failure classification table (`schemas/policy/sla-policy-v1.toml`).
+
+use std::path::Path;
+
+use serde::Deserialize;
+use sha3::{Digest, Keccak256};
+
+use crate::SlaError;
+
+/// The policy file compiled in, used by [`Policy::default_v1`].
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../../schemas/policy/sla-policy-v1.toml");
+
+/// A failure class (DESIGN.md §8). `client_caused` failures are excused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The orchestrator did not answer in time (startup or segments).
+    Timeout,
+    /// The model or runner failed.
+    ModelError,
+    /// The media transport (trickle, connection) broke.
+    TransportDisconnect,
+    /// The orchestrator refused the work (capacity, payment).
+    OrchestratorRejection,
+    /// The gateway itself failed (no orchestrators, too many swaps).
+    GatewayError,
+    /// The client went away ("whip disconnected", …): excused.
+    ClientCaused,
+    /// Anything else.
+    Other,
+}
+
+impl FailureClass {
+    /// Every class, in the order of [`FailureClass::index`].
+    pub const ALL: [FailureClass; 7] = [
+        FailureClass::Timeout,
+        FailureClass::ModelError,
+        FailureClass::TransportDisconnect,
+        FailureClass::OrchestratorRejection,
+        FailureClass::GatewayError,
+        FailureClass::ClientCaused,
+        FailureClass::Other,
+    ];
+
+    /// Position in [`FailureClass::ALL`] (and in bucket counter arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The snake_case name used in responses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Timeout => "timeout",
+            FailureClass::ModelError => "model_error",
+            FailureClass::TransportDisconnect => "transport_disconnect",
+            FailureClass::OrchestratorRejection => "orchestrator_rejection",
+            FailureClass::GatewayError => "gateway_error",
+            FailureClass::ClientCaused => "client_caused",
+            FailureClass::Other => "other",
+        }
+    }
+
+    /// Whether a failure of this class is excused (never lowers a score).
+    pub fn excused(self) -> bool {
+        self == FailureClass::ClientCaused
+    }
+
+    pub(crate) fn from_index(i: u8) -> FailureClass {
+        FailureClass::ALL.get(usize::from(i)).copied().unwrap_or(FailureClass::Other)
+    }
+}
+
+/// One row of the classification table: every substring must occur in the
+/// lower-cased message.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FailureRule {
+    /// The class a matching message gets.
+    pub class: FailureClass,
+    /// Lower-case substrings that must all occur.
+    pub contains: Vec<String>,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestPolicy {
+    /// Most an event's time may trail its envelope's, ms.
+    pub event_lag_ms: u64,
+    /// How long after its end a minute bucket seals, ms.
+    pub seal_grace_ms: u64,
+    /// Region of events that name none.
+    pub default_region: String,
+}
+
+/// `[attempt]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptPolicy {
+    /// Startup is judged on events within this long of an attempt's first event, ms.
+    pub startup_horizon_ms: u64,
+    /// A swap back to the same orchestrator within this long is a retry, ms.
+    pub swap_horizon_ms: u64,
+    /// Largest status gap still counted as inference time, ms.
+    pub max_status_gap_ms: u64,
+}
+
+/// `[windows]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowPolicy {
+    /// Window names a query may use.
+    pub names: Vec<String>,
+    /// The window of a query that names none.
+    pub default: String,
+    /// Minute buckets kept.
+    pub minute_retention: u32,
+    /// Hour buckets kept.
+    pub hour_retention: u32,
+}
+
+/// `[scoring]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringPolicy {
+    /// Attempts a score needs in its window.
+    pub min_attempts: u64,
+    /// Percentile compared with the model targets.
+    pub compliance_percentile: u32,
+    /// Window of the cohort benchmarks.
+    pub benchmark_window: String,
+    /// Cohort samples below which a benchmark is neutral.
+    pub min_benchmark_samples: u64,
+    /// Relative fps difference that flags a self-report.
+    pub self_report_disagree_ratio: f64,
+}
+
+/// `[sla_score_v1]`: the Cloud SPE formula.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct SlaScoreV1 {
+    pub reliability_weight: f64,
+    pub quality_weight: f64,
+    pub startup_success_weight: f64,
+    pub no_swap_weight: f64,
+    pub output_viability_weight: f64,
+    pub latency_weight: f64,
+    pub fps_weight: f64,
+    pub ptff_weight: f64,
+    pub e2e_weight: f64,
+    pub latency_good_percentile: u32,
+    pub latency_bad_percentile: u32,
+    pub fps_good_percentile: u32,
+    pub fps_bad_percentile: u32,
+    pub latency_shrink_n: u64,
+    pub fps_shrink_n: u64,
+    pub neutral: f64,
+    pub expected_signals: u64,
+}
+
+/// `[legacy]`: the leaderboard's AI score.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyPolicy {
+    /// Weight of the success rate.
+    pub success_weight: f64,
+    /// Weight of the round-trip score.
+    pub latency_weight: f64,
+    /// What the median round trip scores.
+    pub median_score: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    id: String,
+    version: u32,
+    ingest: IngestPolicy,
+    attempt: AttemptPolicy,
+    windows: WindowPolicy,
+    scoring: ScoringPolicy,
+    sla_score_v1: SlaScoreV1,
+    legacy: LegacyPolicy,
+    failure_rules: Vec<FailureRule>,
+}
+
+/// A loaded policy and the hash of its file bytes.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Policy id (`sla-policy`).
+    pub id: String,
+    /// Policy version.
+    pub version: u32,
+    /// `[ingest]`.
+    pub ingest: IngestPolicy,
+    /// `[attempt]`.
+    pub attempt: AttemptPolicy,
+    /// `[windows]`.
+    pub windows: WindowPolicy,
+    /// `[scoring]`.
+    pub scoring: ScoringPolicy,
+    /// `[sla_score_v1]`.
+    pub sla: SlaScoreV1,
+    /// `[legacy]`.
+    pub legacy: LegacyPolicy,
+    /// The failure classification table, first match wins.
+    pub failure_rules: Vec<FailureRule>,
+    /// `0x` + keccak-256 of the file bytes.
+    pub hash: String,
+}
+
+/// `0x` + hex keccak-256 of `bytes`.
+pub(crate) fn file_hash(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(Keccak256::digest(bytes)))
+}
+
+impl Policy {
+    /// The compiled-in `sla-policy-v1.toml`.
+    pub fn default_v1() -> Policy {
+        #[allow(clippy::expect_used)]
+        Policy::from_toml(DEFAULT_POLICY_TOML).expect("the embedded policy is valid")
+    }
+
+    /// Parses a policy file's text.
+    pub fn from_toml(text: &str) -> Result<Policy, SlaError> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| SlaError::Policy(e.to_string()))?;
+        let policy = Policy {
+            id: file.id,
+            version: file.version,
+            ingest: file.ingest,
+            attempt: file.attempt,
+            windows: file.windows,
+            scoring: file.scoring,
+            sla: file.sla_score_v1,
+            legacy: file.legacy,
+            failure_rules: file.failure_rules,
+            hash: file_hash(text.as_bytes()),
+        };
+        policy.check()?;
+        Ok(policy)
+    }
+
+    /// Reads and parses a policy file.
+    pub fn load(path: &Path) -> Result<Policy, SlaError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SlaError::Io { path: path.display().to_string(), source })?;
+        Policy::from_toml(&text)
+    }
+
+    fn check(&self) -> Result<(), SlaError> {
+        let bad = |m: &str| Err(SlaError::Policy(m.to_owned()));
+        if self.windows.minute_retention < 61 {
+            return bad("windows.minute_retention must be at least 61 minutes");
+        }
+        if self.attempt.startup_horizon_ms == 0 || self.attempt.swap_horizon_ms == 0 {
+            return bad("attempt horizons must be positive");
+        }
+        for w in self.windows.names.iter().chain([&self.windows.default]) {
+            if crate::query::Window::parse(w).is_none() {
+                return bad(&format!("unknown window {w:?}"));
+            }
+        }
+        if crate::query::Window::parse(&self.scoring.benchmark_window).is_none() {
+            return bad("unknown scoring.benchmark_window");
+        }
+        let p = self.scoring.compliance_percentile;
+        if p == 0 || p > 100 {
+            return bad("scoring.compliance_percentile must be 1..=100");
+        }
+        if !(self.legacy.median_score > 0.0 && self.legacy.median_score < 1.0) {
+            return bad("legacy.median_score must be strictly between 0 and 1");
+        }
+        Ok(())
+    }
+
+    /// Classifies a go-livepeer error message (case-insensitive substrings).
+    pub fn classify(&self, message: &str) -> FailureClass {
+        let lower = message.to_lowercase();
+        self.failure_rules
+            .iter()
+            .find(|r| r.contains.iter().all(|s| lower.contains(&s.to_lowercase())))
+            .map_or(FailureClass::Other, |r| r.class)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_policy_loads_and_classifies() {
+        let p = Policy::default_v1();
+        assert_eq!(p.scoring.min_attempts, 10);
+        assert_eq!(p.classify("WHIP disconnected"), FailureClass::ClientCaused);
+        assert_eq!(p.classify("no orchestrators available"), FailureClass::GatewayError);
+        assert_eq!(p.classify("something odd"), FailureClass::Other);
+        assert!(p.hash.starts_with("0x") && p.hash.len() == 66);
+    }
+}

@@ -1,0 +1,293 @@
+//! Response bodies, in the shape of the SLA API contract (api-shape.md).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use vouch_schema::Address;
+
+pub use crate::bucket::PercentileSummary as Percentiles;
+use crate::registry::ModelSpec;
+
+/// The window a response covers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowInfo {
+    /// `1m` … `7d`.
+    pub name: &'static str,
+    /// Start, ms.
+    pub start_ms: u64,
+    /// End (exclusive), ms.
+    pub end_ms: u64,
+    /// Start, RFC 3339 UTC.
+    pub start: String,
+    /// End, RFC 3339 UTC.
+    pub end: String,
+}
+
+/// The policy that produced a score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyRef {
+    /// Policy id.
+    pub id: String,
+    /// Policy version.
+    pub version: u32,
+    /// Hash of the policy file bytes.
+    pub hash: String,
+}
+
+/// The registry in force.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegistryRef {
+    /// Registry version.
+    pub version: u32,
+    /// Hash of the registry file bytes.
+    pub hash: String,
+}
+
+/// The filters applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Filters {
+    /// Region filter.
+    pub region: Option<String>,
+    /// Canonical model filter.
+    pub model_id: Option<String>,
+    /// Pipeline filter.
+    pub pipeline: Option<String>,
+    /// `production` or `synthetic`.
+    pub origin: &'static str,
+}
+
+/// Failed attempts by class.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct FailureCounts {
+    pub timeout: u64,
+    pub model_error: u64,
+    pub transport_disconnect: u64,
+    pub orchestrator_rejection: u64,
+    pub gateway_error: u64,
+    pub client_caused: u64,
+    pub other: u64,
+}
+
+/// Output fps observed by gateways.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FpsSummary {
+    /// Median fps.
+    pub p50: Option<f64>,
+    /// σ/μ of the samples.
+    pub jitter: Option<f64>,
+    /// Status samples.
+    pub samples: u64,
+}
+
+/// The score's components.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Components {
+    /// Health-signal coverage, 0..1.
+    pub coverage: Option<f64>,
+    /// Reliability, 0..1.
+    pub reliability: Option<f64>,
+    /// Quality against the cohort, 0..1.
+    pub quality: Option<f64>,
+}
+
+/// What the orchestrator says about itself (never raises its score).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelfReported {
+    /// Self-reported median fps.
+    pub fps_p50: Option<f64>,
+    /// Compute efficiency, 0..1.
+    pub cue: Option<f64>,
+    /// `gpm`, `nvml` or `proxy`.
+    pub cue_source: Option<&'static str>,
+    /// Whether self-reported fps and the gateways' differ badly.
+    pub disagrees: bool,
+}
+
+/// The metric fields shared by every entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct OrchestratorMetrics {
+    /// `ok` or `insufficient_data`.
+    pub status: &'static str,
+    pub sla_score: Option<f64>,
+    pub legacy_score: Option<f64>,
+    pub attempts: u64,
+    pub sessions: u64,
+    pub startup_success_rate: Option<f64>,
+    pub swap_rate: Option<f64>,
+    pub failure_rate: Option<f64>,
+    pub excused_failures: u64,
+    pub failures: FailureCounts,
+    pub ptff_ms: Percentiles,
+    pub startup_ms: Percentiles,
+    pub e2e_ms: Percentiles,
+    pub fps: FpsSummary,
+    pub inference_minutes: f64,
+    pub components: Components,
+    pub self_reported: SelfReported,
+}
+
+/// One orchestrator in the list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrchestratorEntry {
+    /// 1-based rank; `null` in a detail's summary.
+    pub rank: Option<u64>,
+    /// The orchestrator.
+    pub address: Address,
+    /// Its metrics.
+    #[serde(flatten)]
+    pub metrics: OrchestratorMetrics,
+}
+
+/// `GET /v1/sla/orchestrators`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct OrchestratorsResponse {
+    pub window: WindowInfo,
+    pub policy: PolicyRef,
+    pub filters: Filters,
+    pub orchestrators: Vec<OrchestratorEntry>,
+}
+
+/// How an orchestrator's tail compares with the model's targets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Targets {
+    /// The policy's compliance percentile.
+    pub percentile: u32,
+    /// PTFF at that percentile, ms.
+    pub ptff_ms: Option<u64>,
+    /// The model's PTFF target, ms.
+    pub ptff_target_ms: u64,
+    /// Startup at that percentile, ms.
+    pub startup_ms: Option<u64>,
+    /// The model's startup target, ms.
+    pub startup_target_ms: u64,
+    /// Median output fps.
+    pub fps_p50: Option<f64>,
+    /// The model's target fps.
+    pub target_fps: f64,
+    /// Whether every known figure meets its target.
+    pub met: bool,
+}
+
+/// One model of an orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelEntry {
+    /// Canonical model id.
+    pub model_id: String,
+    /// Its pipeline.
+    pub pipeline: String,
+    /// Its metrics.
+    #[serde(flatten)]
+    pub metrics: OrchestratorMetrics,
+    /// Against the model's targets (`null` for models the registry lacks).
+    pub targets: Option<Targets>,
+}
+
+/// One region of an orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionEntry {
+    /// Gateway region.
+    pub region: String,
+    /// Its metrics.
+    #[serde(flatten)]
+    pub metrics: OrchestratorMetrics,
+}
+
+/// One step of an orchestrator's series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct SeriesPoint {
+    pub start_ms: u64,
+    pub attempts: u64,
+    pub ptff_ms: Percentiles,
+    pub e2e_ms: Percentiles,
+    pub fps_p50: Option<f64>,
+    pub startup_success_rate: Option<f64>,
+    pub swaps: u64,
+}
+
+/// Attempts a gateway observed (restricted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewayCount {
+    /// The gateway (signer's principal).
+    pub gateway: Address,
+    /// Attempts.
+    pub attempts: u64,
+}
+
+/// `GET /v1/sla/orchestrators/{address}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct OrchestratorDetail {
+    pub window: WindowInfo,
+    pub policy: PolicyRef,
+    pub filters: Filters,
+    pub summary: OrchestratorEntry,
+    pub by_model: Vec<ModelEntry>,
+    pub by_region: Vec<RegionEntry>,
+    pub series: Vec<SeriesPoint>,
+    /// Only for restricted callers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_gateway: Option<Vec<GatewayCount>>,
+}
+
+/// One demand row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct DemandRow {
+    pub model_id: String,
+    pub pipeline: String,
+    pub region: String,
+    pub sessions: u64,
+    pub attempts: u64,
+    pub inference_minutes: f64,
+}
+
+/// Demand totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct DemandTotals {
+    pub sessions: u64,
+    pub attempts: u64,
+    pub inference_minutes: f64,
+}
+
+/// `GET /v1/network/demand`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct DemandResponse {
+    pub window: WindowInfo,
+    pub rows: Vec<DemandRow>,
+    pub totals: DemandTotals,
+}
+
+/// `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct ModelsResponse {
+    pub registry: RegistryRef,
+    pub models: Vec<ModelSpec>,
+}
+
+/// `GET /v1/regions`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionsResponse {
+    /// Gateway regions seen, sorted.
+    pub regions: Vec<String>,
+}
+
+/// One `/api/aggregated_stats` cell (the legacy leaderboard's shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AggregatedScore {
+    /// Legacy score, 0..1.
+    pub score: f64,
+    /// Startup success rate, 0..1.
+    pub success_rate: f64,
+    /// e^(−k·rtt), 0..1.
+    pub round_trip_score: f64,
+}
+
+/// Orchestrator → region → score.
+pub type AggregatedStats = BTreeMap<String, BTreeMap<String, AggregatedScore>>;

@@ -1,0 +1,44 @@
+//! The boundary between the HTTP layer and the SLA state (DESIGN.md §8).
+//!
+//! The HTTP layer knows nothing about buckets or scores: it hands the parsed
+//! query to a [`SlaSource`] and serves the JSON bytes it gets back. Bodies are
+//! pre-serialized so a source may cache them (a sealed window never changes).
+//! Shapes: `/work/helpers/api-shape.md`, mirrored by `openapi.json`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+
+use super::error::ApiError;
+
+/// Query parameters of one request, by name (a repeated name is refused before a source sees it).
+pub type Params = BTreeMap<String, String>;
+
+/// What the API asks of the SLA state. Bodies are JSON bytes (pre-serialized, cacheable).
+///
+/// Every method validates its own parameters and answers
+/// [`ApiError::BadRequest`] for unusable ones; none may panic on input. The
+/// methods are called on a blocking thread, so they may take locks or compute.
+pub trait SlaSource: Send + Sync + 'static {
+    /// `GET /v1/sla/orchestrators`: the leaderboard for `window`, `region`,
+    /// `model_id`, `pipeline`, `origin`.
+    fn orchestrators(&self, params: &Params) -> Result<Bytes, ApiError>;
+    /// `GET /v1/sla/orchestrators/{address}`: one orchestrator, `None` when it
+    /// was never seen. `by_gateway` only when `restricted` is true.
+    fn orchestrator(
+        &self,
+        address: &str,
+        params: &Params,
+        restricted: bool,
+    ) -> Result<Option<Bytes>, ApiError>;
+    /// `GET /v1/network/demand`: sessions, attempts and inference minutes by
+    /// model, pipeline and region.
+    fn demand(&self, params: &Params) -> Result<Bytes, ApiError>;
+    /// `GET /v1/models`: the model registry in force.
+    fn models(&self) -> Bytes;
+    /// `GET /v1/regions`: gateway regions seen, sorted.
+    fn regions(&self) -> Bytes;
+    /// `GET /api/aggregated_stats`: go-livepeer's `-orchPerfStatsUrl` shape
+    /// (`region`, `model`, `pipeline`, `window`; 24h by default).
+    fn aggregated_stats(&self, params: &Params) -> Result<Bytes, ApiError>;
+}

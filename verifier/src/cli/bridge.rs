@@ -1,0 +1,180 @@
+//! `vouch bridge streamr`: carry accepted envelopes between a verifier and
+//! a Streamr node's MQTT plugin, in both directions, without re-signing
+//! (see `vouch_verifier::bridge`), and `vouch bridge streamr export`.
+//!
+//! Once running, the bridge prints one JSON line to stdout, `{"http", "mqtt",
+//! "log", "streams", "peer_id", "p2p_listen"}`, and runs until SIGINT or
+//! SIGTERM (exit 0).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use vouch_verifier::bridge::{self, Started, StreamrBridgeConfig};
+
+use super::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BridgeCommand {
+    /// Bridge to Streamr through a Streamr node's MQTT plugin (MQTT 3.1.1, QoS 1).
+    Streamr(StreamrArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct StreamrArgs {
+    #[command(subcommand)]
+    action: Option<StreamrAction>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum StreamrAction {
+    /// Write a log's accepted envelopes to stdout as Streamr storage-resend
+    /// frames (u32 big-endian length ‖ StreamMessage protobuf).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The verifier's log directory (`<data dir>/log`).
+    log_dir: PathBuf,
+    /// First log record index to export.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Configuration file with a `[bridge.streamr]` section. Flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The broker (a Streamr node's MQTT plugin): mqtt://HOST[:PORT].
+    #[arg(long)]
+    mqtt: Option<String>,
+    /// Outbound: the co-located verifier's log directory to follow.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Outbound: the cursor file (default: streamr-bridge.cursor beside the log).
+    #[arg(long)]
+    cursor: Option<PathBuf>,
+    /// Inbound: a stream id (MQTT topic filter) to subscribe to (repeatable; replaces the config's).
+    #[arg(long)]
+    stream: Vec<String>,
+    /// Inbound: a verifier to gossip accepted envelopes to (repeatable; adds to the config's).
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// Inbound: gossip multiaddr to listen on (repeatable; replaces the config's).
+    #[arg(long)]
+    p2p_listen: Vec<String>,
+    /// Inbound: authority snapshot file (JSON); overrides the config's authority.
+    #[arg(long)]
+    authority_snapshot: Option<PathBuf>,
+    /// A `vouch node` configuration to take the authority, validation and log from.
+    #[arg(long)]
+    node_config: Option<PathBuf>,
+    /// Where /metrics, /healthz and /v1/bridge/stats are served; port 0 picks one.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// MQTT client id.
+    #[arg(long)]
+    client_id: Option<String>,
+}
+
+pub(crate) fn run(cmd: BridgeCommand) -> Result<Outcome> {
+    match cmd {
+        BridgeCommand::Streamr(args) => match args.action {
+            Some(StreamrAction::Export(e)) => export(e),
+            None => run_streamr(args.run),
+        },
+    }
+}
+
+fn export(args: ExportArgs) -> Result<Outcome> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let summary = bridge::export::export(&args.log_dir, args.from, &mut out)
+        .with_context(|| format!("exporting {}", args.log_dir.display()))?;
+    drop(out);
+    eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default());
+    Ok(Outcome::Ok)
+}
+
+fn run_streamr(args: RunArgs) -> Result<Outcome> {
+    let mut config = match &args.config {
+        Some(path) => StreamrBridgeConfig::from_file(path)?,
+        None => StreamrBridgeConfig::default(),
+    };
+    if let Some(v) = args.mqtt {
+        config.mqtt = v;
+    }
+    if let Some(v) = args.log {
+        config.log = Some(v);
+    }
+    if let Some(v) = args.cursor {
+        config.cursor = Some(v);
+    }
+    if !args.stream.is_empty() {
+        config.streams = args.stream;
+    }
+    config.bootstrap.extend(args.bootstrap);
+    if !args.p2p_listen.is_empty() {
+        config.p2p_listen = args.p2p_listen;
+    }
+    if let Some(v) = args.authority_snapshot {
+        config.authority.snapshot = Some(v);
+    }
+    if let Some(v) = args.node_config {
+        config.node_config = Some(v);
+    }
+    if let Some(v) = args.http_listen {
+        config.http_listen = v;
+    }
+    if let Some(v) = args.client_id {
+        config.client_id = Some(v);
+    }
+    if config.password.is_none() {
+        config.password = std::env::var("VOUCH_MQTT_PASSWORD").ok();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(bridge::run_streamr(config, announce, shutdown_signal()))?;
+    Ok(Outcome::Ok)
+}
+
+fn announce(started: &Started) {
+    let line = serde_json::to_string(started).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%e, "cannot watch SIGTERM; SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,173 @@
+//! `vouch replay LOG_DIR`: audit a verifier's log. Checks every frame's hash
+//! chain and every envelope's certificate and signature against the
+//! authority view and revocations recorded in the log, on every core, and
+//! prints a JSON summary; the first bad record is named by index, segment
+//! file and byte offset (exit 1).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+use serde_json::{Value, json};
+use vouch_delegation::authority::snapshot;
+use vouch_schema::Address;
+
+use vouch_verifier::node::config::NodeConfig;
+use vouch_verifier::replay::{ReplayError, ReplayOptions, replay};
+use vouch_verifier::store::LogError;
+use vouch_verifier::store::log::HEAD_FILE;
+
+use super::{Outcome, print_json};
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// The log directory (a node's `<data dir>/log`; a data dir holding `log/` works too).
+    log_dir: PathBuf,
+    /// The node's configuration file: its `[validation]` settings (EIP-712
+    /// network, certificate policy, stream path, roles) are the rules applied.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// EIP-712 chainId certificates must be bound to (overrides the config).
+    #[arg(long)]
+    chain_id: Option<u64>,
+    /// EIP-712 verifyingContract (overrides the config).
+    #[arg(long)]
+    verifying_contract: Option<Address>,
+    /// Authority snapshot in force before the first view the log records
+    /// (for a log whose first view was pruned with its segment).
+    #[arg(long)]
+    initial_view: Option<PathBuf>,
+    /// Signature-checking threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Draw the progress bar on stderr even when it is not a terminal.
+    #[arg(long, conflicts_with = "quiet")]
+    progress: bool,
+    /// Never draw the progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
+    let mut options = ReplayOptions::default();
+    if let Some(path) = &args.config {
+        let config = NodeConfig::from_file(path)
+            .with_context(|| format!("reading configuration {}", path.display()))?;
+        options.validation = config.validation;
+    }
+    if let Some(chain_id) = args.chain_id {
+        options.validation.network.chain_id = chain_id;
+    }
+    if let Some(contract) = args.verifying_contract {
+        options.validation.network.verifying_contract = contract;
+    }
+    if let Some(path) = &args.initial_view {
+        options.initial_view = Some(snapshot::load(path)?);
+    }
+    options.threads = args.threads;
+    options.progress = progress_bar(&args);
+    let dir = log_dir(args.log_dir);
+    match replay(&dir, &options, |_| {}) {
+        Ok(summary) => {
+            let mut value = serde_json::to_value(&summary)?;
+            if let Value::Object(map) = &mut value {
+                map.insert("ok".into(), json!(true));
+                map.insert("log".into(), json!(dir.display().to_string()));
+            }
+            print_json(&value);
+            Ok(Outcome::Ok)
+        }
+        Err(e) => {
+            options.progress.finish_and_clear();
+            match &e {
+                ReplayError::Record { index, segment, offset, problem } => {
+                    print_json(&json!({
+                        "ok": false,
+                        "error": e.to_string(),
+                        "index": index,
+                        "segment": segment,
+                        "offset": offset,
+                        "problem": problem.to_string(),
+                    }));
+                }
+                ReplayError::Log(LogError::Io { .. }) | ReplayError::Threads(_) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("replaying {}", dir.display()))
+                    );
+                }
+                ReplayError::Log(_) => {
+                    print_json(&json!({"ok": false, "error": e.to_string()}));
+                }
+            }
+            eprintln!("replay failed: {e}");
+            Ok(Outcome::CheckFailed)
+        }
+    }
+}
+
+/// `dir`, or `dir/log` when `dir` is a node's data directory.
+fn log_dir(dir: PathBuf) -> PathBuf {
+    let nested = dir.join("log");
+    if !dir.join(HEAD_FILE).exists() && nested.join(HEAD_FILE).exists() { nested } else { dir }
+}
+
+fn progress_bar(args: &ReplayArgs) -> ProgressBar {
+    if args.quiet || !(args.progress || std::io::stderr().is_terminal()) {
+        return ProgressBar::hidden();
+    }
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::term_like(Box::new(PlainStderr))
+    };
+    let bar = ProgressBar::with_draw_target(None, target);
+    let style = ProgressStyle::with_template(
+        "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} records ({per_sec}, eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// stderr that is not a terminal (a file, a CI log): `--progress` draws
+/// there anyway, one line rewritten with carriage returns.
+#[derive(Debug)]
+struct PlainStderr;
+
+impl PlainStderr {
+    fn write(&self, s: &str) -> std::io::Result<()> {
+        std::io::stderr().write_all(s.as_bytes())
+    }
+}
+
+impl TermLike for PlainStderr {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { self.write(&format!("\x1b[{n}A")) } else { Ok(()) }
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { self.write(&format!("\x1b[{n}B")) } else { Ok(()) }
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { self.write(&format!("\x1b[{n}C")) } else { Ok(()) }
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { self.write(&format!("\x1b[{n}D")) } else { Ok(()) }
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.write(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.write("\r\x1b[2K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}

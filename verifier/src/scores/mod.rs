@@ -1,0 +1,291 @@
+//! Scores from the log: the SLA engine ([`vouch_sla::Engine`]) fed with
+//! what the verifier accepted, the records that make its answers
+//! reproducible, and the HTTP API's view of it ([`crate::api::SlaSource`]).
+//!
+//! The engine's answers depend on its policy and on when minutes were
+//! sealed relative to arrivals (a late event for a sealed minute is dropped).
+//! So the node writes both into its log as checkpoint records
+//! records ([`ScoreRecord`]): the policy and model registry in force, and
+//! every seal with the clock reading it used. An auditor replaying the log
+//! applies the same records at the same positions and gets the same bytes.
+
+mod source;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::{Deserialize, Serialize};
+use vouch_delegation::SignedDelegation;
+use vouch_schema::{Envelope, TelemetryBatch};
+use vouch_sla::{Engine, IngestReport, Limits, Observer, Policy, Registry, SealedBucket, SlaError};
+
+/// A [`RecordKind::Checkpoint`] record of the scores (JSON, tagged by `kind`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScoreRecord {
+    /// The policy and model registry in force from here on (their TOML text).
+    SlaPolicy {
+        /// The SLA policy file.
+        policy_toml: String,
+        /// The model registry file.
+        registry_toml: String,
+    },
+    /// Minutes sealed with the clock at `now_ms`.
+    SlaSeal {
+        /// The verifier's clock when it sealed, ms since the Unix epoch.
+        now_ms: u64,
+    },
+}
+
+/// Why a score record or a logged envelope could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// A checkpoint record that is not a [`ScoreRecord`].
+    #[error("score record: {0}")]
+    Record(#[from] serde_json::Error),
+    /// The recorded policy or registry does not parse.
+    #[error("recorded SLA policy: {0}")]
+    Policy(#[from] SlaError),
+    /// A logged envelope does not decode (the log is not a verifier's).
+    #[error("logged envelope: {0}")]
+    Envelope(String),
+}
+
+impl ScoreRecord {
+    /// The record's bytes in the log.
+    pub fn encode(&self) -> Vec<u8> {
+        // Plain data with string keys serializes into memory without error.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a checkpoint record's payload.
+    pub fn decode(payload: &[u8]) -> Result<ScoreRecord, ScoreError> {
+        Ok(serde_json::from_slice(payload)?)
+    }
+}
+
+/// The policy and registry texts in force, parsed.
+#[derive(Debug, Clone)]
+pub struct PolicyFiles {
+    /// The SLA policy's TOML text.
+    pub policy_toml: String,
+    /// The model registry's TOML text.
+    pub registry_toml: String,
+}
+
+impl Default for PolicyFiles {
+    fn default() -> Self {
+        PolicyFiles {
+            policy_toml: vouch_sla::DEFAULT_POLICY_TOML.to_owned(),
+            registry_toml: vouch_sla::DEFAULT_REGISTRY_TOML.to_owned(),
+        }
+    }
+}
+
+impl PolicyFiles {
+    /// Parses both files.
+    pub fn parse(&self) -> Result<(Policy, Registry), ScoreError> {
+        Ok((Policy::from_toml(&self.policy_toml)?, Registry::from_toml(&self.registry_toml)?))
+    }
+
+    /// The log record announcing these files.
+    pub fn record(&self) -> ScoreRecord {
+        ScoreRecord::SlaPolicy {
+            policy_toml: self.policy_toml.clone(),
+            registry_toml: self.registry_toml.clone(),
+        }
+    }
+}
+
+/// One minute, ms: the engine's bucket width.
+const MINUTE_MS: u64 = 60_000;
+
+/// The engine shared between the ingest worker (writer) and the HTTP API
+/// (readers). Query answers are cached inside the engine until the next seal.
+pub struct Scores {
+    engine: RwLock<Engine>,
+    /// End of the sealed minutes (ms), to tell whether a seal would advance.
+    sealed_end_ms: AtomicU64,
+    /// Serialized answers by query, tagged with the seal they reflect.
+    answers: Mutex<source::Answers>,
+}
+
+impl std::fmt::Debug for Scores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scores").finish_non_exhaustive()
+    }
+}
+
+/// Who signed a logged envelope's batch, from its certificate (the log holds
+/// only envelopes that verified, so the certificate is not re-verified here).
+pub fn observer_of(batch: &TelemetryBatch) -> Result<Observer, ScoreError> {
+    let cert = SignedDelegation::decode(&batch.certificate)
+        .map_err(|e| ScoreError::Envelope(e.to_string()))?;
+    Ok(Observer { principal: cert.principal, role: cert.role, delegate: cert.delegate })
+}
+
+impl Scores {
+    /// Scores over `engine`.
+    pub fn new(engine: Engine) -> Scores {
+        let sealed_end_ms = AtomicU64::new(engine.stats().sealed_end_ms);
+        Scores { engine: RwLock::new(engine), sealed_end_ms, answers: Mutex::default() }
+    }
+
+    /// An empty engine under `files`, or the one `checkpoint` saved under
+    /// the same files; a checkpoint made under other files is dropped (the
+    /// caller then re-reads the log).
+    pub fn open(
+        files: &PolicyFiles,
+        checkpoint: Option<&[u8]>,
+    ) -> Result<(Scores, bool), ScoreError> {
+        let (policy, registry) = files.parse()?;
+        if let Some(bytes) = checkpoint {
+            match Engine::restore(policy.clone(), registry.clone(), Limits::default(), bytes) {
+                Ok(engine) => return Ok((Scores::new(engine), true)),
+                Err(e) => tracing::warn!(%e, "SLA checkpoint not usable; rebuilding from the log"),
+            }
+        }
+        Ok((Scores::new(Engine::new(policy, registry, Limits::default())), false))
+    }
+
+    /// Read access (queries).
+    pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
+        self.engine.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Engine> {
+        self.engine.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Feeds one verified batch.
+    pub fn ingest(
+        &self,
+        observer: &Observer,
+        envelope: &Envelope,
+        batch: &TelemetryBatch,
+    ) -> IngestReport {
+        self.write().ingest(observer, envelope.id.timestamp, &batch.events)
+    }
+
+    /// Feeds a logged envelope (bytes as the log holds them).
+    pub fn ingest_logged(&self, payload: &[u8]) -> Result<IngestReport, ScoreError> {
+        let envelope =
+            Envelope::decode(payload).map_err(|e| ScoreError::Envelope(e.to_string()))?;
+        let batch = TelemetryBatch::decode(&envelope.content)
+            .map_err(|e| ScoreError::Envelope(e.to_string()))?;
+        let observer = observer_of(&batch)?;
+        Ok(self.ingest(&observer, &envelope, &batch))
+    }
+
+    /// Seals what the clock at `now_ms` allows. `None` when that seals no
+    /// new minute (nothing changed, nothing to record); otherwise the newly
+    /// sealed buckets (possibly none), and the caller records the seal.
+    pub fn seal(&self, now_ms: u64) -> Option<Vec<SealedBucket>> {
+        let mut engine = self.write();
+        let grace = engine.policy().ingest.seal_grace_ms;
+        let to = now_ms.saturating_sub(grace) / MINUTE_MS * MINUTE_MS;
+        if to <= self.sealed_end_ms.load(Ordering::Relaxed) {
+            return None;
+        }
+        let sealed = engine.seal(now_ms);
+        self.sealed_end_ms.store(to, Ordering::Relaxed);
+        Some(sealed)
+    }
+
+    /// Applies a checkpoint record read back from the log: a seal is redone
+    /// with the clock reading it recorded. Policy records announce the files
+    /// the log was scored with; a replay reads them, a node scores with its
+    /// own configuration.
+    pub fn apply_record(&self, record: &ScoreRecord) {
+        if let ScoreRecord::SlaSeal { now_ms } = record {
+            self.seal(*now_ms);
+        }
+    }
+
+    /// The whole engine state, for the state store.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        self.read().checkpoint()
+    }
+
+    /// `vouch_sla_*` lines for `/metrics`.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let stats = self.read().stats();
+        let gauges = [
+            ("vouch_sla_sealed_end_ms", "End of the newest sealed minute.", stats.sealed_end_ms),
+            ("vouch_sla_open_sessions", "Open gateway sessions.", stats.open_sessions),
+            ("vouch_sla_open_attempts", "Attempts in open sessions.", stats.open_attempts),
+            ("vouch_sla_series", "(orchestrator, model, region, origin) keys.", stats.series_keys),
+            ("vouch_sla_minute_buckets", "Minute buckets in memory.", stats.minute_buckets),
+            ("vouch_sla_hour_buckets", "Hour buckets in memory.", stats.hour_buckets),
+            ("vouch_sla_state_bytes", "Approximate bytes of SLA state.", stats.approx_state_bytes),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
+        let (answers, evicted) = self.answer_cache_stats();
+        let _ = writeln!(
+            out,
+            "# HELP vouch_sla_cached_answers Serialized API answers held.\n\
+             # TYPE vouch_sla_cached_answers gauge\nvouch_sla_cached_answers {answers}\n\
+             # HELP vouch_sla_answer_cache_full_total Times the answer cache was full and emptied.\n\
+             # TYPE vouch_sla_answer_cache_full_total counter\n\
+             vouch_sla_answer_cache_full_total {evicted}"
+        );
+        let _ = writeln!(out, "# HELP vouch_sla_events_total SLA engine event counters by name.");
+        let _ = writeln!(out, "# TYPE vouch_sla_events_total counter");
+        for (name, value) in &stats.counters {
+            let _ = writeln!(out, "vouch_sla_events_total{{counter=\"{name}\"}} {value}");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_refuse_strangers() {
+        for r in [PolicyFiles::default().record(), ScoreRecord::SlaSeal { now_ms: 42 }] {
+            assert_eq!(ScoreRecord::decode(&r.encode()).unwrap(), r);
+        }
+        assert!(ScoreRecord::decode(br#"{"kind":"other"}"#).is_err());
+        assert!(ScoreRecord::decode(b"\xff").is_err());
+    }
+
+    #[test]
+    fn answers_are_kept_until_the_next_seal() {
+        use crate::api::SlaSource;
+        let (scores, _) = Scores::open(&PolicyFiles::default(), None).unwrap();
+        let params = crate::api::Params::new();
+        let end = |b: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(b).unwrap()["window"]["end_ms"].clone()
+        };
+        scores.seal(100 * 60_000);
+        let first = scores.orchestrators(&params).unwrap();
+        assert_eq!(scores.orchestrators(&params).unwrap(), first, "served from the cache");
+        assert_eq!(scores.answer_cache_stats().0, 1);
+        scores.seal(200 * 60_000);
+        let second = scores.orchestrators(&params).unwrap();
+        assert_ne!(end(&second), end(&first), "recomputed after the seal: {:?}", end(&second));
+        let bad = crate::api::Params::from([("window".to_owned(), "2h".to_owned())]);
+        assert!(scores.orchestrators(&bad).is_err());
+        assert_eq!(scores.answer_cache_stats().0, 1, "errors are not cached");
+    }
+
+    #[test]
+    fn a_checkpoint_restores_and_a_foreign_one_is_dropped() {
+        let files = PolicyFiles::default();
+        let (scores, restored) = Scores::open(&files, None).unwrap();
+        assert!(!restored);
+        assert!(scores.seal(10 * 60_000).is_some(), "the first seal advances");
+        assert!(scores.seal(10 * 60_000).is_none(), "the same clock seals nothing new");
+        let bytes = scores.checkpoint();
+        let (again, restored) = Scores::open(&files, Some(&bytes)).unwrap();
+        assert!(restored);
+        assert_eq!(again.checkpoint(), bytes);
+        let (_, restored) = Scores::open(&files, Some(b"garbage")).unwrap();
+        assert!(!restored);
+    }
+}

@@ -1,0 +1,142 @@
+//! The HTTP API's [`SlaSource`] over the engine: parse the query, ask the
+//! engine, serialize, and keep the bytes until the next seal.
+//!
+//! Answers change only when minutes seal (once a minute). After a seal the
+//! first request for a query recomputes it while concurrent requests for the
+//! same query get the previous answer at once (it names its own window, so
+//! it is still a correct answer for that window): at most one request per
+//! query and minute pays for a computation over the whole window.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::MutexGuard;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use serde::Serialize;
+use vouch_schema::Address;
+use vouch_sla::{Query, Window};
+
+use super::Scores;
+use crate::api::{ApiError, Params, SlaSource};
+
+/// Most answers kept; when full the cache is emptied (and counted).
+const MAX_ANSWERS: usize = 1024;
+
+/// Serialized answers by query key, each with the seal it reflects.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    map: HashMap<String, (u64, Bytes)>,
+    refreshing: HashSet<String>,
+    emptied: u64,
+}
+
+impl Scores {
+    fn answers(&self) -> MutexGuard<'_, Answers> {
+        self.answers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// (answers held, times the cache was emptied because full).
+    pub(crate) fn answer_cache_stats(&self) -> (usize, u64) {
+        let a = self.answers();
+        (a.map.len(), a.emptied)
+    }
+
+    /// The answer for `key`: fresh from the cache, stale while another
+    /// request refreshes it, or computed now.
+    fn cached(
+        &self,
+        key: String,
+        compute: impl FnOnce(&Scores) -> Result<Bytes, ApiError>,
+    ) -> Result<Bytes, ApiError> {
+        let sealed = self.sealed_end_ms.load(Ordering::Relaxed);
+        {
+            let mut a = self.answers();
+            match a.map.get(&key) {
+                Some((at, body)) if *at == sealed => return Ok(body.clone()),
+                Some((_, body)) if a.refreshing.contains(&key) => return Ok(body.clone()),
+                _ => {
+                    a.refreshing.insert(key.clone());
+                }
+            }
+        }
+        let result = compute(self);
+        let mut a = self.answers();
+        a.refreshing.remove(&key);
+        if let Ok(body) = &result {
+            if a.map.len() >= MAX_ANSWERS && !a.map.contains_key(&key) {
+                a.map.clear();
+                a.emptied += 1;
+            }
+            a.map.insert(key, (sealed, body.clone()));
+        }
+        result
+    }
+}
+
+/// A cache key: the route and its parameters in order.
+fn key(route: &str, params: &Params) -> String {
+    let mut k = route.to_owned();
+    for (name, value) in params {
+        k.push('\u{1f}');
+        k.push_str(name);
+        k.push('=');
+        k.push_str(value);
+    }
+    k
+}
+
+fn json(value: &impl Serialize) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(format!("serializing the answer: {e}")))
+}
+
+fn query(params: &Params, default: Window) -> Result<Query, ApiError> {
+    Query::from_params_or(params, default).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+impl SlaSource for Scores {
+    fn orchestrators(&self, params: &Params) -> Result<Bytes, ApiError> {
+        let q = query(params, Window::H1)?;
+        self.cached(key("orchestrators", params), |s| json(&s.read().orchestrators(&q)))
+    }
+
+    fn orchestrator(
+        &self,
+        address: &str,
+        params: &Params,
+        restricted: bool,
+    ) -> Result<Option<Bytes>, ApiError> {
+        let address = Address::from_str(address)
+            .map_err(|e| ApiError::BadRequest(format!("address {address:?}: {e}")))?;
+        let q = query(params, Window::H1)?;
+        let route = format!("orchestrator/{address}/{restricted}");
+        let body = self.cached(key(&route, params), |s| {
+            match s.read().orchestrator(&address, &q, restricted) {
+                Some(detail) => json(&detail),
+                // Cached as an empty body: "never seen" until the next seal.
+                None => Ok(Bytes::new()),
+            }
+        })?;
+        Ok((!body.is_empty()).then_some(body))
+    }
+
+    fn demand(&self, params: &Params) -> Result<Bytes, ApiError> {
+        let q = query(params, Window::H1)?;
+        self.cached(key("demand", params), |s| json(&s.read().demand(&q)))
+    }
+
+    fn models(&self) -> Bytes {
+        json(&self.read().models()).unwrap_or_default()
+    }
+
+    fn regions(&self) -> Bytes {
+        json(&self.read().regions()).unwrap_or_default()
+    }
+
+    fn aggregated_stats(&self, params: &Params) -> Result<Bytes, ApiError> {
+        let q = query(params, Window::H24)?;
+        self.cached(key("aggregated_stats", params), |s| json(&s.read().aggregated_stats(&q)))
+    }
+}

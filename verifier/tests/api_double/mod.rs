@@ -1,0 +1,156 @@
+//! TEST DOUBLE of the SLA engine (`vouch-sla`, which has its own tests): an
+//! [`SlaSource`] that serves the fixed JSON files in `tests/data/api/`, shaped
+//! exactly as the API contract (`/v1/...` answers of api-shape.md). It checks
+//! parameters the way the engine must (unknown names, bad windows, origins and
+//! addresses are `BadRequest`) so the HTTP layer's 400 path is exercised, and
+//! records every call so tests can see what reached the source.
+//!
+//! Files: `orchestrators.json` (window 1h; any window without its own file),
+//! `orchestrators.24h.json`, `orchestrator.<address>.json` (with `by_gateway`,
+//! removed unless the request is restricted), `demand.json`, `models.json`,
+//! `regions.json`, `aggregated_stats.json`.
+
+#![allow(unreachable_pub, dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use vouch_verifier::api::{Api, ApiError, Params, SlaSource};
+
+const WINDOWS: [&str; 5] = ["1m", "5m", "1h", "24h", "7d"];
+const FILTERS: [&str; 5] = ["window", "region", "model_id", "pipeline", "origin"];
+
+/// The fixtures' directory.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/api")
+}
+
+/// The test double; see the module docs.
+#[derive(Debug, Default)]
+pub struct FixtureSource {
+    /// Where the fixtures are.
+    pub dir: PathBuf,
+    /// Return `by_gateway` even to unauthorized requests (a buggy engine), to
+    /// check that the HTTP layer still never lets it out.
+    pub leak_restricted: bool,
+    /// Every call: (method, parameters, restricted).
+    pub calls: Mutex<Vec<(String, Params, bool)>>,
+}
+
+impl FixtureSource {
+    /// Serves the checked-in fixtures.
+    pub fn new() -> Self {
+        Self { dir: data_dir(), ..Self::default() }
+    }
+
+    fn file(&self, name: &str) -> Option<Bytes> {
+        std::fs::read(self.dir.join(name)).ok().map(Bytes::from)
+    }
+
+    fn must(&self, name: &str) -> Bytes {
+        self.file(name).unwrap_or_else(|| panic!("fixture {name} missing"))
+    }
+
+    fn record(&self, method: &str, params: &Params, restricted: bool) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).push((
+            method.to_owned(),
+            params.clone(),
+            restricted,
+        ));
+    }
+
+    /// The last call's parameters for `method`.
+    pub fn last(&self, method: &str) -> Option<(Params, bool)> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.iter().rev().find(|c| c.0 == method).map(|c| (c.1.clone(), c.2))
+    }
+}
+
+fn check(params: &Params, allowed: &[&str]) -> Result<(), ApiError> {
+    for (k, v) in params {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::BadRequest(format!("unknown query parameter {k:?}")));
+        }
+        let ok = match k.as_str() {
+            "window" => WINDOWS.contains(&v.as_str()),
+            "origin" => v == "production" || v == "synthetic",
+            "region" => !v.is_empty() && v.len() <= 8 && v.bytes().all(|b| b.is_ascii_uppercase()),
+            _ => !v.is_empty(),
+        };
+        if !ok {
+            return Err(ApiError::BadRequest(format!("bad value for {k}: {v:?}")));
+        }
+    }
+    Ok(())
+}
+
+impl SlaSource for FixtureSource {
+    fn orchestrators(&self, params: &Params) -> Result<Bytes, ApiError> {
+        self.record("orchestrators", params, false);
+        check(params, &FILTERS)?;
+        let window = params.get("window").map_or("1h", String::as_str);
+        Ok(self
+            .file(&format!("orchestrators.{window}.json"))
+            .unwrap_or_else(|| self.must("orchestrators.json")))
+    }
+
+    fn orchestrator(
+        &self,
+        address: &str,
+        params: &Params,
+        restricted: bool,
+    ) -> Result<Option<Bytes>, ApiError> {
+        self.record("orchestrator", params, restricted);
+        check(params, &FILTERS)?;
+        let hex = address.strip_prefix("0x").unwrap_or("");
+        if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::BadRequest(format!("not an address: {address:.64}")));
+        }
+        let Some(body) = self.file(&format!("orchestrator.0x{}.json", hex.to_ascii_lowercase()))
+        else {
+            return Ok(None);
+        };
+        if restricted || self.leak_restricted {
+            return Ok(Some(body));
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Internal(format!("fixture: {e}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("by_gateway");
+        }
+        Ok(Some(Bytes::from(v.to_string())))
+    }
+
+    fn demand(&self, params: &Params) -> Result<Bytes, ApiError> {
+        self.record("demand", params, false);
+        check(params, &FILTERS)?;
+        Ok(self.must("demand.json"))
+    }
+
+    fn models(&self) -> Bytes {
+        self.must("models.json")
+    }
+
+    fn regions(&self) -> Bytes {
+        self.must("regions.json")
+    }
+
+    fn aggregated_stats(&self, params: &Params) -> Result<Bytes, ApiError> {
+        self.record("aggregated_stats", params, false);
+        check(params, &["region", "model", "pipeline", "window"])?;
+        Ok(self.must("aggregated_stats.json"))
+    }
+}
+
+/// Serves `api` on 127.0.0.1 (a free port) with client addresses, as the node does.
+pub async fn serve(api: &Api) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local address");
+    let app = api.router().into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}

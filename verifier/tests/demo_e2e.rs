@@ -1,0 +1,246 @@
+//! `vouch demo` as a new user runs it: a real process that starts three
+//! verifier processes and a simulated network, then the verifiers' HTTP API
+//! must rank healthy orchestrators above slow and flaky ones, not reward the
+//! one inflating its self-reports, and agree byte for byte on closed windows.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The longest the demo may take to announce its verifiers (three node starts).
+const START: Duration = Duration::from_secs(120);
+
+/// The longest to wait for scores: the demo policy seals a minute 12 s after
+/// it ends, so every orchestrator has enough attempts in a sealed minute
+/// within about two minutes of the start; this leaves room for a slow machine.
+const SCORES: Duration = Duration::from_secs(240);
+
+struct Demo {
+    child: Child,
+    announce: Value,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Demo {
+    fn start(dir: &Path, extra: &[&str]) -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(["demo", "--dir", dir.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (out_tx, out_rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out_tx.send(line);
+            }
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("demo: {line}");
+                let _ = err_tx.send(line);
+            }
+        });
+        let first = out_rx.recv_timeout(START).expect("the demo announced its verifiers");
+        let announce: Value = serde_json::from_str(&first).unwrap();
+        Demo { child, announce, stderr: err_rx }
+    }
+
+    fn verifiers(&self) -> Vec<String> {
+        self.announce["verifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["http"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Waits for the demo to exit; its status and everything it wrote to stderr.
+    fn wait(&mut self, limit: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the demo did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        (status, self.stderr.try_iter().collect())
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            let _ = self.wait(Duration::from_secs(60));
+        }
+    }
+}
+
+/// GET over HTTP/1.0: (status, body).
+fn get(base: &str, path: &str) -> (u16, String) {
+    let host = base.strip_prefix("http://").unwrap();
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let (head, body) = r.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned())
+}
+
+fn get_json(base: &str, path: &str) -> Value {
+    let (status, body) = get(base, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn demo_ranks_orchestrators_and_its_verifiers_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let started = Instant::now();
+    let mut demo = Demo::start(&run, &["--duration", "6m"]);
+    let verifiers = demo.verifiers();
+    assert_eq!(verifiers.len(), 3);
+    let dashboard = demo.announce["dashboard"].as_str().unwrap().to_owned();
+    let (status, page) = get(&dashboard, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"));
+
+    let profiles: BTreeMap<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("profiles.json")).unwrap()).unwrap();
+    let profile = |addr: &str| profiles[addr]["profile"].as_str().unwrap().to_owned();
+    let query = "/v1/sla/orchestrators?window=5m";
+
+    // Wait until every orchestrator has a score on the first verifier.
+    let deadline = Instant::now() + SCORES;
+    let board = loop {
+        let board = get_json(&verifiers[0], query);
+        let rows = board["orchestrators"].as_array().unwrap();
+        if rows.len() == profiles.len() && rows.iter().all(|r| r["status"] == "ok") {
+            break board;
+        }
+        assert!(Instant::now() < deadline, "no scores for every orchestrator: {board}");
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let scores_after = started.elapsed();
+    let rows = board["orchestrators"].as_array().unwrap();
+    let by_profile = |p: &str| -> Vec<&Value> {
+        rows.iter().filter(|r| profile(r["address"].as_str().unwrap()) == p).collect()
+    };
+    let score = |r: &Value| r["sla_score"].as_f64().unwrap();
+    let healthy = by_profile("healthy");
+    let worst_healthy = healthy.iter().map(|r| score(r)).fold(f64::INFINITY, f64::min);
+    for p in ["slow", "flaky", "swapping"] {
+        for r in by_profile(p) {
+            assert!(
+                score(r) < worst_healthy,
+                "{p} {r} scores above a healthy one ({worst_healthy})"
+            );
+        }
+    }
+    let inflator = by_profile("self_inflating");
+    assert_eq!(inflator.len(), 1);
+    let inflator = inflator[0];
+    assert!(
+        score(inflator) < worst_healthy,
+        "the self-inflating orchestrator is rewarded: {inflator}, worst healthy {worst_healthy}"
+    );
+    let claimed = inflator["self_reported"]["fps_p50"].as_f64().unwrap();
+    let observed = inflator["fps"]["p50"].as_f64().unwrap();
+    assert!(claimed > observed * 2.0, "{inflator}");
+    assert_eq!(inflator["self_reported"]["disagrees"], true, "{inflator}");
+    for r in &healthy {
+        assert_eq!(r["self_reported"]["disagrees"], false, "{r}");
+    }
+    // Ranks follow scores.
+    let ranked: Vec<f64> = rows.iter().map(score).collect();
+    assert!(ranked.windows(2).all(|w| w[0] >= w[1]), "{ranked:?}");
+    // The load-test gateway's probes are scored on their own track.
+    let synthetic = get_json(&verifiers[0], "/v1/sla/orchestrators?window=5m&origin=synthetic");
+    assert_eq!(synthetic["filters"]["origin"], "synthetic");
+    assert!(!synthetic["orchestrators"].as_array().unwrap().is_empty(), "{synthetic}");
+
+    // The three verifiers agree on the same closed window.
+    let deadline = Instant::now() + SCORES;
+    loop {
+        let answers: Vec<Value> = verifiers.iter().map(|v| get_json(v, query)).collect();
+        let ends: Vec<&Value> = answers.iter().map(|a| &a["window"]["end_ms"]).collect();
+        if ends.iter().all(|e| *e == ends[0]) {
+            for (v, a) in verifiers.iter().zip(&answers).skip(1) {
+                assert_eq!(
+                    a["orchestrators"], answers[0]["orchestrators"],
+                    "{v} disagrees with {} on the window ending {}",
+                    verifiers[0], ends[0]
+                );
+                assert_eq!(a["policy"], answers[0]["policy"]);
+            }
+            assert_eq!(answers[0]["policy"]["id"], "sla-policy-demo");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the verifiers never sealed the same minute: {ends:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let ingest: Vec<Value> = verifiers.iter().map(|v| get_json(v, "/v1/ingest/stats")).collect();
+    for s in &ingest {
+        assert_eq!(s["rejected"], 0, "{s}");
+        assert!(s["accepted"].as_u64().unwrap() > 0, "{s}");
+    }
+
+    // Ctrl-C stops everything cleanly and keeps the data.
+    let stop = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &demo.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, stderr) = demo.wait(Duration::from_secs(90));
+    assert!(status.success(), "{status}: {stderr:?}");
+    assert!(stderr.iter().any(|l| l.contains("vouch replay")), "{stderr:?}");
+    for i in 1..=3 {
+        assert!(run.join(format!("verifier-{i}/log")).is_dir());
+    }
+    eprintln!(
+        "timings: every orchestrator scored after {:.0?}; stop took {:.1?}; whole test {:.0?}",
+        scores_after,
+        stop.elapsed(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn demo_stops_by_itself_after_its_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("short");
+    let mut demo =
+        Demo::start(&run, &["--duration", "15s", "--orchestrators", "4", "--verifiers", "1"]);
+    let (status, stderr) = demo.wait(Duration::from_secs(120));
+    assert!(status.success(), "{status}: {stderr:?}");
+    assert!(stderr.iter().any(|l| l.contains("data kept in")), "{stderr:?}");
+    assert!(run.join("authority.json").is_file());
+    assert!(run.join("keys/loadtest.cert").is_file());
+    assert!(run.join("verifier-1/log").is_dir());
+    // The folder is kept apart: a second run into it is refused.
+    let again = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["demo", "--duration", "1s", "--dir", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}

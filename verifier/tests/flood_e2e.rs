@@ -1,0 +1,162 @@
+//! A flood through a running `vouch node`, real processes on loopback: one
+//! gateway principal publishes at far beyond 50× its rate limit while 20
+//! honest gateways publish as usual. Every honest publisher gets through,
+//! the flood is refused as `rate_limited`, and the node's memory stays
+//! bounded. Waits are bounded; nothing asserts timing.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::identity::{Identity, ok_json, vouch};
+use common::node::{NodeProcess, count};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use vouch_delegation::SignedDelegation;
+use vouch_schema::{Envelope, TelemetryBatch};
+use vouch_verifier::store::{LogReader, RecordKind};
+
+const HONEST: u8 = 20;
+/// The gateway rate limit in force for this test (envelopes per second):
+/// low, so that the flood (sent as fast as the SDK goes, hundreds per
+/// second here) is far beyond 50× of it; the achieved ratio is printed.
+const RATE: u32 = 2;
+/// Envelopes the flooder sends, as fast as it can (one event each).
+const FLOOD: usize = 600;
+/// The node's resident memory must stay below this.
+const MAX_RSS_KIB: u64 = 256 * 1024;
+
+fn key(n: u8) -> String {
+    format!("0x{}", format!("{n:02x}").repeat(32))
+}
+
+#[test]
+fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
+    let flooder = Identity::new(&key(0xf1), &key(0xf2));
+    let honest: Vec<Identity> =
+        (0..HONEST).map(|i| Identity::new(&key(0x10 + i), &key(0x40 + i))).collect();
+    let work = TempDir::new().unwrap();
+    let principals: Vec<Value> = std::iter::once(&flooder)
+        .chain(&honest)
+        .map(|i| json!({"address": i.principal, "roles": ["gateway"]}))
+        .collect();
+    let snapshot = work.path().join("authority.json");
+    std::fs::write(&snapshot, json!({ "principals": principals }).to_string()).unwrap();
+    let config = work.path().join("verifier.toml");
+    std::fs::write(
+        &config,
+        format!("[validation.rate_limits.gateway]\nrate_per_sec = {RATE}\nburst = {RATE}\n"),
+    )
+    .unwrap();
+    let data_dir = work.path().join("data");
+    let mut node = NodeProcess::spawn_args(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--authority-snapshot",
+        snapshot.to_str().unwrap(),
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let bootstrap = node.p2p();
+
+    // The flooder: one event per envelope, no linger.
+    let fixtures: Vec<String> =
+        std::fs::read_to_string(flooder.events()).unwrap().lines().map(str::to_owned).collect();
+    let flood: String = (0..FLOOD).map(|i| format!("{}\n", fixtures[i % fixtures.len()])).collect();
+    std::fs::write(flooder.dir.path().join("flood.ndjson"), flood).unwrap();
+    std::fs::write(
+        flooder.dir.path().join("publisher.toml"),
+        "key_file = \"d.key\"\ncertificate = \"d.cert\"\n[batch]\nmax_events = 1\nlinger_ms = 0\n",
+    )
+    .unwrap();
+    let flood_thread = {
+        let (config, events, bootstrap) =
+            (flooder.p("publisher.toml"), flooder.p("flood.ndjson"), bootstrap.clone());
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let out = vouch(&[
+                "publish",
+                "--config",
+                &config,
+                "--events",
+                &events,
+                "--bootstrap",
+                &bootstrap,
+                "--timeout",
+                "60s",
+            ]);
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "flood: {FLOOD} envelopes in {secs:.2} s, {:.0}× the rate limit",
+                FLOOD as f64 / secs / f64::from(RATE)
+            );
+            out
+        })
+    };
+    let honest_threads: Vec<_> = honest
+        .iter()
+        .map(|id| {
+            let (key, cert, events) = (id.p("d.key"), id.p("d.cert"), id.events());
+            let bootstrap = bootstrap.clone();
+            std::thread::spawn(move || {
+                ok_json(&vouch(&[
+                    "publish",
+                    "--key",
+                    &key,
+                    "--cert",
+                    &cert,
+                    "--events",
+                    &events,
+                    "--bootstrap",
+                    &bootstrap,
+                    "--timeout",
+                    "60s",
+                ]))
+            })
+        })
+        .collect();
+    for t in honest_threads {
+        t.join().unwrap();
+    }
+    let flood_out = flood_thread.join().unwrap();
+    assert!(flood_out.status.code().is_some(), "the flooding publisher ran to its end");
+    let stats = node.wait_stats("the flood refused", |s| count(s, "ignore", "rate_limited") >= 100);
+    let rss = node.rss_kib();
+    assert!(rss < MAX_RSS_KIB, "node resident memory {rss} KiB");
+    // Let the honest envelopes that were still in flight land, then stop.
+    node.wait_stats("every honest publisher accepted", |s| {
+        s["accepted"].as_u64().unwrap() >= u64::from(HONEST)
+    });
+    assert!(node.terminate().success());
+
+    // Who got into the log: every honest principal, and the flooder only
+    // within its bucket (burst plus rate × the seconds it flooded).
+    let mut principals_logged = BTreeSet::new();
+    let mut flooder_envelopes = 0;
+    for record in LogReader::open(data_dir.join("log"), 0).unwrap() {
+        let record = record.unwrap();
+        if record.kind != RecordKind::Envelope {
+            continue;
+        }
+        let env = Envelope::decode(&record.payload).unwrap();
+        let batch = TelemetryBatch::decode(&env.content).unwrap();
+        let principal = SignedDelegation::decode(&batch.certificate).unwrap().principal.to_hex();
+        if principal == flooder.principal {
+            flooder_envelopes += 1;
+        }
+        principals_logged.insert(principal);
+    }
+    for id in &honest {
+        assert!(
+            principals_logged.contains(&id.principal),
+            "honest {} refused: {stats}",
+            id.principal
+        );
+    }
+    assert!(flooder_envelopes < FLOOD / 2, "{flooder_envelopes} of the flood accepted: {stats}");
+}

@@ -1,0 +1,128 @@
+//! The real go-livepeer fixtures signed, validated and scored through the
+//! verifier's library path (pipeline → SLA engine → the API's JSON bytes),
+//! time injected: every fixture becomes its own envelope stamped with its
+//! Kafka timestamp, signed by a gateway's delegate. The numbers are the ones
+//! worked out by hand from the raw timestamps in sla/tests/fixtures.rs; the
+//! API's bytes are identical whatever order the envelopes arrive in.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use k256::ecdsa::SigningKey;
+use serde_json::{Value, json};
+use vouch_delegation::authority::{AuthorityView, CachedAuthority, PrincipalEntry};
+use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
+use vouch_schema::crypto::address_of;
+use vouch_schema::topic::telemetry_topic;
+use vouch_schema::{Address, Envelope, Event, MessageId, TelemetryBatch};
+use vouch_sla::Observer;
+use vouch_verifier::api::{Params, SlaSource};
+use vouch_verifier::scores::{PolicyFiles, Scores};
+use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig};
+
+const SAMPLES: &str = include_str!("../../schemas/tests/data/go-livepeer-kafka-samples.json");
+/// The minute holding the fixture attempt's decision (first event + 120 s)
+/// ends here; it seals 360 s later (policy v1), see sla/tests/fixtures.rs.
+const SEAL_AT: u64 = 1_768_483_740_000 + 360_000;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_slice(&[n; 32]).unwrap()
+}
+
+/// The fixtures as signed envelopes, one event each, in file order.
+fn envelopes() -> (Vec<Vec<u8>>, Address) {
+    let (principal, delegate) = (key(0x31), key(0x32));
+    let stamps: Vec<u64> = serde_json::from_str::<Vec<Value>>(SAMPLES)
+        .unwrap()
+        .iter()
+        .map(|j| j["timestamp"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let (first, last) = (*stamps.iter().min().unwrap(), *stamps.iter().max().unwrap());
+    let terms = DelegationTerms {
+        delegate: address_of(delegate.verifying_key()),
+        role: Role::Gateway,
+        region: "FRA".into(),
+        not_before: first / 1000 - 60,
+        not_after: last / 1000 + 3600,
+        nonce: 1,
+    };
+    let cert =
+        SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap().encode();
+    let stream = format!("{}/livepeer/telemetry", address_of(principal.verifying_key()));
+    let all: Vec<Value> = serde_json::from_str(SAMPLES).unwrap();
+    let out = all
+        .iter()
+        .zip(&stamps)
+        .enumerate()
+        .map(|(i, (j, &ts))| {
+            let batch = TelemetryBatch::new(cert.clone(), vec![Event::from_kafka_json(j).unwrap()]);
+            let id = MessageId {
+                stream_id: stream.clone(),
+                partition: 0,
+                timestamp: ts,
+                seq: 0,
+                publisher: Address::ZERO,
+                msg_chain_id: format!("fixture{i}"),
+            };
+            Envelope::sign(id, None, batch.encode(), &delegate).unwrap().encode()
+        })
+        .collect();
+    (out, address_of(principal.verifying_key()))
+}
+
+/// Validates every envelope at its own time and scores what passed.
+fn scored(envelopes: &[Vec<u8>], gateway: Address) -> Scores {
+    let entry =
+        PrincipalEntry { address: gateway, roles: BTreeSet::from([Role::Gateway]), stake: None };
+    let authority = Arc::new(CachedAuthority::new(AuthorityView::new("test", [entry])));
+    let mut pipeline = Pipeline::new(ValidationConfig::default(), authority);
+    let scores = Scores::open(&PolicyFiles::default(), None).unwrap().0;
+    for bytes in envelopes {
+        let ts = Envelope::decode(bytes).unwrap().id.timestamp;
+        let msg = Unverified::from_topic(bytes.clone(), &telemetry_topic(0), ts);
+        let v = pipeline.validate(msg, ts).unwrap();
+        let c = v.certificate();
+        let observer =
+            Observer { principal: c.principal(), role: c.role(), delegate: c.delegate() };
+        scores.ingest(&observer, v.envelope(), v.batch());
+    }
+    assert!(scores.seal(SEAL_AT).is_some());
+    scores
+}
+
+fn get(scores: &Scores, route: &str) -> Value {
+    let params = Params::new();
+    let body = match route {
+        "orchestrators" => scores.orchestrators(&params).unwrap(),
+        "demand" => scores.demand(&params).unwrap(),
+        _ => scores.regions(),
+    };
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[test]
+fn signed_fixtures_give_the_hand_computed_numbers_in_any_order() {
+    let (mut envelopes, gateway) = envelopes();
+    let forward = scored(&envelopes, gateway);
+    let list = get(&forward, "orchestrators");
+    let o = &list["orchestrators"][0];
+    assert_eq!(list["orchestrators"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(o["address"], json!("0x52cf2968b3dc6016778742d3539449a6597d5954"));
+    assert_eq!(o["attempts"], json!(1));
+    assert_eq!(o["status"], json!("insufficient_data"));
+    // One "whip disconnected" before output: client-caused, excused.
+    assert_eq!(o["excused_failures"], json!(1));
+    // inference_status.fps 15.089916320451984 → 15.09.
+    assert_eq!(o["fps"]["p50"], json!(15.09));
+    // 1768483618933 − 1768483608933 = 10,000 ms of output = 0.1667 min.
+    assert_eq!(o["inference_minutes"], json!(0.1667));
+    assert_eq!(get(&forward, "regions"), json!({"regions": ["GLOBAL"]}));
+
+    envelopes.reverse();
+    let backward = scored(&envelopes, gateway);
+    let params = Params::new();
+    assert_eq!(forward.orchestrators(&params).unwrap(), backward.orchestrators(&params).unwrap());
+    assert_eq!(forward.demand(&params).unwrap(), backward.demand(&params).unwrap());
+    assert_eq!(forward.checkpoint(), backward.checkpoint());
+}

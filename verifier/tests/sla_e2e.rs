@@ -1,0 +1,252 @@
+//! Scores through running `vouch node`s, real processes on loopback: a
+//! gateway publishes go-livepeer-shaped sessions (a healthy and a slow
+//! orchestrator, timings known) with `vouch publish`; two separate nodes get
+//! the same events in opposite orders. Checked over HTTP once the minutes
+//! have sealed: the metrics are the generated ones, the healthy orchestrator
+//! ranks first, both nodes serve byte-identical JSON, the restricted
+//! `by_gateway` field needs a valid JWT, and a Go program decoding
+//! `/api/aggregated_stats` with go-livepeer's types reads the same scores.
+//!
+//! The node runs the v1 policy with its timings shortened (event lag and
+//! seal grace 20 s, startup horizon 5 s) so that minutes seal within the
+//! test; formulas and targets are v1's. Waits are bounded; nothing asserts
+//! timing.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::identity::{Identity, ok_json, repo_root, vouch};
+use common::node::NodeProcess;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tempfile::TempDir;
+
+const GATEWAY_KEY: &str = "0x2121212121212121212121212121212121212121212121212121212121212121";
+const GATEWAY_DELEGATE_KEY: &str =
+    "0x2222222222222222222222222222222222222222222222222222222222222222";
+const HEALTHY: &str = "0x00000000000000000000000000000000000000a1";
+const SLOW: &str = "0x00000000000000000000000000000000000000a2";
+const SESSIONS: u64 = 12;
+const JWT_SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+/// Sealing needs the decision minute's end plus the grace: up to ~90 s here.
+const SEAL_WAIT: Duration = Duration::from_secs(240);
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn kafka(family: &str, ts: u64, data: Value) -> Value {
+    let mut data = data;
+    data["timestamp"] = json!(ts);
+    json!({"id": format!("{family}-{ts}-{}", data["type"]), "type": family,
+           "timestamp": ts.to_string(), "gateway": "", "data": data})
+}
+
+fn trace(subtype: &str, rid: &str, orch: &str, ts: u64) -> Value {
+    kafka(
+        "stream_trace",
+        ts,
+        json!({"type": subtype, "request_id": rid, "stream_id": format!("s-{rid}"),
+               "pipeline": "streamdiffusion", "gateway_region": "FRA",
+               "orchestrator_info": {"address": orch, "url": ""}}),
+    )
+}
+
+fn status(rid: &str, orch: &str, ts: u64, fps: f64) -> Value {
+    kafka(
+        "ai_stream_status",
+        ts,
+        json!({"type": "status", "request_id": rid, "pipeline": "streamdiffusion",
+               "state": "ONLINE", "gateway_region": "FRA",
+               "inference_status": {"fps": fps, "last_output_time": ts},
+               "input_status": {"fps": 30.0},
+               "orchestrator_info": {"address": orch, "url": ""}}),
+    )
+}
+
+/// `SESSIONS` sessions per orchestrator: first frame after `ptff` ms,
+/// playable 500 ms later, one runner status at `fps`. All in the past.
+fn sessions() -> Vec<Value> {
+    let t0 = now_ms() - 8_000;
+    let mut out = Vec::new();
+    for (orch, ptff, fps) in [(HEALTHY, 800, 30.0), (SLOW, 2_500, 18.0)] {
+        for n in 0..SESSIONS {
+            let rid = format!("{}-{n}", &orch[orch.len() - 2..]);
+            let t = t0 + n * 50;
+            out.push(trace("gateway_receive_stream_request", &rid, "", t));
+            out.push(trace("gateway_send_first_ingest_segment", &rid, orch, t + 100));
+            out.push(trace("gateway_receive_first_processed_segment", &rid, orch, t + ptff));
+            out.push(trace("gateway_receive_few_processed_segments", &rid, orch, t + ptff + 500));
+            out.push(status(&rid, orch, t + ptff + 1_000, fps));
+        }
+    }
+    out
+}
+
+fn hs256_token(claims: &Value) -> String {
+    let h = URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "typ": "JWT"}).to_string());
+    let p = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{h}.{p}").as_bytes());
+    format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+fn get_json(node: &NodeProcess, path: &str) -> Value {
+    let (status, body) = node.get(path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The leaderboard once both orchestrators are scored in a sealed window.
+fn wait_scored(node: &NodeProcess, path: &str) -> Value {
+    let deadline = Instant::now() + SEAL_WAIT;
+    loop {
+        let list = get_json(node, path);
+        let ok = list["orchestrators"].as_array().unwrap().iter().filter(|o| o["status"] == "ok");
+        if ok.count() == 2 {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "never scored: {list}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn two_nodes_score_the_same_sessions_identically_over_http() {
+    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let work = TempDir::new().unwrap();
+    let policy = vouch_sla::DEFAULT_POLICY_TOML
+        .replace("event_lag_ms = 300000", "event_lag_ms = 20000")
+        .replace("seal_grace_ms = 360000", "seal_grace_ms = 20000")
+        .replace("startup_horizon_ms = 120000", "startup_horizon_ms = 5000");
+    assert_ne!(policy, vouch_sla::DEFAULT_POLICY_TOML, "the v1 timings moved");
+    std::fs::write(work.path().join("policy.toml"), policy).unwrap();
+    std::fs::write(
+        work.path().join("verifier.toml"),
+        format!(
+            "[sla]\npolicy = \"policy.toml\"\n[api.jwt]\nalgorithm = \"HS256\"\nkey = \"{JWT_SECRET}\"\n"
+        ),
+    )
+    .unwrap();
+    let snapshot = work.path().join("authority.json");
+    let view = json!({"principals": [{"address": gateway.principal, "roles": ["gateway"]}]});
+    std::fs::write(&snapshot, view.to_string()).unwrap();
+    let node = |name: &str| {
+        let config = work.path().join("verifier.toml");
+        let data = work.path().join(name);
+        NodeProcess::spawn_args(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--authority-snapshot",
+            snapshot.to_str().unwrap(),
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+    };
+    let (mut a, mut b) = (node("a"), node("b"));
+
+    // The same events: file order to one node, reversed to the other.
+    let mut events = sessions();
+    for (target, name) in [(&a, "forward.ndjson"), (&b, "backward.ndjson")] {
+        let ndjson: String = events.iter().map(|e| format!("{e}\n")).collect();
+        std::fs::write(gateway.dir.path().join(name), ndjson).unwrap();
+        let out = ok_json(&vouch(&[
+            "publish",
+            "--key",
+            &gateway.p("d.key"),
+            "--cert",
+            &gateway.p("d.cert"),
+            "--events",
+            &gateway.p(name),
+            "--bootstrap",
+            &target.p2p(),
+            "--timeout",
+            "60s",
+        ]));
+        assert_eq!(out["rejected_lines"], json!(0), "{out}");
+        events.reverse();
+    }
+
+    let path = "/v1/sla/orchestrators?window=5m&region=FRA";
+    let list = wait_scored(&a, path);
+    let (first, second) = (&list["orchestrators"][0], &list["orchestrators"][1]);
+    assert_eq!(first["address"], json!(HEALTHY), "{list}");
+    assert_eq!(second["address"], json!(SLOW), "{list}");
+    assert!(first["sla_score"].as_f64().unwrap() > second["sla_score"].as_f64().unwrap());
+    for (o, ptff, fps) in [(first, 800, 30.0), (second, 2_500, 18.0)] {
+        assert_eq!(o["attempts"], json!(SESSIONS), "{o}");
+        assert_eq!(o["startup_success_rate"], json!(1.0), "{o}");
+        let p50 = o["ptff_ms"]["p50"].as_f64().unwrap();
+        assert!((p50 - f64::from(ptff)).abs() <= f64::from(ptff) * 0.01, "ptff p50 {p50}: {o}");
+        assert_eq!(o["fps"]["p50"], json!(fps), "{o}");
+    }
+
+    // Node B: the same bytes for the same sealed window.
+    let deadline = Instant::now() + SEAL_WAIT;
+    loop {
+        let (_, body_a) = a.get(path);
+        let (_, body_b) = b.get(path);
+        let end = |b: &str| serde_json::from_str::<Value>(b).unwrap()["window"]["end_ms"].clone();
+        if end(&body_a) == end(&body_b) {
+            assert_eq!(body_a, body_b, "same sealed window, different answers");
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes never sealed the same minute");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // The restricted field needs a valid token with the scope.
+    let detail = format!("/v1/sla/orchestrators/{HEALTHY}?window=5m");
+    assert!(get_json(&a, &detail).get("by_gateway").is_none());
+    let exp = now_ms() / 1000 + 600;
+    let wrong_scope = hs256_token(&json!({"exp": exp, "scope": "sla:read"}));
+    let good = hs256_token(&json!({"exp": exp, "scope": "sla:restricted"}));
+    for token in [wrong_scope.as_str(), "not.a.token"] {
+        let (_, body) = a.get_with(&detail, &[("Authorization", &format!("Bearer {token}"))]);
+        assert!(serde_json::from_str::<Value>(&body).unwrap().get("by_gateway").is_none());
+    }
+    let (status, body) = a.get_with(&detail, &[("Authorization", &format!("Bearer {good}"))]);
+    assert_eq!(status, 200);
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        detail["by_gateway"],
+        json!([{"gateway": gateway.principal, "attempts": SESSIONS}]),
+        "{detail}"
+    );
+
+    // go-livepeer's reading of /api/aggregated_stats.
+    let stats = get_json(&a, "/api/aggregated_stats?window=5m");
+    let out = Command::new("go")
+        .args(["run", "./cmd/perfstats"])
+        .arg(format!("http://{}/api/aggregated_stats?window=5m", a.host_port()))
+        .arg("FRA")
+        .current_dir(repo_root().join("examples/go-livepeer"))
+        .env("GOFLAGS", "-mod=mod")
+        .output()
+        .expect("Go is installed (apt-get install golang-go)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?} from {stats}");
+    for line in &lines {
+        let addr = line["address"].as_str().unwrap();
+        let score = stats[addr]["FRA"]["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert_eq!(line["score"].as_f64().unwrap(), score, "{addr}");
+    }
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
