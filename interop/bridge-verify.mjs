@@ -13,25 +13,10 @@
 // EcdsaSecp256k1Evm against the publisherId. Prints one JSON line:
 // {total, verified, failed: [{index, reason}], publishers, streams}.
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import protobuf from 'protobufjs'
 import { EcdsaSecp256k1Evm, toUserId, toUserIdRaw } from '@streamr/utils'
+import { decodeStreamMessage, signaturePayload } from './streamr-message.mjs'
 
-const protoPath = fileURLToPath(new URL('./proto/NetworkRpc.proto', import.meta.url))
-const root = protobuf.parse(readFileSync(protoPath, 'utf8')).root
-const StreamMessage = root.lookupType('streamr.StreamMessage')
 
-// Streamr's createSignaturePayload (packages/sdk/src/signature/createSignaturePayload.ts), MESSAGE type.
-function signaturePayload(m) {
-  const id = m.messageId
-  const header = `${id.streamId}${id.streamPartition}${id.timestamp}${id.sequenceNumber}` +
-    `${toUserId(id.publisherId)}${id.messageChainId}` +
-    (m.previousMessageRef ? `${m.previousMessageRef.timestamp}${m.previousMessageRef.sequenceNumber}` : '')
-  const body = m.contentMessage
-  return Buffer.concat([Buffer.from(header, 'utf8'), body.content,
-    body.newGroupKey ? Buffer.from(body.newGroupKey.id, 'utf8') : Buffer.alloc(0),
-    body.newGroupKey ? body.newGroupKey.data : Buffer.alloc(0)])
-}
 
 function messagesFromPayloads(text) {
   return text.split('\n').filter((l) => l.trim() !== '').map((line) => {
@@ -67,7 +52,7 @@ const streams = new Set()
 let verified = 0
 for (const [index, m] of messages.entries()) {
   try {
-    const msg = StreamMessage.toObject(StreamMessage.decode(m.bytes), { longs: String, bytes: Buffer, defaults: true, oneofs: true })
+    const msg = decodeStreamMessage(m.bytes)
     if (msg.signatureType !== 1) throw new Error(`signature type ${msg.signatureType}`)
     if (m.streamId !== undefined && m.streamId !== msg.messageId.streamId) throw new Error('stream_id differs from the StreamMessage')
     if (m.partition !== undefined && m.partition !== msg.messageId.streamPartition) throw new Error('partition differs from the StreamMessage')

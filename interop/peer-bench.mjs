@@ -12,34 +12,18 @@
 // come out identical to the file's (RFC 6979) and every verification true.
 // Prints one JSON line.
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import protobuf from 'protobufjs'
 import { EcdsaSecp256k1Evm, toUserId, toUserIdRaw, hexToBinary, binaryToHex } from '@streamr/utils'
+import { decodeStreamMessage, signaturePayload } from './streamr-message.mjs'
 
-const protoPath = fileURLToPath(new URL('./proto/NetworkRpc.proto', import.meta.url))
-const root = protobuf.parse(readFileSync(protoPath, 'utf8')).root
-const StreamMessage = root.lookupType('streamr.StreamMessage')
 
-// Streamr's createSignaturePayload for a MESSAGE (see interop/streamr.mjs).
-function signaturePayload(m) {
-  const id = m.messageId
-  const header = `${id.streamId}${id.streamPartition}${id.timestamp}${id.sequenceNumber}` +
-    `${toUserId(id.publisherId)}${id.messageChainId}` +
-    (m.previousMessageRef ? `${m.previousMessageRef.timestamp}${m.previousMessageRef.sequenceNumber}` : '')
-  const body = m.contentMessage
-  return Buffer.concat([Buffer.from(header, 'utf8'), body.content,
-    body.newGroupKey ? Buffer.from(body.newGroupKey.id, 'utf8') : Buffer.alloc(0),
-    body.newGroupKey ? body.newGroupKey.data : Buffer.alloc(0)])
-}
 
 const [file, keyHex] = process.argv.slice(2)
 if (!file || !keyHex) {
   console.error('usage: node interop/peer-bench.mjs MESSAGES_FILE PRIVATE_KEY_HEX')
   process.exit(2)
 }
-const messages = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((hex) =>
-  StreamMessage.toObject(StreamMessage.decode(hexToBinary(hex.trim())),
-    { longs: String, bytes: Buffer, defaults: true, oneofs: true }))
+const messages = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim())
+  .map((hex) => decodeStreamMessage(hexToBinary(hex.trim())))
 const key = hexToBinary(keyHex.replace(/^0x/, ''))
 const signer = new EcdsaSecp256k1Evm()
 

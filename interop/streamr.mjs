@@ -9,25 +9,10 @@
 // the payload with Streamr's signer; RFC 6979 makes that deterministic, so
 // the signature bytes must be identical. Prints one JSON line.
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import protobuf from 'protobufjs'
 import { EcdsaSecp256k1Evm, toUserId, toUserIdRaw, hexToBinary, binaryToHex } from '@streamr/utils'
+import { StreamMessage, decodeStreamMessage, signaturePayload } from './streamr-message.mjs'
 
-const protoPath = fileURLToPath(new URL('./proto/NetworkRpc.proto', import.meta.url))
-const root = protobuf.parse(readFileSync(protoPath, 'utf8')).root
-const StreamMessage = root.lookupType('streamr.StreamMessage')
 
-// Streamr's createSignaturePayload (packages/sdk/src/signature/createSignaturePayload.ts), MESSAGE type.
-function signaturePayload(m) {
-  const id = m.messageId
-  const header = `${id.streamId}${id.streamPartition}${id.timestamp}${id.sequenceNumber}` +
-    `${toUserId(id.publisherId)}${id.messageChainId}` +
-    (m.previousMessageRef ? `${m.previousMessageRef.timestamp}${m.previousMessageRef.sequenceNumber}` : '')
-  const body = m.contentMessage
-  return Buffer.concat([Buffer.from(header, 'utf8'), body.content,
-    body.newGroupKey ? Buffer.from(body.newGroupKey.id, 'utf8') : Buffer.alloc(0),
-    body.newGroupKey ? body.newGroupKey.data : Buffer.alloc(0)])
-}
 
 const [cmd, hex, privateKey] = process.argv.slice(2)
 if (cmd !== 'verify' || !hex) {
@@ -35,7 +20,7 @@ if (cmd !== 'verify' || !hex) {
   process.exit(2)
 }
 const bytes = hexToBinary(hex.trim())
-const msg = StreamMessage.toObject(StreamMessage.decode(bytes), { longs: String, bytes: Buffer, defaults: true, oneofs: true })
+const msg = decodeStreamMessage(bytes)
 const signer = new EcdsaSecp256k1Evm()
 const payload = signaturePayload(msg)
 const ok = await signer.verifySignature(toUserIdRaw(toUserId(msg.messageId.publisherId)), payload, msg.signature)

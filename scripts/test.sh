@@ -11,40 +11,28 @@ need cargo "the Rust toolchain"
 need node "Node.js 20+, for the Streamr, ethers and ganache cross-checks"
 need npm "npm, to install the pinned packages in interop/"
 
-# Go (Debian's golang-go) for the cgo example that links the SDK's C ABI.
-if ! command -v go >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
-  else
-    echo "test.sh: Go is required (apt-get install golang-go)" >&2; exit 1
+# Debian packages the tests run for real, installed when missing (as root):
+#   golang-go                          the cgo example linking the SDK's C ABI, and
+#                                      the go-livepeer-typed /api/aggregated_stats reader
+#   chromium                           the dashboard test (driven by playwright-core)
+#   mosquitto, mosquitto-clients       the Streamr bridge test: stands in for a Streamr
+#                                      node's MQTT plugin (standard MQTT 3.1.1)
+#   clickhouse-server, -client (18.16) the ClickHouse sink test (a private server per test)
+apt_need() {  # apt_need "check command" package...
+  local check=$1; shift
+  if ! eval "$check" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      [ -n "${apt_updated:-}" ] || { apt-get update -qq; apt_updated=1; }
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+      echo "test.sh: missing $* (apt-get install $*)" >&2; exit 1
+    fi
   fi
-fi
-# Chromium (Debian's chromium) for the dashboard test, driven by playwright-core.
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "test.sh: Chromium is required (apt-get install chromium)" >&2; exit 1
-  fi
-fi
-# Mosquitto (Debian's mosquitto + mosquitto-clients) for the Streamr bridge
-# test: it stands in for a Streamr node's MQTT plugin (standard MQTT 3.1.1).
-if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ] || ! command -v mosquitto_sub >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
-  else
-    echo "test.sh: mosquitto is required (apt-get install mosquitto mosquitto-clients)" >&2; exit 1
-  fi
-fi
-# ClickHouse (Debian's clickhouse-server + clickhouse-client, 18.16) for the
-# ClickHouse sink test, which runs a private server per test.
-if ! { command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ]; } || ! command -v clickhouse-client >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
-  else
-    echo "test.sh: ClickHouse is required (apt-get install clickhouse-server clickhouse-client)" >&2; exit 1
-  fi
-fi
+}
+apt_need "command -v go" golang-go
+apt_need "command -v chromium" chromium
+apt_need "test -x /usr/sbin/mosquitto && command -v mosquitto_sub" mosquitto mosquitto-clients
+apt_need "command -v clickhouse-server && command -v clickhouse-client" clickhouse-server clickhouse-client
 # cbindgen, to check that sdk/include/vouch.h matches the code.
 command -v cbindgen >/dev/null 2>&1 || cargo install cbindgen --version 0.29.4 --locked
 

@@ -27,7 +27,7 @@ use vouch_schema::crypto::address_of;
 use vouch_schema::{
     Address, Envelope, Event, MessageId, MessageRef, Origin, Signature, TelemetryBatch,
 };
-use vouch_verifier::replay::{ReplayOptions, replay};
+use vouch_verifier::replay::{ReplayOptions, Replayed, replay};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
 
 const NOW_MS: u64 = 1_764_000_000_000;
@@ -210,7 +210,12 @@ fn main() {
             let options = ReplayOptions { threads, ..ReplayOptions::default() };
             let mut seen = 0u64;
             let started = Instant::now();
-            let summary = replay(&dir, &options, |b| seen += b.batch.events.len() as u64).unwrap();
+            let summary = replay(&dir, &options, |r| {
+                if let Replayed::Batch(b) = r {
+                    seen += b.batch.events.len() as u64;
+                }
+            })
+            .unwrap();
             let secs = started.elapsed().as_secs_f64();
             assert_eq!(summary.envelopes, envelopes as u64);
             assert_eq!(summary.events, (envelopes * EVENTS_PER_ENVELOPE) as u64);

@@ -1,7 +1,9 @@
 //! `vouch demo` as a new user runs it: a real process that starts three
 //! verifier processes and a simulated network, then the verifiers' HTTP API
 //! must rank healthy orchestrators above slow and flaky ones, not reward the
-//! one inflating its self-reports, and agree byte for byte on closed windows.
+//! one inflating its self-reports, and agree byte for byte on closed windows;
+//! `vouch replay` of each verifier's log prints that verifier's answer byte
+//! for byte, and fails at the frame holding a flipped byte.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -92,7 +94,7 @@ impl Drop for Demo {
 
 /// GET over HTTP/1.0: (status, body).
 fn get(base: &str, path: &str) -> (u16, String) {
-    let host = base.strip_prefix("http://").unwrap();
+    let host = base.strip_prefix("http://").unwrap().trim_end_matches('/');
     let mut s = TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
@@ -100,6 +102,20 @@ fn get(base: &str, path: &str) -> (u16, String) {
     s.read_to_string(&mut r).unwrap();
     let (head, body) = r.split_once("\r\n\r\n").unwrap();
     (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned())
+}
+
+const DEMO_POLICY: &str = include_str!("../../schemas/policy/sla-policy-demo.toml");
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn end_ms(body: &str) -> u64 {
+    serde_json::from_str::<Value>(body).unwrap()["window"]["end_ms"].as_u64().unwrap()
+}
+
+fn vouch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap()
 }
 
 fn get_json(base: &str, path: &str) -> Value {
@@ -201,6 +217,23 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
         assert!(s["accepted"].as_u64().unwrap() > 0, "{s}");
     }
 
+    // What each verifier serves now, taken well before the next seal (the
+    // demo policy seals a minute `seal_grace_ms` after it ends), so that the
+    // nodes stop with exactly this window sealed: replaying their logs must
+    // give the same bytes.
+    let grace = vouch_sla::Policy::from_toml(DEMO_POLICY).unwrap().ingest.seal_grace_ms;
+    let deadline = Instant::now() + SCORES;
+    let served: Vec<String> = loop {
+        let bodies: Vec<String> = verifiers.iter().map(|v| get(v, query).1).collect();
+        let ends: Vec<u64> = bodies.iter().map(|b| end_ms(b)).collect();
+        let next_seal = ends[0] + 60_000 + grace;
+        if ends.iter().all(|e| *e == ends[0]) && now_ms() + 20_000 < next_seal {
+            break bodies;
+        }
+        assert!(Instant::now() < deadline, "no quiet moment to stop in: {ends:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+
     // Ctrl-C stops everything cleanly and keeps the data.
     let stop = Instant::now();
     assert!(
@@ -213,9 +246,46 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
     let (status, stderr) = demo.wait(Duration::from_secs(90));
     assert!(status.success(), "{status}: {stderr:?}");
     assert!(stderr.iter().any(|l| l.contains("vouch replay")), "{stderr:?}");
-    for i in 1..=3 {
-        assert!(run.join(format!("verifier-{i}/log")).is_dir());
+    for (i, served) in served.iter().enumerate() {
+        let log = run.join(format!("verifier-{}/log", i + 1));
+        let out = vouch(&[
+            "replay",
+            log.to_str().unwrap(),
+            "--sla",
+            "orchestrators",
+            "--query",
+            "window=5m",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let replayed = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            replayed.strip_suffix('\n').unwrap(),
+            served,
+            "verifier {} replayed differently",
+            i + 1
+        );
     }
+    // One flipped byte in a segment: replay fails naming that frame.
+    let log = run.join("verifier-1/log");
+    let segment = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "vlog"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&segment, bytes).unwrap();
+    let out = vouch(&["replay", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let failure: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    assert_eq!(failure["segment"], name, "{failure}");
+    let frame = failure["offset"].as_u64().unwrap();
+    assert!(
+        frame <= at as u64,
+        "the named frame ({frame}) starts at or before the flipped byte ({at})"
+    );
     eprintln!(
         "timings: every orchestrator scored after {:.0?}; stop took {:.1?}; whole test {:.0?}",
         scores_after,
@@ -243,4 +313,24 @@ fn demo_stops_by_itself_after_its_duration() {
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}
+
+/// The demo policy is v1 with short timings: same formulas, targets and
+/// failure rules, a different hash (so its scores are never taken for v1's).
+#[test]
+fn demo_policy_is_v1_with_short_timings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/policy");
+    let v1 = vouch_sla::Policy::load(&root.join("sla-policy-v1.toml")).unwrap();
+    let demo = vouch_sla::Policy::load(&root.join("sla-policy-demo.toml")).unwrap();
+    assert_eq!(demo.sla, v1.sla);
+    assert_eq!(demo.legacy, v1.legacy);
+    assert_eq!(demo.failure_rules, v1.failure_rules);
+    assert_eq!(demo.windows, v1.windows);
+    assert_eq!(demo.scoring.compliance_percentile, v1.scoring.compliance_percentile);
+    assert_eq!(demo.scoring.self_report_disagree_ratio, v1.scoring.self_report_disagree_ratio);
+    assert_ne!(demo.hash, v1.hash);
+    assert_ne!(demo.id, v1.id);
+    assert!(demo.ingest.seal_grace_ms >= demo.ingest.event_lag_ms);
+    assert!(demo.ingest.seal_grace_ms < v1.ingest.seal_grace_ms);
+    assert_eq!(vouch_sla::Policy::default_v1().hash, v1.hash, "production default stays v1");
 }

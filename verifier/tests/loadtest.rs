@@ -144,3 +144,59 @@ fn bad_usage_is_refused() {
     assert_eq!(status(&["--dry-run", "--budget", "0"]), Some(2));
     assert_eq!(status(&[]), Some(2), "publishing needs --key and --cert");
 }
+
+/// Publishing for real: the load-test gateway of a running `vouch demo`
+/// (its key, certificate and profiles) probes through gossip, and the
+/// demo's verifier accepts every envelope (a loadtest certificate, all synthetic).
+#[test]
+fn probes_reach_a_verifier_and_are_accepted() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("demo");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["demo", "--duration", "90s", "--orchestrators", "3", "--verifiers", "1"])
+        .args(["--dir", run.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(demo.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let announce: Value = serde_json::from_str(&line).unwrap();
+    let verifier = &announce["verifiers"][0];
+    let p2p = verifier["p2p_listen"][0].as_str().unwrap();
+    let path = |p: &str| run.join(p).to_str().unwrap().to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["loadtest", "--authority-snapshot", &path("authority.json")])
+        .args(["--key", &path("keys/loadtest.key"), "--cert", &path("keys/loadtest.cert")])
+        .args(["--profiles", &path("profiles.json"), "--bootstrap", p2p])
+        .args(["--strategy", "top-n", "--n", "2", "--interval", "500ms", "--count", "4"])
+        .output()
+        .unwrap();
+    // Everything that reached the verifier was accepted.
+    let stats = {
+        use std::io::{Read, Write};
+        let host = verifier["http"].as_str().unwrap().strip_prefix("http://").unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(s, "GET /v1/ingest/stats HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        serde_json::from_str::<Value>(r.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+    let _ = Command::new("kill").args(["-INT", &demo.id().to_string()]).status();
+    assert_eq!(stats["rejected"], 0, "{stats}");
+    assert!(stats["accepted"].as_u64().unwrap() > 0, "{stats}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["probes"], 4, "{summary}");
+    assert!(summary["envelopes"].as_u64().unwrap() > 0, "{summary}");
+    let status = demo.wait().unwrap();
+    assert!(status.success(), "{status}");
+    // The verifier's log holds them: replay verifies every envelope and certificate.
+    let replay = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["replay", &path("verifier-1/log"), "--config", &path("verifier-1.toml"), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stdout));
+}

@@ -6,6 +6,8 @@
 //! ranks first, both nodes serve byte-identical JSON, the restricted
 //! `by_gateway` field needs a valid JWT, and a Go program decoding
 //! `/api/aggregated_stats` with go-livepeer's types reads the same scores.
+//! One node also runs the ClickHouse sink against a real ClickHouse: its
+//! sealed minute buckets and accepted events land there exactly once.
 //!
 //! The node runs the v1 policy with its timings shortened (event lag and
 //! seal grace 20 s, startup horizon 5 s) so that minutes seal within the
@@ -13,6 +15,8 @@
 //! timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "common/clickhouse.rs"]
+mod clickhouse;
 mod common;
 
 use std::process::Command;
@@ -127,18 +131,19 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
         .replace("startup_horizon_ms = 120000", "startup_horizon_ms = 5000");
     assert_ne!(policy, vouch_sla::DEFAULT_POLICY_TOML, "the v1 timings moved");
     std::fs::write(work.path().join("policy.toml"), policy).unwrap();
-    std::fs::write(
-        work.path().join("verifier.toml"),
-        format!(
-            "[sla]\npolicy = \"policy.toml\"\n[api.jwt]\nalgorithm = \"HS256\"\nkey = \"{JWT_SECRET}\"\n"
-        ),
-    )
-    .unwrap();
+    let base = format!(
+        "[sla]\npolicy = \"policy.toml\"\n[api.jwt]\nalgorithm = \"HS256\"\nkey = \"{JWT_SECRET}\"\n"
+    );
+    // Node A also feeds a real ClickHouse: events from its log, sealed buckets from its engine.
+    let ch = clickhouse::ClickHouse::start();
+    let with_sink = format!("{base}[sinks.clickhouse]\nurl = \"{}\"\n", ch.url());
+    std::fs::write(work.path().join("a.toml"), with_sink).unwrap();
+    std::fs::write(work.path().join("b.toml"), base).unwrap();
     let snapshot = work.path().join("authority.json");
     let view = json!({"principals": [{"address": gateway.principal, "roles": ["gateway"]}]});
     std::fs::write(&snapshot, view.to_string()).unwrap();
     let node = |name: &str| {
-        let config = work.path().join("verifier.toml");
+        let config = work.path().join(format!("{name}.toml"));
         let data = work.path().join(name);
         NodeProcess::spawn_args(&[
             "--config",
@@ -247,6 +252,17 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
         assert!((0.0..=1.0).contains(&score));
         assert_eq!(line["score"].as_f64().unwrap(), score, "{addr}");
     }
+    // The sealed buckets reached ClickHouse: every attempt, once, by orchestrator.
+    let deadline = Instant::now() + SEAL_WAIT;
+    let sql = "SELECT orchestrator, sum(attempts), sum(startup_successes) FROM vouch_sla_minutes \
+               FINAL WHERE region = 'FRA' GROUP BY orchestrator ORDER BY orchestrator FORMAT TSV";
+    let expected = format!("{HEALTHY}\t{SESSIONS}\t{SESSIONS}\n{SLOW}\t{SESSIONS}\t{SESSIONS}");
+    while ch.try_query(sql).as_deref().map(str::trim) != Some(expected.as_str()) {
+        assert!(Instant::now() < deadline, "aggregates in ClickHouse: {:?}", ch.try_query(sql));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let events = ch.number("SELECT count() FROM vouch_events");
+    assert_eq!(events, SESSIONS * 2 * 5, "every accepted event, once");
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }

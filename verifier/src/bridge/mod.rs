@@ -31,8 +31,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
-use vouch_delegation::authority::onchain::{ChainOptions, OnChainAuthority, RefreshHandle};
-use vouch_delegation::authority::{Authority, CachedAuthority, snapshot};
+use vouch_delegation::authority::Authority;
 use vouch_schema::bridge::MAX_BRIDGE_PAYLOAD_BYTES;
 use vouch_sdk::config::{TransportConfig, TransportKind};
 use vouch_sdk::transport::Transport;
@@ -92,36 +91,6 @@ pub struct Started {
     pub p2p_listen: Vec<String>,
 }
 
-async fn load_authority(
-    config: &crate::node::config::AuthorityConfig,
-) -> Result<(Arc<CachedAuthority>, Option<RefreshHandle>), BridgeError> {
-    if let Some(path) = &config.snapshot {
-        let view = snapshot::load(path).map_err(|e| BridgeError::Authority(e.to_string()))?;
-        return Ok((Arc::new(CachedAuthority::new(view)), None));
-    }
-    match (&config.rpc, config.controller) {
-        (Some(rpc), Some(controller)) => {
-            let options = ChainOptions {
-                timeout: Duration::from_secs(config.rpc_timeout_secs.max(1)),
-                gateways: config.gateways.clone(),
-                ..ChainOptions::default()
-            };
-            let (cache, handle) = OnChainAuthority::new(rpc.clone(), controller)
-                .with_options(options)
-                .with_refresh_interval(Duration::from_secs(config.refresh_interval_secs))
-                .spawn()
-                .await
-                .map_err(|e| BridgeError::Authority(e.to_string()))?;
-            Ok((cache, Some(handle)))
-        }
-        _ => Err(BridgeError::Authority(
-            "inbound streams need an authority: --authority-snapshot, [bridge.streamr.authority], \
-             or node_config"
-                .to_owned(),
-        )),
-    }
-}
-
 /// Runs the Streamr bridge until `shutdown` resolves, calling `on_start` once
 /// it listens (HTTP, and gossip when inbound).
 pub async fn run_streamr(
@@ -151,7 +120,9 @@ pub async fn run_streamr(
     let mut peer_id = None;
     let mut p2p_listen = Vec::new();
     if inbound_on {
-        let (authority, handle) = load_authority(&config.authority).await?;
+        let (authority, handle) = crate::node::load_authority(&config.authority)
+            .await
+            .map_err(|e| BridgeError::Authority(format!("inbound streams: {e}")))?;
         refresher = handle;
         let authority: Arc<dyn Authority> = authority;
         let pipeline = crate::validate::Pipeline::new(config.validation.clone(), authority);

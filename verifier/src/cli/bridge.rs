@@ -6,14 +6,14 @@
 //! "log", "streams", "peer_id", "p2p_listen"}`, and runs until SIGINT or
 //! SIGTERM (exit 0).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use vouch_verifier::bridge::{self, Started, StreamrBridgeConfig};
+use vouch_verifier::bridge::{self, StreamrBridgeConfig};
 
+use super::serve::{announce, server_runtime, shutdown_signal};
 use super::Outcome;
 
 #[derive(Debug, Subcommand)]
@@ -139,42 +139,7 @@ fn run_streamr(args: RunArgs) -> Result<Outcome> {
     if config.password.is_none() {
         config.password = std::env::var("VOUCH_MQTT_PASSWORD").ok();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(bridge::run_streamr(config, announce, shutdown_signal()))?;
+    server_runtime()?.block_on(bridge::run_streamr(config, |s| announce(s), shutdown_signal()))?;
     Ok(Outcome::Ok)
 }
 
-fn announce(started: &Started) {
-    let line = serde_json::to_string(started).unwrap_or_default();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%e, "cannot watch SIGTERM; SIGINT only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}

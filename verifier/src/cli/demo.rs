@@ -206,14 +206,19 @@ impl Nodes {
                 .with_context(|| format!("writing {}", config.display()))?;
             let log = std::fs::File::create(dir.join(format!("{name}.stderr.log")))
                 .context("creating the node's log file")?;
-            let mut child = Command::new(&exe)
+            let mut command = Command::new(&exe);
+            command
                 .args(["node", "--config"])
                 .arg(&config)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::from(log))
-                .spawn()
-                .with_context(|| format!("starting {}", exe.display()))?;
+                .stderr(Stdio::from(log));
+            // A process group of its own: Ctrl-C in the terminal reaches only
+            // the demo, which flushes its publishers before it stops the nodes.
+            #[cfg(unix)]
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+            let mut child =
+                command.spawn().with_context(|| format!("starting {}", exe.display()))?;
             let announce = match read_announce(&mut child) {
                 Ok(a) => a,
                 Err(e) => {
@@ -513,11 +518,11 @@ fn drive(
         }
         if last_status.elapsed() >= STATUS_INTERVAL {
             last_status = Instant::now();
-            status_line(start, sessions, prober.started, dropped, nodes);
+            status_line(start, sessions, prober.started, dropped + timeline.dropped(), nodes);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    status_line(start, sessions, prober.started, dropped, nodes);
+    status_line(start, sessions, prober.started, dropped + timeline.dropped(), nodes);
     Ok(())
 }
 
@@ -527,7 +532,7 @@ fn status_line(start: u64, sessions: u64, probes: u64, dropped: u64, nodes: &Nod
         now_millis().saturating_sub(start) / 1000
     );
     if dropped > 0 {
-        line.push_str(&format!(", {dropped} events dropped by publishers"));
+        line.push_str(&format!(", {dropped} events dropped (queues full)"));
     }
     for n in &nodes.list {
         match http_get_json(&n.http, "/v1/ingest/stats") {

@@ -54,7 +54,7 @@ fn ndjson_export(args: NdjsonArgs) -> Result<Outcome> {
     let runtime = super::runtime()?;
     let result = runtime.block_on(async {
         let mut shutdown = if args.follow {
-            Shutdown::on(super::sink::shutdown_signal())
+            Shutdown::on(super::serve::shutdown_signal())
         } else {
             Shutdown::never()
         };

@@ -14,6 +14,7 @@ mod loadtest;
 mod node;
 mod publish;
 mod replay;
+mod serve;
 mod sink;
 mod subscribe;
 

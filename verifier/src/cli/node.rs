@@ -6,14 +6,14 @@
 //! commits and fsyncs the log, writes its state and exits 0. The peer id is
 //! kept in the data directory, so a restarted node keeps its addresses.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use vouch_verifier::node::{self, NodeConfig, Started};
+use vouch_verifier::node::{self, NodeConfig};
 
+use super::serve::{announce, server_runtime, shutdown_signal};
 use super::Outcome;
 
 #[derive(Debug, Args)]
@@ -60,43 +60,7 @@ pub(crate) fn run(args: NodeArgs) -> Result<Outcome> {
     if let Some(path) = args.authority_snapshot {
         config.authority.snapshot = Some(path);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(node::run(config, announce, shutdown_signal()))?;
+    server_runtime()?.block_on(node::run(config, |s| announce(s), shutdown_signal()))?;
     Ok(Outcome::Ok)
 }
 
-fn announce(started: &Started) {
-    let line = serde_json::to_string(started).unwrap_or_default();
-    let mut out = std::io::stdout().lock();
-    // A closed stdout must not stop the node.
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%e, "cannot watch SIGTERM; SIGINT only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}

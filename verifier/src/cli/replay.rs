@@ -2,20 +2,25 @@
 //! chain and every envelope's certificate and signature against the
 //! authority view and revocations recorded in the log, on every core, and
 //! prints a JSON summary; the first bad record is named by index, segment
-//! file and byte offset (exit 1).
+//! file and byte offset (exit 1). With `--sla ROUTE [--query Q]` it also
+//! rebuilds the SLA aggregates with the policy and seals the log recorded
+//! and prints exactly the bytes the node's API serves for that query.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use serde_json::{Value, json};
 use vouch_delegation::authority::snapshot;
 use vouch_schema::Address;
 
+use vouch_sla::Observer;
+use vouch_verifier::api::{ApiError, Params, SlaSource};
 use vouch_verifier::node::config::NodeConfig;
-use vouch_verifier::replay::{ReplayError, ReplayOptions, replay};
+use vouch_verifier::replay::{ReplayError, ReplayOptions, Replayed, replay};
+use vouch_verifier::scores::{ScoreRecord, Scores, recorded_policy};
 use vouch_verifier::store::LogError;
 use vouch_verifier::store::log::HEAD_FILE;
 
@@ -48,6 +53,15 @@ pub(crate) struct ReplayArgs {
     /// Never draw the progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Rebuild the SLA aggregates with the policy the log recorded and print
+    /// what the API serves at this route instead of the summary (which goes
+    /// to stderr): `orchestrators` (/v1/sla/orchestrators), `demand`,
+    /// `aggregated_stats`, `regions`, `models`, or `orchestrator/0x…`.
+    #[arg(long, value_name = "ROUTE")]
+    sla: Option<String>,
+    /// The API query string for --sla, e.g. `window=1h&region=FRA`.
+    #[arg(long, default_value = "", requires = "sla")]
+    query: String,
 }
 
 pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
@@ -69,14 +83,46 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
     options.threads = args.threads;
     options.progress = progress_bar(&args);
     let dir = log_dir(args.log_dir);
-    match replay(&dir, &options, |_| {}) {
+    let scores = match &args.sla {
+        None => None,
+        Some(_) => {
+            let files = recorded_policy(&dir)?
+                .context("the log records no SLA policy (not written by a scoring node)")?;
+            Some(Scores::open(&files, None)?.0)
+        }
+    };
+    let result = replay(&dir, &options, |record| {
+        let Some(scores) = &scores else { return };
+        match record {
+            Replayed::Batch(b) => {
+                let c = b.certificate;
+                let observer =
+                    Observer { principal: c.principal(), role: c.role(), delegate: c.delegate() };
+                scores.ingest(&observer, b.envelope, b.batch);
+            }
+            Replayed::Checkpoint { index, payload } => match ScoreRecord::decode(payload) {
+                Ok(r) => scores.apply_record(&r),
+                Err(e) => tracing::warn!(index, %e, "checkpoint record not understood"),
+            },
+        }
+    });
+    match result {
         Ok(summary) => {
             let mut value = serde_json::to_value(&summary)?;
             if let Value::Object(map) = &mut value {
                 map.insert("ok".into(), json!(true));
                 map.insert("log".into(), json!(dir.display().to_string()));
             }
-            print_json(&value);
+            match (&args.sla, &scores) {
+                (Some(route), Some(scores)) => {
+                    eprintln!("{value}");
+                    let body = api_answer(scores, route, &args.query)?;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&body)?;
+                    out.write_all(b"\n")?;
+                }
+                _ => print_json(&value),
+            }
             Ok(Outcome::Ok)
         }
         Err(e) => {
@@ -105,6 +151,25 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
             Ok(Outcome::CheckFailed)
         }
     }
+}
+
+/// The bytes the API serves at `route` with `query`, from `scores`.
+fn api_answer(scores: &Scores, route: &str, query: &str) -> Result<Vec<u8>> {
+    let params: Params = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let body = match route {
+        "orchestrators" => scores.orchestrators(&params),
+        "demand" => scores.demand(&params),
+        "aggregated_stats" => scores.aggregated_stats(&params),
+        "regions" => Ok(scores.regions()),
+        "models" => Ok(scores.models()),
+        other => match other.strip_prefix("orchestrator/") {
+            Some(address) => scores
+                .orchestrator(address, &params, false)
+                .and_then(|b| b.ok_or_else(|| ApiError::NotFound(format!("{address} never seen")))),
+            None => bail!("unknown --sla route {other:?}"),
+        },
+    };
+    Ok(body.map_err(|e| anyhow::anyhow!("{e}"))?.to_vec())
 }
 
 /// `dir`, or `dir/log` when `dir` is a node's data directory.

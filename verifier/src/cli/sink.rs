@@ -9,11 +9,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use vouch_verifier::sink::Shutdown;
 use vouch_verifier::sink::clickhouse::{ClickHouseConfig, ClickHouseSink};
 
+use super::serve::{server_runtime, shutdown_signal};
 use super::Outcome;
 
 #[derive(Debug, Subcommand)]
@@ -72,12 +73,7 @@ fn clickhouse(args: ClickHouseArgs) -> Result<Outcome> {
         ..ClickHouseConfig::default()
     };
     let sink = ClickHouseSink::new(config, &args.log)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let summary = runtime.block_on(async {
+    let summary = server_runtime()?.block_on(async {
         let shutdown = Shutdown::on(shutdown_signal());
         if args.once { sink.run_until_caught_up(shutdown).await } else { sink.run(shutdown).await }
     });
@@ -85,26 +81,3 @@ fn clickhouse(args: ClickHouseArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%e, "cannot watch SIGTERM; SIGINT only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}

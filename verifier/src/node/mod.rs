@@ -84,7 +84,7 @@ pub struct Started {
 
 /// Loads the authority named by `config`: a snapshot, or the chain with a
 /// background refresher (whose handle is returned so it can be stopped).
-async fn load_authority(
+pub async fn load_authority(
     config: &config::AuthorityConfig,
 ) -> Result<(Arc<CachedAuthority>, Option<RefreshHandle>), NodeError> {
     if let Some(path) = &config.snapshot {

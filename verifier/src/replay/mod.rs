@@ -9,12 +9,12 @@
 //!    revocations are applied at their positions: the last view recorded
 //!    before an envelope is the view in force for it, and a revocation
 //!    recorded before it applies to it (DESIGN.md §4).
-//! 3. Envelopes are checked on every core ([`parallel`]) and come back in
+//! 3. Envelopes are checked on every core (`parallel`) and come back in
 //!    log order, so the failure reported is the first in the log, by record
 //!    index, segment file and byte offset. A chain failure found in step 1
 //!    is reported at its frame, unless an earlier record fails first.
 //!
-//! What "valid" means for an audit is in [`verify`]'s docs: every check the
+//! What "valid" means for an audit is in the `verify` module's docs: every check the
 //! node made at arrival except those that depended on its wall clock then.
 
 mod parallel;
@@ -82,6 +82,20 @@ pub struct ReplayedBatch<'a> {
     pub certificate: &'a VerifiedDelegation,
     /// The envelope's timestamp, ms since the Unix epoch (publisher clock).
     pub timestamp_ms: u64,
+}
+
+/// What a replay hands over, in log order.
+#[derive(Debug, Clone, Copy)]
+pub enum Replayed<'a> {
+    /// An envelope that passed every check.
+    Batch(ReplayedBatch<'a>),
+    /// A checkpoint record (the scores' policy and seals), chain-checked.
+    Checkpoint {
+        /// Its record index.
+        index: u64,
+        /// Its payload.
+        payload: &'a [u8],
+    },
 }
 
 /// An authority view the log recorded.
@@ -184,20 +198,22 @@ impl ReplayError {
     }
 }
 
-/// Verifies the whole log in `dir` and calls `on_batch` for every envelope
-/// that verified, in log order. Stops at the first bad record (in log
-/// order) and names it; `on_batch` has then seen exactly the envelopes
-/// before it.
+/// Verifies the whole log in `dir` and calls `on_record` for every envelope
+/// that verified and every checkpoint record, in log order. Stops at the
+/// first bad record (in log order) and names it; `on_record` has then seen
+/// exactly the records before it.
 pub fn replay(
     dir: impl AsRef<Path>,
     options: &ReplayOptions,
-    mut on_batch: impl FnMut(ReplayedBatch<'_>),
+    mut on_record: impl FnMut(Replayed<'_>),
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
     let dir = dir.as_ref();
     let progress = &options.progress;
     progress.set_message("checking the hash chain");
-    progress.enable_steady_tick(Duration::from_millis(200));
+    if !progress.is_hidden() {
+        progress.enable_steady_tick(Duration::from_millis(200));
+    }
     // Step 1: the whole chain. A corrupt frame is reported when the ordered
     // pass reaches it, so an earlier bad envelope still comes first.
     let (chain, corrupt) = match crate::store::verify(dir) {
@@ -264,20 +280,23 @@ pub fn replay(
             Done::Envelope(_, checked) => {
                 summary.envelopes += 1;
                 summary.events += checked.batch.events.len() as u64;
-                on_batch(ReplayedBatch {
+                on_record(Replayed::Batch(ReplayedBatch {
                     index: position.index,
                     position: &position,
                     envelope: &checked.envelope,
                     batch: &checked.batch,
                     certificate: &checked.certificate,
                     timestamp_ms: checked.envelope.id.timestamp,
-                });
+                }));
             }
             Done::Other(_, Other::View(hash)) => {
                 summary.views.push(RecordedView { index: position.index, hash: hex::encode(hash) })
             }
             Done::Other(_, Other::Revocation) => summary.revocations += 1,
-            Done::Other(_, Other::Checkpoint) => summary.checkpoints += 1,
+            Done::Other(_, Other::Checkpoint(payload)) => {
+                summary.checkpoints += 1;
+                on_record(Replayed::Checkpoint { index: position.index, payload });
+            }
             Done::Fail(_) => {}
         }
         ControlFlow::Continue(())
@@ -389,7 +408,7 @@ impl Source {
                     }
                 }
             }
-            RecordKind::Checkpoint => Item::Other(position, Other::Checkpoint),
+            RecordKind::Checkpoint => Item::Other(position, Other::Checkpoint(record.payload)),
         }
     }
 }

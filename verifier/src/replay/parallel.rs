@@ -45,14 +45,14 @@ pub(crate) enum Item {
 }
 
 /// A non-envelope record.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Other {
     /// An authority view, by hash.
     View([u8; 32]),
     /// A revocation, applied from here on.
     Revocation,
-    /// A checkpoint (nothing to check beyond the chain).
-    Checkpoint,
+    /// A checkpoint record (nothing to check beyond the chain), its payload.
+    Checkpoint(Vec<u8>),
 }
 
 /// A result, in log order.

@@ -19,6 +19,8 @@ use vouch_delegation::SignedDelegation;
 use vouch_schema::{Envelope, TelemetryBatch};
 use vouch_sla::{Engine, IngestReport, Limits, Observer, Policy, Registry, SealedBucket, SlaError};
 
+use crate::store::{LogReader, RecordKind};
+
 /// A [`RecordKind::Checkpoint`] record of the scores (JSON, tagged by `kind`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -49,6 +51,9 @@ pub enum ScoreError {
     /// A logged envelope does not decode (the log is not a verifier's).
     #[error("logged envelope: {0}")]
     Envelope(String),
+    /// The log could not be read.
+    #[error("log: {0}")]
+    Log(String),
 }
 
 impl ScoreRecord {
@@ -62,6 +67,34 @@ impl ScoreRecord {
     pub fn decode(payload: &[u8]) -> Result<ScoreRecord, ScoreError> {
         Ok(serde_json::from_slice(payload)?)
     }
+}
+
+/// The SLA policy a log was scored with: its last policy record (a node
+/// that restarts under other files re-scores its whole log with them).
+/// `None` when the log records none.
+pub fn recorded_policy(log_dir: &std::path::Path) -> Result<Option<PolicyFiles>, ScoreError> {
+    let mut last = None;
+    let reader = match LogReader::open(log_dir, 0) {
+        Err(crate::store::LogError::NotInLog { first, .. }) => LogReader::open(log_dir, first),
+        other => other,
+    }
+    .map_err(log_err)?;
+    for record in reader {
+        let record = record.map_err(log_err)?;
+        if record.kind != RecordKind::Checkpoint {
+            continue;
+        }
+        if let ScoreRecord::SlaPolicy { policy_toml, registry_toml } =
+            ScoreRecord::decode(&record.payload)?
+        {
+            last = Some(PolicyFiles { policy_toml, registry_toml });
+        }
+    }
+    Ok(last)
+}
+
+fn log_err(e: crate::store::LogError) -> ScoreError {
+    ScoreError::Log(e.to_string())
 }
 
 /// The policy and registry texts in force, parsed.
