@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use vouch_verifier::bridge::{self, StreamrBridgeConfig};
 
-use super::serve::{announce, server_runtime, shutdown_signal};
 use super::Outcome;
+use super::serve::{announce, server_runtime, shutdown_signal};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BridgeCommand {
@@ -142,4 +142,3 @@ fn run_streamr(args: RunArgs) -> Result<Outcome> {
     server_runtime()?.block_on(bridge::run_streamr(config, |s| announce(s), shutdown_signal()))?;
     Ok(Outcome::Ok)
 }
-

@@ -13,8 +13,8 @@ use anyhow::Result;
 use clap::Args;
 use vouch_verifier::node::{self, NodeConfig};
 
-use super::serve::{announce, server_runtime, shutdown_signal};
 use super::Outcome;
+use super::serve::{announce, server_runtime, shutdown_signal};
 
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
@@ -63,4 +63,3 @@ pub(crate) fn run(args: NodeArgs) -> Result<Outcome> {
     server_runtime()?.block_on(node::run(config, |s| announce(s), shutdown_signal()))?;
     Ok(Outcome::Ok)
 }
-

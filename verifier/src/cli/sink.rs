@@ -14,8 +14,8 @@ use clap::{Args, Subcommand};
 use vouch_verifier::sink::Shutdown;
 use vouch_verifier::sink::clickhouse::{ClickHouseConfig, ClickHouseSink};
 
-use super::serve::{server_runtime, shutdown_signal};
 use super::Outcome;
+use super::serve::{server_runtime, shutdown_signal};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SinkCommand {
@@ -80,4 +80,3 @@ fn clickhouse(args: ClickHouseArgs) -> Result<Outcome> {
     println!("{}", serde_json::to_string(&summary)?);
     Ok(Outcome::Ok)
 }
-
