@@ -106,7 +106,8 @@ step() {
   echo "== $name: $shown" >&2
   (cd "$dir" && CARGO_TARGET_DIR="$target" timeout --kill-after=10 "$limit" "$@") \
     > "$out/$name.log" 2>&1 || rc=$?
-  python3 -c 'import json,sys,time; print(json.dumps({"name":sys.argv[1],"seconds":round(time.time()-float(sys.argv[2]),1),"rc":int(sys.argv[3]),"limit_s":int(sys.argv[4]),"command":sys.argv[5]}))' \
+  # The 1-minute load average at the end: above the core count, something else was running.
+  python3 -c 'import json,sys,time; print(json.dumps({"name":sys.argv[1],"seconds":round(time.time()-float(sys.argv[2]),1),"rc":int(sys.argv[3]),"limit_s":int(sys.argv[4]),"command":sys.argv[5],"load_1m":float(open("/proc/loadavg").read().split()[0])}))' \
     "$name" "$started" "$rc" "$limit" "$shown" >> "$steps"
   echo "   $name: exit $rc, $(tail -n 1 "$steps")" >&2
 }

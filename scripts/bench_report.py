@@ -26,6 +26,7 @@ MD = sys.argv[2] if len(sys.argv) > 2 else "BENCHMARKS.md"
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(os.path.dirname(os.path.abspath(OUT)))
 CRITERION = os.path.join(TARGET, "criterion")
 NOT = "not measured"
+REL = os.path.relpath(OUT) if not os.path.relpath(OUT).startswith("..") else OUT
 
 
 def read(path, default=""):
@@ -168,6 +169,25 @@ def step_line(*names):
         status = "" if s["rc"] == 0 else f", **exit {s['rc']}**" + (" (time limit)" if s["rc"] in (124, 137) else "")
         parts.append(f"`{s['command']}` ({s['seconds']:.0f} s{status})")
     return "; ".join(parts)
+
+
+def failure(name):
+    """The first panic or error line of a failed step's log, for the report."""
+    text = log(name)
+    m = re.search(r"panicked at [^\n]*\n([^\n]+)", text) or re.search(r"^error[^\n]*", text, re.M)
+    if not m:
+        return ""
+    msg = (m.group(1) if m.lastindex else m.group(0)).strip()
+    return msg[:200].replace("|", "\\|")
+
+
+def missing(name):
+    """Why a step's figures are absent."""
+    s = STEPS.get(name)
+    if s is None:
+        return "not run by bench.sh"
+    why = failure(name) if s["rc"] != 0 else ""
+    return f"{NOT}: exit {s['rc']}" + (f" ({why})" if why else "") + f", see `{REL}/{name}.log`"
 
 
 def header(out, steps, goal_text):
@@ -431,7 +451,7 @@ def gossip(out):
     out.append("")
     header(out, ["gossip"], "none numeric in the issue: p50/p99 with 3 verifiers and 20 publishers on loopback, reported.")
     if not j:
-        out.append(f"Not measured in this run (see `{OUT}/gossip.log`).")
+        out.append(f"Not measured in this run (see `{REL}/gossip.log`).")
         out.append("")
         return
     out.append(
@@ -472,7 +492,7 @@ def replay(out):
         record_goal("replay", "≥ 200,000 events/s with 64-event batches on both cores", None, NOT)
         return
     header(out, ["replay"], "≥ 200,000 events/s with 64-event batches on both cores.")
-    size_re = re.compile(r"(\d+) events = (\d+) envelopes, (\d+) MB \(written in ([\d.]+) s\)((?: \| [^|\n]+)+)")
+    size_re = re.compile(r"(\d+) events = (\d+) envelopes, (\d+) MB \(written in ([\d.]+) s\)((?:\s*\|[^|\n]+)+)")
     raw = re.search(r"raw libsecp256k1 verify \(prehashed\), 1 core: (\d+) signatures/s = (\d+) events/s", text)
     rows = []
     best = None
@@ -496,7 +516,7 @@ def replay(out):
     g = None if best is None else best >= 200_000
     record_goal("replay", "≥ 200,000 events/s with 64-event batches on both cores", g, f"{r(best)} events/s")
     if not rows:
-        out.append(f"Not measured in this run (see `{OUT}/replay.log`).")
+        out.append(f"Not measured in this run (see `{REL}/replay.log`).")
         out.append("")
         return
     table(out, ["log", "replay, all cores", "replay, 1 worker", "speed-up",
@@ -568,7 +588,7 @@ def sla(out):
                     "first (uncached) request", "goal"], rows)
     else:
         record_goal("API", "p99 ≤ 20 ms at 200 req/s", None, NOT)
-        out.append(f"API under load: not measured in this run (see `{OUT}/api_load.log`).")
+        out.append(f"API under load: not measured in this run (see `{REL}/api_load.log`).")
         out.append("")
 
 
@@ -593,7 +613,7 @@ def bridges(out):
                      rx(ratio(float(sink.group(2)), float(ref.group(2))))])
     else:
         rows.append(["ClickHouse sink rows/s", f"not run by bench.sh, see `{ch_cmd}`" if "clickhouse_sink" not in STEPS
-                     else f"{NOT} (see `{OUT}/clickhouse_sink.log`)", "—", "—"])
+                     else missing("clickhouse_sink"), "—", "—"])
     lat = {m.group(1).strip(): m.groups()[1:] for m in re.finditer(
         r"^\s+(.+?): p50 ([\d.]+) ms, p90 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms", br, re.M)}
     n = re.search(r"bridge latency over (\d+) envelopes", br)
@@ -604,7 +624,7 @@ def bridges(out):
     else:
         rows.append(["Streamr bridge latency (commit in A → accepted by B over MQTT)",
                      f"not run by bench.sh, see `{br_cmd}`" if "streamr_bridge" not in STEPS
-                     else f"{NOT} (see `{OUT}/streamr_bridge.log`)", "—", "—"])
+                     else missing("streamr_bridge"), "—", "—"])
     RESULTS["bridges"] = {"clickhouse": [sink.groups() if sink else None, ref.groups() if ref else None],
                           "streamr_bridge": lat}
     table(out, ["measure", "result", "reference (same run)", "ratio"], rows)
@@ -623,7 +643,7 @@ def peer(out):
     out.append("")
     header(out, ["streamr_peer"], "a ratio against the peer in the same run (no threshold).")
     if not m:
-        out.append(f"Not measured in this run (see `{OUT}/streamr_peer.log`; needs `npm ci --prefix interop`).")
+        out.append(f"Not measured in this run (see `{REL}/streamr_peer.log`; needs `npm ci --prefix interop`).")
         out.append("")
         return
     out.append(f"{int(m.group(1)):,} Streamr messages, each a Vouch envelope of 8 real go-livepeer events "
@@ -654,8 +674,13 @@ def steps_table(out):
                f"benchmarks {RUN.get('run_seconds', '?')} s. Logs in `target/bench/`, collected figures in "
                "`target/bench/results.json`.")
     out.append("")
-    table(out, ["step", "command", "seconds", "exit"],
-          [[s["name"], f"`{s['command']}`", f"{s['seconds']:.0f}", s["rc"]] for s in STEPS.values()])
+    out.append("Load is the 1-minute load average when the step ended: on this "
+               f"{MACHINE['cores']}-core machine a value well above {MACHINE['cores']} means other work "
+               "shared the cores and that step's figures (and their same-run references) are pessimistic.")
+    out.append("")
+    table(out, ["step", "command", "seconds", "exit", "load"],
+          [[s["name"], f"`{s['command']}`", f"{s['seconds']:.0f}", s["rc"], s.get("load_1m", "—")]
+           for s in STEPS.values()])
 
 
 def main():

@@ -33,6 +33,7 @@ apt_need "command -v go" golang-go
 apt_need "command -v chromium" chromium
 apt_need "test -x /usr/sbin/mosquitto && command -v mosquitto_sub" mosquitto mosquitto-clients
 apt_need "command -v clickhouse-server && command -v clickhouse-client" clickhouse-server clickhouse-client
+apt_need "command -v wrk" wrk   # the API load bench's smoke run (verifier/benches/api_load.rs)
 # cbindgen, to check that sdk/include/vouch.h matches the code.
 command -v cbindgen >/dev/null 2>&1 || cargo install cbindgen --version 0.29.4 --locked
 

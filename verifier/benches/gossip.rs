@@ -132,23 +132,21 @@ fn poll(log: PathBuf, stop: Arc<AtomicBool>) -> Seen {
     let mut seen = Seen { envelopes: 0, samples: Vec::new() };
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        if log.join("HEAD").exists() || log.exists() {
-            if let Ok(reader) = LogReader::open(&log, next) {
-                let mut reader = reader;
-                for record in reader.by_ref() {
-                    let Ok(record) = record else { break };
-                    let visible = now_ms();
-                    if record.kind != RecordKind::Envelope {
-                        continue;
-                    }
-                    if let Ok(env) = Envelope::decode(&record.payload) {
-                        seen.envelopes += 1;
-                        seen.samples
-                            .push((env.id.timestamp, visible.saturating_sub(env.id.timestamp)));
-                    }
+        if log.exists()
+            && let Ok(mut reader) = LogReader::open(&log, next)
+        {
+            for record in reader.by_ref() {
+                let Ok(record) = record else { break };
+                let visible = now_ms();
+                if record.kind != RecordKind::Envelope {
+                    continue;
                 }
-                next = reader.next_index();
+                if let Ok(env) = Envelope::decode(&record.payload) {
+                    seen.envelopes += 1;
+                    seen.samples.push((env.id.timestamp, visible.saturating_sub(env.id.timestamp)));
+                }
             }
+            next = reader.next_index();
         }
         if stopping {
             return seen;

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod api_double;
+#[path = "common/openapi.rs"]
+mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -370,19 +372,6 @@ fn misconfiguration_is_refused_at_start() {
 }
 
 /// A validator for the response schema the document gives `path` and `status`.
-fn validator(doc: &Value, path: &str, status: u16) -> jsonschema::Validator {
-    let schema = &doc["paths"][path]["get"]["responses"][status.to_string()]["content"]["application/json"]
-        ["schema"];
-    assert!(schema.is_object(), "{path} {status} has no JSON schema in the document");
-    let root = json!({"$ref": schema["$ref"], "components": doc["components"]});
-    let root = if schema.get("$ref").is_some() { root } else { schema.clone() };
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .should_validate_formats(true)
-        .build(&root)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn every_answer_matches_the_openapi_document_and_every_route_is_documented() {
     // The node's own routes beside the API's, merged as the node serves them.
@@ -447,7 +436,7 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status().as_u16(), want, "{url}");
         let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-        let v = validator(&doc, template, want);
+        let v = openapi::validator(&doc, template, want);
         let errors: Vec<String> =
             v.iter_errors(&body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{url}: {errors:#?}");
@@ -462,7 +451,7 @@ fn the_document_rejects_what_the_contract_forbids() {
     // The schemas are strict enough to catch drift: a NaN-ish string, a
     // missing percentile key, an unknown field, a bad address.
     let doc: Value = serde_json::from_str(vouch_verifier::api::openapi::DOCUMENT).unwrap();
-    let v = validator(&doc, "/v1/sla/orchestrators", 200);
+    let v = openapi::validator(&doc, "/v1/sla/orchestrators", 200);
     let good: Value = serde_json::from_slice(
         &std::fs::read(api_double::data_dir().join("orchestrators.json")).unwrap(),
     )

@@ -18,6 +18,8 @@
 #[path = "common/clickhouse.rs"]
 mod clickhouse;
 mod common;
+#[path = "common/openapi.rs"]
+mod openapi;
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -252,6 +254,39 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
         assert!((0.0..=1.0).contains(&score));
         assert_eq!(line["score"].as_f64().unwrap(), score, "{addr}");
     }
+    // The real engine's answers are what the OpenAPI document promises.
+    let doc = openapi::document();
+    let bearer = format!("Bearer {good}");
+    for (template, url, auth) in [
+        ("/v1/sla/orchestrators", path.to_owned(), None),
+        (
+            "/v1/sla/orchestrators",
+            "/v1/sla/orchestrators?window=24h&origin=synthetic".to_owned(),
+            None,
+        ),
+        (
+            "/v1/sla/orchestrators/{address}",
+            format!("/v1/sla/orchestrators/{HEALTHY}?window=5m"),
+            None,
+        ),
+        (
+            "/v1/sla/orchestrators/{address}",
+            format!("/v1/sla/orchestrators/{SLOW}?window=5m"),
+            Some(&bearer),
+        ),
+        ("/v1/network/demand", "/v1/network/demand?window=5m".to_owned(), None),
+        ("/v1/models", "/v1/models".to_owned(), None),
+        ("/v1/regions", "/v1/regions".to_owned(), None),
+        ("/api/aggregated_stats", "/api/aggregated_stats?window=5m".to_owned(), None),
+        ("/v1/ingest/stats", "/v1/ingest/stats".to_owned(), None),
+    ] {
+        let headers: Vec<(&str, &str)> =
+            auth.map(|a| vec![("Authorization", a.as_str())]).unwrap_or_default();
+        let (status, body) = a.get_with(&url, &headers);
+        assert_eq!(status, 200, "{url}: {body}");
+        openapi::assert_documented(&doc, template, 200, &serde_json::from_str(&body).unwrap());
+    }
+
     // The sealed buckets reached ClickHouse: every attempt, once, by orchestrator.
     let deadline = Instant::now() + SEAL_WAIT;
     let sql = "SELECT orchestrator, sum(attempts), sum(startup_successes) FROM vouch_sla_minutes \

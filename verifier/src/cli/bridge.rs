@@ -139,6 +139,6 @@ fn run_streamr(args: RunArgs) -> Result<Outcome> {
     if config.password.is_none() {
         config.password = std::env::var("VOUCH_MQTT_PASSWORD").ok();
     }
-    server_runtime()?.block_on(bridge::run_streamr(config, |s| announce(s), shutdown_signal()))?;
+    server_runtime()?.block_on(bridge::run_streamr(config, announce, shutdown_signal()))?;
     Ok(Outcome::Ok)
 }

@@ -60,6 +60,6 @@ pub(crate) fn run(args: NodeArgs) -> Result<Outcome> {
     if let Some(path) = args.authority_snapshot {
         config.authority.snapshot = Some(path);
     }
-    server_runtime()?.block_on(node::run(config, |s| announce(s), shutdown_signal()))?;
+    server_runtime()?.block_on(node::run(config, announce, shutdown_signal()))?;
     Ok(Outcome::Ok)
 }
