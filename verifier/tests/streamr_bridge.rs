@@ -458,10 +458,12 @@ fn bridge_latency() {
     let snapshot = snapshot(work.path(), &[&gateway]);
     let broker = Mosquitto::start();
     let stream = stream_of(&gateway);
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
+    // Stats are polled far faster than the API's default per-client limit.
+    let unlimited = "[api.rate_limit]\nper_second = 0.0\n";
+    let node_a = NodeProcess::spawn_configured(&work.path().join("a"), &snapshot, unlimited);
     let log_a = work.path().join("a/log");
     let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
-    let node_b = NodeProcess::spawn(&work.path().join("b"), &snapshot);
+    let node_b = NodeProcess::spawn_configured(&work.path().join("b"), &snapshot, unlimited);
     let bridge_b = Bridge::spawn(&[
         "--mqtt",
         &broker.url(),

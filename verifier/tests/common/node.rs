@@ -36,6 +36,19 @@ impl NodeProcess {
         NodeProcess::spawn_args(&[&base[..], &authority, args].concat())
     }
 
+    /// A node on free loopback ports whose configuration file holds
+    /// `config` (TOML), written beside its data directory.
+    pub fn spawn_configured(data_dir: &Path, snapshot: &Path, config: &str) -> NodeProcess {
+        let file = data_dir.with_extension("toml");
+        std::fs::write(&file, config).unwrap();
+        let args = ["--config", file.to_str().unwrap(), "--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
+        NodeProcess::spawn_with(
+            data_dir,
+            snapshot,
+            &[&args[..], &["--http-listen", "127.0.0.1:0"]].concat(),
+        )
+    }
+
     /// `vouch node ARGS…`, all flags given by the caller.
     pub fn spawn_args(args: &[&str]) -> NodeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
@@ -97,7 +110,8 @@ impl NodeProcess {
                 return stats;
             }
             assert!(Instant::now() < deadline, "{what} never happened: {stats}");
-            std::thread::sleep(Duration::from_millis(100));
+            // Well inside the API's default per-client rate limit (10/s).
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
