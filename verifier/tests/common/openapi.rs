@@ -1,6 +1,6 @@
 //! Checks an answer against the API's OpenAPI document
 //! (`vouch_verifier::api::openapi::DOCUMENT`), with the `jsonschema` crate.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use serde_json::{Value, json};
 
