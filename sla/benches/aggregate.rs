@@ -10,70 +10,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput};
-use serde_json::json;
-use vouch_delegation::Role;
-use vouch_schema::{Address, Event};
-use vouch_sla::{Engine, Observer, Query, Window};
+use vouch_schema::Event;
+use vouch_sla::{Engine, Query, Window};
 
-const BASE: u64 = 1_795_687_200_000; // 2026-11-26T10:00:00Z
-const MODELS: [&str; 10] = [
-    "streamdiffusion",
-    "streamdiffusion-sdxl",
-    "streamdiffusion-sdxl-faceid",
-    "comfyui",
-    "scope",
-    "segment_anything_2",
-    "noop",
-    "model-8",
-    "model-9",
-    "model-10",
-];
-const REGIONS: [&str; 5] = ["FRA", "MDW", "LAX", "SEA", "SIN"];
+#[path = "support/traffic.rs"]
+mod traffic;
 
-fn orch(i: usize) -> Address {
-    let mut a = [0u8; 20];
-    a[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-    Address(a)
-}
-
-fn ev(family: &str, ts: u64, data: serde_json::Value) -> Event {
-    Event::from_type_and_data(family, data, ts).unwrap()
-}
-
-/// One healthy-ish session: 8 events.
-fn session(rid: &str, o: Address, model: &str, region: &str, t: u64, k: u64) -> Vec<Event> {
-    let oi = json!({"address": o.to_hex(), "url": ""});
-    let tr = |sub: &str, ts: u64, with_orch: bool| {
-        let mut d = json!({"type": sub, "request_id": rid, "pipeline": model, "gateway_region": region, "timestamp": ts});
-        if with_orch {
-            d["orchestrator_info"] = oi.clone();
-        }
-        ev("stream_trace", ts, d)
-    };
-    let ptff = 700 + k % 900;
-    let mut out = vec![
-        tr("gateway_receive_stream_request", t, false),
-        tr("gateway_send_first_ingest_segment", t + 100, true),
-        tr("gateway_receive_first_processed_segment", t + ptff, true),
-        tr("gateway_receive_few_processed_segments", t + ptff + 400, true),
-    ];
-    for i in 1..=3u64 {
-        let ts = t + ptff + i * 10_000;
-        out.push(ev(
-            "ai_stream_status",
-            ts,
-            json!({"type": "status", "request_id": rid, "pipeline": model, "gateway_region": region,
-                   "timestamp": ts, "state": "ONLINE", "orchestrator_info": oi,
-                   "inference_status": {"fps": 20.0 + (k % 11) as f64}}),
-        ));
-    }
-    out.push(tr("gateway_ingest_stream_closed", t + 45_000, false));
-    out
-}
-
-fn gateway() -> Observer {
-    Observer { principal: Address([0xee; 20]), role: Role::Gateway, delegate: Address([0xef; 20]) }
-}
+use traffic::*;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -82,32 +25,6 @@ fn rss_bytes() -> u64 {
 }
 
 /// `hours` hours of one session per (orchestrator, model, region) per hour.
-fn big_engine(orchs: usize, models: usize, regions: usize, hours: u64) -> (Engine, usize) {
-    let mut engine = Engine::with_defaults();
-    let gw = gateway();
-    let grace = engine.policy().ingest.seal_grace_ms;
-    let mut events = 0;
-    for h in 0..hours {
-        let hour = BASE + h * 3_600_000;
-        let mut k = 0u64;
-        for o in 0..orchs {
-            for model in &MODELS[..models] {
-                for region in &REGIONS[..regions] {
-                    k += 1;
-                    let t = hour + (k % 50) * 60_000 + (k * 7919) % 60_000;
-                    let rid = format!("{h:02x}{k:06x}");
-                    let batch = session(&rid, orch(o), model, region, t, k + h);
-                    events += batch.len();
-                    engine.ingest(&gw, t + 46_000, &batch);
-                }
-            }
-        }
-        engine.seal(hour + 3_600_000 + grace);
-    }
-    engine.seal(BASE + hours * 3_600_000 + 600_000 + grace);
-    (engine, events)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
