@@ -7,6 +7,8 @@
 //! nothing asserts timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "common/chain.rs"]
+mod chain;
 #[path = "common/clickhouse.rs"]
 mod clickhouse;
 mod common;
@@ -16,93 +18,42 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chain::ChainSigner;
 use clickhouse::ClickHouse;
-use k256::ecdsa::SigningKey;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
-use vouch_schema::crypto::address_of;
-use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, TelemetryBatch};
+use vouch_schema::{Envelope, Event, TelemetryBatch};
 use vouch_verifier::sink::clickhouse::{ClickHouseClient, SlaMinuteRow};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
 
 const WAIT: Duration = Duration::from_secs(120);
 const DB: &str = "vouch_test";
 
-fn key(n: u32) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[28..].copy_from_slice(&n.to_be_bytes());
-    SigningKey::from_bytes(&k.into()).unwrap()
-}
+type Publisher = ChainSigner;
 
-/// A gateway signing envelopes of synthetic go-livepeer events in one chain.
-struct Publisher {
-    principal: Address,
-    delegate: SigningKey,
-    cert: Vec<u8>,
-    prev: Option<MessageRef>,
-    ts: u64,
-}
-
-impl Publisher {
-    fn new(n: u32) -> Publisher {
-        let principal = key(1000 + n);
-        let delegate = key(5000 + n);
-        let terms = DelegationTerms {
-            delegate: address_of(delegate.verifying_key()),
-            role: Role::Gateway,
-            region: "FRA".to_owned(),
-            not_before: 1_700_000_000,
-            not_after: 1_900_000_000,
-            nonce: 1,
-        };
-        let cert = SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms)
-            .unwrap()
-            .encode();
-        Publisher {
-            principal: address_of(principal.verifying_key()),
-            delegate,
-            cert,
-            prev: None,
-            ts: 1_764_158_400_000,
-        }
-    }
-
-    /// The next envelope, holding `count` stream_trace events.
-    fn envelope(&mut self, count: usize) -> Envelope {
-        self.ts += 1000;
-        let events = (0..count)
+/// The chain's next envelope, holding `count` stream_trace events.
+fn envelope(p: &mut Publisher, count: usize) -> Envelope {
+    p.next(|ts| {
+        (0..count)
             .map(|i| {
                 let kafka = json!({
-                    "id": format!("ev-{}-{i}", self.ts),
+                    "id": format!("ev-{}-{i}", ts),
                     "type": "stream_trace",
-                    "timestamp": (self.ts + i as u64).to_string(),
+                    "timestamp": (ts + i as u64).to_string(),
                     "gateway": "gw-1",
                     "data": {
                         "type": "gateway_receive_stream_request",
-                        "stream_id": format!("stream-{}", self.ts % 7),
-                        "request_id": format!("req-{}", self.ts),
+                        "stream_id": format!("stream-{}", ts % 7),
+                        "request_id": format!("req-{}", ts),
                         "pipeline": "streamdiffusion",
-                        "timestamp": self.ts + i as u64,
+                        "timestamp": ts + i as u64,
                         "orchestrator_info": {"address": "0x1111111111111111111111111111111111111111"}
                     }
                 });
                 Event::from_kafka_json(&kafka).unwrap()
             })
-            .collect();
-        let batch = TelemetryBatch::new(self.cert.clone(), events);
-        let id = MessageId {
-            stream_id: format!("{}/livepeer/telemetry", self.principal),
-            partition: 3,
-            timestamp: self.ts,
-            seq: 0,
-            publisher: Address::ZERO,
-            msg_chain_id: "ch-test".to_owned(),
-        };
-        let env = Envelope::sign(id, self.prev, batch.encode(), &self.delegate).unwrap();
-        self.prev = Some(env.id.as_ref());
-        env
-    }
+            .collect()
+    })
 }
 
 /// A writer of the log, counting the events it committed.
@@ -117,7 +68,12 @@ struct Stream {
 impl Stream {
     fn open(dir: &Path) -> Stream {
         let (log, _) = SegmentLog::open(dir, LogConfig::default()).unwrap();
-        Stream { log, publisher: Publisher::new(1), events: 0, envelopes: Vec::new() }
+        Stream {
+            log,
+            publisher: ChainSigner::new(1, 3, "ch-test"),
+            events: 0,
+            envelopes: Vec::new(),
+        }
     }
 
     /// Commits `n` envelopes of 0 to 6 events each, with an authority-view
@@ -125,7 +81,7 @@ impl Stream {
     fn publish(&mut self, n: usize) {
         for i in 0..n {
             let count = (self.envelopes.len() * 5 + 3) % 7;
-            let env = self.publisher.envelope(count);
+            let env = envelope(&mut self.publisher, count);
             let position = self.log.append(RecordKind::Envelope, &env.encode()).unwrap();
             self.envelopes.push((position.index, count as u64));
             self.events += count as u64;
@@ -242,10 +198,7 @@ fn every_accepted_event_lands_exactly_once_across_a_clickhouse_restart() {
     )))
     .unwrap();
     assert_eq!(row["principal"], json!(stream.publisher.principal.to_hex()));
-    assert_eq!(
-        row["delegate"],
-        json!(address_of(stream.publisher.delegate.verifying_key()).to_hex())
-    );
+    assert_eq!(row["delegate"], json!(stream.publisher.delegate_address().to_hex()));
     assert_eq!(row["role"], "gateway");
     assert_eq!(row["family"], "stream_trace");
     assert_eq!(row["subtype"], "gateway_receive_stream_request");
@@ -461,9 +414,9 @@ fn bench_rows_per_second() {
     let ch = ClickHouse::start();
     let dir = TempDir::new().unwrap();
     let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
-    let mut publisher = Publisher::new(2);
+    let mut publisher = ChainSigner::new(2, 3, "ch-test");
     for i in 0..ENVELOPES {
-        log.append(RecordKind::Envelope, &publisher.envelope(PER_ENVELOPE).encode()).unwrap();
+        log.append(RecordKind::Envelope, &envelope(&mut publisher, PER_ENVELOPE).encode()).unwrap();
         if i % 100 == 99 {
             log.commit().unwrap();
         }

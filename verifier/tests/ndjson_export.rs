@@ -5,28 +5,23 @@
 //! malformed record is an error naming its index.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "common/chain.rs"]
+mod chain;
+
+use chain::ChainSigner;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use k256::ecdsa::SigningKey;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
-use vouch_schema::crypto::address_of;
-use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, TelemetryBatch};
+use vouch_schema::{Envelope, Event};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
 
 const WAIT: Duration = Duration::from_secs(60);
 const CHAIN: &str = "export-test";
-
-fn key(n: u32) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[28..].copy_from_slice(&n.to_be_bytes());
-    SigningKey::from_bytes(&k.into()).unwrap()
-}
 
 fn fixtures() -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,60 +29,15 @@ fn fixtures() -> Vec<Value> {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// A gateway principal and its delegate, signing envelopes in one chain.
-struct Publisher {
-    principal: Address,
-    delegate: SigningKey,
-    cert: Vec<u8>,
-    prev: Option<MessageRef>,
-    ts: u64,
+type Publisher = ChainSigner;
+
+fn publisher() -> Publisher {
+    ChainSigner::new(1, 7, CHAIN)
 }
 
-impl Publisher {
-    fn new() -> Publisher {
-        let principal = key(1001);
-        let delegate = key(5001);
-        let terms = DelegationTerms {
-            delegate: address_of(delegate.verifying_key()),
-            role: Role::Gateway,
-            region: "FRA".to_owned(),
-            not_before: 1_700_000_000,
-            not_after: 1_900_000_000,
-            nonce: 1,
-        };
-        let cert = SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms)
-            .unwrap()
-            .encode();
-        Publisher {
-            principal: address_of(principal.verifying_key()),
-            delegate,
-            cert,
-            prev: None,
-            ts: 1_764_158_400_000,
-        }
-    }
-
-    fn delegate(&self) -> Address {
-        address_of(self.delegate.verifying_key())
-    }
-
-    /// The next envelope of the chain, holding `events` (Kafka JSON).
-    fn envelope(&mut self, events: &[Value]) -> Envelope {
-        let events = events.iter().map(|e| Event::from_kafka_json(e).unwrap()).collect();
-        let batch = TelemetryBatch::new(self.cert.clone(), events);
-        self.ts += 1000;
-        let id = MessageId {
-            stream_id: format!("{}/livepeer/telemetry", self.principal),
-            partition: 7,
-            timestamp: self.ts,
-            seq: 0,
-            publisher: Address::ZERO,
-            msg_chain_id: CHAIN.to_owned(),
-        };
-        let env = Envelope::sign(id, self.prev, batch.encode(), &self.delegate).unwrap();
-        self.prev = Some(env.id.as_ref());
-        env
-    }
+/// The chain's next envelope, holding `events` (Kafka JSON).
+fn envelope(p: &mut Publisher, events: &[Value]) -> Envelope {
+    p.next(|_| events.iter().map(|e| Event::from_kafka_json(e).unwrap()).collect())
 }
 
 /// A log as a node leaves it: an authority-view record, then three
@@ -98,7 +48,7 @@ fn fixture_log(dir: &Path, publisher: &mut Publisher) -> (SegmentLog, Vec<Envelo
     let all = fixtures();
     let mut envelopes = Vec::new();
     for chunk in all.chunks(3) {
-        let env = publisher.envelope(chunk);
+        let env = envelope(publisher, chunk);
         log.append(RecordKind::Envelope, &env.encode()).unwrap();
         envelopes.push(env);
     }
@@ -148,7 +98,7 @@ fn check_line(
             "event_index": event_index,
             "envelope_hash": blake3::hash(&env.encode()).to_hex().to_string(),
             "principal": p.principal.to_hex(),
-            "delegate": p.delegate().to_hex(),
+            "delegate": p.delegate_address().to_hex(),
             "role": "gateway",
             "region": "FRA",
             "stream_id": env.id.stream_id,
@@ -163,7 +113,7 @@ fn check_line(
 #[test]
 fn every_event_comes_out_as_the_original_kafka_json_plus_provenance() {
     let dir = TempDir::new().unwrap();
-    let mut publisher = Publisher::new();
+    let mut publisher = publisher();
     let (_log, envelopes) = fixture_log(dir.path(), &mut publisher);
     let log_dir = dir.path().to_str().unwrap();
 
@@ -226,7 +176,7 @@ fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
 #[test]
 fn follow_picks_up_records_committed_later_and_stops_on_sigterm() {
     let dir = TempDir::new().unwrap();
-    let mut publisher = Publisher::new();
+    let mut publisher = publisher();
     let (mut log, _) = fixture_log(dir.path(), &mut publisher);
     let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
         .args(["export", "ndjson", dir.path().to_str().unwrap(), "--follow", "--from", "2"])
@@ -243,10 +193,10 @@ fn follow_picks_up_records_committed_later_and_stops_on_sigterm() {
     }
 
     // Appended but not committed: never exported.
-    let pending = publisher.envelope(&all[..1]);
+    let pending = envelope(&mut publisher, &all[..1]);
     log.append(RecordKind::Envelope, &pending.encode()).unwrap();
     log.append(RecordKind::Revocation, b"revocation").unwrap();
-    let later = publisher.envelope(&all[6..8]);
+    let later = envelope(&mut publisher, &all[6..8]);
     log.append(RecordKind::Envelope, &later.encode()).unwrap();
     log.commit().unwrap();
     let got: Vec<Value> =
@@ -266,12 +216,12 @@ fn follow_picks_up_records_committed_later_and_stops_on_sigterm() {
 #[test]
 fn a_closed_pipe_ends_the_export_quietly() {
     let dir = TempDir::new().unwrap();
-    let mut publisher = Publisher::new();
+    let mut publisher = publisher();
     let (mut log, _) = fixture_log(dir.path(), &mut publisher);
     // Enough output to overflow any pipe buffer.
     let all = fixtures();
     for _ in 0..200 {
-        log.append(RecordKind::Envelope, &publisher.envelope(&all).encode()).unwrap();
+        log.append(RecordKind::Envelope, &envelope(&mut publisher, &all).encode()).unwrap();
     }
     log.commit().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
@@ -297,7 +247,7 @@ fn a_closed_pipe_ends_the_export_quietly() {
 #[test]
 fn a_malformed_record_is_an_error_naming_it_after_the_lines_before_it() {
     let dir = TempDir::new().unwrap();
-    let mut publisher = Publisher::new();
+    let mut publisher = publisher();
     let (mut log, _) = fixture_log(dir.path(), &mut publisher);
     log.append(RecordKind::Envelope, b"not an envelope").unwrap();
     log.commit().unwrap();
