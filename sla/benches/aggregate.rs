@@ -42,27 +42,29 @@ fn main() {
 
     // Per-event aggregation against decoding the same events.
     let sessions = if full { 2_000 } else { 50 };
-    let mut batches: Vec<(u64, Vec<Event>)> = Vec::new();
+    let mut batches: Vec<(u64, &str, Vec<Event>)> = Vec::new();
     for s in 0..sessions {
         let t = BASE + (s as u64 % 600) * 1_000;
-        let batch =
-            session(&format!("{s:08x}"), orch(s % 100), MODELS[s % 3], REGIONS[s % 5], t, s as u64);
-        batches.push((t + 46_000, batch));
+        let region = REGIONS[s % 5];
+        let batch = session(&format!("{s:08x}"), orch(s % 100), MODELS[s % 3], region, t, s as u64);
+        batches.push((t + 46_000, region, batch));
     }
-    let n_events: usize = batches.iter().map(|(_, b)| b.len()).sum();
+    let n_events: usize = batches.iter().map(|(_, _, b)| b.len()).sum();
     let encoded: Vec<Vec<u8>> =
-        batches.iter().flat_map(|(_, b)| b.iter().map(Event::encode)).collect();
+        batches.iter().flat_map(|(_, _, b)| b.iter().map(Event::encode)).collect();
     let end = BASE + 3_600_000;
-    let gw = gateway();
+    let gateways: Vec<_> = REGIONS.iter().map(|r| gateway(r)).collect();
     let ingest = |e: &mut Engine| {
         let mut accepted = 0;
-        for (envelope_ts, batch) in &batches {
-            accepted += e.ingest(&gw, *envelope_ts, batch).accepted;
+        for (envelope_ts, region, batch) in &batches {
+            let gw = gateways.iter().find(|g| g.region == *region).unwrap();
+            accepted += e.ingest(gw, *envelope_ts, batch).accepted;
         }
         accepted
     };
+    let fresh = || listed_engine(100);
     // Every event is taken (none rejected as late or out of lag).
-    assert_eq!(ingest(&mut Engine::with_defaults()), n_events as u64);
+    assert_eq!(ingest(&mut fresh()), n_events as u64);
     let mut g = c.benchmark_group("per_event");
     g.throughput(Throughput::Elements(n_events as u64));
     g.bench_function("baseline_decode_cbor", |b| {
@@ -74,7 +76,7 @@ fn main() {
     });
     g.bench_function("ingest", |b| {
         b.iter_batched(
-            Engine::with_defaults,
+            fresh,
             |mut e| {
                 ingest(&mut e);
                 e
@@ -84,7 +86,7 @@ fn main() {
     });
     g.bench_function("ingest_and_seal", |b| {
         b.iter_batched(
-            Engine::with_defaults,
+            fresh,
             |mut e| {
                 ingest(&mut e);
                 e.seal(end + 3_600_000);

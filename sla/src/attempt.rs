@@ -132,6 +132,8 @@ pub(crate) struct Contribution {
 #[derive(Debug, Default)]
 pub(crate) struct DecideStats {
     pub(crate) unattributed_errors: u64,
+    /// Swaps away from an orchestrator that served no attempt in the session.
+    pub(crate) unattributed_swaps: u64,
     pub(crate) late_decisions: u64,
 }
 
@@ -309,6 +311,12 @@ impl Session {
             let Some(away) = named.or_else(|| active(w).map(|i| order[i].1.orch)) else {
                 continue;
             };
+            // Only an orchestrator that served the session can be swapped
+            // away from: a swap naming any other is the gateway's word alone.
+            if !self.attempts.keys().any(|k| k.orch == away) {
+                stats.unattributed_swaps += 1;
+                continue;
+            }
             let next = order.iter().find(|&&(t, _)| t > w && t < at);
             let retry = match next {
                 Some(&(_, k)) => k.orch == away,

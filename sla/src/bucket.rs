@@ -279,6 +279,13 @@ pub(crate) struct SeriesKey {
     pub(crate) origin: u8,
 }
 
+impl SeriesKey {
+    /// The smallest key of `orch`: where a range over its series starts.
+    pub(crate) fn first_of(orch: Address) -> SeriesKey {
+        SeriesKey { orch, model: String::new(), region: String::new(), origin: 0 }
+    }
+}
+
 /// p50/p95/p99 of a histogram and its sample count; `null`s when empty.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PercentileSummary {

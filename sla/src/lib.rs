@@ -20,6 +20,7 @@
 
 mod attempt;
 mod bucket;
+mod corroboration;
 mod engine;
 mod error;
 mod histogram;
@@ -34,8 +35,8 @@ pub use engine::{Engine, EngineStats, IngestReport, Limits, Observer};
 pub use error::SlaError;
 pub use histogram::Histogram;
 pub use policy::{
-    AttemptPolicy, DEFAULT_POLICY_TOML, FailureClass, FailureRule, IngestPolicy, LegacyPolicy,
-    Policy, ScoringPolicy, SlaScoreV1, WindowPolicy,
+    AttemptPolicy, CorroborationPolicy, DEFAULT_POLICY_TOML, FailureClass, FailureRule,
+    IngestPolicy, LegacyPolicy, Policy, ScoringPolicy, SlaScoreV1, WindowPolicy,
 };
 pub use query::{Query, QueryError, Window};
 pub use registry::{DEFAULT_REGISTRY_TOML, ModelSpec, Registry};

@@ -135,6 +135,36 @@ pub struct ScoringPolicy {
     pub self_report_disagree_ratio: f64,
 }
 
+/// `[corroboration]`: how many gateways a score needs, and when one
+/// gateway's view of an orchestrator is flagged as far from the others'.
+/// Every key has a default, so policies recorded before the table existed
+/// still load (with the defaults below).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorroborationPolicy {
+    /// Distinct gateways a score needs in its window.
+    pub min_gateways: u64,
+    /// Scored attempts a gateway needs in the window before its view is judged.
+    pub min_attempts: u64,
+    /// A startup success rate further than this (absolute) from the median
+    /// gateway's is flagged.
+    pub success_rate_delta: f64,
+    /// A mean PTFF more than this factor above or below the median
+    /// gateway's is flagged.
+    pub ptff_ratio: f64,
+}
+
+impl Default for CorroborationPolicy {
+    fn default() -> Self {
+        CorroborationPolicy {
+            min_gateways: 1,
+            min_attempts: 10,
+            success_rate_delta: 0.3,
+            ptff_ratio: 2.0,
+        }
+    }
+}
+
 /// `[sla_score_v1]`: the Cloud SPE formula.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,6 +210,8 @@ struct PolicyFile {
     attempt: AttemptPolicy,
     windows: WindowPolicy,
     scoring: ScoringPolicy,
+    #[serde(default)]
+    corroboration: CorroborationPolicy,
     sla_score_v1: SlaScoreV1,
     legacy: LegacyPolicy,
     failure_rules: Vec<FailureRule>,
@@ -200,6 +232,8 @@ pub struct Policy {
     pub windows: WindowPolicy,
     /// `[scoring]`.
     pub scoring: ScoringPolicy,
+    /// `[corroboration]`.
+    pub corroboration: CorroborationPolicy,
     /// `[sla_score_v1]`.
     pub sla: SlaScoreV1,
     /// `[legacy]`.
@@ -232,6 +266,7 @@ impl Policy {
             attempt: file.attempt,
             windows: file.windows,
             scoring: file.scoring,
+            corroboration: file.corroboration,
             sla: file.sla_score_v1,
             legacy: file.legacy,
             failure_rules: file.failure_rules,
@@ -267,6 +302,13 @@ impl Policy {
         let p = self.scoring.compliance_percentile;
         if p == 0 || p > 100 {
             return bad("scoring.compliance_percentile must be 1..=100");
+        }
+        let c = &self.corroboration;
+        if c.min_gateways == 0 {
+            return bad("corroboration.min_gateways must be at least 1");
+        }
+        if !(c.success_rate_delta > 0.0 && c.ptff_ratio > 1.0) {
+            return bad("corroboration.success_rate_delta must be > 0 and ptff_ratio > 1");
         }
         if !(self.legacy.median_score > 0.0 && self.legacy.median_score < 1.0) {
             return bad("legacy.median_score must be strictly between 0 and 1");

@@ -146,15 +146,4 @@ impl Query {
             origin,
         })
     }
-
-    pub(crate) fn cache_key(&self) -> String {
-        format!(
-            "{}|{:?}|{:?}|{:?}|{}",
-            self.window.name(),
-            self.region,
-            self.model_id,
-            self.pipeline,
-            self.origin.as_str()
-        )
-    }
 }

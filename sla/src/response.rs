@@ -108,8 +108,12 @@ pub struct SelfReported {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[allow(missing_docs)]
 pub struct OrchestratorMetrics {
-    /// `ok` or `insufficient_data`.
+    /// `ok` or `insufficient_data` (too few attempts, or too few distinct gateways).
     pub status: &'static str,
+    /// Distinct gateways whose observations are in these figures.
+    pub gateways: u64,
+    /// Of those, gateways whose view is far from the others'.
+    pub flagged_gateways: u64,
     pub sla_score: Option<f64>,
     pub legacy_score: Option<f64>,
     pub attempts: u64,
@@ -208,13 +212,19 @@ pub struct SeriesPoint {
     pub swaps: u64,
 }
 
-/// Attempts a gateway observed (restricted).
+/// What one gateway observed of an orchestrator (restricted).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GatewayCount {
     /// The gateway (signer's principal).
     pub gateway: Address,
     /// Attempts.
     pub attempts: u64,
+    /// Its startup success rate (excused attempts left out).
+    pub startup_success_rate: Option<f64>,
+    /// Its mean PTFF, ms.
+    pub ptff_mean_ms: Option<f64>,
+    /// Whether its view is far from the other gateways' (policy `[corroboration]`).
+    pub flagged: bool,
 }
 
 /// `GET /v1/sla/orchestrators/{address}`.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::bucket::{Bucket, PercentileSummary, SelfBucket};
+use crate::corroboration::Corroboration;
 use crate::histogram::Histogram;
 use crate::policy::{FailureClass, Policy};
 use crate::registry::Registry;
@@ -137,13 +138,17 @@ pub(crate) fn metrics(
     ctx: &ScoreCtx<'_>,
     per_model: &BTreeMap<String, Bucket>,
     self_b: Option<&SelfBucket>,
+    seen: &Corroboration,
 ) -> OrchestratorMetrics {
     let mut total = Bucket::default();
     for b in per_model.values() {
         total.merge(b);
     }
     let c = &total.c;
-    let ok = c.attempts >= ctx.policy.scoring.min_attempts && c.scored_attempts > 0;
+    let gateways = seen.distinct();
+    let ok = c.attempts >= ctx.policy.scoring.min_attempts
+        && c.scored_attempts > 0
+        && gateways >= ctx.policy.corroboration.min_gateways;
     let (mut wc, mut wr, mut wq, mut w) = (0.0, 0.0, 0.0, 0.0);
     for (model, b) in per_model {
         if let Some((cov, rel, q)) = model_components(ctx, model, b) {
@@ -182,6 +187,8 @@ pub(crate) fn metrics(
     let observed_fps = fps_of(&total.fps);
     OrchestratorMetrics {
         status: if ok { "ok" } else { "insufficient_data" },
+        gateways,
+        flagged_gateways: seen.flagged(&ctx.policy.corroboration).len() as u64,
         sla_score,
         legacy_score,
         attempts: c.attempts,

@@ -10,10 +10,15 @@ use serde_json::{Value as Json, json};
 use vouch_schema::Event;
 use vouch_sla::{Engine, Query};
 
+/// The orchestrator of the samples' one attempt (listed in the test authority view).
+fn fixture_orchestrator() -> vouch_schema::Address {
+    "0x52cf2968b3dc6016778742d3539449a6597d5954".parse().unwrap()
+}
+
 const SAMPLES: &str = include_str!("../../schemas/tests/data/go-livepeer-kafka-samples.json");
 
 fn fixture_engine(reverse: bool) -> Engine {
-    let mut engine = Engine::with_defaults();
+    let mut engine = common::engine_listing([fixture_orchestrator()]);
     let gw = common::gateway();
     let all: Vec<Json> = serde_json::from_str(SAMPLES).unwrap();
     let mut events: Vec<(u64, Event)> = all
@@ -87,13 +92,14 @@ fn fixture_numbers_match_hand_arithmetic() {
         json!({"fps_p50": null, "cue": null, "cue_source": null, "disagrees": false})
     );
 
+    // The samples name no region: the gateway's certificate (FRA) decides.
     let demand = serde_json::to_value(engine.demand(&Query::default())).unwrap();
     assert_eq!(
         demand["rows"],
         json!([{"model_id": "streamdiffusion-sdxl-faceid", "pipeline": "live-video-to-video",
-                "region": "GLOBAL", "sessions": 1, "attempts": 1, "inference_minutes": 0.1667}])
+                "region": "FRA", "sessions": 1, "attempts": 1, "inference_minutes": 0.1667}])
     );
-    assert_eq!(serde_json::to_value(engine.regions()).unwrap(), json!({"regions": ["GLOBAL"]}));
+    assert_eq!(serde_json::to_value(engine.regions()).unwrap(), json!({"regions": ["FRA"]}));
     // Request 499ae98f never reached an orchestrator: its error is counted
     // but charged to nobody.
     let stats = engine.stats();
@@ -116,7 +122,7 @@ fn fixture_answers_do_not_depend_on_file_order() {
 
 #[test]
 fn sealed_buckets_name_their_counters() {
-    let mut engine = Engine::with_defaults();
+    let mut engine = common::engine_listing([fixture_orchestrator()]);
     let gw = common::gateway();
     let all: Vec<Json> = serde_json::from_str(SAMPLES).unwrap();
     for j in &all {

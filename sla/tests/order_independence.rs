@@ -41,7 +41,7 @@ fn answers(engine: &Engine) -> Vec<String> {
 }
 
 fn run(events: &[Event]) -> Engine {
-    let mut e = Engine::with_defaults();
+    let mut e = common::engine();
     ingest_all(&mut e, &gateway(), events);
     seal_through(&mut e, T0 + 1_000_000);
     e
@@ -82,7 +82,7 @@ fn checkpoint_mid_stream_then_replaying_the_tail_matches_one_run() {
     let whole = run(&events);
     // The events of the first 200 s, a seal of the minutes before T0 + 120 s
     // (whose decisions need only those events), a checkpoint, then the rest.
-    let mut first = Engine::with_defaults();
+    let mut first = common::engine();
     let (head, tail): (Vec<Event>, Vec<Event>) =
         events.iter().cloned().partition(|e| e.ts.unwrap() < T0 + 200_000);
     ingest_all(&mut first, &gateway(), &head);

@@ -49,7 +49,7 @@ fn end_of_traffic() -> u64 {
 }
 
 fn engine_with(events: &[Event]) -> Engine {
-    let mut e = Engine::with_defaults();
+    let mut e = common::engine();
     ingest_all(&mut e, &gateway(), events);
     e
 }
@@ -224,7 +224,7 @@ fn self_reports_never_raise_a_score() {
 
 #[test]
 fn event_time_must_trail_its_envelope_within_the_lag() {
-    let mut e = Engine::with_defaults();
+    let mut e = common::engine();
     let gw = gateway();
     let ev = trace("gateway_receive_stream_request", "aa", None, T0);
     let future = e.ingest(&gw, T0 - 1, std::slice::from_ref(&ev));
@@ -265,7 +265,8 @@ fn detail_series_and_restricted_gateways() {
         serde_json::to_value(engine.orchestrator(&addr(HEALTHY), &q, true).unwrap()).unwrap();
     assert_eq!(
         restricted["by_gateway"],
-        json!([{"gateway": gateway().principal.to_hex(), "attempts": SESSIONS}])
+        json!([{"gateway": gateway().principal.to_hex(), "attempts": SESSIONS,
+                "startup_success_rate": 1.0, "ptff_mean_ms": 820.0, "flagged": false}])
     );
     assert!(engine.orchestrator(&addr(77), &q, true).is_none());
     let demand = serde_json::to_value(engine.demand(&q)).unwrap();

@@ -24,7 +24,6 @@ use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
 use vouch_schema::crypto::address_of;
 use vouch_schema::topic::telemetry_topic;
 use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin, TelemetryBatch};
-use vouch_sla::Observer;
 use vouch_verifier::scores::{PolicyFiles, Scores};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
 use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig, Verified};
@@ -165,10 +164,7 @@ fn run_pipeline(pubs: &[Publisher], envelopes: &[Vec<u8>], with_log: bool) -> Du
 fn commit_and_score(log: &mut SegmentLog, scores: &Scores, accepted: &mut Vec<Verified>) {
     log.commit().unwrap();
     for v in accepted.drain(..) {
-        let c = v.certificate();
-        let observer =
-            Observer { principal: c.principal(), role: c.role(), delegate: c.delegate() };
-        scores.ingest(&observer, v.envelope(), v.batch());
+        scores.ingest_verified(&v);
     }
 }
 

@@ -16,7 +16,6 @@ use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
 use vouch_schema::crypto::address_of;
 use vouch_schema::topic::telemetry_topic;
 use vouch_schema::{Address, Envelope, Event, MessageId, TelemetryBatch};
-use vouch_sla::Observer;
 use vouch_verifier::api::{Params, SlaSource};
 use vouch_verifier::scores::{PolicyFiles, Scores};
 use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig};
@@ -71,21 +70,25 @@ fn envelopes() -> (Vec<Vec<u8>>, Address) {
     (out, address_of(principal.verifying_key()))
 }
 
-/// Validates every envelope at its own time and scores what passed.
+/// Validates every envelope at its own time and scores what passed, under
+/// one authority view: the gateway, and the fixtures' orchestrator.
 fn scored(envelopes: &[Vec<u8>], gateway: Address) -> Scores {
     let entry =
-        PrincipalEntry { address: gateway, roles: BTreeSet::from([Role::Gateway]), stake: None };
-    let authority = Arc::new(CachedAuthority::new(AuthorityView::new("test", [entry])));
-    let mut pipeline = Pipeline::new(ValidationConfig::default(), authority);
+        |address, role| PrincipalEntry { address, roles: BTreeSet::from([role]), stake: None };
+    let orchestrator = "0x52cf2968b3dc6016778742d3539449a6597d5954".parse().unwrap();
+    let view = AuthorityView::new(
+        "test",
+        [entry(gateway, Role::Gateway), entry(orchestrator, Role::Orchestrator)],
+    );
     let scores = Scores::open(&PolicyFiles::default(), None).unwrap().0;
+    scores.set_authority(&view);
+    let mut pipeline =
+        Pipeline::new(ValidationConfig::default(), Arc::new(CachedAuthority::new(view)));
     for bytes in envelopes {
         let ts = Envelope::decode(bytes).unwrap().id.timestamp;
         let msg = Unverified::from_topic(bytes.clone(), &telemetry_topic(0), ts);
         let v = pipeline.validate(msg, ts).unwrap();
-        let c = v.certificate();
-        let observer =
-            Observer { principal: c.principal(), role: c.role(), delegate: c.delegate() };
-        scores.ingest(&observer, v.envelope(), v.batch());
+        scores.ingest_verified(&v);
     }
     assert!(scores.seal(SEAL_AT).is_some());
     scores
@@ -117,7 +120,8 @@ fn signed_fixtures_give_the_hand_computed_numbers_in_any_order() {
     assert_eq!(o["fps"]["p50"], json!(15.09));
     // 1768483618933 − 1768483608933 = 10,000 ms of output = 0.1667 min.
     assert_eq!(o["inference_minutes"], json!(0.1667));
-    assert_eq!(get(&forward, "regions"), json!({"regions": ["GLOBAL"]}));
+    // The events name no region: the gateway certificate's (FRA) counts.
+    assert_eq!(get(&forward, "regions"), json!({"regions": ["FRA"]}));
 
     envelopes.reverse();
     let backward = scored(&envelopes, gateway);

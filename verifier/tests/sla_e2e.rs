@@ -22,15 +22,12 @@ mod common;
 mod openapi;
 
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::identity::{Identity, ok_json, repo_root, vouch};
+use common::identity::{Identity, repo_root};
 use common::node::NodeProcess;
-use hmac::{Hmac, Mac};
+use common::sla::{JWT_SECRET, fast_policy, hs256_token, now_ms, publish, session};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tempfile::TempDir;
 
 const GATEWAY_KEY: &str = "0x2121212121212121212121212121212121212121212121212121212121212121";
@@ -39,42 +36,8 @@ const GATEWAY_DELEGATE_KEY: &str =
 const HEALTHY: &str = "0x00000000000000000000000000000000000000a1";
 const SLOW: &str = "0x00000000000000000000000000000000000000a2";
 const SESSIONS: u64 = 12;
-const JWT_SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 /// Sealing needs the decision minute's end plus the grace: up to ~90 s here.
 const SEAL_WAIT: Duration = Duration::from_secs(240);
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn kafka(family: &str, ts: u64, data: Value) -> Value {
-    let mut data = data;
-    data["timestamp"] = json!(ts);
-    json!({"id": format!("{family}-{ts}-{}", data["type"]), "type": family,
-           "timestamp": ts.to_string(), "gateway": "", "data": data})
-}
-
-fn trace(subtype: &str, rid: &str, orch: &str, ts: u64) -> Value {
-    kafka(
-        "stream_trace",
-        ts,
-        json!({"type": subtype, "request_id": rid, "stream_id": format!("s-{rid}"),
-               "pipeline": "streamdiffusion", "gateway_region": "FRA",
-               "orchestrator_info": {"address": orch, "url": ""}}),
-    )
-}
-
-fn status(rid: &str, orch: &str, ts: u64, fps: f64) -> Value {
-    kafka(
-        "ai_stream_status",
-        ts,
-        json!({"type": "status", "request_id": rid, "pipeline": "streamdiffusion",
-               "state": "ONLINE", "gateway_region": "FRA",
-               "inference_status": {"fps": fps, "last_output_time": ts},
-               "input_status": {"fps": 30.0},
-               "orchestrator_info": {"address": orch, "url": ""}}),
-    )
-}
 
 /// `SESSIONS` sessions per orchestrator: first frame after `ptff` ms,
 /// playable 500 ms later, one runner status at `fps`. All in the past.
@@ -84,23 +47,10 @@ fn sessions() -> Vec<Value> {
     for (orch, ptff, fps) in [(HEALTHY, 800, 30.0), (SLOW, 2_500, 18.0)] {
         for n in 0..SESSIONS {
             let rid = format!("{}-{n}", &orch[orch.len() - 2..]);
-            let t = t0 + n * 50;
-            out.push(trace("gateway_receive_stream_request", &rid, "", t));
-            out.push(trace("gateway_send_first_ingest_segment", &rid, orch, t + 100));
-            out.push(trace("gateway_receive_first_processed_segment", &rid, orch, t + ptff));
-            out.push(trace("gateway_receive_few_processed_segments", &rid, orch, t + ptff + 500));
-            out.push(status(&rid, orch, t + ptff + 1_000, fps));
+            out.extend(session(&rid, orch, t0 + n * 50, ptff, fps));
         }
     }
     out
-}
-
-fn hs256_token(claims: &Value) -> String {
-    let h = URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "typ": "JWT"}).to_string());
-    let p = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).unwrap();
-    mac.update(format!("{h}.{p}").as_bytes());
-    format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
 fn get_json(node: &NodeProcess, path: &str) -> Value {
@@ -127,12 +77,7 @@ fn wait_scored(node: &NodeProcess, path: &str) -> Value {
 fn two_nodes_score_the_same_sessions_identically_over_http() {
     let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
     let work = TempDir::new().unwrap();
-    let policy = vouch_sla::DEFAULT_POLICY_TOML
-        .replace("event_lag_ms = 300000", "event_lag_ms = 20000")
-        .replace("seal_grace_ms = 360000", "seal_grace_ms = 20000")
-        .replace("startup_horizon_ms = 120000", "startup_horizon_ms = 5000");
-    assert_ne!(policy, vouch_sla::DEFAULT_POLICY_TOML, "the v1 timings moved");
-    std::fs::write(work.path().join("policy.toml"), policy).unwrap();
+    std::fs::write(work.path().join("policy.toml"), fast_policy()).unwrap();
     let base = format!(
         "[sla]\npolicy = \"policy.toml\"\n[api.jwt]\nalgorithm = \"HS256\"\nkey = \"{JWT_SECRET}\"\n"
     );
@@ -142,7 +87,12 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
     std::fs::write(work.path().join("a.toml"), with_sink).unwrap();
     std::fs::write(work.path().join("b.toml"), base).unwrap();
     let snapshot = work.path().join("authority.json");
-    let view = json!({"principals": [{"address": gateway.principal, "roles": ["gateway"]}]});
+    // The gateway, and the two orchestrators it observes (only listed ones are scored).
+    let view = json!({"principals": [
+        {"address": gateway.principal, "roles": ["gateway"]},
+        {"address": HEALTHY, "roles": ["orchestrator"]},
+        {"address": SLOW, "roles": ["orchestrator"]},
+    ]});
     std::fs::write(&snapshot, view.to_string()).unwrap();
     let node = |name: &str| {
         let config = work.path().join(format!("{name}.toml"));
@@ -165,22 +115,7 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
     // The same events: file order to one node, reversed to the other.
     let mut events = sessions();
     for (target, name) in [(&a, "forward.ndjson"), (&b, "backward.ndjson")] {
-        let ndjson: String = events.iter().map(|e| format!("{e}\n")).collect();
-        std::fs::write(gateway.dir.path().join(name), ndjson).unwrap();
-        let out = ok_json(&vouch(&[
-            "publish",
-            "--key",
-            &gateway.p("d.key"),
-            "--cert",
-            &gateway.p("d.cert"),
-            "--events",
-            &gateway.p(name),
-            "--bootstrap",
-            &target.p2p(),
-            "--timeout",
-            "60s",
-        ]));
-        assert_eq!(out["rejected_lines"], json!(0), "{out}");
+        publish(&gateway, name, &events, &target.p2p());
         events.reverse();
     }
 
@@ -227,7 +162,8 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
     let detail: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         detail["by_gateway"],
-        json!([{"gateway": gateway.principal, "attempts": SESSIONS}]),
+        json!([{"gateway": gateway.principal, "attempts": SESSIONS, "startup_success_rate": 1.0,
+                "ptff_mean_ms": 800.0, "flagged": false}]),
         "{detail}"
     );
 

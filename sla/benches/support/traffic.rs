@@ -7,6 +7,7 @@
 
 use serde_json::json;
 use vouch_delegation::Role;
+use vouch_delegation::authority::{AuthorityView, PrincipalEntry};
 use vouch_schema::{Address, Event};
 use vouch_sla::{Engine, Observer};
 
@@ -73,8 +74,28 @@ pub(crate) fn session(
     out
 }
 
-pub(crate) fn gateway() -> Observer {
-    Observer { principal: Address([0xee; 20]), role: Role::Gateway, delegate: Address([0xef; 20]) }
+/// The gateway of `region`: one principal per region, its certificate
+/// declaring that region (where its observations are scored).
+pub(crate) fn gateway(region: &str) -> Observer {
+    let i = REGIONS.iter().position(|r| *r == region).unwrap_or(0) as u8;
+    Observer {
+        principal: Address([0xe0 + i; 20]),
+        role: Role::Gateway,
+        delegate: Address([0xf0 + i; 20]),
+        region: region.to_owned(),
+    }
+}
+
+/// An engine whose authority view lists orchestrators `0..orchs`.
+pub(crate) fn listed_engine(orchs: usize) -> Engine {
+    let mut engine = Engine::with_defaults();
+    let entries = (0..orchs).map(|o| PrincipalEntry {
+        address: orch(o),
+        roles: [Role::Orchestrator].into(),
+        stake: None,
+    });
+    engine.set_authority(&AuthorityView::new("bench", entries));
+    engine
 }
 
 pub(crate) fn big_engine(
@@ -83,8 +104,7 @@ pub(crate) fn big_engine(
     regions: usize,
     hours: u64,
 ) -> (Engine, usize) {
-    let mut engine = Engine::with_defaults();
-    let gw = gateway();
+    let mut engine = listed_engine(orchs);
     let grace = engine.policy().ingest.seal_grace_ms;
     let mut events = 0;
     for h in 0..hours {
@@ -98,7 +118,7 @@ pub(crate) fn big_engine(
                     let rid = format!("{h:02x}{k:06x}");
                     let batch = session(&rid, orch(o), model, region, t, k + h);
                     events += batch.len();
-                    engine.ingest(&gw, t + 46_000, &batch);
+                    engine.ingest(&gateway(region), t + 46_000, &batch);
                 }
             }
         }

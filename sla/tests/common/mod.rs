@@ -3,8 +3,9 @@
 
 use serde_json::{Value as Json, json};
 use vouch_delegation::Role;
+use vouch_delegation::authority::{AuthorityView, PrincipalEntry};
 use vouch_schema::{Address, Event};
-use vouch_sla::{Engine, Observer};
+use vouch_sla::{Engine, Limits, Observer, Policy, Registry};
 
 /// Base time of generated traffic: 2026-11-26T10:00:00Z.
 pub(crate) const T0: u64 = 1_795_687_200_000;
@@ -14,7 +15,38 @@ pub(crate) fn addr(n: u8) -> Address {
 }
 
 pub(crate) fn observer(n: u8, role: Role) -> Observer {
-    Observer { principal: addr(n), role, delegate: addr(n.wrapping_add(100)) }
+    Observer {
+        principal: addr(n),
+        role,
+        delegate: addr(n.wrapping_add(100)),
+        region: "FRA".to_owned(),
+    }
+}
+
+/// An engine whose recorded authority view lists `orchestrators`.
+pub(crate) fn engine_listing(orchestrators: impl IntoIterator<Item = Address>) -> Engine {
+    engine_with(Policy::default_v1(), Limits::default(), orchestrators)
+}
+
+/// An engine under `policy` and `limits` whose view lists `orchestrators`.
+pub(crate) fn engine_with(
+    policy: Policy,
+    limits: Limits,
+    orchestrators: impl IntoIterator<Item = Address>,
+) -> Engine {
+    let mut engine = Engine::new(policy, Registry::default_v1(), limits);
+    let entries = orchestrators.into_iter().map(|address| PrincipalEntry {
+        address,
+        roles: [Role::Orchestrator].into(),
+        stake: None,
+    });
+    engine.set_authority(&AuthorityView::new("test", entries));
+    engine
+}
+
+/// An engine listing `addr(1)` to `addr(99)`, every orchestrator the tests name.
+pub(crate) fn engine() -> Engine {
+    engine_listing((1..100).map(addr))
 }
 
 pub(crate) fn gateway() -> Observer {

@@ -95,11 +95,9 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
         let Some(scores) = &scores else { return };
         match record {
             Replayed::Batch(b) => {
-                let c = b.certificate;
-                let observer =
-                    Observer { principal: c.principal(), role: c.role(), delegate: c.delegate() };
-                scores.ingest(&observer, b.envelope, b.batch);
+                scores.ingest(&Observer::from(b.certificate), b.envelope, b.batch);
             }
+            Replayed::View { view, .. } => scores.set_authority(view),
             Replayed::Checkpoint { index, payload } => match ScoreRecord::decode(payload) {
                 Ok(r) => scores.apply_record(&r),
                 Err(e) => tracing::warn!(index, %e, "checkpoint record not understood"),

@@ -54,21 +54,29 @@ pub struct SlaSettings {
     pub policy: Option<PathBuf>,
     /// Model registry TOML (default: the embedded `schemas/policy/models-v1.toml`).
     pub registry: Option<PathBuf>,
-    /// Seconds between checkpoints of the engine into the state; a restart
+    /// Seconds between snapshots of the engine beside the state; a restart
     /// re-reads the log after the last one.
     pub checkpoint_interval_secs: u64,
+    /// `[sla.limits]`: the engine's bounds, per principal and in total
+    /// (recorded in the log with the policy, so a replay applies the same).
+    pub limits: vouch_sla::Limits,
 }
 
 impl Default for SlaSettings {
     fn default() -> Self {
-        SlaSettings { policy: None, registry: None, checkpoint_interval_secs: 60 }
+        SlaSettings {
+            policy: None,
+            registry: None,
+            checkpoint_interval_secs: 60,
+            limits: vouch_sla::Limits::default(),
+        }
     }
 }
 
 impl SlaSettings {
     /// The policy and registry texts in force.
     pub fn files(&self) -> Result<crate::scores::PolicyFiles, NodeError> {
-        let mut files = crate::scores::PolicyFiles::default();
+        let mut files = crate::scores::PolicyFiles { limits: self.limits, ..Default::default() };
         let read = |p: &Path| {
             std::fs::read_to_string(p)
                 .map_err(|e| NodeError::Config(format!("reading {}: {e}", p.display())))

@@ -114,6 +114,18 @@ pub fn render_metrics(metrics: &Metrics) -> String {
         ),
         ("vouch_state_writes_total", "counter", "Derived-state writes to redb.", snap.state_writes),
         (
+            "vouch_state_file_bytes",
+            "gauge",
+            "Size of the redb state file (revocations, views, minute index).",
+            snap.state_file_bytes,
+        ),
+        (
+            "vouch_sla_snapshot_bytes",
+            "gauge",
+            "Size of the last SLA engine snapshot written.",
+            snap.snapshot_bytes,
+        ),
+        (
             "vouch_warmup_readmitted",
             "gauge",
             "Logged envelopes re-applied to the duplicate guards at start.",

@@ -12,12 +12,12 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tokio::sync::mpsc;
 use vouch_delegation::authority::{Authority, AuthorityView};
 use vouch_delegation::{SignedRevocation, VerifiedRevocation};
-use vouch_sla::Observer;
 
 use crate::scores::{PolicyFiles, ScoreRecord, Scores};
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
-    LogReader, PruneBefore, RecordKind, SegmentLog, StateError, StateStore, StateWrite,
+    LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateError, StateStore,
+    StateWrite,
 };
 use crate::validate::{Outcome, Pipeline, Unverified};
 
@@ -136,6 +136,10 @@ pub struct IngestSnapshot {
     pub commits: u64,
     /// Writes of derived state to redb.
     pub state_writes: u64,
+    /// Size of the redb state file after the last write.
+    pub state_file_bytes: u64,
+    /// Size of the last SLA engine snapshot written.
+    pub snapshot_bytes: u64,
     /// Segments removed by retention since start.
     pub pruned_segments: u64,
     /// What the start-up pass over the log re-applied.
@@ -193,22 +197,28 @@ pub(crate) struct Worker {
     pruned_segments: u64,
     sla: WorkerSla,
     last_sla_checkpoint: Instant,
+    /// Size of the last SLA snapshot written.
+    last_snapshot_bytes: u64,
+    /// Size of the redb file after the last state write.
+    state_file_bytes: u64,
 }
 
 /// The worker's share of the scores: the engine it feeds after every
-/// commit, the policy files it records, and whether the engine came back
-/// from a checkpoint (if not, the whole log is re-read into it).
+/// commit, the policy files it records, where its snapshot goes, and how
+/// far the snapshot it came back from reaches (if it did not, the whole log
+/// is re-read into it).
 pub(crate) struct WorkerSla {
     pub(crate) scores: Arc<Scores>,
     pub(crate) files: PolicyFiles,
+    pub(crate) snapshot: SnapshotFile,
+    /// Log records the snapshot on disk covers (0 without one).
+    pub(crate) applied: u64,
+    /// Whether the engine was restored from that snapshot.
     pub(crate) restored: bool,
     pub(crate) checkpoint_every: Duration,
     /// Where sealed buckets go (ClickHouse), when a sink is configured.
     pub(crate) aggregates: Option<Arc<AggregateExport>>,
 }
-
-/// The state checkpoint name of the SLA engine.
-pub(crate) const SLA_CHECKPOINT: &str = "sla";
 
 /// What the start-up pass over the log tail did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -292,6 +302,8 @@ impl Worker {
             pruned_segments: 0,
             sla,
             last_sla_checkpoint: Instant::now(),
+            last_snapshot_bytes: 0,
+            state_file_bytes: 0,
         }
     }
 
@@ -306,6 +318,7 @@ impl Worker {
         if self.recorded_view != Some(hash) {
             let json = view.canonical_json();
             self.log.append(RecordKind::AuthorityView, &json)?;
+            self.sla.scores.set_authority(&view);
             self.pending.views.push((hash, json));
             self.recorded_view = Some(hash);
             tracing::info!(hash = %hex::encode(hash), source = %view.source, "authority view recorded");
@@ -342,7 +355,7 @@ impl Worker {
         }
         let end = self.log.committed_records();
         let first = self.log.first_index();
-        let applied = self.state.applied().map_err(state_err)?;
+        let applied = self.sla.applied;
         let applied = if applied > end {
             tracing::warn!(applied, end, "state covers more than the log holds; re-reading it all");
             first
@@ -392,6 +405,9 @@ impl Worker {
                 }
                 RecordKind::AuthorityView => {
                     if let Ok(view) = serde_json::from_slice::<AuthorityView>(&record.payload) {
+                        if score {
+                            self.sla.scores.set_authority(&view);
+                        }
                         self.pending.views.push((view.hash(), record.payload));
                     }
                 }
@@ -427,16 +443,22 @@ impl Worker {
     }
 
     /// Writes what the state is missing; with `full`, also the SLA
-    /// engine's checkpoint, which covers every committed record (the worker
+    /// engine's snapshot, which covers every committed record (the worker
     /// feeds the engine right after each commit, so nothing is in between).
     fn write_state(&mut self, full: bool) -> Result<(), NodeError> {
-        let mut w = std::mem::take(&mut self.pending);
+        let w = std::mem::take(&mut self.pending);
+        self.state.write(w).map_err(state_err)?;
+        self.state_file_bytes = std::fs::metadata(self.state.path()).map_or(0, |m| m.len());
         if full {
-            w.applied = Some(self.log.committed_records());
-            w.checkpoints.push((SLA_CHECKPOINT, self.sla.scores.checkpoint()));
+            let applied = self.log.committed_records();
+            let bytes = self.sla.scores.checkpoint();
+            self.sla
+                .snapshot
+                .write(applied, &bytes)
+                .map_err(|e| NodeError::State(e.to_string()))?;
+            self.last_snapshot_bytes = bytes.len() as u64;
             self.last_sla_checkpoint = Instant::now();
         }
-        self.state.write(w).map_err(state_err)?;
         self.state_writes += 1;
         self.last_state_write = Instant::now();
         Ok(())
@@ -488,6 +510,8 @@ impl Worker {
             log_first_index: self.log.first_index(),
             commits: self.commits,
             state_writes: self.state_writes,
+            state_file_bytes: self.state_file_bytes,
+            snapshot_bytes: self.last_snapshot_bytes,
             pruned_segments: self.pruned_segments,
             warm_up: self.warmed,
         });
@@ -531,13 +555,7 @@ impl Worker {
         // Accept is reported, and scored, only once the records are durable.
         self.commit()?;
         for v in &to_score {
-            let cert = v.certificate();
-            let observer = Observer {
-                principal: cert.principal(),
-                role: cert.role(),
-                delegate: cert.delegate(),
-            };
-            self.sla.scores.ingest(&observer, v.envelope(), v.batch());
+            self.sla.scores.ingest_verified(v);
         }
         self.seal()?;
         verdicts.extend(accepted);
@@ -632,6 +650,8 @@ mod tests {
             WorkerSla {
                 scores: Arc::new(Scores::open(&PolicyFiles::default(), None).unwrap().0),
                 files: PolicyFiles::default(),
+                snapshot: SnapshotFile::in_dir(dir.path()),
+                applied: 0,
                 restored: false,
                 checkpoint_every: Duration::from_secs(60),
                 aggregates: None,

@@ -36,7 +36,10 @@ use vouch_sdk::transport::gossip::{self, Node, NodeEvent};
 use crate::api::{Api, SlaSource};
 use crate::scores::Scores;
 use crate::sink::aggregates::AggregateExport;
-use crate::store::{LogConfig, LogError, STATE_FILE, SegmentLog, StateStore};
+use crate::store::{
+    LogConfig, LogError, STATE_FILE, SegmentLog, Snapshot, SnapshotError, SnapshotFile, StateError,
+    StateStore,
+};
 use crate::validate::Pipeline;
 
 pub use config::NodeConfig;
@@ -143,24 +146,10 @@ pub async fn run(
     tracing::info!(dir = %log_dir.display(), ?recovery, "log opened");
     let sinks = crate::sink::RunningSinks::spawn(&config.sinks, &log_dir)
         .map_err(|e| NodeError::Config(e.to_string()))?;
-    let state_path = data_dir.join(STATE_FILE);
-    if config.rebuild_state {
-        match std::fs::remove_file(&state_path) {
-            Ok(()) => {
-                tracing::info!(path = %state_path.display(), "state deleted; rebuilding from the log")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(NodeError::State(format!("deleting {}: {e}", state_path.display())));
-            }
-        }
-    }
-    let state = StateStore::open(&state_path).map_err(|e| NodeError::State(e.to_string()))?;
+    let (state, snapshot_file, snapshot) = open_state(&data_dir, config.rebuild_state)?;
     let keypair = identity_file::load_or_create(&data_dir.join(identity_file::FILE))?;
     let files = config.sla.files()?;
-    let checkpoint =
-        state.checkpoint(ingest::SLA_CHECKPOINT).map_err(|e| NodeError::State(e.to_string()))?;
-    let (scores, restored) = Scores::open(&files, checkpoint.as_deref())
+    let (scores, restored) = Scores::open(&files, snapshot.as_ref().map(|s| s.bytes.as_slice()))
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let scores = Arc::new(scores);
     let authority_dyn: Arc<dyn Authority> = authority.clone();
@@ -260,6 +249,8 @@ pub async fn run(
         WorkerSla {
             scores: Arc::clone(&scores),
             files,
+            snapshot: snapshot_file,
+            applied: snapshot.map_or(0, |s| s.applied),
             restored,
             checkpoint_every: Duration::from_secs(config.sla.checkpoint_interval_secs.max(1)),
             aggregates,
@@ -342,6 +333,51 @@ pub async fn run(
         Err(_) => tracing::warn!("sinks still shared at shutdown; not awaited"),
     }
     worker_result
+}
+
+/// Opens the derived state: the redb file and the SLA engine's snapshot.
+/// With `rebuild`, or when the redb file is new or of another format, both
+/// start empty and the worker rebuilds them from the log (the snapshot alone
+/// would skip the log's revocations and views that redb no longer holds).
+fn open_state(
+    data_dir: &std::path::Path,
+    rebuild: bool,
+) -> Result<(StateStore, SnapshotFile, Option<Snapshot>), NodeError> {
+    let state_path = data_dir.join(STATE_FILE);
+    let snapshot_file = SnapshotFile::in_dir(data_dir);
+    let state_err = |e: &dyn std::fmt::Display| NodeError::State(e.to_string());
+    let remove_state = || match std::fs::remove_file(&state_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(NodeError::State(format!("deleting {}: {e}", state_path.display())))
+        }
+        _ => Ok(()),
+    };
+    let mut fresh = rebuild || !state_path.exists();
+    if rebuild {
+        remove_state()?;
+        tracing::info!(path = %state_path.display(), "state deleted; rebuilding from the log");
+    }
+    let state = match StateStore::open(&state_path) {
+        Err(StateError::Format { found, .. }) => {
+            tracing::warn!(found, "state written by another format; rebuilding it from the log");
+            remove_state()?;
+            fresh = true;
+            StateStore::open(&state_path).map_err(|e| state_err(&e))?
+        }
+        other => other.map_err(|e| state_err(&e))?,
+    };
+    if fresh {
+        snapshot_file.remove().map_err(|e| state_err(&e))?;
+    }
+    let snapshot = match snapshot_file.read() {
+        Ok(s) => s,
+        Err(e @ SnapshotError::Invalid { .. }) => {
+            tracing::warn!(%e, "SLA snapshot not usable; rebuilding the scores from the log");
+            None
+        }
+        Err(e) => return Err(state_err(&e)),
+    };
+    Ok((state, snapshot_file, snapshot))
 }
 
 fn report(

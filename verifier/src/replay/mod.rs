@@ -89,6 +89,13 @@ pub struct ReplayedBatch<'a> {
 pub enum Replayed<'a> {
     /// An envelope that passed every check.
     Batch(ReplayedBatch<'a>),
+    /// An authority view recorded in the log: in force from here on.
+    View {
+        /// Its record index.
+        index: u64,
+        /// The view.
+        view: &'a AuthorityView,
+    },
     /// A checkpoint record (the scores' policy and seals), chain-checked.
     Checkpoint {
         /// Its record index.
@@ -289,8 +296,9 @@ pub fn replay(
                     timestamp_ms: checked.envelope.id.timestamp,
                 }));
             }
-            Done::Other(_, Other::View(hash)) => {
-                summary.views.push(RecordedView { index: position.index, hash: hex::encode(hash) })
+            Done::Other(_, Other::View(view, hash)) => {
+                summary.views.push(RecordedView { index: position.index, hash: hex::encode(hash) });
+                on_record(Replayed::View { index: position.index, view });
             }
             Done::Other(_, Other::Revocation) => summary.revocations += 1,
             Done::Other(_, Other::Checkpoint(payload)) => {
@@ -380,8 +388,9 @@ impl Source {
                     Ok(view) => {
                         let view = canonical(view);
                         let hash = view.hash();
-                        self.view = Some((Arc::new(view), hash));
-                        Item::Other(position, Other::View(hash))
+                        let view = Arc::new(view);
+                        self.view = Some((Arc::clone(&view), hash));
+                        Item::Other(position, Other::View(view, hash))
                     }
                     Err(e) => Item::Fail(ReplayError::at(
                         &position,

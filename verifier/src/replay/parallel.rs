@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
+use vouch_delegation::authority::AuthorityView;
+
 use crate::store::Position;
 
 use super::ReplayError;
@@ -47,8 +49,8 @@ pub(crate) enum Item {
 /// A non-envelope record.
 #[derive(Debug, Clone)]
 pub(crate) enum Other {
-    /// An authority view, by hash.
-    View([u8; 32]),
+    /// An authority view and its hash.
+    View(Arc<AuthorityView>, [u8; 32]),
     /// A revocation, applied from here on.
     Revocation,
     /// A checkpoint record (nothing to check beyond the chain), its payload.

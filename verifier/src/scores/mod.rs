@@ -16,10 +16,12 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use vouch_delegation::SignedDelegation;
+use vouch_delegation::authority::AuthorityView;
 use vouch_schema::{Envelope, TelemetryBatch};
 use vouch_sla::{Engine, IngestReport, Limits, Observer, Policy, Registry, SealedBucket, SlaError};
 
 use crate::store::{LogReader, RecordKind};
+use crate::validate::Verified;
 
 /// A [`RecordKind::Checkpoint`] record of the scores (JSON, tagged by `kind`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +33,10 @@ pub enum ScoreRecord {
         policy_toml: String,
         /// The model registry file.
         registry_toml: String,
+        /// The engine's bounds (absent in logs written before they were
+        /// recorded: the defaults of that time apply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
     },
     /// Minutes sealed with the clock at `now_ms`.
     SlaSeal {
@@ -84,10 +90,14 @@ pub fn recorded_policy(log_dir: &std::path::Path) -> Result<Option<PolicyFiles>,
         if record.kind != RecordKind::Checkpoint {
             continue;
         }
-        if let ScoreRecord::SlaPolicy { policy_toml, registry_toml } =
+        if let ScoreRecord::SlaPolicy { policy_toml, registry_toml, limits } =
             ScoreRecord::decode(&record.payload)?
         {
-            last = Some(PolicyFiles { policy_toml, registry_toml });
+            last = Some(PolicyFiles {
+                policy_toml,
+                registry_toml,
+                limits: limits.unwrap_or_default(),
+            });
         }
     }
     Ok(last)
@@ -104,6 +114,8 @@ pub struct PolicyFiles {
     pub policy_toml: String,
     /// The model registry's TOML text.
     pub registry_toml: String,
+    /// The engine's bounds.
+    pub limits: Limits,
 }
 
 impl Default for PolicyFiles {
@@ -111,6 +123,7 @@ impl Default for PolicyFiles {
         PolicyFiles {
             policy_toml: vouch_sla::DEFAULT_POLICY_TOML.to_owned(),
             registry_toml: vouch_sla::DEFAULT_REGISTRY_TOML.to_owned(),
+            limits: Limits::default(),
         }
     }
 }
@@ -126,6 +139,7 @@ impl PolicyFiles {
         ScoreRecord::SlaPolicy {
             policy_toml: self.policy_toml.clone(),
             registry_toml: self.registry_toml.clone(),
+            limits: Some(self.limits),
         }
     }
 }
@@ -154,7 +168,7 @@ impl std::fmt::Debug for Scores {
 pub fn observer_of(batch: &TelemetryBatch) -> Result<Observer, ScoreError> {
     let cert = SignedDelegation::decode(&batch.certificate)
         .map_err(|e| ScoreError::Envelope(e.to_string()))?;
-    Ok(Observer { principal: cert.principal, role: cert.role, delegate: cert.delegate })
+    Ok(Observer::of(&cert))
 }
 
 impl Scores {
@@ -173,12 +187,12 @@ impl Scores {
     ) -> Result<(Scores, bool), ScoreError> {
         let (policy, registry) = files.parse()?;
         if let Some(bytes) = checkpoint {
-            match Engine::restore(policy.clone(), registry.clone(), Limits::default(), bytes) {
+            match Engine::restore(policy.clone(), registry.clone(), files.limits, bytes) {
                 Ok(engine) => return Ok((Scores::new(engine), true)),
                 Err(e) => tracing::warn!(%e, "SLA checkpoint not usable; rebuilding from the log"),
             }
         }
-        Ok((Scores::new(Engine::new(policy, registry, Limits::default())), false))
+        Ok((Scores::new(Engine::new(policy, registry, files.limits)), false))
     }
 
     /// Read access (queries).
@@ -188,6 +202,20 @@ impl Scores {
 
     fn write(&self) -> RwLockWriteGuard<'_, Engine> {
         self.engine.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The authority view in force from here on: the engine scores only
+    /// the orchestrators it lists. Called where the view is recorded in the
+    /// log (node) or read from it (warm-up, replay), so both see the same
+    /// view at the same position.
+    pub fn set_authority(&self, view: &AuthorityView) {
+        self.write().set_authority(view);
+    }
+
+    /// Feeds an envelope the pipeline accepted.
+    pub fn ingest_verified(&self, verified: &Verified) -> IngestReport {
+        let observer = Observer::from(verified.certificate());
+        self.ingest(&observer, verified.envelope(), verified.batch())
     }
 
     /// Feeds one verified batch.
@@ -249,6 +277,16 @@ impl Scores {
             ("vouch_sla_open_sessions", "Open gateway sessions.", stats.open_sessions),
             ("vouch_sla_open_attempts", "Attempts in open sessions.", stats.open_attempts),
             ("vouch_sla_series", "(orchestrator, model, region, origin) keys.", stats.series_keys),
+            (
+                "vouch_sla_gateway_series",
+                "((orchestrator, model, region, origin), gateway) keys.",
+                stats.gateway_keys,
+            ),
+            (
+                "vouch_sla_listed_orchestrators",
+                "Orchestrators of the authority view in force (only they are scored).",
+                stats.listed_orchestrators,
+            ),
             ("vouch_sla_minute_buckets", "Minute buckets in memory.", stats.minute_buckets),
             ("vouch_sla_hour_buckets", "Hour buckets in memory.", stats.hour_buckets),
             ("vouch_sla_state_bytes", "Approximate bytes of SLA state.", stats.approx_state_bytes),
@@ -256,15 +294,39 @@ impl Scores {
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
-        let (answers, evicted) = self.answer_cache_stats();
+        let (answers, bytes, evicted) = self.answer_cache_stats();
         let _ = writeln!(
             out,
             "# HELP vouch_sla_cached_answers Serialized API answers held.\n\
              # TYPE vouch_sla_cached_answers gauge\nvouch_sla_cached_answers {answers}\n\
+             # HELP vouch_sla_cached_answer_bytes Bytes of serialized API answers held.\n\
+             # TYPE vouch_sla_cached_answer_bytes gauge\nvouch_sla_cached_answer_bytes {bytes}\n\
              # HELP vouch_sla_answer_cache_full_total Times the answer cache was full and emptied.\n\
              # TYPE vouch_sla_answer_cache_full_total counter\n\
              vouch_sla_answer_cache_full_total {evicted}"
         );
+        let _ = writeln!(
+            out,
+            "# HELP vouch_sla_principal_sessions Open gateway sessions per gateway principal.\n\
+             # TYPE vouch_sla_principal_sessions gauge"
+        );
+        for (principal, (sessions, _)) in &stats.principals {
+            let _ = writeln!(
+                out,
+                "vouch_sla_principal_sessions{{principal=\"{principal}\"}} {sessions}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vouch_sla_principal_state_bytes Approximate open-session bytes per gateway principal.\n\
+             # TYPE vouch_sla_principal_state_bytes gauge"
+        );
+        for (principal, (_, bytes)) in &stats.principals {
+            let _ = writeln!(
+                out,
+                "vouch_sla_principal_state_bytes{{principal=\"{principal}\"}} {bytes}"
+            );
+        }
         let _ = writeln!(out, "# HELP vouch_sla_events_total SLA engine event counters by name.");
         let _ = writeln!(out, "# TYPE vouch_sla_events_total counter");
         for (name, value) in &stats.counters {
@@ -299,6 +361,7 @@ mod tests {
         let first = scores.orchestrators(&params).unwrap();
         assert_eq!(scores.orchestrators(&params).unwrap(), first, "served from the cache");
         assert_eq!(scores.answer_cache_stats().0, 1);
+        assert!(scores.answer_cache_stats().1 > first.len(), "bytes of key and body");
         scores.seal(200 * 60_000);
         let second = scores.orchestrators(&params).unwrap();
         assert_ne!(end(&second), end(&first), "recomputed after the seal: {:?}", end(&second));

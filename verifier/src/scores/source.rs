@@ -23,11 +23,19 @@ use crate::api::{ApiError, Params, SlaSource};
 /// Most answers kept; when full the cache is emptied (and counted).
 const MAX_ANSWERS: usize = 1024;
 
+/// Most bytes of answers (and their keys) kept. Every distinct filter
+/// combination an unauthenticated client asks for is an answer, so the
+/// bound is in bytes, not entries: a client cycling through filters can
+/// empty the cache but never grow it past this.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
 /// Serialized answers by query key, each with the seal it reflects.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     map: HashMap<String, (u64, Bytes)>,
     refreshing: HashSet<String>,
+    /// Bytes of keys and bodies in `map`.
+    bytes: usize,
     emptied: u64,
 }
 
@@ -36,10 +44,10 @@ impl Scores {
         self.answers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// (answers held, times the cache was emptied because full).
-    pub(crate) fn answer_cache_stats(&self) -> (usize, u64) {
+    /// (answers held, their bytes, times the cache was emptied because full).
+    pub(crate) fn answer_cache_stats(&self) -> (usize, usize, u64) {
         let a = self.answers();
-        (a.map.len(), a.emptied)
+        (a.map.len(), a.bytes, a.emptied)
     }
 
     /// The answer for `key`: fresh from the cache, stale while another
@@ -64,10 +72,19 @@ impl Scores {
         let mut a = self.answers();
         a.refreshing.remove(&key);
         if let Ok(body) = &result {
-            if a.map.len() >= MAX_ANSWERS && !a.map.contains_key(&key) {
+            let size = key.len() + body.len();
+            if let Some((_, old)) = a.map.remove(&key) {
+                a.bytes -= key.len() + old.len();
+            }
+            if size > MAX_ANSWER_BYTES {
+                return result;
+            }
+            if a.map.len() >= MAX_ANSWERS || a.bytes + size > MAX_ANSWER_BYTES {
                 a.map.clear();
+                a.bytes = 0;
                 a.emptied += 1;
             }
+            a.bytes += size;
             a.map.insert(key, (sealed, body.clone()));
         }
         result

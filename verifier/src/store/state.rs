@@ -1,7 +1,7 @@
 //! The verifier's derived state in redb (DESIGN.md §7): revocations in
-//! force, the authority views the log recorded, a minute → log index map
-//! that bounds how much of the log a restart re-reads, named checkpoints
-//! (the SLA engine's), and how far into the log those checkpoints reach.
+//! force, the authority views the log recorded, and a minute → log index
+//! map that bounds how much of the log a restart re-reads. The SLA engine's
+//! state lives beside it in its own file ([`super::snapshot`]).
 //!
 //! Everything here is derivable from the log: `vouch node --rebuild-state`
 //! deletes the file and the node rebuilds it by reading the log from its
@@ -19,8 +19,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 pub const STATE_FILE: &str = "state.redb";
 
 /// Bumped when a table's meaning changes; a file with another version is
-/// refused (rebuild it from the log).
-pub const STATE_FORMAT: u64 = 1;
+/// refused (the node then rebuilds it from the log). Format 2 moved the SLA
+/// engine's state out of redb.
+pub const STATE_FORMAT: u64 = 2;
 
 /// Minute rows kept (one per minute with commits): a week, well beyond any
 /// replay window, and a hard bound on the table.
@@ -30,10 +31,8 @@ const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 const MINUTES: TableDefinition<'static, u64, u64> = TableDefinition::new("minutes");
 const REVOCATIONS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("revocations");
 const VIEWS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("authority_views");
-const CHECKPOINTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("checkpoints");
 
 const META_FORMAT: &str = "format";
-const META_APPLIED: &str = "applied";
 
 /// Why the state store failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,26 +61,18 @@ pub enum StateError {
 /// One atomic write to the state: everything in it lands together or not at all.
 #[derive(Debug, Default)]
 pub struct StateWrite {
-    /// Log records (by index, exclusive) that the checkpoints below cover.
-    pub applied: Option<u64>,
     /// (UTC minute, first log index committed in it).
     pub minutes: Vec<(u64, u64)>,
     /// (principal ‖ delegate, signed revocation bytes).
     pub revocations: Vec<([u8; 40], Vec<u8>)>,
     /// (view hash, canonical JSON).
     pub views: Vec<([u8; 32], Vec<u8>)>,
-    /// (name, bytes).
-    pub checkpoints: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl StateWrite {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.applied.is_none()
-            && self.minutes.is_empty()
-            && self.revocations.is_empty()
-            && self.views.is_empty()
-            && self.checkpoints.is_empty()
+        self.minutes.is_empty() && self.revocations.is_empty() && self.views.is_empty()
     }
 }
 
@@ -118,7 +109,6 @@ impl StateStore {
             txn.open_table(MINUTES).map_err(|e| err(e.into()))?;
             txn.open_table(REVOCATIONS).map_err(|e| err(e.into()))?;
             txn.open_table(VIEWS).map_err(|e| err(e.into()))?;
-            txn.open_table(CHECKPOINTS).map_err(|e| err(e.into()))?;
             found
         };
         txn.commit().map_err(|e| err(e.into()))?;
@@ -133,14 +123,6 @@ impl StateStore {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Log records (exclusive end index) the stored checkpoints cover; 0 when new.
-    pub fn applied(&self) -> Result<u64, StateError> {
-        let err = self.err();
-        let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
-        let meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-        Ok(meta.get(META_APPLIED).map_err(|e| err(e.into()))?.map_or(0, |v| v.value()))
     }
 
     /// The first log index committed in UTC minute `minute` or later, if any
@@ -183,14 +165,6 @@ impl StateStore {
         Ok(out)
     }
 
-    /// A named checkpoint.
-    pub fn checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let err = self.err();
-        let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
-        let table = txn.open_table(CHECKPOINTS).map_err(|e| err(e.into()))?;
-        Ok(table.get(name).map_err(|e| err(e.into()))?.map(|v| v.value().to_vec()))
-    }
-
     /// Writes `w` in one durable transaction; minute rows beyond
     /// [`MAX_MINUTE_ROWS`] (the oldest) are dropped in the same transaction.
     pub fn write(&self, w: StateWrite) -> Result<(), StateError> {
@@ -200,10 +174,6 @@ impl StateStore {
         let err = self.err();
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         {
-            if let Some(applied) = w.applied {
-                let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-                meta.insert(META_APPLIED, applied).map_err(|e| err(e.into()))?;
-            }
             let mut minutes = txn.open_table(MINUTES).map_err(|e| err(e.into()))?;
             for (minute, index) in &w.minutes {
                 // The first index of a minute never moves once written.
@@ -222,10 +192,6 @@ impl StateStore {
             let mut views = txn.open_table(VIEWS).map_err(|e| err(e.into()))?;
             for (hash, json) in &w.views {
                 views.insert(hash.as_slice(), json.as_slice()).map_err(|e| err(e.into()))?;
-            }
-            let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(|e| err(e.into()))?;
-            for (name, bytes) in &w.checkpoints {
-                checkpoints.insert(*name, bytes.as_slice()).map_err(|e| err(e.into()))?;
             }
         }
         txn.commit().map_err(|e| err(e.into()))
@@ -247,28 +213,22 @@ mod tests {
         let path = dir.path().join(STATE_FILE);
         {
             let s = StateStore::open(&path).unwrap();
-            assert_eq!(s.applied().unwrap(), 0);
             assert_eq!(s.first_index_since(0).unwrap(), None);
             s.write(StateWrite {
-                applied: Some(7),
                 minutes: vec![(100, 3), (102, 6)],
                 revocations: vec![([1; 40], vec![9, 9])],
                 views: vec![([2; 32], b"{}".to_vec())],
-                checkpoints: vec![("sla", vec![1, 2, 3])],
             })
             .unwrap();
             // A later row for a recorded minute does not move its first index.
             s.write(StateWrite { minutes: vec![(102, 99)], ..StateWrite::default() }).unwrap();
         }
         let s = StateStore::open(&path).unwrap();
-        assert_eq!(s.applied().unwrap(), 7);
         assert_eq!(s.first_index_since(0).unwrap(), Some(3));
         assert_eq!(s.first_index_since(101).unwrap(), Some(6));
         assert_eq!(s.first_index_since(103).unwrap(), None);
         assert_eq!(s.revocations().unwrap(), vec![vec![9, 9]]);
         assert_eq!(s.view_hashes().unwrap(), vec![[2; 32]]);
-        assert_eq!(s.checkpoint("sla").unwrap(), Some(vec![1, 2, 3]));
-        assert_eq!(s.checkpoint("other").unwrap(), None);
     }
 
     #[test]

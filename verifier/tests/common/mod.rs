@@ -7,4 +7,6 @@ pub mod mosquitto;
 #[allow(unreachable_pub)]
 pub mod node;
 #[allow(unreachable_pub)]
+pub mod sla;
+#[allow(unreachable_pub)]
 pub mod subscriber;

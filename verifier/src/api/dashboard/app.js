@@ -143,15 +143,22 @@
     return td([text, sr.disagrees ? el('span', { class: 'flag', title: 'disagrees with gateway observations', text: ' ⚠ disagrees' }) : null], 'self');
   }
 
+  // A gateway whose reports are far from the other gateways' (who it is
+  // needs the restricted scope).
+  function disputed(o) {
+    if (!o.flagged_gateways) return null;
+    return el('span', { class: 'flag', title: 'a gateway reports far from the others', text: ` ⚠ ${o.flagged_gateways} gateway(s) disputed` });
+  }
+
   function leaderboard(body, params) {
     const rows = (body.orchestrators || []).map((o) =>
       el('tr', { 'data-address': o.address, class: o.status === 'ok' ? null : 'dim' },
         td(o.rank === null ? dash : String(o.rank), 'num'),
         td(el('a', { href: link('/o/' + o.address, params), class: 'addr', title: o.address, text: short(o.address) })),
-        td(o.status === 'ok' ? 'ok' : 'insufficient data'),
+        td([o.status === 'ok' ? 'ok' : 'insufficient data', disputed(o)]),
         scoreCell(o),
         td(num(o.legacy_score, 2), 'num'),
-        td(String(o.attempts), 'num'),
+        td(el('span', { title: `observed by ${o.gateways ?? '?'} gateway(s)`, text: String(o.attempts) }), 'num'),
         td(pct(o.startup_success_rate), 'num'),
         td(pct(o.swap_rate), 'num'),
         td(`${ms(o.ptff_ms && o.ptff_ms.p50)} / ${ms(o.ptff_ms && o.ptff_ms.p95)}`, 'num'),
@@ -310,6 +317,7 @@
         card('SLA score', num(s.sla_score, 2), `coverage ${num(comp.coverage, 2)} · reliability ${num(comp.reliability, 2)} · quality ${num(comp.quality, 2)}`),
         card('Legacy score', num(s.legacy_score, 3)),
         card('Attempts', String(s.attempts ?? dash), `${s.sessions ?? dash} sessions`),
+        card('Gateways', String(s.gateways ?? dash), s.flagged_gateways ? `⚠ ${s.flagged_gateways} far from the others` : 'observing in this window'),
         card('Startup success', pct(s.startup_success_rate)),
         card('Swap rate', pct(s.swap_rate)),
         card('Failure rate', pct(s.failure_rate), `${s.excused_failures ?? 0} excused`),
@@ -324,8 +332,9 @@
       breakdown('By gateway region', 'region', detail.by_region),
     ];
     if (Array.isArray(detail.by_gateway)) {
-      sections.push(table('By gateway (restricted)', ['Gateway', 'Attempts'],
-        detail.by_gateway.map((g) => el('tr', {}, td(g.gateway, 'addr'), td(String(g.attempts), 'num')))));
+      sections.push(table('By gateway (restricted)', ['Gateway', 'Attempts', 'Startup success', 'PTFF mean', 'Far from the others'],
+        detail.by_gateway.map((g) => el('tr', {}, td(g.gateway, 'addr'), td(String(g.attempts), 'num'),
+          td(pct(g.startup_success_rate), 'num'), td(ms(g.ptff_mean_ms), 'num'), td(g.flagged ? '⚠ yes' : 'no')))));
     }
     view.replaceChildren(...sections);
   }

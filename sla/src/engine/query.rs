@@ -1,0 +1,444 @@
+//! Answers: every query merges the sealed buckets of its window and scores
+//! them; nothing here changes the state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use vouch_schema::Address;
+
+use super::{Engine, origin_code};
+use crate::bucket::{Bucket, MINUTE_MS, PercentileSummary, SelfBucket, SeriesKey};
+use crate::corroboration::Corroboration;
+use crate::query::{Query, Window};
+use crate::response::{
+    AggregatedScore, AggregatedStats, DemandResponse, DemandRow, DemandTotals, Filters, ModelEntry,
+    ModelsResponse, OrchestratorDetail, OrchestratorEntry, OrchestratorsResponse, PolicyRef,
+    RegionEntry, RegionsResponse, RegistryRef, SeriesPoint, WindowInfo,
+};
+use crate::score::{self, Bench, ScoreCtx, round};
+
+fn rfc3339(ms: u64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+impl Engine {
+    fn end_min(&self) -> u32 {
+        (self.st.sealed_end_ms / MINUTE_MS) as u32
+    }
+
+    fn window_info(&self, w: Window) -> (u32, u32, WindowInfo) {
+        let (start, end) = w.range(self.end_min());
+        let (start_ms, end_ms) = (u64::from(start) * MINUTE_MS, u64::from(end) * MINUTE_MS);
+        let info = WindowInfo {
+            name: w.name(),
+            start_ms,
+            end_ms,
+            start: rfc3339(start_ms),
+            end: rfc3339(end_ms),
+        };
+        (start, end, info)
+    }
+
+    fn policy_ref(&self) -> PolicyRef {
+        PolicyRef {
+            id: self.policy.id.clone(),
+            version: self.policy.version,
+            hash: self.policy.hash.clone(),
+        }
+    }
+
+    fn canonical_model(&self, q: &Query) -> Option<String> {
+        q.model_id.as_deref().map(|m| self.registry.canonical(m))
+    }
+
+    fn filters(&self, q: &Query) -> Filters {
+        Filters {
+            region: q.region.clone(),
+            model_id: self.canonical_model(q),
+            pipeline: q.pipeline.clone(),
+            origin: q.origin.as_str(),
+        }
+    }
+
+    fn matches(&self, k: &SeriesKey, q: &Query, model: &Option<String>) -> bool {
+        k.origin == origin_code(q.origin)
+            && q.region.as_ref().is_none_or(|r| *r == k.region)
+            && model.as_ref().is_none_or(|m| *m == k.model)
+            && q.pipeline.as_ref().is_none_or(|p| p == self.registry.pipeline(&k.model))
+    }
+
+    /// Every gateway's view of the series matching `q` (of `orch` only, when
+    /// given) over `[start, end)`, grouped by `group`.
+    fn corroboration<G: Ord>(
+        &self,
+        q: &Query,
+        model: &Option<String>,
+        (start, end): (u32, u32),
+        orch: Option<&Address>,
+        group: impl Fn(&SeriesKey) -> G,
+    ) -> BTreeMap<G, Corroboration> {
+        let mut out: BTreeMap<G, Corroboration> = BTreeMap::new();
+        let entries: Box<dyn Iterator<Item = _>> = match orch {
+            Some(o) => Box::new(
+                self.st
+                    .gateways
+                    .range((SeriesKey::first_of(*o), Address::ZERO)..)
+                    .take_while(move |((k, _), _)| k.orch == *o),
+            ),
+            None => Box::new(self.st.gateways.iter()),
+        };
+        for ((k, gateway), series) in entries {
+            if !self.matches(k, q, model) {
+                continue;
+            }
+            let seen = out.entry(group(k)).or_default();
+            series.fold_range(start, end, |_, b| seen.add(*gateway, b));
+        }
+        out
+    }
+
+    /// Cohort benchmarks of every model over the benchmark window (cached until the next seal).
+    fn benches(&self, origin: u8) -> Arc<BTreeMap<String, Bench>> {
+        if let Ok(c) = self.cache.lock()
+            && let Some(b) = c.benches.get(&origin)
+        {
+            return Arc::clone(b);
+        }
+        let w = Window::parse(&self.policy.scoring.benchmark_window).unwrap_or(Window::D7);
+        let (start, end) = w.range(self.end_min());
+        let mut out: BTreeMap<String, Bench> = BTreeMap::new();
+        for ((o, model), s) in &self.st.cohorts {
+            if *o != origin {
+                continue;
+            }
+            let bench = out.entry(model.clone()).or_default();
+            s.fold_range(start, end, |_, b| {
+                bench.ptff.merge(&b.ptff);
+                bench.e2e.merge(&b.e2e);
+                bench.fps.merge(&b.fps);
+            });
+        }
+        let out = Arc::new(out);
+        if let Ok(mut c) = self.cache.lock() {
+            c.benches.insert(origin, Arc::clone(&out));
+        }
+        out
+    }
+
+    fn self_bucket(&self, orch: &Address, start: u32, end: u32) -> Option<SelfBucket> {
+        let s = self.st.self_series.get(orch)?;
+        let mut total = SelfBucket::default();
+        s.fold_range(start, end, |_, b| total.merge(b));
+        Some(total)
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        benches: &'a BTreeMap<String, Bench>,
+        median: Option<f64>,
+    ) -> ScoreCtx<'a> {
+        ScoreCtx {
+            policy: &self.policy,
+            registry: &self.registry,
+            benches,
+            legacy_median_ms: median,
+        }
+    }
+
+    /// `GET /v1/sla/orchestrators`.
+    pub fn orchestrators(&self, q: &Query) -> OrchestratorsResponse {
+        let (start, end, window) = self.window_info(q.window);
+        let model = self.canonical_model(q);
+        let mut per_orch: BTreeMap<Address, BTreeMap<String, Bucket>> = BTreeMap::new();
+        let mut all_ptff = crate::Histogram::new();
+        for (k, s) in &self.st.series {
+            if !self.matches(k, q, &model) {
+                continue;
+            }
+            let mut merged = Bucket::default();
+            s.fold_range(start, end, |_, b| merged.merge(b));
+            if merged.c.attempts == 0 && merged.fps.is_empty() && merged.c == Default::default() {
+                continue;
+            }
+            all_ptff.merge(&merged.ptff);
+            per_orch.entry(k.orch).or_default().entry(k.model.clone()).or_default().merge(&merged);
+        }
+        let seen = self.corroboration(q, &model, (start, end), None, |k| k.orch);
+        let none = Corroboration::default();
+        let benches = self.benches(origin_code(q.origin));
+        let ctx = self.ctx(&benches, all_ptff.percentile(50.0).map(|v| v as f64));
+        let mut entries: Vec<OrchestratorEntry> = per_orch
+            .iter()
+            .map(|(orch, per_model)| OrchestratorEntry {
+                rank: None,
+                address: *orch,
+                metrics: score::metrics(
+                    &ctx,
+                    per_model,
+                    self.self_bucket(orch, start, end).as_ref(),
+                    seen.get(orch).unwrap_or(&none),
+                ),
+            })
+            .collect();
+        entries.sort_by(|a, b| {
+            let key =
+                |e: &OrchestratorEntry| (e.metrics.status != "ok", e.metrics.sla_score.map(|s| -s));
+            let (ka, kb) = (key(a), key(b));
+            ka.0.cmp(&kb.0)
+                .then(ka.1.unwrap_or(0.0).total_cmp(&kb.1.unwrap_or(0.0)))
+                .then(a.address.cmp(&b.address))
+        });
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.rank = Some(i as u64 + 1);
+        }
+        OrchestratorsResponse {
+            window,
+            policy: self.policy_ref(),
+            filters: self.filters(q),
+            orchestrators: entries,
+        }
+    }
+
+    /// `GET /v1/sla/orchestrators/{address}`; `None` for an orchestrator never seen.
+    /// `restricted` adds the per-gateway breakdown.
+    pub fn orchestrator(
+        &self,
+        address: &Address,
+        q: &Query,
+        restricted: bool,
+    ) -> Option<OrchestratorDetail> {
+        let seen = self
+            .st
+            .series
+            .range(SeriesKey::first_of(*address)..)
+            .next()
+            .is_some_and(|(k, _)| k.orch == *address)
+            || self.st.self_series.contains_key(address);
+        if !seen {
+            return None;
+        }
+        let (start, end, window) = self.window_info(q.window);
+        let model = self.canonical_model(q);
+        let step = if q.window.minutes() <= 60 { 1 } else { 60 };
+        let mut per_model: BTreeMap<String, Bucket> = BTreeMap::new();
+        let mut per_region: BTreeMap<String, BTreeMap<String, Bucket>> = BTreeMap::new();
+        let mut steps: BTreeMap<u32, Bucket> = BTreeMap::new();
+        let mut all_ptff = crate::Histogram::new();
+        for (k, s) in &self.st.series {
+            if !self.matches(k, q, &model) {
+                continue;
+            }
+            let mut merged = Bucket::default();
+            s.fold_range(start, end, |m, b| {
+                merged.merge(b);
+                if k.orch == *address {
+                    steps.entry(m / step * step).or_default().merge(b);
+                }
+            });
+            all_ptff.merge(&merged.ptff);
+            if k.orch == *address {
+                per_model.entry(k.model.clone()).or_default().merge(&merged);
+                per_region
+                    .entry(k.region.clone())
+                    .or_default()
+                    .entry(k.model.clone())
+                    .or_default()
+                    .merge(&merged);
+            }
+        }
+        let range = (start, end);
+        let all = self.corroboration(q, &model, range, Some(address), |_| ());
+        let all = all.get(&()).cloned().unwrap_or_default();
+        let by_model_seen =
+            self.corroboration(q, &model, range, Some(address), |k| k.model.clone());
+        let by_region_seen =
+            self.corroboration(q, &model, range, Some(address), |k| k.region.clone());
+        let none = Corroboration::default();
+        let benches = self.benches(origin_code(q.origin));
+        let ctx = self.ctx(&benches, all_ptff.percentile(50.0).map(|v| v as f64));
+        let summary = OrchestratorEntry {
+            rank: None,
+            address: *address,
+            metrics: score::metrics(
+                &ctx,
+                &per_model,
+                self.self_bucket(address, start, end).as_ref(),
+                &all,
+            ),
+        };
+        let by_model = per_model
+            .iter()
+            .map(|(m, b)| ModelEntry {
+                model_id: m.clone(),
+                pipeline: self.registry.pipeline(m).to_owned(),
+                metrics: score::metrics(
+                    &ctx,
+                    &BTreeMap::from([(m.clone(), b.clone())]),
+                    None,
+                    by_model_seen.get(m).unwrap_or(&none),
+                ),
+                targets: score::targets(&ctx, m, b),
+            })
+            .collect();
+        let by_region = per_region
+            .iter()
+            .map(|(r, pm)| RegionEntry {
+                region: r.clone(),
+                metrics: score::metrics(&ctx, pm, None, by_region_seen.get(r).unwrap_or(&none)),
+            })
+            .collect();
+        let series = steps
+            .iter()
+            .map(|(&m, b)| SeriesPoint {
+                start_ms: u64::from(m) * MINUTE_MS,
+                attempts: b.c.attempts,
+                ptff_ms: PercentileSummary::of(&b.ptff),
+                e2e_ms: PercentileSummary::of(&b.e2e),
+                fps_p50: b.fps.percentile(50.0).map(|c| round(c as f64 / 100.0, 2)),
+                startup_success_rate: (b.c.scored_attempts > 0)
+                    .then(|| round(b.c.startup_successes as f64 / b.c.scored_attempts as f64, 4)),
+                swaps: b.c.swaps,
+            })
+            .collect();
+        let by_gateway = restricted.then(|| all.breakdown(&self.policy.corroboration));
+        Some(OrchestratorDetail {
+            window,
+            policy: self.policy_ref(),
+            filters: self.filters(q),
+            summary,
+            by_model,
+            by_region,
+            series,
+            by_gateway,
+        })
+    }
+
+    /// `GET /v1/network/demand`.
+    pub fn demand(&self, q: &Query) -> DemandResponse {
+        let (start, end, window) = self.window_info(q.window);
+        let model = self.canonical_model(q);
+        let mut rows: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
+        for (k, s) in &self.st.series {
+            if !self.matches(k, q, &model) {
+                continue;
+            }
+            let row = rows.entry((k.model.clone(), k.region.clone())).or_default();
+            s.fold_range(start, end, |_, b| {
+                row.0 += b.c.sessions;
+                row.1 += b.c.attempts;
+                row.2 += b.c.inference_ms;
+            });
+        }
+        rows.retain(|_, r| *r != (0, 0, 0));
+        let (mut ts, mut ta, mut ti) = (0, 0, 0);
+        let rows = rows
+            .into_iter()
+            .map(|((m, r), (s, a, i))| {
+                ts += s;
+                ta += a;
+                ti += i;
+                DemandRow {
+                    pipeline: self.registry.pipeline(&m).to_owned(),
+                    model_id: m,
+                    region: r,
+                    sessions: s,
+                    attempts: a,
+                    inference_minutes: round(i as f64 / 60_000.0, 4),
+                }
+            })
+            .collect();
+        DemandResponse {
+            window,
+            rows,
+            totals: DemandTotals {
+                sessions: ts,
+                attempts: ta,
+                inference_minutes: round(ti as f64 / 60_000.0, 4),
+            },
+        }
+    }
+
+    /// `GET /v1/models`.
+    pub fn models(&self) -> ModelsResponse {
+        ModelsResponse {
+            registry: RegistryRef {
+                version: self.registry.version,
+                hash: self.registry.hash.clone(),
+            },
+            models: self.registry.models.clone(),
+        }
+    }
+
+    /// `GET /v1/regions`: gateway regions with buckets in memory, sorted.
+    pub fn regions(&self) -> RegionsResponse {
+        let set: BTreeSet<&String> = self.st.series.keys().map(|k| &k.region).collect();
+        RegionsResponse { regions: set.into_iter().cloned().collect() }
+    }
+
+    /// `GET /api/aggregated_stats`: the legacy score per orchestrator and
+    /// region, for orchestrators with enough attempts there, observed by
+    /// enough distinct gateways.
+    pub fn aggregated_stats(&self, q: &Query) -> AggregatedStats {
+        let (start, end, _) = self.window_info(q.window);
+        let model = self.canonical_model(q);
+        let mut cells: BTreeMap<(Address, String), BTreeMap<String, Bucket>> = BTreeMap::new();
+        let mut medians: BTreeMap<String, crate::Histogram> = BTreeMap::new();
+        for (k, s) in &self.st.series {
+            if !self.matches(k, q, &model) {
+                continue;
+            }
+            let mut merged = Bucket::default();
+            s.fold_range(start, end, |_, b| merged.merge(b));
+            medians.entry(k.region.clone()).or_default().merge(&merged.ptff);
+            cells
+                .entry((k.orch, k.region.clone()))
+                .or_default()
+                .entry(k.model.clone())
+                .or_default()
+                .merge(&merged);
+        }
+        let seen =
+            self.corroboration(q, &model, (start, end), None, |k| (k.orch, k.region.clone()));
+        let min_gateways = self.policy.corroboration.min_gateways;
+        let benches = BTreeMap::new();
+        let mut out = AggregatedStats::new();
+        for ((orch, region), per_model) in &cells {
+            let mut total = Bucket::default();
+            for b in per_model.values() {
+                total.merge(b);
+            }
+            if total.c.attempts < self.policy.scoring.min_attempts {
+                continue;
+            }
+            let gateways = seen.get(&(*orch, region.clone())).map_or(0, Corroboration::distinct);
+            if gateways < min_gateways {
+                continue;
+            }
+            let median = medians.get(region).and_then(|h| h.percentile(50.0)).map(|v| v as f64);
+            let ctx = self.ctx(&benches, median);
+            if let Some((score, success, rts)) = score::legacy(&ctx, &total) {
+                out.entry(orch.to_hex()).or_default().insert(
+                    region.clone(),
+                    AggregatedScore {
+                        score: round(score, 4),
+                        success_rate: round(success, 4),
+                        round_trip_score: round(rts, 4),
+                    },
+                );
+            }
+        }
+        out
+    }
+}
