@@ -3,7 +3,7 @@
 //! The HTTP layer knows nothing about buckets or scores: it hands the parsed
 //! query to a [`SlaSource`] and serves the JSON bytes it gets back. Bodies are
 //! pre-serialized so a source may cache them (a sealed window never changes).
-//! Shapes: `/work/helpers/api-shape.md`, mirrored by `openapi.json`.
+//! Shapes: the OpenAPI document `openapi.json` beside this module.
 
 use std::collections::BTreeMap;
 
@@ -41,4 +41,25 @@ pub trait SlaSource: Send + Sync + 'static {
     /// `GET /api/aggregated_stats`: go-livepeer's `-orchPerfStatsUrl` shape
     /// (`region`, `model`, `pipeline`, `window`; 24h by default).
     fn aggregated_stats(&self, params: &Params) -> Result<Bytes, ApiError>;
+
+    /// The body the API serves at `route` for the query string `query`:
+    /// `orchestrators`, `demand`, `aggregated_stats`, `regions`, `models` or
+    /// `orchestrator/0x…` (public fields only). What `vouch replay --sla`
+    /// prints, so an auditor compares exactly the node's bytes.
+    fn answer(&self, route: &str, query: &str) -> Result<Bytes, ApiError> {
+        let params: Params = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        match route {
+            "orchestrators" => self.orchestrators(&params),
+            "demand" => self.demand(&params),
+            "aggregated_stats" => self.aggregated_stats(&params),
+            "regions" => Ok(self.regions()),
+            "models" => Ok(self.models()),
+            other => match other.strip_prefix("orchestrator/") {
+                Some(address) => self
+                    .orchestrator(address, &params, false)?
+                    .ok_or_else(|| ApiError::NotFound(format!("{address} never seen"))),
+                None => Err(ApiError::NotFound(format!("unknown route {other:?}"))),
+            },
+        }
+    }
 }

@@ -9,18 +9,16 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use serde_json::{Value, json};
 use vouch_delegation::authority::snapshot;
 use vouch_schema::Address;
 
-use vouch_sla::Observer;
-use vouch_verifier::api::{ApiError, Params, SlaSource};
+use vouch_verifier::api::SlaSource;
 use vouch_verifier::node::config::NodeConfig;
-use vouch_verifier::replay::{ReplayError, ReplayOptions, Replayed, replay};
-use vouch_verifier::scores::{ScoreRecord, Scores, recorded_policy};
+use vouch_verifier::replay::{ReplayError, ReplayOptions, replay, replay_scores};
 use vouch_verifier::store::LogError;
 use vouch_verifier::store::log::HEAD_FILE;
 
@@ -83,29 +81,12 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
     options.threads = args.threads;
     options.progress = progress_bar(&args);
     let dir = log_dir(args.log_dir);
-    let scores = match &args.sla {
-        None => None,
-        Some(_) => {
-            let files = recorded_policy(&dir)?
-                .context("the log records no SLA policy (not written by a scoring node)")?;
-            Some(Scores::open(&files, None)?.0)
-        }
+    let result = match &args.sla {
+        None => replay(&dir, &options, |_| {}).map(|summary| (summary, None)),
+        Some(_) => replay_scores(&dir, &options).map(|(summary, scores)| (summary, Some(scores))),
     };
-    let result = replay(&dir, &options, |record| {
-        let Some(scores) = &scores else { return };
-        match record {
-            Replayed::Batch(b) => {
-                scores.ingest(&Observer::from(b.certificate), b.envelope, b.batch);
-            }
-            Replayed::View { view, .. } => scores.set_authority(view),
-            Replayed::Checkpoint { index, payload } => match ScoreRecord::decode(payload) {
-                Ok(r) => scores.apply_record(&r),
-                Err(e) => tracing::warn!(index, %e, "checkpoint record not understood"),
-            },
-        }
-    });
     match result {
-        Ok(summary) => {
+        Ok((summary, scores)) => {
             let mut value = serde_json::to_value(&summary)?;
             if let Value::Object(map) = &mut value {
                 map.insert("ok".into(), json!(true));
@@ -114,7 +95,8 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
             match (&args.sla, &scores) {
                 (Some(route), Some(scores)) => {
                     eprintln!("{value}");
-                    let body = api_answer(scores, route, &args.query)?;
+                    let body =
+                        scores.answer(route, &args.query).map_err(|e| anyhow::anyhow!("{e}"))?;
                     let mut out = std::io::stdout().lock();
                     out.write_all(&body)?;
                     out.write_all(b"\n")?;
@@ -136,7 +118,9 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
                         "problem": problem.to_string(),
                     }));
                 }
-                ReplayError::Log(LogError::Io { .. }) | ReplayError::Threads(_) => {
+                ReplayError::Log(LogError::Io { .. })
+                | ReplayError::Threads(_)
+                | ReplayError::Scores(_) => {
                     return Err(
                         anyhow::Error::new(e).context(format!("replaying {}", dir.display()))
                     );
@@ -149,25 +133,6 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
             Ok(Outcome::CheckFailed)
         }
     }
-}
-
-/// The bytes the API serves at `route` with `query`, from `scores`.
-fn api_answer(scores: &Scores, route: &str, query: &str) -> Result<Vec<u8>> {
-    let params: Params = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let body = match route {
-        "orchestrators" => scores.orchestrators(&params),
-        "demand" => scores.demand(&params),
-        "aggregated_stats" => scores.aggregated_stats(&params),
-        "regions" => Ok(scores.regions()),
-        "models" => Ok(scores.models()),
-        other => match other.strip_prefix("orchestrator/") {
-            Some(address) => scores
-                .orchestrator(address, &params, false)
-                .and_then(|b| b.ok_or_else(|| ApiError::NotFound(format!("{address} never seen")))),
-            None => bail!("unknown --sla route {other:?}"),
-        },
-    };
-    Ok(body.map_err(|e| anyhow::anyhow!("{e}"))?.to_vec())
 }
 
 /// `dir`, or `dir/log` when `dir` is a node's data directory.

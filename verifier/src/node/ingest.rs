@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use vouch_delegation::authority::{Authority, AuthorityView};
 use vouch_delegation::{SignedRevocation, VerifiedRevocation};
 
-use crate::scores::{PolicyFiles, ScoreRecord, Scores};
+use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores};
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
     LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateError, StateStore,
@@ -379,24 +379,18 @@ impl Worker {
             let record = record?;
             self.warmed.records += 1;
             let index = record.position.index;
-            let score = index >= sla_from;
-            match record.kind {
-                RecordKind::Envelope => {
-                    match self.pipeline.readmit(&record.payload, now) {
-                        Ok(true) => self.warmed.readmitted += 1,
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(index, %e, "logged envelope not re-applied"),
-                    }
-                    if score {
-                        match self.sla.scores.ingest_logged(&record.payload) {
-                            Ok(_) => self.warmed.scored += 1,
-                            Err(e) => tracing::warn!(index, %e, "logged envelope not scored"),
-                        }
-                    }
+            if index >= sla_from {
+                match self.sla.scores.fold_logged(record.kind, &record.payload) {
+                    Ok(Folded::Scored) => self.warmed.scored += 1,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(index, %e, "logged record not scored"),
                 }
-                RecordKind::Checkpoint if score => match ScoreRecord::decode(&record.payload) {
-                    Ok(r) => self.sla.scores.apply_record(&r),
-                    Err(e) => tracing::warn!(index, %e, "unknown checkpoint record"),
+            }
+            match record.kind {
+                RecordKind::Envelope => match self.pipeline.readmit(&record.payload, now) {
+                    Ok(true) => self.warmed.readmitted += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(index, %e, "logged envelope not re-applied"),
                 },
                 RecordKind::Revocation => {
                     if self.revocation(&record.payload, true) {
@@ -405,9 +399,6 @@ impl Worker {
                 }
                 RecordKind::AuthorityView => {
                     if let Ok(view) = serde_json::from_slice::<AuthorityView>(&record.payload) {
-                        if score {
-                            self.sla.scores.set_authority(&view);
-                        }
                         self.pending.views.push((view.hash(), record.payload));
                     }
                 }

@@ -31,6 +31,9 @@ use vouch_delegation::authority::AuthorityView;
 use vouch_delegation::{SignedRevocation, VerifiedDelegation};
 use vouch_schema::{Envelope, TelemetryBatch};
 
+use vouch_sla::Observer;
+
+use crate::scores::{ScoreError, Scores, Step, recorded_policy};
 use crate::store::{LogError, LogReader, Position, RecordKind, segment_file_name};
 use crate::validate::ValidationConfig;
 
@@ -171,6 +174,10 @@ pub enum ReplayError {
     /// A replay thread could not be started.
     #[error("starting replay threads: {0}")]
     Threads(std::io::Error),
+    /// The scores cannot be rebuilt: the log records no SLA policy, or one
+    /// that does not load.
+    #[error("scores: {0}")]
+    Scores(#[from] crate::scores::ScoreError),
 }
 
 impl ReplayError {
@@ -316,6 +323,37 @@ pub fn replay(
     summary.events_per_sec = summary.events as f64 / secs;
     summary.envelopes_per_sec = summary.envelopes as f64 / secs;
     Ok(summary)
+}
+
+/// Replays the log in `dir` and rebuilds its scores with the policy, limits
+/// and seals it recorded, folding every verified record in log order
+/// ([`Scores::fold`]): what `vouch replay --sla` serves, byte for byte the
+/// node's answers for sealed windows.
+pub fn replay_scores(
+    dir: impl AsRef<Path>,
+    options: &ReplayOptions,
+) -> Result<(ReplaySummary, Scores), ReplayError> {
+    let dir = dir.as_ref();
+    let files = recorded_policy(dir)?.ok_or(ScoreError::NoPolicy)?;
+    let (scores, _) = Scores::open(&files, None)?;
+    let summary = replay(dir, options, |record| {
+        let (index, step) = match record {
+            Replayed::Batch(b) => {
+                let observer = Observer::from(b.certificate);
+                let step =
+                    Step::Envelope { observer: &observer, envelope: b.envelope, batch: b.batch };
+                (b.index, scores.fold(step))
+            }
+            Replayed::View { index, view } => (index, scores.fold(Step::View(view))),
+            Replayed::Checkpoint { index, payload } => {
+                (index, scores.fold(Step::Checkpoint(payload)))
+            }
+        };
+        if let Err(e) = step {
+            tracing::warn!(index, %e, "record not understood by the scores");
+        }
+    })?;
+    Ok((summary, scores))
 }
 
 /// The first chain failure [`crate::store::verify`] found.

@@ -9,7 +9,10 @@
 //! every seal with the clock reading it used. An auditor replaying the log
 //! applies the same records at the same positions and gets the same bytes.
 
+mod fold;
 mod source;
+
+pub use fold::{Folded, Step};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -60,6 +63,9 @@ pub enum ScoreError {
     /// The log could not be read.
     #[error("log: {0}")]
     Log(String),
+    /// The log records no SLA policy: it was not written by a scoring node.
+    #[error("the log records no SLA policy (not written by a scoring node)")]
+    NoPolicy,
 }
 
 impl ScoreRecord {
@@ -228,16 +234,6 @@ impl Scores {
         self.write().ingest(observer, envelope.id.timestamp, &batch.events)
     }
 
-    /// Feeds a logged envelope (bytes as the log holds them).
-    pub fn ingest_logged(&self, payload: &[u8]) -> Result<IngestReport, ScoreError> {
-        let envelope =
-            Envelope::decode(payload).map_err(|e| ScoreError::Envelope(e.to_string()))?;
-        let batch = TelemetryBatch::decode(&envelope.content)
-            .map_err(|e| ScoreError::Envelope(e.to_string()))?;
-        let observer = observer_of(&batch)?;
-        Ok(self.ingest(&observer, &envelope, &batch))
-    }
-
     /// Seals what the clock at `now_ms` allows. `None` when that seals no
     /// new minute (nothing changed, nothing to record); otherwise the newly
     /// sealed buckets (possibly none), and the caller records the seal.
@@ -251,16 +247,6 @@ impl Scores {
         let sealed = engine.seal(now_ms);
         self.sealed_end_ms.store(to, Ordering::Relaxed);
         Some(sealed)
-    }
-
-    /// Applies a checkpoint record read back from the log: a seal is redone
-    /// with the clock reading it recorded. Policy records announce the files
-    /// the log was scored with; a replay reads them, a node scores with its
-    /// own configuration.
-    pub fn apply_record(&self, record: &ScoreRecord) {
-        if let ScoreRecord::SlaSeal { now_ms } = record {
-            self.seal(*now_ms);
-        }
     }
 
     /// The whole engine state, for the state store.
