@@ -463,10 +463,7 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
     let source: Arc<dyn SlaSource> = Arc::new(FixtureSource::new());
     let api = Api::new(source, &hs256_config()).unwrap();
     let node_routes = vouch_verifier::node::http::router(Arc::new(Default::default()), Vec::new());
-    let app = api.wrap(node_routes).into_make_service_with_connect_info::<SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = format!("http://{}", api_double::serve_router(api.wrap(node_routes)).await);
     let client = reqwest::Client::new();
 
     let doc: Value = serde_json::from_slice(
