@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use vouch_verifier::api::{Api, ApiConfig, RateLimitConfig};
+use vouch_verifier::http_server::{HttpLimits, HttpServer};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,8 +26,8 @@ async fn main() -> anyhow::Result<()> {
         ..ApiConfig::default()
     };
     let api = Api::new(Arc::new(api_double::FixtureSource::new()), &config)?;
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!("http://{}/", listener.local_addr()?);
-    axum::serve(listener, api.router().into_make_service_with_connect_info::<SocketAddr>()).await?;
+    let server = HttpServer::bind(listen, &HttpLimits::default(), 0).await?;
+    println!("http://{}/", server.local_addr());
+    server.serve(api.router(), std::future::pending()).await;
     Ok(())
 }

@@ -11,6 +11,8 @@ pub mod sink;
 
 pub mod api;
 
+pub mod http_server;
+
 pub mod scores;
 
 pub mod bridge;

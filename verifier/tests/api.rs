@@ -44,6 +44,7 @@ fn hs256_config() -> ApiConfig {
             issuer: None,
             audience: None,
             leeway_s: 0,
+            max_lifetime_secs: 86_400,
         }),
         ..ApiConfig::default()
     }
@@ -175,6 +176,7 @@ async fn es256_tokens_verify_and_hmac_with_the_public_key_does_not() {
             issuer: Some("https://issuer.example".into()),
             audience: Some("vouch".into()),
             leeway_s: 0,
+            max_lifetime_secs: 86_400,
         }),
         ..ApiConfig::default()
     };
@@ -193,6 +195,89 @@ async fn es256_tokens_verify_and_hmac_with_the_public_key_does_not() {
     let mut other_aud = claims.clone();
     other_aud["aud"] = json!("someone-else");
     assert!(server.detail(Some(&es256(&other_aud))).await.get("by_gateway").is_none());
+}
+
+/// `vouch_api_jwt_rejected_total{reason}` of `api` now.
+fn jwt_rejected(api: &Api, reason: &str) -> u64 {
+    let mut metrics = String::new();
+    api.metrics().render_metrics(&mut metrics);
+    let prefix = format!("vouch_api_jwt_rejected_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or_else(|| panic!("no {reason} in\n{metrics}"), |v| v.parse().unwrap())
+}
+
+/// Every hostile token the API is shown over HTTP: the restricted field
+/// stays hidden, the rest is served, and each is counted under its stable
+/// reason.
+#[tokio::test]
+async fn hostile_tokens_unlock_nothing_and_are_counted_by_reason() {
+    let signing = p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).unwrap();
+    let pem = signing.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let jwt = JwtConfig {
+        leeway_s: 0,
+        max_lifetime_secs: 3_600,
+        ..JwtConfig::inline(JwtAlgorithm::ES256, pem.clone())
+    };
+    let es_config = ApiConfig { jwt: Some(jwt), ..ApiConfig::default() };
+    let es = Server::start(FixtureSource::new(), &es_config).await;
+    let hs = Server::start(FixtureSource::new(), &hs256_config()).await;
+    let es256 = |claims: &Value| {
+        token("ES256", claims, |m| {
+            let sig: p256::ecdsa::Signature = signing.sign(m);
+            sig.to_bytes().to_vec()
+        })
+    };
+    let claims = |extra: Value| {
+        let mut c = json!({"exp": now() + 600, "scope": "sla:restricted"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let good = claims(json!({}));
+    assert!(es.detail(Some(&es256(&good))).await.get("by_gateway").is_some(), "the control");
+    // An HS256 token signed with the ES256 public key as its secret, and the
+    // same MAC relabelled ES256.
+    let hs_with_public_key = hs256(pem.as_bytes(), &good);
+    let relabelled = {
+        let mut parts: Vec<String> = hs_with_public_key.split('.').map(str::to_owned).collect();
+        parts[0] = URL_SAFE_NO_PAD.encode(json!({"alg": "ES256"}).to_string());
+        let mut mac = Hmac::<Sha256>::new_from_slice(pem.as_bytes()).unwrap();
+        mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
+        parts[2] = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        parts.join(".")
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("alg none", token("none", &good, |_| Vec::new()), "algorithm"),
+        ("HS256 keyed with the ES256 public key", hs_with_public_key, "algorithm"),
+        ("that MAC labelled ES256", relabelled, "signature"),
+        ("expired", es256(&claims(json!({"exp": now() - 60}))), "expired"),
+        ("exp 1e308", es256(&claims(json!({"exp": 1e308}))), "lifetime"),
+        ("exp past max_lifetime", es256(&claims(json!({"exp": now() + 7_200}))), "lifetime"),
+        ("exp - iat past max_lifetime", es256(&claims(json!({"iat": now() - 7_200}))), "lifetime"),
+        ("nbf ahead", es256(&claims(json!({"nbf": now() + 300}))), "not_yet_valid"),
+        ("wrong scope", es256(&claims(json!({"scope": "sla:read"}))), "scope"),
+        ("base64 with padding", format!("{}=", es256(&good)), "malformed"),
+        ("not base64", "e30.e30.!!".to_owned(), "malformed"),
+        ("oversized", format!("{}.{}.x", "e".repeat(9_000), "e"), "malformed"),
+    ];
+    let reasons = ["algorithm", "signature", "expired", "lifetime", "not_yet_valid", "scope"];
+    let before: Vec<u64> =
+        reasons.iter().chain(&["malformed"]).map(|r| jwt_rejected(&es.api, r)).collect();
+    for (name, bearer, _) in &cases {
+        let body = es.detail(Some(bearer)).await;
+        assert!(body.get("by_gateway").is_none(), "{name}: {body}");
+        assert_eq!(body["summary"]["address"], A1, "{name}: the rest is served");
+        assert!(!es.source.last("orchestrator").unwrap().1, "{name}: asked restricted");
+    }
+    for (i, reason) in reasons.iter().chain(&["malformed"]).enumerate() {
+        let want = cases.iter().filter(|c| c.2 == *reason).count() as u64;
+        assert_eq!(jwt_rejected(&es.api, reason) - before[i], want, "{reason}");
+    }
+    // The other way round: a valid ES256 token shown to an HS256 server.
+    let body = hs.detail(Some(&es256(&good))).await;
+    assert!(body.get("by_gateway").is_none(), "{body}");
+    assert_eq!(jwt_rejected(&hs.api, "algorithm"), 1);
 }
 
 #[tokio::test]
@@ -378,10 +463,7 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
     let source: Arc<dyn SlaSource> = Arc::new(FixtureSource::new());
     let api = Api::new(source, &hs256_config()).unwrap();
     let node_routes = vouch_verifier::node::http::router(Arc::new(Default::default()), Vec::new());
-    let app = api.wrap(node_routes).into_make_service_with_connect_info::<SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = format!("http://{}", api_double::serve_router(api.wrap(node_routes)).await);
     let client = reqwest::Client::new();
 
     let doc: Value = serde_json::from_slice(

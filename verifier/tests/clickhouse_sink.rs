@@ -301,7 +301,7 @@ fn aggregate_buckets_replace_by_version() {
 /// real `vouch node` and `vouch publish` processes on loopback.
 #[test]
 fn a_node_with_a_clickhouse_sink_inserts_what_it_accepts() {
-    use common::identity::{Identity, ok_json, vouch};
+    use common::identity::{Identity, ok_json};
     use common::node::NodeProcess;
     use vouch_verifier::store::LogReader;
 
@@ -337,20 +337,7 @@ fn a_node_with_a_clickhouse_sink_inserts_what_it_accepts() {
             "127.0.0.1:0",
         ],
     );
-    let events = gateway.events();
-    ok_json(&vouch(&[
-        "publish",
-        "--key",
-        &gateway.p("d.key"),
-        "--cert",
-        &gateway.p("d.cert"),
-        "--events",
-        &events,
-        "--bootstrap",
-        &node.p2p(),
-        "--timeout",
-        "60s",
-    ]));
+    ok_json(&gateway.publish(&node.p2p(), "60s"));
     node.wait_stats("an accepted envelope", |s| s["accepted"].as_u64().unwrap() >= 1);
 
     // What the log holds is what ClickHouse gets.

@@ -22,20 +22,7 @@ const STRANGER_DELEGATE_KEY: &str =
 
 impl Identity {
     fn publish_events(&self, bootstrap: &str) {
-        let events = self.events();
-        ok_json(&vouch(&[
-            "publish",
-            "--key",
-            &self.p("d.key"),
-            "--cert",
-            &self.p("d.cert"),
-            "--events",
-            &events,
-            "--bootstrap",
-            bootstrap,
-            "--timeout",
-            "60s",
-        ]));
+        ok_json(&self.publish(bootstrap, "60s"));
     }
 }
 

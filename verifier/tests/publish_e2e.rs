@@ -18,22 +18,8 @@ const DELEGATE_KEY: &str = "0x55555555555555555555555555555555555555555555555555
 #[test]
 fn vouch_publish_replays_go_livepeer_events_to_a_subscriber() {
     let id = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
-    let events = id.events();
     let sub = Subscriber::spawn("/ip4/127.0.0.1/tcp/0", 1);
-    let out = vouch(&[
-        "publish",
-        "--key",
-        &id.p("d.key"),
-        "--cert",
-        &id.p("d.cert"),
-        "--events",
-        &events,
-        "--bootstrap",
-        &sub.listen[0],
-        "--timeout",
-        "60s",
-    ]);
-    let report = ok_json(&out);
+    let report = ok_json(&id.publish(&sub.listen[0], "60s"));
     assert_eq!(report["lines"], json!(8));
     assert_eq!(report["stats"]["sent_events"], json!(8), "{report}");
     let got = sub.take(1);

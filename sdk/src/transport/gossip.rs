@@ -403,7 +403,7 @@ pub use behaviour::{Node, NodeEvent};
 #[allow(missing_docs)]
 mod behaviour {
     use libp2p::swarm::NetworkBehaviour;
-    use libp2p::{gossipsub, identify};
+    use libp2p::{connection_limits, gossipsub, identify};
 
     /// The swarm's behaviour: gossipsub for telemetry, identify for peer info.
     /// Shared with every Vouch node (`vouch subscribe`, the verifier) so that
@@ -414,6 +414,69 @@ mod behaviour {
         pub gossipsub: gossipsub::Behaviour,
         /// Lets peers learn each other's addresses and agent versions.
         pub identify: identify::Behaviour,
+        /// Refuses connections beyond [`super::ConnectionCaps`], so that
+        /// peers cannot spend every file descriptor of the process.
+        pub limits: connection_limits::Behaviour,
+    }
+}
+
+/// Caps on a swarm's connections (libp2p's `connection_limits`): past them a
+/// new connection is refused before its handshake completes (an incoming one
+/// is reported as `SwarmEvent::IncomingConnectionError` with
+/// `ListenError::Denied`). Every connection holds a file descriptor; the
+/// verifier reserves [`ConnectionCaps::max_descriptors`] of them for gossip.
+/// The defaults leave room for hundreds of publishers and verifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionCaps {
+    /// Established connections dialled by peers.
+    pub max_established_incoming: u32,
+    /// Established connections this node dialled.
+    pub max_established_outgoing: u32,
+    /// Incoming connections still in their handshake.
+    pub max_pending_incoming: u32,
+    /// Outgoing dials still in progress.
+    pub max_pending_outgoing: u32,
+    /// Established connections with any one peer (simultaneous dials open a
+    /// second one now and then; more is waste or abuse).
+    pub max_established_per_peer: u32,
+}
+
+impl Default for ConnectionCaps {
+    fn default() -> Self {
+        ConnectionCaps {
+            max_established_incoming: 256,
+            max_established_outgoing: 64,
+            max_pending_incoming: 64,
+            max_pending_outgoing: 32,
+            max_established_per_peer: 4,
+        }
+    }
+}
+
+impl ConnectionCaps {
+    /// The most sockets these caps let the swarm hold at once.
+    pub fn max_descriptors(&self) -> u64 {
+        [
+            self.max_established_incoming,
+            self.max_established_outgoing,
+            self.max_pending_incoming,
+            self.max_pending_outgoing,
+        ]
+        .iter()
+        .map(|&n| u64::from(n))
+        .sum()
+    }
+
+    fn behaviour(&self) -> libp2p::connection_limits::Behaviour {
+        libp2p::connection_limits::Behaviour::new(
+            libp2p::connection_limits::ConnectionLimits::default()
+                .with_max_established_incoming(Some(self.max_established_incoming))
+                .with_max_established_outgoing(Some(self.max_established_outgoing))
+                .with_max_pending_incoming(Some(self.max_pending_incoming))
+                .with_max_pending_outgoing(Some(self.max_pending_outgoing))
+                .with_max_established_per_peer(Some(self.max_established_per_peer)),
+        )
     }
 }
 
@@ -463,10 +526,22 @@ fn network_thread(
 /// Builds a Vouch swarm: TCP + noise + yamux, identify, and gossipsub with
 /// [`gossipsub_config`] and peer scoring over `score_topics`.
 /// `agent` names the program in identify (e.g. `vouch-sdk/0.1.0`).
+/// Connections are capped by [`ConnectionCaps::default`].
 pub fn build_swarm(
     key: identity::Keypair,
     agent: String,
     score_topics: impl IntoIterator<Item = TopicHash>,
+) -> Result<Swarm<Node>, TransportError> {
+    build_swarm_with_caps(key, agent, score_topics, ConnectionCaps::default())
+}
+
+/// [`build_swarm`] with connection caps of the caller's choosing (the
+/// verifier's `[p2p.limits]`).
+pub fn build_swarm_with_caps(
+    key: identity::Keypair,
+    agent: String,
+    score_topics: impl IntoIterator<Item = TopicHash>,
+    caps: ConnectionCaps,
 ) -> Result<Swarm<Node>, TransportError> {
     let score = peer_score_params(score_topics);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -483,7 +558,7 @@ pub fn build_swarm(
             let identify = identify::Behaviour::new(
                 identify::Config::new("/vouch/1".into(), key.public()).with_agent_version(agent),
             );
-            Ok(Node { gossipsub, identify })
+            Ok(Node { gossipsub, identify, limits: caps.behaviour() })
         })
         .map_err(|e| TransportError::Io(format!("gossipsub: {e}")))?
         // Publish-only peers (the SDK) never join a mesh, so gossipsub does
@@ -945,6 +1020,49 @@ mod tests {
             GossipTransport::start(&config(&[], &["/ip4/1.2.3.4/tcp/x"])),
             Err(TransportError::Io(_))
         ));
+    }
+
+    #[test]
+    fn connections_beyond_the_caps_are_refused() {
+        use libp2p::connection_limits::Exceeded;
+        use libp2p::swarm::ListenError;
+
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let caps = ConnectionCaps { max_established_incoming: 1, ..Default::default() };
+            assert_eq!(caps.max_descriptors(), 1 + 64 + 64 + 32);
+            let key = identity::Keypair::generate_ed25519;
+            let mut server = build_swarm_with_caps(key(), "t".into(), [], caps).unwrap();
+            server.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+            let addr = loop {
+                if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
+                    break address;
+                }
+            };
+            let mut a = build_swarm(key(), "a".into(), []).unwrap();
+            let mut b = build_swarm(key(), "b".into(), []).unwrap();
+            a.dial(addr.clone()).unwrap();
+            b.dial(addr).unwrap();
+            let (mut established, mut refused) = (0, 0);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while established + refused < 2 {
+                let event = tokio::select! {
+                    e = server.select_next_some() => e,
+                    _ = a.select_next_some() => continue,
+                    _ = b.select_next_some() => continue,
+                    () = tokio::time::sleep_until(deadline) => panic!("{established} {refused}"),
+                };
+                match event {
+                    SwarmEvent::ConnectionEstablished { .. } => established += 1,
+                    SwarmEvent::IncomingConnectionError {
+                        error: ListenError::Denied { cause },
+                        ..
+                    } if cause.downcast_ref::<Exceeded>().is_some() => refused += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!((established, refused), (1, 1));
+        });
     }
 
     #[test]

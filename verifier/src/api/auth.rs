@@ -44,6 +44,9 @@ pub enum JwtConfigError {
     /// The ES256 key is not a P-256 public key in PEM (SPKI).
     #[error("[api.jwt] ES256 key is not a P-256 public key PEM: {0}")]
     PublicKey(String),
+    /// `max_lifetime_secs` is 0: no token could ever be valid.
+    #[error("[api.jwt] max_lifetime_secs must be at least 1")]
+    MaxLifetime,
 }
 
 /// Why a presented token grants nothing (logged at debug level and counted).
@@ -61,6 +64,10 @@ pub enum JwtRejection {
     /// `exp` is missing or past.
     #[error("expired")]
     Expired,
+    /// `exp` lies further ahead than `max_lifetime_secs`, or `exp - iat`
+    /// exceeds it, or `iat` is not a finite time.
+    #[error("lifetime longer than allowed")]
+    Lifetime,
     /// `nbf` is in the future.
     #[error("not yet valid")]
     NotYetValid,
@@ -74,11 +81,12 @@ pub enum JwtRejection {
 
 impl JwtRejection {
     /// Every rejection, in a fixed order (the metric's label values).
-    pub const ALL: [JwtRejection; 7] = [
+    pub const ALL: [JwtRejection; 8] = [
         Self::Malformed,
         Self::Algorithm,
         Self::Signature,
         Self::Expired,
+        Self::Lifetime,
         Self::NotYetValid,
         Self::Audience,
         Self::Scope,
@@ -91,6 +99,7 @@ impl JwtRejection {
             Self::Algorithm => "algorithm",
             Self::Signature => "signature",
             Self::Expired => "expired",
+            Self::Lifetime => "lifetime",
             Self::NotYetValid => "not_yet_valid",
             Self::Audience => "audience",
             Self::Scope => "scope",
@@ -110,6 +119,7 @@ pub struct JwtVerifier {
     issuer: Option<String>,
     audience: Option<String>,
     leeway_s: u64,
+    max_lifetime_s: u64,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -130,6 +140,7 @@ struct Header {
 struct Claims {
     exp: Option<f64>,
     nbf: Option<f64>,
+    iat: Option<f64>,
     iss: Option<String>,
     aud: Option<OneOrMany>,
     scope: Option<String>,
@@ -155,6 +166,9 @@ impl OneOrMany {
 impl JwtVerifier {
     /// Builds the verifier, reading `key_file` if configured.
     pub fn from_config(config: &JwtConfig) -> Result<Self, JwtConfigError> {
+        if config.max_lifetime_secs == 0 {
+            return Err(JwtConfigError::MaxLifetime);
+        }
         let material = match (&config.key, &config.key_file) {
             (Some(k), None) => k.clone().into_bytes(),
             (None, Some(path)) => std::fs::read(path).map_err(|source| {
@@ -183,6 +197,7 @@ impl JwtVerifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway_s: config.leeway_s,
+            max_lifetime_s: config.max_lifetime_secs,
         })
     }
 
@@ -242,9 +257,19 @@ impl JwtVerifier {
             serde_json::from_slice(&decode(p)?).map_err(|_| JwtRejection::Malformed)?;
         let now = now_s as f64;
         let leeway = self.leeway_s as f64;
-        match claims.exp {
-            Some(exp) if exp.is_finite() && now <= exp + leeway => {}
+        let exp = match claims.exp {
+            Some(exp) if exp.is_finite() && now <= exp + leeway => exp,
             _ => return Err(JwtRejection::Expired),
+        };
+        // A token valid for ever is a leaked key's gift: cap how far ahead it may reach.
+        let max_lifetime = self.max_lifetime_s as f64;
+        if exp - now > max_lifetime + leeway {
+            return Err(JwtRejection::Lifetime);
+        }
+        if let Some(iat) = claims.iat
+            && (!iat.is_finite() || exp - iat > max_lifetime)
+        {
+            return Err(JwtRejection::Lifetime);
         }
         if let Some(nbf) = claims.nbf
             && (!nbf.is_finite() || now + leeway < nbf)
@@ -292,6 +317,7 @@ mod tests {
             issuer: None,
             audience: Some("vouch".into()),
             leeway_s: 0,
+            max_lifetime_secs: 86_400,
         })
         .unwrap()
     }
@@ -324,6 +350,79 @@ mod tests {
     }
 
     #[test]
+    fn lifetimes_beyond_the_cap_are_refused() {
+        let v = verifier();
+        let alg = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let now = 1_700_000_000u64;
+        let token = |claims: String| hs256(alg, &claims, SECRET);
+        let claims = |extra: &str| format!(r#"{{"aud":"vouch","scope":"sla:restricted",{extra}}}"#);
+        // Never expires: the `exp: 1e308` of a hostile issuer (or a leaked key).
+        assert_eq!(v.verify(&token(claims(r#""exp":1e308"#)), now), Err(JwtRejection::Lifetime));
+        let day = now + 86_400;
+        assert_eq!(v.verify(&token(claims(&format!(r#""exp":{day}"#))), now), Ok(()));
+        let later = day + 1;
+        assert_eq!(
+            v.verify(&token(claims(&format!(r#""exp":{later}"#))), now),
+            Err(JwtRejection::Lifetime)
+        );
+        // Issued long ago for long: refused even though `exp` is close.
+        let (iat, exp) = (now - 86_400, now + 10);
+        assert_eq!(
+            v.verify(&token(claims(&format!(r#""exp":{exp},"iat":{iat}"#))), now),
+            Err(JwtRejection::Lifetime)
+        );
+        let iat = now - 60;
+        assert_eq!(v.verify(&token(claims(&format!(r#""exp":{exp},"iat":{iat}"#))), now), Ok(()));
+        // Out-of-range numbers and wrong types never parse as times.
+        for bad in [r#""exp":1e400"#, r#""exp":"never""#, r#""exp":2000,"iat":"x""#] {
+            assert_eq!(v.verify(&token(claims(bad)), now), Err(JwtRejection::Malformed), "{bad}");
+        }
+        let mut c =
+            JwtConfig { max_lifetime_secs: 0, ..JwtConfig::inline(JwtAlgorithm::HS256, SECRET) };
+        assert!(matches!(JwtVerifier::from_config(&c), Err(JwtConfigError::MaxLifetime)));
+        c.max_lifetime_secs = 1;
+        assert!(JwtVerifier::from_config(&c).is_ok());
+    }
+
+    #[test]
+    fn hs_es_confusion_is_refused_both_ways() {
+        use p256::ecdsa::signature::Signer as _;
+        use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+
+        let signing = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let pem = signing.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+        let es = JwtVerifier::from_config(&JwtConfig {
+            leeway_s: 0,
+            ..JwtConfig::inline(JwtAlgorithm::ES256, pem.clone())
+        })
+        .unwrap();
+        let claims = r#"{"exp":2000,"scope":"sla:restricted"}"#;
+        let es256 = |header: &str| {
+            let h = URL_SAFE_NO_PAD.encode(header);
+            let p = URL_SAFE_NO_PAD.encode(claims);
+            let sig: p256::ecdsa::Signature = signing.sign(format!("{h}.{p}").as_bytes());
+            format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+        };
+        assert_eq!(es.verify(&es256(r#"{"alg":"ES256"}"#), 1000), Ok(()));
+        // An HMAC keyed with the public key: the classic confusion.
+        let confused = hs256(r#"{"alg":"HS256"}"#, claims, &pem);
+        assert_eq!(es.verify(&confused, 1000), Err(JwtRejection::Algorithm));
+        // The same HMAC under a header claiming ES256: not an ECDSA signature.
+        let relabelled = hs256(r#"{"alg":"ES256"}"#, claims, &pem);
+        assert_eq!(es.verify(&relabelled, 1000), Err(JwtRejection::Signature));
+        // An HS256 server shown a (valid) ES256 token.
+        assert_eq!(
+            verifier().verify(&es256(r#"{"alg":"ES256"}"#), 1000),
+            Err(JwtRejection::Algorithm)
+        );
+        for alg in [r#"{"alg":"hs256"}"#, r#"{"alg":"none"}"#, r#"{"alg":"NONE"}"#, "{}"] {
+            let token = hs256(alg, claims, SECRET);
+            let want = if alg == "{}" { JwtRejection::Malformed } else { JwtRejection::Algorithm };
+            assert_eq!(verifier().verify(&token, 1000), Err(want), "{alg}");
+        }
+    }
+
+    #[test]
     fn short_secrets_and_bad_pems_are_configuration_errors() {
         let mut c = JwtConfig {
             algorithm: JwtAlgorithm::HS256,
@@ -333,6 +432,7 @@ mod tests {
             issuer: None,
             audience: None,
             leeway_s: 0,
+            max_lifetime_secs: 86_400,
         };
         assert!(matches!(JwtVerifier::from_config(&c), Err(JwtConfigError::ShortSecret)));
         c.algorithm = JwtAlgorithm::ES256;

@@ -75,6 +75,29 @@ pub struct JwtConfig {
     /// Clock skew tolerated on `exp` and `nbf`, seconds.
     #[serde(default = "default_leeway")]
     pub leeway_s: u64,
+    /// The longest lifetime a token may claim, seconds: `exp` at most this
+    /// far from now (plus leeway) and, with `iat`, `exp - iat` at most this.
+    /// A token minted to never expire (`exp: 1e308`) is refused (`lifetime`).
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_secs: u64,
+}
+
+impl JwtConfig {
+    /// `algorithm` with the key inline and every other field at its default
+    /// (the restricted scope, no issuer or audience, 30 s leeway, one day's
+    /// lifetime at most).
+    pub fn inline(algorithm: JwtAlgorithm, key: impl Into<String>) -> Self {
+        Self {
+            algorithm,
+            key: Some(key.into()),
+            key_file: None,
+            scope: default_scope(),
+            issuer: None,
+            audience: None,
+            leeway_s: default_leeway(),
+            max_lifetime_secs: default_max_lifetime(),
+        }
+    }
 }
 
 fn default_scope() -> String {
@@ -83,6 +106,11 @@ fn default_scope() -> String {
 
 fn default_leeway() -> u64 {
     30
+}
+
+/// One day: an issuer refreshes tokens far more often than that.
+fn default_max_lifetime() -> u64 {
+    86_400
 }
 
 /// A token bucket per client address (IPv4 address, or IPv6 /64).
@@ -142,6 +170,7 @@ mod tests {
         let node: Node = toml::from_str(block).unwrap();
         let jwt = node.api.jwt.unwrap();
         assert_eq!(jwt.algorithm, JwtAlgorithm::ES256);
+        assert_eq!(jwt.max_lifetime_secs, 86_400);
         assert_eq!(node.api.max_in_flight, 64);
         assert_eq!(node.api.rate_limit.max_clients, 100_000);
     }

@@ -16,6 +16,20 @@ pub enum ApiError {
     /// The path exists but not for this method (405 `method_not_allowed`).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request line's target (path and query) is longer than the server
+    /// reads (414 `uri_too_long`).
+    #[error("request target longer than {max_bytes} bytes")]
+    UriTooLong {
+        /// The limit in force.
+        max_bytes: usize,
+    },
+    /// The request's header fields are larger than the server reads
+    /// (431 `headers_too_large`).
+    #[error("request header fields larger than {max_bytes} bytes")]
+    HeadersTooLarge {
+        /// The limit in force.
+        max_bytes: usize,
+    },
     /// The client spent its request budget (429 `rate_limited`).
     #[error("rate limit exceeded; retry in {retry_after_s} s")]
     RateLimited {
@@ -37,6 +51,8 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::UriTooLong { .. } => "uri_too_long",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -49,6 +65,8 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::http_server::HttpLimits;
 use crate::node::NodeConfig;
 use crate::node::config::AuthorityConfig;
 use crate::validate::ValidationConfig;
@@ -52,6 +53,9 @@ pub struct StreamrBridgeConfig {
     pub bootstrap: Vec<String>,
     /// Where `/metrics`, `/healthz` and `/v1/bridge/stats` are served.
     pub http_listen: SocketAddr,
+    /// Connection caps, timeouts and request size limits of that listener
+    /// (`[bridge.streamr.http_limits]`, the node's `[http.limits]` keys).
+    pub http_limits: HttpLimits,
     /// Message ids remembered to break loops (oldest evicted first, counted).
     pub seen_capacity: usize,
     /// Log records read and published per batch (the cursor moves per batch,
@@ -81,6 +85,7 @@ impl Default for StreamrBridgeConfig {
             p2p_listen: Vec::new(),
             bootstrap: Vec::new(),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_limits: HttpLimits::default(),
             seen_capacity: 65_536,
             outbound_batch: 256,
             poll_interval_ms: 10,

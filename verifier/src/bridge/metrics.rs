@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::http_server::HttpServerMetrics;
 use crate::validate::Outcome;
 
 use super::seen::SeenSet;
@@ -207,19 +208,27 @@ impl BridgeMetrics {
     }
 }
 
-/// The bridge's HTTP router.
-pub fn router(metrics: Arc<BridgeMetrics>) -> Router {
+#[derive(Clone)]
+struct HttpState {
+    bridge: Arc<BridgeMetrics>,
+    http: Arc<HttpServerMetrics>,
+}
+
+/// The bridge's HTTP router; `/metrics` also shows its HTTP listener's `http` counters.
+pub fn router(metrics: Arc<BridgeMetrics>, http: Arc<HttpServerMetrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(prometheus))
         .route("/v1/bridge/stats", get(stats))
-        .with_state(metrics)
+        .with_state(HttpState { bridge: metrics, http })
 }
 
-async fn prometheus(State(m): State<Arc<BridgeMetrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
+async fn prometheus(State(s): State<HttpState>) -> impl IntoResponse {
+    let mut text = s.bridge.render();
+    s.http.render_metrics(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
-async fn stats(State(m): State<Arc<BridgeMetrics>>) -> Json<Value> {
-    Json(m.stats_json())
+async fn stats(State(s): State<HttpState>) -> Json<Value> {
+    Json(s.bridge.stats_json())
 }

@@ -35,9 +35,11 @@ use vouch_delegation::authority::Authority;
 use vouch_schema::bridge::MAX_BRIDGE_PAYLOAD_BYTES;
 use vouch_sdk::config::{TransportConfig, TransportKind};
 use vouch_sdk::transport::Transport;
-use vouch_sdk::transport::gossip::GossipTransport;
+use vouch_sdk::transport::gossip::{ConnectionCaps, GossipTransport};
 
 pub use config::StreamrBridgeConfig;
+
+use crate::http_server::{HttpServer, HttpServerError};
 use metrics::BridgeMetrics;
 use outbound::LinkEvent;
 use seen::SeenSet;
@@ -147,21 +149,20 @@ pub async fn run_streamr(
         inbound_parts = Some((pipeline, transport));
     }
 
-    // HTTP.
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
+    // HTTP: the inbound gossip transport's connection caps stay free.
+    let gossip_fds = if inbound_on { ConnectionCaps::default().max_descriptors() } else { 0 };
+    let server = HttpServer::bind(config.http_listen, &config.http_limits, gossip_fds)
         .await
-        .map_err(|e| BridgeError::Network(format!("HTTP listen on {}: {e}", config.http_listen)))?;
-    let http_addr =
-        listener.local_addr().map_err(|e| BridgeError::Network(format!("HTTP address: {e}")))?;
+        .map_err(|e| match e {
+            HttpServerError::Bind { .. } => BridgeError::Network(e.to_string()),
+            _ => BridgeError::Config(e.to_string()),
+        })?;
+    let http_addr = server.local_addr();
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = metrics::router(Arc::clone(&metrics));
-    let http_task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.await;
-            })
-            .await
-    });
+    let app = metrics::router(Arc::clone(&metrics), server.metrics());
+    let http_task = tokio::spawn(server.serve(app, async move {
+        let _ = http_stopped.await;
+    }));
 
     // MQTT.
     let client_id = config.client_id.clone().unwrap_or_else(|| {

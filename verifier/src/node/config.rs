@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use vouch_schema::Address;
 use vouch_schema::limits::MAX_PARTITIONS;
+use vouch_sdk::transport::gossip::ConnectionCaps;
 
+use crate::http_server::HttpLimits;
 use crate::validate::ValidationConfig;
 
 use super::NodeError;
@@ -102,6 +104,9 @@ pub struct P2pConfig {
     pub bootstrap: Vec<String>,
     /// Telemetry partitions to follow: ranges and numbers, e.g. `"0-9,42"`.
     pub partitions: String,
+    /// Caps on gossip connections (`[p2p.limits]`); their sum is kept free
+    /// of HTTP connections in the descriptor budget.
+    pub limits: ConnectionCaps,
 }
 
 impl Default for P2pConfig {
@@ -110,6 +115,7 @@ impl Default for P2pConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".to_owned()],
             bootstrap: Vec::new(),
             partitions: "0-99".to_owned(),
+            limits: ConnectionCaps::default(),
         }
     }
 }
@@ -120,11 +126,13 @@ impl Default for P2pConfig {
 pub struct HttpConfig {
     /// Address to serve on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Connection caps, timeouts and request size limits (`[http.limits]`).
+    pub limits: HttpLimits,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)) }
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), limits: HttpLimits::default() }
     }
 }
 
@@ -270,6 +278,21 @@ mod tests {
         let config = NodeConfig::from_file(&path).unwrap();
         assert!(config.authority.snapshot.unwrap().ends_with("authority.json"));
         assert_eq!(parse_partitions(&config.p2p.partitions).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn example_and_readme_limits_are_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/verifier.toml");
+        let example = NodeConfig::from_file(&path).unwrap();
+        // The `[http]` block of README.md ("HTTP API and dashboard").
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n[http]\n").unwrap() + "```toml\n".len();
+        let block = &readme[start..][..readme[start..].find("```").unwrap()];
+        let documented: NodeConfig = toml::from_str(block).unwrap();
+        for config in [example, documented] {
+            assert_eq!(config.http.limits, HttpLimits::default());
+            assert_eq!(config.p2p.limits, ConnectionCaps::default());
+        }
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
@@ -29,10 +29,24 @@ struct HttpState {
 /// The router over shared `metrics`; `/metrics` also renders `extra`.
 pub fn router(metrics: Arc<Metrics>, extra: Vec<Render>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(health))
         .route("/metrics", get(prometheus))
         .route("/v1/ingest/stats", get(stats))
         .with_state(HttpState { metrics, extra: extra.into() })
+}
+
+/// `/healthz`: 200 `{"status": "ok"}`, or 503 `{"status": "ingest_stopped",
+/// "error"}` once the ingest worker stopped (the node is exiting non-zero:
+/// nothing more can be acknowledged).
+async fn health(State(state): State<HttpState>) -> Response {
+    match state.metrics.ingest_stopped() {
+        None => Json(json!({"status": "ok"})).into_response(),
+        Some(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "ingest_stopped", "error": error})),
+        )
+            .into_response(),
+    }
 }
 
 async fn prometheus(State(state): State<HttpState>) -> impl IntoResponse {
@@ -132,6 +146,12 @@ pub fn render_metrics(metrics: &Metrics) -> String {
             snap.warm_up.readmitted,
         ),
         (
+            "vouch_ingest_stopped",
+            "gauge",
+            "1 once the ingest worker stopped before shutdown (the node exits non-zero).",
+            u64::from(metrics.ingest_stopped().is_some()),
+        ),
+        (
             "vouch_ingest_shed_total",
             "counter",
             "Messages shed from the full ingest queue.",
@@ -148,6 +168,20 @@ pub fn render_metrics(metrics: &Metrics) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn health_says_when_ingestion_stopped() {
+        let metrics = Arc::new(Metrics::default());
+        let state = HttpState { metrics: Arc::clone(&metrics), extra: Vec::new().into() };
+        assert_eq!(health(State(state.clone())).await.status(), StatusCode::OK);
+        metrics.mark_ingest_stopped("log: disk full".to_owned());
+        let response = health(State(state)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, json!({"status": "ingest_stopped", "error": "log: disk full"}));
+        assert!(render_metrics(&metrics).contains("vouch_ingest_stopped 1"));
+    }
 
     #[test]
     fn empty_metrics_render() {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libp2p::PeerId;
@@ -154,9 +154,21 @@ pub struct Metrics {
     pub shed: AtomicU64,
     /// Verdicts the swarm could not deliver (message already gone from its cache).
     pub verdicts_dropped: AtomicU64,
+    /// Why ingestion stopped before shutdown, once it has (`/healthz` says so).
+    stopped: OnceLock<String>,
 }
 
 impl Metrics {
+    /// Records that ingestion stopped for `reason` (the first reason stays).
+    pub fn mark_ingest_stopped(&self, reason: String) {
+        let _ = self.stopped.set(reason);
+    }
+
+    /// Why ingestion stopped, if it has.
+    pub fn ingest_stopped(&self) -> Option<&str> {
+        self.stopped.get().map(String::as_str)
+    }
+
     /// A copy of the latest snapshot.
     pub fn snapshot(&self) -> IngestSnapshot {
         self.snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -16,6 +16,7 @@ pub mod config;
 pub mod http;
 mod identity_file;
 pub mod ingest;
+mod p2p;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -34,6 +35,7 @@ use vouch_schema::topic;
 use vouch_sdk::transport::gossip::{self, Node, NodeEvent};
 
 use crate::api::{Api, SlaSource};
+use crate::http_server::{HttpServer, HttpServerError};
 use crate::scores::Scores;
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
@@ -161,8 +163,13 @@ pub async fn run(
     let control_topic = IdentTopic::new(topic::CONTROL_TOPIC);
     topics.push(control_topic.clone());
     let agent = format!("vouch-verifier/{}", env!("CARGO_PKG_VERSION"));
-    let mut swarm = gossip::build_swarm(keypair, agent, topics.iter().map(IdentTopic::hash))
-        .map_err(|e| NodeError::Network(e.to_string()))?;
+    let mut swarm = gossip::build_swarm_with_caps(
+        keypair,
+        agent,
+        topics.iter().map(IdentTopic::hash),
+        config.p2p.limits,
+    )
+    .map_err(|e| NodeError::Network(e.to_string()))?;
     for t in &topics {
         swarm
             .behaviour_mut()
@@ -172,14 +179,20 @@ pub async fn run(
     }
     let p2p_listen = listen_all(&mut swarm, &listen).await?;
 
-    // HTTP.
+    // HTTP: gossip's connection caps are kept free of HTTP connections.
     let metrics = Arc::new(Metrics::default());
-    let http_listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|e| NodeError::Network(format!("HTTP listen on {}: {e}", config.http.listen)))?;
-    let http_addr: SocketAddr = http_listener
-        .local_addr()
-        .map_err(|e| NodeError::Network(format!("HTTP listen address: {e}")))?;
+    let p2p_metrics = Arc::new(p2p::P2pMetrics::default());
+    let http_server = HttpServer::bind(
+        config.http.listen,
+        &config.http.limits,
+        config.p2p.limits.max_descriptors(),
+    )
+    .await
+    .map_err(|e| match e {
+        HttpServerError::Bind { .. } => NodeError::Network(e.to_string()),
+        _ => NodeError::Config(e.to_string()),
+    })?;
+    let http_addr: SocketAddr = http_server.local_addr();
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = Api::new(Arc::clone(&scores) as Arc<dyn SlaSource>, &config.api)
         .map_err(|e| NodeError::Config(format!("[api]: {e}")))?;
@@ -192,6 +205,14 @@ pub async fn run(
     };
     let sinks = Arc::new(sinks);
     let mut extra: Vec<http::Render> = vec![
+        {
+            let m = http_server.metrics();
+            Arc::new(move |out: &mut String| m.render_metrics(out))
+        },
+        {
+            let m = Arc::clone(&p2p_metrics);
+            Arc::new(move |out: &mut String| m.render_metrics(out))
+        },
         {
             let m = api.metrics();
             Arc::new(move |out: &mut String| m.render_metrics(out))
@@ -209,16 +230,10 @@ pub async fn run(
         let export = Arc::clone(export);
         extra.push(Arc::new(move |out: &mut String| export.render_metrics(out)));
     }
-    let app = api
-        .wrap(http::router(Arc::clone(&metrics), extra))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let http_task = tokio::spawn(async move {
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.await;
-            })
-            .await
-    });
+    let app = api.wrap(http::router(Arc::clone(&metrics), extra));
+    let http_task = tokio::spawn(http_server.serve(app, async move {
+        let _ = http_stopped.await;
+    }));
 
     on_start(&Started {
         peer_id: swarm.local_peer_id().to_string(),
@@ -259,6 +274,8 @@ pub async fn run(
     let worker_task = tokio::task::spawn_blocking(move || worker.run());
 
     let control_hash = control_topic.hash();
+    // Set when the worker stopped by itself: the node exits with an error.
+    let mut ingest_stopped = false;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -268,7 +285,10 @@ pub async fn run(
             }
             verdicts = verdict_rx.recv() => {
                 let Some(verdicts) = verdicts else {
+                    // The worker only drops its sender by returning: an error
+                    // (or a panic), since the queue is still open.
                     tracing::error!("ingest worker stopped");
+                    ingest_stopped = true;
                     break;
                 };
                 for v in verdicts {
@@ -295,10 +315,16 @@ pub async fn run(
                     }
                 }
                 SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                    p2p_metrics.connected();
                     tracing::info!(%peer_id, address = %endpoint.get_remote_address(), "connected");
                 }
                 SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                    p2p_metrics.disconnected();
                     tracing::info!(%peer_id, ?cause, "disconnected");
+                }
+                SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                    p2p_metrics.incoming_failed(&error);
+                    tracing::debug!(%send_back_addr, %error, "incoming connection failed");
                 }
                 SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                     tracing::warn!(?peer_id, %error, "dial failed");
@@ -311,10 +337,21 @@ pub async fn run(
     // Stop: no more input, let the worker commit, then stop HTTP and the refresher.
     queue.close();
     drop(verdict_rx);
-    let worker_result = worker_task.await.map_err(|e| NodeError::Worker(e.to_string()))?;
+    let worker_result = match worker_task.await {
+        Ok(Ok(())) if ingest_stopped => {
+            Err(NodeError::Worker("stopped before shutdown was asked".to_owned()))
+        }
+        Ok(result) => result,
+        Err(e) => Err(NodeError::Worker(e.to_string())),
+    };
+    // Before HTTP stops: `/healthz` answers 503 with the reason meanwhile.
+    if let Err(e) = &worker_result {
+        tracing::error!(%e, "ingestion stopped; the node exits with an error");
+        metrics.mark_ingest_stopped(e.to_string());
+    }
     let _ = http_stop.send(());
-    if let Ok(Err(e)) = http_task.await {
-        tracing::warn!(%e, "HTTP server stopped with an error");
+    if let Err(e) = http_task.await {
+        tracing::warn!(%e, "HTTP server task failed");
     }
     if let Some(handle) = refresher {
         handle.abort();

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 
 use axum::body::Bytes;
 use vouch_verifier::api::{Api, ApiError, Params, SlaSource};
+use vouch_verifier::http_server::{HttpLimits, HttpServer};
 
 const WINDOWS: [&str; 5] = ["1m", "5m", "1h", "24h", "7d"];
 const FILTERS: [&str; 5] = ["window", "region", "model_id", "pipeline", "origin"];
@@ -146,11 +147,16 @@ impl SlaSource for FixtureSource {
 
 /// Serves `api` on 127.0.0.1 (a free port) with client addresses, as the node does.
 pub async fn serve(api: &Api) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
-    let addr = listener.local_addr().expect("local address");
-    let app = api.router().into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    serve_router(api.router()).await
+}
+
+/// Serves `router` on 127.0.0.1 (a free port) with the node's HTTP server
+/// and its default limits; runs until the runtime stops.
+pub async fn serve_router(router: axum::Router) -> SocketAddr {
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server =
+        HttpServer::bind(any_port, &HttpLimits::default(), 0).await.expect("bind 127.0.0.1");
+    let addr = server.local_addr();
+    tokio::spawn(server.serve(router, std::future::pending()));
     addr
 }

@@ -79,6 +79,25 @@ impl Identity {
         self.dir.path().join(name).to_str().unwrap().to_owned()
     }
 
+    /// `vouch publish` of the fixture events to `bootstrap`, giving up
+    /// after `timeout` (e.g. `"60s"`).
+    pub fn publish(&self, bootstrap: &str, timeout: &str) -> Output {
+        let events = self.events();
+        vouch(&[
+            "publish",
+            "--key",
+            &self.p("d.key"),
+            "--cert",
+            &self.p("d.cert"),
+            "--events",
+            &events,
+            "--bootstrap",
+            bootstrap,
+            "--timeout",
+            timeout,
+        ])
+    }
+
     /// The 8 real go-livepeer fixture events as NDJSON.
     pub fn events(&self) -> String {
         let fixtures = repo_root().join("schemas/tests/data/go-livepeer-kafka-samples.json");

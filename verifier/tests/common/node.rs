@@ -51,13 +51,28 @@ impl NodeProcess {
 
     /// `vouch node ARGS…`, all flags given by the caller.
     pub fn spawn_args(args: &[&str]) -> NodeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-            .arg("node")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
+        command.arg("node").args(args).stderr(Stdio::inherit());
+        NodeProcess::spawn_command(command)
+    }
+
+    /// `vouch node ARGS…` under an open-file limit of `nofile` (soft and
+    /// hard, as `ulimit -n` sets both), so the node cannot raise it.
+    pub fn spawn_with_nofile(nofile: u64, args: &[&str]) -> NodeProcess {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" node \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_vouch"))
             .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        NodeProcess::spawn_command(command)
+    }
+
+    /// Runs `command` (a `vouch node`) with stdout piped and waits for its
+    /// announcement line.
+    pub fn spawn_command(mut command: Command) -> NodeProcess {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
