@@ -350,6 +350,50 @@ fn a_recorded_revocation_applies_from_its_position() {
     assert!(report["problem"].as_str().unwrap().contains("was revoked"), "{report}");
 }
 
+/// Issue 18, item 2: only principals of the authority view may revoke. A
+/// log holding a revocation signed by anyone else was not written by a
+/// correct node: the replay names its frame.
+#[test]
+fn a_recorded_revocation_by_a_non_principal_fails_at_its_frame() {
+    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let stranger = Identity::new(STRANGER_KEY, STRANGER_DELEGATE_KEY);
+    let work = TempDir::new().unwrap();
+    let t = now_ms();
+    let revoke = |by: &Identity, name: &str| {
+        ok_json(&vouch(&[
+            "delegate",
+            "revoke",
+            "--principal-key",
+            &by.p("p.key"),
+            "--delegate",
+            &delegate_address(&gateway),
+            "--revoked-at",
+            &(t / 1000 + 3600).to_string(),
+            "--out",
+            &by.p(name),
+        ]));
+        std::fs::read(by.p(name)).unwrap()
+    };
+    let dir = work.path().join("log");
+    let view = view_of(&[&gateway.principal]);
+    let positions = write_log(
+        &dir,
+        &[
+            (RecordKind::AuthorityView, view.canonical_json()),
+            (RecordKind::Revocation, revoke(&gateway, "own.cbor")),
+            (RecordKind::Envelope, signed(&gateway, "before", t)),
+            (RecordKind::Revocation, revoke(&stranger, "foreign.cbor")),
+        ],
+    );
+    let (report, stderr) = replay_fails(&dir);
+    assert_eq!(report["index"], json!(3), "{report}");
+    assert_eq!(report["offset"], json!(positions[3].offset), "{report}");
+    let problem = report["problem"].as_str().unwrap();
+    assert!(problem.contains("is not a principal of the recorded authority view"), "{report}");
+    assert!(stderr.contains(&stranger.principal), "{stderr}");
+    assert!(stderr.contains(&hex::encode(view.hash())), "{stderr}");
+}
+
 #[test]
 fn a_forged_envelope_with_correct_chain_hashes_fails_with_a_signature_error() {
     let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);

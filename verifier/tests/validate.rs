@@ -730,8 +730,7 @@ fn throwaway_keys_cannot_revoke_or_crowd_out_a_principal() {
         (real[..real.len() - 1].to_vec(), "malformed"),
         (vec![0; 4096], "oversize"),
         (
-            SignedRevocation::issue(&a.principal, other_net, a.delegate_addr(), 0)
-                .encode(),
+            SignedRevocation::issue(&a.principal, other_net, a.delegate_addr(), 0).encode(),
             "bad_signature",
         ),
     ] {
@@ -746,15 +745,20 @@ fn throwaway_keys_cannot_revoke_or_crowd_out_a_principal() {
 /// revocation of a delegate it saw and never another principal's.
 #[test]
 fn unknown_delegate_revocations_are_bounded_per_principal_and_never_evict_the_real() {
-    let config =
-        ValidationConfig { max_unknown_revocations_per_principal: 8, ..ValidationConfig::default() };
+    let config = ValidationConfig {
+        max_unknown_revocations_per_principal: 8,
+        ..ValidationConfig::default()
+    };
     let a = Actor::new(1, Role::Gateway);
     let b = Actor::new(2, Role::Gateway);
     let mut p = pipeline_with(config, &[&a, &b]);
     // b revokes one unknown delegate; a's delegate is seen, then revoked.
     let b_unknown = address_of(key(60_000).verifying_key());
-    p.validate_revocation(&SignedRevocation::issue(&b.principal, net(), b_unknown, 0).encode(), NOW)
-        .unwrap();
+    p.validate_revocation(
+        &SignedRevocation::issue(&b.principal, net(), b_unknown, 0).encode(),
+        NOW,
+    )
+    .unwrap();
     accept(&mut p, a.env("c", NOW, 0, None), NOW);
     let later = NOW / 1000 + 3600;
     let stolen = SignedRevocation::issue(&a.principal, net(), a.delegate_addr(), later).encode();
@@ -782,8 +786,10 @@ fn unknown_delegate_revocations_are_bounded_per_principal_and_never_evict_the_re
 /// re-read log tail showed to be real.
 #[test]
 fn restored_revocations_follow_the_same_rules() {
-    let config =
-        ValidationConfig { max_unknown_revocations_per_principal: 2, ..ValidationConfig::default() };
+    let config = ValidationConfig {
+        max_unknown_revocations_per_principal: 2,
+        ..ValidationConfig::default()
+    };
     let a = Actor::new(1, Role::Gateway);
     let mut p = pipeline_with(config, &[&a]);
     let junk = SignedRevocation::issue(&key(9999), net(), a.delegate_addr(), 0).encode();

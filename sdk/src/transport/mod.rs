@@ -10,6 +10,7 @@ use std::time::Instant;
 
 pub mod file;
 pub mod gossip;
+mod wire;
 
 /// One signed, encoded envelope ready to leave the box.
 #[derive(Debug, Clone, PartialEq, Eq)]

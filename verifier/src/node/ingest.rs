@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tokio::sync::mpsc;
-use vouch_delegation::authority::{Authority, AuthorityView};
 use vouch_delegation::VerifiedRevocation;
+use vouch_delegation::authority::{Authority, AuthorityView};
 use vouch_sla::Observer;
 
 use crate::scores::{PolicyFiles, ScoreRecord, Scores};
@@ -150,6 +150,9 @@ pub struct Metrics {
     pub shed: AtomicU64,
     /// Verdicts the swarm could not deliver (message already gone from its cache).
     pub verdicts_dropped: AtomicU64,
+    /// Messages gossipsub could not send to a peer (its send queue full, or
+    /// waiting past the timeout), from `SlowPeer` events.
+    pub gossip_send_failed: AtomicU64,
 }
 
 impl Metrics {

@@ -107,7 +107,9 @@ pub enum RecordProblem {
     /// A recorded revocation was signed by an address that is not a
     /// principal of the view in force at its position: the node should
     /// have refused it.
-    #[error("revocation signer {principal} is not a principal of the recorded authority view {view}")]
+    #[error(
+        "revocation signer {principal} is not a principal of the recorded authority view {view}"
+    )]
     UnauthorizedRevocation {
         /// The revocation's signer.
         principal: Address,
