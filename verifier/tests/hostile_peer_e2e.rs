@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::identity::{Identity, ok_json, vouch};
-use common::node::{NodeProcess, count};
+use common::node::{NodeProcess, count, count_in};
 use k256::ecdsa::SigningKey;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -60,13 +60,7 @@ fn publish_raw(files: &[PathBuf], bootstrap: &str, control: bool) -> (bool, Valu
 
 /// The count of one (outcome, reason) among the control-topic outcomes.
 fn control(stats: &Value, outcome: &str, reason: &str) -> u64 {
-    stats["control"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["outcome"] == json!(outcome) && r["reason"] == json!(reason))
-        .map(|r| r["count"].as_u64().unwrap())
-        .sum()
+    count_in(stats, "control", outcome, reason)
 }
 
 fn records(data_dir: &Path, kind: RecordKind) -> Vec<Vec<u8>> {
@@ -154,33 +148,11 @@ fn a_revocation_flood_from_throwaway_keys_cannot_disable_revocation() {
     // next envelope is refused as revoked.
     publish_events(&gateway, &node.p2p());
     node.wait_stats("the delegate accepted", |s| s["accepted"].as_u64().unwrap() >= 8);
-    ok_json(&vouch(&[
-        "delegate",
-        "revoke",
-        "--principal-key",
-        &gateway.p("p.key"),
-        "--delegate",
-        &delegate_of(&gateway).to_hex(),
-        "--out",
-        &gateway.p("revocation.cbor"),
-    ]));
+    gateway.revoke(&delegate_of(&gateway).to_hex(), None, "revocation.cbor");
     let (ok, report) = publish_raw(&[gateway.p("revocation.cbor").into()], &node.p2p(), true);
     assert!(ok, "{report}");
     node.wait_stats("the revocation applied", |s| control(s, "accept", "revocation") == 1);
-    ok_json(&vouch(&[
-        "envelope",
-        "sign",
-        "--key",
-        &gateway.p("d.key"),
-        "--cert",
-        &gateway.p("d.cert"),
-        "--events",
-        &gateway.events(),
-        "--msg-chain-id",
-        "after-revocation",
-        "--out",
-        &gateway.p("after.cbor"),
-    ]));
+    gateway.sign_envelope("d.cert", "after-revocation", None, "after.cbor");
     publish_raw(&[gateway.p("after.cbor").into()], &node.p2p(), false);
     let stats =
         node.wait_stats("the revoked delegate refused", |s| count(s, "reject", "revoked") >= 1);
@@ -193,20 +165,7 @@ fn a_revocation_flood_from_throwaway_keys_cannot_disable_revocation() {
     // After a restart (revocations re-read from the state and the log) the
     // delegate is still refused.
     let mut node = NodeProcess::spawn(&data_dir, &snapshot);
-    ok_json(&vouch(&[
-        "envelope",
-        "sign",
-        "--key",
-        &gateway.p("d.key"),
-        "--cert",
-        &gateway.p("d.cert"),
-        "--events",
-        &gateway.events(),
-        "--msg-chain-id",
-        "after-restart",
-        "--out",
-        &gateway.p("restart.cbor"),
-    ]));
+    gateway.sign_envelope("d.cert", "after-restart", None, "restart.cbor");
     publish_raw(&[gateway.p("restart.cbor").into()], &node.p2p(), false);
     node.wait_stats("refused after the restart", |s| count(s, "reject", "revoked") == 1);
     assert!(node.terminate().success());
@@ -286,20 +245,7 @@ fn an_expired_certificate_does_not_work_for_a_backdated_envelope() {
         &gateway.p("expired.cert"),
     ]));
     assert_eq!(out["not_after"], json!(now - 400), "{out}");
-    ok_json(&vouch(&[
-        "envelope",
-        "sign",
-        "--key",
-        &gateway.p("d.key"),
-        "--cert",
-        &gateway.p("expired.cert"),
-        "--events",
-        &gateway.events(),
-        "--timestamp",
-        &((now - 450) * 1000).to_string(),
-        "--out",
-        &gateway.p("backdated.cbor"),
-    ]));
+    gateway.sign_envelope("expired.cert", "backdated", Some((now - 450) * 1000), "backdated.cbor");
     let work = TempDir::new().unwrap();
     let snapshot = snapshot(work.path(), &[&gateway.principal]);
     let mut node = NodeProcess::spawn(&work.path().join("data"), &snapshot);

@@ -62,24 +62,7 @@ fn view_of(principals: &[&str]) -> AuthorityView {
 
 /// An envelope of the identity's delegate, signed by `vouch envelope sign`.
 fn signed(id: &Identity, name: &str, timestamp_ms: u64) -> Vec<u8> {
-    let out = id.p(name);
-    ok_json(&vouch(&[
-        "envelope",
-        "sign",
-        "--key",
-        &id.p("d.key"),
-        "--cert",
-        &id.p("d.cert"),
-        "--events",
-        &id.events(),
-        "--timestamp",
-        &timestamp_ms.to_string(),
-        "--msg-chain-id",
-        "replay-test",
-        "--out",
-        &out,
-    ]));
-    std::fs::read(out).unwrap()
+    id.sign_envelope("d.cert", "replay-test", Some(timestamp_ms), name)
 }
 
 /// The delegate address of an identity (issuing with its key as "principal" reveals it).
@@ -318,19 +301,8 @@ fn a_recorded_revocation_applies_from_its_position() {
     let work = TempDir::new().unwrap();
     let t = now_ms();
     let revoked_at = t / 1000 + 10;
-    ok_json(&vouch(&[
-        "delegate",
-        "revoke",
-        "--principal-key",
-        &gateway.p("p.key"),
-        "--delegate",
-        &delegate_address(&gateway),
-        "--revoked-at",
-        &revoked_at.to_string(),
-        "--out",
-        &gateway.p("revocation.cbor"),
-    ]));
-    let revocation = std::fs::read(gateway.p("revocation.cbor")).unwrap();
+    let revocation =
+        gateway.revoke(&delegate_address(&gateway), Some(revoked_at), "revocation.cbor");
     let view = view_of(&[&gateway.principal]).canonical_json();
     let dir = work.path().join("log");
     write_log(
@@ -359,21 +331,8 @@ fn a_recorded_revocation_by_a_non_principal_fails_at_its_frame() {
     let stranger = Identity::new(STRANGER_KEY, STRANGER_DELEGATE_KEY);
     let work = TempDir::new().unwrap();
     let t = now_ms();
-    let revoke = |by: &Identity, name: &str| {
-        ok_json(&vouch(&[
-            "delegate",
-            "revoke",
-            "--principal-key",
-            &by.p("p.key"),
-            "--delegate",
-            &delegate_address(&gateway),
-            "--revoked-at",
-            &(t / 1000 + 3600).to_string(),
-            "--out",
-            &by.p(name),
-        ]));
-        std::fs::read(by.p(name)).unwrap()
-    };
+    let delegate = delegate_address(&gateway);
+    let revoke = |by: &Identity, name: &str| by.revoke(&delegate, Some(t / 1000 + 3600), name);
     let dir = work.path().join("log");
     let view = view_of(&[&gateway.principal]);
     let positions = write_log(

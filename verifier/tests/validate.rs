@@ -872,7 +872,7 @@ fn malformed_at(a: &Actor, depth: Depth, cut: usize, pick: usize, deep: usize) -
     let batch_bytes = good.content.clone();
     let truncate = |bytes: &[u8]| -> Vec<u8> {
         // A strict prefix, or the whole item with a byte after it.
-        if cut % 7 == 0 {
+        if cut.is_multiple_of(7) {
             let mut b = bytes.to_vec();
             b.push(0);
             b

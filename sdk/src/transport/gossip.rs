@@ -511,11 +511,11 @@ fn network_thread(
     };
     let wires = Wires::default();
     runtime.block_on(async move {
-        let mut swarm = match build_counting_swarm(
+        let mut swarm = match build(
             key,
             format!("vouch-sdk/{}", env!("CARGO_PKG_VERSION")),
             all_topic_hashes(),
-            wires.clone(),
+            Some(wires.clone()),
         ) {
             Ok(swarm) => swarm,
             Err(e) => {
@@ -543,27 +543,15 @@ pub fn build_swarm(
     agent: String,
     score_topics: impl IntoIterator<Item = TopicHash>,
 ) -> Result<Swarm<Node>, TransportError> {
-    let score = peer_score_params(score_topics);
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-        .map_err(|e| TransportError::Io(format!("TCP + noise + yamux: {e}")))?
-        .with_behaviour(|key| behaviour(key, agent, score))
-        .map_err(|e| TransportError::Io(format!("gossipsub: {e}")))?
-        // Publish-only peers (the SDK) never join a mesh, so gossipsub does
-        // not keep their connections alive; keep them open regardless.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
-    Ok(swarm)
+    build(key, agent, score_topics, None)
 }
 
-/// [`build_swarm`] with the same TCP + noise + yamux stack, whose
-/// connections count what they write into `wires`.
-fn build_counting_swarm(
+/// [`build_swarm`]; with `wires`, every connection counts what it writes there.
+fn build(
     key: identity::Keypair,
     agent: String,
     score_topics: impl IntoIterator<Item = TopicHash>,
-    wires: Wires,
+    wires: Option<Wires>,
 ) -> Result<Swarm<Node>, TransportError> {
     use libp2p::Transport as _;
     let score = peer_score_params(score_topics);
@@ -575,12 +563,15 @@ fn build_counting_swarm(
                 .authenticate(noise::Config::new(key)?)
                 .multiplex(yamux::Config::default())
                 .map(move |(peer, muxer), _| {
-                    (peer, CountingMuxer::new(muxer, wires.register(peer)))
+                    let wire = wires.as_ref().map(|w| w.register(peer));
+                    (peer, CountingMuxer::new(muxer, wire))
                 }))
         })
         .map_err(|e| TransportError::Io(format!("TCP + noise + yamux: {e}")))?
         .with_behaviour(|key| behaviour(key, agent, score))
         .map_err(|e| TransportError::Io(format!("gossipsub: {e}")))?
+        // Publish-only peers (the SDK) never join a mesh, so gossipsub does
+        // not keep their connections alive; keep them open regardless.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
     Ok(swarm)
@@ -1067,8 +1058,11 @@ impl Task {
             SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
                 tracing::info!(%peer_id, ?cause, "disconnected");
                 if num_established == 0 {
-                    // gossipsub's queue for the peer went with the connection.
+                    // gossipsub's queue for the peer went with the connection:
+                    // what its last bytes did not carry is lost.
+                    self.settle();
                     let lost = self.in_flight.disconnected(&peer_id);
+                    self.wires.forget(&peer_id);
                     if lost > 0 {
                         self.shared.unsent.fetch_add(lost, Ordering::SeqCst);
                         self.shared.set_error(format!(

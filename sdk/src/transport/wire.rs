@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures::{AsyncRead, AsyncWrite};
@@ -29,6 +29,8 @@ pub(crate) struct Wire {
     written: AtomicU64,
     /// A write is waiting (the peer is not taking data).
     blocked: AtomicBool,
+    /// The connection's muxer is gone.
+    closed: AtomicBool,
 }
 
 impl Wire {
@@ -46,11 +48,18 @@ impl Wire {
     }
 }
 
-/// Every live connection's counters by peer (a connection's entry goes when
-/// its muxer is dropped).
+/// Each peer's connection counters, kept until the peer is forgotten (so the
+/// bytes a connection wrote just before it closed still count).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Wires {
-    peers: Arc<Mutex<HashMap<PeerId, Vec<Weak<Wire>>>>>,
+    peers: Arc<Mutex<HashMap<PeerId, PeerWires>>>,
+}
+
+#[derive(Debug, Default)]
+struct PeerWires {
+    /// Bytes written by connections already closed.
+    retired: u64,
+    live: Vec<Arc<Wire>>,
 }
 
 impl Wires {
@@ -58,36 +67,53 @@ impl Wires {
     pub(crate) fn register(&self, peer: PeerId) -> Arc<Wire> {
         let wire = Arc::new(Wire::default());
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = peers.entry(peer).or_default();
-        list.retain(|w| w.strong_count() > 0);
-        list.push(Arc::downgrade(&wire));
+        peers.entry(peer).or_default().live.push(Arc::clone(&wire));
         wire
     }
 
-    /// Bytes written to `peer` over its live connections, and whether one of
-    /// them has a write waiting. `None` when no connection is live.
+    /// Bytes written to `peer` over all its connections so far, and whether
+    /// an open one has a write waiting. `None` for a peer never connected
+    /// (or forgotten).
     pub(crate) fn peer(&self, peer: &PeerId) -> Option<(u64, bool)> {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = peers.get_mut(peer)?;
-        list.retain(|w| w.strong_count() > 0);
-        if list.is_empty() {
-            peers.remove(peer);
-            return None;
-        }
-        let live = list.iter().filter_map(Weak::upgrade);
-        Some(live.fold((0, false), |(n, b), w| (n + w.written(), b || w.blocked())))
+        let p = peers.get_mut(peer)?;
+        let mut retired = 0;
+        p.live.retain(|w| {
+            let open = !w.closed.load(Ordering::Relaxed);
+            if !open {
+                retired += w.written();
+            }
+            open
+        });
+        p.retired += retired;
+        let live = p.live.iter().fold((0, false), |(n, b), w| (n + w.written(), b || w.blocked()));
+        Some((p.retired + live.0, live.1))
+    }
+
+    /// Drops `peer`'s counters (it has no connection left).
+    pub(crate) fn forget(&self, peer: &PeerId) {
+        self.peers.lock().unwrap_or_else(PoisonError::into_inner).remove(peer);
     }
 }
 
-/// A stream muxer whose substreams count what is written on them.
+/// A stream muxer whose substreams count what is written on them (into
+/// `wire`; with none, a plain pass-through).
 pub(crate) struct CountingMuxer<M> {
     inner: M,
-    wire: Arc<Wire>,
+    wire: Option<Arc<Wire>>,
 }
 
 impl<M> CountingMuxer<M> {
-    pub(crate) fn new(inner: M, wire: Arc<Wire>) -> Self {
+    pub(crate) fn new(inner: M, wire: Option<Arc<Wire>>) -> Self {
         CountingMuxer { inner, wire }
+    }
+}
+
+impl<M> Drop for CountingMuxer<M> {
+    fn drop(&mut self) {
+        if let Some(wire) = &self.wire {
+            wire.closed.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -104,7 +130,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         let this = self.get_mut();
-        let wire = Arc::clone(&this.wire);
+        let wire = this.wire.clone();
         Pin::new(&mut this.inner).poll_inbound(cx).map_ok(|inner| Counted { inner, wire })
     }
 
@@ -113,7 +139,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         let this = self.get_mut();
-        let wire = Arc::clone(&this.wire);
+        let wire = this.wire.clone();
         Pin::new(&mut this.inner).poll_outbound(cx).map_ok(|inner| Counted { inner, wire })
     }
 
@@ -132,7 +158,7 @@ where
 /// A substream that adds what is written on it to its connection's counters.
 pub(crate) struct Counted<S> {
     inner: S,
-    wire: Arc<Wire>,
+    wire: Option<Arc<Wire>>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
@@ -179,9 +205,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
 impl<S> Counted<S> {
     fn count(&self, polled: &Poll<std::io::Result<usize>>) {
+        let Some(wire) = &self.wire else { return };
         match polled {
-            Poll::Ready(Ok(n)) => self.wire.wrote(*n),
-            Poll::Pending => self.wire.blocked.store(true, Ordering::Relaxed),
+            Poll::Ready(Ok(n)) => wire.wrote(*n),
+            Poll::Pending => wire.blocked.store(true, Ordering::Relaxed),
             Poll::Ready(Err(_)) => {}
         }
     }
@@ -308,7 +335,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wires_sum_live_connections_and_forget_closed_ones() {
+    fn wires_sum_every_connection_of_a_peer_until_it_is_forgotten() {
         let wires = Wires::default();
         let peer = PeerId::random();
         assert_eq!(wires.peer(&peer), None);
@@ -318,9 +345,13 @@ mod tests {
         b.wrote(5);
         b.blocked.store(true, Ordering::Relaxed);
         assert_eq!(wires.peer(&peer), Some((15, true)));
+        // A closed connection's bytes still count; its blocked write does not.
+        b.closed.store(true, Ordering::Relaxed);
         drop(b);
-        assert_eq!(wires.peer(&peer), Some((10, false)));
-        drop(a);
+        assert_eq!(wires.peer(&peer), Some((15, false)));
+        a.wrote(1);
+        assert_eq!(wires.peer(&peer), Some((16, false)));
+        wires.forget(&peer);
         assert_eq!(wires.peer(&peer), None);
     }
 
