@@ -125,8 +125,9 @@ pub struct GossipStats {
     /// queue was full (another peer may still have taken the envelope) or the
     /// envelope waited there past the publish timeout. Counted per peer.
     pub send_failed: u64,
-    /// Envelopes still waiting in a peer's send queue when its connection
-    /// closed or the transport closed (at most one count per envelope).
+    /// Envelopes still waiting when the transport closed (in its pending
+    /// buffer or a peer's send queue), or in a peer's send queue when the
+    /// connection to it closed (at most one count per envelope).
     pub unsent: u64,
     /// Envelopes handed to gossipsub that have not left for a peer yet (the
     /// longest backlog of any peer).
@@ -347,9 +348,9 @@ impl Transport for GossipTransport {
     }
 
     /// Flushes until `deadline`, then stops the network thread (waiting at
-    /// most [`GossipOptions::stop_timeout`] more). Envelopes still pending
-    /// are discarded; envelopes still in gossipsub's queues when the thread
-    /// stops are counted in `unsent`. Closing twice is harmless.
+    /// most [`GossipOptions::stop_timeout`] more). Envelopes that have not
+    /// left when the thread stops (pending, or in gossipsub's queues) are
+    /// counted in `unsent`. Closing twice is harmless.
     fn close(&mut self, deadline: Instant) -> Result<(), TransportError> {
         if self.tx.is_none() && self.thread.is_none() {
             return Ok(());
@@ -851,7 +852,12 @@ impl Task {
                 }
             }
         }
-        let abandoned = self.in_flight.abandon();
+        // Whatever has not left by now is lost with the swarm: count it.
+        let waiting = self.pending.len() as u64;
+        self.pending.clear();
+        self.pending_per_partition.clear();
+        self.shared.pending.store(0, Ordering::SeqCst);
+        let abandoned = self.in_flight.abandon() + waiting;
         if abandoned > 0 {
             self.shared.unsent.fetch_add(abandoned, Ordering::SeqCst);
             self.shared.set_error(format!(
