@@ -33,10 +33,14 @@ pub struct Stats {
     /// `publish_go_livepeer`, events that fail validation, or too large for
     /// one envelope.
     pub dropped_invalid: u64,
-    /// Envelopes the transport took and still buffers (gossip: waiting for a peer).
+    /// Envelopes the transport took and still holds (gossip: waiting for a
+    /// peer, or handed to gossipsub and not yet written to a peer's connection).
     pub transport_pending: u64,
-    /// Envelopes the transport took and later dropped from its full buffer
-    /// (gossip: the oldest waiting envelopes while no peer could take them).
+    /// Envelopes the transport took and later lost, every one counted (gossip:
+    /// the oldest dropped from its full buffer while no peer could take them,
+    /// refused by full peer send queues, reported lost by gossipsub after
+    /// waiting too long for a slow peer, or still waiting when a connection or
+    /// the transport closed; see `vouch_sdk::transport::gossip::GossipStats`).
     pub transport_dropped: u64,
     /// The most recent error, if any.
     pub last_error: Option<String>,

@@ -62,24 +62,7 @@ fn view_of(principals: &[&str]) -> AuthorityView {
 
 /// An envelope of the identity's delegate, signed by `vouch envelope sign`.
 fn signed(id: &Identity, name: &str, timestamp_ms: u64) -> Vec<u8> {
-    let out = id.p(name);
-    ok_json(&vouch(&[
-        "envelope",
-        "sign",
-        "--key",
-        &id.p("d.key"),
-        "--cert",
-        &id.p("d.cert"),
-        "--events",
-        &id.events(),
-        "--timestamp",
-        &timestamp_ms.to_string(),
-        "--msg-chain-id",
-        "replay-test",
-        "--out",
-        &out,
-    ]));
-    std::fs::read(out).unwrap()
+    id.sign_envelope("d.cert", "replay-test", Some(timestamp_ms), name)
 }
 
 /// The delegate address of an identity (issuing with its key as "principal" reveals it).
@@ -318,19 +301,8 @@ fn a_recorded_revocation_applies_from_its_position() {
     let work = TempDir::new().unwrap();
     let t = now_ms();
     let revoked_at = t / 1000 + 10;
-    ok_json(&vouch(&[
-        "delegate",
-        "revoke",
-        "--principal-key",
-        &gateway.p("p.key"),
-        "--delegate",
-        &delegate_address(&gateway),
-        "--revoked-at",
-        &revoked_at.to_string(),
-        "--out",
-        &gateway.p("revocation.cbor"),
-    ]));
-    let revocation = std::fs::read(gateway.p("revocation.cbor")).unwrap();
+    let revocation =
+        gateway.revoke(&delegate_address(&gateway), Some(revoked_at), "revocation.cbor");
     let view = view_of(&[&gateway.principal]).canonical_json();
     let dir = work.path().join("log");
     write_log(
@@ -348,6 +320,37 @@ fn a_recorded_revocation_applies_from_its_position() {
     let (report, _) = replay_fails(&dir);
     assert_eq!(report["index"], json!(4), "{report}");
     assert!(report["problem"].as_str().unwrap().contains("was revoked"), "{report}");
+}
+
+/// Issue 18, item 2: only principals of the authority view may revoke. A
+/// log holding a revocation signed by anyone else was not written by a
+/// correct node: the replay names its frame.
+#[test]
+fn a_recorded_revocation_by_a_non_principal_fails_at_its_frame() {
+    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let stranger = Identity::new(STRANGER_KEY, STRANGER_DELEGATE_KEY);
+    let work = TempDir::new().unwrap();
+    let t = now_ms();
+    let delegate = delegate_address(&gateway);
+    let revoke = |by: &Identity, name: &str| by.revoke(&delegate, Some(t / 1000 + 3600), name);
+    let dir = work.path().join("log");
+    let view = view_of(&[&gateway.principal]);
+    let positions = write_log(
+        &dir,
+        &[
+            (RecordKind::AuthorityView, view.canonical_json()),
+            (RecordKind::Revocation, revoke(&gateway, "own.cbor")),
+            (RecordKind::Envelope, signed(&gateway, "before", t)),
+            (RecordKind::Revocation, revoke(&stranger, "foreign.cbor")),
+        ],
+    );
+    let (report, stderr) = replay_fails(&dir);
+    assert_eq!(report["index"], json!(3), "{report}");
+    assert_eq!(report["offset"], json!(positions[3].offset), "{report}");
+    let problem = report["problem"].as_str().unwrap();
+    assert!(problem.contains("is not a principal of the recorded authority view"), "{report}");
+    assert!(stderr.contains(&stranger.principal), "{stderr}");
+    assert!(stderr.contains(&hex::encode(view.hash())), "{stderr}");
 }
 
 #[test]

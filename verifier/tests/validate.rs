@@ -13,7 +13,7 @@ use vouch_schema::crypto::address_of;
 use vouch_schema::topic::telemetry_topic;
 use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin, TelemetryBatch};
 use vouch_verifier::validate::{
-    Bound, Outcome, Pipeline, RateLimit, Unverified, ValidationConfig, ValidationError,
+    Bound, Outcome, Pipeline, RateLimit, Restored, Unverified, ValidationConfig, ValidationError,
 };
 
 const NOW: u64 = 1_800_000_000_000;
@@ -313,25 +313,46 @@ fn expired_certificate_is_rejected() {
     let a = Actor::with_window(1, Role::Gateway, NOW / 1000 - 3600, NOW / 1000 - 60);
     let mut p = pipeline(&[&a]);
     expect(&mut p, a.env("c", NOW, 0, None), NOW, Outcome::Reject, "expired_certificate");
-    // Valid at the envelope's own time (within the replay window): accepted.
+    // Valid at the envelope's own time (within the replay window), and
+    // arriving within the clock skew after notAfter: accepted.
     accept(&mut p, a.env("c", NOW - 120_000, 0, None), NOW);
     // Cached now, and still expired for later stamps.
     expect(&mut p, a.env("c", NOW - 1000, 0, None), NOW, Outcome::Reject, "expired_certificate");
+}
+
+/// Issue 18, item 6: an expired certificate kept working for envelopes
+/// back-dated inside the replay window. Arriving more than the clock skew
+/// after `notAfter`, an envelope is refused whatever its stamp; the cached
+/// certificate is no way around it.
+#[test]
+fn expired_certificate_is_refused_at_arrival_whatever_the_stamp() {
+    let skew = ValidationConfig::default().certificate_clock_skew_secs;
+    let not_after = NOW / 1000 - skew - 100;
+    let a = Actor::with_window(1, Role::Gateway, NOW / 1000 - 3600, not_after);
+    let backdated = (not_after - 10) * 1000;
+    assert!(NOW - backdated < ValidationConfig::default().replay_window_ms, "inside the window");
+    let mut p = pipeline(&[&a]);
+    // In time, it was accepted (and its certificate cached)...
+    accept(&mut p, a.env("c", backdated - 1000, 0, None), not_after * 1000);
+    accept(&mut p, a.env("c", backdated - 500, 0, None), (not_after + skew) * 1000);
+    // ...now the same certificate is refused for an envelope stamped before notAfter.
+    expect(&mut p, a.env("c", backdated, 0, None), NOW, Outcome::Reject, "expired_certificate");
+    let mut fresh = pipeline(&[&a]);
+    expect(&mut fresh, a.env("c", backdated, 0, None), NOW, Outcome::Reject, "expired_certificate");
 }
 
 #[test]
 fn revoked_delegate_history_stays_new_arrivals_rejected() {
     let a = Actor::new(1, Role::Gateway);
     let revoked_at = NOW / 1000 + 10;
-    let revocation = SignedRevocation::issue(&a.principal, net(), a.delegate_addr(), revoked_at)
-        .verify(&net())
-        .unwrap();
+    let revocation =
+        SignedRevocation::issue(&a.principal, net(), a.delegate_addr(), revoked_at).encode();
     let run = || {
         let mut p = pipeline(&[&a]);
         let mut results = Vec::new();
         // Before the revocation is known: accepted (history).
         results.push(p.validate(msg(a.env("c", NOW, 0, None)), NOW).is_ok());
-        p.apply_revocation(&revocation).unwrap();
+        p.validate_revocation(&revocation, NOW).unwrap();
         // revokedAt still ahead: envelopes stamped before it pass, at or after it fail.
         results.push(p.validate(msg(a.env("c", NOW + 1000, 0, None)), NOW).is_ok());
         let after = a.env("c", revoked_at * 1000 + 5, 0, None);
@@ -350,11 +371,9 @@ fn revoked_delegate_history_stays_new_arrivals_rejected() {
     assert_eq!(run(), (results, snapshot));
     // Revocations by another principal do not touch this delegate.
     let other = Actor::new(2, Role::Gateway);
-    let foreign = SignedRevocation::issue(&other.principal, net(), a.delegate_addr(), 0)
-        .verify(&net())
-        .unwrap();
-    let mut p = pipeline(&[&a]);
-    p.apply_revocation(&foreign).unwrap();
+    let foreign = SignedRevocation::issue(&other.principal, net(), a.delegate_addr(), 0).encode();
+    let mut p = pipeline(&[&a, &other]);
+    p.validate_revocation(&foreign, NOW).unwrap();
     accept(&mut p, a.env("c", NOW, 0, None), NOW);
 }
 
@@ -640,6 +659,9 @@ fn outcome_table_and_snapshot() {
             Outcome::Reject,
             "bad_signature",
         ),
+        (ValidationError::MalformedRevocation("x".into()), Outcome::Reject, "malformed"),
+        (ValidationError::NotAPrincipal(Address::ZERO), Outcome::Reject, "unauthorized"),
+        (ValidationError::RevocationInForce, Outcome::Ignore, "duplicate"),
     ];
     for (e, o, r) in cases {
         assert_eq!(e.outcome(), (o, r), "{e}");
@@ -670,4 +692,288 @@ fn config_deserializes_with_defaults() {
         serde_json::from_str::<ValidationConfig>(&json).unwrap(),
         ValidationConfig::default()
     );
+}
+
+/// Issue 18, item 2: anyone could disable revocation by filling the table
+/// with revocations signed by throw-away keys. Only principals of the view
+/// may revoke now; the flood is refused `unauthorized`, stores nothing, and a
+/// real principal's revocation still takes effect.
+#[test]
+fn throwaway_keys_cannot_revoke_or_crowd_out_a_principal() {
+    let a = Actor::new(1, Role::Gateway);
+    let mut p = pipeline(&[&a]);
+    accept(&mut p, a.env("c", NOW, 0, None), NOW);
+    for k in 0..500u32 {
+        let junk = key(20_000 + k);
+        for d in 0..4u32 {
+            let delegate = address_of(key(40_000 + 4 * k + d).verifying_key());
+            let r = SignedRevocation::issue(&junk, net(), delegate, NOW / 1000).encode();
+            let e = p.validate_revocation(&r, NOW).unwrap_err();
+            assert_eq!(e.outcome(), (Outcome::Reject, "unauthorized"), "{e}");
+        }
+    }
+    // Even a throw-away key revoking the real delegate changes nothing.
+    let hijack = SignedRevocation::issue(&key(9999), net(), a.delegate_addr(), 0).encode();
+    assert!(matches!(p.validate_revocation(&hijack, NOW), Err(ValidationError::NotAPrincipal(_))));
+    assert_eq!(p.guard_sizes().revocations, 0);
+    accept(&mut p, a.env("c", NOW + 1, 0, None), NOW + 1);
+    let real = SignedRevocation::issue(&a.principal, net(), a.delegate_addr(), NOW / 1000).encode();
+    p.validate_revocation(&real, NOW + 2).unwrap();
+    expect(&mut p, a.env("c", NOW + 3, 0, None), NOW + 3, Outcome::Reject, "revoked");
+    // The same revocation again changes nothing: ignored as a duplicate.
+    let again = p.validate_revocation(&real, NOW + 4).unwrap_err();
+    assert_eq!(again.outcome(), (Outcome::Ignore, "duplicate"));
+    // Malformed, oversized and wrong-network revocations.
+    let other_net = Eip712Network { chain_id: 1337, verifying_contract: Address::ZERO };
+    for (bytes, reason) in [
+        (vec![0xa1, 0x00], "malformed"),
+        (real[..real.len() - 1].to_vec(), "malformed"),
+        (vec![0; 4096], "oversize"),
+        (
+            SignedRevocation::issue(&a.principal, other_net, a.delegate_addr(), 0).encode(),
+            "bad_signature",
+        ),
+    ] {
+        assert_eq!(p.validate_revocation(&bytes, NOW).unwrap_err().outcome().1, reason);
+    }
+    // Control-topic outcomes are not telemetry outcomes.
+    assert_eq!(p.stats().count(Outcome::Reject, "unauthorized"), 0);
+}
+
+/// A principal's revocations of delegates this verifier never saw are
+/// bounded; past the bound it loses its own oldest such revocation, never a
+/// revocation of a delegate it saw and never another principal's.
+#[test]
+fn unknown_delegate_revocations_are_bounded_per_principal_and_never_evict_the_real() {
+    let config = ValidationConfig {
+        max_unknown_revocations_per_principal: 8,
+        ..ValidationConfig::default()
+    };
+    let a = Actor::new(1, Role::Gateway);
+    let b = Actor::new(2, Role::Gateway);
+    let mut p = pipeline_with(config, &[&a, &b]);
+    // b revokes one unknown delegate; a's delegate is seen, then revoked.
+    let b_unknown = address_of(key(60_000).verifying_key());
+    p.validate_revocation(
+        &SignedRevocation::issue(&b.principal, net(), b_unknown, 0).encode(),
+        NOW,
+    )
+    .unwrap();
+    accept(&mut p, a.env("c", NOW, 0, None), NOW);
+    let later = NOW / 1000 + 3600;
+    let stolen = SignedRevocation::issue(&a.principal, net(), a.delegate_addr(), later).encode();
+    p.validate_revocation(&stolen, NOW).unwrap();
+    // a floods its own table with revocations of delegates nobody saw.
+    for d in 0..200u32 {
+        let delegate = address_of(key(61_000 + d).verifying_key());
+        let r = SignedRevocation::issue(&a.principal, net(), delegate, 0).encode();
+        p.validate_revocation(&r, NOW + u64::from(d)).unwrap();
+    }
+    let sizes = p.guard_sizes();
+    assert_eq!(sizes.max_principal_revocations, 8 + 1, "the bound plus the protected one");
+    assert_eq!(sizes.revocations, 8 + 1 + 1);
+    assert_eq!(p.stats().evictions(Bound::Revocations), 200 - 8);
+    // The stolen delegate's revocation is still in force, and so is b's.
+    let after = (later + 1) * 1000;
+    expect(&mut p, a.env("c", after, 0, None), after, Outcome::Reject, "revoked");
+    let dup = SignedRevocation::issue(&b.principal, net(), b_unknown, 0).encode();
+    assert_eq!(p.validate_revocation(&dup, NOW).unwrap_err().outcome().1, "duplicate");
+}
+
+/// Restoring at start: revocations read from the state need a principal of
+/// the current view as their signer; those from the log are re-applied as
+/// recorded; the bound is enforced once all are back, keeping what the
+/// re-read log tail showed to be real.
+#[test]
+fn restored_revocations_follow_the_same_rules() {
+    let config = ValidationConfig {
+        max_unknown_revocations_per_principal: 2,
+        ..ValidationConfig::default()
+    };
+    let a = Actor::new(1, Role::Gateway);
+    let mut p = pipeline_with(config, &[&a]);
+    let junk = SignedRevocation::issue(&key(9999), net(), a.delegate_addr(), 0).encode();
+    let e = p.restore_revocation(&junk, Restored::State, NOW).unwrap_err();
+    assert_eq!(e.outcome(), (Outcome::Reject, "unauthorized"));
+    p.restore_revocation(&junk, Restored::Log, NOW).unwrap();
+    // Five unknown revocations of a's (oldest revokedAt first), and a's own delegate.
+    for d in 0..5u64 {
+        let delegate = address_of(key(70_000 + d as u32).verifying_key());
+        let r = SignedRevocation::issue(&a.principal, net(), delegate, 10 + d).encode();
+        p.restore_revocation(&r, Restored::State, NOW).unwrap();
+    }
+    let own = SignedRevocation::issue(&a.principal, net(), a.delegate_addr(), 1).encode();
+    p.restore_revocation(&own, Restored::State, NOW).unwrap();
+    assert_eq!(p.guard_sizes().max_principal_revocations, 6, "no eviction while restoring");
+    // The log tail shows a's delegate at work: its revocation is real.
+    assert!(p.readmit(&a.env("c", NOW - 1000, 0, None), NOW).unwrap());
+    p.finish_restore(NOW);
+    assert_eq!(p.guard_sizes().max_principal_revocations, 3, "a's own plus its 2 newest");
+    assert_eq!(p.stats().evictions(Bound::Revocations), 3);
+    expect(&mut p, a.env("c", NOW, 0, None), NOW, Outcome::Reject, "revoked");
+}
+
+/// The pieces a malformed message can hide in, from the outside in.
+#[derive(Debug, Clone, Copy)]
+enum Depth {
+    Envelope,
+    Content,
+    BatchMap,
+    Certificate,
+    EventList,
+    EventMap,
+    Nested,
+}
+
+const DEPTHS: [Depth; 7] = [
+    Depth::Envelope,
+    Depth::Content,
+    Depth::BatchMap,
+    Depth::Certificate,
+    Depth::EventList,
+    Depth::EventMap,
+    Depth::Nested,
+];
+
+/// A CBOR value of a kind no field of a batch or event accepts in place of
+/// `original` (never the same kind).
+fn wrong_kind(original: &ciborium::Value, pick: usize) -> ciborium::Value {
+    use ciborium::Value as V;
+    let kinds = [
+        V::Bool(true),
+        V::Null,
+        V::Bytes(vec![1, 2, 3]),
+        V::Tag(42, Box::new(V::Integer(1.into()))),
+        V::Array(vec![V::Null]),
+        V::Float(0.5),
+    ];
+    let kind = |v: &V| std::mem::discriminant(v);
+    let candidates: Vec<&V> = kinds.iter().filter(|k| kind(k) != kind(original)).collect();
+    candidates[pick % candidates.len()].clone()
+}
+
+fn int_map(v: &mut ciborium::Value) -> &mut Vec<(ciborium::Value, ciborium::Value)> {
+    match v {
+        ciborium::Value::Map(m) => m,
+        other => panic!("not a map: {other:?}"),
+    }
+}
+
+/// A value nested `depth` arrays deep around `inner`.
+fn nest(depth: usize, inner: ciborium::Value) -> ciborium::Value {
+    (0..depth).fold(inner, |v, _| ciborium::Value::Array(vec![v]))
+}
+
+/// Envelope bytes, correctly signed by `a`'s delegate wherever the damage
+/// is inside the signed content, malformed at `depth`.
+fn malformed_at(a: &Actor, depth: Depth, cut: usize, pick: usize, deep: usize) -> Vec<u8> {
+    use vouch_schema::cbor;
+    let good = a.envelope("c", NOW, 0, None, "x");
+    let batch_bytes = good.content.clone();
+    let truncate = |bytes: &[u8]| -> Vec<u8> {
+        // A strict prefix, or the whole item with a byte after it.
+        if cut.is_multiple_of(7) {
+            let mut b = bytes.to_vec();
+            b.push(0);
+            b
+        } else {
+            bytes[..cut % bytes.len()].to_vec()
+        }
+    };
+    let signed = |content: Vec<u8>| {
+        let id = good.id.clone();
+        Envelope::sign(id, None, content, &a.delegate).unwrap().encode()
+    };
+    let mut batch = cbor::from_slice(&batch_bytes).unwrap();
+    match depth {
+        Depth::Envelope => return truncate(&good.encode()),
+        Depth::Content => return signed(truncate(&batch_bytes)),
+        Depth::Certificate => {
+            let cert = truncate(&a.cert);
+            let events = TelemetryBatch::decode(&batch_bytes).unwrap().events;
+            return signed(TelemetryBatch::new(cert, events).encode());
+        }
+        Depth::BatchMap => {
+            let map = int_map(&mut batch);
+            match pick % 3 {
+                0 => map.push((ciborium::Value::Integer(9.into()), ciborium::Value::Null)),
+                1 => {
+                    map.remove(pick % map.len());
+                }
+                _ => {
+                    let i = pick % map.len();
+                    map[i].1 = wrong_kind(&map[i].1, pick / 3);
+                }
+            }
+        }
+        Depth::EventList => {
+            let events = &mut int_map(&mut batch)[2].1;
+            match pick % 2 {
+                0 => *events = wrong_kind(events, pick / 2),
+                _ => {
+                    if let ciborium::Value::Array(items) = events {
+                        items.push(wrong_kind(&ciborium::Value::Map(vec![]), pick / 2));
+                    }
+                }
+            }
+        }
+        Depth::EventMap | Depth::Nested => {
+            let ciborium::Value::Array(items) = &mut int_map(&mut batch)[2].1 else {
+                panic!("events are an array")
+            };
+            let event = int_map(&mut items[0]);
+            if matches!(depth, Depth::EventMap) {
+                match pick % 2 {
+                    0 => event.push((ciborium::Value::Integer(99.into()), ciborium::Value::Null)),
+                    _ => {
+                        // Any field but `data`, which holds any JSON.
+                        let i = 2 + pick % (event.len() - 2);
+                        event[i].1 = wrong_kind(&event[i].1, pick / 2);
+                    }
+                }
+            } else {
+                let data = int_map(&mut event[1].1);
+                let inner = match pick % 4 {
+                    0 => ciborium::Value::Bytes(vec![7]),
+                    1 => ciborium::Value::Tag(1, Box::new(ciborium::Value::Integer(5.into()))),
+                    2 => ciborium::Value::Map(vec![(
+                        ciborium::Value::Integer(1.into()),
+                        ciborium::Value::Null,
+                    )]),
+                    // Deeper than any JSON value may nest.
+                    _ => nest(vouch_schema::event::MAX_JSON_DEPTH, ciborium::Value::Null),
+                };
+                data.push((ciborium::Value::Text("zz".into()), nest(deep, inner)));
+            }
+        }
+    }
+    signed(cbor::to_vec(&batch))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 96,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Malformed CBOR at every depth of an envelope is refused with the
+    /// reason for its layer, and never panics.
+    #[test]
+    fn malformed_cbor_at_every_depth_is_refused(
+        layer in 0..DEPTHS.len(),
+        cut in 1usize..4096,
+        pick in 0usize..1000,
+        deep in 0usize..40,
+    ) {
+        let a = Actor::new(1, Role::Gateway);
+        let mut p = pipeline(&[&a]);
+        let depth = DEPTHS[layer];
+        let bytes = malformed_at(&a, depth, cut, pick, deep);
+        let e = p.validate(msg(bytes), NOW).expect_err("malformed input accepted");
+        let expected = match depth {
+            Depth::Certificate => "bad_certificate",
+            _ => "malformed",
+        };
+        proptest::prop_assert_eq!(e.outcome(), (Outcome::Reject, expected), "{:?}: {}", depth, e);
+    }
 }

@@ -70,6 +70,15 @@ impl AuthorityView {
             .is_ok_and(|i| self.principals[i].roles.contains(&needed))
     }
 
+    /// Whether `address` is a principal of this view in any principal role:
+    /// who may sign revocations (the role a revoked delegate held does not
+    /// matter, only that its principal answers for something on chain).
+    pub fn is_principal(&self, address: Address) -> bool {
+        self.principals
+            .binary_search_by(|e| e.address.cmp(&address))
+            .is_ok_and(|i| !self.principals[i].roles.is_empty())
+    }
+
     /// The canonical JSON of this view (sorted, compact): what gets recorded.
     pub fn canonical_json(&self) -> Vec<u8> {
         // Serializing plain data with string keys into memory cannot fail.
@@ -95,6 +104,11 @@ pub trait Authority: Send + Sync {
     /// Whether `principal` may publish as `role` under the current view.
     fn allows(&self, principal: Address, role: Role) -> bool {
         self.current().allows(principal, role)
+    }
+
+    /// Whether `address` is a principal (any role) of the current view.
+    fn is_principal(&self, address: Address) -> bool {
+        self.current().is_principal(address)
     }
 }
 
@@ -161,5 +175,9 @@ mod view_tests {
         assert!(v.allows(Address([2; 20]), Role::Loadtest));
         assert!(v.allows(Address([2; 20]), Role::Verifier));
         assert!(!v.allows(Address([3; 20]), Role::Orchestrator));
+        assert!(v.is_principal(Address([1; 20])) && v.is_principal(Address([2; 20])));
+        assert!(!v.is_principal(Address([3; 20])));
+        let roleless = AuthorityView::new("test", [entry(4, &[])]);
+        assert!(!roleless.is_principal(Address([4; 20])), "listed without a role");
     }
 }

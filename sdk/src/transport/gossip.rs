@@ -17,6 +17,20 @@
 //! and counted, and is republished, in order per topic, as soon as a peer
 //! subscribes to the topic (and on a 100 ms tick as a fallback).
 //!
+//! gossipsub itself queues each message per peer and writes it later. When
+//! that queue is full, or a message waited there past the publish timeout,
+//! the message is dropped and reported in a `SlowPeer` event; what is still
+//! queued when a connection or the swarm goes away is lost without any
+//! event. So the transport counts the bytes written on every connection
+//! ([`super::wire`]) and follows each envelope until it has left: it holds
+//! new envelopes in its pending buffer while every peer of their topic is
+//! [`GossipOptions::max_in_flight`] envelopes behind (backpressure that never
+//! reaches the caller), `flush` waits until what was handed over has left,
+//! `close` lingers (bounded) for it, and every envelope lost on the way is
+//! counted: refused by full queues (`queue_full`), reported by `SlowPeer`
+//! (`send_failed`), or abandoned by a closing connection or transport
+//! (`unsent`).
+//!
 //! Bootstrap peers are dialled at start and re-dialled after every failure or
 //! disconnection with exponential backoff (250 ms doubling to 10 s by
 //! default; reset after a connection that lasted 10 s). A bootstrap address that ends in
@@ -47,6 +61,7 @@ use tokio::sync::{mpsc, oneshot};
 use vouch_schema::limits::{MAX_ENVELOPE_BYTES, MAX_PARTITIONS};
 use vouch_schema::topic;
 
+use super::wire::{CountingMuxer, InFlight, Wires, publish_frame_len};
 use super::{Outgoing, Transport, TransportError};
 use crate::config::TransportConfig;
 
@@ -68,6 +83,10 @@ pub struct GossipOptions {
     pub subscribe: bool,
     /// How long `close` waits for the network thread to stop after flushing.
     pub stop_timeout: Duration,
+    /// Envelopes that may wait in gossipsub's send queue for one peer (of
+    /// its 5,000) before new ones are held in the pending buffer instead:
+    /// few enough that they leave within gossipsub's 5 s publish timeout.
+    pub max_in_flight: usize,
 }
 
 impl Default for GossipOptions {
@@ -79,6 +98,7 @@ impl Default for GossipOptions {
             backoff_max: Duration::from_secs(10),
             subscribe: false,
             stop_timeout: Duration::from_secs(2),
+            max_in_flight: 512,
         }
     }
 }
@@ -98,6 +118,20 @@ pub struct GossipStats {
     pub duplicates: u64,
     /// Envelopes gossipsub refused outright (e.g. too large); see `last_error`.
     pub rejected: u64,
+    /// Envelopes lost because the send queue of every peer of their topic was
+    /// full (gossipsub keeps a refused message as seen, so it cannot be retried).
+    pub queue_full: u64,
+    /// Further sends to one peer that gossipsub reported lost (`SlowPeer`): its
+    /// queue was full (another peer may still have taken the envelope) or the
+    /// envelope waited there past the publish timeout. Counted per peer.
+    pub send_failed: u64,
+    /// Envelopes still waiting when the transport closed (in its pending
+    /// buffer or a peer's send queue), or in a peer's send queue when the
+    /// connection to it closed (at most one count per envelope).
+    pub unsent: u64,
+    /// Envelopes handed to gossipsub that have not left for a peer yet (the
+    /// longest backlog of any peer).
+    pub in_flight: u64,
     /// Peers connected now.
     pub connected_peers: u64,
     /// The last network or publishing error, if any.
@@ -192,6 +226,43 @@ impl GossipTransport {
         self.shared.lock_listen().iter().map(ToString::to_string).collect()
     }
 
+    /// Publishes `bytes` unchanged on the control topic (`/vouch/1/control`,
+    /// where verifiers take revocations); same rules as [`Transport::send`].
+    pub fn send_control(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
+        self.take(Outgoing { partition: CONTROL_PARTITION, bytes })
+    }
+
+    /// Envelopes taken that have not left yet: in the channel, in the
+    /// pending buffer, or in gossipsub's queues. A caller that may wait (a
+    /// command-line tool, unlike the SDK's) keeps this under
+    /// [`GossipOptions::pending_capacity`] so that nothing is dropped.
+    pub fn undelivered(&self) -> usize {
+        self.shared.undelivered()
+    }
+
+    /// Checks the size and hands `envelope` to the network thread.
+    fn take(&mut self, envelope: Outgoing) -> Result<(), TransportError> {
+        let len = envelope.bytes.len();
+        if len == 0 || len > MAX_ENVELOPE_BYTES {
+            return Err(TransportError::Io(format!(
+                "envelope of {len} bytes is not in 1..={MAX_ENVELOPE_BYTES}"
+            )));
+        }
+        let Some(tx) = self.tx.as_ref() else { return Err(TransportError::Closed) };
+        // Count first, so `accepted` is never behind what the task settles.
+        self.shared.accepted.fetch_add(1, Ordering::SeqCst);
+        match tx.try_send(envelope) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.shared.accepted.fetch_sub(1, Ordering::SeqCst);
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => TransportError::Full,
+                    mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
+                })
+            }
+        }
+    }
+
     /// The transport's counters now.
     pub fn stats(&self) -> GossipStats {
         let s = &self.shared;
@@ -202,6 +273,10 @@ impl GossipTransport {
             dropped_pending: s.dropped_pending.load(Ordering::SeqCst),
             duplicates: s.duplicates.load(Ordering::SeqCst),
             rejected: s.rejected.load(Ordering::SeqCst),
+            queue_full: s.queue_full.load(Ordering::SeqCst),
+            send_failed: s.send_failed.load(Ordering::SeqCst),
+            unsent: s.unsent.load(Ordering::SeqCst),
+            in_flight: s.in_flight.load(Ordering::SeqCst),
             connected_peers: s.connected_peers.load(Ordering::SeqCst),
             last_error: s.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
@@ -234,35 +309,18 @@ impl GossipTransport {
 
 impl Transport for GossipTransport {
     fn send(&mut self, envelope: Outgoing) -> Result<(), TransportError> {
-        let len = envelope.bytes.len();
-        if len == 0 || len > MAX_ENVELOPE_BYTES {
-            return Err(TransportError::Io(format!(
-                "envelope of {len} bytes is not in 1..={MAX_ENVELOPE_BYTES}"
-            )));
-        }
         if envelope.partition >= MAX_PARTITIONS {
             return Err(TransportError::Io(format!(
                 "partition {} is not in 0..{MAX_PARTITIONS}",
                 envelope.partition
             )));
         }
-        let Some(tx) = self.tx.as_ref() else { return Err(TransportError::Closed) };
-        // Count first, so `accepted` is never behind what the task settles.
-        self.shared.accepted.fetch_add(1, Ordering::SeqCst);
-        match tx.try_send(envelope) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.shared.accepted.fetch_sub(1, Ordering::SeqCst);
-                Err(match e {
-                    mpsc::error::TrySendError::Full(_) => TransportError::Full,
-                    mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
-                })
-            }
-        }
+        self.take(envelope)
     }
 
-    /// Waits until every envelope taken so far has been handed to gossipsub
-    /// for at least one peer (or dropped and counted), or `deadline` passes.
+    /// Waits until every envelope taken so far has left for the peers it
+    /// was handed to gossipsub for (or was dropped and counted), or
+    /// `deadline` passes.
     fn flush(&mut self, deadline: Instant) -> Result<(), TransportError> {
         if self.tx.is_none() {
             return Err(TransportError::Closed);
@@ -290,8 +348,9 @@ impl Transport for GossipTransport {
     }
 
     /// Flushes until `deadline`, then stops the network thread (waiting at
-    /// most [`GossipOptions::stop_timeout`] more). Envelopes still pending
-    /// are discarded. Closing twice is harmless.
+    /// most [`GossipOptions::stop_timeout`] more). Envelopes that have not
+    /// left when the thread stops (pending, or in gossipsub's queues) are
+    /// counted in `unsent`. Closing twice is harmless.
     fn close(&mut self, deadline: Instant) -> Result<(), TransportError> {
         if self.tx.is_none() && self.thread.is_none() {
             return Ok(());
@@ -304,8 +363,12 @@ impl Transport for GossipTransport {
     fn probe(&self) -> Option<super::TransportProbe> {
         let shared = Arc::clone(&self.shared);
         Some(Arc::new(move || super::TransportCounters {
-            pending: shared.pending.load(Ordering::SeqCst),
-            dropped: shared.dropped_pending.load(Ordering::SeqCst),
+            pending: shared.pending.load(Ordering::SeqCst)
+                + shared.in_flight.load(Ordering::SeqCst),
+            dropped: shared.dropped_pending.load(Ordering::SeqCst)
+                + shared.queue_full.load(Ordering::SeqCst)
+                + shared.send_failed.load(Ordering::SeqCst)
+                + shared.unsent.load(Ordering::SeqCst),
         }))
     }
 
@@ -333,6 +396,10 @@ struct Shared {
     dropped_pending: AtomicU64,
     duplicates: AtomicU64,
     rejected: AtomicU64,
+    queue_full: AtomicU64,
+    send_failed: AtomicU64,
+    unsent: AtomicU64,
+    in_flight: AtomicU64,
     connected_peers: AtomicU64,
     running: AtomicBool,
     last_error: Mutex<Option<String>>,
@@ -351,6 +418,10 @@ impl Default for Shared {
             dropped_pending: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            queue_full: AtomicU64::new(0),
+            send_failed: AtomicU64::new(0),
+            unsent: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             connected_peers: AtomicU64::new(0),
             running: AtomicBool::new(true),
             last_error: Mutex::new(None),
@@ -362,16 +433,19 @@ impl Default for Shared {
 }
 
 impl Shared {
-    /// Envelopes taken but not yet published or dropped (in the channel or pending).
+    /// Envelopes taken but not yet published or dropped (in the channel or
+    /// pending), plus those published that have not left yet.
     fn undelivered(&self) -> usize {
         // Read the settled counters first: `accepted` only grows, so this
         // never undercounts.
         let settled = self.published.load(Ordering::SeqCst)
             + self.dropped_pending.load(Ordering::SeqCst)
             + self.duplicates.load(Ordering::SeqCst)
-            + self.rejected.load(Ordering::SeqCst);
+            + self.rejected.load(Ordering::SeqCst)
+            + self.queue_full.load(Ordering::SeqCst);
         let accepted = self.accepted.load(Ordering::SeqCst);
-        usize::try_from(accepted.saturating_sub(settled)).unwrap_or(usize::MAX)
+        let in_flight = self.in_flight.load(Ordering::SeqCst);
+        usize::try_from(accepted.saturating_sub(settled) + in_flight).unwrap_or(usize::MAX)
     }
 
     fn notify(&self) {
@@ -499,11 +573,14 @@ fn network_thread(
             return;
         }
     };
+    let wires = Wires::default();
     runtime.block_on(async move {
-        let mut swarm = match build_swarm(
+        let mut swarm = match build(
             key,
             format!("vouch-sdk/{}", env!("CARGO_PKG_VERSION")),
             all_topic_hashes(),
+            Some(wires.clone()),
+            ConnectionCaps::default(),
         ) {
             Ok(swarm) => swarm,
             Err(e) => {
@@ -518,7 +595,7 @@ fn network_thread(
             }
         }
         let _ = ready.send(Ok(()));
-        let mut task = Task::new(swarm, bootstrap, options, shared);
+        let mut task = Task::new(swarm, bootstrap, options, shared, wires);
         task.run(rx, stop).await;
     });
 }
@@ -532,7 +609,7 @@ pub fn build_swarm(
     agent: String,
     score_topics: impl IntoIterator<Item = TopicHash>,
 ) -> Result<Swarm<Node>, TransportError> {
-    build_swarm_with_caps(key, agent, score_topics, ConnectionCaps::default())
+    build(key, agent, score_topics, None, ConnectionCaps::default())
 }
 
 /// [`build_swarm`] with connection caps of the caller's choosing (the
@@ -543,29 +620,58 @@ pub fn build_swarm_with_caps(
     score_topics: impl IntoIterator<Item = TopicHash>,
     caps: ConnectionCaps,
 ) -> Result<Swarm<Node>, TransportError> {
+    build(key, agent, score_topics, None, caps)
+}
+
+/// [`build_swarm`]; with `wires`, every connection counts what it writes there.
+fn build(
+    key: identity::Keypair,
+    agent: String,
+    score_topics: impl IntoIterator<Item = TopicHash>,
+    wires: Option<Wires>,
+    caps: ConnectionCaps,
+) -> Result<Swarm<Node>, TransportError> {
+    use libp2p::Transport as _;
     let score = peer_score_params(score_topics);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-        .map_err(|e| TransportError::Io(format!("TCP + noise + yamux: {e}")))?
-        .with_behaviour(|key| -> Result<Node, Box<dyn std::error::Error + Send + Sync>> {
-            let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
-                gossipsub::MessageAuthenticity::Anonymous,
-                gossipsub_config()?,
-                subscription_filter(),
-            )?;
-            gossipsub.with_peer_score(score, peer_score_thresholds())?;
-            let identify = identify::Behaviour::new(
-                identify::Config::new("/vouch/1".into(), key.public()).with_agent_version(agent),
-            );
-            Ok(Node { gossipsub, identify, limits: caps.behaviour() })
+        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .map(move |(peer, muxer), _| {
+                    let wire = wires.as_ref().map(|w| w.register(peer));
+                    (peer, CountingMuxer::new(muxer, wire))
+                }))
         })
+        .map_err(|e| TransportError::Io(format!("TCP + noise + yamux: {e}")))?
+        .with_behaviour(|key| behaviour(key, agent, score, caps))
         .map_err(|e| TransportError::Io(format!("gossipsub: {e}")))?
         // Publish-only peers (the SDK) never join a mesh, so gossipsub does
         // not keep their connections alive; keep them open regardless.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
     Ok(swarm)
+}
+
+/// Gossipsub with [`gossipsub_config`] and `score`, and identify.
+fn behaviour(
+    key: &identity::Keypair,
+    agent: String,
+    score: gossipsub::PeerScoreParams,
+    caps: ConnectionCaps,
+) -> Result<Node, Box<dyn std::error::Error + Send + Sync>> {
+    let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+        gossipsub::MessageAuthenticity::Anonymous,
+        gossipsub_config()?,
+        subscription_filter(),
+    )?;
+    gossipsub.with_peer_score(score, peer_score_thresholds())?;
+    let identify = identify::Behaviour::new(
+        identify::Config::new("/vouch/1".into(), key.public()).with_agent_version(agent),
+    );
+    Ok(Node { gossipsub, identify, limits: caps.behaviour() })
 }
 
 /// The most topics a peer may be subscribed to, and announce in one RPC:
@@ -690,9 +796,26 @@ enum DialState {
     Connected(PeerId, Instant),
 }
 
-/// How long the network thread keeps running after a stop so that published
-/// messages reach the wire (well under the default stop timeout of 2 s).
-const LINGER: Duration = Duration::from_millis(500);
+/// Longest the network thread keeps running after a stop while envelopes
+/// are still in gossipsub's queues (well under the default stop timeout of
+/// 2 s); what has not left by then is counted in `unsent`.
+const LINGER_MAX: Duration = Duration::from_millis(1500);
+
+/// After the last envelope left, how long the thread keeps the connections
+/// open so the muxer and the socket pass on what they buffer.
+const LINGER_QUIET: Duration = Duration::from_millis(200);
+
+/// How often backlogs are re-read while envelopes are in flight or pending.
+const BUSY_TICK: Duration = Duration::from_millis(10);
+
+/// The internal partition number of the control topic (never a telemetry
+/// partition: `send` refuses partitions from `MAX_PARTITIONS` up).
+const CONTROL_PARTITION: u32 = u32::MAX;
+
+/// Peers one publish goes to when the node is not subscribed (gossipsub's
+/// `mesh_n`, as [`gossipsub_config`] sets it). With more peers on a topic
+/// gossipsub picks some at random, and envelopes are not followed.
+const MESH_N: usize = 4;
 
 /// A connection that lasted this long resets the re-dial backoff; shorter
 /// ones (a peer that accepts and then drops us) keep backing off.
@@ -717,6 +840,10 @@ struct Task {
     pending_per_partition: HashMap<u32, usize>,
     topics: HashMap<u32, TopicHash>,
     subscribed: HashSet<u32>,
+    /// Bytes written per connection.
+    wires: Wires,
+    /// Envelopes handed to gossipsub per peer, until they leave.
+    in_flight: InFlight,
 }
 
 impl Task {
@@ -725,6 +852,7 @@ impl Task {
         bootstrap: Vec<Multiaddr>,
         options: GossipOptions,
         shared: Arc<Shared>,
+        wires: Wires,
     ) -> Task {
         let now = Instant::now();
         let bootstrap = bootstrap
@@ -751,6 +879,8 @@ impl Task {
             pending_per_partition: HashMap::new(),
             topics: HashMap::new(),
             subscribed: HashSet::new(),
+            wires,
+            in_flight: InFlight::default(),
         }
     }
 
@@ -758,21 +888,26 @@ impl Task {
         self.redial_due();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // After a stop (or when the caller is gone) the swarm keeps running
-        // for LINGER, so messages already handed to gossipsub are written to
-        // the peers' sockets before the connections drop, like SO_LINGER.
-        let mut linger: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        // After a stop (or when the caller is gone) the swarm keeps running,
+        // like SO_LINGER, until what was handed to gossipsub has left (and
+        // LINGER_QUIET more), at most LINGER_MAX.
+        let mut stopped_at: Option<Instant> = None;
+        let mut left_at: Option<Instant> = None;
         loop {
+            let busy = !self.pending.is_empty() || self.in_flight.max_backlog() > 0;
             tokio::select! {
-                _ = &mut stop, if linger.is_none() => {
-                    linger = Some(Box::pin(tokio::time::sleep(LINGER)));
-                }
-                () = async { if let Some(l) = linger.as_mut() { l.await } }, if linger.is_some() => break,
-                msg = rx.recv(), if linger.is_none() => match msg {
+                _ = &mut stop, if stopped_at.is_none() => stopped_at = Some(Instant::now()),
+                msg = rx.recv(), if stopped_at.is_none() => match msg {
                     Some(out) => self.offer(out),
-                    None => linger = Some(Box::pin(tokio::time::sleep(LINGER))),
+                    None => stopped_at = Some(Instant::now()),
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
+                () = tokio::time::sleep(BUSY_TICK), if busy || stopped_at.is_some() => {
+                    self.settle();
+                    if !self.pending.is_empty() {
+                        self.drain();
+                    }
+                }
                 _ = tick.tick() => {
                     self.redial_due();
                     if !self.pending.is_empty() {
@@ -780,18 +915,73 @@ impl Task {
                     }
                 }
             }
+            self.settle();
             self.shared.notify();
+            if let Some(at) = stopped_at {
+                let now = Instant::now();
+                if self.in_flight.max_backlog() > 0 {
+                    left_at = None;
+                } else {
+                    left_at.get_or_insert(now);
+                }
+                let quiet = left_at.is_some_and(|t| now.duration_since(t) >= LINGER_QUIET);
+                if quiet || now.duration_since(at) >= LINGER_MAX {
+                    break;
+                }
+            }
         }
+        // Whatever has not left by now is lost with the swarm: count it.
+        let waiting = self.pending.len() as u64;
+        self.pending.clear();
+        self.pending_per_partition.clear();
+        self.shared.pending.store(0, Ordering::SeqCst);
+        let abandoned = self.in_flight.abandon() + waiting;
+        if abandoned > 0 {
+            self.shared.unsent.fetch_add(abandoned, Ordering::SeqCst);
+            self.shared.set_error(format!(
+                "{abandoned} envelopes had not left for a peer when the transport closed"
+            ));
+        }
+        self.shared.in_flight.store(0, Ordering::SeqCst);
+        self.shared.notify();
+    }
+
+    /// Retires what left and publishes the gauge.
+    fn settle(&mut self) {
+        self.in_flight.settle(&self.wires);
+        self.shared.in_flight.store(self.in_flight.max_backlog() as u64, Ordering::SeqCst);
     }
 
     fn topic(&mut self, partition: u32) -> TopicHash {
-        self.topics.entry(partition).or_insert_with(|| telemetry_topic_hash(partition)).clone()
+        self.topics
+            .entry(partition)
+            .or_insert_with(|| match partition {
+                CONTROL_PARTITION => IdentTopic::new(topic::CONTROL_TOPIC).hash(),
+                p => telemetry_topic_hash(p),
+            })
+            .clone()
+    }
+
+    /// The peers a publish on `topic` goes to: connected, subscribed to it,
+    /// and not scored below the publish threshold.
+    fn recipients(&self, topic: &TopicHash) -> Vec<PeerId> {
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let threshold = peer_score_thresholds().publish_threshold;
+        gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&topic))
+            .map(|(peer, _)| *peer)
+            .filter(|peer| gossipsub.peer_score(peer).is_none_or(|s| s >= threshold))
+            .collect()
     }
 
     /// A new envelope from the caller: publish it now unless older ones of
     /// its topic are still waiting.
     fn offer(&mut self, out: Outgoing) {
-        if self.options.subscribe && self.subscribed.insert(out.partition) {
+        if self.options.subscribe
+            && out.partition != CONTROL_PARTITION
+            && self.subscribed.insert(out.partition)
+        {
             let t = IdentTopic::new(topic::telemetry_topic(out.partition));
             if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&t) {
                 self.shared.set_error(format!("subscribing to {t}: {e}"));
@@ -808,12 +998,32 @@ impl Task {
 
     fn try_publish(&mut self, out: &Outgoing) -> Attempt {
         let topic = self.topic(out.partition);
+        let recipients = self.recipients(&topic);
+        // Backpressure: while every peer is far behind, the envelope waits
+        // here (bounded, counted) rather than in gossipsub's queues, where
+        // it would time out.
+        if !recipients.is_empty()
+            && recipients
+                .iter()
+                .all(|p| self.in_flight.backlog(p) >= self.options.max_in_flight.max(1))
+        {
+            return Attempt::Retry;
+        }
+        let frame = publish_frame_len(topic.as_str(), out.bytes.len());
         let counter = match self.swarm.behaviour_mut().gossipsub.publish(topic, out.bytes.clone()) {
-            Ok(_) => &self.shared.published,
+            Ok(_) => {
+                if recipients.len() <= MESH_N {
+                    self.in_flight.sent(&recipients, frame, &self.wires);
+                }
+                &self.shared.published
+            }
             Err(PublishError::NoPeersSubscribedToTopic) => return Attempt::Retry,
             Err(PublishError::AllQueuesFull(n)) => {
+                // gossipsub now holds the message as seen: a retry would be
+                // refused as a duplicate. It is lost; count it.
                 self.shared.set_error(format!("the send queues of all {n} peers are full"));
-                return Attempt::Retry;
+                self.in_flight.refused(&recipients);
+                &self.shared.queue_full
             }
             Err(PublishError::Duplicate) => &self.shared.duplicates,
             Err(e) => {
@@ -875,11 +1085,27 @@ impl Task {
                 topic,
             })) => {
                 tracing::debug!(%peer_id, %topic, "peer subscribed");
-                let waiting = topic::telemetry_partition(topic.as_str())
-                    .is_some_and(|p| self.pending_per_partition.contains_key(&p));
+                let partition = match topic.as_str() {
+                    topic::CONTROL_TOPIC => Some(CONTROL_PARTITION),
+                    t => topic::telemetry_partition(t),
+                };
+                let waiting =
+                    partition.is_some_and(|p| self.pending_per_partition.contains_key(&p));
                 if waiting {
                     self.drain();
                 }
+            }
+            SwarmEvent::Behaviour(NodeEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            })) => {
+                // Publishes are non-priority messages; priority ones are
+                // subscriptions and mesh control, never envelopes.
+                let failed = failed_messages.non_priority as u64;
+                let new = self.in_flight.failed(&peer_id, failed);
+                self.shared.send_failed.fetch_add(new, Ordering::SeqCst);
+                tracing::warn!(%peer_id, ?failed_messages, "a peer could not take envelopes in time");
+                self.shared.set_error(format!("{failed} envelopes could not be sent to {peer_id}"));
             }
             SwarmEvent::Behaviour(NodeEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -916,6 +1142,17 @@ impl Task {
             SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
                 tracing::info!(%peer_id, ?cause, "disconnected");
                 if num_established == 0 {
+                    // gossipsub's queue for the peer went with the connection:
+                    // what its last bytes did not carry is lost.
+                    self.settle();
+                    let lost = self.in_flight.disconnected(&peer_id);
+                    self.wires.forget(&peer_id);
+                    if lost > 0 {
+                        self.shared.unsent.fetch_add(lost, Ordering::SeqCst);
+                        self.shared.set_error(format!(
+                            "{lost} envelopes had not left for {peer_id} when it disconnected"
+                        ));
+                    }
                     let (now, initial, max) =
                         (Instant::now(), self.options.backoff_initial, self.options.backoff_max);
                     for b in &mut self.bootstrap {

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 pub mod file;
 pub mod gossip;
+mod wire;
 
 /// One signed, encoded envelope ready to leave the box.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,12 +40,14 @@ pub enum TransportError {
 
 /// What a transport holds or has lost after `send` took an envelope: a
 /// network transport buffers envelopes while no peer can take them and,
-/// being bounded, drops the oldest.
+/// being bounded, drops the oldest; on the way to a peer more can be lost,
+/// and each loss is counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TransportCounters {
-    /// Envelopes taken and not yet handed to the network.
+    /// Envelopes taken that have not reached the network yet.
     pub pending: u64,
-    /// Envelopes taken and later dropped because the transport's buffer was full.
+    /// Envelopes taken and later lost (a full buffer, a peer that could not
+    /// take them in time, a connection or the transport closing first).
     pub dropped: u64,
 }
 

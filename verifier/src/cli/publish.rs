@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 use vouch_schema::Envelope;
 use vouch_sdk::config::{TransportConfig, TransportKind};
-use vouch_sdk::transport::gossip::GossipTransport;
+use vouch_sdk::transport::gossip::{GossipOptions, GossipTransport};
 use vouch_sdk::transport::{Outgoing, Transport, TransportError};
 use vouch_sdk::{Publisher, PublisherConfig, adapter};
 
@@ -44,6 +44,10 @@ pub(crate) struct PublishArgs {
     /// Gossip partition for raw files that do not decode as envelopes.
     #[arg(long, default_value_t = 0)]
     partition: u32,
+    /// Publish the raw files on the control topic (revocations) instead of
+    /// a telemetry topic.
+    #[arg(long, requires = "raw", conflicts_with = "partition")]
+    control: bool,
     /// How long to wait for everything to be delivered before giving up.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -71,11 +75,8 @@ pub(crate) fn run(a: PublishArgs) -> Result<Outcome> {
     let stats = publisher.close(a.timeout)?;
     flushed?;
     print_json(&json!({"lines": lines, "rejected_lines": rejected, "stats": stats}));
-    Ok(if rejected == 0 && stats.dropped_queue_full == 0 && stats.dropped_transport == 0 {
-        Outcome::Ok
-    } else {
-        Outcome::CheckFailed
-    })
+    let lost = stats.dropped_queue_full + stats.dropped_transport + stats.transport_dropped;
+    Ok(if rejected == 0 && lost == 0 { Outcome::Ok } else { Outcome::CheckFailed })
 }
 
 /// Feeds every NDJSON line to the publisher as go-livepeer would; counts
@@ -102,7 +103,13 @@ fn replay(publisher: &Publisher, path: &Path) -> Result<(usize, usize)> {
     Ok((lines, rejected))
 }
 
+/// How long `--raw` waits before offering an envelope again to a full transport.
+const FULL_RETRY: Duration = Duration::from_millis(2);
+
 /// Publishes files' bytes as they are: captured-traffic replay and adversarial tests.
+/// Unlike the SDK's caller, this command may wait: a full transport is
+/// offered the envelope again until `--timeout`, and it exits with a failure
+/// status if any envelope was lost on the way (the stats say where).
 fn publish_raw(a: &PublishArgs) -> Result<Outcome> {
     if a.bootstrap.is_empty() {
         bail!("--raw needs at least one --bootstrap peer");
@@ -113,22 +120,47 @@ fn publish_raw(a: &PublishArgs) -> Result<Outcome> {
         listen: Vec::new(),
         bootstrap: a.bootstrap.clone(),
     };
-    let mut transport = GossipTransport::start(&config)?;
+    let deadline = Instant::now() + a.timeout;
+    let options = GossipOptions::default();
+    let room = options.pending_capacity;
+    let mut transport = GossipTransport::start_with(&config, options)?;
     for path in &a.raw {
         let outgoing = raw_outgoing(path, a.partition)?;
-        match transport.send(outgoing) {
-            Ok(()) => {}
-            Err(TransportError::Full) => bail!("transport buffer full at {}", path.display()),
-            Err(e) => return Err(e).with_context(|| format!("publishing {}", path.display())),
+        loop {
+            // Wait rather than let the transport drop the oldest: a peer
+            // that is not there yet, or behind, holds the rest back here.
+            if transport.undelivered() >= room {
+                if Instant::now() >= deadline {
+                    bail!("no peer took the envelopes before --timeout ({})", path.display());
+                }
+                std::thread::sleep(FULL_RETRY);
+                continue;
+            }
+            let sent = if a.control {
+                transport.send_control(outgoing.bytes.clone())
+            } else {
+                transport.send(outgoing.clone())
+            };
+            match sent {
+                Ok(()) => break,
+                Err(TransportError::Full) if Instant::now() < deadline => {
+                    std::thread::sleep(FULL_RETRY)
+                }
+                Err(TransportError::Full) => {
+                    bail!("transport buffer still full at {} after --timeout", path.display())
+                }
+                Err(e) => return Err(e).with_context(|| format!("publishing {}", path.display())),
+            }
         }
     }
-    let deadline = Instant::now() + a.timeout;
     let flushed = transport.flush(deadline);
+    let closed = transport.close(Instant::now() + Duration::from_secs(2));
     let stats = transport.stats();
-    transport.close(Instant::now() + Duration::from_secs(2))?;
     print_json(&json!({"files": a.raw.len(), "stats": stats}));
-    flushed.context("not every envelope reached a peer")?;
-    Ok(Outcome::Ok)
+    flushed.context("not every envelope left for a peer")?;
+    closed?;
+    let lost = stats.dropped_pending + stats.queue_full + stats.send_failed + stats.unsent;
+    Ok(if lost == 0 { Outcome::Ok } else { Outcome::CheckFailed })
 }
 
 /// A file's envelope bytes and partition. CBOR files go out byte for byte,

@@ -61,7 +61,8 @@ async fn stats(State(state): State<HttpState>) -> Json<Value> {
     Json(stats_json(&state.metrics))
 }
 
-/// `/v1/ingest/stats`: `{accepted, rejected, ignored, shed, by_reason: [{outcome, reason, count}]}`.
+/// `/v1/ingest/stats`: `{accepted, rejected, ignored, shed, gossip_send_failed,
+/// by_reason: [{outcome, reason, count}], control: [...]}`.
 pub fn stats_json(metrics: &Metrics) -> Value {
     let snap = metrics.snapshot();
     let total =
@@ -81,6 +82,7 @@ pub fn stats_json(metrics: &Metrics) -> Value {
         "rejected": total(Outcome::Reject),
         "ignored": total(Outcome::Ignore),
         "shed": metrics.shed.load(Ordering::Relaxed),
+        "gossip_send_failed": metrics.gossip_send_failed.load(Ordering::Relaxed),
         "log_records": snap.log_records,
         "warm_up": {
             "records": snap.warm_up.records,
@@ -156,6 +158,18 @@ pub fn render_metrics(metrics: &Metrics) -> String {
             "counter",
             "Messages shed from the full ingest queue.",
             metrics.shed.load(Ordering::Relaxed),
+        ),
+        (
+            "vouch_gossip_send_failed_total",
+            "counter",
+            "Messages gossipsub could not send to a peer in time (SlowPeer).",
+            metrics.gossip_send_failed.load(Ordering::Relaxed),
+        ),
+        (
+            "vouch_gossip_verdicts_dropped_total",
+            "counter",
+            "Validation verdicts for messages gossipsub had already forgotten.",
+            metrics.verdicts_dropped.load(Ordering::Relaxed),
         ),
     ];
     for (name, kind, help, value) in gauges {

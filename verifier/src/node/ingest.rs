@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tokio::sync::mpsc;
+use vouch_delegation::VerifiedRevocation;
 use vouch_delegation::authority::{Authority, AuthorityView};
-use vouch_delegation::{SignedRevocation, VerifiedRevocation};
 
 use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores};
 use crate::sink::aggregates::AggregateExport;
@@ -19,7 +19,7 @@ use crate::store::{
     LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateError, StateStore,
     StateWrite,
 };
-use crate::validate::{Outcome, Pipeline, Unverified};
+use crate::validate::{Outcome, Pipeline, REVOCATION, Restored, Unverified};
 
 use super::NodeError;
 use super::config::IngestConfig;
@@ -156,6 +156,9 @@ pub struct Metrics {
     pub verdicts_dropped: AtomicU64,
     /// Why ingestion stopped before shutdown, once it has (`/healthz` says so).
     stopped: OnceLock<String>,
+    /// Messages gossipsub could not send to a peer (its send queue full, or
+    /// waiting past the timeout), from `SlowPeer` events.
+    pub gossip_send_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -363,7 +366,7 @@ impl Worker {
     fn warm_up(&mut self) -> Result<(), NodeError> {
         let now = now_ms();
         for bytes in self.state.revocations().map_err(state_err)? {
-            self.revocation(&bytes, false);
+            self.revocation(&bytes, Restored::State, now);
         }
         let end = self.log.committed_records();
         let first = self.log.first_index();
@@ -405,7 +408,7 @@ impl Worker {
                     Err(e) => tracing::warn!(index, %e, "logged envelope not re-applied"),
                 },
                 RecordKind::Revocation => {
-                    if self.revocation(&record.payload, true) {
+                    if self.revocation(&record.payload, Restored::Log, now) {
                         self.warmed.revocations += 1;
                     }
                 }
@@ -417,6 +420,7 @@ impl Worker {
                 RecordKind::Checkpoint => {}
             }
         }
+        self.pipeline.finish_restore(now);
         self.write_state(true)?;
         tracing::info!(
             from,
@@ -431,18 +435,23 @@ impl Worker {
         Ok(())
     }
 
-    /// Decodes, verifies and applies a revocation; with `store`, queues it
-    /// for the state. Returns whether it is in force.
-    fn revocation(&mut self, bytes: &[u8], store: bool) -> bool {
-        let Ok(signed) = SignedRevocation::decode(bytes) else { return false };
-        let Ok(verified) = signed.verify(&self.pipeline.config().network) else { return false };
-        if self.pipeline.apply_revocation(&verified).is_err() {
-            return false;
+    /// Re-applies a revocation read back at start (see
+    /// [`Pipeline::restore_revocation`]); one from the log is queued for the
+    /// state too (the state may not have caught up with it). Returns whether
+    /// it changed what is in force.
+    fn revocation(&mut self, bytes: &[u8], from: Restored, now: u64) -> bool {
+        match self.pipeline.restore_revocation(bytes, from, now) {
+            Ok(verified) => {
+                if from == Restored::Log {
+                    self.pending.revocations.push((revocation_key(&verified), bytes.to_vec()));
+                }
+                true
+            }
+            Err(e) => {
+                tracing::debug!(?from, %e, "stored revocation not re-applied");
+                false
+            }
         }
-        if store {
-            self.pending.revocations.push((revocation_key(&verified), bytes.to_vec()));
-        }
-        true
     }
 
     /// Writes what the state is missing; with `full`, also the SLA
@@ -585,21 +594,21 @@ impl Worker {
         Ok(())
     }
 
-    /// A control-topic message: a revocation, applied and logged.
+    /// A control-topic message: a revocation, checked by the pipeline
+    /// (outcomes from its one table, counted apart from telemetry), and
+    /// logged and stored only when it changed what is in force.
     fn control(&mut self, data: &[u8]) -> Result<Outcome, NodeError> {
-        let (outcome, reason) = match SignedRevocation::decode(data) {
-            Err(_) => (Outcome::Reject, "malformed"),
-            Ok(signed) => match signed.verify(&self.pipeline.config().network) {
-                Err(_) => (Outcome::Reject, "bad_signature"),
-                Ok(verified) => match self.pipeline.apply_revocation(&verified) {
-                    Err(_) => (Outcome::Ignore, "revocations_full"),
-                    Ok(()) => {
-                        self.log.append(RecordKind::Revocation, data)?;
-                        self.pending.revocations.push((revocation_key(&verified), data.to_vec()));
-                        (Outcome::Accept, "revocation")
-                    }
-                },
-            },
+        let (outcome, reason) = match self.pipeline.validate_revocation(data, now_ms()) {
+            Ok(verified) => {
+                self.log.append(RecordKind::Revocation, data)?;
+                self.pending.revocations.push((revocation_key(&verified), data.to_vec()));
+                (Outcome::Accept, REVOCATION)
+            }
+            Err(e) => {
+                let (outcome, reason) = e.outcome();
+                tracing::debug!(%e, reason, "control message not accepted");
+                (outcome, reason)
+            }
         };
         *self.control.entry((outcome, reason)).or_default() += 1;
         Ok(outcome)

@@ -314,6 +314,15 @@ pub async fn run(
                         report(&mut swarm, &metrics, &old.id, &old.source, MessageAcceptance::Ignore);
                     }
                 }
+                SwarmEvent::Behaviour(NodeEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                    peer_id,
+                    failed_messages,
+                })) => {
+                    // Forwards (and gossip) a peer could not take in time: counted, not silent.
+                    let n = failed_messages.priority + failed_messages.non_priority;
+                    metrics.gossip_send_failed.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(%peer_id, ?failed_messages, "a peer could not take messages in time");
+                }
                 SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                     p2p_metrics.connected();
                     tracing::info!(%peer_id, address = %endpoint.get_remote_address(), "connected");

@@ -8,7 +8,14 @@
 //! 2. The log is then read in order ([`LogReader`]). Authority views and
 //!    revocations are applied at their positions: the last view recorded
 //!    before an envelope is the view in force for it, and a revocation
-//!    recorded before it applies to it (DESIGN.md §4).
+//!    recorded before it applies to it (DESIGN.md §4). A revocation must be
+//!    signed by a principal of the view in force at its position, as the
+//!    node checked when it accepted it. Every recorded revocation stays in
+//!    force for the rest of the replay: the node's per-principal bound on
+//!    revocations of delegates it never saw depended on what it had seen
+//!    since it started, which the log does not record, so a delegate whose
+//!    revocation the node evicted that way and that published afterwards is
+//!    reported here as revoked.
 //! 3. Envelopes are checked on every core (`parallel`) and come back in
 //!    log order, so the failure reported is the first in the log, by record
 //!    index, segment file and byte offset. A chain failure found in step 1
@@ -436,27 +443,34 @@ impl Source {
                     )),
                 }
             }
-            RecordKind::Revocation => {
-                let verified = SignedRevocation::decode(&record.payload)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| s.verify(&self.network).map_err(|e| e.to_string()));
-                match verified {
-                    Ok(r) => {
-                        // Same rule as the node: an earlier revokedAt for the same pair wins.
-                        let at = r.revoked_at().saturating_mul(1000);
-                        let entry = Arc::make_mut(&mut self.revocations)
-                            .entry((r.principal(), r.delegate()))
-                            .or_insert(at);
-                        *entry = (*entry).min(at);
-                        Item::Other(position, Other::Revocation)
-                    }
-                    Err(e) => {
-                        Item::Fail(ReplayError::at(&position, RecordProblem::BadRevocation(e)))
-                    }
-                }
-            }
+            RecordKind::Revocation => match self.revocation(&record.payload) {
+                Ok(()) => Item::Other(position, Other::Revocation),
+                Err(problem) => Item::Fail(ReplayError::at(&position, problem)),
+            },
             RecordKind::Checkpoint => Item::Other(position, Other::Checkpoint(record.payload)),
         }
+    }
+
+    /// Verifies a recorded revocation, checks its signer against the view in
+    /// force here, and applies it from here on.
+    fn revocation(&mut self, payload: &[u8]) -> Result<(), RecordProblem> {
+        let r = SignedRevocation::decode(payload)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.verify(&self.network).map_err(|e| e.to_string()))
+            .map_err(RecordProblem::BadRevocation)?;
+        let (view, hash) = self.view.as_ref().ok_or(RecordProblem::NoAuthorityView)?;
+        if !view.is_principal(r.principal()) {
+            return Err(RecordProblem::UnauthorizedRevocation {
+                principal: r.principal(),
+                view: hex::encode(hash),
+            });
+        }
+        // Same rule as the node: an earlier revokedAt for the same pair wins.
+        let at = r.revoked_at().saturating_mul(1000);
+        let entry =
+            Arc::make_mut(&mut self.revocations).entry((r.principal(), r.delegate())).or_insert(at);
+        *entry = (*entry).min(at);
+        Ok(())
     }
 }
 

@@ -7,8 +7,11 @@
 //! the stream id and role, the principal's standing in the recorded view,
 //! revocation at the envelope's time, and the envelope signature. What only
 //! the verifier's clock at arrival could decide (future/stale, rate limits,
-//! live-delegate bounds, duplicates inside the replay window) is not
-//! re-checked.
+//! live-delegate bounds, duplicates inside the replay window, a certificate
+//! whose `notAfter` plus the clock skew had passed when the envelope
+//! arrived, a revocation whose `revokedAt` had passed at arrival) is not
+//! re-checked: the log records no arrival time, and an envelope in the log
+//! was accepted at a time when those checks passed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,8 +70,8 @@ pub enum RecordProblem {
     /// The certificate's role may not publish this.
     #[error("role {0} may not publish this")]
     WrongRole(&'static str),
-    /// No authority view was recorded before this envelope (and none was given).
-    #[error("no authority view recorded before this envelope")]
+    /// No authority view was recorded before this record (and none was given).
+    #[error("no authority view recorded before this record")]
     NoAuthorityView,
     /// The recorded view in force does not allow the principal in its role.
     #[error("principal {principal} is not allowed as {role} by the recorded authority view {view}")]
@@ -101,6 +104,18 @@ pub enum RecordProblem {
     /// A recorded revocation does not decode or verify.
     #[error("recorded revocation does not verify: {0}")]
     BadRevocation(String),
+    /// A recorded revocation was signed by an address that is not a
+    /// principal of the view in force at its position: the node should
+    /// have refused it.
+    #[error(
+        "revocation signer {principal} is not a principal of the recorded authority view {view}"
+    )]
+    UnauthorizedRevocation {
+        /// The revocation's signer.
+        principal: Address,
+        /// The view's hash, hex.
+        view: String,
+    },
 }
 
 /// The rules a replay applies, from the node's validation settings.

@@ -64,7 +64,12 @@ pub struct ValidationConfig {
     pub network: Eip712Network,
     /// Longest accepted certificate lifetime, seconds.
     pub max_certificate_lifetime_secs: u64,
-    /// Clock skew allowed before a certificate's `notBefore`, seconds.
+    /// Clock skew allowed around a certificate's validity, seconds: a
+    /// certificate is accepted this long before its `notBefore`, and an
+    /// envelope whose certificate's `notAfter` plus this is already past on
+    /// the verifier's clock when it arrives is refused (`expired_certificate`)
+    /// whatever its own stamp, so an expired delegate cannot keep publishing
+    /// envelopes back-dated inside the replay window.
     pub certificate_clock_skew_secs: u64,
     /// Stream path after the principal: stream id = `<principal><stream_path>`.
     pub stream_path: String,
@@ -91,10 +96,14 @@ pub struct ValidationConfig {
     pub max_principals: usize,
     /// Live (unexpired) delegates a principal may have at once.
     pub max_delegates_per_principal: usize,
-    /// Revocations kept in total.
-    pub max_revocations: usize,
-    /// Revocations kept per principal.
-    pub max_revocations_per_principal: usize,
+    /// Revocations of delegates this verifier never saw (no verified
+    /// certificate of that delegate for that principal, or all expired) kept
+    /// per principal; past it the principal's own oldest such revocation is
+    /// evicted (`vouch_guard_evictions_total{bound="revocations"}`). A
+    /// revocation of a delegate it saw is never dropped for capacity. Only
+    /// principals of the authority view may revoke, so the table holds at
+    /// most principals × (this + `max_delegates_per_principal`) entries.
+    pub max_unknown_revocations_per_principal: usize,
     /// Roles that may publish on telemetry topics.
     pub telemetry_roles: Vec<Role>,
     /// Token buckets by role.
@@ -119,8 +128,7 @@ impl Default for ValidationConfig {
             max_buckets: 16_384,
             max_principals: 16_384,
             max_delegates_per_principal: 16,
-            max_revocations: 1_000_000,
-            max_revocations_per_principal: 4096,
+            max_unknown_revocations_per_principal: 64,
             telemetry_roles: vec![Role::Orchestrator, Role::Runner, Role::Gateway, Role::Loadtest],
             rate_limits: RateLimits::default(),
         }

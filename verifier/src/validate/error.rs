@@ -2,7 +2,7 @@
 //! to a gossip [`Outcome`] and a stable reason label (DESIGN.md §6).
 
 use vouch_delegation::CertificateError;
-use vouch_schema::{BatchError, EnvelopeError, SignatureError};
+use vouch_schema::{Address, BatchError, EnvelopeError, SignatureError};
 
 /// What gossip is told about a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -29,6 +29,9 @@ impl Outcome {
 
 /// The reason label of an accepted message.
 pub const ACCEPTED: &str = "accepted";
+
+/// The reason label of an accepted control-topic revocation.
+pub const REVOCATION: &str = "revocation";
 
 /// Why a message was not accepted. [`ValidationError::outcome`] is the single
 /// place that turns each case into an [`Outcome`] and a reason label.
@@ -108,6 +111,19 @@ pub enum ValidationError {
     /// The envelope signature is not the publisher's.
     #[error("bad signature: {0}")]
     BadSignature(SignatureError),
+    /// A control-topic message is not a strictly encoded revocation.
+    #[error("malformed revocation: {0}")]
+    MalformedRevocation(String),
+    /// The revocation was signed for another network or not by its principal.
+    #[error("revocation does not verify: {0}")]
+    RevocationSignature(CertificateError),
+    /// The revocation's signer is not a principal of the authority view:
+    /// only principals may revoke.
+    #[error("revocation signer {0} is not a principal of the authority view")]
+    NotAPrincipal(Address),
+    /// The revocation is already in force from the same or an earlier time.
+    #[error("revocation already in force")]
+    RevocationInForce,
 }
 
 impl ValidationError {
@@ -140,17 +156,10 @@ impl ValidationError {
             ValidationError::TooManyDelegates => (Ignore, "too_many_delegates"),
             ValidationError::RateLimited => (Ignore, "rate_limited"),
             ValidationError::BadSignature(_) => (Reject, "bad_signature"),
+            ValidationError::MalformedRevocation(_) => (Reject, "malformed"),
+            ValidationError::RevocationSignature(_) => (Reject, "bad_signature"),
+            ValidationError::NotAPrincipal(_) => (Reject, "unauthorized"),
+            ValidationError::RevocationInForce => (Ignore, "duplicate"),
         }
     }
-}
-
-/// Why a revocation was not applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RevocationError {
-    /// The revocation set holds its configured maximum.
-    #[error("revocation set is full ({0} entries)")]
-    Full(usize),
-    /// The principal already holds its configured maximum of revocations.
-    #[error("principal already has {0} revocations")]
-    PrincipalFull(usize),
 }

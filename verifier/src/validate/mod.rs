@@ -9,10 +9,15 @@
 //! commit (positions recorded, token taken). Guard state is written only in the
 //! commit step, after the signature verified, so forged messages can neither
 //! poison the duplicate set nor drain an honest principal's token bucket.
+//!
+//! Control-topic revocations have their own entry, [`Pipeline::validate_revocation`]:
+//! size → strict decode → EIP-712 signature → authority (the signer must be a
+//! principal of the view) → apply, with failures in the same outcome table.
 
 mod config;
 mod error;
 mod guards;
+mod revocations;
 pub(crate) mod signature;
 mod stats;
 
@@ -21,17 +26,33 @@ use std::sync::Arc;
 
 use vouch_delegation::authority::Authority;
 use vouch_delegation::{
-    CertificateError, Policy, Role, SignedDelegation, VerifiedDelegation, VerifiedRevocation,
+    CertificateError, Policy, Role, SignedDelegation, SignedRevocation, VerifiedDelegation,
+    VerifiedRevocation,
 };
 
 use vouch_schema::{Address, Envelope, MessageRef, Origin, TelemetryBatch, limits};
 
 pub use config::{RateLimit, RateLimits, ValidationConfig};
-pub use error::{ACCEPTED, Outcome, RevocationError, ValidationError};
+pub use error::{ACCEPTED, Outcome, REVOCATION, ValidationError};
 pub use stats::{Bound, IngestStats};
 
 use guards::{BoundedMap, ChainState, Position, TokenBucket};
+use revocations::{Applied, Revocations};
 use signature::{DelegateKey, SignatureChecker};
+
+/// Largest control-topic message decoded as a revocation (one is under 200 bytes).
+const MAX_REVOCATION_BYTES: usize = 1024;
+
+/// Where a revocation being restored at start was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// The derived state: no log position is known, so the signer must be a
+    /// principal of the view in force now.
+    State,
+    /// The log: it was accepted under the view in force at its position and
+    /// is re-applied as it was.
+    Log,
+}
 
 /// A gossip message as received: nothing about it is checked yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,12 +149,6 @@ struct Admitted(Certified);
 /// After the envelope signature check.
 struct Signed(Certified);
 
-/// A revocation in force.
-#[derive(Debug, Clone, Copy)]
-struct RevokedEntry {
-    revoked_at_ms: u64,
-}
-
 /// The validation pipeline with all of its bounded guard state.
 pub struct Pipeline {
     config: ValidationConfig,
@@ -151,8 +166,7 @@ pub struct Pipeline {
     signatures: SignatureChecker,
     buckets: BoundedMap<(Address, Role), TokenBucket>,
     delegates: BoundedMap<Address, HashMap<Address, u64>>,
-    revocations: HashMap<(Address, Address), RevokedEntry>,
-    revocations_per_principal: HashMap<Address, usize>,
+    revocations: Revocations,
     stats: IngestStats,
 }
 
@@ -183,6 +197,8 @@ pub struct GuardSizes {
     pub max_delegates: usize,
     /// Revocations in force.
     pub revocations: usize,
+    /// Largest number of revocations one principal has in force.
+    pub max_principal_revocations: usize,
 }
 
 impl Pipeline {
@@ -198,8 +214,10 @@ impl Pipeline {
             signatures: SignatureChecker::new(),
             buckets: BoundedMap::new(config.max_buckets),
             delegates: BoundedMap::new(config.max_principals),
-            revocations: HashMap::new(),
-            revocations_per_principal: HashMap::new(),
+            revocations: Revocations::new(
+                config.max_unknown_revocations_per_principal,
+                config.certificate_clock_skew_secs,
+            ),
             stats: IngestStats::default(),
             authority,
             config,
@@ -233,41 +251,91 @@ impl Pipeline {
             principals: self.delegates.len(),
             max_delegates: self.delegates.values().map(HashMap::len).max().unwrap_or(0),
             revocations: self.revocations.len(),
+            max_principal_revocations: self.revocations.max_per_principal(),
         }
     }
 
-    /// Applies a verified revocation: from now on every envelope of that
-    /// (principal, delegate) stamped at or after `revokedAt` is rejected, and
-    /// once `revokedAt` has passed on the verifier's clock every new arrival
-    /// from it is rejected whatever its stamp (a stolen key could backdate).
-    /// Envelopes accepted before stay valid. Never rate-limited; applying the
-    /// same revocations in the same order gives the same state (an earlier
-    /// `revokedAt` for the same pair wins).
-    pub fn apply_revocation(
+    /// Checks a control-topic revocation and applies it: size, strict
+    /// decode, EIP-712 signature for this network, and that the signer is a
+    /// principal of the authority view (any role). From then on every
+    /// envelope of that (principal, delegate) stamped at or after
+    /// `revokedAt` is rejected, and once `revokedAt` has passed on the
+    /// verifier's clock every new arrival from it is rejected whatever its
+    /// stamp (a stolen key could backdate). Envelopes accepted before stay
+    /// valid. Never rate-limited and never refused for capacity: a principal
+    /// past its bound of revocations of delegates this verifier never saw
+    /// loses its own oldest such one instead. An earlier `revokedAt` for the
+    /// same pair wins; a revocation that changes nothing is
+    /// [`ValidationError::RevocationInForce`]. Counted by the caller (the
+    /// control topic has its own counters), through [`ValidationError::outcome`].
+    pub fn validate_revocation(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<VerifiedRevocation, ValidationError> {
+        let verified = self.verify_revocation(bytes)?;
+        if !self.authority.is_principal(verified.principal()) {
+            return Err(ValidationError::NotAPrincipal(verified.principal()));
+        }
+        self.apply(&verified, now_ms, true)?;
+        Ok(verified)
+    }
+
+    /// Re-applies a revocation this verifier accepted before (read back at
+    /// start). A revocation read from the state must still have a principal
+    /// of the current view as its signer; one read from the log is applied
+    /// as recorded. The per-principal bound is enforced once every
+    /// revocation is back, by [`Pipeline::finish_restore`], so that what the
+    /// log tail shows of the delegates counts first.
+    pub fn restore_revocation(
+        &mut self,
+        bytes: &[u8],
+        from: Restored,
+        now_ms: u64,
+    ) -> Result<VerifiedRevocation, ValidationError> {
+        let verified = self.verify_revocation(bytes)?;
+        if from == Restored::State && !self.authority.is_principal(verified.principal()) {
+            return Err(ValidationError::NotAPrincipal(verified.principal()));
+        }
+        self.apply(&verified, now_ms, false)?;
+        Ok(verified)
+    }
+
+    /// Brings every principal's revocations back within their bound after
+    /// [`Pipeline::restore_revocation`] (oldest `revokedAt` evicted first,
+    /// counted); revocations of delegates seen since are kept.
+    pub fn finish_restore(&mut self, now_ms: u64) {
+        let evicted = self.revocations.trim_all(now_ms / 1000);
+        self.stats.evicted(Bound::Revocations, evicted);
+    }
+
+    fn verify_revocation(&self, bytes: &[u8]) -> Result<VerifiedRevocation, ValidationError> {
+        if bytes.len() > MAX_REVOCATION_BYTES {
+            return Err(ValidationError::Oversize(bytes.len()));
+        }
+        let signed = SignedRevocation::decode(bytes)
+            .map_err(|e| ValidationError::MalformedRevocation(e.to_string()))?;
+        signed.verify(&self.config.network).map_err(ValidationError::RevocationSignature)
+    }
+
+    fn apply(
         &mut self,
         revocation: &VerifiedRevocation,
-    ) -> Result<(), RevocationError> {
+        now_ms: u64,
+        trim: bool,
+    ) -> Result<(), ValidationError> {
         let key = (revocation.principal(), revocation.delegate());
+        // A delegate with an accepted envelope under a live certificate is
+        // one this verifier knows; its revocation is protected.
+        let known = self.delegates.peek(&key.0).and_then(|live| live.get(&key.1)).copied();
         let revoked_at_ms = revocation.revoked_at().saturating_mul(1000);
-        if let Some(entry) = self.revocations.get_mut(&key) {
-            entry.revoked_at_ms = entry.revoked_at_ms.min(revoked_at_ms);
-            return Ok(());
+        let (applied, evicted) =
+            self.revocations.apply(key, revoked_at_ms, known, now_ms / 1000, trim);
+        self.stats.evicted(Bound::Revocations, evicted);
+        match applied {
+            Applied::New | Applied::Earlier => Ok(()),
+            Applied::Unchanged => Err(ValidationError::RevocationInForce),
         }
-        if self.revocations.len() >= self.config.max_revocations {
-            self.stats.evicted(Bound::Revocations, 1);
-            return Err(RevocationError::Full(self.revocations.len()));
-        }
-        let count = self.revocations_per_principal.entry(key.0).or_default();
-        if *count >= self.config.max_revocations_per_principal {
-            let n = *count;
-            self.stats.evicted(Bound::Revocations, 1);
-            return Err(RevocationError::PrincipalFull(n));
-        }
-        *count += 1;
-        self.revocations.insert(key, RevokedEntry { revoked_at_ms });
-        // The delegate's cached certificate stays cached: the revocation is
-        // checked on every envelope.
-        Ok(())
     }
 
     /// Runs every stage on `msg` at verifier time `now_ms`, counts the
@@ -387,9 +455,25 @@ impl Pipeline {
         if cert.delegate() != d.envelope.id.publisher {
             return Err(ValidationError::WrongDelegate);
         }
-        if let Some(r) = self.revocations.get(&(cert.principal(), cert.delegate()))
-            && (d.envelope.id.timestamp >= r.revoked_at_ms || now_ms >= r.revoked_at_ms)
+        // Validity is judged at the envelope's stamp, which its publisher
+        // chooses; bound it by the arrival time too, so an expired
+        // certificate cannot keep publishing envelopes back-dated inside the
+        // replay window. (Only here, at arrival: re-admitting logged
+        // envelopes at start and `vouch replay` have no arrival clock.)
+        let now_secs = now_ms / 1000;
+        let grace = self.config.certificate_clock_skew_secs;
+        if cert.not_after().saturating_add(grace) < now_secs {
+            return Err(ValidationError::ExpiredCertificate(CertificateError::Expired {
+                not_after: cert.not_after(),
+                now: now_secs,
+            }));
+        }
+        let key = (cert.principal(), cert.delegate());
+        if let Some(revoked_at_ms) = self.revocations.revoked_at_ms(key.0, key.1)
+            && (d.envelope.id.timestamp >= revoked_at_ms || now_ms >= revoked_at_ms)
         {
+            // The delegate is real: its revocation is protected from now on.
+            self.revocations.mark_known(key, cert.not_after());
             return Err(ValidationError::Revoked);
         }
         let stream = &d.envelope.id.stream_id;
@@ -544,6 +628,8 @@ impl Pipeline {
                 self.stats.evicted(Bound::Principals, evicted);
             }
         }
+        // A revocation scheduled for later protects a delegate seen now.
+        self.revocations.mark_known((cert.principal(), cert.delegate()), cert.not_after());
     }
 
     /// Records the envelope's position in its chain's duplicate window.

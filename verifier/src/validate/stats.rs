@@ -19,7 +19,8 @@ pub enum Bound {
     Buckets,
     /// A principal's live-delegate set was dropped.
     Principals,
-    /// A revocation could not be stored (set or principal full).
+    /// A principal's oldest revocation of a delegate this verifier never saw
+    /// made room for a newer one of the same principal.
     Revocations,
 }
 

@@ -75,6 +75,43 @@ impl Identity {
         id
     }
 
+    /// `vouch envelope sign` of the fixture events with the delegate key and
+    /// `cert` (a file in the identity's directory) on chain `chain`, stamped
+    /// `timestamp_ms` (default now), into `out`; returns the envelope bytes.
+    pub fn sign_envelope(
+        &self,
+        cert: &str,
+        chain: &str,
+        timestamp_ms: Option<u64>,
+        out: &str,
+    ) -> Vec<u8> {
+        let (key, cert, events, out) = (self.p("d.key"), self.p(cert), self.events(), self.p(out));
+        let stamp = timestamp_ms.map(|t| t.to_string());
+        let mut args =
+            vec!["envelope", "sign", "--key", &key, "--cert", &cert, "--events", &events];
+        if let Some(stamp) = &stamp {
+            args.extend(["--timestamp", stamp]);
+        }
+        args.extend(["--msg-chain-id", chain, "--out", &out]);
+        ok_json(&vouch(&args));
+        std::fs::read(out).unwrap()
+    }
+
+    /// `vouch delegate revoke` of `delegate` with the principal key,
+    /// effective at `revoked_at` (Unix seconds; default now), into `out`;
+    /// returns the revocation bytes.
+    pub fn revoke(&self, delegate: &str, revoked_at: Option<u64>, out: &str) -> Vec<u8> {
+        let (key, out) = (self.p("p.key"), self.p(out));
+        let at = revoked_at.map(|t| t.to_string());
+        let mut args = vec!["delegate", "revoke", "--principal-key", &key, "--delegate", delegate];
+        if let Some(at) = &at {
+            args.extend(["--revoked-at", at]);
+        }
+        args.extend(["--out", &out]);
+        ok_json(&vouch(&args));
+        std::fs::read(out).unwrap()
+    }
+
     pub fn p(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_owned()
     }

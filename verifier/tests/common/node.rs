@@ -197,7 +197,13 @@ pub fn http_get_with(host_port: &str, path: &str, headers: &[(&str, &str)]) -> (
 
 /// The count of one (outcome, reason) in `/v1/ingest/stats`.
 pub fn count(stats: &Value, outcome: &str, reason: &str) -> u64 {
-    stats["by_reason"]
+    count_in(stats, "by_reason", outcome, reason)
+}
+
+/// The count of one (outcome, reason) in a list of `/v1/ingest/stats`
+/// (`by_reason`, or `control` for the control topic).
+pub fn count_in(stats: &Value, list: &str, outcome: &str, reason: &str) -> u64 {
+    stats[list]
         .as_array()
         .unwrap()
         .iter()
