@@ -15,8 +15,7 @@ use vouch_schema::Address;
 
 use crate::bucket::Mergeable;
 use crate::policy::CorroborationPolicy;
-use crate::response::GatewayCount;
-use crate::score::round;
+use crate::response::{GatewayCount, round};
 
 /// What one gateway saw of one series in one minute or hour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

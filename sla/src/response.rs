@@ -301,3 +301,11 @@ pub struct AggregatedScore {
 
 /// Orchestrator → region → score.
 pub type AggregatedStats = BTreeMap<String, BTreeMap<String, AggregatedScore>>;
+
+/// Rounds a figure of an answer to `digits` decimals (stable output, no
+/// float noise, never `-0`).
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    let r = (x * f).round() / f;
+    if r == 0.0 { 0.0 } else { r }
+}

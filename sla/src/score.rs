@@ -9,7 +9,7 @@ use crate::histogram::Histogram;
 use crate::policy::{FailureClass, Policy};
 use crate::registry::Registry;
 use crate::response::{
-    Components, FailureCounts, FpsSummary, OrchestratorMetrics, SelfReported, Targets,
+    Components, FailureCounts, FpsSummary, OrchestratorMetrics, SelfReported, Targets, round,
 };
 
 /// Cohort distributions of one model over the benchmark window.
@@ -28,13 +28,6 @@ pub(crate) struct ScoreCtx<'a> {
     pub(crate) benches: &'a BTreeMap<String, Bench>,
     /// Median PTFF of the query's filters (the legacy round-trip median).
     pub(crate) legacy_median_ms: Option<f64>,
-}
-
-/// Rounds to `digits` decimals (stable output, no float noise).
-pub(crate) fn round(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    let r = (x * f).round() / f;
-    if r == 0.0 { 0.0 } else { r }
 }
 
 fn ratio(n: u64, d: u64) -> Option<f64> {

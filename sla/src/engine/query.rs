@@ -10,12 +10,13 @@ use super::{Engine, origin_code};
 use crate::bucket::{Bucket, MINUTE_MS, PercentileSummary, SelfBucket, SeriesKey};
 use crate::corroboration::Corroboration;
 use crate::query::{Query, Window};
+use crate::response::round;
 use crate::response::{
     AggregatedScore, AggregatedStats, DemandResponse, DemandRow, DemandTotals, Filters, ModelEntry,
     ModelsResponse, OrchestratorDetail, OrchestratorEntry, OrchestratorsResponse, PolicyRef,
     RegionEntry, RegionsResponse, RegistryRef, SeriesPoint, WindowInfo,
 };
-use crate::score::{self, Bench, ScoreCtx, round};
+use crate::score::{self, Bench, ScoreCtx};
 
 fn rfc3339(ms: u64) -> String {
     // Civil date from days since the epoch (Howard Hinnant's algorithm).
