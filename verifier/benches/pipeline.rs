@@ -145,8 +145,7 @@ fn run_pipeline(pubs: &[Publisher], envelopes: &[Vec<u8>], with_log: bool) -> Du
     let start = Instant::now();
     let mut accepted = Vec::new();
     for bytes in envelopes {
-        let verified =
-            p.validate(Unverified::from_topic(bytes.clone(), &topic, NOW_MS), NOW_MS).unwrap();
+        let verified = p.validate(Unverified::from_topic(bytes.clone(), &topic), NOW_MS).unwrap();
         if !with_log {
             continue;
         }
@@ -228,7 +227,7 @@ fn memory(principals: u32, delegates: u32) {
     let mut p = pipeline(&pubs);
     let topic = telemetry_topic(PARTITION);
     for bytes in &envelopes {
-        p.validate(Unverified::from_topic(bytes.clone(), &topic, NOW_MS), NOW_MS).unwrap();
+        p.validate(Unverified::from_topic(bytes.clone(), &topic), NOW_MS).unwrap();
         log.append(RecordKind::Envelope, bytes).unwrap();
     }
     log.commit().unwrap();

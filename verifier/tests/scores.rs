@@ -86,7 +86,7 @@ fn scored(envelopes: &[Vec<u8>], gateway: Address) -> Scores {
         Pipeline::new(ValidationConfig::default(), Arc::new(CachedAuthority::new(view)));
     for bytes in envelopes {
         let ts = Envelope::decode(bytes).unwrap().id.timestamp;
-        let msg = Unverified::from_topic(bytes.clone(), &telemetry_topic(0), ts);
+        let msg = Unverified::from_topic(bytes.clone(), &telemetry_topic(0));
         let v = pipeline.validate(msg, ts).unwrap();
         scores.ingest_verified(&v);
     }

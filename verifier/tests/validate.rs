@@ -122,7 +122,7 @@ fn event(ts: u64, origin: Origin, tag: &str) -> Event {
 }
 
 fn msg(bytes: Vec<u8>) -> Unverified {
-    Unverified::from_topic(bytes, &telemetry_topic(PARTITION), NOW)
+    Unverified::from_topic(bytes, &telemetry_topic(PARTITION))
 }
 
 fn authority(actors: &[&Actor]) -> Arc<CachedAuthority> {
@@ -168,6 +168,7 @@ fn valid_chain_is_accepted_and_gaps_are_recorded() {
     assert_eq!(gap.last_accepted, Some(MessageRef { timestamp: NOW + 1, seq: 0 }));
     assert_eq!(gap.prev, Some(skipped));
     assert_eq!(p.stats().count(Outcome::Accept, "accepted"), 3);
+    assert_eq!(p.stats().gaps(), 1, "the gap is counted where the node exports it");
 }
 
 #[test]
@@ -457,9 +458,9 @@ fn oversized_malformed_and_misrouted_are_rejected() {
     let junk = Envelope::sign(id, None, vec![0xa0], &a.delegate).unwrap();
     expect(&mut p, junk.encode(), NOW, Outcome::Reject, "malformed");
     // Right envelope, wrong topic.
-    let wrong = Unverified::from_topic(good.clone(), &telemetry_topic(PARTITION + 1), NOW);
+    let wrong = Unverified::from_topic(good.clone(), &telemetry_topic(PARTITION + 1));
     assert_eq!(p.validate(wrong, NOW).unwrap_err().outcome(), (Outcome::Reject, "bad_structure"));
-    let control = Unverified::from_topic(good.clone(), vouch_schema::topic::CONTROL_TOPIC, NOW);
+    let control = Unverified::from_topic(good.clone(), vouch_schema::topic::CONTROL_TOPIC);
     assert_eq!(p.validate(control, NOW).unwrap_err().outcome(), (Outcome::Reject, "bad_structure"));
     accept(&mut p, good, NOW);
 }
@@ -646,8 +647,16 @@ fn outcome_table_and_snapshot() {
         (ValidationError::Duplicate, Outcome::Ignore, "duplicate"),
         (ValidationError::Conflict, Outcome::Ignore, "conflict"),
         (ValidationError::OutOfOrder, Outcome::Ignore, "out_of_order"),
-        (ValidationError::Revoked, Outcome::Reject, "revoked"),
-        (ValidationError::Unauthorized, Outcome::Reject, "unauthorized"),
+        (
+            ValidationError::Revoked { delegate: Address::ZERO, revoked_at_ms: 1, timestamp_ms: 2 },
+            Outcome::Reject,
+            "revoked",
+        ),
+        (
+            ValidationError::Unauthorized { principal: Address::ZERO, role: Role::Gateway },
+            Outcome::Reject,
+            "unauthorized",
+        ),
         (ValidationError::RateLimited, Outcome::Ignore, "rate_limited"),
         (ValidationError::TooManyDelegates, Outcome::Ignore, "too_many_delegates"),
         (ValidationError::TooManyChains, Outcome::Ignore, "too_many_chains"),
@@ -659,7 +668,11 @@ fn outcome_table_and_snapshot() {
             Outcome::Reject,
             "bad_signature",
         ),
-        (ValidationError::MalformedRevocation("x".into()), Outcome::Reject, "malformed"),
+        (
+            ValidationError::MalformedRevocation(vouch_delegation::DecodeError::NotAMap),
+            Outcome::Reject,
+            "malformed",
+        ),
         (ValidationError::NotAPrincipal(Address::ZERO), Outcome::Reject, "unauthorized"),
         (ValidationError::RevocationInForce, Outcome::Ignore, "duplicate"),
     ];

@@ -73,7 +73,6 @@ impl<T: Transport> Inbound<T> {
         let unverified = Unverified::from_topic(
             payload.envelope_cbor.clone(),
             &topic::telemetry_topic(partition),
-            now,
         );
         if let Err(e) = self.pipeline.validate(unverified, now) {
             return e.outcome();

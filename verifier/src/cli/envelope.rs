@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use vouch_delegation::{Policy, Role, SignedDelegation, VerifiedDelegation};
+use vouch_delegation::{Role, SignedDelegation};
 use vouch_schema::batch::TelemetryBatch;
 use vouch_schema::event::{Event, Origin};
 use vouch_schema::limits::{MAX_BATCH_EVENTS, MAX_ENVELOPE_BYTES, MAX_PARTITIONS};
 use vouch_schema::streamr::partition_for_key;
 use vouch_schema::{Envelope, MessageId};
+use vouch_verifier::validate::ValidationConfig;
+use vouch_verifier::validate::rules::{Arrival, Credentials, Rules};
 
 use super::{
     AuthorityArgs, NetworkArgs, Outcome, PasswordArgs, now_millis, print_json, read_certificate,
@@ -228,28 +230,6 @@ pub(crate) fn read_envelope(path: &Path) -> Result<Envelope> {
 }
 
 /// Everything `envelope verify` checks, in the verifier's order (cheap first).
-fn check(env: &Envelope, a: &VerifyArgs) -> Result<(TelemetryBatch, VerifiedDelegation), String> {
-    let batch = TelemetryBatch::decode(&env.content).map_err(|e| format!("content: {e}"))?;
-    let cert =
-        SignedDelegation::decode(&batch.certificate).map_err(|e| format!("certificate: {e}"))?;
-    let verified = cert
-        .verify(&a.network.network(), env.id.timestamp / 1000, &Policy::default())
-        .map_err(|e| format!("certificate: {e}"))?;
-    if verified.delegate() != env.id.publisher {
-        return Err(format!(
-            "publisher {} is not the certificate's delegate {}",
-            env.id.publisher,
-            verified.delegate()
-        ));
-    }
-    let expected_stream = format!("{}{}", verified.principal(), a.stream_path);
-    if env.id.stream_id != expected_stream {
-        return Err(format!("stream id {} is not {expected_stream}", env.id.stream_id));
-    }
-    env.verify().map_err(|e| format!("envelope signature: {e}"))?;
-    Ok((batch, verified))
-}
-
 fn verify(a: VerifyArgs) -> Result<Outcome> {
     let env = read_envelope(&a.file)?;
     let mut report = json!({
@@ -260,32 +240,43 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
         "publisher": env.id.publisher,
         "msg_chain_id": env.id.msg_chain_id,
     });
-    let fail = |mut report: Value, why: String| {
-        report["ok"] = json!(false);
-        report["error"] = json!(why);
-        print_json(&report);
-        eprintln!("envelope rejected: {why}");
-        Ok(Outcome::CheckFailed)
-    };
-    let (batch, cert) = match check(&env, &a) {
-        Ok(pair) => pair,
-        Err(why) => return fail(report, why),
-    };
-    report["principal"] = json!(cert.principal());
-    report["role"] = json!(cert.role());
-    report["region"] = json!(cert.region());
-    report["events"] = json!(batch.events.len());
-    if let Some(view) = a.authority.load()? {
+    let view = a.authority.load()?;
+    if let Some(view) = &view {
         report["authority"] = json!({"source": view.source, "view_hash": hex::encode(view.hash())});
-        if !view.allows(cert.principal(), cert.role()) {
-            let why =
-                format!("principal {} is not authorized as {}", cert.principal(), cert.role());
-            return fail(report, why);
+    }
+    // The node's own rules (`validate::rules`), without its arrival-time
+    // guards: a file has no arrival time.
+    let config = ValidationConfig {
+        network: a.network.network(),
+        stream_path: a.stream_path.clone(),
+        ..ValidationConfig::default()
+    };
+    let checked = Credentials::new(1, 1).check(
+        &Rules::new(&config),
+        &env.encode(),
+        Arrival::Stored,
+        view.as_ref(),
+        |_, _| None,
+    );
+    match checked {
+        Ok(c) => {
+            report["principal"] = json!(c.certificate.principal());
+            report["role"] = json!(c.certificate.role());
+            report["region"] = json!(c.certificate.region());
+            report["events"] = json!(c.batch.events.len());
+            report["ok"] = json!(true);
+            print_json(&report);
+            Ok(Outcome::Ok)
+        }
+        Err(e) => {
+            report["ok"] = json!(false);
+            report["error"] = json!(e.to_string());
+            report["reason"] = json!(e.outcome().1);
+            print_json(&report);
+            eprintln!("envelope rejected: {e}");
+            Ok(Outcome::CheckFailed)
         }
     }
-    report["ok"] = json!(true);
-    print_json(&report);
-    Ok(Outcome::Ok)
 }
 
 /// A human-readable dump. Shows what is there even when it does not verify.

@@ -83,6 +83,7 @@ pub fn stats_json(metrics: &Metrics) -> Value {
         "ignored": total(Outcome::Ignore),
         "shed": metrics.shed.load(Ordering::Relaxed),
         "gossip_send_failed": metrics.gossip_send_failed.load(Ordering::Relaxed),
+        "chain_gaps": snap.chain_gaps,
         "log_records": snap.log_records,
         "warm_up": {
             "records": snap.warm_up.records,
@@ -120,6 +121,12 @@ pub fn render_metrics(metrics: &Metrics) -> String {
     }
     let gauges = [
         ("vouch_log_records", "gauge", "Records committed to the log.", snap.log_records),
+        (
+            "vouch_ingest_chain_gaps_total",
+            "counter",
+            "Accepted envelopes whose prev was not the newest accepted on their chain.",
+            snap.chain_gaps,
+        ),
         ("vouch_log_first_index", "gauge", "First record still in the log.", snap.log_first_index),
         ("vouch_log_commits_total", "counter", "Group commits since start.", snap.commits),
         (

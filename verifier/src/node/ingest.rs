@@ -32,7 +32,6 @@ pub(crate) struct Item {
     pub(crate) topic: String,
     pub(crate) control: bool,
     pub(crate) data: Vec<u8>,
-    pub(crate) received_at_ms: u64,
 }
 
 /// What to report to gossipsub for one message.
@@ -128,6 +127,9 @@ pub struct IngestSnapshot {
     pub control: BTreeMap<(Outcome, &'static str), u64>,
     /// Guard evictions: (bound, count).
     pub evictions: Vec<(&'static str, u64)>,
+    /// Accepted envelopes whose `prev` was not the newest position accepted
+    /// on their chain (messages lost or reordered before them; DESIGN.md §6).
+    pub chain_gaps: u64,
     /// Records committed to the log (all kinds).
     pub log_records: u64,
     /// Index of the first record still in the log (raised by retention).
@@ -518,6 +520,7 @@ impl Worker {
             outcomes: self.pipeline.snapshot(),
             control: self.control.clone(),
             evictions: self.pipeline.stats().eviction_snapshot(),
+            chain_gaps: self.pipeline.stats().gaps(),
             log_records: self.log.committed_records(),
             log_first_index: self.log.first_index(),
             commits: self.commits,
@@ -541,8 +544,7 @@ impl Worker {
             let outcome = if item.control {
                 self.control(&item.data)?
             } else {
-                let msg =
-                    Unverified::from_topic(item.data.clone(), &item.topic, item.received_at_ms);
+                let msg = Unverified::from_topic(item.data.clone(), &item.topic);
                 match self.pipeline.validate(msg, now) {
                     Ok(verified) => {
                         self.log.append(RecordKind::Envelope, &item.data)?;
@@ -632,7 +634,6 @@ mod tests {
             topic: String::new(),
             control: false,
             data: vec![n],
-            received_at_ms: 0,
         }
     }
 

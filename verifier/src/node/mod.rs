@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
@@ -115,10 +115,6 @@ pub async fn load_authority(
             "give [authority] snapshot (or --authority-snapshot), or rpc and controller".to_owned(),
         )),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Runs a verifier node until `shutdown` resolves, calling `on_start` once it
@@ -307,7 +303,6 @@ pub async fn run(
                         control: message.topic == control_hash,
                         topic: message.topic.into_string(),
                         data: message.data,
-                        received_at_ms: now_ms(),
                     };
                     if let Some(old) = queue.push(item) {
                         ingest::count_shed(&metrics);

@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use serde::Serialize;
+use vouch_delegation::VerifiedDelegation;
 use vouch_delegation::authority::AuthorityView;
-use vouch_delegation::{SignedRevocation, VerifiedDelegation};
 use vouch_schema::{Envelope, TelemetryBatch};
 
 use vouch_sla::Observer;
@@ -47,7 +47,9 @@ use crate::validate::ValidationConfig;
 pub use verify::RecordProblem;
 
 use parallel::{Done, Item, Other};
-use verify::{EnvelopeJob, Revocations, Rules};
+use verify::{EnvelopeJob, Revocations};
+
+use crate::validate::rules::Rules;
 
 /// How to replay.
 #[derive(Debug, Clone)]
@@ -258,7 +260,7 @@ pub fn replay(
     let source = Source {
         reader,
         corrupt,
-        network: rules.network,
+        rules: Arc::clone(&rules),
         view: options.initial_view.clone().map(canonical).map(|v| {
             let hash = v.hash();
             (Arc::new(v), hash)
@@ -389,7 +391,7 @@ fn canonical(view: AuthorityView) -> AuthorityView {
 struct Source {
     reader: LogReader,
     corrupt: Option<Corrupt>,
-    network: vouch_delegation::Eip712Network,
+    rules: Arc<Rules>,
     view: Option<(Arc<AuthorityView>, [u8; 32])>,
     revocations: Arc<Revocations>,
     done: bool,
@@ -415,19 +417,12 @@ impl Source {
     fn record(&mut self, record: crate::store::Record) -> Item {
         let position = record.position;
         match record.kind {
-            RecordKind::Envelope => {
-                let (view, view_hash) = match &self.view {
-                    Some((view, hash)) => (Some(Arc::clone(view)), *hash),
-                    None => (None, [0; 32]),
-                };
-                Item::Envelope(Box::new(EnvelopeJob {
-                    position,
-                    bytes: record.payload,
-                    view,
-                    view_hash,
-                    revocations: Arc::clone(&self.revocations),
-                }))
-            }
+            RecordKind::Envelope => Item::Envelope(Box::new(EnvelopeJob {
+                position,
+                bytes: record.payload,
+                view: self.view.as_ref().map(|(view, _)| Arc::clone(view)),
+                revocations: Arc::clone(&self.revocations),
+            })),
             RecordKind::AuthorityView => {
                 match serde_json::from_slice::<AuthorityView>(&record.payload) {
                     Ok(view) => {
@@ -454,12 +449,12 @@ impl Source {
     /// Verifies a recorded revocation, checks its signer against the view in
     /// force here, and applies it from here on.
     fn revocation(&mut self, payload: &[u8]) -> Result<(), RecordProblem> {
-        let r = SignedRevocation::decode(payload)
-            .map_err(|e| e.to_string())
-            .and_then(|s| s.verify(&self.network).map_err(|e| e.to_string()))
-            .map_err(RecordProblem::BadRevocation)?;
+        let r = self
+            .rules
+            .revocation(payload)
+            .map_err(|e| RecordProblem::BadRevocation(Box::new(e)))?;
         let (view, hash) = self.view.as_ref().ok_or(RecordProblem::NoAuthorityView)?;
-        if !view.is_principal(r.principal()) {
+        if Rules::revoker(view, &r).is_err() {
             return Err(RecordProblem::UnauthorizedRevocation {
                 principal: r.principal(),
                 view: hex::encode(hash),

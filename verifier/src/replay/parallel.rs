@@ -26,7 +26,8 @@ use vouch_delegation::authority::AuthorityView;
 use crate::store::Position;
 
 use super::ReplayError;
-use super::verify::{Checked, Checker, EnvelopeJob, Rules};
+use super::verify::{Checker, EnvelopeJob};
+use crate::validate::rules::{Checked, Rules};
 
 /// Records per chunk handed to a worker: large enough that channel traffic
 /// is noise, small enough that all cores stay busy on short logs.

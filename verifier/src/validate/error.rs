@@ -1,7 +1,7 @@
 //! Every way validation can fail, and the one table that maps each failure
 //! to a gossip [`Outcome`] and a stable reason label (DESIGN.md §6).
 
-use vouch_delegation::CertificateError;
+use vouch_delegation::{CertificateError, DecodeError, Role};
 use vouch_schema::{Address, BatchError, EnvelopeError, SignatureError};
 
 /// What gossip is told about a message.
@@ -78,27 +78,51 @@ pub enum ValidationError {
     /// Behind its chain by more than the reorder window (or below the pruned floor).
     #[error("behind its chain by more than the reorder window")]
     OutOfOrder,
-    /// The certificate does not decode or does not verify.
+    /// The certificate does not decode.
+    #[error("certificate does not decode: {0}")]
+    CertificateDecode(#[source] DecodeError),
+    /// The certificate does not verify (signature, network, lifetime, validity).
     #[error("bad certificate: {0}")]
-    BadCertificate(String),
-    /// The certificate was expired at the envelope's timestamp.
+    BadCertificate(#[source] CertificateError),
+    /// The certificate was expired at the envelope's timestamp (or when
+    /// the envelope arrived, past the allowed skew).
     #[error("certificate expired: {0}")]
-    ExpiredCertificate(CertificateError),
+    ExpiredCertificate(#[source] CertificateError),
     /// The certificate delegates another key than the envelope's publisher.
-    #[error("certificate delegates another key than the publisher")]
-    WrongDelegate,
-    /// The delegate was revoked by its principal.
-    #[error("delegate revoked")]
-    Revoked,
+    #[error("certificate delegates {delegate}, not the envelope's publisher {publisher}")]
+    WrongDelegate {
+        /// The certificate's delegate.
+        delegate: Address,
+        /// The envelope's publisher.
+        publisher: Address,
+    },
+    /// The delegate was revoked by its principal: at or before the
+    /// envelope's timestamp, or before it arrived.
+    #[error(
+        "delegate {delegate} was revoked at {revoked_at_ms} ms (envelope stamped {timestamp_ms} ms)"
+    )]
+    Revoked {
+        /// The revoked delegate.
+        delegate: Address,
+        /// When it was revoked, ms.
+        revoked_at_ms: u64,
+        /// The envelope's timestamp, ms.
+        timestamp_ms: u64,
+    },
     /// The stream id is not `<principal><stream path>`.
     #[error("stream id {0:?} does not belong to the certificate's principal")]
     WrongStream(String),
     /// The certificate's role may not publish what this message carries.
     #[error("role {0} may not publish this")]
-    WrongRole(&'static str),
-    /// The principal is not in the authority's active set for the role.
-    #[error("principal not authorized for the role")]
-    Unauthorized,
+    WrongRole(Role),
+    /// The principal does not hold the standing its role needs in the authority view.
+    #[error("principal {principal} is not allowed as {role} by the authority view")]
+    Unauthorized {
+        /// The certificate's principal.
+        principal: Address,
+        /// The certificate's role.
+        role: Role,
+    },
     /// The publisher already has the maximum number of chains in the window.
     #[error("publisher has too many chains")]
     TooManyChains,
@@ -109,14 +133,14 @@ pub enum ValidationError {
     #[error("rate limited")]
     RateLimited,
     /// The envelope signature is not the publisher's.
-    #[error("bad signature: {0}")]
+    #[error("envelope signature does not match its delegate: {0}")]
     BadSignature(SignatureError),
     /// A control-topic message is not a strictly encoded revocation.
     #[error("malformed revocation: {0}")]
-    MalformedRevocation(String),
+    MalformedRevocation(#[source] DecodeError),
     /// The revocation was signed for another network or not by its principal.
     #[error("revocation does not verify: {0}")]
-    RevocationSignature(CertificateError),
+    RevocationSignature(#[source] CertificateError),
     /// The revocation's signer is not a principal of the authority view:
     /// only principals may revoke.
     #[error("revocation signer {0} is not a principal of the authority view")]
@@ -145,13 +169,14 @@ impl ValidationError {
             ValidationError::Duplicate => (Ignore, "duplicate"),
             ValidationError::Conflict => (Ignore, "conflict"),
             ValidationError::OutOfOrder => (Ignore, "out_of_order"),
+            ValidationError::CertificateDecode(_) => (Reject, "bad_certificate"),
             ValidationError::BadCertificate(_) => (Reject, "bad_certificate"),
             ValidationError::ExpiredCertificate(_) => (Reject, "expired_certificate"),
-            ValidationError::WrongDelegate => (Reject, "bad_certificate"),
-            ValidationError::Revoked => (Reject, "revoked"),
+            ValidationError::WrongDelegate { .. } => (Reject, "bad_certificate"),
+            ValidationError::Revoked { .. } => (Reject, "revoked"),
             ValidationError::WrongStream(_) => (Reject, "wrong_stream"),
             ValidationError::WrongRole(_) => (Reject, "wrong_role"),
-            ValidationError::Unauthorized => (Reject, "unauthorized"),
+            ValidationError::Unauthorized { .. } => (Reject, "unauthorized"),
             ValidationError::TooManyChains => (Ignore, "too_many_chains"),
             ValidationError::TooManyDelegates => (Ignore, "too_many_delegates"),
             ValidationError::RateLimited => (Ignore, "rate_limited"),

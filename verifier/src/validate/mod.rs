@@ -13,11 +13,17 @@
 //! Control-topic revocations have their own entry, [`Pipeline::validate_revocation`]:
 //! size → strict decode → EIP-712 signature → authority (the signer must be a
 //! principal of the view) → apply, with failures in the same outcome table.
+//!
+//! The rules themselves (every check that needs no state) are written once,
+//! in [`rules`]; the pipeline adds its guards around them, and `vouch
+//! replay`, `vouch envelope verify` and any other source call the same
+//! rules.
 
 mod config;
 mod error;
 mod guards;
 mod revocations;
+pub mod rules;
 pub(crate) mod signature;
 mod stats;
 
@@ -25,12 +31,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use vouch_delegation::authority::Authority;
-use vouch_delegation::{
-    CertificateError, Policy, Role, SignedDelegation, SignedRevocation, VerifiedDelegation,
-    VerifiedRevocation,
-};
+use vouch_delegation::{CertificateError, Role, VerifiedDelegation, VerifiedRevocation};
 
-use vouch_schema::{Address, Envelope, MessageRef, Origin, TelemetryBatch, limits};
+use vouch_schema::{Address, Envelope, MessageRef, TelemetryBatch};
 
 pub use config::{RateLimit, RateLimits, ValidationConfig};
 pub use error::{ACCEPTED, Outcome, REVOCATION, ValidationError};
@@ -38,10 +41,7 @@ pub use stats::{Bound, IngestStats};
 
 use guards::{BoundedMap, ChainState, Position, TokenBucket};
 use revocations::{Applied, Revocations};
-use signature::{DelegateKey, SignatureChecker};
-
-/// Largest control-topic message decoded as a revocation (one is under 200 bytes).
-const MAX_REVOCATION_BYTES: usize = 1024;
+use rules::{Arrival, Credentials, Evicted, Rules};
 
 /// Where a revocation being restored at start was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,18 +62,12 @@ pub struct Unverified {
     /// The telemetry partition of the topic it arrived on; `None` when the
     /// topic is not a telemetry topic (rejected as bad structure).
     pub partition: Option<u32>,
-    /// When it was received, ms since the Unix epoch (informational).
-    pub received_at_ms: u64,
 }
 
 impl Unverified {
     /// A message received on gossip `topic`.
-    pub fn from_topic(bytes: Vec<u8>, topic: &str, received_at_ms: u64) -> Self {
-        Unverified {
-            bytes,
-            partition: vouch_schema::topic::telemetry_partition(topic),
-            received_at_ms,
-        }
+    pub fn from_topic(bytes: Vec<u8>, topic: &str) -> Self {
+        Unverified { bytes, partition: vouch_schema::topic::telemetry_partition(topic) }
     }
 }
 
@@ -94,7 +88,6 @@ pub struct Verified {
     batch: TelemetryBatch,
     certificate: Arc<VerifiedDelegation>,
     gap: Option<Gap>,
-    received_at_ms: u64,
 }
 
 impl Verified {
@@ -110,17 +103,10 @@ impl Verified {
     pub fn certificate(&self) -> &VerifiedDelegation {
         &self.certificate
     }
-    /// The chain gap this envelope revealed, if any.
+    /// The chain gap this envelope revealed, if any (also counted in the
+    /// pipeline's stats, [`IngestStats::gaps`]).
     pub fn gap(&self) -> Option<Gap> {
         self.gap
-    }
-    /// When it was received (ms).
-    pub fn received_at_ms(&self) -> u64 {
-        self.received_at_ms
-    }
-    /// Splits into envelope and batch.
-    pub fn into_parts(self) -> (Envelope, TelemetryBatch) {
-        (self.envelope, self.batch)
     }
 }
 
@@ -130,8 +116,9 @@ impl Verified {
 struct Decoded {
     envelope: Envelope,
     batch: TelemetryBatch,
+    /// The first 8 bytes of the blake3 hash of the whole message: tells a
+    /// duplicate from a conflicting message at the same chain position.
     content_tag: u64,
-    received_at_ms: u64,
 }
 /// After the time check.
 struct Timely(Decoded);
@@ -152,7 +139,7 @@ struct Signed(Certified);
 /// The validation pipeline with all of its bounded guard state.
 pub struct Pipeline {
     config: ValidationConfig,
-    policy: Policy,
+    rules: Rules,
     authority: Arc<dyn Authority>,
     chains: BoundedMap<(Address, String), ChainState>,
     /// Chain ids tracked per publisher (entries only while it has chains).
@@ -161,9 +148,7 @@ pub struct Pipeline {
     /// window: an unknown chain's envelope stamped at or before it is refused,
     /// so filling the chain map cannot reopen a replay.
     chain_watermark_ms: Option<u64>,
-    certificates: BoundedMap<[u8; 32], Arc<VerifiedDelegation>>,
-    delegate_keys: BoundedMap<Address, DelegateKey>,
-    signatures: SignatureChecker,
+    credentials: Credentials,
     buckets: BoundedMap<(Address, Role), TokenBucket>,
     delegates: BoundedMap<Address, HashMap<Address, u64>>,
     revocations: Revocations,
@@ -205,13 +190,11 @@ impl Pipeline {
     /// A pipeline with empty guards, answering authority from `authority`.
     pub fn new(config: ValidationConfig, authority: Arc<dyn Authority>) -> Self {
         Pipeline {
-            policy: config.policy(),
+            rules: Rules::new(&config),
             chains: BoundedMap::new(config.max_chains),
             publisher_chains: HashMap::new(),
             chain_watermark_ms: None,
-            certificates: BoundedMap::new(config.certificate_cache),
-            delegate_keys: BoundedMap::new(config.delegate_key_cache),
-            signatures: SignatureChecker::new(),
+            credentials: Credentials::new(config.certificate_cache, config.delegate_key_cache),
             buckets: BoundedMap::new(config.max_buckets),
             delegates: BoundedMap::new(config.max_principals),
             revocations: Revocations::new(
@@ -245,8 +228,8 @@ impl Pipeline {
             chains: self.chains.len(),
             max_chain_positions: self.chains.values().map(ChainState::positions).max().unwrap_or(0),
             max_publisher_chains: self.publisher_chains.values().map(Vec::len).max().unwrap_or(0),
-            certificates: self.certificates.len(),
-            delegate_keys: self.delegate_keys.len(),
+            certificates: self.credentials.certificates(),
+            delegate_keys: self.credentials.keys(),
             buckets: self.buckets.len(),
             principals: self.delegates.len(),
             max_delegates: self.delegates.values().map(HashMap::len).max().unwrap_or(0),
@@ -273,10 +256,8 @@ impl Pipeline {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<VerifiedRevocation, ValidationError> {
-        let verified = self.verify_revocation(bytes)?;
-        if !self.authority.is_principal(verified.principal()) {
-            return Err(ValidationError::NotAPrincipal(verified.principal()));
-        }
+        let verified = self.rules.revocation(bytes)?;
+        Rules::revoker(&self.authority.current(), &verified)?;
         self.apply(&verified, now_ms, true)?;
         Ok(verified)
     }
@@ -293,9 +274,9 @@ impl Pipeline {
         from: Restored,
         now_ms: u64,
     ) -> Result<VerifiedRevocation, ValidationError> {
-        let verified = self.verify_revocation(bytes)?;
-        if from == Restored::State && !self.authority.is_principal(verified.principal()) {
-            return Err(ValidationError::NotAPrincipal(verified.principal()));
+        let verified = self.rules.revocation(bytes)?;
+        if from == Restored::State {
+            Rules::revoker(&self.authority.current(), &verified)?;
         }
         self.apply(&verified, now_ms, false)?;
         Ok(verified)
@@ -307,15 +288,6 @@ impl Pipeline {
     pub fn finish_restore(&mut self, now_ms: u64) {
         let evicted = self.revocations.trim_all(now_ms / 1000);
         self.stats.evicted(Bound::Revocations, evicted);
-    }
-
-    fn verify_revocation(&self, bytes: &[u8]) -> Result<VerifiedRevocation, ValidationError> {
-        if bytes.len() > MAX_REVOCATION_BYTES {
-            return Err(ValidationError::Oversize(bytes.len()));
-        }
-        let signed = SignedRevocation::decode(bytes)
-            .map_err(|e| ValidationError::MalformedRevocation(e.to_string()))?;
-        signed.verify(&self.config.network).map_err(ValidationError::RevocationSignature)
     }
 
     fn apply(
@@ -353,7 +325,7 @@ impl Pipeline {
     }
 
     fn run(&mut self, msg: Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
-        let decoded = decode(msg)?;
+        let decoded = self.decode(&msg.bytes, Arrival::Topic(msg.partition))?;
         let timely = self.check_time(decoded, now_ms)?;
         let fresh = self.check_duplicate(timely, now_ms)?;
         let certified = self.check_certificate(fresh, now_ms)?;
@@ -452,9 +424,6 @@ impl Pipeline {
         now_ms: u64,
     ) -> Result<Certified, ValidationError> {
         let cert = self.certificate(&d)?;
-        if cert.delegate() != d.envelope.id.publisher {
-            return Err(ValidationError::WrongDelegate);
-        }
         // Validity is judged at the envelope's stamp, which its publisher
         // chooses; bound it by the arrival time too, so an expired
         // certificate cannot keep publishing envelopes back-dated inside the
@@ -469,55 +438,38 @@ impl Pipeline {
             }));
         }
         let key = (cert.principal(), cert.delegate());
-        if let Some(revoked_at_ms) = self.revocations.revoked_at_ms(key.0, key.1)
-            && (d.envelope.id.timestamp >= revoked_at_ms || now_ms >= revoked_at_ms)
-        {
+        let revoked_at = self.revocations.revoked_at_ms(key.0, key.1);
+        // Once revokedAt has passed on this verifier's clock, every new
+        // arrival from the delegate is refused whatever its stamp: a stolen
+        // key could backdate.
+        let at_arrival = revoked_at.filter(|&at| now_ms >= at).map(|at| ValidationError::Revoked {
+            delegate: key.1,
+            revoked_at_ms: at,
+            timestamp_ms: d.envelope.id.timestamp,
+        });
+        let revoked = match (Rules::not_revoked(&d.envelope, revoked_at), at_arrival) {
+            (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        };
+        if let Err(e) = revoked {
             // The delegate is real: its revocation is protected from now on.
             self.revocations.mark_known(key, cert.not_after());
-            return Err(ValidationError::Revoked);
+            return Err(e);
         }
-        let stream = &d.envelope.id.stream_id;
-        let principal = cert.principal().to_hex();
-        if stream.strip_prefix(principal.as_str()) != Some(self.config.stream_path.as_str()) {
-            return Err(ValidationError::WrongStream(stream.clone()));
-        }
-        let role = cert.role();
-        if !self.config.telemetry_roles.contains(&role) {
-            return Err(ValidationError::WrongRole(role.as_str()));
-        }
-        // Load tests publish only synthetic traffic (their own track).
-        if role == Role::Loadtest
-            && d.batch.events.iter().any(|e| e.origin != Some(Origin::Synthetic))
-        {
-            return Err(ValidationError::WrongRole(role.as_str()));
-        }
+        self.rules.bind(&d.envelope, &d.batch, &cert)?;
         Ok(Certified { msg: d, cert })
     }
 
     /// The batch's certificate, verified at the envelope's time (cached by hash).
     fn certificate(&mut self, d: &Decoded) -> Result<Arc<VerifiedDelegation>, ValidationError> {
-        let stamp_secs = d.envelope.id.timestamp / 1000;
-        let cache_key = *blake3::hash(&d.batch.certificate).as_bytes();
-        if let Some(cert) = self.certificates.get_mut(&cache_key) {
-            let cert = Arc::clone(cert);
-            cert.check_time(stamp_secs, &self.policy).map_err(certificate_error)?;
-            return Ok(cert);
-        }
-        let signed = SignedDelegation::decode(&d.batch.certificate)
-            .map_err(|e| ValidationError::BadCertificate(e.to_string()))?;
-        let verified = signed
-            .verify(&self.config.network, stamp_secs, &self.policy)
-            .map_err(certificate_error)?;
-        let cert = Arc::new(verified);
-        let evicted = self.certificates.insert(cache_key, Arc::clone(&cert));
-        self.stats.evicted(Bound::Certificates, evicted);
-        Ok(cert)
+        let mut evicted = Evicted::default();
+        let cert = self.credentials.certificate(&self.rules, &d.envelope, &d.batch, &mut evicted);
+        self.stats.evicted(Bound::Certificates, evicted.certificates);
+        cert
     }
 
     fn check_authority(&self, c: Certified) -> Result<Authorized, ValidationError> {
-        if !self.authority.allows(c.cert.principal(), c.cert.role()) {
-            return Err(ValidationError::Unauthorized);
-        }
+        Rules::authorize(&self.authority.current(), &c.cert)?;
         Ok(Authorized(c))
     }
 
@@ -552,16 +504,10 @@ impl Pipeline {
     }
 
     fn check_signature(&mut self, Admitted(c): Admitted) -> Result<Signed, ValidationError> {
-        let publisher = c.msg.envelope.id.publisher;
-        if let Some(key) = self.delegate_keys.get_mut(&publisher) {
-            self.signatures.verify(&c.msg.envelope, key).map_err(ValidationError::BadSignature)?;
-            return Ok(Signed(c));
-        }
-        let key =
-            self.signatures.recover(&c.msg.envelope).map_err(ValidationError::BadSignature)?;
-        let evicted = self.delegate_keys.insert(publisher, key);
-        self.stats.evicted(Bound::DelegateKeys, evicted);
-        Ok(Signed(c))
+        let mut evicted = Evicted::default();
+        let checked = self.credentials.signature(&c.msg.envelope, &mut evicted);
+        self.stats.evicted(Bound::DelegateKeys, evicted.keys);
+        checked.map(|()| Signed(c))
     }
 
     /// The only place guard state changes for an envelope.
@@ -582,13 +528,10 @@ impl Pipeline {
         }
         self.record_delegate(&cert, now_ms);
         let gap = self.record_position(&msg, now_ms);
-        Verified {
-            envelope: msg.envelope,
-            batch: msg.batch,
-            certificate: cert,
-            gap,
-            received_at_ms: msg.received_at_ms,
+        if gap.is_some() {
+            self.stats.gap();
         }
+        Verified { envelope: msg.envelope, batch: msg.batch, certificate: cert, gap }
     }
 
     /// Re-applies an envelope this verifier accepted before (read back from
@@ -598,12 +541,7 @@ impl Pipeline {
     /// changes nothing) for an envelope older than the replay window: the
     /// stale check refuses its copies anyway.
     pub fn readmit(&mut self, bytes: &[u8], now_ms: u64) -> Result<bool, ValidationError> {
-        let partition = Envelope::decode(bytes).map_err(ValidationError::Envelope)?.id.partition;
-        let msg = decode(Unverified {
-            bytes: bytes.to_vec(),
-            partition: Some(partition),
-            received_at_ms: now_ms,
-        })?;
+        let msg = self.decode(bytes, Arrival::Stored)?;
         if now_ms.saturating_sub(msg.envelope.id.timestamp) > self.config.replay_window_ms {
             return Ok(false);
         }
@@ -656,31 +594,13 @@ impl Pipeline {
     }
 }
 
-/// Stages 1–3: size, strict decode, structure.
-fn decode(msg: Unverified) -> Result<Decoded, ValidationError> {
-    if msg.bytes.len() > limits::MAX_ENVELOPE_BYTES {
-        return Err(ValidationError::Oversize(msg.bytes.len()));
-    }
-    let envelope = Envelope::decode(&msg.bytes).map_err(ValidationError::Envelope)?;
-    let topic = msg.partition.ok_or(ValidationError::Structure("not a telemetry topic"))?;
-    if envelope.id.partition != topic {
-        return Err(ValidationError::WrongPartition { envelope: envelope.id.partition, topic });
-    }
-    let batch = TelemetryBatch::decode(&envelope.content).map_err(ValidationError::Batch)?;
-    let hash = blake3::hash(&msg.bytes);
-    let mut tag = [0u8; 8];
-    tag.copy_from_slice(&hash.as_bytes()[..8]);
-    Ok(Decoded {
-        envelope,
-        batch,
-        content_tag: u64::from_le_bytes(tag),
-        received_at_ms: msg.received_at_ms,
-    })
-}
-
-fn certificate_error(e: CertificateError) -> ValidationError {
-    match e {
-        CertificateError::Expired { .. } => ValidationError::ExpiredCertificate(e),
-        other => ValidationError::BadCertificate(other.to_string()),
+impl Pipeline {
+    /// Stages 1–3 (the rules' decode), plus the content tag the duplicate guard keeps.
+    fn decode(&self, bytes: &[u8], arrival: Arrival) -> Result<Decoded, ValidationError> {
+        let (envelope, batch) = self.rules.decode(bytes, arrival)?;
+        let hash = blake3::hash(bytes);
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&hash.as_bytes()[..8]);
+        Ok(Decoded { envelope, batch, content_tag: u64::from_le_bytes(tag) })
     }
 }

@@ -44,12 +44,24 @@ impl Bound {
 pub struct IngestStats {
     outcomes: BTreeMap<(Outcome, &'static str), u64>,
     evictions: BTreeMap<Bound, u64>,
+    gaps: u64,
 }
 
 impl IngestStats {
     /// Counts one message with `outcome` and `reason`.
     pub fn record(&mut self, outcome: Outcome, reason: &'static str) {
         *self.outcomes.entry((outcome, reason)).or_default() += 1;
+    }
+
+    /// Counts an accepted envelope whose `prev` is not the newest position
+    /// accepted on its chain (messages lost or reordered before it).
+    pub fn gap(&mut self) {
+        self.gaps += 1;
+    }
+
+    /// Chain gaps seen so far (`vouch_ingest_chain_gaps_total`).
+    pub fn gaps(&self) -> u64 {
+        self.gaps
     }
 
     /// Counts `n` evictions from `bound`.

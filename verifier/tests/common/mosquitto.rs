@@ -71,6 +71,11 @@ impl Mosquitto {
             );
         let dir = TempDir::new().unwrap();
         let persistence = if persistent {
+            // Run as root, mosquitto drops to its own user: the session
+            // database must be writable by it, or persistent sessions are
+            // silently lost on restart.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
             format!("persistence true\npersistence_location {}/\n", dir.path().display())
         } else {
             "persistence false\n".to_owned()
