@@ -150,6 +150,16 @@ impl Fields {
         }
     }
 
+    /// A byte string of any length (the whole item is already bounded by
+    /// [`MAX_ENCODED_BYTES`]).
+    pub(crate) fn var_bytes(&mut self, key: u64) -> Result<Vec<u8>, DecodeError> {
+        let field = self.name(key);
+        match self.take(key)? {
+            Value::Bytes(b) => Ok(b),
+            _ => Err(DecodeError::WrongType { key, field, expected: "a byte string" }),
+        }
+    }
+
     /// A text string.
     pub(crate) fn text(&mut self, key: u64) -> Result<String, DecodeError> {
         let field = self.name(key);

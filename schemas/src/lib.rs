@@ -34,4 +34,5 @@ pub mod streamr;
 pub use batch::{BatchError, TelemetryBatch};
 pub use event::{Event, EventError, Family, Origin};
 pub mod bridge;
+pub mod merkle;
 pub mod topic;
