@@ -75,6 +75,31 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Verifiers seal on their own clocks: one seals minute by minute, one
+    /// catches up many minutes in one seal after a restart. With the same
+    /// events in hand before each minute seals, the answers are the same.
+    #[test]
+    fn how_seals_are_batched_changes_nothing(
+        specs in prop::collection::vec((0u8..4, 1u8..6, 0u64..600, 0usize..6), 1..14),
+        cuts in prop::collection::vec(0u64..1_000, 0..6),
+    ) {
+        let events = build(&specs);
+        let once = run(&events);
+        let mut stepped = common::engine();
+        ingest_all(&mut stepped, &gateway(), &events);
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        for c in cuts {
+            seal_through(&mut stepped, T0 + c * 1_000);
+        }
+        seal_through(&mut stepped, T0 + 1_000_000);
+        prop_assert_eq!(answers(&once), answers(&stepped));
+    }
+}
+
 #[test]
 fn checkpoint_mid_stream_then_replaying_the_tail_matches_one_run() {
     let events =

@@ -3,6 +3,8 @@
 //! log ([`store`]). The `vouch` binary (`src/main.rs`) is its command line.
 pub mod validate;
 
+pub mod converge;
+
 pub mod store;
 
 pub mod node;

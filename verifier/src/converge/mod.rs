@@ -1,0 +1,26 @@
+//! Convergence: how verifiers come to hold the same envelopes and prove it.
+//!
+//! Gossip alone loses messages (a verifier down, partitioned or slow misses
+//! them for good), so verifiers also reconcile what they accepted, minute by
+//! minute, with their peers (sync), and commit to it when a minute seals
+//! (signed checkpoints, [`vouch_delegation::SignedCheckpoint`]). This module
+//! holds what both need: the [`index`] of accepted envelope ids by minute
+//! and partition (what sync compares and serves, what a checkpoint's Merkle
+//! root is computed over), and the [`book`] of own and peers' checkpoints
+//! (what agreement is computed from).
+
+pub mod book;
+pub mod index;
+mod partitions;
+
+pub use book::{Agreement, CheckpointBook, Disagreement};
+pub use index::{Digest, EnvelopeIndex, IndexLimits};
+pub use partitions::Partitions;
+
+/// One minute, ms.
+pub const MINUTE_MS: u64 = 60_000;
+
+/// The minute (since the Unix epoch) of a timestamp in ms.
+pub fn minute_of(ms: u64) -> u64 {
+    ms / MINUTE_MS
+}
