@@ -55,9 +55,10 @@ pub enum NetError {
     Listen {
         /// The address.
         addr: Multiaddr,
-        /// The transport's reason.
+        /// The transport's reason (`Unsupported` for an address that is
+        /// not TCP).
         #[source]
-        source: libp2p::TransportError<std::io::Error>,
+        source: std::io::Error,
     },
     /// A listener closed with an error before it reported its address.
     #[error("listener on {addresses:?} failed: {source}")]

@@ -4,6 +4,7 @@
 //! connection bookkeeping both do the same way.
 
 use std::collections::HashSet;
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,7 +15,7 @@ use libp2p::gossipsub::{
 };
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identity};
+use libp2p::{Multiaddr, PeerId, Swarm, TransportError, identity};
 
 use crate::{ConnectionCaps, NetError, Node, NodeEvent, build_swarm_with_caps};
 
@@ -127,10 +128,16 @@ impl GossipNode {
     pub async fn listen(&mut self, addrs: &[Multiaddr]) -> Result<Vec<Multiaddr>, NetError> {
         let mut waiting = HashSet::new();
         for addr in addrs {
-            let id = self
-                .swarm
-                .listen_on(addr.clone())
-                .map_err(|source| NetError::Listen { addr: addr.clone(), source })?;
+            let id = self.swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen {
+                addr: addr.clone(),
+                // libp2p's wrapper displays nothing of an I/O error: unwrap it.
+                source: match e {
+                    TransportError::Other(e) => e,
+                    TransportError::MultiaddrNotSupported(_) => {
+                        io::Error::new(io::ErrorKind::Unsupported, "not a TCP address")
+                    }
+                },
+            })?;
             waiting.insert(id);
         }
         let mut listening = Vec::new();
@@ -243,6 +250,18 @@ mod tests {
         let topics = partitions.parse::<Partitions>().unwrap().topics();
         let key = identity::Keypair::generate_ed25519();
         GossipNode::new(key, "test".into(), &topics, ConnectionCaps::default()).unwrap()
+    }
+
+    #[test]
+    fn listen_errors_name_the_address_and_the_cause() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut n = node("0");
+            let udp: Multiaddr = "/ip4/127.0.0.1/udp/0".parse().unwrap();
+            let err = n.listen(std::slice::from_ref(&udp)).await.unwrap_err();
+            assert!(matches!(&err, NetError::Listen { addr, .. } if *addr == udp), "{err:?}");
+            assert_eq!(err.to_string(), "listening on /ip4/127.0.0.1/udp/0: not a TCP address");
+        });
     }
 
     #[test]
