@@ -97,23 +97,21 @@ impl Wires {
 }
 
 /// A stream muxer whose substreams count what is written on them (into
-/// `wire`; with none, a plain pass-through).
+/// `wire`).
 pub(crate) struct CountingMuxer<M> {
     inner: M,
-    wire: Option<Arc<Wire>>,
+    wire: Arc<Wire>,
 }
 
 impl<M> CountingMuxer<M> {
-    pub(crate) fn new(inner: M, wire: Option<Arc<Wire>>) -> Self {
+    pub(crate) fn new(inner: M, wire: Arc<Wire>) -> Self {
         CountingMuxer { inner, wire }
     }
 }
 
 impl<M> Drop for CountingMuxer<M> {
     fn drop(&mut self) {
-        if let Some(wire) = &self.wire {
-            wire.closed.store(true, Ordering::Relaxed);
-        }
+        self.wire.closed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -158,7 +156,7 @@ where
 /// A substream that adds what is written on it to its connection's counters.
 pub(crate) struct Counted<S> {
     inner: S,
-    wire: Option<Arc<Wire>>,
+    wire: Arc<Wire>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
@@ -205,10 +203,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
 impl<S> Counted<S> {
     fn count(&self, polled: &Poll<std::io::Result<usize>>) {
-        let Some(wire) = &self.wire else { return };
         match polled {
-            Poll::Ready(Ok(n)) => wire.wrote(*n),
-            Poll::Pending => wire.blocked.store(true, Ordering::Relaxed),
+            Poll::Ready(Ok(n)) => self.wire.wrote(*n),
+            Poll::Pending => self.wire.blocked.store(true, Ordering::Relaxed),
             Poll::Ready(Err(_)) => {}
         }
     }

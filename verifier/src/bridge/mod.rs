@@ -32,10 +32,11 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use vouch_delegation::authority::Authority;
+use vouch_net::ConnectionCaps;
 use vouch_schema::bridge::MAX_BRIDGE_PAYLOAD_BYTES;
 use vouch_sdk::config::{TransportConfig, TransportKind};
 use vouch_sdk::transport::Transport;
-use vouch_sdk::transport::gossip::{ConnectionCaps, GossipTransport};
+use vouch_sdk::transport::gossip::GossipTransport;
 
 pub use config::StreamrBridgeConfig;
 

@@ -2,10 +2,11 @@
 //! envelope it receives and prints one NDJSON line per message.
 //!
 //! It is the receiving end of the SDK's end-to-end tests and a debugging
-//! tool for live networks. Gossipsub is configured the way the verifier node
-//! runs it (DESIGN.md §5): nothing is forwarded before our check, anonymous
-//! validation mode, content-addressed message ids, no flood publishing, and
-//! peer scoring that penalizes senders of rejected messages. The check here
+//! tool for live networks. It runs the verifier node's gossip
+//! ([`vouch_net::GossipNode`], DESIGN.md §5): nothing is forwarded before our
+//! check, anonymous validation mode, content-addressed message ids, no flood
+//! publishing, and peer scoring that penalizes senders of rejected messages;
+//! unlike the node it does not follow the control topic. The check here
 //! is the envelope's structure and signature only; certificates, authority,
 //! rate limits and sequence belong to the verifier pipeline (DESIGN.md §6).
 //!
@@ -15,21 +16,16 @@
 //! Exit status: 0 after `--count` messages that all verified, 1 when one did
 //! not or `--timeout` passed first, 2 on usage or network setup errors.
 
-use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, Swarm, identity, multiaddr::Protocol};
+use libp2p::gossipsub::{MessageAcceptance, TopicHash};
+use libp2p::{Multiaddr, identity};
 use serde_json::{Value, json};
-use vouch_schema::limits::MAX_PARTITIONS;
+use vouch_net::{ConnectionCaps, GossipNode, Inbound, Partitions};
 use vouch_schema::{Envelope, topic};
-
-use vouch_sdk::transport::gossip::{self, Node, NodeEvent};
 
 use super::Outcome;
 
@@ -42,7 +38,7 @@ pub(crate) struct SubscribeArgs {
     #[arg(long)]
     bootstrap: Vec<Multiaddr>,
     /// Telemetry partitions to subscribe to: ranges and numbers, e.g. `0-9,42`.
-    #[arg(long, default_value = "0-99", value_parser = parse_partitions)]
+    #[arg(long, default_value = "0-99")]
     partitions: Partitions,
     /// Exit after this many messages (status 0 if all verified, else 1).
     #[arg(long)]
@@ -52,51 +48,12 @@ pub(crate) struct SubscribeArgs {
     timeout: Option<Duration>,
 }
 
-/// A set of partitions, from `--partitions`.
-#[derive(Debug, Clone)]
-pub(crate) struct Partitions(BTreeSet<u32>);
-
-fn parse_partitions(s: &str) -> Result<Partitions, String> {
-    let mut set = BTreeSet::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (lo.trim(), hi.trim()),
-            None => (part, part),
-        };
-        let parse = |n: &str| -> Result<u32, String> {
-            let v: u32 = n.parse().map_err(|_| format!("{n:?} is not a partition number"))?;
-            if v >= MAX_PARTITIONS {
-                return Err(format!("partition {v} is not in 0..{MAX_PARTITIONS}"));
-            }
-            Ok(v)
-        };
-        let (lo, hi) = (parse(lo)?, parse(hi)?);
-        if lo > hi {
-            return Err(format!("empty range {part:?}"));
-        }
-        set.extend(lo..=hi);
-    }
-    if set.is_empty() {
-        return Err("no partitions given".into());
-    }
-    Ok(Partitions(set))
-}
-
 pub(crate) fn run(args: SubscribeArgs) -> Result<Outcome> {
     super::runtime()?.block_on(subscribe(args))
 }
 
 async fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
-    let topics: Vec<IdentTopic> =
-        args.partitions.0.iter().map(|&p| IdentTopic::new(topic::telemetry_topic(p))).collect();
-    let mut swarm = build_swarm(&topics)?;
-    for t in &topics {
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(t)
-            .with_context(|| format!("subscribing to {t}"))?;
-    }
+    let mut gossip = gossip_node(&args.partitions)?;
     let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
     let timer = async {
         match deadline {
@@ -107,40 +64,22 @@ async fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
     tokio::pin!(timer);
 
     // Phase 1: learn the actual listen addresses, announce them, then dial.
-    let mut waiting = HashSet::new();
-    for addr in &args.listen {
-        waiting
-            .insert(swarm.listen_on(addr.clone()).with_context(|| format!("listening on {addr}"))?);
-    }
-    let mut listening = Vec::new();
-    while !waiting.is_empty() {
-        tokio::select! {
-            () = &mut timer => {
-                eprintln!("timed out before listening");
-                return Ok(Outcome::CheckFailed);
-            }
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { listener_id, address } => {
-                    waiting.remove(&listener_id);
-                    listening.push(address.with(Protocol::P2p(*swarm.local_peer_id())));
-                }
-                SwarmEvent::ListenerClosed { reason: Err(e), addresses, .. } => {
-                    bail!("listener on {addresses:?} failed: {e}");
-                }
-                SwarmEvent::ListenerError { error, .. } => bail!("listener failed: {error}"),
-                _ => {}
-            },
+    let listening = tokio::select! {
+        () = &mut timer => {
+            eprintln!("timed out before listening");
+            return Ok(Outcome::CheckFailed);
         }
-    }
+        listening = gossip.listen(&args.listen) => listening?,
+    };
     let mut out = std::io::stdout().lock();
     let announce = json!({
-        "peer_id": swarm.local_peer_id().to_string(),
+        "peer_id": gossip.local_peer_id().to_string(),
         "listen": listening.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
     writeln!(out, "{announce}").context("writing to stdout")?;
     out.flush().context("writing to stdout")?;
     for addr in &args.bootstrap {
-        swarm.dial(addr.clone()).with_context(|| format!("dialing {addr}"))?;
+        gossip.dial(addr).with_context(|| format!("dialing {addr}"))?;
     }
 
     // Phase 2: check and print every message.
@@ -155,38 +94,18 @@ async fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
                 eprintln!("timed out after {received} messages");
                 return Ok(Outcome::CheckFailed);
             }
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(NodeEvent::Gossipsub(gossipsub::Event::Message {
-                    propagation_source,
-                    message_id,
-                    message,
-                })) => {
-                    let (line, ok) = check(&message.topic, &message.data);
-                    all_ok &= ok;
-                    received += 1;
-                    // Accept forwards the message to our mesh; Reject drops it
-                    // and applies the P4 penalty to the peer that sent it.
-                    let acceptance =
-                        if ok { MessageAcceptance::Accept } else { MessageAcceptance::Reject };
-                    swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        acceptance,
-                    );
-                    writeln!(out, "{line}").context("writing to stdout")?;
-                    out.flush().context("writing to stdout")?;
-                }
-                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
-                    tracing::info!(%peer_id, address = %endpoint.get_remote_address(), "connected");
-                }
-                SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
-                    tracing::info!(%peer_id, ?cause, "disconnected");
-                }
-                SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                    tracing::warn!(?peer_id, %error, "dial failed");
-                }
-                _ => {}
-            },
+            inbound = gossip.next() => {
+                let Inbound::Message { id, source, topic, data } = inbound else { continue };
+                let (line, ok) = check(&topic, &data);
+                all_ok &= ok;
+                received += 1;
+                // Accept forwards the message to our mesh; Reject drops it
+                // and applies the P4 penalty to the peer that sent it.
+                let acceptance = if ok { MessageAcceptance::Accept } else { MessageAcceptance::Reject };
+                gossip.report(&id, &source, acceptance);
+                writeln!(out, "{line}").context("writing to stdout")?;
+                out.flush().context("writing to stdout")?;
+            }
         }
     }
 }
@@ -231,11 +150,11 @@ fn check(topic_hash: &TopicHash, data: &[u8]) -> (Value, bool) {
     (line, ok)
 }
 
-fn build_swarm(topics: &[IdentTopic]) -> Result<Swarm<Node>> {
+/// The node's gossip swarm (`vouch-net`), scoring and subscribed to `partitions`.
+fn gossip_node(partitions: &Partitions) -> Result<GossipNode> {
     let agent = format!("vouch/{}", env!("CARGO_PKG_VERSION"));
-    let hashes = topics.iter().map(IdentTopic::hash);
-    gossip::build_swarm(identity::Keypair::generate_ed25519(), agent, hashes)
-        .context("setting up the libp2p node")
+    let key = identity::Keypair::generate_ed25519();
+    Ok(GossipNode::new(key, agent, &partitions.topics(), ConnectionCaps::default())?)
 }
 
 #[cfg(test)]
@@ -244,21 +163,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn partitions_parse() {
-        let p = parse_partitions("0-2,7, 9-9").unwrap();
-        assert_eq!(p.0.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 7, 9]);
-        assert_eq!(parse_partitions("0-99").unwrap().0.len(), 100);
-        assert!(parse_partitions("100").is_err());
-        assert!(parse_partitions("5-3").is_err());
-        assert!(parse_partitions("x").is_err());
-        assert!(parse_partitions("").is_err());
-    }
-
-    #[test]
     fn swarm_builds_with_scoring_for_its_topics() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let topics = vec![IdentTopic::new(topic::telemetry_topic(3))];
-        rt.block_on(async { assert!(build_swarm(&topics).is_ok()) });
+        let partitions = "3".parse().unwrap();
+        rt.block_on(async { assert!(gossip_node(&partitions).is_ok()) });
     }
 
     #[test]

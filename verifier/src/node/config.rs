@@ -1,13 +1,11 @@
 //! The verifier node's configuration (`verifier.toml`; see `examples/verifier.toml`).
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use vouch_net::{ConnectionCaps, Partitions};
 use vouch_schema::Address;
-use vouch_schema::limits::MAX_PARTITIONS;
-use vouch_sdk::transport::gossip::ConnectionCaps;
 
 use crate::http_server::HttpLimits;
 use crate::validate::ValidationConfig;
@@ -107,6 +105,15 @@ pub struct P2pConfig {
     /// Caps on gossip connections (`[p2p.limits]`); their sum is kept free
     /// of HTTP connections in the descriptor budget.
     pub limits: ConnectionCaps,
+}
+
+impl P2pConfig {
+    /// The partitions to follow, parsed from [`P2pConfig::partitions`].
+    pub fn parse_partitions(&self) -> Result<Partitions, NodeError> {
+        self.partitions
+            .parse()
+            .map_err(|e| NodeError::Config(format!("partitions {:?}: {e}", self.partitions)))
+    }
 }
 
 impl Default for P2pConfig {
@@ -242,31 +249,6 @@ impl NodeConfig {
     }
 }
 
-/// Parses a partition list such as `"0-9,42"`.
-pub fn parse_partitions(s: &str) -> Result<BTreeSet<u32>, NodeError> {
-    let bad = |m: String| NodeError::Config(format!("partitions {s:?}: {m}"));
-    let mut set = BTreeSet::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-        let parse = |n: &str| -> Result<u32, NodeError> {
-            let v: u32 = n.trim().parse().map_err(|_| bad(format!("{n:?} is not a number")))?;
-            if v >= MAX_PARTITIONS {
-                return Err(bad(format!("{v} is not in 0..{MAX_PARTITIONS}")));
-            }
-            Ok(v)
-        };
-        let (lo, hi) = (parse(lo)?, parse(hi)?);
-        if lo > hi {
-            return Err(bad(format!("empty range {part:?}")));
-        }
-        set.extend(lo..=hi);
-    }
-    if set.is_empty() {
-        return Err(bad("no partitions".to_owned()));
-    }
-    Ok(set)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -277,7 +259,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/verifier.toml");
         let config = NodeConfig::from_file(&path).unwrap();
         assert!(config.authority.snapshot.unwrap().ends_with("authority.json"));
-        assert_eq!(parse_partitions(&config.p2p.partitions).unwrap().len(), 100);
+        assert_eq!(config.p2p.parse_partitions().unwrap().len(), 100);
     }
 
     #[test]
@@ -296,14 +278,22 @@ mod tests {
     }
 
     #[test]
-    fn partitions() {
+    fn partitions_are_a_config_error() {
+        let p2p = |partitions: &str| P2pConfig {
+            partitions: partitions.to_owned(),
+            ..P2pConfig::default()
+        };
         assert_eq!(
-            parse_partitions("0-2, 7").unwrap().into_iter().collect::<Vec<_>>(),
+            p2p("0-2, 7").parse_partitions().unwrap().iter().collect::<Vec<_>>(),
             [0, 1, 2, 7]
         );
-        assert!(parse_partitions("100").is_err());
-        assert!(parse_partitions("3-1").is_err());
-        assert!(parse_partitions("").is_err());
+        for bad in ["100", "3-1", ""] {
+            let err = p2p(bad).parse_partitions().unwrap_err();
+            assert!(
+                matches!(&err, NodeError::Config(m) if m.starts_with(&format!("partitions {bad:?}: "))),
+                "{err}"
+            );
+        }
     }
 
     #[test]

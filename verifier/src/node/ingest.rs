@@ -281,31 +281,44 @@ fn revocation_key(r: &VerifiedRevocation) -> [u8; 40] {
     key
 }
 
+/// What a [`Worker`] is made of: the subsystems it drives, opened by the
+/// node before it starts.
+pub(crate) struct WorkerParts {
+    /// The validation pipeline every queued message goes through.
+    pub(crate) pipeline: Pipeline,
+    /// The opened log; the worker is its only writer.
+    pub(crate) log: SegmentLog,
+    /// The derived state (redb).
+    pub(crate) state: StateStore,
+    /// The authority whose views are recorded in the log.
+    pub(crate) authority: Arc<dyn Authority>,
+    /// Group commit and state write bounds.
+    pub(crate) config: IngestConfig,
+    /// Raw segments older than this are pruned (`None`: kept forever).
+    pub(crate) retention: Option<Duration>,
+    /// Where gossip's messages wait.
+    pub(crate) queue: Arc<Queue>,
+    /// Where each committed group's verdicts go back to gossip.
+    pub(crate) verdicts: mpsc::Sender<Vec<Verdict>>,
+    /// The counters `/metrics` and `/stats` read.
+    pub(crate) metrics: Arc<Metrics>,
+    /// The scores it feeds.
+    pub(crate) sla: WorkerSla,
+}
+
 impl Worker {
     /// A worker over an opened log and state; nothing runs until [`Worker::run`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        pipeline: Pipeline,
-        log: SegmentLog,
-        state: StateStore,
-        authority: Arc<dyn Authority>,
-        config: IngestConfig,
-        retention: Option<Duration>,
-        queue: Arc<Queue>,
-        verdicts: mpsc::Sender<Vec<Verdict>>,
-        metrics: Arc<Metrics>,
-        sla: WorkerSla,
-    ) -> Worker {
+    pub(crate) fn new(parts: WorkerParts) -> Worker {
         Worker {
-            pipeline,
-            log,
-            state,
-            authority,
-            config,
-            retention,
-            queue,
-            verdicts,
-            metrics,
+            pipeline: parts.pipeline,
+            log: parts.log,
+            state: parts.state,
+            authority: parts.authority,
+            config: parts.config,
+            retention: parts.retention,
+            queue: parts.queue,
+            verdicts: parts.verdicts,
+            metrics: parts.metrics,
             recorded_view: None,
             checked_view: None,
             control: BTreeMap::new(),
@@ -317,7 +330,7 @@ impl Worker {
             warmed: WarmUp::default(),
             state_writes: 0,
             pruned_segments: 0,
-            sla,
+            sla: parts.sla,
             last_sla_checkpoint: Instant::now(),
             last_snapshot_bytes: 0,
             state_file_bytes: 0,
@@ -650,17 +663,17 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(8);
         let metrics = Arc::new(Metrics::default());
         let state = StateStore::open(dir.path().join("state.redb")).unwrap();
-        let worker = Worker::new(
-            Pipeline::new(Default::default(), Arc::clone(&authority)),
+        let worker = Worker::new(WorkerParts {
+            pipeline: Pipeline::new(Default::default(), Arc::clone(&authority)),
             log,
             state,
             authority,
-            IngestConfig::default(),
-            None,
-            Arc::clone(&queue),
-            tx,
-            Arc::clone(&metrics),
-            WorkerSla {
+            config: IngestConfig::default(),
+            retention: None,
+            queue: Arc::clone(&queue),
+            verdicts: tx,
+            metrics: Arc::clone(&metrics),
+            sla: WorkerSla {
                 scores: Arc::new(Scores::open(&PolicyFiles::default(), None).unwrap().0),
                 files: PolicyFiles::default(),
                 snapshot: SnapshotFile::in_dir(dir.path()),
@@ -669,7 +682,7 @@ mod tests {
                 checkpoint_every: Duration::from_secs(60),
                 aggregates: None,
             },
-        );
+        });
         let mut garbage = item(1);
         garbage.topic = vouch_schema::topic::telemetry_topic(0);
         let mut control = item(2);

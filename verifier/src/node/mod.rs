@@ -18,25 +18,25 @@ mod identity_file;
 pub mod ingest;
 mod p2p;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, Swarm, multiaddr::Protocol};
-use tokio::sync::mpsc;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use vouch_delegation::authority::onchain::{ChainOptions, OnChainAuthority, RefreshHandle};
 use vouch_delegation::authority::{Authority, CachedAuthority, snapshot};
-use vouch_schema::topic;
-use vouch_sdk::transport::gossip::{self, Node, NodeEvent};
+use vouch_net::{GossipNode, Inbound, Partitions};
 
 use crate::api::{Api, SlaSource};
 use crate::http_server::{HttpServer, HttpServerError};
-use crate::scores::Scores;
+use crate::scores::{PolicyFiles, Scores};
+use crate::sink::RunningSinks;
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
     LogConfig, LogError, STATE_FILE, SegmentLog, Snapshot, SnapshotError, SnapshotFile, StateError,
@@ -45,7 +45,7 @@ use crate::store::{
 use crate::validate::Pipeline;
 
 pub use config::NodeConfig;
-use ingest::{Item, Metrics, Queue, Verdict, Worker, WorkerSla};
+use ingest::{Item, Metrics, Queue, Verdict, Worker, WorkerParts, WorkerSla};
 
 /// How long the node waits for its listeners to report their addresses.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,9 +65,12 @@ pub enum NodeError {
     /// The log failed (the node stops: nothing more can be acknowledged).
     #[error("log: {0}")]
     Log(#[from] LogError),
-    /// Networking (listening, the swarm, the HTTP socket) failed.
+    /// Networking (listening, the HTTP socket) failed.
     #[error("network: {0}")]
     Network(String),
+    /// The gossip swarm could not be set up, subscribe or listen.
+    #[error("network: {0}")]
+    Gossip(#[from] vouch_net::NetError),
     /// The ingest worker panicked or could not be joined.
     #[error("ingest worker: {0}")]
     Worker(String),
@@ -117,263 +120,360 @@ pub async fn load_authority(
     }
 }
 
+
 /// Runs a verifier node until `shutdown` resolves, calling `on_start` once it
 /// listens (gossip and HTTP). Returns after the final commit.
+///
+/// The one place the subsystems are wired: each is opened or started by one
+/// step of the node's builder, in this order (authority, storage, identity,
+/// scores, gossip, HTTP, worker); after the loop they are stopped in the
+/// order the final commit needs (queue, worker, HTTP, authority refresher,
+/// aggregate export, sinks; the swarm last).
 pub async fn run(
     config: NodeConfig,
     on_start: impl FnOnce(&Started),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let partitions = config::parse_partitions(&config.p2p.partitions)?;
-    let parse_addrs = |list: &[String], what: &str| -> Result<Vec<Multiaddr>, NodeError> {
-        list.iter()
-            .map(|a| a.parse().map_err(|e| NodeError::Config(format!("{what} address {a:?}: {e}"))))
-            .collect()
-    };
-    let listen = parse_addrs(&config.p2p.listen, "listen")?;
-    let bootstrap = parse_addrs(&config.p2p.bootstrap, "bootstrap")?;
-    if listen.is_empty() {
-        return Err(NodeError::Config("no p2p listen address".to_owned()));
-    }
-
-    let (authority, refresher) = load_authority(&config.authority).await?;
-    let data_dir = config.data_dir();
-    let log_dir = data_dir.join("log");
-    let (log, recovery) =
-        SegmentLog::open(&log_dir, LogConfig { segment_bytes: config.log.segment_bytes })?;
-    tracing::info!(dir = %log_dir.display(), ?recovery, "log opened");
-    let sinks = crate::sink::RunningSinks::spawn(&config.sinks, &log_dir)
-        .map_err(|e| NodeError::Config(e.to_string()))?;
-    let (state, snapshot_file, snapshot) = open_state(&data_dir, config.rebuild_state)?;
-    let keypair = identity_file::load_or_create(&data_dir.join(identity_file::FILE))?;
-    let files = config.sla.files()?;
-    let (scores, restored) = Scores::open(&files, snapshot.as_ref().map(|s| s.bytes.as_slice()))
-        .map_err(|e| NodeError::Config(e.to_string()))?;
-    let scores = Arc::new(scores);
-    let authority_dyn: Arc<dyn Authority> = authority.clone();
-    let pipeline = Pipeline::new(config.validation.clone(), Arc::clone(&authority_dyn));
-
-    // Gossip.
-    let mut topics: Vec<IdentTopic> =
-        partitions.iter().map(|&p| IdentTopic::new(topic::telemetry_topic(p))).collect();
-    let control_topic = IdentTopic::new(topic::CONTROL_TOPIC);
-    topics.push(control_topic.clone());
-    let agent = format!("vouch-verifier/{}", env!("CARGO_PKG_VERSION"));
-    let mut swarm = gossip::build_swarm_with_caps(
-        keypair,
-        agent,
-        topics.iter().map(IdentTopic::hash),
-        config.p2p.limits,
-    )
-    .map_err(|e| NodeError::Network(e.to_string()))?;
-    for t in &topics {
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(t)
-            .map_err(|e| NodeError::Network(format!("subscribing to {t}: {e}")))?;
-    }
-    let p2p_listen = listen_all(&mut swarm, &listen).await?;
-
-    // HTTP: gossip's connection caps are kept free of HTTP connections.
+    let node = NodeBuilder::new(config)?;
+    let (authority, refresher) = load_authority(&node.config.authority).await?;
+    let storage = node.open_storage()?;
+    let keypair = identity_file::load_or_create(&node.data_dir.join(identity_file::FILE))?;
+    let sla = node.open_scores(storage.snapshot.as_ref())?;
+    let authority: Arc<dyn Authority> = authority;
+    let pipeline = Pipeline::new(node.config.validation.clone(), Arc::clone(&authority));
+    let (mut gossip, p2p_listen) = node.start_gossip(keypair).await?;
     let metrics = Arc::new(Metrics::default());
-    let p2p_metrics = Arc::new(p2p::P2pMetrics::default());
-    let http_server = HttpServer::bind(
-        config.http.listen,
-        &config.http.limits,
-        config.p2p.limits.max_descriptors(),
-    )
-    .await
-    .map_err(|e| match e {
-        HttpServerError::Bind { .. } => NodeError::Network(e.to_string()),
-        _ => NodeError::Config(e.to_string()),
-    })?;
-    let http_addr: SocketAddr = http_server.local_addr();
-    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api = Api::new(Arc::clone(&scores) as Arc<dyn SlaSource>, &config.api)
-        .map_err(|e| NodeError::Config(format!("[api]: {e}")))?;
-    let (aggregates, aggregates_task) = match sinks.clickhouse_client() {
-        Some(client) => {
-            let (export, task) = AggregateExport::spawn(client.clone());
-            (Some(Arc::new(export)), Some(task))
-        }
-        None => (None, None),
-    };
-    let sinks = Arc::new(sinks);
-    let mut extra: Vec<http::Render> = vec![
-        {
-            let m = http_server.metrics();
-            Arc::new(move |out: &mut String| m.render_metrics(out))
-        },
-        {
-            let m = Arc::clone(&p2p_metrics);
-            Arc::new(move |out: &mut String| m.render_metrics(out))
-        },
-        {
-            let m = api.metrics();
-            Arc::new(move |out: &mut String| m.render_metrics(out))
-        },
-        {
-            let s = Arc::clone(&scores);
-            Arc::new(move |out: &mut String| s.render_metrics(out))
-        },
-        {
-            let s = Arc::clone(&sinks);
-            Arc::new(move |out: &mut String| s.render_metrics(out))
-        },
-    ];
-    if let Some(export) = &aggregates {
-        let export = Arc::clone(export);
-        extra.push(Arc::new(move |out: &mut String| export.render_metrics(out)));
-    }
-    let app = api.wrap(http::router(Arc::clone(&metrics), extra));
-    let http_task = tokio::spawn(http_server.serve(app, async move {
-        let _ = http_stopped.await;
-    }));
+    let (http, aggregates) = node.start_http(&metrics, &gossip, &sla.scores, storage.sinks).await?;
 
     on_start(&Started {
-        peer_id: swarm.local_peer_id().to_string(),
+        peer_id: gossip.local_peer_id().to_string(),
         p2p_listen,
-        http: format!("http://{http_addr}"),
+        http: format!("http://{}", http.addr),
     });
-    for addr in &bootstrap {
-        if let Err(e) = swarm.dial(addr.clone()) {
-            tracing::warn!(%addr, %e, "bootstrap dial failed");
-        }
-    }
+    node.dial_bootstrap(&mut gossip);
 
-    // The worker.
-    let queue = Arc::new(Queue::new(config.ingest.queue_capacity));
-    let (verdict_tx, mut verdict_rx) = mpsc::channel::<Vec<Verdict>>(VERDICT_GROUPS);
-    let retention = (config.log.retention_days > 0)
-        .then(|| Duration::from_secs(config.log.retention_days.saturating_mul(86_400)));
-    let worker = Worker::new(
+    let queue = Arc::new(Queue::new(node.config.ingest.queue_capacity));
+    let (verdicts, verdict_rx) = mpsc::channel::<Vec<Verdict>>(VERDICT_GROUPS);
+    let worker = spawn_worker(WorkerParts {
         pipeline,
-        log,
-        state,
-        authority_dyn,
-        config.ingest,
-        retention,
-        Arc::clone(&queue),
-        verdict_tx,
-        Arc::clone(&metrics),
-        WorkerSla {
-            scores: Arc::clone(&scores),
-            files,
-            snapshot: snapshot_file,
-            applied: snapshot.map_or(0, |s| s.applied),
-            restored,
-            checkpoint_every: Duration::from_secs(config.sla.checkpoint_interval_secs.max(1)),
+        log: storage.log,
+        state: storage.state,
+        authority,
+        config: node.config.ingest,
+        retention: node.retention(),
+        queue: Arc::clone(&queue),
+        verdicts,
+        metrics: Arc::clone(&metrics),
+        sla: WorkerSla {
+            scores: sla.scores,
+            files: sla.files,
+            snapshot: storage.snapshot_file,
+            applied: storage.snapshot.map_or(0, |s| s.applied),
+            restored: sla.restored,
+            checkpoint_every: Duration::from_secs(node.config.sla.checkpoint_interval_secs.max(1)),
             aggregates,
         },
-    );
-    let worker_task = tokio::task::spawn_blocking(move || worker.run());
+    });
 
-    let control_hash = control_topic.hash();
-    // Set when the worker stopped by itself: the node exits with an error.
-    let mut ingest_stopped = false;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => {
-                tracing::info!("shutting down");
-                break;
+    let mut running = Subsystems { queue, verdicts: verdict_rx, worker, metrics, http, refresher };
+    let ingest_stopped = running.serve(&mut gossip, shutdown).await;
+    // The swarm stays up until everything else has stopped.
+    let result = running.stop(ingest_stopped).await;
+    drop(gossip);
+    result
+}
+
+/// The node's configuration, checked, and the steps that open or start each
+/// subsystem from it.
+struct NodeBuilder {
+    config: NodeConfig,
+    data_dir: PathBuf,
+    partitions: Partitions,
+    listen: Vec<Multiaddr>,
+    bootstrap: Vec<Multiaddr>,
+}
+
+/// The log, its followers and the derived state, opened.
+struct Storage {
+    log: SegmentLog,
+    sinks: RunningSinks,
+    state: StateStore,
+    snapshot_file: SnapshotFile,
+    snapshot: Option<Snapshot>,
+}
+
+/// The SLA engine, restored from its snapshot when there is a usable one.
+struct Sla {
+    scores: Arc<Scores>,
+    files: PolicyFiles,
+    restored: bool,
+}
+
+/// The HTTP API, serving, and the task of the ClickHouse aggregate export
+/// it reports on.
+struct Http {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    aggregates_task: Option<JoinHandle<()>>,
+    /// The sinks, shared with `/metrics` until the server stops.
+    sinks: Arc<RunningSinks>,
+}
+
+impl NodeBuilder {
+    /// Checks what can be checked before anything is opened: the partition
+    /// list and the gossip addresses.
+    fn new(config: NodeConfig) -> Result<NodeBuilder, NodeError> {
+        let partitions = config.p2p.parse_partitions()?;
+        let parse_addrs = |list: &[String], what: &str| -> Result<Vec<Multiaddr>, NodeError> {
+            list.iter()
+                .map(|a| {
+                    a.parse().map_err(|e| NodeError::Config(format!("{what} address {a:?}: {e}")))
+                })
+                .collect()
+        };
+        let listen = parse_addrs(&config.p2p.listen, "listen")?;
+        let bootstrap = parse_addrs(&config.p2p.bootstrap, "bootstrap")?;
+        if listen.is_empty() {
+            return Err(NodeError::Config("no p2p listen address".to_owned()));
+        }
+        Ok(NodeBuilder { data_dir: config.data_dir(), config, partitions, listen, bootstrap })
+    }
+
+    /// Opens the log (recovering its tail), starts its followers, and opens
+    /// the derived state.
+    fn open_storage(&self) -> Result<Storage, NodeError> {
+        let log_dir = self.data_dir.join("log");
+        let (log, recovery) =
+            SegmentLog::open(&log_dir, LogConfig { segment_bytes: self.config.log.segment_bytes })?;
+        tracing::info!(dir = %log_dir.display(), ?recovery, "log opened");
+        let sinks = crate::sink::RunningSinks::spawn(&self.config.sinks, &log_dir)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let (state, snapshot_file, snapshot) =
+            open_state(&self.data_dir, self.config.rebuild_state)?;
+        Ok(Storage { log, sinks, state, snapshot_file, snapshot })
+    }
+
+    /// The SLA engine over the configured policy, from `snapshot` if usable.
+    fn open_scores(&self, snapshot: Option<&Snapshot>) -> Result<Sla, NodeError> {
+        let files = self.config.sla.files()?;
+        let (scores, restored) = Scores::open(&files, snapshot.map(|s| s.bytes.as_slice()))
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        Ok(Sla { scores: Arc::new(scores), files, restored })
+    }
+
+    /// The swarm: subscribed to the followed partitions and the control
+    /// topic, listening. Returns it and the addresses it listens on.
+    async fn start_gossip(
+        &self,
+        keypair: libp2p::identity::Keypair,
+    ) -> Result<(GossipNode, Vec<String>), NodeError> {
+        let mut topics = self.partitions.topics();
+        topics.push(vouch_net::control_topic());
+        let agent = format!("vouch-verifier/{}", env!("CARGO_PKG_VERSION"));
+        let mut gossip = GossipNode::new(keypair, agent, &topics, self.config.p2p.limits)?;
+        let listening =
+            tokio::time::timeout(LISTEN_TIMEOUT, gossip.listen(&self.listen)).await.map_err(
+                |_| NodeError::Network("timed out waiting for listen addresses".to_owned()),
+            )??;
+        Ok((gossip, listening.iter().map(ToString::to_string).collect()))
+    }
+
+    /// The HTTP API: bound (gossip's connection caps are kept free of HTTP
+    /// connections) and serving health, metrics, stats and the scores.
+    /// Also starts the aggregate export when a ClickHouse sink is
+    /// configured, and returns it for the worker (its only other owner is
+    /// `/metrics`).
+    async fn start_http(
+        &self,
+        metrics: &Arc<Metrics>,
+        gossip: &GossipNode,
+        scores: &Arc<Scores>,
+        sinks: RunningSinks,
+    ) -> Result<(Http, Option<Arc<AggregateExport>>), NodeError> {
+        let config = &self.config;
+        let http_server = HttpServer::bind(
+            config.http.listen,
+            &config.http.limits,
+            config.p2p.limits.max_descriptors(),
+        )
+        .await
+        .map_err(|e| match e {
+            HttpServerError::Bind { .. } => NodeError::Network(e.to_string()),
+            _ => NodeError::Config(e.to_string()),
+        })?;
+        let addr = http_server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let api = Api::new(Arc::clone(scores) as Arc<dyn SlaSource>, &config.api)
+            .map_err(|e| NodeError::Config(format!("[api]: {e}")))?;
+        let (aggregates, aggregates_task) = match sinks.clickhouse_client() {
+            Some(client) => {
+                let (export, task) = AggregateExport::spawn(client.clone());
+                (Some(Arc::new(export)), Some(task))
             }
-            verdicts = verdict_rx.recv() => {
-                let Some(verdicts) = verdicts else {
-                    // The worker only drops its sender by returning: an error
-                    // (or a panic), since the queue is still open.
-                    tracing::error!("ingest worker stopped");
-                    ingest_stopped = true;
-                    break;
-                };
-                for v in verdicts {
-                    report(&mut swarm, &metrics, &v.id, &v.source, v.acceptance);
+            None => (None, None),
+        };
+        let sinks = Arc::new(sinks);
+        let mut extra: Vec<http::Render> = vec![
+            {
+                let m = http_server.metrics();
+                Arc::new(move |out: &mut String| m.render_metrics(out))
+            },
+            {
+                let c = gossip.connections();
+                Arc::new(move |out: &mut String| p2p::render_metrics(&c, out))
+            },
+            {
+                let m = api.metrics();
+                Arc::new(move |out: &mut String| m.render_metrics(out))
+            },
+            {
+                let s = Arc::clone(scores);
+                Arc::new(move |out: &mut String| s.render_metrics(out))
+            },
+            {
+                let s = Arc::clone(&sinks);
+                Arc::new(move |out: &mut String| s.render_metrics(out))
+            },
+        ];
+        if let Some(export) = &aggregates {
+            let export = Arc::clone(export);
+            extra.push(Arc::new(move |out: &mut String| export.render_metrics(out)));
+        }
+        let app = api.wrap(http::router(Arc::clone(metrics), extra));
+        let task = tokio::spawn(http_server.serve(app, async move {
+            let _ = stopped.await;
+        }));
+        Ok((Http { addr, stop, task, aggregates_task, sinks }, aggregates))
+    }
+
+    /// Dials every bootstrap peer (a failure is logged: peers may dial us).
+    fn dial_bootstrap(&self, gossip: &mut GossipNode) {
+        for addr in &self.bootstrap {
+            if let Err(e) = gossip.dial(addr) {
+                tracing::warn!(%addr, %e, "bootstrap dial failed");
+            }
+        }
+    }
+
+    /// How long raw segments are kept (`None`: forever).
+    fn retention(&self) -> Option<Duration> {
+        let days = self.config.log.retention_days;
+        (days > 0).then(|| Duration::from_secs(days.saturating_mul(86_400)))
+    }
+}
+
+/// Starts the ingest worker on a blocking thread.
+fn spawn_worker(parts: WorkerParts) -> JoinHandle<Result<(), NodeError>> {
+    let worker = Worker::new(parts);
+    tokio::task::spawn_blocking(move || worker.run())
+}
+
+/// The subsystems of a started node (the swarm aside, which the caller
+/// keeps until they have stopped).
+struct Subsystems {
+    queue: Arc<Queue>,
+    verdicts: mpsc::Receiver<Vec<Verdict>>,
+    worker: JoinHandle<Result<(), NodeError>>,
+    metrics: Arc<Metrics>,
+    http: Http,
+    refresher: Option<RefreshHandle>,
+}
+
+impl Subsystems {
+    /// The node's loop: gossip's messages into the queue, the worker's
+    /// verdicts back to gossip, until `shutdown` resolves (false) or the
+    /// worker stops by itself (true: the node exits with an error).
+    async fn serve(&mut self, gossip: &mut GossipNode, shutdown: impl Future<Output = ()>) -> bool {
+        let control_hash = vouch_net::control_topic().hash();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => {
+                    tracing::info!("shutting down");
+                    return false;
                 }
-            }
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(NodeEvent::Gossipsub(gossipsub::Event::Message {
-                    propagation_source,
-                    message_id,
-                    message,
-                })) => {
-                    let item = Item {
-                        id: message_id,
-                        source: propagation_source,
-                        control: message.topic == control_hash,
-                        topic: message.topic.into_string(),
-                        data: message.data,
+                verdicts = self.verdicts.recv() => {
+                    let Some(verdicts) = verdicts else {
+                        // The worker only drops its sender by returning: an error
+                        // (or a panic), since the queue is still open.
+                        tracing::error!("ingest worker stopped");
+                        return true;
                     };
-                    if let Some(old) = queue.push(item) {
-                        ingest::count_shed(&metrics);
-                        report(&mut swarm, &metrics, &old.id, &old.source, MessageAcceptance::Ignore);
+                    for v in verdicts {
+                        report(gossip, &self.metrics, &v.id, &v.source, v.acceptance);
                     }
                 }
-                SwarmEvent::Behaviour(NodeEvent::Gossipsub(gossipsub::Event::SlowPeer {
-                    peer_id,
-                    failed_messages,
-                })) => {
-                    // Forwards (and gossip) a peer could not take in time: counted, not silent.
-                    let n = failed_messages.priority + failed_messages.non_priority;
-                    metrics.gossip_send_failed.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                    tracing::warn!(%peer_id, ?failed_messages, "a peer could not take messages in time");
-                }
-                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
-                    p2p_metrics.connected();
-                    tracing::info!(%peer_id, address = %endpoint.get_remote_address(), "connected");
-                }
-                SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
-                    p2p_metrics.disconnected();
-                    tracing::info!(%peer_id, ?cause, "disconnected");
-                }
-                SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
-                    p2p_metrics.incoming_failed(&error);
-                    tracing::debug!(%send_back_addr, %error, "incoming connection failed");
-                }
-                SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                    tracing::warn!(?peer_id, %error, "dial failed");
-                }
-                _ => {}
-            },
+                inbound = gossip.next() => match inbound {
+                    Inbound::Message { id, source, topic, data } => {
+                        let item = Item {
+                            id,
+                            source,
+                            control: topic == control_hash,
+                            topic: topic.into_string(),
+                            data,
+                        };
+                        if let Some(old) = self.queue.push(item) {
+                            ingest::count_shed(&self.metrics);
+                            report(gossip, &self.metrics, &old.id, &old.source, MessageAcceptance::Ignore);
+                        }
+                    }
+                    Inbound::SlowPeer { peer_id, failed_messages } => {
+                        // Forwards (and gossip) a peer could not take in time: counted, not silent.
+                        let n = failed_messages.priority + failed_messages.non_priority;
+                        self.metrics.gossip_send_failed.fetch_add(n as u64, Ordering::Relaxed);
+                        tracing::warn!(%peer_id, ?failed_messages, "a peer could not take messages in time");
+                    }
+                },
+            }
         }
     }
 
-    // Stop: no more input, let the worker commit, then stop HTTP and the refresher.
-    queue.close();
-    drop(verdict_rx);
-    let worker_result = match worker_task.await {
-        Ok(Ok(())) if ingest_stopped => {
-            Err(NodeError::Worker("stopped before shutdown was asked".to_owned()))
+    /// Stops in the order the final commit needs: no more input, the worker
+    /// commits, then HTTP, the authority refresher, the aggregate export and
+    /// the sinks stop. `ingest_stopped`: the worker stopped before shutdown
+    /// was asked (the node exits with an error).
+    async fn stop(self, ingest_stopped: bool) -> Result<(), NodeError> {
+        let Subsystems { queue, verdicts, worker, metrics, http, refresher } = self;
+        queue.close();
+        drop(verdicts);
+        let worker_result = match worker.await {
+            Ok(Ok(())) if ingest_stopped => {
+                Err(NodeError::Worker("stopped before shutdown was asked".to_owned()))
+            }
+            Ok(result) => result,
+            Err(e) => Err(NodeError::Worker(e.to_string())),
+        };
+        // Before HTTP stops: `/healthz` answers 503 with the reason meanwhile.
+        if let Err(e) = &worker_result {
+            tracing::error!(%e, "ingestion stopped; the node exits with an error");
+            metrics.mark_ingest_stopped(e.to_string());
         }
-        Ok(result) => result,
-        Err(e) => Err(NodeError::Worker(e.to_string())),
-    };
-    // Before HTTP stops: `/healthz` answers 503 with the reason meanwhile.
-    if let Err(e) = &worker_result {
-        tracing::error!(%e, "ingestion stopped; the node exits with an error");
-        metrics.mark_ingest_stopped(e.to_string());
+        let Http { stop, task, aggregates_task, sinks, .. } = http;
+        let _ = stop.send(());
+        if let Err(e) = task.await {
+            tracing::warn!(%e, "HTTP server task failed");
+        }
+        if let Some(handle) = refresher {
+            handle.abort();
+        }
+        // The worker is gone, so is the aggregate queue's sender: give the task
+        // a moment to insert what it holds (it never blocks shutdown for long).
+        if let Some(mut task) = aggregates_task
+            && tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err()
+        {
+            tracing::warn!(
+                "aggregate inserts still pending at shutdown; `vouch replay` rebuilds them"
+            );
+            task.abort();
+        }
+        // The HTTP server is gone, so the sinks' last other owner is too.
+        match Arc::try_unwrap(sinks) {
+            Ok(sinks) => sinks.stop().await,
+            Err(_) => tracing::warn!("sinks still shared at shutdown; not awaited"),
+        }
+        worker_result
     }
-    let _ = http_stop.send(());
-    if let Err(e) = http_task.await {
-        tracing::warn!(%e, "HTTP server task failed");
-    }
-    if let Some(handle) = refresher {
-        handle.abort();
-    }
-    // The worker is gone, so is the aggregate queue's sender: give the task
-    // a moment to insert what it holds (it never blocks shutdown for long).
-    if let Some(mut task) = aggregates_task
-        && tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err()
-    {
-        tracing::warn!("aggregate inserts still pending at shutdown; `vouch replay` rebuilds them");
-        task.abort();
-    }
-    // The HTTP server is gone, so the sinks' last other owner is too.
-    match Arc::try_unwrap(sinks) {
-        Ok(sinks) => sinks.stop().await,
-        Err(_) => tracing::warn!("sinks still shared at shutdown; not awaited"),
-    }
-    worker_result
 }
 
 /// Opens the derived state: the redb file and the SLA engine's snapshot.
@@ -421,51 +521,17 @@ fn open_state(
     Ok((state, snapshot_file, snapshot))
 }
 
+/// Reports a verdict to gossip; one gossipsub no longer holds is counted.
 fn report(
-    swarm: &mut Swarm<Node>,
+    gossip: &mut GossipNode,
     metrics: &Metrics,
-    id: &gossipsub::MessageId,
-    source: &libp2p::PeerId,
+    id: &MessageId,
+    source: &PeerId,
     acceptance: MessageAcceptance,
 ) {
-    if !swarm.behaviour_mut().gossipsub.report_message_validation_result(id, source, acceptance) {
-        metrics.verdicts_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !gossip.report(id, source, acceptance) {
+        metrics.verdicts_dropped.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Listens on every address and waits for the actual addresses (port 0 resolved).
-async fn listen_all(
-    swarm: &mut Swarm<Node>,
-    listen: &[Multiaddr],
-) -> Result<Vec<String>, NodeError> {
-    let mut waiting = HashSet::new();
-    for addr in listen {
-        let id = swarm
-            .listen_on(addr.clone())
-            .map_err(|e| NodeError::Network(format!("listening on {addr}: {e}")))?;
-        waiting.insert(id);
-    }
-    let mut addrs = Vec::new();
-    let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
-    while !waiting.is_empty() {
-        let event = tokio::time::timeout_at(deadline, swarm.select_next_some())
-            .await
-            .map_err(|_| NodeError::Network("timed out waiting for listen addresses".to_owned()))?;
-        match event {
-            SwarmEvent::NewListenAddr { listener_id, address } => {
-                waiting.remove(&listener_id);
-                addrs.push(address.with(Protocol::P2p(*swarm.local_peer_id())).to_string());
-            }
-            SwarmEvent::ListenerClosed { reason: Err(e), addresses, .. } => {
-                return Err(NodeError::Network(format!("listener on {addresses:?} failed: {e}")));
-            }
-            SwarmEvent::ListenerError { error, .. } => {
-                return Err(NodeError::Network(format!("listener failed: {error}")));
-            }
-            _ => {}
-        }
-    }
-    Ok(addrs)
 }
 
 #[cfg(test)]
