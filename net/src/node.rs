@@ -181,6 +181,19 @@ impl GossipNode {
         }
     }
 
+    /// Publishes `data` on `topic` (a verifier's own checkpoints on the
+    /// control topic). False when gossipsub refuses it (no peer subscribed,
+    /// or a duplicate).
+    pub fn publish(&mut self, topic: &IdentTopic, data: Vec<u8>) -> bool {
+        match self.swarm.behaviour_mut().gossipsub.publish(topic.clone(), data) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(%e, %topic, "not published");
+                false
+            }
+        }
+    }
+
     /// Reports the verdict on a message [`Inbound::Message`] gave: Accept
     /// forwards it, Reject drops it and applies the P4 penalty to `source`,
     /// Ignore drops it. False when gossipsub no longer holds the message

@@ -41,7 +41,7 @@ pub use policy::{
 pub use query::{Query, QueryError, Window};
 pub use registry::{DEFAULT_REGISTRY_TOML, ModelSpec, Registry};
 pub use response::{
-    AggregatedScore, AggregatedStats, Components, DemandResponse, DemandRow, DemandTotals,
+    Agreement, AggregatedScore, AggregatedStats, Components, DemandResponse, DemandRow, DemandTotals,
     FailureCounts, Filters, FpsSummary, GatewayCount, ModelEntry, ModelsResponse,
     OrchestratorDetail, OrchestratorEntry, OrchestratorMetrics, OrchestratorsResponse, Percentiles,
     PolicyRef, RegionEntry, RegionsResponse, RegistryRef, SelfReported, SeriesPoint, Targets,

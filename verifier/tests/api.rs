@@ -462,7 +462,12 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
     // The node's own routes beside the API's, merged as the node serves them.
     let source: Arc<dyn SlaSource> = Arc::new(FixtureSource::new());
     let api = Api::new(source, &hs256_config()).unwrap();
-    let node_routes = vouch_verifier::node::http::router(Arc::new(Default::default()), Vec::new());
+    let scores = vouch_verifier::scores::Scores::open(&Default::default(), None).unwrap().0;
+    let node_routes = vouch_verifier::node::http::router(
+        Arc::new(Default::default()),
+        Vec::new(),
+        Arc::new(scores),
+    );
     let base = format!("http://{}", api_double::serve_router(api.wrap(node_routes)).await);
     let client = reqwest::Client::new();
 
@@ -473,7 +478,8 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
     assert_eq!(doc["openapi"], "3.1.0");
     let documented: Vec<&str> =
         doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
-    for route in ROUTES.iter().chain(&["/healthz", "/metrics", "/v1/ingest/stats"]) {
+    let node_routes = ["/healthz", "/metrics", "/v1/ingest/stats", "/v1/checkpoints"];
+    for route in ROUTES.iter().chain(&node_routes) {
         assert!(documented.contains(route), "{route} is routed but not in openapi.json");
     }
     for path in &documented {
@@ -509,6 +515,8 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
         ("/api/aggregated_stats", "/api/aggregated_stats?region=FRA".into(), None, 200),
         ("/healthz", "/healthz".into(), None, 200),
         ("/v1/ingest/stats", "/v1/ingest/stats".into(), None, 200),
+        ("/v1/checkpoints", "/v1/checkpoints?from=10&to=20".into(), None, 200),
+        ("/v1/checkpoints", "/v1/checkpoints?from=20&to=10".into(), None, 400),
     ];
     for (template, url, auth, want) in cases {
         let mut req = client.get(format!("{base}{url}"));

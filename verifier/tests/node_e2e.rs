@@ -115,7 +115,7 @@ fn node_accepts_rejects_and_leaves_a_verifiable_log() {
     let after: Vec<_> = LogReader::open(&log_dir, 0).unwrap().map(Result::unwrap).collect();
     assert_eq!(&after[..records.len()], &records[..], "what the log held is unchanged");
     let kinds: Vec<_> = after[records.len()..].iter().map(|r| r.kind).collect();
-    assert_eq!(kinds[..2], [RecordKind::AuthorityView, RecordKind::Checkpoint], "{kinds:?}");
-    assert!(kinds[2..].iter().all(|k| *k == RecordKind::Checkpoint), "only seals after: {kinds:?}");
+    assert_eq!(kinds[..2], [RecordKind::AuthorityView, RecordKind::Scores], "{kinds:?}");
+    assert!(kinds[2..].iter().all(|k| *k == RecordKind::Scores), "only seals after: {kinds:?}");
     assert_eq!(vouch_verifier::store::verify(&log_dir).unwrap().records, after.len() as u64);
 }

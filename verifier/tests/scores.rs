@@ -128,5 +128,5 @@ fn signed_fixtures_give_the_hand_computed_numbers_in_any_order() {
     let params = Params::new();
     assert_eq!(forward.orchestrators(&params).unwrap(), backward.orchestrators(&params).unwrap());
     assert_eq!(forward.demand(&params).unwrap(), backward.demand(&params).unwrap());
-    assert_eq!(forward.checkpoint(), backward.checkpoint());
+    assert_eq!(forward.snapshot(), backward.snapshot());
 }

@@ -10,10 +10,15 @@
 //! (what agreement is computed from).
 
 pub mod book;
+pub mod checkpointer;
 pub mod index;
 mod partitions;
+pub mod report;
 
-pub use book::{Agreement, CheckpointBook, Disagreement};
+pub use book::{Added, Agreement, BookLimits, CheckpointBook, Disagreement};
+pub use checkpointer::{
+    CheckpointConfig, CheckpointSigner, ConvergeStats, Convergence, LogHead, SignerError, buckets_hash,
+};
 pub use index::{Digest, EnvelopeIndex, IndexLimits};
 pub use partitions::Partitions;
 

@@ -43,6 +43,8 @@ pub struct NodeConfig {
     pub sla: SlaSettings,
     /// The HTTP API's access rules (JWT, rate limits, CORS, embedding).
     pub api: crate::api::ApiConfig,
+    /// Who signs this verifier's checkpoints (`[checkpoint]`).
+    pub checkpoint: crate::converge::CheckpointConfig,
 }
 
 /// `[sla]`: which policy and model registry score, and how often the

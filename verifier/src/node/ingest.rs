@@ -13,13 +13,18 @@ use tokio::sync::mpsc;
 use vouch_delegation::VerifiedRevocation;
 use vouch_delegation::authority::{Authority, AuthorityView};
 
-use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores};
+use vouch_schema::Envelope;
+use vouch_schema::merkle::envelope_id;
+
+use crate::converge::{Added, Convergence, Disagreement, LogHead, minute_of};
+use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores, Step};
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
     LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateError, StateStore,
     StateWrite,
 };
-use crate::validate::{Outcome, Pipeline, REVOCATION, Restored, Unverified};
+use crate::validate::rules::ControlKind;
+use crate::validate::{Outcome, Pipeline, REVOCATION, Restored, Unverified, ValidationError};
 
 use super::NodeError;
 use super::config::IngestConfig;
@@ -235,7 +240,15 @@ pub(crate) struct WorkerSla {
     pub(crate) checkpoint_every: Duration,
     /// Where sealed buckets go (ClickHouse), when a sink is configured.
     pub(crate) aggregates: Option<Arc<AggregateExport>>,
+    /// The envelope index and this verifier's checkpoint signer.
+    pub(crate) converge: Arc<Convergence>,
+    /// Messages for the control topic (own signed checkpoints); full means dropped, counted.
+    pub(crate) publish: mpsc::Sender<Vec<u8>>,
 }
+
+/// Sealed minutes whose envelope ids stay indexed (what sync still serves
+/// and what tells a late copy from a new envelope).
+const INDEX_SEALED_MINUTES: u64 = 60;
 
 /// What the start-up pass over the log tail did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -361,7 +374,7 @@ impl Worker {
         self.prune()?;
         self.warm_up()?;
         self.record_authority()?;
-        self.log.append(RecordKind::Checkpoint, &self.sla.files.record().encode())?;
+        self.log.append(RecordKind::Scores, &self.sla.files.record().encode())?;
         self.commit()?;
         let linger = Duration::from_millis(self.config.commit_interval_ms);
         let max = self.config.commit_max_records.max(1);
@@ -417,11 +430,14 @@ impl Worker {
                 }
             }
             match record.kind {
-                RecordKind::Envelope => match self.pipeline.readmit(&record.payload, now) {
-                    Ok(true) => self.warmed.readmitted += 1,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(index, %e, "logged envelope not re-applied"),
-                },
+                RecordKind::Envelope => {
+                    match self.pipeline.readmit(&record.payload, now) {
+                        Ok(true) => self.warmed.readmitted += 1,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(index, %e, "logged envelope not re-applied"),
+                    }
+                    self.index_logged(&record.payload, index);
+                }
                 RecordKind::Revocation => {
                     if self.revocation(&record.payload, Restored::Log, now) {
                         self.warmed.revocations += 1;
@@ -432,7 +448,8 @@ impl Worker {
                         self.pending.views.push((view.hash(), record.payload));
                     }
                 }
-                RecordKind::Checkpoint => {}
+                // Folded above (the book lives with the scores' snapshot).
+                RecordKind::Scores | RecordKind::Checkpoint | RecordKind::PeerCheckpoint => {}
             }
         }
         self.pipeline.finish_restore(now);
@@ -478,7 +495,7 @@ impl Worker {
         self.state_file_bytes = std::fs::metadata(self.state.path()).map_or(0, |m| m.len());
         if full {
             let applied = self.log.committed_records();
-            let bytes = self.sla.scores.checkpoint();
+            let bytes = self.sla.scores.snapshot();
             self.sla
                 .snapshot
                 .write(applied, &bytes)
@@ -560,8 +577,8 @@ impl Worker {
                 let msg = Unverified::from_topic(item.data.clone(), &item.topic);
                 match self.pipeline.validate(msg, now) {
                     Ok(verified) => {
-                        self.log.append(RecordKind::Envelope, &item.data)?;
-                        to_score.push(verified);
+                        let at = self.log.append(RecordKind::Envelope, &item.data)?;
+                        to_score.push((verified, at.index, envelope_id(&item.data)));
                         Outcome::Accept
                     }
                     Err(e) => {
@@ -581,7 +598,10 @@ impl Worker {
         }
         // Accept is reported, and scored, only once the records are durable.
         self.commit()?;
-        for v in &to_score {
+        for (v, log_index, id) in &to_score {
+            let e = v.envelope();
+            let minute = minute_of(e.id.timestamp);
+            self.sla.converge.index().insert(*id, minute, e.id.partition, *log_index);
             self.sla.scores.ingest_verified(v);
         }
         self.seal()?;
@@ -597,11 +617,17 @@ impl Worker {
     /// the engine's state reflects (what `vouch replay` redoes).
     fn seal(&mut self) -> Result<(), NodeError> {
         let now = now_ms();
+        let before = self.sla.scores.sealed_end_ms();
         if let Some(sealed) = self.sla.scores.seal(now) {
             self.log
-                .append(RecordKind::Checkpoint, &ScoreRecord::SlaSeal { now_ms: now }.encode())?;
+                .append(RecordKind::Scores, &ScoreRecord::SlaSeal { now_ms: now }.encode())?;
             self.commit()?;
             tracing::debug!(buckets = sealed.len(), "minutes sealed");
+            let after = self.sla.scores.sealed_end_ms();
+            // A first seal covers all time before it: nothing was watched then.
+            if before > 0 {
+                self.checkpoint_minutes(minute_of(before), minute_of(after), &sealed)?;
+            }
             if let Some(export) = &self.sla.aggregates {
                 export.offer(&sealed, now);
             }
@@ -609,10 +635,63 @@ impl Worker {
         Ok(())
     }
 
+    /// This verifier's checkpoints of the minutes `[from, to)` just sealed
+    /// (those still indexed): logged, folded into the book (naming the peers
+    /// that disagree), and gossiped when signed.
+    fn checkpoint_minutes(
+        &mut self,
+        from: u64,
+        to: u64,
+        sealed: &[vouch_sla::SealedBucket],
+    ) -> Result<(), NodeError> {
+        let converge = Arc::clone(&self.sla.converge);
+        let from = from.max(to.saturating_sub(INDEX_SEALED_MINUTES));
+        let policy = self.sla.scores.read().policy().hash.clone();
+        let view = self.recorded_view.unwrap_or_default();
+        let head = LogHead { records: self.log.committed_records(), hash: self.log.committed_hash() };
+        let mut made = 0;
+        for minute in from..to {
+            let signed = converge.make(minute, sealed, &policy, view, head);
+            let bytes = signed.encode();
+            self.log.append(RecordKind::Checkpoint, &bytes)?;
+            let step = Step::Checkpoint { signed: &signed, own: true };
+            if let Ok(Folded::OwnCheckpoint(found)) = self.sla.scores.fold(step) {
+                self.disagreements(&found);
+            }
+            if !signed.certificate.is_empty() && self.sla.publish.try_send(bytes).is_err() {
+                converge.stats.unsent.fetch_add(1, Ordering::Relaxed);
+            }
+            made += 1;
+        }
+        if made > 0 {
+            self.commit()?;
+        }
+        converge.index().prune_before(to.saturating_sub(INDEX_SEALED_MINUTES));
+        Ok(())
+    }
+
+    /// Counts and reports peers whose checkpoints say something else than ours.
+    fn disagreements(&self, found: &[Disagreement]) {
+        for d in found {
+            self.sla.converge.stats.disagreements.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                verifier = %d.verifier,
+                minute = d.minute,
+                theirs = d.envelopes.0,
+                ours = d.envelopes.1,
+                buckets_differ = d.buckets_differ,
+                "a verifier's checkpoint disagrees with ours"
+            );
+        }
+    }
+
     /// A control-topic message: a revocation, checked by the pipeline
     /// (outcomes from its one table, counted apart from telemetry), and
     /// logged and stored only when it changed what is in force.
     fn control(&mut self, data: &[u8]) -> Result<Outcome, NodeError> {
+        if ControlKind::of(data) == ControlKind::Checkpoint {
+            return self.peer_checkpoint(data);
+        }
         let (outcome, reason) = match self.pipeline.validate_revocation(data, now_ms()) {
             Ok(verified) => {
                 self.log.append(RecordKind::Revocation, data)?;
@@ -629,6 +708,48 @@ impl Worker {
         Ok(outcome)
     }
 }
+
+impl Worker {
+    /// A peer verifier's checkpoint from the control topic: verified (its
+    /// certificate, signature and verifier standing), then, when new, logged
+    /// and folded into the book, naming a disagreement with ours.
+    fn peer_checkpoint(&mut self, data: &[u8]) -> Result<Outcome, NodeError> {
+        let checked = self.pipeline.validate_checkpoint(data).and_then(|verified| {
+            let step = Step::Checkpoint { signed: verified.signed(), own: false };
+            match self.sla.scores.fold(step) {
+                Ok(Folded::PeerCheckpoint(Added::New(found))) => Ok(found),
+                Ok(Folded::PeerCheckpoint(Added::Full)) => Err(ValidationError::CheckpointsFull),
+                _ => Err(ValidationError::CheckpointKnown),
+            }
+        });
+        let (outcome, reason) = match checked {
+            Ok(found) => {
+                self.log.append(RecordKind::PeerCheckpoint, data)?;
+                self.sla.converge.stats.peers.fetch_add(1, Ordering::Relaxed);
+                self.disagreements(found.as_slice());
+                (Outcome::Accept, CHECKPOINT)
+            }
+            Err(e) => {
+                let (outcome, reason) = e.outcome();
+                tracing::debug!(%e, reason, "checkpoint not accepted");
+                (outcome, reason)
+            }
+        };
+        *self.control.entry((outcome, reason)).or_default() += 1;
+        Ok(outcome)
+    }
+
+    /// Indexes an envelope read back from the log (its id, minute, partition and position).
+    fn index_logged(&self, payload: &[u8], log_index: u64) {
+        if let Ok(e) = Envelope::decode(payload) {
+            let minute = minute_of(e.id.timestamp);
+            self.sla.converge.index().insert(envelope_id(payload), minute, e.id.partition, log_index);
+        }
+    }
+}
+
+/// The reason label of an accepted peer checkpoint.
+pub const CHECKPOINT: &str = "checkpoint";
 
 /// Counts a shed message.
 pub(crate) fn count_shed(metrics: &Metrics) {
@@ -681,6 +802,13 @@ mod tests {
                 restored: false,
                 checkpoint_every: Duration::from_secs(60),
                 aggregates: None,
+                converge: Arc::new(Convergence::new(
+                    vouch_delegation::Eip712Network::arbitrum_one(),
+                    crate::converge::Partitions::all(),
+                    None,
+                    &Default::default(),
+                )),
+                publish: mpsc::channel(1).0,
             },
         });
         let mut garbage = item(1);
@@ -703,7 +831,7 @@ mod tests {
             LogReader::open(dir.path().join("log"), 0).unwrap().map(|r| r.unwrap().kind).collect();
         assert_eq!(
             kinds,
-            [RecordKind::AuthorityView, RecordKind::Checkpoint, RecordKind::Checkpoint],
+            [RecordKind::AuthorityView, RecordKind::Scores, RecordKind::Scores],
             "the view recorded once, the SLA policy, the first seal"
         );
     }

@@ -34,6 +34,7 @@ use vouch_delegation::authority::{Authority, CachedAuthority, snapshot};
 use vouch_net::{GossipNode, Inbound, Partitions};
 
 use crate::api::{Api, SlaSource};
+use crate::converge::{CheckpointSigner, Convergence};
 use crate::http_server::{HttpServer, HttpServerError};
 use crate::scores::{PolicyFiles, Scores};
 use crate::sink::RunningSinks;
@@ -49,6 +50,9 @@ use ingest::{Item, Metrics, Queue, Verdict, Worker, WorkerParts, WorkerSla};
 
 /// How long the node waits for its listeners to report their addresses.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Own checkpoints that may wait for the swarm task (one a minute; beyond, dropped and counted).
+const CONTROL_PUBLISH_QUEUE: usize = 64;
 
 /// Verdict groups that may wait for the swarm task (the worker blocks beyond).
 const VERDICT_GROUPS: usize = 64;
@@ -142,6 +146,8 @@ pub async fn run(
     let authority: Arc<dyn Authority> = authority;
     let pipeline = Pipeline::new(node.config.validation.clone(), Arc::clone(&authority));
     let (mut gossip, p2p_listen) = node.start_gossip(keypair).await?;
+    let converge = Arc::new(node.convergence()?);
+    let (publish, published) = mpsc::channel::<Vec<u8>>(CONTROL_PUBLISH_QUEUE);
     let metrics = Arc::new(Metrics::default());
     let (http, aggregates) = node.start_http(&metrics, &gossip, &sla.scores, storage.sinks).await?;
 
@@ -172,10 +178,13 @@ pub async fn run(
             restored: sla.restored,
             checkpoint_every: Duration::from_secs(node.config.sla.checkpoint_interval_secs.max(1)),
             aggregates,
+            converge,
+            publish,
         },
     });
 
-    let mut running = Subsystems { queue, verdicts: verdict_rx, worker, metrics, http, refresher };
+    let mut running =
+        Subsystems { queue, verdicts: verdict_rx, published, worker, metrics, http, refresher };
     let ingest_stopped = running.serve(&mut gossip, shutdown).await;
     // The swarm stays up until everything else has stopped.
     let result = running.stop(ingest_stopped).await;
@@ -238,6 +247,15 @@ impl NodeBuilder {
             return Err(NodeError::Config("no p2p listen address".to_owned()));
         }
         Ok(NodeBuilder { data_dir: config.data_dir(), config, partitions, listen, bootstrap })
+    }
+
+    /// The envelope index and checkpoint signer (`[checkpoint]`).
+    fn convergence(&self) -> Result<Convergence, NodeError> {
+        let signer = CheckpointSigner::load(&self.config.checkpoint)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let partitions = self.partitions.iter().collect();
+        let network = self.config.validation.network;
+        Ok(Convergence::new(network, partitions, signer, &self.config.checkpoint))
     }
 
     /// Opens the log (recovering its tail), starts its followers, and opens
@@ -340,7 +358,7 @@ impl NodeBuilder {
             let export = Arc::clone(export);
             extra.push(Arc::new(move |out: &mut String| export.render_metrics(out)));
         }
-        let app = api.wrap(http::router(Arc::clone(metrics), extra));
+        let app = api.wrap(http::router(Arc::clone(metrics), extra, Arc::clone(scores)));
         let task = tokio::spawn(http_server.serve(app, async move {
             let _ = stopped.await;
         }));
@@ -374,6 +392,8 @@ fn spawn_worker(parts: WorkerParts) -> JoinHandle<Result<(), NodeError>> {
 struct Subsystems {
     queue: Arc<Queue>,
     verdicts: mpsc::Receiver<Vec<Verdict>>,
+    /// Control-topic messages from the worker (own signed checkpoints).
+    published: mpsc::Receiver<Vec<u8>>,
     worker: JoinHandle<Result<(), NodeError>>,
     metrics: Arc<Metrics>,
     http: Http,
@@ -385,13 +405,17 @@ impl Subsystems {
     /// verdicts back to gossip, until `shutdown` resolves (false) or the
     /// worker stops by itself (true: the node exits with an error).
     async fn serve(&mut self, gossip: &mut GossipNode, shutdown: impl Future<Output = ()>) -> bool {
-        let control_hash = vouch_net::control_topic().hash();
+        let control = vouch_net::control_topic();
+        let control_hash = control.hash();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => {
                     tracing::info!("shutting down");
                     return false;
+                }
+                Some(data) = self.published.recv() => {
+                    gossip.publish(&control, data);
                 }
                 verdicts = self.verdicts.recv() => {
                     let Some(verdicts) = verdicts else {
@@ -434,7 +458,7 @@ impl Subsystems {
     /// the sinks stop. `ingest_stopped`: the worker stopped before shutdown
     /// was asked (the node exits with an error).
     async fn stop(self, ingest_stopped: bool) -> Result<(), NodeError> {
-        let Subsystems { queue, verdicts, worker, metrics, http, refresher } = self;
+        let Subsystems { queue, verdicts, published: _, worker, metrics, http, refresher } = self;
         queue.close();
         drop(verdicts);
         let worker_result = match worker.await {

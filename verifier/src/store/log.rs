@@ -104,9 +104,14 @@ pub enum RecordKind {
     Revocation = 1,
     /// The authority view the verifier used (recorded when it changes).
     AuthorityView = 2,
-    /// What the derived state depends on besides the envelopes: the SLA
-    /// policy in force and every seal (`crate::scores::ScoreRecord`, JSON).
-    Checkpoint = 3,
+    /// What the scores depend on besides the envelopes: the SLA policy in
+    /// force and every seal (`crate::scores::ScoreRecord`, JSON).
+    Scores = 3,
+    /// This verifier's checkpoint of a sealed minute
+    /// (`vouch_delegation::SignedCheckpoint`; unsigned when it has no key).
+    Checkpoint = 4,
+    /// A peer verifier's signed checkpoint, as it arrived and verified.
+    PeerCheckpoint = 5,
 }
 
 impl RecordKind {
@@ -116,7 +121,9 @@ impl RecordKind {
             0 => Some(Self::Envelope),
             1 => Some(Self::Revocation),
             2 => Some(Self::AuthorityView),
-            3 => Some(Self::Checkpoint),
+            3 => Some(Self::Scores),
+            4 => Some(Self::Checkpoint),
+            5 => Some(Self::PeerCheckpoint),
             _ => None,
         }
     }

@@ -1,7 +1,7 @@
 //! Every way validation can fail, and the one table that maps each failure
 //! to a gossip [`Outcome`] and a stable reason label (DESIGN.md §6).
 
-use vouch_delegation::{CertificateError, DecodeError, Role};
+use vouch_delegation::{CertificateError, CheckpointError, DecodeError, Role};
 use vouch_schema::{Address, BatchError, EnvelopeError, SignatureError};
 
 /// What gossip is told about a message.
@@ -148,6 +148,23 @@ pub enum ValidationError {
     /// The revocation is already in force from the same or an earlier time.
     #[error("revocation already in force")]
     RevocationInForce,
+    /// A control-topic message is not a strictly encoded checkpoint.
+    #[error("malformed checkpoint: {0}")]
+    MalformedCheckpoint(#[source] DecodeError),
+    /// The checkpoint's certificate or signature does not verify.
+    #[error("{0}")]
+    BadCheckpoint(#[source] CheckpointError),
+    /// The checkpoint's signer does not hold verifier standing in the
+    /// authority view: only verifiers sign checkpoints.
+    #[error("checkpoint signer {0} is not a verifier of the authority view")]
+    NotAVerifier(Address),
+    /// This verifier's checkpoint of that minute is already held.
+    #[error("checkpoint already held")]
+    CheckpointKnown,
+    /// The checkpoint book holds its most verifiers for that minute, or the
+    /// minute is older than the book keeps.
+    #[error("no room for the checkpoint")]
+    CheckpointsFull,
 }
 
 impl ValidationError {
@@ -185,6 +202,11 @@ impl ValidationError {
             ValidationError::RevocationSignature(_) => (Reject, "bad_signature"),
             ValidationError::NotAPrincipal(_) => (Reject, "unauthorized"),
             ValidationError::RevocationInForce => (Ignore, "duplicate"),
+            ValidationError::MalformedCheckpoint(_) => (Reject, "malformed"),
+            ValidationError::BadCheckpoint(_) => (Reject, "bad_checkpoint"),
+            ValidationError::NotAVerifier(_) => (Reject, "unauthorized"),
+            ValidationError::CheckpointKnown => (Ignore, "duplicate"),
+            ValidationError::CheckpointsFull => (Ignore, "checkpoints_full"),
         }
     }
 }

@@ -262,6 +262,18 @@ impl Pipeline {
         Ok(verified)
     }
 
+    /// Checks a control-topic checkpoint: strict decode, its verifier-role
+    /// certificate and signature, and the signer's verifier standing in the
+    /// authority view. Whether it is new is the checkpoint book's question.
+    pub fn validate_checkpoint(
+        &self,
+        bytes: &[u8],
+    ) -> Result<vouch_delegation::VerifiedCheckpoint, ValidationError> {
+        let verified = self.rules.checkpoint(bytes)?;
+        Rules::checkpointer(&self.authority.current(), &verified)?;
+        Ok(verified)
+    }
+
     /// Re-applies a revocation this verifier accepted before (read back at
     /// start). A revocation read from the state must still have a principal
     /// of the current view as its signer; one read from the log is applied

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use vouch_delegation::authority::AuthorityView;
 use vouch_delegation::{
-    CertificateError, Eip712Network, Policy, Role, SignedDelegation, SignedRevocation,
-    VerifiedDelegation, VerifiedRevocation,
+    CertificateError, Eip712Network, Policy, Role, SignedCheckpoint, SignedDelegation,
+    SignedRevocation, VerifiedCheckpoint, VerifiedDelegation, VerifiedRevocation,
 };
 use vouch_schema::{Address, Envelope, Origin, TelemetryBatch, limits};
 
@@ -25,6 +25,27 @@ use super::signature::{DelegateKey, SignatureChecker};
 
 /// Largest control-topic message decoded as a revocation (one is under 200 bytes).
 pub const MAX_REVOCATION_BYTES: usize = 1024;
+
+/// What a control-topic message is, from its first byte: both are
+/// deterministic CBOR maps, a revocation of 7 entries (`0xa7`), a checkpoint
+/// of 14 (`0xae`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// A principal's revocation of a delegate.
+    Revocation,
+    /// A verifier's signed checkpoint of a sealed minute.
+    Checkpoint,
+}
+
+impl ControlKind {
+    /// The kind of `bytes` (anything else is decoded, and refused, as a revocation).
+    pub fn of(bytes: &[u8]) -> ControlKind {
+        match bytes.first() {
+            Some(0xae) => ControlKind::Checkpoint,
+            _ => ControlKind::Revocation,
+        }
+    }
+}
 
 /// How an envelope reached the verifier, for the structure check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +176,26 @@ impl Rules {
         let signed =
             SignedRevocation::decode(bytes).map_err(ValidationError::MalformedRevocation)?;
         signed.verify(&self.network).map_err(ValidationError::RevocationSignature)
+    }
+
+    /// A checkpoint message: strict decoding, its verifier-role certificate
+    /// (for this network, under this policy, valid at the minute's end) and
+    /// its signature.
+    pub fn checkpoint(&self, bytes: &[u8]) -> Result<VerifiedCheckpoint, ValidationError> {
+        let signed = SignedCheckpoint::decode(bytes).map_err(ValidationError::MalformedCheckpoint)?;
+        signed.verify(&self.network, &self.policy).map_err(ValidationError::BadCheckpoint)
+    }
+
+    /// Only principals with verifier standing in `view` sign checkpoints.
+    pub fn checkpointer(
+        view: &AuthorityView,
+        c: &VerifiedCheckpoint,
+    ) -> Result<(), ValidationError> {
+        if view.allows(c.verifier(), Role::Verifier) {
+            Ok(())
+        } else {
+            Err(ValidationError::NotAVerifier(c.verifier()))
+        }
     }
 
     /// Only principals of `view` (any role) may revoke.
