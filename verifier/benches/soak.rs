@@ -184,6 +184,18 @@ struct Live {
     idle_open: AtomicU64,
     /// Envelopes the flooder's publishers signed and handed to gossip.
     flood_sent: AtomicU64,
+    /// Set once the look at the flood's start is taken: the attack starts then.
+    flood_go: AtomicBool,
+}
+
+impl Live {
+    /// Waits for the flood phase and for the look at its start.
+    fn wait_for_flood(&self, clock: &Clock) {
+        sleep_until(clock.flood);
+        while !self.flood_go.load(Ordering::Relaxed) && now_ms() < clock.end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 /// What the sampler needs of a node (it never owns the process).
@@ -477,7 +489,7 @@ fn flood(
         seq += 1;
         format!("fl-{seq}")
     };
-    sleep_until(clock.flood);
+    live.wait_for_flood(&clock);
     let tick_ms = 1000.0 / p.flood_rate;
     let mut next_burst = clock.flood + p.burst_every.as_millis() as u64 / 2;
     let mut tick = 0u64;
@@ -586,7 +598,7 @@ struct IdleConn {
 fn hold_idle(addr: String, target: usize, clock: Clock, live: Arc<Live>) -> IdleReport {
     let mut report = IdleReport { target, ..IdleReport::default() };
     let Ok(sock) = addr.parse::<SocketAddr>() else { return report };
-    sleep_until(clock.flood);
+    live.wait_for_flood(&clock);
     let mut conns: Vec<IdleConn> = Vec::with_capacity(target);
     let mut first_round = true;
     while now_ms() < clock.end {
@@ -1050,6 +1062,7 @@ fn main() {
             || (boundary.len() == 1 && now >= clock.flood)
         {
             boundary.push(looks(&probes));
+            live.flood_go.store(boundary.len() == 2, Ordering::Relaxed);
         }
         if last_status.elapsed() >= Duration::from_secs(30) {
             last_status = Instant::now();
@@ -1065,6 +1078,7 @@ fn main() {
     while boundary.len() < 2 {
         boundary.push(looks(&probes));
     }
+    live.flood_go.store(true, Ordering::Relaxed);
 
     // Drain: the flood and the idle connections stop, the honest publishers
     // flush, and the logs catch up (bounded), then the last look.
