@@ -140,7 +140,10 @@ impl CheckpointBook {
         self.minutes
             .values()
             .flat_map(|m| {
-                m.own.iter().map(|s| (true, s.encode())).chain(m.peers.values().map(|s| (false, s.encode())))
+                m.own
+                    .iter()
+                    .map(|s| (true, s.encode()))
+                    .chain(m.peers.values().map(|s| (false, s.encode())))
             })
             .collect()
     }
@@ -157,7 +160,8 @@ impl CheckpointBook {
             if *own {
                 book.add_own(signed);
             } else {
-                let verifier = vouch_delegation::SignedDelegation::decode(&signed.certificate)?.principal;
+                let verifier =
+                    vouch_delegation::SignedDelegation::decode(&signed.certificate)?.principal;
                 book.add_peer(verifier, signed);
             }
         }

@@ -55,7 +55,9 @@ pub enum SignerError {
         problem: String,
     },
     /// The certificate is not a verifier-role delegation of this key.
-    #[error("[checkpoint] certificate delegates {delegate} as {role}; the key is {key} and the role must be verifier")]
+    #[error(
+        "[checkpoint] certificate delegates {delegate} as {role}; the key is {key} and the role must be verifier"
+    )]
     Mismatch {
         /// The certificate's delegate.
         delegate: vouch_schema::Address,
@@ -92,7 +94,10 @@ impl std::fmt::Debug for CheckpointSigner {
 
 impl CheckpointSigner {
     /// A signer from a key and its verifier-role certificate.
-    pub fn new(key: SigningKey, certificate: &SignedDelegation) -> Result<CheckpointSigner, SignerError> {
+    pub fn new(
+        key: SigningKey,
+        certificate: &SignedDelegation,
+    ) -> Result<CheckpointSigner, SignerError> {
         let address = vouch_delegation::keys::address(&key);
         if certificate.delegate != address || certificate.role != Role::Verifier {
             return Err(SignerError::Mismatch {
@@ -101,7 +106,11 @@ impl CheckpointSigner {
                 key: address,
             });
         }
-        Ok(CheckpointSigner { key, certificate: certificate.encode(), principal: certificate.principal })
+        Ok(CheckpointSigner {
+            key,
+            certificate: certificate.encode(),
+            principal: certificate.principal,
+        })
     }
 
     /// Loads the signer `config` names, if it names one.
@@ -228,7 +237,11 @@ impl Convergence {
         self.stats.own.fetch_add(1, Ordering::Relaxed);
         match &self.signer {
             Some(s) => checkpoint.sign(&s.key, s.certificate.clone()),
-            None => SignedCheckpoint { checkpoint, certificate: Vec::new(), signature: Signature([0; 65]) },
+            None => SignedCheckpoint {
+                checkpoint,
+                certificate: Vec::new(),
+                signature: Signature([0; 65]),
+            },
         }
     }
 }
@@ -237,7 +250,8 @@ impl Convergence {
 /// order: by key), the hash a checkpoint commits the scores with.
 pub fn buckets_hash(minute: u64, sealed: &[SealedBucket]) -> [u8; 32] {
     let start = minute * MINUTE_MS;
-    let of_minute: Vec<&SealedBucket> = sealed.iter().filter(|b| b.minute_start_ms == start).collect();
+    let of_minute: Vec<&SealedBucket> =
+        sealed.iter().filter(|b| b.minute_start_ms == start).collect();
     // Plain data with string keys serializes without error.
     *blake3::hash(&serde_json::to_vec(&of_minute).unwrap_or_default()).as_bytes()
 }

@@ -17,7 +17,8 @@ pub mod report;
 
 pub use book::{Added, Agreement, BookLimits, CheckpointBook, Disagreement};
 pub use checkpointer::{
-    CheckpointConfig, CheckpointSigner, ConvergeStats, Convergence, LogHead, SignerError, buckets_hash,
+    CheckpointConfig, CheckpointSigner, ConvergeStats, Convergence, LogHead, SignerError,
+    buckets_hash,
 };
 pub use index::{Digest, EnvelopeIndex, IndexLimits};
 pub use partitions::Partitions;

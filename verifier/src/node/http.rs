@@ -45,10 +45,7 @@ pub fn router(metrics: Arc<Metrics>, extra: Vec<Render>, scores: Arc<Scores>) ->
 /// epoch, `to` exclusive, at most a day): own and peers' checkpoints, the
 /// agreement, and who differs on which minute. Without a span: the last five
 /// sealed minutes.
-async fn checkpoints(
-    State(state): State<HttpState>,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn checkpoints(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
     let q: std::collections::BTreeMap<String, String> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let num = |k: &str| q.get(k).map(|v| v.parse::<u64>());

@@ -619,8 +619,7 @@ impl Worker {
         let now = now_ms();
         let before = self.sla.scores.sealed_end_ms();
         if let Some(sealed) = self.sla.scores.seal(now) {
-            self.log
-                .append(RecordKind::Scores, &ScoreRecord::SlaSeal { now_ms: now }.encode())?;
+            self.log.append(RecordKind::Scores, &ScoreRecord::SlaSeal { now_ms: now }.encode())?;
             self.commit()?;
             tracing::debug!(buckets = sealed.len(), "minutes sealed");
             let after = self.sla.scores.sealed_end_ms();
@@ -648,7 +647,8 @@ impl Worker {
         let from = from.max(to.saturating_sub(INDEX_SEALED_MINUTES));
         let policy = self.sla.scores.read().policy().hash.clone();
         let view = self.recorded_view.unwrap_or_default();
-        let head = LogHead { records: self.log.committed_records(), hash: self.log.committed_hash() };
+        let head =
+            LogHead { records: self.log.committed_records(), hash: self.log.committed_hash() };
         let mut made = 0;
         for minute in from..to {
             let signed = converge.make(minute, sealed, &policy, view, head);
@@ -743,7 +743,12 @@ impl Worker {
     fn index_logged(&self, payload: &[u8], log_index: u64) {
         if let Ok(e) = Envelope::decode(payload) {
             let minute = minute_of(e.id.timestamp);
-            self.sla.converge.index().insert(envelope_id(payload), minute, e.id.partition, log_index);
+            self.sla.converge.index().insert(
+                envelope_id(payload),
+                minute,
+                e.id.partition,
+                log_index,
+            );
         }
     }
 }

@@ -25,6 +25,7 @@
 //! node made at arrival except those that depended on its wall clock then.
 
 mod parallel;
+pub mod proof;
 mod verify;
 
 use std::ops::ControlFlow;
@@ -34,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use serde::Serialize;
-use vouch_delegation::{SignedCheckpoint, VerifiedDelegation};
 use vouch_delegation::authority::AuthorityView;
+use vouch_delegation::{SignedCheckpoint, VerifiedDelegation};
 use vouch_schema::{Envelope, TelemetryBatch};
 
 use vouch_sla::Observer;

@@ -182,7 +182,8 @@ impl Rules {
     /// (for this network, under this policy, valid at the minute's end) and
     /// its signature.
     pub fn checkpoint(&self, bytes: &[u8]) -> Result<VerifiedCheckpoint, ValidationError> {
-        let signed = SignedCheckpoint::decode(bytes).map_err(ValidationError::MalformedCheckpoint)?;
+        let signed =
+            SignedCheckpoint::decode(bytes).map_err(ValidationError::MalformedCheckpoint)?;
         signed.verify(&self.network, &self.policy).map_err(ValidationError::BadCheckpoint)
     }
 
