@@ -45,6 +45,20 @@ pub struct NodeConfig {
     pub api: crate::api::ApiConfig,
     /// Who signs this verifier's checkpoints (`[checkpoint]`).
     pub checkpoint: crate::converge::CheckpointConfig,
+    /// Test-only misbehaviour (feature `fault-injection`).
+    #[cfg(feature = "fault-injection")]
+    pub faults: Faults,
+}
+
+/// `[faults]`: how a verifier built for tests misbehaves (feature
+/// `fault-injection`; a release build refuses the table).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Accepts this principal's envelopes (gossip forwards them) but leaves
+    /// them out of the log and the scores: a verifier hiding a principal.
+    pub drop_principal: Option<Address>,
 }
 
 /// `[sla]`: which policy and model registry score, and how often the

@@ -218,6 +218,7 @@ pub(crate) struct Worker {
     state_writes: u64,
     pruned_segments: u64,
     sla: WorkerSla,
+    drop_principal: Option<vouch_schema::Address>,
     last_sla_checkpoint: Instant,
     /// Size of the last SLA snapshot written.
     last_snapshot_bytes: u64,
@@ -317,6 +318,9 @@ pub(crate) struct WorkerParts {
     pub(crate) metrics: Arc<Metrics>,
     /// The scores it feeds.
     pub(crate) sla: WorkerSla,
+    /// A principal whose envelopes it leaves out (test-only `[faults]`;
+    /// always `None` in a build without `fault-injection`).
+    pub(crate) drop_principal: Option<vouch_schema::Address>,
 }
 
 impl Worker {
@@ -344,6 +348,7 @@ impl Worker {
             state_writes: 0,
             pruned_segments: 0,
             sla: parts.sla,
+            drop_principal: parts.drop_principal,
             last_sla_checkpoint: Instant::now(),
             last_snapshot_bytes: 0,
             state_file_bytes: 0,
@@ -576,6 +581,9 @@ impl Worker {
             } else {
                 let msg = Unverified::from_topic(item.data.clone(), &item.topic);
                 match self.pipeline.validate(msg, now) {
+                    Ok(verified) if self.drop_principal == Some(verified.certificate().principal()) => {
+                        Outcome::Accept
+                    }
                     Ok(verified) => {
                         let at = self.log.append(RecordKind::Envelope, &item.data)?;
                         to_score.push((verified, at.index, envelope_id(&item.data)));
@@ -815,6 +823,7 @@ mod tests {
                 )),
                 publish: mpsc::channel(1).0,
             },
+            drop_principal: None,
         });
         let mut garbage = item(1);
         garbage.topic = vouch_schema::topic::telemetry_topic(0);

@@ -180,6 +180,7 @@ pub async fn run(
             converge,
             publish,
         },
+        drop_principal: node.drop_principal(),
     });
 
     let mut running =
@@ -246,6 +247,16 @@ impl NodeBuilder {
             return Err(NodeError::Config("no p2p listen address".to_owned()));
         }
         Ok(NodeBuilder { data_dir: config.data_dir(), config, partitions, listen, bootstrap })
+    }
+
+    /// The principal a test-only build leaves out (`[faults]`).
+    fn drop_principal(&self) -> Option<vouch_schema::Address> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(p) = self.config.faults.drop_principal {
+            tracing::warn!(principal = %p, "fault injection: leaving this principal's envelopes out");
+            return Some(p);
+        }
+        None
     }
 
     /// The envelope index and checkpoint signer (`[checkpoint]`).
