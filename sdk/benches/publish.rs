@@ -17,60 +17,26 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::Value as Json;
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation, keys};
-use vouch_schema::{Address, Event};
+use vouch_delegation::{Eip712Network, Role, keys};
+use vouch_schema::Event;
 use vouch_sdk::transport::{Outgoing, Transport, TransportError};
 use vouch_sdk::{Publisher, PublisherSettings, Signer};
+use vouch_testkit::actor::{Actor, local_chain};
+use vouch_testkit::publisher::Discard;
+use vouch_testkit::{fixtures, now_secs};
 
-const FIXTURES: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../schemas/tests/data/go-livepeer-kafka-samples.json"
-));
-
-/// Throws envelopes away.
-struct Discard;
-
-impl Transport for Discard {
-    fn send(&mut self, envelope: Outgoing) -> Result<(), TransportError> {
-        black_box(envelope);
-        Ok(())
-    }
-    fn flush(&mut self, _: Instant) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn close(&mut self, _: Instant) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        "discard"
-    }
-}
-
+/// A gateway's signer on the local chain, valid for a day.
 fn signer() -> Signer {
-    let principal = keys::generate();
-    let delegate = keys::generate();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let terms = DelegationTerms {
-        delegate: keys::address(&delegate),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: now - 60,
-        not_after: now + 86_400,
-        nonce: 1,
-    };
-    let net = Eip712Network { chain_id: 1337, verifying_contract: Address([0xab; 20]) };
-    Signer::new(delegate, SignedDelegation::issue(&principal, net, terms).unwrap())
+    let now = now_secs();
+    Actor::generated(Role::Gateway, "FRA", now - 60..now + 86_400, local_chain()).signer()
 }
 
 /// The real go-livepeer events, cycled.
 fn events(n: usize) -> Vec<Event> {
-    let fixtures: Vec<Json> = serde_json::from_str(FIXTURES).unwrap();
-    let parsed: Vec<Event> = fixtures.iter().map(|f| Event::from_kafka_json(f).unwrap()).collect();
-    parsed.iter().cycle().take(n).cloned().collect()
+    fixtures::events().into_iter().cycle().take(n).collect()
 }
 
 fn publisher(capacity: usize) -> Publisher {
@@ -169,20 +135,9 @@ fn sign(c: &mut Criterion) {
 /// A publisher writing to a file (as go-livepeer's would be configured),
 /// from TOML, for the Rust-vs-C comparison.
 fn file_config(dir: &std::path::Path) -> String {
-    let principal = keys::generate();
-    let delegate = keys::generate();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let terms = DelegationTerms {
-        delegate: keys::address(&delegate),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: now - 60,
-        not_after: now + 86_400,
-        nonce: 1,
-    };
-    let cert = SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap();
-    std::fs::write(dir.join("d.cert"), cert.encode()).unwrap();
-    keys::write_hex_key(&dir.join("d.key"), &delegate, keys::WriteMode::Overwrite).unwrap();
+    let now = now_secs();
+    Actor::generated(Role::Gateway, "FRA", now - 60..now + 86_400, Eip712Network::arbitrum_one())
+        .write_files(dir, "d.key", "d.cert");
     format!(
         "key_file = {:?}\ncertificate = {:?}\n[transport]\nkind = \"file\"\npath = {:?}\n",
         dir.join("d.key"),
@@ -195,7 +150,7 @@ fn file_config(dir: &std::path::Path) -> String {
 fn abi(c: &mut Criterion) {
     use std::ffi::CString;
     use vouch_sdk::ffi;
-    let fixtures: Vec<Json> = serde_json::from_str(FIXTURES).unwrap();
+    let fixtures = fixtures::kafka_samples();
     let status = fixtures.iter().find(|f| f["type"] == "ai_stream_status").unwrap();
     let data = serde_json::to_vec(&status["data"]).unwrap();
     let family = CString::new("ai_stream_status").unwrap();

@@ -21,103 +21,60 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use k256::ecdsa::SigningKey;
 use serde_json::{Value, json};
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
-use vouch_schema::crypto::address_of;
+use vouch_delegation::{Eip712Network, Role};
 use vouch_schema::{Address, Envelope, Event};
 use vouch_sdk::config::TransportConfig;
 use vouch_sdk::{Publisher, PublisherSettings, Signer};
+use vouch_testkit::actor::Actor;
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::cli::Vouch;
+use vouch_testkit::node::NodeProcess;
+use vouch_testkit::{fixtures, keys, now_ms, now_secs};
 use vouch_verifier::store::{LogReader, RecordKind};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const VERIFIERS: usize = 3;
 const WARM_UP: Duration = Duration::from_secs(3);
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn key(n: u32) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[28..].copy_from_slice(&n.to_be_bytes());
-    SigningKey::from_slice(&k).unwrap()
-}
-
 /// A gateway principal and a signer for its delegate (certificate valid now).
 fn gateway(n: u32) -> (Address, Signer) {
-    let principal = key(7000 + n);
-    let delegate = key(9000 + n);
-    let now = now_ms() / 1000;
-    let terms = DelegationTerms {
-        delegate: address_of(delegate.verifying_key()),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: now - 600,
-        not_after: now + 86_400,
-        nonce: 1,
-    };
-    let cert = SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap();
-    (address_of(principal.verifying_key()), Signer::new(delegate, cert))
+    let now = now_secs();
+    let valid = now - 600..now + 86_400;
+    let net = Eip712Network::arbitrum_one();
+    let actor = Actor::issue(
+        keys::numbered(7000 + n),
+        keys::numbered(9000 + n),
+        Role::Gateway,
+        "FRA",
+        valid,
+        net,
+    );
+    (actor.principal_address(), actor.signer())
 }
 
-/// A `vouch node` child process; killed on drop.
-struct Node {
-    child: Child,
-    announce: Value,
-    data_dir: PathBuf,
-}
-
-impl Node {
-    fn spawn(dir: &Path, n: usize, snapshot: &Path, bootstrap: &[String]) -> Node {
-        let data_dir = dir.join(format!("node{n}"));
-        let stderr = std::fs::File::create(dir.join(format!("node{n}.stderr"))).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vouch"));
-        cmd.arg("node")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--authority-snapshot")
-            .arg(snapshot)
-            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--http-listen", "127.0.0.1:0"]);
-        for b in bootstrap {
-            cmd.args(["--bootstrap", b]);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let announce: Value = serde_json::from_str(&first).unwrap_or_else(|e| {
-            panic!("node {n} did not announce itself ({e}); see its stderr in {}", dir.display())
-        });
-        Node { child, announce, data_dir }
+/// A `vouch node` (stderr to `node<n>.stderr` in `dir`) bootstrapped to
+/// `bootstrap`; its data directory.
+fn node(dir: &Path, n: usize, snapshot: &Path, bootstrap: &[String]) -> (NodeProcess, PathBuf) {
+    let data_dir = dir.join(format!("node{n}"));
+    let stderr = std::fs::File::create(dir.join(format!("node{n}.stderr"))).unwrap();
+    let mut cmd = VOUCH.command(&["node"]);
+    cmd.arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--authority-snapshot")
+        .arg(snapshot)
+        .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--http-listen", "127.0.0.1:0"])
+        .stderr(stderr);
+    for b in bootstrap {
+        cmd.args(["--bootstrap", b]);
     }
-
-    fn p2p(&self) -> String {
-        self.announce["p2p_listen"][0].as_str().unwrap().to_owned()
-    }
-
-    fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        kib / 1024.0
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    (NodeProcess::spawn_command(cmd), data_dir)
 }
 
 /// What one poller saw: every envelope's (timestamp, latency ms).
@@ -174,16 +131,9 @@ fn stats(mut lat: Vec<u64>) -> Value {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // Test runners list a target's tests first (nextest: `--list --format terse`):
-    // this bench runs as one quick smoke test there, never as ignored.
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("gossip_smoke: test");
-        }
-        return;
-    }
-    let quick = !args.iter().any(|a| a == "--bench");
+    // Under a test runner, one quick smoke test (see `full_size`).
+    let Some(full) = vouch_testkit::bench::full_size("gossip") else { return };
+    let quick = !full;
     let env_num = |name: &str, default: f64| {
         std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(default)
     };
@@ -193,26 +143,23 @@ fn main() {
 
     let work = tempfile::TempDir::new().unwrap();
     let gateways: Vec<(Address, Signer)> = (0..publishers).map(gateway).collect();
-    let snapshot = work.path().join("authority.json");
-    let principals: Vec<Value> = gateways
-        .iter()
-        .map(|(p, _)| json!({"address": p.to_hex(), "roles": ["gateway"]}))
-        .collect();
-    std::fs::write(&snapshot, json!({ "principals": principals }).to_string()).unwrap();
+    let principals: Vec<String> = gateways.iter().map(|(p, _)| p.to_hex()).collect();
+    let principals: Vec<&str> = principals.iter().map(String::as_str).collect();
+    let snapshot = gateway_snapshot(work.path(), &principals);
 
     // Each node bootstraps to every node started before it.
-    let mut nodes: Vec<Node> = Vec::new();
+    let mut nodes: Vec<(NodeProcess, PathBuf)> = Vec::new();
     for n in 0..VERIFIERS {
-        let earlier: Vec<String> = nodes.iter().map(Node::p2p).collect();
-        nodes.push(Node::spawn(work.path(), n, &snapshot, &earlier));
+        let earlier: Vec<String> = nodes.iter().map(|(node, _)| node.p2p()).collect();
+        nodes.push(node(work.path(), n, &snapshot, &earlier));
     }
-    let bootstrap: Vec<String> = nodes.iter().map(Node::p2p).collect();
+    let bootstrap: Vec<String> = nodes.iter().map(|(node, _)| node.p2p()).collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let pollers: Vec<_> = nodes
         .iter()
-        .map(|node| {
-            let log = node.data_dir.join("log");
+        .map(|(_, data_dir)| {
+            let log = data_dir.join("log");
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || poll(log, stop))
         })
@@ -232,10 +179,7 @@ fn main() {
         })
         .collect();
 
-    let fixtures: Vec<Value> = serde_json::from_str(include_str!(
-        "../../schemas/tests/data/go-livepeer-kafka-samples.json"
-    ))
-    .unwrap();
+    let fixtures = fixtures::kafka_samples();
     // Steady, evenly spread: one publish every 1 / (publishers × rate) s, round robin.
     let interval = Duration::from_secs_f64(1.0 / (f64::from(publishers) * rate));
     let started = Instant::now();
@@ -261,7 +205,7 @@ fn main() {
     }
     // Let the last envelopes reach every log (bounded wait), then stop the pollers.
     let drained = Instant::now();
-    let target_logs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.join("log")).collect();
+    let target_logs: Vec<PathBuf> = nodes.iter().map(|(_, d)| d.join("log")).collect();
     while drained.elapsed() < Duration::from_secs(10) {
         let all_there = target_logs.iter().all(|log| {
             LogReader::open(log, 0)
@@ -279,7 +223,7 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     let seen: Vec<Seen> = pollers.into_iter().map(|h| h.join().unwrap()).collect();
-    let rss: Vec<f64> = nodes.iter().map(Node::rss_mib).collect();
+    let rss: Vec<f64> = nodes.iter().map(|(node, _)| node.rss_kib() as f64 / 1024.0).collect();
     for p in sdk {
         let _ = p.close(Duration::from_secs(5));
     }
