@@ -22,10 +22,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vouch_delegation::{Eip712Network, Role, keys};
 use vouch_schema::Event;
-use vouch_sdk::transport::{Outgoing, Transport, TransportError};
 use vouch_sdk::{Publisher, PublisherSettings, Signer};
 use vouch_testkit::actor::{Actor, local_chain};
-use vouch_testkit::publisher::Discard;
+use vouch_testkit::publisher::{Discard, Stall, TestTransport};
 use vouch_testkit::{fixtures, now_secs};
 
 /// A gateway's signer on the local chain, valid for a day.
@@ -208,29 +207,6 @@ fn abi(c: &mut Criterion) {
     drop(rust.close(Duration::from_secs(10)));
 }
 
-/// Holds the worker inside `send` until released, so the queue fills.
-struct Stall(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
-
-impl Transport for Stall {
-    fn send(&mut self, _: Outgoing) -> Result<(), TransportError> {
-        let (open, cv) = &*self.0;
-        let mut open = open.lock().unwrap();
-        while !*open {
-            open = cv.wait(open).unwrap();
-        }
-        Ok(())
-    }
-    fn flush(&mut self, _: Instant) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn close(&mut self, _: Instant) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        "stall"
-    }
-}
-
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -240,10 +216,11 @@ fn resident_bytes() -> u64 {
 fn queue_memory(_: &mut Criterion) {
     let capacity = 8192;
     let template = events(64);
-    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    // Holds the worker inside `send` until released, so the queue fills.
+    let gate = TestTransport::new(Stall::Block);
     let before = resident_bytes();
     let settings = PublisherSettings { queue_capacity: capacity, ..PublisherSettings::default() };
-    let p = Publisher::with_transport(signer(), settings, Box::new(Stall(gate.clone()))).unwrap();
+    let p = Publisher::with_transport(signer(), settings, Box::new(gate.clone())).unwrap();
     let (mut refused, mut offered) = (0, 0);
     // Twice the bound: the first batch goes to the stalled worker, the rest must be refused.
     for e in template.iter().cycle().take(2 * capacity + 128).cloned() {
@@ -263,9 +240,7 @@ fn queue_memory(_: &mut Criterion) {
         (full.saturating_sub(before)) as f64 / 1048576.0,
         full.saturating_sub(before) as f64 / stats.queued.max(1) as f64,
     );
-    let (open, cv) = &*gate;
-    *open.lock().unwrap() = true;
-    cv.notify_all();
+    gate.set_stall(Stall::Open);
     drop(p.close(Duration::from_secs(30)));
 }
 

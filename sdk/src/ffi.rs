@@ -405,8 +405,7 @@ mod tests {
     use std::time::Instant;
 
     use vouch_delegation::keys::{self, WriteMode};
-    use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
-    use vouch_schema::Address;
+    use vouch_delegation::{Role, SignedDelegation};
 
     use super::*;
     use crate::publisher::{PublisherSettings, Signer};
@@ -420,24 +419,9 @@ mod tests {
         CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap().to_owned()
     }
 
-    fn now_secs() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-    }
-
+    /// A fresh gateway delegate key and its certificate on a local chain.
     fn identity() -> (k256::ecdsa::SigningKey, SignedDelegation) {
-        let principal = keys::generate();
-        let delegate = keys::generate();
-        let now = now_secs();
-        let terms = DelegationTerms {
-            delegate: keys::address(&delegate),
-            role: Role::Gateway,
-            region: "FRA".into(),
-            not_before: now - 60,
-            not_after: now + 3600,
-            nonce: 1,
-        };
-        let network = Eip712Network { chain_id: 1337, verifying_contract: Address([0xab; 20]) };
-        (delegate, SignedDelegation::issue(&principal, network, terms).unwrap())
+        vouch_testkit::publisher::identity(Role::Gateway, "FRA")
     }
 
     /// A key file, a certificate and a file-transport config in `dir`.

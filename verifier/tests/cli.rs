@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_testkit::cli::Vouch;
 use vouch_testkit::ganache;
-use vouch_testkit::{fixtures, repo_root};
+use vouch_testkit::{fixtures, now_secs, repo_root};
 
 const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
@@ -216,7 +216,7 @@ fn wallet_signed_certificates_verify_in_vouch_and_vouch_certificates_in_ethers()
     let pk = w.key("p", PRINCIPAL_KEY);
     let principal = w.address_of(&pk);
     let delegate = w.address_of(&w.key("d", DELEGATE_KEY));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = now_secs();
 
     // ethers signs (as a hardware or browser wallet would); vouch verifies.
     let msg = json!({"principal": principal, "delegate": delegate, "role": 0, "region": "MDW",

@@ -283,10 +283,7 @@ fn demo_stops_by_itself_after_its_duration() {
     assert!(run.join("keys/loadtest.cert").is_file());
     assert!(run.join("verifier-1/log").is_dir());
     // The folder is kept apart: a second run into it is refused.
-    let again = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["demo", "--duration", "1s", "--dir", run.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let again = VOUCH.run(&["demo", "--duration", "1s", "--dir", run.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 }

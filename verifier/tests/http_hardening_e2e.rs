@@ -20,7 +20,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -303,9 +303,9 @@ fn a_log_that_cannot_be_written_stops_the_node_with_an_error() {
     let work = TempDir::new().unwrap();
     let (gateway, snapshot) = admitted_gateway(&work);
     let data_dir = work.path().join("data");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
+    let mut command =
+        VOUCH.command(&["node", "--data-dir", data_dir.to_str().unwrap(), "--authority-snapshot"]);
     command
-        .args(["node", "--data-dir", data_dir.to_str().unwrap(), "--authority-snapshot"])
         .arg(&snapshot)
         .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--http-listen", "127.0.0.1:0"])
         .stderr(Stdio::piped());

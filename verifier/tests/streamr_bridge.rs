@@ -214,10 +214,7 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
     assert!(metrics.contains("vouch_bridge_seen_evictions_total 0"), "{metrics}");
 
     // Raw export: Streamr storage-resend frames of exactly the accepted envelopes.
-    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["bridge", "streamr", "export", log_a.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = VOUCH.run(&["bridge", "streamr", "export", log_a.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(summary["frames"], json!(n));
