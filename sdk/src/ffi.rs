@@ -405,7 +405,8 @@ mod tests {
     use std::time::Instant;
 
     use vouch_delegation::keys::{self, WriteMode};
-    use vouch_delegation::{Role, SignedDelegation};
+    use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
+    use vouch_schema::Address;
 
     use super::*;
     use crate::publisher::{PublisherSettings, Signer};
@@ -419,9 +420,20 @@ mod tests {
         CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap().to_owned()
     }
 
-    /// A fresh gateway delegate key and its certificate on a local chain.
     fn identity() -> (k256::ecdsa::SigningKey, SignedDelegation) {
-        vouch_testkit::publisher::identity(Role::Gateway, "FRA")
+        let principal = keys::generate();
+        let delegate = keys::generate();
+        let now = crate::publisher::now_ms() / 1000;
+        let terms = DelegationTerms {
+            delegate: keys::address(&delegate),
+            role: Role::Gateway,
+            region: "FRA".into(),
+            not_before: now - 60,
+            not_after: now + 3600,
+            nonce: 1,
+        };
+        let network = Eip712Network { chain_id: 1337, verifying_contract: Address([0xab; 20]) };
+        (delegate, SignedDelegation::issue(&principal, network, terms).unwrap())
     }
 
     /// A key file, a certificate and a file-transport config in `dir`.
