@@ -17,9 +17,12 @@
 //!
 //! Dependencies point one way: this crate builds on `vouch-schema`,
 //! `vouch-delegation`, `vouch-sla` and `vouch-sdk`, never on the verifier
-//! (whose tests use it). What needs the `vouch` binary takes its path, as
-//! only a test of the verifier's package can name it:
-//! `Vouch::at(env!("CARGO_BIN_EXE_vouch"))`.
+//! (whose tests use it). Those crates take it as a dev-dependency, which
+//! cargo allows for integration tests and benches; a crate's own unit tests
+//! (`#[cfg(test)]` in its `src/`) must not use it, as their binary would link
+//! that crate twice (the SDK's `#[no_mangle]` C ABI then clashes at link
+//! time). What needs the `vouch` binary takes its path, as only a test of
+//! the verifier's package can name it: `Vouch::at(env!("CARGO_BIN_EXE_vouch"))`.
 // A helper's panic is the failure of the test that called it.
 #![allow(clippy::unwrap_used)]
 
