@@ -647,7 +647,7 @@ fn deadline_after(timeout: Duration) -> Instant {
 const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Milliseconds since the Unix epoch by the system clock (0 before 1970).
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

@@ -9,102 +9,52 @@
 //! `bridge_latency` test).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::identity::{Identity, ok_json, repo_root, vouch};
-use common::mosquitto::Mosquitto;
-use common::node::{NodeProcess, count, http_get};
-use common::subscriber::WAIT;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_schema::Envelope;
 use vouch_schema::bridge::BridgePayload;
+use vouch_testkit::WAIT;
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::cli::{Identity, Vouch};
+use vouch_testkit::mosquitto::Mosquitto;
+use vouch_testkit::node::{NodeProcess, count};
+use vouch_testkit::process::Announced;
+use vouch_testkit::repo_root;
 
-const GATEWAY_KEY: &str = "0x4444444444444444444444444444444444444444444444444444444444444444";
-const GATEWAY_DELEGATE_KEY: &str =
-    "0x5555555555555555555555555555555555555555555555555555555555555555";
-const OTHER_KEY: &str = "0x6666666666666666666666666666666666666666666666666666666666666666";
-const OTHER_DELEGATE_KEY: &str =
-    "0x7777777777777777777777777777777777777777777777777777777777777777";
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 /// A `vouch bridge streamr` child process; killed on drop.
-struct Bridge {
-    child: Child,
-    announce: Value,
-}
+struct Bridge(Announced);
 
 impl Bridge {
     fn spawn(args: &[&str]) -> Bridge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-            .args(["bridge", "streamr", "--http-listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = rx.recv_timeout(WAIT).expect("bridge announced itself");
-        let announce: Value = serde_json::from_str(&first).unwrap();
+        let mut command = VOUCH.command(&["bridge", "streamr", "--http-listen", "127.0.0.1:0"]);
+        command.args(args).stderr(Stdio::inherit());
+        let process = Announced::spawn(&mut command, "the bridge", WAIT);
+        let announce = &process.announce;
         assert!(announce["http"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{announce}");
-        Bridge { child, announce }
+        Bridge(process)
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        let base = self.announce["http"].as_str().unwrap();
-        http_get(base.strip_prefix("http://").unwrap(), path)
+        self.0.get(path)
     }
 
     fn stats(&self) -> Value {
-        let (status, body) = self.get("/v1/bridge/stats");
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
+        self.0.get_json("/v1/bridge/stats")
     }
 
     fn wait_stats(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let stats = self.stats();
-            if done(&stats) {
-                return stats;
-            }
-            assert!(Instant::now() < deadline, "bridge: {what} never happened: {stats}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("bridge: {what}");
+        self.0.wait_json("/v1/bridge/stats", &what, Duration::from_millis(50), done)
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "bridge did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.terminate()
     }
 }
 
@@ -127,31 +77,18 @@ fn wait_accepted(node: &NodeProcess, n: u64) {
 fn publish(id: &Identity, bootstrap: &str, copies: usize) -> u64 {
     let events: String = std::fs::read_to_string(id.events()).unwrap().repeat(copies);
     std::fs::write(id.dir.path().join("many.ndjson"), &events).unwrap();
-    std::fs::write(
-        id.dir.path().join("publisher.toml"),
-        "key_file = \"d.key\"\ncertificate = \"d.cert\"\n[batch]\nmax_events = 1\nlinger_ms = 0\n",
-    )
-    .unwrap();
-    ok_json(&vouch(&[
+    VOUCH.json(&[
         "publish",
         "--config",
-        &id.p("publisher.toml"),
+        &id.one_event_per_envelope(),
         "--events",
         &id.p("many.ndjson"),
         "--bootstrap",
         bootstrap,
         "--timeout",
         "60s",
-    ]));
+    ]);
     (8 * copies) as u64
-}
-
-fn snapshot(dir: &Path, ids: &[&Identity]) -> PathBuf {
-    let principals: Vec<Value> =
-        ids.iter().map(|i| json!({"address": i.principal, "roles": ["gateway"]})).collect();
-    let path = dir.join("authority.json");
-    std::fs::write(&path, json!({ "principals": principals }).to_string()).unwrap();
-    path
 }
 
 fn stream_of(id: &Identity) -> String {
@@ -199,20 +136,20 @@ fn streamr_verify(mode: &str, file: &Path) -> Value {
 
 #[test]
 fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let broker = Mosquitto::start();
     let stream = stream_of(&gateway);
     let capture_file = work.path().join("mqtt.ndjson");
     let _capture = broker.capture(&stream, &capture_file);
 
     // Network A: a verifier and bridge A following its log (outbound only).
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
+    let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
     let log_a = work.path().join("a/log");
     let mut bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     // Network B: a verifier and bridge B gossiping to it (inbound only).
-    let node_b = NodeProcess::spawn(&work.path().join("b"), &snapshot);
+    let node_b = NodeProcess::spawn(VOUCH, &work.path().join("b"), &snapshot);
     // (An MQTT wildcard: every principal's telemetry stream.)
     let bridge_b = Bridge::spawn(&[
         "--mqtt",
@@ -224,7 +161,7 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
         "--authority-snapshot",
         snapshot.to_str().unwrap(),
     ]);
-    assert!(!bridge_b.announce["p2p_listen"].as_array().unwrap().is_empty());
+    assert!(!bridge_b.0.announce["p2p_listen"].as_array().unwrap().is_empty());
 
     let n = publish(&gateway, &node_a.p2p(), 5);
     wait_accepted(&node_a, n);
@@ -256,25 +193,10 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
     });
     // Well-formed payloads the pipeline refuses: a principal outside the
     // authority snapshot, and a forged signature. Counted, never gossiped.
-    let stranger = Identity::new(OTHER_KEY, OTHER_DELEGATE_KEY);
-    let signed = |id: &Identity, name: &str| -> Vec<u8> {
-        ok_json(&vouch(&[
-            "envelope",
-            "sign",
-            "--key",
-            &id.p("d.key"),
-            "--cert",
-            &id.p("d.cert"),
-            "--events",
-            &id.events(),
-            "--out",
-            &id.p(name),
-        ]));
-        std::fs::read(id.p(name)).unwrap()
-    };
+    let stranger = Identity::filled(VOUCH, 0x66, 0x77);
     let payload = |cbor: Vec<u8>| BridgePayload::from_cbor(cbor).unwrap().encode();
-    broker.publish(&stream_of(&stranger), &payload(signed(&stranger, "s.cbor")));
-    let mut forged = signed(&gateway, "g.cbor");
+    broker.publish(&stream_of(&stranger), &payload(stranger.sign("s.cbor")));
+    let mut forged = gateway.sign("g.cbor");
     let len = forged.len();
     forged[len - 10] ^= 0x01; // inside the signature's s
     broker.publish(&stream, &payload(forged));
@@ -292,10 +214,7 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
     assert!(metrics.contains("vouch_bridge_seen_evictions_total 0"), "{metrics}");
 
     // Raw export: Streamr storage-resend frames of exactly the accepted envelopes.
-    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["bridge", "streamr", "export", log_a.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = VOUCH.run(&["bridge", "streamr", "export", log_a.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(summary["frames"], json!(n));
@@ -339,9 +258,9 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
 
 #[test]
 fn outbound_catches_up_after_the_broker_restarts() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let mut broker = Mosquitto::start_with(true);
     let stream = stream_of(&gateway);
     // A persistent session: the broker keeps its subscription across the restart.
@@ -351,7 +270,7 @@ fn outbound_catches_up_after_the_broker_restarts() {
     let log_a = work.path().join("a/log");
     let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     bridge_a.wait_stats("a broker connection", |s| s["mqtt"]["connects"] == json!(1));
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
+    let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
 
     // Envelopes committed while the broker is down wait in the log.
     broker.stop();
@@ -373,17 +292,17 @@ fn outbound_catches_up_after_the_broker_restarts() {
 
 #[test]
 fn a_bridge_both_ways_on_each_network_never_loops() {
-    let gw_a = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
-    let gw_b = Identity::new(OTHER_KEY, OTHER_DELEGATE_KEY);
+    let gw_a = Identity::filled(VOUCH, 0x44, 0x55);
+    let gw_b = Identity::filled(VOUCH, 0x66, 0x77);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gw_a, &gw_b]);
+    let snapshot = gateway_snapshot(work.path(), &[&gw_a.principal, &gw_b.principal]);
     let broker = Mosquitto::start();
     let capture_file = work.path().join("mqtt.ndjson");
     let _capture = broker.capture("#", &capture_file);
     let streams = [stream_of(&gw_a), stream_of(&gw_b)];
 
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
-    let node_b = NodeProcess::spawn(&work.path().join("b"), &snapshot);
+    let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
+    let node_b = NodeProcess::spawn(VOUCH, &work.path().join("b"), &snapshot);
     let both_ways = |node: &NodeProcess, dir: &str| {
         let log = work.path().join(dir).join("log");
         Bridge::spawn(&[
@@ -453,17 +372,17 @@ fn a_bridge_both_ways_on_each_network_never_loops() {
 fn bridge_latency() {
     let n: usize =
         std::env::var("BRIDGE_LATENCY_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let broker = Mosquitto::start();
     let stream = stream_of(&gateway);
     // Stats are polled far faster than the API's default per-client limit.
     let unlimited = "[api.rate_limit]\nper_second = 0.0\n";
-    let node_a = NodeProcess::spawn_configured(&work.path().join("a"), &snapshot, unlimited);
+    let node_a = NodeProcess::spawn_configured(VOUCH, &work.path().join("a"), &snapshot, unlimited);
     let log_a = work.path().join("a/log");
     let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
-    let node_b = NodeProcess::spawn_configured(&work.path().join("b"), &snapshot, unlimited);
+    let node_b = NodeProcess::spawn_configured(VOUCH, &work.path().join("b"), &snapshot, unlimited);
     let bridge_b = Bridge::spawn(&[
         "--mqtt",
         &broker.url(),

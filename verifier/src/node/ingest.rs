@@ -581,7 +581,9 @@ impl Worker {
             } else {
                 let msg = Unverified::from_topic(item.data.clone(), &item.topic);
                 match self.pipeline.validate(msg, now) {
-                    Ok(verified) if self.drop_principal == Some(verified.certificate().principal()) => {
+                    Ok(verified)
+                        if self.drop_principal == Some(verified.certificate().principal()) =>
+                    {
                         Outcome::Accept
                     }
                     Ok(verified) => {

@@ -1,20 +1,28 @@
-//! Builders of go-livepeer-shaped events for the SLA engine's tests.
-#![allow(dead_code, clippy::unwrap_used)]
+//! The SLA engine's test world: engines whose authority view lists the
+//! orchestrators a test names, observers, go-livepeer-shaped events (the
+//! data of [`crate::livepeer`]) and whole sessions of orchestrators that
+//! behave in known ways, and a v1 policy with timings short enough for an
+//! end-to-end test.
 
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use vouch_delegation::Role;
-use vouch_delegation::authority::{AuthorityView, PrincipalEntry};
+use vouch_delegation::authority::AuthorityView;
 use vouch_schema::{Address, Event};
 use vouch_sla::{Engine, Limits, Observer, Policy, Registry};
 
-/// Base time of generated traffic: 2026-11-26T10:00:00Z.
-pub(crate) const T0: u64 = 1_795_687_200_000;
+use crate::authority::entry;
+use crate::livepeer::{self, PIPELINE};
 
-pub(crate) fn addr(n: u8) -> Address {
+/// Base time of generated traffic: 2026-11-26T10:00:00Z.
+pub const T0: u64 = 1_795_687_200_000;
+
+/// The address whose 20 bytes are all `n`.
+pub fn addr(n: u8) -> Address {
     Address([n; 20])
 }
 
-pub(crate) fn observer(n: u8, role: Role) -> Observer {
+/// Principal `addr(n)` observing as `role` from FRA, through delegate `addr(n + 100)`.
+pub fn observer(n: u8, role: Role) -> Observer {
     Observer {
         principal: addr(n),
         role,
@@ -23,86 +31,69 @@ pub(crate) fn observer(n: u8, role: Role) -> Observer {
     }
 }
 
+/// The gateway every engine test observes through (`addr(200)`).
+pub fn gateway() -> Observer {
+    observer(200, Role::Gateway)
+}
+
 /// An engine whose recorded authority view lists `orchestrators`.
-pub(crate) fn engine_listing(orchestrators: impl IntoIterator<Item = Address>) -> Engine {
+pub fn engine_listing(orchestrators: impl IntoIterator<Item = Address>) -> Engine {
     engine_with(Policy::default_v1(), Limits::default(), orchestrators)
 }
 
 /// An engine under `policy` and `limits` whose view lists `orchestrators`.
-pub(crate) fn engine_with(
+pub fn engine_with(
     policy: Policy,
     limits: Limits,
     orchestrators: impl IntoIterator<Item = Address>,
 ) -> Engine {
     let mut engine = Engine::new(policy, Registry::default_v1(), limits);
-    let entries = orchestrators.into_iter().map(|address| PrincipalEntry {
-        address,
-        roles: [Role::Orchestrator].into(),
-        stake: None,
-    });
+    let entries = orchestrators.into_iter().map(|a| entry(a, Role::Orchestrator));
     engine.set_authority(&AuthorityView::new("test", entries));
     engine
 }
 
 /// An engine listing `addr(1)` to `addr(99)`, every orchestrator the tests name.
-pub(crate) fn engine() -> Engine {
+pub fn engine() -> Engine {
     engine_listing((1..100).map(addr))
 }
 
-pub(crate) fn gateway() -> Observer {
-    observer(200, Role::Gateway)
-}
-
-fn event(family: &str, mut data: Json, ts: u64) -> Event {
-    data["timestamp"] = json!(ts);
-    Event::from_type_and_data(family, data, ts).unwrap()
-}
-
-pub(crate) fn trace(subtype: &str, rid: &str, orch: Option<Address>, ts: u64) -> Event {
+/// A `stream_trace` event of request `rid` in FRA, naming `orch` if any.
+pub fn trace(subtype: &str, rid: &str, orch: Option<Address>, ts: u64) -> Event {
     let address = orch.map_or(String::new(), |a| a.to_hex());
-    event(
-        "stream_trace",
-        json!({"type": subtype, "request_id": rid, "stream_id": format!("s-{rid}"), "pipeline_id": "",
-               "pipeline": "streamdiffusion", "gateway_region": "FRA",
-               "orchestrator_info": {"address": address, "url": ""}}),
-        ts,
-    )
+    livepeer::event("stream_trace", ts, livepeer::trace_data("FRA", subtype, rid, &address))
 }
 
-pub(crate) fn swap(rid: &str, orch: Address, ts: u64, message: &str) -> Event {
-    event(
+/// The gateway swapping request `rid` away from `orch`, saying why.
+pub fn swap(rid: &str, orch: Address, ts: u64, message: &str) -> Event {
+    livepeer::event(
         "stream_trace",
-        json!({"type": "orchestrator_swap", "request_id": rid, "pipeline": "streamdiffusion",
+        ts,
+        json!({"type": "orchestrator_swap", "request_id": rid, "pipeline": PIPELINE,
                "gateway_region": "FRA", "message": message,
                "orchestrator_info": {"address": orch.to_hex(), "url": ""}}),
-        ts,
     )
 }
 
-pub(crate) fn status(rid: &str, orch: Address, ts: u64, fps: f64, state: &str) -> Event {
-    event(
-        "ai_stream_status",
-        json!({"type": "status", "request_id": rid, "pipeline": "streamdiffusion", "state": state,
-               "gateway_region": "FRA",
-               "inference_status": {"fps": fps, "last_output_time": ts},
-               "input_status": {"fps": 30.0},
-               "orchestrator_info": {"address": orch.to_hex(), "url": ""}}),
-        ts,
-    )
+/// A runner status sample of `orch` in `state`, relayed from FRA.
+pub fn status(rid: &str, orch: Address, ts: u64, fps: f64, state: &str) -> Event {
+    let data = livepeer::status_data("FRA", rid, &orch.to_hex(), ts, fps, state);
+    livepeer::event("ai_stream_status", ts, data)
 }
 
-pub(crate) fn error(rid: &str, ts: u64, message: &str) -> Event {
-    event(
+/// A runner error of request `rid`, relayed from FRA.
+pub fn error(rid: &str, ts: u64, message: &str) -> Event {
+    livepeer::event(
         "ai_stream_events",
-        json!({"type": "error", "request_id": rid, "pipeline": "streamdiffusion", "message": message,
-               "gateway_region": "FRA"}),
         ts,
+        json!({"type": "error", "request_id": rid, "pipeline": PIPELINE, "message": message,
+               "gateway_region": "FRA"}),
     )
 }
 
 /// How an orchestrator behaves in generated sessions.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Profile {
+pub enum Profile {
     /// Fast first frame, 30 fps.
     Healthy,
     /// Slow first frame, 18 fps.
@@ -113,8 +104,9 @@ pub(crate) enum Profile {
     Swapping,
 }
 
-/// One session of `profile` on `orch` starting at `t`; `backup` takes over after a swap.
-pub(crate) fn session(
+/// Session number `n` of `profile` on `orch` starting at `t`; `backup`
+/// takes over after a swap.
+pub fn session(
     rid: &str,
     orch: Address,
     backup: Address,
@@ -151,8 +143,9 @@ pub(crate) fn session(
     ev
 }
 
-/// Ingests events one batch each, envelope time one second after the event.
-pub(crate) fn ingest_all(engine: &mut Engine, obs: &Observer, events: &[Event]) {
+/// Ingests events one batch each, envelope time one second after the
+/// event; every event must count (accepted or self-reported).
+pub fn ingest_all(engine: &mut Engine, obs: &Observer, events: &[Event]) {
     for e in events {
         let ts = e.ts.unwrap();
         let r = engine.ingest(obs, ts + 1_000, std::slice::from_ref(e));
@@ -161,7 +154,19 @@ pub(crate) fn ingest_all(engine: &mut Engine, obs: &Observer, events: &[Event]) 
 }
 
 /// Seals everything up to `t` plus the grace period.
-pub(crate) fn seal_through(engine: &mut Engine, t: u64) {
+pub fn seal_through(engine: &mut Engine, t: u64) {
     let grace = engine.policy().ingest.seal_grace_ms;
     engine.seal(t + grace);
+}
+
+/// v1's policy (TOML) with timings short enough for an end-to-end test:
+/// event lag and seal grace 20 s, startup horizon 5 s (formulas and
+/// targets unchanged).
+pub fn fast_policy() -> String {
+    let policy = vouch_sla::DEFAULT_POLICY_TOML
+        .replace("event_lag_ms = 300000", "event_lag_ms = 20000")
+        .replace("seal_grace_ms = 360000", "seal_grace_ms = 20000")
+        .replace("startup_horizon_ms = 120000", "startup_horizon_ms = 5000");
+    assert_ne!(policy, vouch_sla::DEFAULT_POLICY_TOML, "the v1 timings moved");
+    policy
 }

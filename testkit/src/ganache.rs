@@ -1,32 +1,21 @@
 //! A throwaway local Ethereum node (ganache 7) with Livepeer contract
-//! stand-ins, for integration tests. Depends on std and serde_json only, so
-//! other crates' tests can include it with
-//! `#[path = "../../delegation/tests/common/ganache.rs"] mod ganache;`.
+//! stand-ins, for integration tests.
 //!
 //! Each [`Ganache`] is its own node on a free port (tests run in parallel);
 //! dropping it kills the node, also when the test panics. Contracts are
 //! deployed and driven through `interop/chain.mjs`.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::{free_port, repo_root};
 
 /// How long a node may take to answer its first request (the suite starts
 /// several at once on few cores).
 const START_DEADLINE: Duration = Duration::from_secs(90);
-
-/// The repository root: the first ancestor of this crate holding `interop/`.
-pub fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .find(|p| p.join("interop").join("chain.mjs").is_file())
-        .unwrap_or_else(|| panic!("no interop/chain.mjs above {}", manifest.display()))
-        .to_path_buf()
-}
 
 /// Fails the test unless `npm ci --prefix interop` has been run.
 pub fn require_node_modules() -> PathBuf {
@@ -37,11 +26,6 @@ pub fn require_node_modules() -> PathBuf {
         "interop/node_modules is missing: run `npm ci --prefix interop` first"
     );
     cli
-}
-
-/// A port nothing listens on (bound, then released), for "unreachable" tests.
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// An http URL on which a connection is refused.

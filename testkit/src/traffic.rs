@@ -1,18 +1,22 @@
-//! Generated gateway traffic for the SLA benchmarks: one healthy-ish
-//! 8-event session per (orchestrator, model, region) per hour, and the large
+//! Generated gateway traffic for the benchmarks: one healthy-ish 8-event
+//! session per (orchestrator, model, region) per hour, and the large SLA
 //! engine state built from it (1,000 × 10 × 5 × 24 h at full size). Shared
-//! by `sla/benches/aggregate.rs` and `verifier/benches/api_load.rs`, which
-//! include this file by path so both measure the same state.
-#![allow(dead_code)]
+//! by `sla/benches/aggregate.rs` and `verifier/benches/api_load.rs`, so both
+//! measure the same state.
 
 use serde_json::json;
 use vouch_delegation::Role;
-use vouch_delegation::authority::{AuthorityView, PrincipalEntry};
+use vouch_delegation::authority::AuthorityView;
 use vouch_schema::{Address, Event};
 use vouch_sla::{Engine, Observer};
 
-pub(crate) const BASE: u64 = 1_795_687_200_000; // 2026-11-26T10:00:00Z
-pub(crate) const MODELS: [&str; 10] = [
+use crate::authority::entry;
+use crate::livepeer::event;
+
+/// Base time of the traffic: the SLA tests' [`crate::sla::T0`].
+pub const BASE: u64 = crate::sla::T0;
+/// The models sessions run, the first `models` of them at a given size.
+pub const MODELS: [&str; 10] = [
     "streamdiffusion",
     "streamdiffusion-sdxl",
     "streamdiffusion-sdxl-faceid",
@@ -24,34 +28,26 @@ pub(crate) const MODELS: [&str; 10] = [
     "model-9",
     "model-10",
 ];
-pub(crate) const REGIONS: [&str; 5] = ["FRA", "MDW", "LAX", "SEA", "SIN"];
+/// The gateways' regions, the first `regions` of them at a given size.
+pub const REGIONS: [&str; 5] = ["FRA", "MDW", "LAX", "SEA", "SIN"];
 
-pub(crate) fn orch(i: usize) -> Address {
+/// Orchestrator number `i`'s address.
+pub fn orch(i: usize) -> Address {
     let mut a = [0u8; 20];
     a[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
     Address(a)
 }
 
-pub(crate) fn ev(family: &str, ts: u64, data: serde_json::Value) -> Event {
-    Event::from_type_and_data(family, data, ts).unwrap()
-}
-
-/// One healthy-ish session: 8 events.
-pub(crate) fn session(
-    rid: &str,
-    o: Address,
-    model: &str,
-    region: &str,
-    t: u64,
-    k: u64,
-) -> Vec<Event> {
+/// One healthy-ish session of request `rid` on `o` running `model`, seen
+/// from `region` at `t`: 8 events whose timings and fps vary with `k`.
+pub fn session(rid: &str, o: Address, model: &str, region: &str, t: u64, k: u64) -> Vec<Event> {
     let oi = json!({"address": o.to_hex(), "url": ""});
     let tr = |sub: &str, ts: u64, with_orch: bool| {
         let mut d = json!({"type": sub, "request_id": rid, "pipeline": model, "gateway_region": region, "timestamp": ts});
         if with_orch {
             d["orchestrator_info"] = oi.clone();
         }
-        ev("stream_trace", ts, d)
+        event("stream_trace", ts, d)
     };
     let ptff = 700 + k % 900;
     let mut out = vec![
@@ -62,7 +58,7 @@ pub(crate) fn session(
     ];
     for i in 1..=3u64 {
         let ts = t + ptff + i * 10_000;
-        out.push(ev(
+        out.push(event(
             "ai_stream_status",
             ts,
             json!({"type": "status", "request_id": rid, "pipeline": model, "gateway_region": region,
@@ -76,7 +72,7 @@ pub(crate) fn session(
 
 /// The gateway of `region`: one principal per region, its certificate
 /// declaring that region (where its observations are scored).
-pub(crate) fn gateway(region: &str) -> Observer {
+pub fn gateway(region: &str) -> Observer {
     let i = REGIONS.iter().position(|r| *r == region).unwrap_or(0) as u8;
     Observer {
         principal: Address([0xe0 + i; 20]),
@@ -87,23 +83,16 @@ pub(crate) fn gateway(region: &str) -> Observer {
 }
 
 /// An engine whose authority view lists orchestrators `0..orchs`.
-pub(crate) fn listed_engine(orchs: usize) -> Engine {
+pub fn listed_engine(orchs: usize) -> Engine {
     let mut engine = Engine::with_defaults();
-    let entries = (0..orchs).map(|o| PrincipalEntry {
-        address: orch(o),
-        roles: [Role::Orchestrator].into(),
-        stake: None,
-    });
+    let entries = (0..orchs).map(|o| entry(orch(o), Role::Orchestrator));
     engine.set_authority(&AuthorityView::new("bench", entries));
     engine
 }
 
-pub(crate) fn big_engine(
-    orchs: usize,
-    models: usize,
-    regions: usize,
-    hours: u64,
-) -> (Engine, usize) {
+/// An engine holding `hours` of sealed traffic of `orchs` orchestrators ×
+/// `models` × `regions`, and the number of events ingested.
+pub fn big_engine(orchs: usize, models: usize, regions: usize, hours: u64) -> (Engine, usize) {
     let mut engine = listed_engine(orchs);
     let grace = engine.policy().ingest.seal_grace_ms;
     let mut events = 0;

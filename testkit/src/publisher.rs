@@ -1,59 +1,35 @@
-//! Shared helpers of the SDK's integration tests: keys and certificates,
-//! test transports, fixtures and envelope checks.
-
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, missing_docs)]
+//! What the SDK's publisher tests and benchmarks share: a delegate and its
+//! certificate, publisher settings, numbered probe events, transports that
+//! record, stall or discard what they are given, and the checks a stream
+//! of signed envelopes must pass.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use k256::ecdsa::SigningKey;
-use serde_json::Value as Json;
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation, keys};
-use vouch_schema::{Address, Envelope, Event, MessageRef, TelemetryBatch};
+use vouch_delegation::{Role, SignedDelegation};
+use vouch_schema::{Envelope, Event, MessageRef, TelemetryBatch};
 use vouch_sdk::transport::{Outgoing, Transport, TransportError};
 use vouch_sdk::{PublisherSettings, Signer};
 
-pub const FIXTURES: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../schemas/tests/data/go-livepeer-kafka-samples.json"
-));
+use crate::actor::{Actor, local_chain};
+use crate::now_secs;
 
-/// The real go-livepeer Kafka samples.
-pub fn fixtures() -> Vec<Json> {
-    serde_json::from_str(FIXTURES).unwrap()
-}
-
-pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-pub fn local_chain() -> Eip712Network {
-    Eip712Network { chain_id: 1337, verifying_contract: Address([0xab; 20]) }
-}
-
-/// A fresh delegate key and a certificate for it, valid for an hour.
+/// A fresh delegate key and a certificate for it on the local chain, valid for an hour.
 pub fn identity(role: Role, region: &str) -> (SigningKey, SignedDelegation) {
-    let principal = keys::generate();
-    let delegate = keys::generate();
     let now = now_secs();
-    let terms = DelegationTerms {
-        delegate: keys::address(&delegate),
-        role,
-        region: region.to_owned(),
-        not_before: now - 60,
-        not_after: now + 3600,
-        nonce: 1,
-    };
-    let cert = SignedDelegation::issue(&principal, local_chain(), terms).unwrap();
-    (delegate, cert)
+    let actor = Actor::generated(role, region, now - 60..now + 3600, local_chain());
+    (actor.delegate, actor.certificate)
 }
 
+/// A signer for a fresh [`identity`].
 pub fn signer(role: Role, region: &str) -> Signer {
     let (key, cert) = identity(role, region);
     Signer::new(key, cert)
 }
 
+/// Batches of at most `max_events`, lingering `linger_ms`, in a queue of `capacity`.
 pub fn settings(max_events: usize, linger_ms: u64, capacity: usize) -> PublisherSettings {
     PublisherSettings {
         max_events,
@@ -84,11 +60,16 @@ pub enum Stall {
     Block,
 }
 
+/// What a [`TestTransport`] saw.
 #[derive(Debug)]
 pub struct TestState {
+    /// How it behaves now.
     pub stall: Stall,
+    /// What it delivered.
     pub sent: Vec<Outgoing>,
+    /// `flush` calls.
     pub flushes: usize,
+    /// Whether `close` was called.
     pub closed: bool,
     /// Number of `send` calls currently blocked.
     pub blocked: usize,
@@ -97,11 +78,14 @@ pub struct TestState {
 /// A transport that records what it takes and can be stalled.
 #[derive(Debug, Clone)]
 pub struct TestTransport {
+    /// Its state, shared with the test.
     pub state: Arc<(Mutex<TestState>, Condvar)>,
+    /// Panic in `send` (a transport bug the publisher must survive).
     pub panic_on_send: bool,
 }
 
 impl TestTransport {
+    /// A transport starting as `stall`.
     pub fn new(stall: Stall) -> TestTransport {
         TestTransport {
             state: Arc::new((
@@ -118,12 +102,14 @@ impl TestTransport {
         }
     }
 
+    /// Changes how it behaves (and wakes blocked senders).
     pub fn set_stall(&self, stall: Stall) {
         let (m, cv) = &*self.state;
         m.lock().unwrap().stall = stall;
         cv.notify_all();
     }
 
+    /// What it delivered so far.
     pub fn sent(&self) -> Vec<Outgoing> {
         self.state.0.lock().unwrap().sent.clone()
     }
@@ -186,7 +172,8 @@ impl Transport for TestTransport {
 pub struct Discard;
 
 impl Transport for Discard {
-    fn send(&mut self, _envelope: Outgoing) -> Result<(), TransportError> {
+    fn send(&mut self, envelope: Outgoing) -> Result<(), TransportError> {
+        std::hint::black_box(envelope);
         Ok(())
     }
     fn flush(&mut self, _deadline: Instant) -> Result<(), TransportError> {

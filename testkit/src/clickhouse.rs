@@ -4,22 +4,27 @@
 //! what survives an outage. A missing binary fails the test with what to
 //! install (scripts/test.sh installs it). Queries go through
 //! `clickhouse-client`, an implementation independent of the sink's.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::free_port;
+
 /// How long a server may take to answer after a start (the suite runs
 /// many processes at once on few cores).
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
+/// A running server; killed on drop.
+#[derive(Debug)]
 pub struct ClickHouse {
     child: Option<Child>,
+    /// Its HTTP interface's port on 127.0.0.1.
     pub http_port: u16,
+    /// Its native protocol's port on 127.0.0.1.
     pub tcp_port: u16,
     dir: TempDir,
 }
@@ -33,10 +38,6 @@ fn find(name: &str) -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin")])
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 const USERS_XML: &str = r#"<?xml version="1.0"?><yandex>

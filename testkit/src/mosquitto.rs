@@ -2,29 +2,29 @@
 //! MQTT plugin (standard MQTT 3.1.1; the plugin is an Aedes broker). Started
 //! on a free loopback port in a temp dir, killed on drop. A missing binary
 //! fails the test with what to install (scripts/test.sh installs it).
-#![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::free_port;
 
 /// Topic of the probe that tells a capture is subscribed.
 pub const READY_TOPIC: &str = "vouch-test/ready";
 /// The probe's payload (a line of its own in the capture file).
 pub const READY_LINE: &str = "vouch-test-capture-ready";
 
+/// A running broker; killed on drop.
+#[derive(Debug)]
 pub struct Mosquitto {
     child: Child,
+    /// Its port on 127.0.0.1.
     pub port: u16,
     binary: &'static str,
     conf: std::path::PathBuf,
     _dir: TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts the broker and waits until it accepts connections; `None` if it
@@ -118,6 +118,7 @@ impl Mosquitto {
         }
     }
 
+    /// `mqtt://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
@@ -186,6 +187,8 @@ impl Drop for Mosquitto {
     }
 }
 
+/// A running `mosquitto_sub`; killed on drop.
+#[derive(Debug)]
 pub struct Capture {
     child: Child,
 }
