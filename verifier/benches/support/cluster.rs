@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use k256::ecdsa::SigningKey;
 use serde_json::{Value, json};
@@ -35,15 +35,11 @@ pub(crate) fn bench_mode(smoke: &str) -> Option<bool> {
     Some(!args.iter().any(|a| a == "--bench"))
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+pub(crate) use vouch_testkit::now_ms;
 
 /// A deterministic secp256k1 key: `n` in the low bytes.
 pub(crate) fn key(n: u32) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[28..].copy_from_slice(&n.to_be_bytes());
-    SigningKey::from_slice(&k).unwrap()
+    vouch_testkit::keys::numbered(n)
 }
 
 /// The address of [`key`]`(n)`.

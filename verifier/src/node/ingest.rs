@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
@@ -16,6 +16,7 @@ use vouch_delegation::authority::{Authority, AuthorityView};
 use vouch_schema::Envelope;
 use vouch_schema::merkle::envelope_id;
 
+use crate::clock::now_ms;
 use crate::converge::{Added, Convergence, Disagreement, LogHead, minute_of};
 use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores, Step};
 use crate::sink::aggregates::AggregateExport;
@@ -271,9 +272,6 @@ const IDLE_WAKE: Duration = Duration::from_millis(500);
 /// How often retention is applied.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 fn acceptance(outcome: Outcome) -> MessageAcceptance {
     match outcome {
