@@ -161,6 +161,7 @@ impl Demo {
             network: Eip712Network::arbitrum_one(),
             now_secs: now_secs(),
             valid_for_secs: VALID_FOR_SECS,
+            verifiers: options.verifiers,
         })?;
         network.write(&dir)?;
         std::fs::write(dir.join(POLICY_FILE), DEMO_POLICY_TOML)

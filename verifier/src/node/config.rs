@@ -253,7 +253,13 @@ impl NodeConfig {
         if let Some(p) = config.authority.snapshot.as_mut() {
             rebase(p);
         }
-        for p in [config.sla.policy.as_mut(), config.sla.registry.as_mut()].into_iter().flatten() {
+        let files = [
+            config.sla.policy.as_mut(),
+            config.sla.registry.as_mut(),
+            config.checkpoint.key.as_mut(),
+            config.checkpoint.certificate.as_mut(),
+        ];
+        for p in files.into_iter().flatten() {
             rebase(p);
         }
         Ok(config)
