@@ -13,11 +13,11 @@ use crate::limits::{MAX_BATCH_EVENTS, MAX_ENVELOPE_BYTES};
 pub const SCHEMA: &str = "vouch/1";
 
 /// Integer keys of the batch map. They never change meaning.
-mod key {
-    pub(super) const SCHEMA: u64 = 0;
-    pub(super) const CERTIFICATE: u64 = 1;
-    pub(super) const EVENTS: u64 = 2;
-    pub(super) const ALL: [u64; 3] = [0, 1, 2];
+pub(crate) mod key {
+    pub(crate) const SCHEMA: u64 = 0;
+    pub(crate) const CERTIFICATE: u64 = 1;
+    pub(crate) const EVENTS: u64 = 2;
+    pub(crate) const ALL: [u64; 3] = [0, 1, 2];
 }
 
 /// A batch of events and the certificate that delegates their signer.
@@ -215,67 +215,4 @@ fn read_events(r: &mut Reader<'_>) -> Result<Vec<Event>, BatchError> {
         events.push(Event::read_cbor(r).map_err(|source| BatchError::Event { index, source })?);
     }
     Ok(events)
-}
-
-/// The codec this module replaced, kept as the oracle of the tests.
-#[cfg(test)]
-pub(crate) mod reference {
-    use super::*;
-    use crate::event::reference::{from_cbor, to_cbor};
-    use ciborium::Value as Cbor;
-
-    fn uint(v: u64) -> Cbor {
-        Cbor::Integer(v.into())
-    }
-
-    /// The old `TelemetryBatch::encode`.
-    pub(crate) fn encode(batch: &TelemetryBatch) -> Vec<u8> {
-        let events = batch.events.iter().map(to_cbor).collect();
-        cbor::reference::to_vec(&Cbor::Map(vec![
-            (uint(key::SCHEMA), Cbor::Text(SCHEMA.to_owned())),
-            (uint(key::CERTIFICATE), Cbor::Bytes(batch.certificate.clone())),
-            (uint(key::EVENTS), Cbor::Array(events)),
-        ]))
-    }
-
-    /// The old `TelemetryBatch::decode`.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<TelemetryBatch, BatchError> {
-        if bytes.len() > MAX_ENVELOPE_BYTES {
-            return Err(BatchError::Oversize(bytes.len()));
-        }
-        let mut slots: [Option<Cbor>; 3] = Default::default();
-        for (k, v) in cbor::int_keyed_map(cbor::reference::from_slice(bytes)?, &key::ALL)? {
-            let slot = &mut slots[k as usize];
-            if slot.is_some() {
-                return Err(BatchError::DuplicateKey(k));
-            }
-            *slot = Some(v);
-        }
-        let [schema, certificate, events] = slots;
-        match schema {
-            Some(Cbor::Text(s)) if s == SCHEMA => {}
-            Some(Cbor::Text(s)) => return Err(BatchError::Schema(s.chars().take(64).collect())),
-            Some(_) => return Err(BatchError::WrongType("schema")),
-            None => return Err(BatchError::Missing("schema")),
-        }
-        let certificate = match certificate {
-            Some(Cbor::Bytes(b)) => b,
-            Some(_) => return Err(BatchError::WrongType("certificate")),
-            None => return Err(BatchError::Missing("certificate")),
-        };
-        let events = match events {
-            Some(Cbor::Array(items)) => items,
-            Some(_) => return Err(BatchError::WrongType("events")),
-            None => return Err(BatchError::Missing("events")),
-        };
-        if events.len() > MAX_BATCH_EVENTS {
-            return Err(BatchError::TooManyEvents(events.len()));
-        }
-        let events = events
-            .into_iter()
-            .enumerate()
-            .map(|(index, v)| from_cbor(v).map_err(|source| BatchError::Event { index, source }))
-            .collect::<Result<_, _>>()?;
-        Ok(TelemetryBatch { certificate, events })
-    }
 }

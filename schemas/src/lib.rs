@@ -35,3 +35,7 @@ pub use batch::{BatchError, TelemetryBatch};
 pub use event::{Event, EventError, Family, Origin};
 pub mod bridge;
 pub mod topic;
+
+#[cfg(any(test, feature = "oracle"))]
+#[doc(hidden)]
+pub mod oracle;
