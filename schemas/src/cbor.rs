@@ -199,6 +199,20 @@ pub(crate) fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
     }
 }
 
+/// The length of the head [`write_head`] writes for `arg`: what a writer
+/// that appends items later needs to know the encoding's size in advance
+/// (see `batch::BatchWriter`).
+#[inline]
+pub(crate) const fn head_len(arg: u64) -> usize {
+    match arg {
+        0..24 => 1,
+        24..0x100 => 2,
+        0x100..0x1_0000 => 3,
+        0x1_0000..0x1_0000_0000 => 5,
+        _ => 9,
+    }
+}
+
 /// Appends an unsigned integer.
 #[inline]
 pub(crate) fn write_uint(out: &mut Vec<u8>, v: u64) {
@@ -1165,6 +1179,16 @@ mod tests {
             (Value::Text("b".into()), Value::Null),
         ]);
         assert_eq!(to_vec(&t)[1..3], [0x61, b'b']);
+    }
+
+    #[test]
+    fn head_len_is_the_length_write_head_writes() {
+        let edges = [0, 23, 24, 0xff, 0x100, 0xffff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000];
+        for arg in edges.into_iter().chain([u64::MAX]) {
+            let mut out = Vec::new();
+            write_head(&mut out, major::ARRAY, arg);
+            assert_eq!(head_len(arg), out.len(), "{arg}");
+        }
     }
 
     #[test]
