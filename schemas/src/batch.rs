@@ -219,16 +219,19 @@ impl BatchWriter {
     }
 
     /// The number of events pushed since the last [`BatchWriter::finish`].
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no event has been pushed since the last [`BatchWriter::finish`].
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The exact length of the bytes [`BatchWriter::finish`] would return now.
+    #[inline]
     pub fn encoded_len(&self) -> usize {
         self.size(self.len, self.events.len())
     }
@@ -237,6 +240,7 @@ impl BatchWriter {
     /// within `max_bytes` bytes and [`MAX_BATCH_EVENTS`] events. Exact: the
     /// batch after [`BatchWriter::push`] is at most `max_bytes` long if and
     /// only if this says so (and the event count allows it).
+    #[inline]
     pub fn would_fit(&self, event_bytes: usize, max_bytes: usize) -> bool {
         self.len < MAX_BATCH_EVENTS
             && self.size(self.len + 1, self.events.len().saturating_add(event_bytes)) <= max_bytes
@@ -246,6 +250,7 @@ impl BatchWriter {
     /// bytes are copied as they are: push only the encoding of an event that
     /// passes [`Event::validate`], or the batch will not decode. Check the
     /// limits first with [`BatchWriter::would_fit`]; this does not.
+    #[inline]
     pub fn push(&mut self, encoded_event: &[u8]) {
         self.events.extend_from_slice(encoded_event);
         self.len += 1;
@@ -265,6 +270,7 @@ impl BatchWriter {
     }
 
     /// The length of a batch of `events` events of `event_bytes` bytes in all.
+    #[inline]
     fn size(&self, events: usize, event_bytes: usize) -> usize {
         self.prefix.len().saturating_add(cbor::head_len(events as u64)).saturating_add(event_bytes)
     }
