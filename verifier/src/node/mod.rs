@@ -120,7 +120,6 @@ pub async fn load_authority(
     }
 }
 
-
 /// Runs a verifier node until `shutdown` resolves, calling `on_start` once it
 /// listens (gossip and HTTP). Returns after the final commit.
 ///
@@ -424,6 +423,8 @@ impl Subsystems {
                         self.metrics.gossip_send_failed.fetch_add(n as u64, Ordering::Relaxed);
                         tracing::warn!(%peer_id, ?failed_messages, "a peer could not take messages in time");
                     }
+                    // Sync is not turned on here yet (GossipNode::new).
+                    Inbound::Sync(_) => {}
                 },
             }
         }
