@@ -145,6 +145,38 @@ async fn two_nodes_reconcile_hundreds_of_ids_across_minutes_and_partitions() {
     assert!(text.contains("vouch_sync_envelopes_fetched_total 120\n"), "{text}");
 }
 
+/// A round cut by its fetch budget is followed by the next at once, not
+/// after the round interval: with an interval far longer than the test,
+/// catching up on 400 envelopes 64 a round still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_goes_on_round_after_round_without_waiting() {
+    let (sa, sb) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+    fill(&sb, "b", 400, 7, &[8, 9]);
+    let slow = SyncConfig {
+        round_interval_ms: 3_600_000,
+        max_fetch_per_round: 64,
+        ..SyncConfig::default()
+    };
+    let mut a = node(sa.clone(), "8,9", slow);
+    let mut b = node(sb.clone(), "8,9", fast());
+    let addr = listen(&mut b).await;
+    a.dial(&addr).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut ends = Vec::new();
+    while sa.len() < 400 {
+        tokio::select! {
+            i = a.next() => ends.extend(handle(&mut a, &sa, i, false).map(|(_, end)| end)),
+            i = b.next() => { handle(&mut b, &sb, i, false); }
+            _ = tick.tick() => { a.sync_round(SPAN.0, SPAN.1); }
+            () = sleep_until(deadline) => panic!("{} of 400 after {ends:?}", sa.len()),
+        }
+    }
+    assert!(ends.len() >= 400 / 64, "{ends:?}");
+    assert!(ends.iter().all(|e| *e == RoundEnd::Budget), "{ends:?}");
+    assert_eq!(a.sync_stats().unwrap().rounds(RoundEnd::Budget), ends.len() as u64);
+}
+
 /// A swarm that speaks nothing but `/vouch/1/sync`, as a flooder would.
 fn raw_client() -> Swarm<request_response::Behaviour<SyncCodec>> {
     libp2p::SwarmBuilder::with_new_identity()

@@ -284,8 +284,12 @@ impl SyncDriver {
         }
     }
 
-    /// Ends `peer`'s round with `end`: its claims are released unless it
-    /// completed, and the owner is told.
+    /// Ends `peer`'s round with `end`: the ids it still had queued are
+    /// released, and the owner is told.
+    /// A round cut short by its fetch budget after fetching something is
+    /// due again at once (catching up goes on at the pace of the requests,
+    /// not of the round interval); one the claim bound stopped before it
+    /// fetched anything waits the interval like any other.
     fn end_round(&mut self, peer: PeerId, end: RoundEnd) {
         let Some(round) = self.rounds.remove(&peer) else { return };
         let counts = match round.reconciler {
@@ -295,6 +299,12 @@ impl SyncDriver {
             }
             None => Default::default(),
         };
+        if end == RoundEnd::Budget
+            && counts.fetched > 0
+            && let Some(p) = self.peers.get_mut(&peer)
+        {
+            p.last_round = None;
+        }
         self.stats.compared(counts.ids_compared);
         self.stats.recently_fetched(counts.recently_fetched);
         for _ in 0..counts.claims_full {
