@@ -21,6 +21,8 @@ use super::wire::{Digest, Id, PartitionSet};
 pub trait SyncStore: Send + Sync {
     /// The digest ([`Digest::of_partitions`]) of each minute of
     /// `from..=to` over `partitions`, ascending, leaving out empty minutes.
+    /// The span is at most [`super::MAX_SPAN_MINUTES`] long (the sync layer
+    /// never asks for more), so a store may simply walk it.
     fn minute_digests(&self, from: u64, to: u64, partitions: &PartitionSet) -> Vec<(u64, Digest)>;
 
     /// The digest ([`Digest::of_ids`]) of each partition of `minute` in
