@@ -458,6 +458,8 @@ impl Subsystems {
                         self.metrics.gossip_send_failed.fetch_add(n as u64, Ordering::Relaxed);
                         tracing::warn!(%peer_id, ?failed_messages, "a peer could not take messages in time");
                     }
+                    // Sync is not turned on here yet (GossipNode::new).
+                    Inbound::Sync(_) => {}
                 },
             }
         }
