@@ -13,7 +13,7 @@ use vouch_sla::SealedBucket;
 
 use super::book::BookLimits;
 use super::index::{EnvelopeIndex, IndexLimits};
-use super::{MINUTE_MS, Partitions};
+use super::{MINUTE_MS, PartitionSet};
 
 /// `[checkpoint]`: who signs this verifier's checkpoints, and how much is kept.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -160,7 +160,7 @@ pub struct ConvergeStats {
 pub struct Convergence {
     index: Mutex<EnvelopeIndex>,
     network: Eip712Network,
-    partitions: Partitions,
+    partitions: PartitionSet,
     signer: Option<CheckpointSigner>,
     /// Counters.
     pub stats: ConvergeStats,
@@ -179,7 +179,7 @@ impl Convergence {
     /// Empty index and book for a verifier of `network` following `partitions`.
     pub fn new(
         network: Eip712Network,
-        partitions: Partitions,
+        partitions: PartitionSet,
         signer: Option<CheckpointSigner>,
         config: &CheckpointConfig,
     ) -> Convergence {
@@ -194,13 +194,66 @@ impl Convergence {
         }
     }
 
+    /// `vouch_checkpoints_*` and the envelope index's rows for `/metrics`
+    /// (`book_refused`: peer checkpoints the book had no room for).
+    pub fn render_metrics(&self, book_refused: u64, out: &mut String) {
+        use std::fmt::Write as _;
+        let (ids, evicted) = {
+            let index = self.index();
+            (index.len() as u64, index.evicted())
+        };
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let rows = [
+            (
+                "vouch_checkpoints_own_total",
+                "counter",
+                "Own checkpoints made.",
+                load(&self.stats.own),
+            ),
+            (
+                "vouch_checkpoints_peer_total",
+                "counter",
+                "Peer verifiers' checkpoints accepted.",
+                load(&self.stats.peers),
+            ),
+            (
+                "vouch_checkpoints_disagreements_total",
+                "counter",
+                "Minutes on which a peer's checkpoint differed from ours.",
+                load(&self.stats.disagreements),
+            ),
+            (
+                "vouch_checkpoints_unsent_total",
+                "counter",
+                "Own signed checkpoints not gossiped (publish queue full).",
+                load(&self.stats.unsent),
+            ),
+            (
+                "vouch_checkpoints_refused_total",
+                "counter",
+                "Peer checkpoints the book had no room for.",
+                book_refused,
+            ),
+            ("vouch_sync_index_ids", "gauge", "Envelope ids in the sync index.", ids),
+            (
+                "vouch_sync_index_evicted_total",
+                "counter",
+                "Envelope ids dropped from the sync index to stay within its bound.",
+                evicted,
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+    }
+
     /// The envelope index.
     pub fn index(&self) -> MutexGuard<'_, EnvelopeIndex> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The partitions this verifier follows.
-    pub fn partitions(&self) -> Partitions {
+    pub fn partitions(&self) -> PartitionSet {
         self.partitions
     }
 

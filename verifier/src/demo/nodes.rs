@@ -67,6 +67,13 @@ pub struct Verifier {
     child: Child,
 }
 
+impl Verifier {
+    /// Its process id (tests stop it abruptly with it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 /// The verifier processes; any still running when dropped are killed.
 #[derive(Debug, Default)]
 pub(super) struct Nodes {

@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub api: crate::api::ApiConfig,
     /// Who signs this verifier's checkpoints (`[checkpoint]`).
     pub checkpoint: crate::converge::CheckpointConfig,
+    /// How this verifier reconciles accepted envelopes with its peers (`[sync]`).
+    pub sync: vouch_net::SyncConfig,
     /// Test-only misbehaviour (feature `fault-injection`).
     #[cfg(feature = "fault-injection")]
     pub faults: Faults,
@@ -197,6 +199,10 @@ pub struct IngestConfig {
     /// Messages waiting for validation; when full the oldest is shed
     /// (reported Ignore to gossip and counted in `vouch_ingest_shed_total`).
     pub queue_capacity: usize,
+    /// Batches of envelopes fetched by sync waiting for validation (each at
+    /// most a sync response, 1 MiB); when full the oldest is shed (counted
+    /// in `vouch_sync_batches_shed_total`; its ids are fetched again later).
+    pub sync_queue_batches: usize,
     /// A commit happens once this many records are appended…
     pub commit_max_records: usize,
     /// …or this many ms after the first uncommitted one, whichever is first.
@@ -210,6 +216,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             queue_capacity: 8192,
+            sync_queue_batches: 16,
             commit_max_records: 512,
             commit_interval_ms: 5,
             state_interval_ms: 1000,

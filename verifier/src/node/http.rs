@@ -96,7 +96,8 @@ async fn stats(State(state): State<HttpState>) -> Json<Value> {
 }
 
 /// `/v1/ingest/stats`: `{accepted, rejected, ignored, shed, gossip_send_failed,
-/// by_reason: [{outcome, reason, count}], control: [...]}`.
+/// by_reason: [{outcome, reason, count}], control: [...], synced: [...],
+/// sync_batches_shed, catching_up}`.
 pub fn stats_json(metrics: &Metrics) -> Value {
     let snap = metrics.snapshot();
     let total =
@@ -106,11 +107,11 @@ pub fn stats_json(metrics: &Metrics) -> Value {
         .iter()
         .map(|(o, r, n)| json!({"outcome": o.as_str(), "reason": r, "count": n}))
         .collect();
-    let control: Vec<Value> = snap
-        .control
-        .iter()
-        .map(|((o, r), n)| json!({"outcome": o.as_str(), "reason": r, "count": n}))
-        .collect();
+    let rows = |m: &std::collections::BTreeMap<(Outcome, &'static str), u64>| -> Vec<Value> {
+        m.iter()
+            .map(|((o, r), n)| json!({"outcome": o.as_str(), "reason": r, "count": n}))
+            .collect()
+    };
     json!({
         "accepted": total(Outcome::Accept),
         "rejected": total(Outcome::Reject),
@@ -126,7 +127,10 @@ pub fn stats_json(metrics: &Metrics) -> Value {
             "scored": snap.warm_up.scored,
         },
         "by_reason": by_reason,
-        "control": control,
+        "control": rows(&snap.control),
+        "synced": rows(&snap.synced),
+        "sync_batches_shed": metrics.sync_batches_shed.load(Ordering::Relaxed),
+        "catching_up": metrics.catching_up.load(Ordering::Relaxed),
     })
 }
 
@@ -146,6 +150,18 @@ pub fn render_metrics(metrics: &Metrics) -> String {
     for ((o, r), n) in &snap.control {
         let _ =
             writeln!(out, "vouch_control_total{{outcome=\"{}\",reason=\"{r}\"}} {n}", o.as_str());
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vouch_sync_ingest_total Envelopes fetched by sync, by outcome and reason."
+    );
+    let _ = writeln!(out, "# TYPE vouch_sync_ingest_total counter");
+    for ((o, r), n) in &snap.synced {
+        let _ = writeln!(
+            out,
+            "vouch_sync_ingest_total{{outcome=\"{}\",reason=\"{r}\"}} {n}",
+            o.as_str()
+        );
     }
     let _ =
         writeln!(out, "# HELP vouch_guard_evictions_total Entries evicted from bounded guards.");
@@ -199,6 +215,18 @@ pub fn render_metrics(metrics: &Metrics) -> String {
             "counter",
             "Messages shed from the full ingest queue.",
             metrics.shed.load(Ordering::Relaxed),
+        ),
+        (
+            "vouch_sync_batches_shed_total",
+            "counter",
+            "Batches of synced envelopes shed from their full queue (fetched again later).",
+            metrics.sync_batches_shed.load(Ordering::Relaxed),
+        ),
+        (
+            "vouch_sync_catching_up",
+            "gauge",
+            "1 while the node holds its seals after a start, catching up with its peers.",
+            u64::from(metrics.catching_up.load(Ordering::Relaxed)),
         ),
         (
             "vouch_gossip_send_failed_total",

@@ -221,7 +221,10 @@ impl Network {
             roles: BTreeSet::from([Role::Verifier]),
             stake: None,
         });
-        AuthorityView::new("snapshot:authority.json", orchestrators.chain(gateways).chain(verifiers))
+        AuthorityView::new(
+            "snapshot:authority.json",
+            orchestrators.chain(gateways).chain(verifiers),
+        )
     }
 
     /// Writes `authority.json`, `profiles.json` and, under `keys/`, every

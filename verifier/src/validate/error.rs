@@ -168,6 +168,20 @@ pub enum ValidationError {
 }
 
 impl ValidationError {
+    /// Whether a peer verifier that served this envelope by sync is to
+    /// blame: not for an Ignore, nor for what an honest peer may hold
+    /// because its view differed (a revocation or an authority change it
+    /// had not seen yet); for everything an honest verifier never accepts.
+    pub fn blames_sync_peer(&self) -> bool {
+        self.outcome().0 == Outcome::Reject
+            && !matches!(
+                self,
+                ValidationError::Revoked { .. }
+                    | ValidationError::Unauthorized { .. }
+                    | ValidationError::ExpiredCertificate(_)
+            )
+    }
+
     /// THE outcome table: the gossip outcome and the stable reason label of
     /// each failure. Reject means the forwarding peer should have caught it.
     pub fn outcome(&self) -> (Outcome, &'static str) {

@@ -16,6 +16,7 @@ use vouch_delegation::{
     CertificateError, Eip712Network, Policy, Role, SignedCheckpoint, SignedDelegation,
     SignedRevocation, VerifiedCheckpoint, VerifiedDelegation, VerifiedRevocation,
 };
+use vouch_net::PartitionSet;
 use vouch_schema::{Address, Envelope, Origin, TelemetryBatch, limits};
 
 use super::ValidationConfig;
@@ -54,6 +55,9 @@ pub enum Arrival {
     /// topic, `None` when it is not a telemetry topic. The envelope's own
     /// partition must be the topic's.
     Topic(Option<u32>),
+    /// Fetched from a peer verifier by sync: its partition must be one
+    /// this verifier follows.
+    Synced(PartitionSet),
     /// Read back from a log or a file: no topic to compare with.
     Stored,
 }
@@ -94,14 +98,22 @@ impl Rules {
             return Err(ValidationError::Oversize(bytes.len()));
         }
         let envelope = Envelope::decode(bytes).map_err(ValidationError::Envelope)?;
-        if let Arrival::Topic(topic) = arrival {
-            let topic = topic.ok_or(ValidationError::Structure("not a telemetry topic"))?;
-            if envelope.id.partition != topic {
-                return Err(ValidationError::WrongPartition {
-                    envelope: envelope.id.partition,
-                    topic,
-                });
+        match arrival {
+            Arrival::Topic(topic) => {
+                let topic = topic.ok_or(ValidationError::Structure("not a telemetry topic"))?;
+                if envelope.id.partition != topic {
+                    return Err(ValidationError::WrongPartition {
+                        envelope: envelope.id.partition,
+                        topic,
+                    });
+                }
             }
+            Arrival::Synced(followed) if !followed.contains(envelope.id.partition) => {
+                return Err(ValidationError::Structure(
+                    "a partition this verifier does not follow",
+                ));
+            }
+            Arrival::Synced(_) | Arrival::Stored => {}
         }
         let batch = TelemetryBatch::decode(&envelope.content).map_err(ValidationError::Batch)?;
         Ok((envelope, batch))
