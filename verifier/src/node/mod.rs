@@ -120,7 +120,6 @@ pub async fn load_authority(
     }
 }
 
-
 /// Runs a verifier node until `shutdown` resolves, calling `on_start` once it
 /// listens (gossip and HTTP). Returns after the final commit.
 ///
