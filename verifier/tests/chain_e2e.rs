@@ -6,9 +6,8 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-#[path = "../../delegation/tests/common/ganache.rs"]
-mod ganache;
 
+use common::ganache;
 use common::identity::{Identity, ok_json, vouch};
 use common::node::{NodeProcess, count};
 use serde_json::json;
