@@ -103,11 +103,15 @@ def criterion_elements(path):
         return None
 
 
+def bench_jsons(text):
+    """Every `vouch-bench-json:` object of a log, in order."""
+    return [json.loads(line[len("vouch-bench-json: "):]) for line in text.splitlines()
+            if line.startswith("vouch-bench-json: ")]
+
+
 def bench_json(name):
-    for line in log(name).splitlines():
-        if line.startswith("vouch-bench-json: "):
-            return json.loads(line[len("vouch-bench-json: "):])
-    return None
+    found = bench_jsons(log(name))
+    return found[0] if found else None
 
 
 def num(s):
@@ -481,6 +485,260 @@ def gossip(out):
     out.append("")
 
 
+# ---------------------------------------------------------------- reliability soak
+
+LONG = os.path.join(OUT, "long")
+
+
+def soak_source():
+    """(log text, how it ran) of the soak to report: scripts/soak.sh's long
+    soak when its log exists, else bench.sh's short one."""
+    text = read(os.path.join(LONG, "soak.log"))
+    if bench_jsons(text):
+        meta = json.loads(read(os.path.join(LONG, "run.json"), "{}") or "{}")
+        started = meta.get("run_started")
+        when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") \
+            if started else "date unknown"
+        status = "" if meta.get("rc", 0) == 0 else f", **exit {meta.get('rc')}**"
+        how = (f"`{meta.get('command', 'scripts/soak.sh')}` ({meta.get('seconds', 0):.0f} s{status}; "
+               f"{when}; load {meta.get('load_1m', '—')} at the end), the long soak in "
+               f"`{REL}/long/soak.log` (bench.sh's own two-minute soak is in `{REL}/soak.log`)")
+        return text, how
+    return log("soak"), step_line("soak") + " (bench.sh's two-minute soak; `scripts/soak.sh` runs the 15-minute one)"
+
+
+def per_node(values, fmt=lambda v: f"{v}"):
+    return " / ".join("n/a" if v is None else fmt(v) for v in values)
+
+
+def soak(out):
+    text, how = soak_source()
+    groups = {}
+    for j in bench_jsons(text):
+        if j.get("bench") != "soak":
+            continue
+        key = j["group"] + (":" + j["phase"] if j["group"] == "phase" else "")
+        groups[key] = j
+    RESULTS["soak"] = groups
+    out.append("## Reliability under flood (hardening and security issues)")
+    out.append("")
+    out.append(f"*Machine*: {MACHINE_SHORT} · *Command*: {how}")
+    out.append("")
+    out.append("*Goals*: honest acceptance ≥ 0.99 under flood at every node; zero node exits; RSS ≤ 256 MiB per "
+               "node; bytes of SLA state per accepted event documented and bounded.")
+    out.append("")
+    run, base, flood = groups.get("run"), groups.get("phase:baseline"), groups.get("phase:flood")
+    if not (run and base and flood):
+        why = missing("soak") if "soak" in STEPS else "not run by bench.sh"
+        out.append(f"Not measured in this run ({why}).")
+        out.append("")
+        for g in ["honest acceptance ≥ 0.99 under flood", "zero node exits", "RSS ≤ 256 MiB per node"]:
+            record_goal("reliability", g, None, NOT)
+        return
+    fl = run["flood"]
+    nofile = run.get("node_soft_nofile")
+    out.append(
+        f"{run['verifiers']} real `vouch node` processes bootstrapped to each other on 127.0.0.1 (production "
+        f"rate limits and `[sla.limits]`, the demo SLA policy so minutes seal during the run, soft "
+        f"`RLIMIT_NOFILE` {nofile if nofile else 'inherited'} at start). **Baseline** ({run['baseline_s']:g} s after a "
+        f"{run['warm_up_s']:g} s warm-up): {run['honest_publishers']} honest gateways (certificates in "
+        f"{', '.join(run['regions'])}; one event per envelope) each start a healthy go-livepeer session every "
+        f"{run['session_interval_ms'] / 1000:g} s on the {run['listed_orchestrators']} orchestrators the authority "
+        f"view lists. **Flood** ({run['flood_s']:g} s, same nodes): the same, plus one gateway principal sending "
+        f"{fl['rate_per_s']:g} envelopes/s of up to {fl['events_per_envelope']} events (within its rate limit), "
+        f"in turn many one-event sessions, status-heavy envelopes (samples piled onto a few attempts) and sessions "
+        f"naming random unlisted orchestrators ({fl['events']:,} events in {fl['envelopes_sent']:,} envelopes), "
+        f"plus every {fl['burst_every_s']} s a burst of {fl['burst_envelopes']:,} one-event envelopes beyond its "
+        f"rate limit; and {groups.get('idle_http', {}).get('target', '?'):,} TCP connections to node 0's HTTP port "
+        "that send an incomplete request header and nothing more, reopened when the node closes them. "
+        f"Sampled every {run['sample_every_s']:g} s per node. Honest acceptance = honest envelopes in that node's "
+        "committed log (counted by the time of their event) ÷ envelopes the honest publishers sent in the phase.")
+    out.append("")
+
+    def nodes(ph, f):
+        return [f(v) for v in ph["nodes"]]
+
+    def spread(ph, key, field="max"):
+        return nodes(ph, lambda v: (v.get(key) or {}).get(field))
+
+    def mx(values):
+        vals = [v for v in values if v is not None]
+        return max(vals) if vals else None
+
+    def rates(ph):
+        return [v["rate"] for v in ph["honest"]["per_node"]]
+
+    def lat(ph, q):
+        return [v["latency"].get(q) for v in ph["honest"]["per_node"]]
+
+    def reasons(ph, key):
+        total = {}
+        for v in ph["nodes"]:
+            got = v["ingest"].get("refused_by_reason") if key == "ingest" else v.get(key)
+            for k, n in (got or {}).items():
+                total[k] = total.get(k, 0) + n
+        return total
+
+    def fmt_reasons(d, only=None):
+        items = [(k, v) for k, v in sorted(d.items()) if only is None or only(k)]
+        return ", ".join(f"{k} {v:,.0f}" for k, v in items) if items else "none"
+
+    mib = lambda v: f"{v:g} MiB"  # noqa: E731
+    rows = [
+        ["honest envelopes sent", f"{base['honest']['sent']:,}", f"{flood['honest']['sent']:,}"],
+        ["**honest acceptance** (node 0 / 1 / 2)", per_node(rates(base), lambda v: f"{v:.4f}"),
+         "**" + per_node(rates(flood), lambda v: f"{v:.4f}") + "**"],
+        ["honest publish → durably accepted p50 / p99 (worst node)",
+         f"{mx(lat(base, 'p50_ms'))} / {mx(lat(base, 'p99_ms'))} ms",
+         f"{mx(lat(flood, 'p50_ms'))} / {mx(lat(flood, 'p99_ms'))} ms"],
+    ]
+    fp = flood["flood"] or {}
+    rows.append(["flood envelopes sent → accepted (node 0 / 1 / 2)", "—",
+                 f"{fp.get('envelopes_sent', 0):,} → " + per_node([v["accepted_envelopes"] for v in fp.get("per_node", [])],
+                                                                  lambda v: f"{v:,}")])
+    rows.append(["refused at ingest, all nodes (outcome/reason)", fmt_reasons(reasons(base, "ingest")),
+                 fmt_reasons(reasons(flood, "ingest"))])
+    rows.append(["flood envelopes sent but neither logged nor refused (node 0 / 1 / 2)", "—",
+                 per_node([v["unaccounted"] for v in fp.get("per_node", [])])])
+    pubs = fl.get("publishers")
+    if pubs:
+        rows.append(["flooder's own publishers: SDK queue drops / transport drops / pending at the end",
+                     "—", " + ".join(f"{p['publisher']}: {p.get('dropped_queue_full', 'n/a')} / "
+                                     f"{p.get('transport_dropped', 'n/a')} / {p.get('transport_pending', 'n/a')}"
+                                     + (f" ({p['last_error']})" if p.get("last_error") else "")
+                                     for p in pubs)])
+    def refused_events(ph):
+        # Events refused by reason; limit counters that refuse no event
+        # (series, gateway pairs: counted when a minute seals) beside them.
+        d = reasons(ph, "sla_events")
+        return fmt_reasons(d, lambda k: k.startswith("events_rejected_")
+                           or (k.startswith("limit_") and "events_rejected_" + k not in d))
+
+    rows.append(["events the SLA engine refused, all nodes (`vouch_sla_events_total`)",
+                 refused_events(base), refused_events(flood)])
+    rows += [
+        ["RSS median / **max** / final, worst node",
+         f"{mx(spread(base, 'rss_mib', 'median'))} / **{mx(spread(base, 'rss_mib'))}** / {mx(spread(base, 'rss_mib', 'final'))} MiB",
+         f"{mx(spread(flood, 'rss_mib', 'median'))} / **{mx(spread(flood, 'rss_mib'))}** / {mx(spread(flood, 'rss_mib', 'final'))} MiB"],
+        ["RSS max (node 0 / 1 / 2)", per_node(spread(base, "rss_mib"), mib), per_node(spread(flood, "rss_mib"), mib)],
+        ["SLA state (`vouch_sla_state_bytes`) median / max / final, worst node",
+         f"{mx(spread(base, 'sla_state_mib', 'median'))} / {mx(spread(base, 'sla_state_mib'))} / {mx(spread(base, 'sla_state_mib', 'final'))} MiB",
+         f"{mx(spread(flood, 'sla_state_mib', 'median'))} / {mx(spread(flood, 'sla_state_mib'))} / {mx(spread(flood, 'sla_state_mib', 'final'))} MiB"],
+        ["events the SLA engine accepted, cumulative (node 0 / 1 / 2)",
+         per_node(nodes(base, lambda v: v.get("sla_events_accepted_total")), lambda v: f"{v:,.0f}"),
+         per_node(nodes(flood, lambda v: v.get("sla_events_accepted_total")), lambda v: f"{v:,.0f}")],
+        ["**bytes of SLA state per accepted event** (state ÷ cumulative accepted events, node 0 / 1 / 2)",
+         per_node(nodes(base, lambda v: v.get("state_bytes_per_accepted_event")), lambda v: f"{v:,.0f} B"),
+         "**" + per_node(nodes(flood, lambda v: v.get("state_bytes_per_accepted_event")), lambda v: f"{v:,.0f} B") + "**"],
+        ["flooder's own SLA state / open sessions, max (`vouch_sla_principal_*`)", "—",
+         f"{mx(spread(flood, 'flooder_state_mib'))} MiB / {mx(spread(flood, 'flooder_sessions')) or 0:,.0f}"],
+        ["descriptors in use, max (node 0 / 1 / 2)", per_node(nodes(base, lambda v: v.get("fds_max")), lambda v: f"{v:.0f}"),
+         per_node(nodes(flood, lambda v: v.get("fds_max")), lambda v: f"{v:.0f}")],
+        ["soft descriptor limit seen (node 0 / 1 / 2)", per_node(nodes(base, lambda v: v.get("nofile_soft"))),
+         per_node(nodes(flood, lambda v: v.get("nofile_soft")))],
+        ["`state.redb` / `sla.snapshot` / segment log at the end, node 0",
+         f"{base['nodes'][0]['redb_bytes'] / 1048576:.1f} / {base['nodes'][0]['sla_snapshot_file_bytes'] / 1048576:.2f} / "
+         f"{base['nodes'][0]['log_bytes'] / 1048576:.1f} MiB",
+         f"{flood['nodes'][0]['redb_bytes'] / 1048576:.1f} / {flood['nodes'][0]['sla_snapshot_file_bytes'] / 1048576:.2f} / "
+         f"{flood['nodes'][0]['log_bytes'] / 1048576:.1f} MiB"],
+        ["`/healthz` failures while alive (node 0 / 1 / 2)", per_node(nodes(base, lambda v: v.get("healthz_failed"))),
+         per_node(nodes(flood, lambda v: v.get("healthz_failed")))],
+        ["node alive at the end of the phase (node 0 / 1 / 2)",
+         per_node(nodes(base, lambda v: "yes" if v.get("alive_at_end") else "**no**")),
+         per_node(nodes(flood, lambda v: "yes" if v.get("alive_at_end") else "**no**"))],
+    ]
+    table(out, ["figure", "baseline (honest only)", "flood (same run)"], rows)
+
+    acc = min(rates(flood)) if flood["honest"]["per_node"] else None
+    exits = run["node_exits"]
+    rss = run.get("max_rss_mib")
+    g_acc = None if acc is None else acc >= 0.99
+    g_exit = exits == 0
+    g_rss = None if rss is None else rss <= 256
+    record_goal("reliability", "honest acceptance ≥ 0.99 under flood", g_acc, "n/a" if acc is None else f"{acc:.4f}")
+    record_goal("reliability", "zero node exits", g_exit, f"{exits} exits")
+    record_goal("reliability", "RSS ≤ 256 MiB per node", g_rss, f"{rss} MiB")
+    out.append(goal(g_acc, f"Honest acceptance ≥ 0.99 under flood (lowest node {acc})") + "; "
+               + goal(g_exit, f"zero node exits ({exits}" + "".join(
+                   f"; node {n}: {st}" for n, st in enumerate(run["exit_status"]) if st) + ")") + "; "
+               + goal(g_rss, f"RSS ≤ 256 MiB per node (max {rss} MiB)") + ".")
+    out.append("")
+
+    for n, lg in enumerate(run.get("node_logs") or []):
+        if not lg.get("lines"):
+            continue
+        common = "; ".join(f"{c['count']:,}× `{c['message']}`" for c in lg.get("commonest", []))
+        last = " ⏎ ".join(f"`{x}`" for x in lg.get("last", []))
+        dead = run["exit_status"][n] if n < len(run["exit_status"]) else None
+        out.append(f"Node {n}'s log (stderr, warnings and errors): {lg['lines']:,} lines; commonest: {common}"
+                   + (f"; it exited ({dead}), last lines: {last}" if dead else "") + ".")
+        out.append("")
+
+    idle = groups.get("idle_http")
+    if idle:
+        table(out, ["idle HTTP connections to node 0", "count"], [
+            ["held open at once, target / at most / at the end",
+             f"{idle['target']:,} / {idle['max_open']:,} / {idle['open_at_end']:,}"],
+            ["TCP connects that succeeded / failed (including reconnects)",
+             f"{idle['connected']:,} / {idle['connect_failed']:,}"],
+            ["closed by the node / answered before closing (first answer)",
+             f"{idle['closed_by_node']:,} / {idle['answered']:,} ({idle.get('first_answer') or '—'})"],
+            ["lifetime of a closed connection, p50 / max",
+             "—" if idle.get("lifetime_ms_p50") is None else f"{idle['lifetime_ms_p50'] / 1000:.1f} / {idle['lifetime_ms_max'] / 1000:.1f} s"],
+        ])
+
+    tl = groups.get("timeline")
+    if tl and tl["nodes"] and tl["nodes"][0]["t_s"]:
+        n0 = tl["nodes"][0]
+        count = len(n0["t_s"])
+        picks = sorted({round(i * (count - 1) / 11) for i in range(12)}) if count > 12 else list(range(count))
+        rows = []
+        for i in picks:
+            t = n0["t_s"][i]
+            phase = "warm-up" if t < tl["baseline_at_s"] else "baseline" if t < tl["flood_at_s"] else \
+                "flood" if t < tl["end_at_s"] else "drain"
+            cells = [f"{t:.0f} s", phase]
+            for key, f in [("rss_mib", lambda v: f"{v:g}"), ("sla_state_mib", lambda v: f"{v:g}"),
+                           ("fds", lambda v: f"{v}"), ("redb_mib", lambda v: f"{v:g}")]:
+                cells.append(per_node([nd[key][i] if i < len(nd[key]) else None for nd in tl["nodes"]], f))
+            cells.append(f"{n0['idle_open'][i]:,}")
+            if "flood_sent" in n0:
+                cells.append(f"{n0['flood_sent'][i]:,}")
+                cells.append(per_node([nd["ingest_accepted"][i] if i < len(nd["ingest_accepted"]) else None
+                                       for nd in tl["nodes"]], lambda v: f"{v:,}"))
+            rows.append(cells)
+        out.append("Over time (node 0 / 1 / 2; every sample is in the log's `timeline` line):")
+        out.append("")
+        head = ["time", "phase", "RSS MiB", "SLA state MiB", "descriptors", "state.redb MiB", "idle connections open"]
+        if "flood_sent" in n0:
+            head += ["flood envelopes sent", "envelopes accepted (all principals)"]
+        table(out, head, rows)
+
+    extra = groups.get("metrics")
+    if extra:
+        seen = {}
+        for i, nd in enumerate(extra["nodes"]):
+            for k, v in nd["metrics"].items():
+                seen.setdefault(k, [None] * len(extra["nodes"]))[i] = v
+        shown = {k: v for k, v in seen.items() if k.startswith(("vouch_http_", "vouch_gossip_", "vouch_p2p_"))
+                 or "drop" in k or "slow" in k or "shed" in k}
+        if shown:
+            out.append("Connection and drop counters at the end (node 0 / 1 / 2): "
+                       + "; ".join(f"`{k}` {per_node(v, lambda x: f'{x:,.0f}')}" for k, v in sorted(shown.items())) + ".")
+        else:
+            out.append("Connection and drop counters: none exported by these nodes (n/a).")
+        if not any(k.startswith("vouch_http_") for k in seen):
+            out.append("`vouch_http_*`: n/a (not exported by this build).")
+        out.append("")
+    out.append(
+        "Reading: bytes per accepted event is the engine's own estimate of its state (`vouch_sla_state_bytes`) "
+        "divided by every event it accepted so far; sealed minutes fold sessions into buckets, so it falls as a "
+        "run goes on. Per principal, open-session state is capped by `[sla.limits]` "
+        "(`max_state_bytes_per_principal`, `max_sessions_per_principal`, `max_status_per_attempt`): the flooder's "
+        "row above shows where it stood against them.")
+    out.append("")
+
+
 def replay(out):
     text = log("replay")
     out.append("## Replay (replay issue)")
@@ -725,6 +983,7 @@ def main():
     sdk(body)
     pipeline(body)
     gossip(body)
+    soak(body)
     replay(body)
     sla(body)
     bridges(body)

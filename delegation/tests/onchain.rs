@@ -3,12 +3,8 @@
 //! real JSON-RPC. Needs Node.js and `npm ci --prefix interop`.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/ganache.rs"]
-mod ganache;
-
 use std::time::{Duration, Instant};
 
-use ganache::{Deployed, Ganache};
 use serde_json::json;
 use vouch_delegation::Role;
 use vouch_delegation::authority::Authority;
@@ -16,6 +12,7 @@ use vouch_delegation::authority::onchain::{
     self, ChainOptions, OnChainAuthority, OnChainError, PoolEntry,
 };
 use vouch_schema::Address;
+use vouch_testkit::ganache::{self, Deployed, Ganache};
 
 const A: &str = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

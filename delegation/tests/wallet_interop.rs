@@ -18,6 +18,7 @@ use vouch_delegation::{
     SignedRevocation, keys, wallet,
 };
 use vouch_schema::Address;
+use vouch_testkit::actor::local_chain;
 
 const T0: u64 = 1_750_000_000;
 
@@ -51,10 +52,6 @@ fn ethers_verify(doc: &Value) -> (bool, Option<Address>, Value) {
     let out = wallet_mjs(&["verify", file.path().to_str().unwrap()]);
     let signer = out["signer"].as_str().map(|s| s.parse().unwrap());
     (out["ok"].as_bool().unwrap(), signer, out["hash"].clone())
-}
-
-fn local_chain() -> Eip712Network {
-    Eip712Network { chain_id: 1337, verifying_contract: Address([0xab; 20]) }
 }
 
 fn domain_json(net: &Eip712Network) -> String {

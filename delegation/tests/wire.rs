@@ -19,9 +19,7 @@ use vouch_delegation::{
 use vouch_schema::{Address, Signature};
 
 fn key(n: u8) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[31] = n;
-    SigningKey::from_bytes(&k.into()).unwrap()
+    vouch_testkit::keys::numbered(n.into())
 }
 
 fn hex0x(bytes: &[u8]) -> String {

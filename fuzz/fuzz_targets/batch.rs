@@ -4,16 +4,16 @@
 //! encode → decode gives the same batch, the batch passes `validate`, and each
 //! event round-trips alone. Converting events back to Kafka JSON must not panic.
 //! Differential: accepts exactly what the ciborium-based reference decoder
-//! (`vouch_fuzz::reference`) accepts, with the same batch.
+//! (`vouch_schema::oracle::batch`) accepts, with the same batch.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vouch_fuzz::reference;
+use vouch_schema::oracle;
 use vouch_schema::{Event, TelemetryBatch};
 
 fuzz_target!(|data: &[u8]| {
     let ours = TelemetryBatch::decode(data);
-    match (&ours, reference::batch_decode(data)) {
+    match (&ours, oracle::batch::decode(data)) {
         (Ok(a), Ok(b)) => assert_eq!(a, &b, "decoders disagree on the value"),
         (Err(_), Err(_)) => {}
         (ours, theirs) => panic!("{} bytes: ours {ours:?}, reference {theirs:?}", data.len()),

@@ -2,7 +2,7 @@
 //! under every Vouch decoder.
 //!
 //! Differential: the outcome must match the ciborium-based reference decoder
-//! (`vouch_fuzz::reference`), as the module documents: both accept or both
+//! (`vouch_schema::oracle::cbor`), as the module documents: both accept or both
 //! reject, with the same error variant (a malformed input's message aside).
 //! Asserts too, for every accepted input: re-encoding gives the input back
 //! byte for byte, the re-encoding is accepted again, it equals the reference
@@ -11,12 +11,12 @@
 
 use ciborium::Value;
 use libfuzzer_sys::fuzz_target;
-use vouch_fuzz::reference;
+use vouch_schema::oracle;
 use vouch_schema::cbor::{self, CborError};
 
 fuzz_target!(|data: &[u8]| {
     let ours = cbor::from_slice(data);
-    let theirs = reference::cbor_from_slice(data);
+    let theirs = oracle::cbor::from_slice_unique(data);
     match (&ours, &theirs) {
         (Ok(_), Ok(_)) => {}
         (Err(CborError::Malformed(_)), Err(CborError::Malformed(_))) => {}
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         _ => panic!("{data:02x?}: ours {ours:?}, reference {theirs:?}"),
     }
     let Ok(value) = ours else { return };
-    assert_eq!(reference::to_vec(&value), data, "reference encoder disagrees");
+    assert_eq!(oracle::cbor::to_vec(&value), data, "reference encoder disagrees");
     let again = cbor::to_vec(&value);
     assert_eq!(again, data, "encode(decode(x)) != x");
     // Compare encodings, not values: a NaN float is not equal to itself.

@@ -5,16 +5,16 @@
 //! (which promises that whatever passes it encodes to bytes that decode).
 //! Rebuilding the Kafka JSON and re-reading it must not panic.
 //! Differential: accepts exactly what the ciborium-based reference decoder
-//! (`vouch_fuzz::reference`) accepts, with the same event.
+//! (`vouch_schema::oracle::event`) accepts, with the same event.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vouch_fuzz::reference;
+use vouch_schema::oracle;
 use vouch_schema::Event;
 
 fuzz_target!(|data: &[u8]| {
     let ours = Event::decode(data);
-    match (&ours, reference::event_decode(data)) {
+    match (&ours, oracle::event::decode(data)) {
         (Ok(a), Ok(b)) => assert_eq!(a, &b, "decoders disagree on the value"),
         (Err(_), Err(_)) => {}
         (ours, theirs) => panic!("{data:02x?}: ours {ours:?}, reference {theirs:?}"),

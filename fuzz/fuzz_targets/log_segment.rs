@@ -1,5 +1,5 @@
-//! The verifier's segment log reader (`verifier/src/store/log.rs`, compiled
-//! here from the same source file: it needs only std, blake3 and thiserror).
+//! The verifier's segment log (`verifier/src/store/log/`, compiled here
+//! from the same source files: they need only std, blake3 and thiserror).
 //!
 //! The input is written to disk as a log directory: a segment file, and
 //! with the first byte odd also a `HEAD` file cut from the input's end.
@@ -9,8 +9,8 @@
 //! cleanly to its last committed record.
 #![no_main]
 
-#[allow(dead_code, unreachable_pub, missing_docs)]
-#[path = "../../verifier/src/store/log.rs"]
+#[allow(dead_code, unreachable_pub, unused_imports, missing_docs)]
+#[path = "../../verifier/src/store/log/mod.rs"]
 mod log;
 
 use std::path::PathBuf;

@@ -8,7 +8,9 @@
 //! - [`topics`]: the partition-list parser and every partition's topic hash.
 //! - [`node`]: the receiving side of `vouch node` and `vouch subscribe`
 //!   ([`GossipNode`]): subscribe, listen, dial, take each message for a
-//!   verdict, count connections.
+//!   verdict, count connections, and sync where it is on.
+//! - [`sync`]: `/vouch/1/sync`, set reconciliation of accepted envelopes
+//!   between verifiers beside gossip.
 //!
 //! The publisher's side (a bounded pending buffer, re-dials with backoff,
 //! following each envelope until it has left) is the SDK's gossip transport.
@@ -16,15 +18,20 @@
 pub mod node;
 pub mod params;
 pub mod swarm;
+pub mod sync;
 pub mod topics;
 
 pub use node::{ConnectionCounters, GossipNode, Inbound};
 pub use params::{
-    MAX_PEER_TOPICS, MESH_N, gossipsub_config, peer_score_params, peer_score_thresholds,
+    APP_SPECIFIC_WEIGHT, MAX_PEER_TOPICS, MESH_N, gossipsub_config, peer_score_params,
+    peer_score_thresholds,
 };
 pub use swarm::{
     ConnectionCaps, Node, NodeEvent, TcpMuxer, build_swarm, build_swarm_with_caps,
-    build_swarm_wrapping,
+    build_swarm_with_sync, build_swarm_wrapping,
+};
+pub use sync::{
+    Digest, MemoryStore, PartitionSet, SyncConfig, SyncEvent, SyncSetup, SyncStats, SyncStore,
 };
 pub use topics::{
     Partitions, PartitionsError, all_topic_hashes, control_topic, telemetry_topic_hash,
@@ -69,6 +76,9 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
+    /// The sync configuration cannot work.
+    #[error(transparent)]
+    SyncConfig(#[from] sync::SyncConfigError),
     /// A listener failed before it reported its address.
     #[error("listener failed: {source}")]
     Listener {

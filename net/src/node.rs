@@ -1,7 +1,8 @@
 //! The receiving side that `vouch node` and `vouch subscribe` share: a swarm
 //! subscribed to a set of topics that hands every message to its owner for
 //! a verdict (gossipsub forwards nothing before it, DESIGN.md §5), and the
-//! connection bookkeeping both do the same way.
+//! connection bookkeeping both do the same way. A verifier's node also runs
+//! sync ([`crate::sync`], [`GossipNode::with_sync`]) in the same task.
 
 use std::collections::HashSet;
 use std::io;
@@ -15,8 +16,9 @@ use libp2p::gossipsub::{
 };
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, TransportError, identity};
+use libp2p::{Multiaddr, PeerId, Swarm, TransportError, identify, identity};
 
+use crate::sync::{self, SyncDriver, SyncEvent, SyncSetup, SyncStats};
 use crate::{ConnectionCaps, NetError, Node, NodeEvent, build_swarm_with_caps};
 
 /// What the swarm hands its owner. Everything else (connections, identify,
@@ -43,6 +45,9 @@ pub enum Inbound {
         /// How many, by queue.
         failed_messages: FailedMessages,
     },
+    /// Sync fetched envelopes or ended a round (only with
+    /// [`GossipNode::with_sync`]).
+    Sync(SyncEvent),
 }
 
 /// Gossip connection counters: how many are open, and how many incoming ones
@@ -89,6 +94,7 @@ impl ConnectionCounters {
 pub struct GossipNode {
     swarm: Swarm<Node>,
     connections: Arc<ConnectionCounters>,
+    sync: Option<SyncDriver>,
 }
 
 impl GossipNode {
@@ -100,8 +106,35 @@ impl GossipNode {
         topics: &[IdentTopic],
         caps: ConnectionCaps,
     ) -> Result<GossipNode, NetError> {
-        let mut swarm =
-            build_swarm_with_caps(key, agent, topics.iter().map(IdentTopic::hash), caps)?;
+        let swarm = build_swarm_with_caps(key, agent, topics.iter().map(IdentTopic::hash), caps)?;
+        GossipNode::subscribed(swarm, topics, None)
+    }
+
+    /// [`GossipNode::new`] with sync on: the node answers peers' sync
+    /// requests from `setup.store`, and syncs with them when asked
+    /// ([`GossipNode::sync_round`]).
+    pub fn with_sync(
+        key: identity::Keypair,
+        agent: String,
+        topics: &[IdentTopic],
+        caps: ConnectionCaps,
+        setup: SyncSetup,
+    ) -> Result<GossipNode, NetError> {
+        let SyncSetup { store, partitions, config } = setup;
+        config.validate()?;
+        let stats = Arc::new(SyncStats::default());
+        let behaviour = sync::behaviour(&config, Arc::clone(&stats));
+        let hashes = topics.iter().map(IdentTopic::hash);
+        let swarm = crate::build_swarm_with_sync(key, agent, hashes, caps, behaviour)?;
+        let driver = SyncDriver::new(config, partitions, store, stats);
+        GossipNode::subscribed(swarm, topics, Some(driver))
+    }
+
+    fn subscribed(
+        mut swarm: Swarm<Node>,
+        topics: &[IdentTopic],
+        sync: Option<SyncDriver>,
+    ) -> Result<GossipNode, NetError> {
         for t in topics {
             swarm
                 .behaviour_mut()
@@ -109,7 +142,7 @@ impl GossipNode {
                 .subscribe(t)
                 .map_err(|source| NetError::Subscribe { topic: t.to_string(), source })?;
         }
-        Ok(GossipNode { swarm, connections: Arc::default() })
+        Ok(GossipNode { swarm, connections: Arc::default(), sync })
     }
 
     /// This node's peer id.
@@ -170,15 +203,86 @@ impl GossipNode {
         self.swarm.dial(addr.clone())
     }
 
-    /// Drives the swarm until it has something for the owner. Cancel-safe:
-    /// an event is taken from the swarm only when it is handled.
+    /// Drives the swarm (and sync) until it has something for the owner.
+    /// Cancel-safe: an event is taken from the swarm, or finished sync work
+    /// from its queue, only when it is handled.
     pub async fn next(&mut self) -> Inbound {
         loop {
-            let event = self.swarm.select_next_some().await;
-            if let Some(inbound) = self.observe(event) {
-                return inbound;
+            let Some(sync) = self.sync.as_mut() else {
+                let event = self.swarm.select_next_some().await;
+                if let Some(inbound) = self.observe(event) {
+                    return inbound;
+                }
+                continue;
+            };
+            if let Some(event) = sync.events.pop_front() {
+                return Inbound::Sync(event);
+            }
+            let wake = sync.next_wake();
+            let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+            tokio::select! {
+                event = self.swarm.select_next_some() => {
+                    if let Some(inbound) = self.observe(event) {
+                        return inbound;
+                    }
+                }
+                done = sync.next_done() => sync.on_done(self.swarm.behaviour_mut(), done),
+                () = tokio::time::sleep_until(wake.unwrap_or(far).into()), if wake.is_some() => {
+                    sync.wake(self.swarm.behaviour_mut());
+                }
             }
         }
+    }
+
+    /// Publishes `data` on `topic` (a verifier's own checkpoints on the
+    /// control topic). False when gossipsub refuses it (no peer subscribed,
+    /// or a duplicate).
+    pub fn publish(&mut self, topic: &IdentTopic, data: Vec<u8>) -> bool {
+        match self.swarm.behaviour_mut().gossipsub.publish(topic.clone(), data) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(%e, %topic, "not published");
+                false
+            }
+        }
+    }
+
+    /// Starts a sync round over the minutes `from_minute..=to_minute` with
+    /// every sync peer that is not in one and was not synced with for the
+    /// round interval (up to the configured number at once), and updates
+    /// peers' gossip scores from their decaying sync penalties. Call it
+    /// every second or few with the minutes not sealed yet; rounds go on
+    /// in [`GossipNode::next`]. Returns the rounds started (0 without sync).
+    pub fn sync_round(&mut self, from_minute: u64, to_minute: u64) -> usize {
+        match self.sync.as_mut() {
+            Some(sync) => sync.start_rounds(self.swarm.behaviour_mut(), from_minute, to_minute),
+            None => 0,
+        }
+    }
+
+    /// Penalizes `peer` for an envelope it served by sync that failed
+    /// validation ([`SyncEvent::Fetched`]): lowers its gossipsub score as
+    /// an invalid gossip message would, and past a threshold bans it from
+    /// sync for a while. Does nothing without sync.
+    pub fn penalize(&mut self, peer: &PeerId) {
+        if let Some(sync) = self.sync.as_mut() {
+            sync.penalize(self.swarm.behaviour_mut(), *peer, sync::PROTOCOL_PENALTY);
+        }
+    }
+
+    /// Sync's counters (`vouch_sync_*`), live; `None` without sync.
+    pub fn sync_stats(&self) -> Option<Arc<SyncStats>> {
+        self.sync.as_ref().map(SyncDriver::stats)
+    }
+
+    /// Connected peers known to speak sync.
+    pub fn sync_peers(&self) -> usize {
+        self.sync.as_ref().map_or(0, SyncDriver::peers)
+    }
+
+    /// The peer's gossipsub score, if gossipsub knows the peer.
+    pub fn peer_score(&self, peer: &PeerId) -> Option<f64> {
+        self.swarm.behaviour().gossipsub.peer_score(peer)
     }
 
     /// Reports the verdict on a message [`Inbound::Message`] gave: Accept
@@ -219,7 +323,30 @@ impl GossipNode {
                 tracing::info!(%peer_id, address = %endpoint.get_remote_address(), "connected");
                 None
             }
-            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+            SwarmEvent::Behaviour(NodeEvent::Sync(event)) => {
+                // What it produces for the owner waits in the driver's queue,
+                // which `next` empties first.
+                if let Some(sync) = self.sync.as_mut() {
+                    sync.on_event(self.swarm.behaviour_mut(), event);
+                }
+                None
+            }
+            SwarmEvent::Behaviour(NodeEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if let Some(sync) = self.sync.as_mut() {
+                    sync.identified(peer_id, &info.protocols);
+                }
+                None
+            }
+            SwarmEvent::ConnectionClosed { peer_id, cause, num_established, .. } => {
+                if num_established == 0
+                    && let Some(sync) = self.sync.as_mut()
+                {
+                    sync.disconnected(&peer_id);
+                }
                 self.connections.disconnected();
                 tracing::info!(%peer_id, ?cause, "disconnected");
                 None

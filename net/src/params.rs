@@ -9,6 +9,13 @@ use libp2p::gossipsub::{self, TopicHash};
 use vouch_schema::limits::MAX_PARTITIONS;
 use vouch_schema::topic;
 
+/// The weight of gossipsub's application-specific score (P5), which the
+/// sync layer sets to `-count²` of a peer's penalties (invalid envelopes
+/// served by sync, protocol bounds broken): a penalty costs what an invalid
+/// gossip message costs under P4 (`-10 × count²`), so the same thresholds
+/// ([`peer_score_thresholds`]) apply.
+pub const APP_SPECIFIC_WEIGHT: f64 = 10.0;
+
 /// Peers a publish goes to, and the mesh size each node aims for
 /// (gossipsub's `mesh_n`). A publisher that does not subscribe uses fanout:
 /// up to this many subscribed peers per topic.
@@ -65,7 +72,8 @@ pub fn gossipsub_config() -> Result<gossipsub::Config, gossipsub::ConfigBuilderE
 /// penalties (P3) stay off: telemetry is bursty and a quiet region would look
 /// like a failing mesh. IP colocation is off: several nodes behind one
 /// address (NAT, one host, tests) are normal here. P7 (broken promises)
-/// keeps libp2p's default.
+/// keeps libp2p's default. P5 (the application's score) carries sync's
+/// penalties ([`APP_SPECIFIC_WEIGHT`]).
 pub fn peer_score_params(
     topics: impl IntoIterator<Item = TopicHash>,
 ) -> gossipsub::PeerScoreParams {
@@ -86,6 +94,7 @@ pub fn peer_score_params(
     };
     let mut params = gossipsub::PeerScoreParams {
         topics: HashMap::new(),
+        app_specific_weight: APP_SPECIFIC_WEIGHT,
         ip_colocation_factor_weight: 0.0,
         ..Default::default()
     };

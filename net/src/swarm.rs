@@ -1,6 +1,6 @@
 //! The swarm every Vouch node runs: TCP + noise + yamux, and the [`Node`]
 //! behaviour (gossipsub with [`crate::gossipsub_config`] and peer scoring,
-//! identify, connection caps).
+//! identify, connection caps, and sync where the node serves it).
 //!
 //! Nodes have ed25519 identities, but who published a message is proven by
 //! the envelope signature, never by the libp2p peer id.
@@ -10,7 +10,7 @@ use std::time::Duration;
 use libp2p::core::Negotiated;
 use libp2p::core::muxing::StreamMuxer;
 use libp2p::gossipsub::{self, TopicHash};
-use libp2p::{PeerId, Swarm, identify, identity, noise, tcp, yamux};
+use libp2p::{PeerId, Swarm, identify, identity, noise, request_response, tcp, yamux};
 
 use crate::NetError;
 use crate::params::{gossipsub_config, peer_score_params, peer_score_thresholds};
@@ -21,7 +21,10 @@ pub use behaviour::{Node, NodeEvent};
 #[allow(missing_docs)]
 mod behaviour {
     use libp2p::swarm::NetworkBehaviour;
-    use libp2p::{connection_limits, gossipsub, identify};
+    use libp2p::swarm::behaviour::toggle::Toggle;
+    use libp2p::{connection_limits, gossipsub, identify, request_response};
+
+    use crate::sync::SyncCodec;
 
     /// The swarm's behaviour: gossipsub for telemetry, identify for peer info.
     /// Shared with every Vouch node (the SDK's publisher, `vouch subscribe`,
@@ -35,6 +38,10 @@ mod behaviour {
         /// Refuses connections beyond [`crate::ConnectionCaps`], so that
         /// peers cannot spend every file descriptor of the process.
         pub limits: connection_limits::Behaviour,
+        /// `/vouch/1/sync` ([`crate::sync`]): on for verifiers, off for the
+        /// SDK's publisher and `vouch subscribe` (which then neither serve
+        /// nor advertise it).
+        pub sync: Toggle<request_response::Behaviour<SyncCodec>>,
     }
 }
 
@@ -125,6 +132,18 @@ pub fn build_swarm_with_caps(
     build_swarm_wrapping(key, agent, score_topics, caps, |_, muxer| muxer)
 }
 
+/// [`build_swarm_with_caps`] with `/vouch/1/sync` on (a verifier's swarm;
+/// [`crate::GossipNode::with_sync`] builds it).
+pub fn build_swarm_with_sync(
+    key: identity::Keypair,
+    agent: String,
+    score_topics: impl IntoIterator<Item = TopicHash>,
+    caps: ConnectionCaps,
+    sync: request_response::Behaviour<crate::sync::SyncCodec>,
+) -> Result<Swarm<Node>, NetError> {
+    build(key, agent, score_topics, caps, Some(sync), |_, muxer| muxer)
+}
+
 /// [`build_swarm_with_caps`], with `wrap` applied to every connection's
 /// muxer once the remote peer is known: how the SDK's publisher counts the
 /// bytes that really left for each peer.
@@ -133,6 +152,24 @@ pub fn build_swarm_wrapping<W, M>(
     agent: String,
     score_topics: impl IntoIterator<Item = TopicHash>,
     caps: ConnectionCaps,
+    wrap: W,
+) -> Result<Swarm<Node>, NetError>
+where
+    W: FnOnce(PeerId, TcpMuxer) -> M + Clone + Send + Unpin + 'static,
+    M: StreamMuxer + Send + 'static,
+    M::Substream: Send + 'static,
+    M::Error: Send + Sync + 'static,
+{
+    build(key, agent, score_topics, caps, None, wrap)
+}
+
+/// The one swarm builder: sync on when `sync` is given.
+fn build<W, M>(
+    key: identity::Keypair,
+    agent: String,
+    score_topics: impl IntoIterator<Item = TopicHash>,
+    caps: ConnectionCaps,
+    sync: Option<request_response::Behaviour<crate::sync::SyncCodec>>,
     wrap: W,
 ) -> Result<Swarm<Node>, NetError>
 where
@@ -153,7 +190,7 @@ where
                 .map(move |(peer, muxer), _| (peer, wrap(peer, muxer))))
         })
         .map_err(NetError::Transport)?
-        .with_behaviour(|key| behaviour(key, agent, score, caps))
+        .with_behaviour(|key| behaviour(key, agent, score, caps, sync))
         .map_err(NetError::Behaviour)?
         // Publish-only peers (the SDK) never join a mesh, so gossipsub does
         // not keep their connections alive; keep them open regardless.
@@ -162,12 +199,14 @@ where
     Ok(swarm)
 }
 
-/// Gossipsub with [`gossipsub_config`] and `score`, identify, and `caps`.
+/// Gossipsub with [`gossipsub_config`] and `score`, identify, `caps`, and
+/// sync if given.
 fn behaviour(
     key: &identity::Keypair,
     agent: String,
     score: gossipsub::PeerScoreParams,
     caps: ConnectionCaps,
+    sync: Option<request_response::Behaviour<crate::sync::SyncCodec>>,
 ) -> Result<Node, Box<dyn std::error::Error + Send + Sync>> {
     let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
         gossipsub::MessageAuthenticity::Anonymous,
@@ -178,7 +217,7 @@ fn behaviour(
     let identify = identify::Behaviour::new(
         identify::Config::new("/vouch/1".into(), key.public()).with_agent_version(agent),
     );
-    Ok(Node { gossipsub, identify, limits: caps.behaviour() })
+    Ok(Node { gossipsub, identify, limits: caps.behaviour(), sync: sync.into() })
 }
 
 #[cfg(test)]

@@ -4,6 +4,11 @@
 //! deterministic CBOR (rule `telemetry-batch` of `schemas/telemetry.cddl`).
 //! The certificate rides in every batch so that any verifier can check any
 //! message without a lookup; it is opaque here.
+//!
+//! [`TelemetryBatch::encode`] encodes a batch whose events are at hand;
+//! [`BatchWriter`] builds the same bytes one encoded event at a time and
+//! knows their exact size before each event goes in (the SDK's publisher
+//! fills envelopes up to a byte limit with it).
 
 use crate::cbor::{self, CborError, Duplicates, Item, MapError, Reader, major};
 use crate::event::{Event, EventError};
@@ -13,11 +18,11 @@ use crate::limits::{MAX_BATCH_EVENTS, MAX_ENVELOPE_BYTES};
 pub const SCHEMA: &str = "vouch/1";
 
 /// Integer keys of the batch map. They never change meaning.
-mod key {
-    pub(super) const SCHEMA: u64 = 0;
-    pub(super) const CERTIFICATE: u64 = 1;
-    pub(super) const EVENTS: u64 = 2;
-    pub(super) const ALL: [u64; 3] = [0, 1, 2];
+pub(crate) mod key {
+    pub(crate) const SCHEMA: u64 = 0;
+    pub(crate) const CERTIFICATE: u64 = 1;
+    pub(crate) const EVENTS: u64 = 2;
+    pub(crate) const ALL: [u64; 3] = [0, 1, 2];
 }
 
 /// A batch of events and the certificate that delegates their signer.
@@ -91,12 +96,7 @@ impl TelemetryBatch {
     pub fn encode(&self) -> Vec<u8> {
         // Room for typical events, so that the buffer rarely grows.
         let mut out = Vec::with_capacity(16 + self.certificate.len() + 512 * self.events.len());
-        cbor::write_head(&mut out, major::MAP, 3);
-        cbor::write_uint(&mut out, key::SCHEMA);
-        cbor::write_text(&mut out, SCHEMA);
-        cbor::write_uint(&mut out, key::CERTIFICATE);
-        cbor::write_bytes(&mut out, &self.certificate);
-        cbor::write_uint(&mut out, key::EVENTS);
+        write_prefix(&mut out, &self.certificate);
         cbor::write_head(&mut out, major::ARRAY, self.events.len() as u64);
         let mut scratch = Vec::new();
         for event in &self.events {
@@ -152,6 +152,127 @@ impl TelemetryBatch {
         let certificate = certificate.ok_or(BatchError::Missing("certificate"))??;
         let events = events.ok_or(BatchError::Missing("events"))??;
         Ok(TelemetryBatch { certificate, events })
+    }
+}
+
+/// Appends the start of a batch's encoding, up to its events array:
+/// `{0: "vouch/1", 1: certificate, 2: ` (keys in order, as deterministic
+/// CBOR wants them). The array's head and the events follow.
+fn write_prefix(out: &mut Vec<u8>, certificate: &[u8]) {
+    cbor::write_head(out, major::MAP, 3);
+    cbor::write_uint(out, key::SCHEMA);
+    cbor::write_text(out, SCHEMA);
+    cbor::write_uint(out, key::CERTIFICATE);
+    cbor::write_bytes(out, certificate);
+    cbor::write_uint(out, key::EVENTS);
+}
+
+/// Builds a batch's encoding one encoded event at a time.
+///
+/// A publisher that fills envelopes up to a byte limit must know, before an
+/// event goes in, how large the batch would be with it. The encoding is the
+/// certificate's prefix (written once, in [`BatchWriter::new`]), the events
+/// array's head, whose length grows with the event count, then the events
+/// back to back; [`BatchWriter::would_fit`] counts all three exactly, and
+/// [`BatchWriter::finish`] returns the bytes [`TelemetryBatch::encode`]
+/// writes for the same certificate and events.
+///
+/// ```
+/// use vouch_schema::batch::BatchWriter;
+/// use vouch_schema::{Event, TelemetryBatch};
+///
+/// let event = Event::from_type_and_data("probe", serde_json::json!({}), 1)?;
+/// let mut writer = BatchWriter::new(b"certificate");
+/// let encoded = event.encode();
+/// assert!(writer.would_fit(encoded.len(), 64 * 1024));
+/// writer.push(&encoded);
+/// let size = writer.encoded_len();
+/// let bytes = writer.finish();
+/// assert_eq!(bytes.len(), size);
+/// assert_eq!(bytes, TelemetryBatch::new(b"certificate".to_vec(), vec![event]).encode());
+/// assert!(writer.is_empty());
+/// # Ok::<(), vouch_schema::EventError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BatchWriter {
+    /// The encoding up to the events array: see [`write_prefix`].
+    prefix: Vec<u8>,
+    /// The encoded events pushed since the last [`BatchWriter::finish`].
+    events: Vec<u8>,
+    /// How many events `events` holds.
+    len: usize,
+}
+
+impl BatchWriter {
+    /// An empty batch under `certificate` (the encoded delegation certificate).
+    pub fn new(certificate: &[u8]) -> BatchWriter {
+        BatchWriter::with_capacity(certificate, 0)
+    }
+
+    /// As [`BatchWriter::new`], with room for `capacity` bytes of events
+    /// reserved up front (a publisher reserves its batch size limit, so the
+    /// buffer never grows while it fills).
+    pub fn with_capacity(certificate: &[u8], capacity: usize) -> BatchWriter {
+        let mut prefix = Vec::with_capacity(16 + certificate.len());
+        write_prefix(&mut prefix, certificate);
+        BatchWriter { prefix, events: Vec::with_capacity(capacity), len: 0 }
+    }
+
+    /// The number of events pushed since the last [`BatchWriter::finish`].
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no event has been pushed since the last [`BatchWriter::finish`].
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The exact length of the bytes [`BatchWriter::finish`] would return now.
+    #[inline]
+    pub fn encoded_len(&self) -> usize {
+        self.size(self.len, self.events.len())
+    }
+
+    /// Whether one more event of `event_bytes` encoded bytes keeps the batch
+    /// within `max_bytes` bytes and [`MAX_BATCH_EVENTS`] events. Exact: the
+    /// batch after [`BatchWriter::push`] is at most `max_bytes` long if and
+    /// only if this says so (and the event count allows it).
+    #[inline]
+    pub fn would_fit(&self, event_bytes: usize, max_bytes: usize) -> bool {
+        self.len < MAX_BATCH_EVENTS
+            && self.size(self.len + 1, self.events.len().saturating_add(event_bytes)) <= max_bytes
+    }
+
+    /// Appends one event's encoding, as [`Event::encode`] writes it. The
+    /// bytes are copied as they are: push only the encoding of an event that
+    /// passes [`Event::validate`], or the batch will not decode. Check the
+    /// limits first with [`BatchWriter::would_fit`]; this does not.
+    #[inline]
+    pub fn push(&mut self, encoded_event: &[u8]) {
+        self.events.extend_from_slice(encoded_event);
+        self.len += 1;
+    }
+
+    /// The batch's encoding, byte for byte what [`TelemetryBatch::encode`]
+    /// writes for the same certificate and events. The writer is left empty,
+    /// under the same certificate, for the next batch.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&self.prefix);
+        cbor::write_head(&mut out, major::ARRAY, self.len as u64);
+        out.extend_from_slice(&self.events);
+        self.events.clear();
+        self.len = 0;
+        out
+    }
+
+    /// The length of a batch of `events` events of `event_bytes` bytes in all.
+    #[inline]
+    fn size(&self, events: usize, event_bytes: usize) -> usize {
+        self.prefix.len().saturating_add(cbor::head_len(events as u64)).saturating_add(event_bytes)
     }
 }
 
@@ -217,65 +338,79 @@ fn read_events(r: &mut Reader<'_>) -> Result<Vec<Event>, BatchError> {
     Ok(events)
 }
 
-/// The codec this module replaced, kept as the oracle of the tests.
 #[cfg(test)]
-pub(crate) mod reference {
+#[allow(clippy::unwrap_used)]
+mod tests {
     use super::*;
-    use crate::event::reference::{from_cbor, to_cbor};
-    use ciborium::Value as Cbor;
+    use crate::event::testing::arb_event;
+    use proptest::prelude::*;
 
-    fn uint(v: u64) -> Cbor {
-        Cbor::Integer(v.into())
+    /// Pushes `events` into a writer, checking at each step that the size it
+    /// predicted is the size it then has.
+    fn write(certificate: &[u8], events: &[Event]) -> Vec<u8> {
+        let mut writer = BatchWriter::new(certificate);
+        for event in events {
+            let encoded = event.encode();
+            let predicted = writer.size(writer.len() + 1, writer.events.len() + encoded.len());
+            assert!(writer.would_fit(encoded.len(), predicted));
+            assert!(!writer.would_fit(encoded.len(), predicted - 1));
+            writer.push(&encoded);
+            assert_eq!(writer.encoded_len(), predicted);
+        }
+        assert_eq!(writer.len(), events.len());
+        let size = writer.encoded_len();
+        let bytes = writer.finish();
+        assert_eq!(bytes.len(), size);
+        assert!(writer.is_empty());
+        bytes
     }
 
-    /// The old `TelemetryBatch::encode`.
-    pub(crate) fn encode(batch: &TelemetryBatch) -> Vec<u8> {
-        let events = batch.events.iter().map(to_cbor).collect();
-        cbor::reference::to_vec(&Cbor::Map(vec![
-            (uint(key::SCHEMA), Cbor::Text(SCHEMA.to_owned())),
-            (uint(key::CERTIFICATE), Cbor::Bytes(batch.certificate.clone())),
-            (uint(key::EVENTS), Cbor::Array(events)),
-        ]))
+    /// Every width of the certificate's and the events array's heads.
+    #[test]
+    fn writer_matches_the_encoder_across_head_widths() {
+        for (cert_len, n) in [(0, 0), (5, 1), (300, 23), (300, 24), (70_000, 300)] {
+            let cert = vec![0xab; cert_len];
+            let events: Vec<Event> = (0..n)
+                .map(|i| {
+                    Event::from_type_and_data("probe", serde_json::json!({"i": i}), 1).unwrap()
+                })
+                .collect();
+            let expected = TelemetryBatch::new(cert.clone(), events.clone()).encode();
+            assert_eq!(write(&cert, &events), expected, "{cert_len} {n}");
+        }
     }
 
-    /// The old `TelemetryBatch::decode`.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<TelemetryBatch, BatchError> {
-        if bytes.len() > MAX_ENVELOPE_BYTES {
-            return Err(BatchError::Oversize(bytes.len()));
+    #[test]
+    fn writer_is_reusable_and_counts_events() {
+        let event = Event::from_type_and_data("probe", serde_json::json!({}), 1).unwrap();
+        let encoded = event.encode();
+        let mut writer = BatchWriter::with_capacity(b"cert", 1024);
+        let empty = writer.finish();
+        assert_eq!(empty, TelemetryBatch::new(b"cert".to_vec(), vec![]).encode());
+        for _ in 0..MAX_BATCH_EVENTS {
+            assert!(writer.would_fit(encoded.len(), usize::MAX));
+            writer.push(&encoded);
         }
-        let mut slots: [Option<Cbor>; 3] = Default::default();
-        for (k, v) in cbor::int_keyed_map(cbor::reference::from_slice(bytes)?, &key::ALL)? {
-            let slot = &mut slots[k as usize];
-            if slot.is_some() {
-                return Err(BatchError::DuplicateKey(k));
-            }
-            *slot = Some(v);
+        assert!(!writer.would_fit(0, usize::MAX), "over the event limit");
+        let full = writer.finish();
+        let batch = TelemetryBatch::decode(&full);
+        assert_eq!(batch.map(|b| b.events.len()), Ok(MAX_BATCH_EVENTS));
+        writer.push(&encoded);
+        assert_eq!(writer.finish(), TelemetryBatch::new(b"cert".to_vec(), vec![event]).encode());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The writer's bytes are the encoder's, and its size prediction is
+        /// exact, for any events (valid or not) and certificate.
+        #[test]
+        fn writer_matches_the_encoder(
+            events in prop::collection::vec(arb_event(), 0..30),
+            certificate in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let bytes = write(&certificate, &events);
+            prop_assert_eq!(bytes, TelemetryBatch::new(certificate, events).encode());
         }
-        let [schema, certificate, events] = slots;
-        match schema {
-            Some(Cbor::Text(s)) if s == SCHEMA => {}
-            Some(Cbor::Text(s)) => return Err(BatchError::Schema(s.chars().take(64).collect())),
-            Some(_) => return Err(BatchError::WrongType("schema")),
-            None => return Err(BatchError::Missing("schema")),
-        }
-        let certificate = match certificate {
-            Some(Cbor::Bytes(b)) => b,
-            Some(_) => return Err(BatchError::WrongType("certificate")),
-            None => return Err(BatchError::Missing("certificate")),
-        };
-        let events = match events {
-            Some(Cbor::Array(items)) => items,
-            Some(_) => return Err(BatchError::WrongType("events")),
-            None => return Err(BatchError::Missing("events")),
-        };
-        if events.len() > MAX_BATCH_EVENTS {
-            return Err(BatchError::TooManyEvents(events.len()));
-        }
-        let events = events
-            .into_iter()
-            .enumerate()
-            .map(|(index, v)| from_cbor(v).map_err(|source| BatchError::Event { index, source }))
-            .collect::<Result<_, _>>()?;
-        Ok(TelemetryBatch { certificate, events })
     }
 }

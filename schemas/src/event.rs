@@ -36,23 +36,23 @@ pub const MAX_FIELD_LEN: usize = 256;
 pub const MAX_JSON_DEPTH: usize = 32;
 
 /// Integer keys of the event map. They never change meaning.
-mod key {
-    pub(super) const FAMILY: u64 = 0;
-    pub(super) const DATA: u64 = 1;
-    pub(super) const TS: u64 = 2;
-    pub(super) const SUBTYPE: u64 = 3;
-    pub(super) const STREAM_ID: u64 = 4;
-    pub(super) const REQUEST_ID: u64 = 5;
-    pub(super) const MANIFEST_ID: u64 = 6;
-    pub(super) const PIPELINE_ID: u64 = 7;
-    pub(super) const MODEL_ID: u64 = 8;
-    pub(super) const ORCHESTRATOR: u64 = 9;
-    pub(super) const GATEWAY_REGION: u64 = 10;
-    pub(super) const ORIGIN: u64 = 11;
-    pub(super) const KAFKA: u64 = 12;
-    pub(super) const ALL: [u64; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+pub(crate) mod key {
+    pub(crate) const FAMILY: u64 = 0;
+    pub(crate) const DATA: u64 = 1;
+    pub(crate) const TS: u64 = 2;
+    pub(crate) const SUBTYPE: u64 = 3;
+    pub(crate) const STREAM_ID: u64 = 4;
+    pub(crate) const REQUEST_ID: u64 = 5;
+    pub(crate) const MANIFEST_ID: u64 = 6;
+    pub(crate) const PIPELINE_ID: u64 = 7;
+    pub(crate) const MODEL_ID: u64 = 8;
+    pub(crate) const ORCHESTRATOR: u64 = 9;
+    pub(crate) const GATEWAY_REGION: u64 = 10;
+    pub(crate) const ORIGIN: u64 = 11;
+    pub(crate) const KAFKA: u64 = 12;
+    pub(crate) const ALL: [u64; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
     /// Field names, indexed by key, for error messages.
-    pub(super) const NAMES: [&str; 13] = [
+    pub(crate) const NAMES: [&str; 13] = [
         "family",
         "data",
         "ts",
@@ -787,7 +787,7 @@ fn header_text(v: Option<&Json>) -> Option<String> {
     v.and_then(lenient::as_text).filter(|s| s.len() <= MAX_FIELD_LEN).map(str::to_owned)
 }
 
-fn family_from_name(name: &str, field: &'static str) -> Result<Family, EventError> {
+pub(crate) fn family_from_name(name: &str, field: &'static str) -> Result<Family, EventError> {
     check_family(name, field)?;
     Ok(Family::from_name(name))
 }
@@ -796,7 +796,7 @@ fn check_family(name: &str, field: &'static str) -> Result<(), EventError> {
     check_text(name, field, MAX_FAMILY_LEN)
 }
 
-fn check_text(text: &str, field: &'static str, max: usize) -> Result<(), EventError> {
+pub(crate) fn check_text(text: &str, field: &'static str, max: usize) -> Result<(), EventError> {
     if text.is_empty() {
         Err(EventError::Empty(field))
     } else if text.len() > max {
@@ -1067,241 +1067,77 @@ fn read_json(r: &mut Reader<'_>, left: usize) -> Result<Json, EventError> {
     })
 }
 
-/// The codec this module replaced: events through `ciborium::Value`. Kept as
-/// the oracle of the tests.
+/// Test inputs shared by the event and batch codec tests.
 #[cfg(test)]
-pub(crate) mod reference {
+pub(crate) mod testing {
     use super::*;
-    use ciborium::Value as Cbor;
+    use crate::cbor::testing as cbor_testing;
+    use proptest::prelude::*;
+    use serde_json::json;
 
-    /// The old `Event::encode`.
-    pub(crate) fn encode(event: &Event) -> Vec<u8> {
-        cbor::reference::to_vec(&to_cbor(event))
-    }
-
-    /// The old `Event::decode`.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Event, EventError> {
-        from_cbor(cbor::reference::from_slice(bytes)?)
-    }
-
-    /// The old `Event::to_cbor`: the event as a CBOR value (map entries in
-    /// any order; the encoder sorts).
-    pub(crate) fn to_cbor(this: &Event) -> Cbor {
-        let mut entries = vec![
-            (uint(key::FAMILY), Cbor::Text(this.family.as_str().to_owned())),
-            (uint(key::DATA), json_to_cbor(&this.data)),
+    /// JSON of every shape in the subset events carry: integers of both
+    /// signs, floats of every width, text, nested arrays and objects.
+    fn arb_json() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_filter_map("finite", |b| {
+                Number::from_f64(f64::from_bits(b)).map(Json::Number)
+            }),
+            prop::sample::select(vec![0.0, -0.0, 0.5, 1e300, 65504.0, 100000.0])
+                .prop_filter_map("finite", |f| Number::from_f64(f).map(Json::Number)),
+            "\\PC{0,10}".prop_map(Json::String),
         ];
-        if let Some(ts) = this.ts {
-            entries.push((uint(key::TS), uint(ts)));
-        }
-        let texts = [
-            (key::SUBTYPE, &this.subtype),
-            (key::STREAM_ID, &this.stream_id),
-            (key::REQUEST_ID, &this.request_id),
-            (key::MANIFEST_ID, &this.manifest_id),
-            (key::PIPELINE_ID, &this.pipeline_id),
-            (key::MODEL_ID, &this.model_id),
-        ];
-        for (k, text) in texts {
-            if let Some(text) = text {
-                entries.push((uint(k), Cbor::Text(text.clone())));
-            }
-        }
-        if let Some(orchestrator) = this.orchestrator {
-            entries.push((uint(key::ORCHESTRATOR), Cbor::Bytes(orchestrator.0.to_vec())));
-        }
-        if let Some(region) = &this.gateway_region {
-            entries.push((uint(key::GATEWAY_REGION), Cbor::Text(region.clone())));
-        }
-        if let Some(origin) = this.origin {
-            entries.push((uint(key::ORIGIN), uint(origin.code())));
-        }
-        if let Some(envelope) = &this.kafka_envelope {
-            let members = envelope
-                .iter()
-                .map(|(name, value)| (Cbor::Text(name.clone()), json_to_cbor(value)))
-                .collect();
-            entries.push((uint(key::KAFKA), Cbor::Map(members)));
-        }
-        Cbor::Map(entries)
-    }
-
-    /// Strictly converts a decoded CBOR value into an event.
-    pub(crate) fn from_cbor(value: Cbor) -> Result<Event, EventError> {
-        let mut slots: [Option<Cbor>; 13] = Default::default();
-        for (k, v) in cbor::int_keyed_map(value, &key::ALL)? {
-            let slot = &mut slots[k as usize];
-            if slot.is_some() {
-                return Err(EventError::DuplicateKey(k));
-            }
-            *slot = Some(v);
-        }
-        let mut take = |k: u64| slots[k as usize].take();
-        let name = |k: u64| key::NAMES[k as usize];
-
-        let family = match take(key::FAMILY) {
-            Some(Cbor::Text(t)) => family_from_name(&t, name(key::FAMILY))?,
-            Some(_) => return Err(EventError::WrongType(name(key::FAMILY))),
-            None => return Err(EventError::Missing(name(key::FAMILY))),
-        };
-        let data = cbor_to_json(take(key::DATA).ok_or(EventError::Missing(name(key::DATA)))?)?;
-        let ts = match take(key::TS) {
-            None => None,
-            Some(Cbor::Integer(i)) => {
-                Some(u64::try_from(i).map_err(|_| EventError::WrongType(name(key::TS)))?)
-            }
-            Some(_) => return Err(EventError::WrongType(name(key::TS))),
-        };
-        let mut text = |k: u64| -> Result<Option<String>, EventError> {
-            match take(k) {
-                None => Ok(None),
-                Some(Cbor::Text(t)) => {
-                    check_text(&t, name(k), MAX_FIELD_LEN)?;
-                    Ok(Some(t))
-                }
-                Some(_) => Err(EventError::WrongType(name(k))),
-            }
-        };
-        let subtype = text(key::SUBTYPE)?;
-        let stream_id = text(key::STREAM_ID)?;
-        let request_id = text(key::REQUEST_ID)?;
-        let manifest_id = text(key::MANIFEST_ID)?;
-        let pipeline_id = text(key::PIPELINE_ID)?;
-        let model_id = text(key::MODEL_ID)?;
-        let gateway_region = text(key::GATEWAY_REGION)?;
-        let orchestrator = match take(key::ORCHESTRATOR) {
-            None => None,
-            Some(Cbor::Bytes(b)) => {
-                Some(Address::from_slice(&b).ok_or(EventError::WrongLength {
-                    field: name(key::ORCHESTRATOR),
-                    expected: 20,
-                    actual: b.len(),
-                })?)
-            }
-            Some(_) => return Err(EventError::WrongType(name(key::ORCHESTRATOR))),
-        };
-        let origin = match take(key::ORIGIN) {
-            None => None,
-            Some(Cbor::Integer(i)) => {
-                let code =
-                    u64::try_from(i).map_err(|_| EventError::WrongType(name(key::ORIGIN)))?;
-                Some(Origin::from_code(code).ok_or(EventError::UnknownOrigin(code))?)
-            }
-            Some(_) => return Err(EventError::WrongType(name(key::ORIGIN))),
-        };
-        let kafka_envelope = match take(key::KAFKA) {
-            None => None,
-            Some(Cbor::Map(members)) => {
-                let mut envelope = Map::new();
-                for (k, v) in members {
-                    let Cbor::Text(member) = k else {
-                        return Err(EventError::WrongType(name(key::KAFKA)));
-                    };
-                    if member == "type" || member == "data" {
-                        return Err(EventError::ReservedMember(member));
-                    }
-                    let value = cbor_to_json(v)?;
-                    if envelope.contains_key(&member) {
-                        return Err(EventError::DuplicateJsonKey(member));
-                    }
-                    envelope.insert(member, value);
-                }
-                Some(envelope)
-            }
-            Some(_) => return Err(EventError::WrongType(name(key::KAFKA))),
-        };
-        Ok(Event {
-            family,
-            ts,
-            subtype,
-            stream_id,
-            request_id,
-            manifest_id,
-            pipeline_id,
-            model_id,
-            orchestrator,
-            gateway_region,
-            origin,
-            data,
-            kafka_envelope,
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Json::Array),
+                prop::collection::vec((cbor_testing::arb_text(), inner), 0..6)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
         })
     }
 
-    fn uint(v: u64) -> Cbor {
-        Cbor::Integer(v.into())
+    /// An optional header text: short, at the length limit or over it.
+    fn arb_opt_text() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop_oneof![
+            cbor_testing::arb_text(),
+            Just("y".repeat(MAX_FIELD_LEN)),
+            Just("y".repeat(MAX_FIELD_LEN + 1)),
+        ])
     }
 
-    /// A JSON value as CBOR: integers as CBOR integers, floats as CBOR floats
-    /// (the shortest lossless head, written by the encoder).
-    pub(crate) fn json_to_cbor(v: &Json) -> Cbor {
-        match v {
-            Json::Null => Cbor::Null,
-            Json::Bool(b) => Cbor::Bool(*b),
-            Json::Number(n) => {
-                if let Some(u) = n.as_u64() {
-                    uint(u)
-                } else if let Some(i) = n.as_i64() {
-                    Cbor::Integer(i.into())
-                } else {
-                    // serde_json numbers are u64, i64 or finite f64.
-                    Cbor::Float(n.as_f64().unwrap_or(0.0))
-                }
-            }
-            Json::String(s) => Cbor::Text(s.clone()),
-            Json::Array(items) => Cbor::Array(items.iter().map(json_to_cbor).collect()),
-            Json::Object(map) => Cbor::Map(
-                map.iter().map(|(k, v)| (Cbor::Text(k.clone()), json_to_cbor(v))).collect(),
+    /// Events as built by hand: any field values, valid or not.
+    pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
+        (
+            (
+                prop_oneof![cbor_testing::arb_text(), "[a-z_]{1,70}"],
+                arb_json(),
+                any::<Option<u64>>(),
             ),
-        }
-    }
-
-    /// Strictly converts a CBOR value in the JSON subset back to JSON.
-    pub(crate) fn cbor_to_json(v: Cbor) -> Result<Json, EventError> {
-        fn convert(v: Cbor, left: usize) -> Result<Json, EventError> {
-            Ok(match v {
-                Cbor::Null => Json::Null,
-                Cbor::Bool(b) => Json::Bool(b),
-                Cbor::Integer(i) => {
-                    let i = i128::from(i);
-                    if let Ok(u) = u64::try_from(i) {
-                        Json::Number(u.into())
-                    } else if let Ok(s) = i64::try_from(i) {
-                        Json::Number(s.into())
-                    } else {
-                        return Err(EventError::NotJson("integer outside the 64-bit range"));
-                    }
-                }
-                Cbor::Float(f) => Json::Number(
-                    Number::from_f64(f).ok_or(EventError::NotJson("non-finite float"))?,
-                ),
-                Cbor::Text(s) => Json::String(s),
-                Cbor::Array(items) => {
-                    let left = left.checked_sub(1).ok_or(EventError::TooDeep)?;
-                    Json::Array(
-                        items.into_iter().map(|i| convert(i, left)).collect::<Result<_, _>>()?,
-                    )
-                }
-                Cbor::Map(entries) => {
-                    let left = left.checked_sub(1).ok_or(EventError::TooDeep)?;
-                    let mut map = Map::new();
-                    for (k, v) in entries {
-                        let Cbor::Text(k) = k else {
-                            return Err(EventError::NotJson("map key that is not text"));
-                        };
-                        let v = convert(v, left)?;
-                        if map.contains_key(&k) {
-                            return Err(EventError::DuplicateJsonKey(k));
-                        }
-                        map.insert(k, v);
-                    }
-                    Json::Object(map)
-                }
-                Cbor::Bytes(_) => return Err(EventError::NotJson("byte string")),
-                Cbor::Tag(..) => return Err(EventError::NotJson("tag")),
-                _ => return Err(EventError::NotJson("simple value")),
-            })
-        }
-        convert(v, MAX_JSON_DEPTH)
+            [arb_opt_text(), arb_opt_text(), arb_opt_text(), arb_opt_text()],
+            [arb_opt_text(), arb_opt_text(), arb_opt_text()],
+            (any::<Option<[u8; 20]>>(), any::<Option<bool>>()),
+            prop::option::of(prop::collection::vec((cbor_testing::arb_text(), arb_json()), 0..4)),
+        )
+            .prop_map(
+                |((family, data, ts), [a, b, c, d], [e, f, g], (orch, origin), kafka)| Event {
+                    family: Family::from_name(&family),
+                    ts,
+                    subtype: a,
+                    stream_id: b,
+                    request_id: c,
+                    manifest_id: d,
+                    pipeline_id: e,
+                    model_id: f,
+                    orchestrator: orch.map(Address),
+                    gateway_region: g,
+                    origin: origin.map(|s| if s { Origin::Synthetic } else { Origin::Production }),
+                    data,
+                    kafka_envelope: kafka.map(|m| m.into_iter().collect()),
+                },
+            )
     }
 }
 
@@ -1377,79 +1213,17 @@ mod tests {
         assert_eq!(Event::decode(&e.encode()), Err(reserved));
     }
 
-    /// The direct codecs against the ones they replaced ([`reference`] and
-    /// `batch::reference`): same bytes out, same result or error (bar the
+    /// The direct codecs against the ones they replaced ([`crate::oracle`]):
+    /// same bytes out, same result or error (bar the
     /// wording of malformed CBOR) on any input.
     mod agreement {
         use super::*;
-        use crate::TelemetryBatch;
         use crate::batch::{self, BatchError};
         use crate::cbor::testing::{self, Choices};
+        use crate::event::testing::arb_event;
+        use crate::{TelemetryBatch, oracle};
         use ciborium::Value as Cbor;
         use proptest::prelude::*;
-
-        fn arb_json() -> impl Strategy<Value = Json> {
-            let leaf = prop_oneof![
-                Just(Json::Null),
-                any::<bool>().prop_map(Json::Bool),
-                any::<u64>().prop_map(|n| json!(n)),
-                any::<i64>().prop_map(|n| json!(n)),
-                any::<u64>().prop_filter_map("finite", |b| {
-                    Number::from_f64(f64::from_bits(b)).map(Json::Number)
-                }),
-                prop::sample::select(vec![0.0, -0.0, 0.5, 1e300, 65504.0, 100000.0])
-                    .prop_filter_map("finite", |f| Number::from_f64(f).map(Json::Number)),
-                "\\PC{0,10}".prop_map(Json::String),
-            ];
-            leaf.prop_recursive(4, 32, 6, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 0..5).prop_map(Json::Array),
-                    prop::collection::vec((testing::arb_text(), inner), 0..6)
-                        .prop_map(|m| Json::Object(m.into_iter().collect())),
-                ]
-            })
-        }
-
-        fn arb_opt_text() -> impl Strategy<Value = Option<String>> {
-            prop::option::of(prop_oneof![
-                testing::arb_text(),
-                Just("y".repeat(MAX_FIELD_LEN)),
-                Just("y".repeat(MAX_FIELD_LEN + 1)),
-            ])
-        }
-
-        /// Events as built by hand: any field values, valid or not.
-        fn arb_event() -> impl Strategy<Value = Event> {
-            (
-                (
-                    prop_oneof![testing::arb_text(), "[a-z_]{1,70}"],
-                    arb_json(),
-                    any::<Option<u64>>(),
-                ),
-                [arb_opt_text(), arb_opt_text(), arb_opt_text(), arb_opt_text()],
-                [arb_opt_text(), arb_opt_text(), arb_opt_text()],
-                (any::<Option<[u8; 20]>>(), any::<Option<bool>>()),
-                prop::option::of(prop::collection::vec((testing::arb_text(), arb_json()), 0..4)),
-            )
-                .prop_map(
-                    |((family, data, ts), [a, b, c, d], [e, f, g], (orch, origin), kafka)| Event {
-                        family: Family::from_name(&family),
-                        ts,
-                        subtype: a,
-                        stream_id: b,
-                        request_id: c,
-                        manifest_id: d,
-                        pipeline_id: e,
-                        model_id: f,
-                        orchestrator: orch.map(Address),
-                        gateway_region: g,
-                        origin: origin
-                            .map(|s| if s { Origin::Synthetic } else { Origin::Production }),
-                        data,
-                        kafka_envelope: kafka.map(|m| m.into_iter().collect()),
-                    },
-                )
-        }
 
         /// A field value of the right type or not; bodies in and out of
         /// the JSON subset (repeated member names, non-finite floats, …).
@@ -1487,7 +1261,7 @@ mod tests {
             ];
             let perturbed = (arb_event(), any::<prop::sample::Index>(), arb_field(), 0u8..4)
                 .prop_map(|(event, at, value, op)| {
-                    let Cbor::Map(mut entries) = reference::to_cbor(&event) else {
+                    let Cbor::Map(mut entries) = oracle::event::to_cbor(&event) else {
                         unreachable!("an event is a map")
                     };
                     let i = at.index(entries.len());
@@ -1502,7 +1276,7 @@ mod tests {
             prop_oneof![
                 3 => prop::collection::vec((key, arb_field()), 0..8).prop_map(Cbor::Map),
                 3 => perturbed,
-                1 => arb_event().prop_map(|e| reference::to_cbor(&e)),
+                1 => arb_event().prop_map(|e| oracle::event::to_cbor(&e)),
                 1 => testing::arb_value(),
             ]
         }
@@ -1526,14 +1300,14 @@ mod tests {
 
         /// Event and batch decoding agree with the reference on `bytes`.
         fn assert_same_outcome(bytes: &[u8]) {
-            let (ours, theirs) = (Event::decode(bytes), reference::decode(bytes));
+            let (ours, theirs) = (Event::decode(bytes), oracle::event::decode(bytes));
             if !(malformed(&ours) && malformed(&theirs)) {
                 assert_eq!(ours, theirs, "event {bytes:02x?}");
             }
             if let Ok(event) = &ours {
                 assert_eq!(event.encode(), bytes);
             }
-            let (ours, theirs) = (TelemetryBatch::decode(bytes), batch::reference::decode(bytes));
+            let (ours, theirs) = (TelemetryBatch::decode(bytes), oracle::batch::decode(bytes));
             if !(batch_malformed(&ours) && batch_malformed(&theirs)) {
                 assert_eq!(ours, theirs, "batch {bytes:02x?}");
             }
@@ -1552,12 +1326,12 @@ mod tests {
             ) {
                 for event in &events {
                     let bytes = event.encode();
-                    prop_assert_eq!(&bytes, &reference::encode(event));
+                    prop_assert_eq!(&bytes, &oracle::event::encode(event));
                     assert_same_outcome(&bytes);
                 }
                 let batch = TelemetryBatch::new(certificate, events);
                 let bytes = batch.encode();
-                prop_assert_eq!(&bytes, &batch::reference::encode(&batch));
+                prop_assert_eq!(&bytes, &oracle::batch::encode(&batch));
                 assert_same_outcome(&bytes);
             }
 

@@ -36,3 +36,7 @@ pub use event::{Event, EventError, Family, Origin};
 pub mod bridge;
 pub mod merkle;
 pub mod topic;
+
+#[cfg(any(test, feature = "oracle"))]
+#[doc(hidden)]
+pub mod oracle;

@@ -17,60 +17,25 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::Value as Json;
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation, keys};
-use vouch_schema::{Address, Event};
-use vouch_sdk::transport::{Outgoing, Transport, TransportError};
+use vouch_delegation::{Eip712Network, Role, keys};
+use vouch_schema::Event;
 use vouch_sdk::{Publisher, PublisherSettings, Signer};
+use vouch_testkit::actor::{Actor, local_chain};
+use vouch_testkit::publisher::{Discard, Stall, TestTransport};
+use vouch_testkit::{fixtures, now_secs};
 
-const FIXTURES: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../schemas/tests/data/go-livepeer-kafka-samples.json"
-));
-
-/// Throws envelopes away.
-struct Discard;
-
-impl Transport for Discard {
-    fn send(&mut self, envelope: Outgoing) -> Result<(), TransportError> {
-        black_box(envelope);
-        Ok(())
-    }
-    fn flush(&mut self, _: Instant) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn close(&mut self, _: Instant) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        "discard"
-    }
-}
-
+/// A gateway's signer on the local chain, valid for a day.
 fn signer() -> Signer {
-    let principal = keys::generate();
-    let delegate = keys::generate();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let terms = DelegationTerms {
-        delegate: keys::address(&delegate),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: now - 60,
-        not_after: now + 86_400,
-        nonce: 1,
-    };
-    let net = Eip712Network { chain_id: 1337, verifying_contract: Address([0xab; 20]) };
-    Signer::new(delegate, SignedDelegation::issue(&principal, net, terms).unwrap())
+    let now = now_secs();
+    Actor::generated(Role::Gateway, "FRA", now - 60..now + 86_400, local_chain()).signer()
 }
 
 /// The real go-livepeer events, cycled.
 fn events(n: usize) -> Vec<Event> {
-    let fixtures: Vec<Json> = serde_json::from_str(FIXTURES).unwrap();
-    let parsed: Vec<Event> = fixtures.iter().map(|f| Event::from_kafka_json(f).unwrap()).collect();
-    parsed.iter().cycle().take(n).cloned().collect()
+    fixtures::events().into_iter().cycle().take(n).collect()
 }
 
 fn publisher(capacity: usize) -> Publisher {
@@ -169,20 +134,9 @@ fn sign(c: &mut Criterion) {
 /// A publisher writing to a file (as go-livepeer's would be configured),
 /// from TOML, for the Rust-vs-C comparison.
 fn file_config(dir: &std::path::Path) -> String {
-    let principal = keys::generate();
-    let delegate = keys::generate();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let terms = DelegationTerms {
-        delegate: keys::address(&delegate),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: now - 60,
-        not_after: now + 86_400,
-        nonce: 1,
-    };
-    let cert = SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap();
-    std::fs::write(dir.join("d.cert"), cert.encode()).unwrap();
-    keys::write_hex_key(&dir.join("d.key"), &delegate, keys::WriteMode::Overwrite).unwrap();
+    let now = now_secs();
+    Actor::generated(Role::Gateway, "FRA", now - 60..now + 86_400, Eip712Network::arbitrum_one())
+        .write_files(dir, "d.key", "d.cert");
     format!(
         "key_file = {:?}\ncertificate = {:?}\n[transport]\nkind = \"file\"\npath = {:?}\n",
         dir.join("d.key"),
@@ -195,7 +149,7 @@ fn file_config(dir: &std::path::Path) -> String {
 fn abi(c: &mut Criterion) {
     use std::ffi::CString;
     use vouch_sdk::ffi;
-    let fixtures: Vec<Json> = serde_json::from_str(FIXTURES).unwrap();
+    let fixtures = fixtures::kafka_samples();
     let status = fixtures.iter().find(|f| f["type"] == "ai_stream_status").unwrap();
     let data = serde_json::to_vec(&status["data"]).unwrap();
     let family = CString::new("ai_stream_status").unwrap();
@@ -253,29 +207,6 @@ fn abi(c: &mut Criterion) {
     drop(rust.close(Duration::from_secs(10)));
 }
 
-/// Holds the worker inside `send` until released, so the queue fills.
-struct Stall(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
-
-impl Transport for Stall {
-    fn send(&mut self, _: Outgoing) -> Result<(), TransportError> {
-        let (open, cv) = &*self.0;
-        let mut open = open.lock().unwrap();
-        while !*open {
-            open = cv.wait(open).unwrap();
-        }
-        Ok(())
-    }
-    fn flush(&mut self, _: Instant) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn close(&mut self, _: Instant) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn kind(&self) -> &'static str {
-        "stall"
-    }
-}
-
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -285,10 +216,11 @@ fn resident_bytes() -> u64 {
 fn queue_memory(_: &mut Criterion) {
     let capacity = 8192;
     let template = events(64);
-    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    // Holds the worker inside `send` until released, so the queue fills.
+    let gate = TestTransport::new(Stall::Block);
     let before = resident_bytes();
     let settings = PublisherSettings { queue_capacity: capacity, ..PublisherSettings::default() };
-    let p = Publisher::with_transport(signer(), settings, Box::new(Stall(gate.clone()))).unwrap();
+    let p = Publisher::with_transport(signer(), settings, Box::new(gate.clone())).unwrap();
     let (mut refused, mut offered) = (0, 0);
     // Twice the bound: the first batch goes to the stalled worker, the rest must be refused.
     for e in template.iter().cycle().take(2 * capacity + 128).cloned() {
@@ -308,9 +240,7 @@ fn queue_memory(_: &mut Criterion) {
         (full.saturating_sub(before)) as f64 / 1048576.0,
         full.saturating_sub(before) as f64 / stats.queued.max(1) as f64,
     );
-    let (open, cv) = &*gate;
-    *open.lock().unwrap() = true;
-    cv.notify_all();
+    gate.set_stall(Stall::Open);
     drop(p.close(Duration::from_secs(30)));
 }
 

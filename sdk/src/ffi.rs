@@ -420,14 +420,10 @@ mod tests {
         CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap().to_owned()
     }
 
-    fn now_secs() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-    }
-
     fn identity() -> (k256::ecdsa::SigningKey, SignedDelegation) {
         let principal = keys::generate();
         let delegate = keys::generate();
-        let now = now_secs();
+        let now = crate::publisher::now_ms() / 1000;
         let terms = DelegationTerms {
             delegate: keys::address(&delegate),
             role: Role::Gateway,

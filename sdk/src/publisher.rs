@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k256::ecdsa::SigningKey;
 use vouch_delegation::{Policy, Role, SignedDelegation};
-use vouch_schema::batch::SCHEMA;
+use vouch_schema::batch::BatchWriter;
 use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin};
 
 use crate::adapter::{self, AdapterError};
@@ -647,7 +647,7 @@ fn deadline_after(timeout: Duration) -> Instant {
 const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Milliseconds since the Unix epoch by the system clock (0 before 1970).
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -740,11 +740,8 @@ struct Worker {
     max_events: usize,
     linger: Duration,
     max_bytes: usize,
-    /// The batch content's bytes before the events: map, schema, certificate, key 2.
-    head: Vec<u8>,
-    /// Encoded events of the batch being built.
-    batch: Vec<u8>,
-    batch_len: usize,
+    /// The batch being built: its encoded events, under the certificate.
+    batch: BatchWriter,
     batch_deadline: Instant,
     incoming: Vec<Event>,
     flush: Option<FlushJob>,
@@ -763,7 +760,6 @@ impl Worker {
             .pseudonym_key
             .unwrap_or_else(|| crate::redact::derive_pseudonym_key(&signer.key));
         let cert = &signer.certificate;
-        let head = batch_head(&cert.encode());
         Worker {
             shared,
             transport,
@@ -780,9 +776,7 @@ impl Worker {
             max_events: settings.max_events,
             linger: settings.linger,
             max_bytes: settings.max_bytes,
-            head,
-            batch: Vec::with_capacity(settings.max_bytes),
-            batch_len: 0,
+            batch: BatchWriter::with_capacity(&cert.encode(), settings.max_bytes),
             batch_deadline: Instant::now(),
             incoming: Vec::with_capacity(settings.max_events),
             flush: None,
@@ -854,14 +848,14 @@ impl Worker {
                 if now >= job.deadline {
                     st.flush_done = job.generation;
                     st.flush_result =
-                        Err(TransportError::Deadline(st.queue.len() + self.batch_len));
+                        Err(TransportError::Deadline(st.queue.len() + self.batch.len()));
                     st.flush_deadline = None;
                     self.flush = None;
                     shared.done.notify_all();
                     continue;
                 }
             }
-            let room = self.max_events - self.batch_len;
+            let room = self.max_events - self.batch.len();
             if room > 0 && !st.queue.is_empty() {
                 let n = room.min(st.queue.len());
                 self.incoming.extend(st.queue.drain(..n));
@@ -872,20 +866,20 @@ impl Worker {
             }
             let flush_ready = self.flush.as_ref().is_some_and(|j| j.left == 0);
             let urgent = self.closing.is_some() || flush_ready;
-            if self.batch_len > 0 && (room == 0 || urgent || now >= self.batch_deadline) {
+            if !self.batch.is_empty() && (room == 0 || urgent || now >= self.batch_deadline) {
                 return Step::Seal;
             }
-            if self.batch_len == 0 && flush_ready {
+            if self.batch.is_empty() && flush_ready {
                 return Step::FlushTransport;
             }
-            if self.batch_len == 0 && self.closing.is_some() {
+            if self.batch.is_empty() && self.closing.is_some() {
                 // Closing, and the queue is empty (checked above).
                 return Step::Exit;
             }
             // Nothing to do yet: sleep until woken or a deadline.
-            st.wake_at = if self.batch_len == 0 { 1 } else { room };
+            st.wake_at = if self.batch.is_empty() { 1 } else { room };
             let deadlines = [
-                (self.batch_len > 0).then_some(self.batch_deadline),
+                (!self.batch.is_empty()).then_some(self.batch_deadline),
                 self.flush.as_ref().map(|j| j.deadline),
                 self.closing,
             ];
@@ -921,28 +915,23 @@ impl Worker {
                 continue;
             }
             let encoded = event.encode();
-            if self.batch_len > 0
-                && content_len(
-                    self.head.len(),
-                    self.batch_len + 1,
-                    self.batch.len() + encoded.len(),
-                ) > self.max_bytes
-            {
+            if !self.batch.would_fit(encoded.len(), self.max_bytes) {
+                // Send what is there and try the event in a batch of its
+                // own (sealing empties the batch).
                 self.seal();
+                if !self.batch.would_fit(encoded.len(), self.max_bytes) {
+                    self.drop_invalid(format!(
+                        "event of {} bytes does not fit in a batch of {} bytes",
+                        encoded.len(),
+                        self.max_bytes
+                    ));
+                    continue;
+                }
             }
-            if content_len(self.head.len(), 1, encoded.len()) > self.max_bytes {
-                self.drop_invalid(format!(
-                    "event of {} bytes does not fit in a batch of {} bytes",
-                    encoded.len(),
-                    self.max_bytes
-                ));
-                continue;
-            }
-            if self.batch_len == 0 {
+            if self.batch.is_empty() {
                 self.batch_deadline = deadline_after(self.linger);
             }
-            self.batch.extend_from_slice(&encoded);
-            self.batch_len += 1;
+            self.batch.push(&encoded);
         }
         self.incoming = incoming;
     }
@@ -956,16 +945,11 @@ impl Worker {
 
     /// Numbers, signs and sends the batch being built.
     fn seal(&mut self) {
-        let n = self.batch_len as u64;
+        let n = self.batch.len() as u64;
         if n == 0 {
             return;
         }
-        let mut content = Vec::with_capacity(self.head.len() + 3 + self.batch.len());
-        content.extend_from_slice(&self.head);
-        write_head(&mut content, 4, n);
-        content.extend_from_slice(&self.batch);
-        self.batch.clear();
-        self.batch_len = 0;
+        let content = self.batch.finish();
 
         let now = now_ms();
         if !self.expiry_reported && now / 1000 >= self.not_after_secs {
@@ -1025,65 +1009,10 @@ impl Worker {
     }
 }
 
-/// The start of a batch's encoding, up to its events array: `{0: "vouch/1",
-/// 1: certificate, 2: ` (deterministic CBOR, keys in order; see
-/// `TelemetryBatch::encode`, which a test holds this to).
-fn batch_head(certificate: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + certificate.len());
-    write_head(&mut out, 5, 3);
-    write_head(&mut out, 0, 0);
-    write_head(&mut out, 3, SCHEMA.len() as u64);
-    out.extend_from_slice(SCHEMA.as_bytes());
-    write_head(&mut out, 0, 1);
-    write_head(&mut out, 2, certificate.len() as u64);
-    out.extend_from_slice(certificate);
-    write_head(&mut out, 0, 2);
-    out
-}
-
-/// The length of a batch's encoding with `events` events of `event_bytes`
-/// bytes in all, after a head of `head` bytes.
-fn content_len(head: usize, events: usize, event_bytes: usize) -> usize {
-    head + head_len(events as u64) + event_bytes
-}
-
-/// Length of a CBOR head with argument `arg`.
-fn head_len(arg: u64) -> usize {
-    match arg {
-        0..24 => 1,
-        24..256 => 2,
-        256..65536 => 3,
-        65536..4294967296 => 5,
-        _ => 9,
-    }
-}
-
-/// Writes a CBOR head (RFC 8949 §3) in its shortest form.
-fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
-    let m = major << 5;
-    match head_len(arg) {
-        1 => out.push(m | arg as u8),
-        2 => out.extend_from_slice(&[m | 24, arg as u8]),
-        3 => {
-            out.push(m | 25);
-            out.extend_from_slice(&(arg as u16).to_be_bytes());
-        }
-        5 => {
-            out.push(m | 26);
-            out.extend_from_slice(&(arg as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 27);
-            out.extend_from_slice(&arg.to_be_bytes());
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use vouch_schema::TelemetryBatch;
 
     #[test]
     fn numbering_never_goes_back() {
@@ -1115,27 +1044,5 @@ mod tests {
         assert_eq!(a.len(), CHAIN_ID_LEN);
         assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(a, random_chain_id());
-    }
-
-    #[test]
-    fn hand_built_batch_matches_the_schema_encoder() {
-        for (cert_len, n) in [(0, 0), (5, 1), (300, 23), (300, 24), (70_000, 300)] {
-            let cert = vec![0xab; cert_len];
-            let events: Vec<Event> = (0..n)
-                .map(|i| {
-                    Event::from_type_and_data("probe", serde_json::json!({"i": i}), 1).unwrap()
-                })
-                .collect();
-            let mut built = batch_head(&cert);
-            write_head(&mut built, 4, n as u64);
-            let mut event_bytes = 0;
-            for e in &events {
-                let enc = e.encode();
-                event_bytes += enc.len();
-                built.extend_from_slice(&enc);
-            }
-            assert_eq!(built, TelemetryBatch::new(cert.clone(), events).encode(), "{cert_len} {n}");
-            assert_eq!(built.len(), content_len(batch_head(&cert).len(), n, event_bytes));
-        }
     }
 }

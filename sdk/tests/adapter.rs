@@ -3,14 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
-use support::fixtures;
 use vouch_schema::{Event, Family};
 use vouch_sdk::adapter::{self, AdapterError, MAX_EVENT_JSON_BYTES};
 use vouch_sdk::redact::{RedactionConfig, Redactor};
+use vouch_testkit::fixtures::kafka_samples as fixtures;
 
 #[test]
 fn untidy_fixture_values_are_kept_exactly() {

@@ -9,23 +9,17 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod support;
-
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value as Json;
 use vouch_delegation::Role;
 use vouch_delegation::keys::{self, WriteMode};
 use vouch_sdk::Signer;
+use vouch_testkit::{publisher, repo_root};
 
 /// A client address and a prompt that must never reach an envelope.
 const CLIENT_IP: &str = "203.0.113.77";
 const PROMPT: &str = "a watercolor portrait of my neighbour";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 fn go_available() -> bool {
     Command::new("go").arg("version").output().is_ok_and(|o| o.status.success())
@@ -42,7 +36,7 @@ fn go_program_publishes_verifiable_envelopes_through_the_c_abi() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
 
-    let (key, cert) = support::identity(Role::Gateway, "FRA");
+    let (key, cert) = publisher::identity(Role::Gateway, "FRA");
     keys::write_hex_key(&work.join("delegate.key"), &key, WriteMode::CreateNew).unwrap();
     std::fs::write(work.join("cert.cbor"), cert.encode()).unwrap();
     let out = work.join("envelopes.vouch");
@@ -112,7 +106,7 @@ fn go_program_publishes_verifiable_envelopes_through_the_c_abi() {
     let frames = vouch_sdk::transport::file::read_frames(&out).unwrap();
     assert_eq!(stats["sent_envelopes"], frames.len() as u64);
     let signer = Signer::new(key, cert);
-    let events = support::check_envelopes(&frames, &signer, 3);
+    let events = publisher::check_envelopes(&frames, &signer, 3);
     let families: Vec<&str> = events.iter().map(|e| e.family.as_str()).collect();
     assert_eq!(families, expected_families, "every event, once, in order");
 

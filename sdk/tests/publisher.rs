@@ -3,16 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
 use vouch_delegation::{Role, keys};
 use vouch_schema::Origin;
 use vouch_sdk::config::{DropPolicy, PublisherConfig, TransportKind};
 use vouch_sdk::transport::file::read_frames;
 use vouch_sdk::{PublishError, Publisher, PublisherError, PublisherSettings, Signer};
+use vouch_testkit::actor::local_chain;
+use vouch_testkit::publisher::*;
 
 const SECOND: Duration = Duration::from_secs(1);
 

@@ -4,18 +4,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
-use support::*;
 use vouch_delegation::Role;
 use vouch_schema::{Envelope, Event, TelemetryBatch};
 use vouch_sdk::adapter;
 use vouch_sdk::redact::{RedactionConfig, Redactor};
 use vouch_sdk::transport::file::{FileTransport, read_frames};
 use vouch_sdk::{Publisher, PublisherSettings, Signer};
+use vouch_testkit::fixtures::kafka_samples as fixtures;
+use vouch_testkit::publisher::*;
 
 /// Values that must never be published. Each is planted in the corpus.
 const SECRETS: &[&str] = &[

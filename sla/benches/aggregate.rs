@@ -12,11 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput};
 use vouch_schema::Event;
 use vouch_sla::{Engine, Query, Window};
-
-#[path = "support/traffic.rs"]
-mod traffic;
-
-use traffic::*;
+use vouch_testkit::traffic::*;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -26,14 +22,8 @@ fn rss_bytes() -> u64 {
 
 /// `hours` hours of one session per (orchestrator, model, region) per hour.
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("aggregate_smoke: test");
-        }
-        return;
-    }
-    let full = args.iter().any(|a| a == "--bench");
+    // Under a test runner, one quick smoke test (see `full_size`).
+    let Some(full) = vouch_testkit::bench::full_size("aggregate") else { return };
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(if full { 5 } else { 1 }))

@@ -41,8 +41,8 @@ pub use policy::{
 pub use query::{Query, QueryError, Window};
 pub use registry::{DEFAULT_REGISTRY_TOML, ModelSpec, Registry};
 pub use response::{
-    AggregatedScore, AggregatedStats, Components, DemandResponse, DemandRow, DemandTotals,
-    FailureCounts, Filters, FpsSummary, GatewayCount, ModelEntry, ModelsResponse,
+    AggregatedScore, AggregatedStats, Agreement, Components, DemandResponse, DemandRow,
+    DemandTotals, FailureCounts, Filters, FpsSummary, GatewayCount, ModelEntry, ModelsResponse,
     OrchestratorDetail, OrchestratorEntry, OrchestratorMetrics, OrchestratorsResponse, Percentiles,
     PolicyRef, RegionEntry, RegionsResponse, RegistryRef, SelfReported, SeriesPoint, Targets,
     WindowInfo,

@@ -43,6 +43,19 @@ pub struct RegistryRef {
     pub hash: String,
 }
 
+/// How the verifiers that checkpointed a window agree with the one answering:
+/// `verifiers` signed checkpoints of its minutes (this one included), `agree`
+/// of them signed the same envelopes and buckets for every minute this one
+/// checkpointed (this one included). Filled in by the verifier from its
+/// checkpoint book; absent where no book exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Agreement {
+    /// Verifiers with a checkpoint in the window.
+    pub verifiers: u64,
+    /// Of those, verifiers that agree on every minute.
+    pub agree: u64,
+}
+
 /// The filters applied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Filters {
@@ -151,6 +164,8 @@ pub struct OrchestratorsResponse {
     pub window: WindowInfo,
     pub policy: PolicyRef,
     pub filters: Filters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
     pub orchestrators: Vec<OrchestratorEntry>,
 }
 
@@ -234,6 +249,8 @@ pub struct OrchestratorDetail {
     pub window: WindowInfo,
     pub policy: PolicyRef,
     pub filters: Filters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
     pub summary: OrchestratorEntry,
     pub by_model: Vec<ModelEntry>,
     pub by_region: Vec<RegionEntry>,
@@ -269,6 +286,8 @@ pub struct DemandTotals {
 #[allow(missing_docs)]
 pub struct DemandResponse {
     pub window: WindowInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
     pub rows: Vec<DemandRow>,
     pub totals: DemandTotals,
 }

@@ -2,13 +2,12 @@
 //! worked out by hand from the raw timestamps.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
 use vouch_schema::Event;
 use vouch_sla::{Engine, Query};
+use vouch_testkit::sla;
 
 /// The orchestrator of the samples' one attempt (listed in the test authority view).
 fn fixture_orchestrator() -> vouch_schema::Address {
@@ -18,8 +17,8 @@ fn fixture_orchestrator() -> vouch_schema::Address {
 const SAMPLES: &str = include_str!("../../schemas/tests/data/go-livepeer-kafka-samples.json");
 
 fn fixture_engine(reverse: bool) -> Engine {
-    let mut engine = common::engine_listing([fixture_orchestrator()]);
-    let gw = common::gateway();
+    let mut engine = sla::engine_listing([fixture_orchestrator()]);
+    let gw = sla::gateway();
     let all: Vec<Json> = serde_json::from_str(SAMPLES).unwrap();
     let mut events: Vec<(u64, Event)> = all
         .iter()
@@ -122,8 +121,8 @@ fn fixture_answers_do_not_depend_on_file_order() {
 
 #[test]
 fn sealed_buckets_name_their_counters() {
-    let mut engine = common::engine_listing([fixture_orchestrator()]);
-    let gw = common::gateway();
+    let mut engine = sla::engine_listing([fixture_orchestrator()]);
+    let gw = sla::gateway();
     let all: Vec<Json> = serde_json::from_str(SAMPLES).unwrap();
     for j in &all {
         let envelope_ts: u64 = j["timestamp"].as_str().unwrap().parse().unwrap();

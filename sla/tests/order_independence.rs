@@ -2,12 +2,12 @@
 //! checkpoint restores to the same answers.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Profile, T0, addr, error, gateway, ingest_all, seal_through, session};
 use proptest::prelude::*;
 use vouch_schema::Event;
 use vouch_sla::{Engine, Limits, Policy, Query, Registry, Window};
+use vouch_testkit::sla::{
+    self, Profile, T0, addr, error, gateway, ingest_all, seal_through, session,
+};
 
 fn build(specs: &[(u8, u8, u64, usize)]) -> Vec<Event> {
     let mut out = Vec::new();
@@ -41,7 +41,7 @@ fn answers(engine: &Engine) -> Vec<String> {
 }
 
 fn run(events: &[Event]) -> Engine {
-    let mut e = common::engine();
+    let mut e = sla::engine();
     ingest_all(&mut e, &gateway(), events);
     seal_through(&mut e, T0 + 1_000_000);
     e
@@ -88,7 +88,7 @@ proptest! {
     ) {
         let events = build(&specs);
         let once = run(&events);
-        let mut stepped = common::engine();
+        let mut stepped = sla::engine();
         ingest_all(&mut stepped, &gateway(), &events);
         let mut cuts = cuts;
         cuts.sort_unstable();
@@ -107,7 +107,7 @@ fn checkpoint_mid_stream_then_replaying_the_tail_matches_one_run() {
     let whole = run(&events);
     // The events of the first 200 s, a seal of the minutes before T0 + 120 s
     // (whose decisions need only those events), a checkpoint, then the rest.
-    let mut first = common::engine();
+    let mut first = sla::engine();
     let (head, tail): (Vec<Event>, Vec<Event>) =
         events.iter().cloned().partition(|e| e.ts.unwrap() < T0 + 200_000);
     ingest_all(&mut first, &gateway(), &head);

@@ -1,17 +1,16 @@
 //! Generated traffic: who ranks where, and whose word counts.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{
-    Profile, T0, addr, error, gateway, ingest_all, observer, seal_through, session, status, trace,
-};
 use serde_json::{Value as Json, json};
 use vouch_delegation::Role;
 use vouch_schema::{Address, Event, Origin};
 use vouch_sla::{Engine, Query, Window};
+use vouch_testkit::sla::{
+    self, Profile, T0, addr, error, gateway, ingest_all, observer, seal_through, session, status,
+    trace,
+};
 
 const HEALTHY: u8 = 1;
 const SLOW: u8 = 2;
@@ -49,7 +48,7 @@ fn end_of_traffic() -> u64 {
 }
 
 fn engine_with(events: &[Event]) -> Engine {
-    let mut e = common::engine();
+    let mut e = sla::engine();
     ingest_all(&mut e, &gateway(), events);
     e
 }
@@ -224,7 +223,7 @@ fn self_reports_never_raise_a_score() {
 
 #[test]
 fn event_time_must_trail_its_envelope_within_the_lag() {
-    let mut e = common::engine();
+    let mut e = sla::engine();
     let gw = gateway();
     let ev = trace("gateway_receive_stream_request", "aa", None, T0);
     let future = e.ingest(&gw, T0 - 1, std::slice::from_ref(&ev));

@@ -5,20 +5,19 @@
 //! a real node and its HTTP API in `verifier/tests/security_e2e.rs`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{
-    Profile, T0, addr, engine, ingest_all, observer, seal_through, session, status, swap, trace,
-};
 use serde_json::{Value as Json, json};
 use vouch_delegation::Role;
 use vouch_schema::Event;
 use vouch_sla::{Engine, Limits, Observer, Policy, Query, Window};
+use vouch_testkit::sla::{
+    self, Profile, T0, addr, engine, ingest_all, observer, seal_through, session, status, swap,
+    trace,
+};
 
 const HONEST: u8 = 1;
 const RIVAL: u8 = 2;
 const BACKUP: u8 = 9;
-/// Not in the authority view `common::engine()` records.
+/// Not in the authority view `vouch_testkit::sla::engine()` records.
 const UNLISTED: u8 = 150;
 const SESSIONS: usize = 20;
 
@@ -109,7 +108,7 @@ fn orchestrators_outside_the_recorded_view_are_never_scored() {
     let named = fake.iter().filter(|e| e.orchestrator.is_some()).count() as u64;
     assert_eq!(counter(&e, "orchestrator_unlisted"), named);
     // A later view that lists it scores what comes after.
-    let mut relisted = common::engine_listing([addr(HONEST), addr(BACKUP), addr(UNLISTED)]);
+    let mut relisted = sla::engine_listing([addr(HONEST), addr(BACKUP), addr(UNLISTED)]);
     ingest_all(&mut relisted, &gateway(201), &healthy("z", UNLISTED));
     seal_through(&mut relisted, end());
     assert_eq!(entry(&list(&relisted), UNLISTED).unwrap()["status"], json!("ok"));
@@ -172,7 +171,7 @@ fn a_score_needs_the_policy_minimum_of_distinct_gateways() {
     };
     let two_needed = || {
         let p = policy("[corroboration]\nmin_gateways = 2\n");
-        common::engine_with(p, Limits::default(), [addr(HONEST), addr(BACKUP)])
+        sla::engine_with(p, Limits::default(), [addr(HONEST), addr(BACKUP)])
     };
     let mut one = two_needed();
     ingest_all(&mut one, &gateway(200), &healthy("a", HONEST));
@@ -234,7 +233,7 @@ fn a_gateway_far_from_the_others_is_flagged_in_the_restricted_breakdown() {
 #[test]
 fn one_gateway_flooding_sessions_cannot_lock_out_another() {
     let limits = Limits { max_sessions_per_principal: 500, ..Limits::default() };
-    let mut e = common::engine_with(Policy::default_v1(), limits, [addr(HONEST), addr(BACKUP)]);
+    let mut e = sla::engine_with(Policy::default_v1(), limits, [addr(HONEST), addr(BACKUP)]);
     // 2,000 one-event sessions from one gateway (the hostile pass sent 200,000).
     let flood: Vec<Event> = (0..2_000u64)
         .map(|n| trace("gateway_receive_stream_request", &format!("f-{n}"), None, T0 + n))
@@ -260,7 +259,7 @@ fn status_samples_and_state_bytes_are_bounded_per_principal() {
         max_status_per_attempt: 64,
         ..Limits::default()
     };
-    let mut e = common::engine_with(Policy::default_v1(), limits, [addr(HONEST), addr(BACKUP)]);
+    let mut e = sla::engine_with(Policy::default_v1(), limits, [addr(HONEST), addr(BACKUP)]);
     let mut refused = std::collections::BTreeMap::new();
     // 100 sessions × 200 status samples each, 10 ms apart.
     for s in 0..100u64 {

@@ -31,13 +31,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use vouch_testkit::traffic::big_engine;
 use vouch_verifier::api::{Api, ApiConfig, RateLimitConfig};
 use vouch_verifier::scores::Scores;
-
-#[path = "../../sla/benches/support/traffic.rs"]
-mod traffic;
-
-use traffic::big_engine;
 
 const RATE: u32 = 200;
 const CONNECTIONS: u32 = 4;
@@ -98,16 +94,9 @@ end
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // Test runners list a target's tests first (nextest: `--list --format terse`):
-    // this bench runs as one quick smoke test there, never as ignored.
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("api_load_smoke: test");
-        }
-        return;
-    }
-    let quick = !args.iter().any(|a| a == "--bench");
+    // Under a test runner, one quick smoke test (see `full_size`).
+    let Some(full) = vouch_testkit::bench::full_size("api_load") else { return };
+    let quick = !full;
     let env_u64 = |name: &str, default: u64| {
         std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
     };

@@ -21,104 +21,25 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use k256::ecdsa::SigningKey;
+use cluster::{
+    LogFollower, Node, NodeOptions, bench_mode, gateway, latency_stats, now_ms,
+    one_event_publishers, wait_for_logs, write_authority,
+};
 use serde_json::{Value, json};
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
-use vouch_schema::crypto::address_of;
-use vouch_schema::{Address, Envelope, Event};
-use vouch_sdk::config::TransportConfig;
-use vouch_sdk::{Publisher, PublisherSettings, Signer};
-use vouch_verifier::store::{LogReader, RecordKind};
+use vouch_delegation::Role;
+use vouch_schema::{Address, Event};
+use vouch_sdk::Signer;
 
 const VERIFIERS: usize = 3;
 const WARM_UP: Duration = Duration::from_secs(3);
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn key(n: u32) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[28..].copy_from_slice(&n.to_be_bytes());
-    SigningKey::from_slice(&k).unwrap()
-}
-
-/// A gateway principal and a signer for its delegate (certificate valid now).
-fn gateway(n: u32) -> (Address, Signer) {
-    let principal = key(7000 + n);
-    let delegate = key(9000 + n);
-    let now = now_ms() / 1000;
-    let terms = DelegationTerms {
-        delegate: address_of(delegate.verifying_key()),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: now - 600,
-        not_after: now + 86_400,
-        nonce: 1,
-    };
-    let cert = SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap();
-    (address_of(principal.verifying_key()), Signer::new(delegate, cert))
-}
-
-/// A `vouch node` child process; killed on drop.
-struct Node {
-    child: Child,
-    announce: Value,
-    data_dir: PathBuf,
-}
-
-impl Node {
-    fn spawn(dir: &Path, n: usize, snapshot: &Path, bootstrap: &[String]) -> Node {
-        let data_dir = dir.join(format!("node{n}"));
-        let stderr = std::fs::File::create(dir.join(format!("node{n}.stderr"))).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vouch"));
-        cmd.arg("node")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--authority-snapshot")
-            .arg(snapshot)
-            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--http-listen", "127.0.0.1:0"]);
-        for b in bootstrap {
-            cmd.args(["--bootstrap", b]);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let announce: Value = serde_json::from_str(&first).unwrap_or_else(|e| {
-            panic!("node {n} did not announce itself ({e}); see its stderr in {}", dir.display())
-        });
-        Node { child, announce, data_dir }
-    }
-
-    fn p2p(&self) -> String {
-        self.announce["p2p_listen"][0].as_str().unwrap().to_owned()
-    }
-
-    fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        kib / 1024.0
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What one poller saw: every envelope's (timestamp, latency ms).
 struct Seen {
@@ -126,28 +47,17 @@ struct Seen {
     samples: Vec<(u64, u64)>,
 }
 
-/// Follows `log` until `stop`, stamping each committed envelope when it appears.
-fn poll(log: PathBuf, stop: Arc<AtomicBool>) -> Seen {
-    let mut next = 0;
+/// Follows the log in `data_dir` until `stop`, stamping each committed
+/// envelope when it appears (polled every ~1 ms).
+fn poll(data_dir: PathBuf, stop: Arc<AtomicBool>) -> Seen {
+    let mut follower = LogFollower::new(&data_dir);
     let mut seen = Seen { envelopes: 0, samples: Vec::new() };
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        if log.exists()
-            && let Ok(mut reader) = LogReader::open(&log, next)
-        {
-            for record in reader.by_ref() {
-                let Ok(record) = record else { break };
-                let visible = now_ms();
-                if record.kind != RecordKind::Envelope {
-                    continue;
-                }
-                if let Ok(env) = Envelope::decode(&record.payload) {
-                    seen.envelopes += 1;
-                    seen.samples.push((env.id.timestamp, visible.saturating_sub(env.id.timestamp)));
-                }
-            }
-            next = reader.next_index();
-        }
+        follower.poll(|env, _, visible| {
+            seen.envelopes += 1;
+            seen.samples.push((env.id.timestamp, visible.saturating_sub(env.id.timestamp)));
+        });
         if stopping {
             return seen;
         }
@@ -155,35 +65,8 @@ fn poll(log: PathBuf, stop: Arc<AtomicBool>) -> Seen {
     }
 }
 
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64
-}
-
-fn stats(mut lat: Vec<u64>) -> Value {
-    lat.sort_unstable();
-    json!({
-        "count": lat.len(),
-        "p50_ms": percentile(&lat, 0.50),
-        "p90_ms": percentile(&lat, 0.90),
-        "p99_ms": percentile(&lat, 0.99),
-        "max_ms": lat.last().copied().unwrap_or(0),
-    })
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // Test runners list a target's tests first (nextest: `--list --format terse`):
-    // this bench runs as one quick smoke test there, never as ignored.
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("gossip_smoke: test");
-        }
-        return;
-    }
-    let quick = !args.iter().any(|a| a == "--bench");
+    let Some(quick) = bench_mode("gossip_smoke") else { return };
     let env_num = |name: &str, default: f64| {
         std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(default)
     };
@@ -192,45 +75,27 @@ fn main() {
     let rate = if quick { 5.0 } else { env_num("VOUCH_GOSSIP_BENCH_RATE", 5.0) };
 
     let work = tempfile::TempDir::new().unwrap();
-    let gateways: Vec<(Address, Signer)> = (0..publishers).map(gateway).collect();
+    let gateways: Vec<(Address, Signer)> = (0..publishers).map(|n| gateway(n, "FRA")).collect();
     let snapshot = work.path().join("authority.json");
-    let principals: Vec<Value> = gateways
-        .iter()
-        .map(|(p, _)| json!({"address": p.to_hex(), "roles": ["gateway"]}))
-        .collect();
-    std::fs::write(&snapshot, json!({ "principals": principals }).to_string()).unwrap();
+    let principals: Vec<(Address, Role)> =
+        gateways.iter().map(|(p, _)| (*p, Role::Gateway)).collect();
+    write_authority(&snapshot, &principals);
 
     // Each node bootstraps to every node started before it.
-    let mut nodes: Vec<Node> = Vec::new();
-    for n in 0..VERIFIERS {
-        let earlier: Vec<String> = nodes.iter().map(Node::p2p).collect();
-        nodes.push(Node::spawn(work.path(), n, &snapshot, &earlier));
-    }
+    let nodes = Node::spawn_mesh(work.path(), VERIFIERS, &snapshot, &NodeOptions::default());
     let bootstrap: Vec<String> = nodes.iter().map(Node::p2p).collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let pollers: Vec<_> = nodes
         .iter()
         .map(|node| {
-            let log = node.data_dir.join("log");
+            let data_dir = node.data_dir.clone();
             let stop = Arc::clone(&stop);
-            std::thread::spawn(move || poll(log, stop))
+            std::thread::spawn(move || poll(data_dir, stop))
         })
         .collect();
 
-    let settings =
-        PublisherSettings { max_events: 1, linger: Duration::ZERO, ..PublisherSettings::default() };
-    let sdk: Vec<Publisher> = gateways
-        .into_iter()
-        .map(|(_, signer)| {
-            let transport = vouch_sdk::publisher::build_transport(&TransportConfig {
-                bootstrap: bootstrap.clone(),
-                ..TransportConfig::default()
-            })
-            .unwrap();
-            Publisher::with_transport(signer, settings.clone(), transport).unwrap()
-        })
-        .collect();
+    let sdk = one_event_publishers(gateways.into_iter().map(|(_, s)| s), &bootstrap);
 
     let fixtures: Vec<Value> = serde_json::from_str(include_str!(
         "../../schemas/tests/data/go-livepeer-kafka-samples.json"
@@ -260,23 +125,7 @@ fn main() {
         let _ = p.flush(Duration::from_secs(10));
     }
     // Let the last envelopes reach every log (bounded wait), then stop the pollers.
-    let drained = Instant::now();
-    let target_logs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.join("log")).collect();
-    while drained.elapsed() < Duration::from_secs(10) {
-        let all_there = target_logs.iter().all(|log| {
-            LogReader::open(log, 0)
-                .map(|r| {
-                    r.filter_map(Result::ok).filter(|r| r.kind == RecordKind::Envelope).count()
-                        as u64
-                        >= published
-                })
-                .unwrap_or(false)
-        });
-        if all_there {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_logs(&nodes, published, Duration::from_secs(10));
     stop.store(true, Ordering::Relaxed);
     let seen: Vec<Seen> = pollers.into_iter().map(|h| h.join().unwrap()).collect();
     let rss: Vec<f64> = nodes.iter().map(Node::rss_mib).collect();
@@ -297,7 +146,7 @@ fn main() {
         let lat: Vec<u64> =
             s.samples.iter().filter(|(ts, _)| *ts >= measure_from).map(|(_, l)| *l).collect();
         all.extend_from_slice(&lat);
-        let st = stats(lat);
+        let st = latency_stats(lat);
         println!(
             "verifier {n}: {} envelopes in its log ({} measured) | publish → durably accepted \
              p50 {} ms, p90 {} ms, p99 {} ms, max {} ms | RSS {:.1} MiB",
@@ -316,7 +165,7 @@ fn main() {
             "latency": st,
         }));
     }
-    let overall = stats(all);
+    let overall = latency_stats(all);
     println!(
         "overall: {} measured | p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
         overall["count"],

@@ -13,17 +13,16 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k256::ecdsa::SigningKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
-use vouch_delegation::authority::{AuthorityView, CachedAuthority, PrincipalEntry};
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
-use vouch_schema::crypto::address_of;
+use vouch_delegation::authority::{AuthorityView, CachedAuthority};
+use vouch_delegation::{Eip712Network, Role};
 use vouch_schema::topic::telemetry_topic;
-use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin, TelemetryBatch};
+use vouch_schema::{Address, Envelope, MessageId, MessageRef, TelemetryBatch};
+use vouch_testkit::actor::Actor;
+use vouch_testkit::{fixtures, keys};
 use vouch_verifier::scores::{PolicyFiles, Scores};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
 use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig, Verified};
@@ -37,68 +36,27 @@ fn group() -> usize {
     vouch_verifier::node::config::IngestConfig::default().commit_max_records
 }
 
-struct Publisher {
-    principal: SigningKey,
-    delegate: SigningKey,
-    cert: Vec<u8>,
+/// A publisher with principal key `p` and delegate key `d` (key numbers).
+fn publisher_of(p: u32, d: u32) -> Actor {
+    let valid = NOW_MS / 1000 - 3600..NOW_MS / 1000 + 86_400;
+    let net = Eip712Network::arbitrum_one();
+    Actor::issue(keys::numbered(p), keys::numbered(d), Role::Gateway, "FRA", valid, net)
 }
 
-fn key(n: u32) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[28..].copy_from_slice(&n.to_be_bytes());
-    SigningKey::from_slice(&k).unwrap()
-}
-
-fn publisher(n: u32) -> Publisher {
+fn publisher(n: u32) -> Actor {
     publisher_of(1000 + n, 5000 + n)
 }
 
-/// A publisher with principal key `p` and delegate key `d` (key numbers).
-fn publisher_of(p: u32, d: u32) -> Publisher {
-    let principal = key(p);
-    let delegate = key(d);
-    let terms = DelegationTerms {
-        delegate: address_of(delegate.verifying_key()),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: NOW_MS / 1000 - 3600,
-        not_after: NOW_MS / 1000 + 86_400,
-        nonce: 1,
-    };
-    let cert =
-        SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap().encode();
-    Publisher { principal, delegate, cert }
-}
-
-/// The real go-livepeer fixture events, stamped with the envelope's time.
-fn events(n: usize, ts: u64) -> Vec<Event> {
-    let text = include_str!("../../schemas/tests/data/go-livepeer-kafka-samples.json");
-    let all: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
-    all.iter()
-        .cycle()
-        .take(n)
-        .map(|j| {
-            let mut e = Event::from_kafka_json(j).unwrap();
-            e.ts = Some(ts);
-            e.origin = Some(Origin::Production);
-            e
-        })
-        .collect()
-}
-
 /// `per_publisher` envelopes of `events_each` events from every publisher, interleaved.
-fn signed(pubs: &[Publisher], per_publisher: usize, events_each: usize) -> Vec<Vec<u8>> {
+fn signed(pubs: &[Actor], per_publisher: usize, events_each: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut prev: Vec<Option<MessageRef>> = vec![None; pubs.len()];
     for i in 0..per_publisher {
         for (p, publ) in pubs.iter().enumerate() {
             let ts = NOW_MS - 60_000 + i as u64;
-            let batch = TelemetryBatch::new(publ.cert.clone(), events(events_each, ts));
+            let batch = TelemetryBatch::new(publ.cert(), fixtures::stamped(events_each, ts));
             let id = MessageId {
-                stream_id: format!(
-                    "{}/livepeer/telemetry",
-                    address_of(publ.principal.verifying_key())
-                ),
+                stream_id: publ.stream_id(),
                 partition: PARTITION,
                 timestamp: ts,
                 seq: 0,
@@ -113,12 +71,8 @@ fn signed(pubs: &[Publisher], per_publisher: usize, events_each: usize) -> Vec<V
     out
 }
 
-fn pipeline(pubs: &[Publisher]) -> Pipeline {
-    let entries = pubs.iter().map(|p| PrincipalEntry {
-        address: address_of(p.principal.verifying_key()),
-        roles: BTreeSet::from([Role::Gateway]),
-        stake: None,
-    });
+fn pipeline(pubs: &[Actor]) -> Pipeline {
+    let entries = pubs.iter().map(Actor::entry);
     let authority = Arc::new(CachedAuthority::new(AuthorityView::new("bench", entries)));
     // Rate limits out of the way: this measures the work, not the policy.
     let open = RateLimit { rate_per_sec: u32::MAX / 2, burst: u32::MAX / 2 };
@@ -136,7 +90,7 @@ fn pipeline(pubs: &[Publisher]) -> Pipeline {
 }
 
 /// One pass: every envelope through the pipeline and into the log.
-fn run_pipeline(pubs: &[Publisher], envelopes: &[Vec<u8>], with_log: bool) -> Duration {
+fn run_pipeline(pubs: &[Actor], envelopes: &[Vec<u8>], with_log: bool) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
     let mut p = pipeline(pubs);
@@ -168,7 +122,7 @@ fn commit_and_score(log: &mut SegmentLog, scores: &Scores, accepted: &mut Vec<Ve
 }
 
 /// Raw k256: hash each envelope's signature payload and verify it with the known key.
-fn run_raw(pubs: &[Publisher], envelopes: &[Vec<u8>]) -> Duration {
+fn run_raw(pubs: &[Actor], envelopes: &[Vec<u8>]) -> Duration {
     let decoded: Vec<Envelope> = envelopes.iter().map(|b| Envelope::decode(b).unwrap()).collect();
     let keys: Vec<_> = pubs.iter().map(|p| *p.delegate.verifying_key()).collect();
     let start = Instant::now();
@@ -181,7 +135,7 @@ fn run_raw(pubs: &[Publisher], envelopes: &[Vec<u8>]) -> Duration {
 }
 
 /// Raw libsecp256k1 (the `secp256k1` crate) on the same digests.
-fn run_raw_secp(pubs: &[Publisher], envelopes: &[Vec<u8>]) -> Duration {
+fn run_raw_secp(pubs: &[Actor], envelopes: &[Vec<u8>]) -> Duration {
     let secp = secp256k1::Secp256k1::verification_only();
     let decoded: Vec<Envelope> = envelopes.iter().map(|b| Envelope::decode(b).unwrap()).collect();
     let keys: Vec<secp256k1::PublicKey> = pubs
@@ -218,7 +172,7 @@ fn rss_kib() -> (u64, u64) {
 /// with its own chain of envelopes, through the pipeline and the log.
 fn memory(principals: u32, delegates: u32) {
     let (rss_before, _) = rss_kib();
-    let pubs: Vec<Publisher> = (0..principals)
+    let pubs: Vec<Actor> = (0..principals)
         .flat_map(|p| (0..delegates).map(move |d| publisher_of(100_000 + p, 200_000 + p * 16 + d)))
         .collect();
     let envelopes = signed(&pubs, 2, 8);
@@ -253,18 +207,10 @@ fn per_sec(n: usize, d: Duration) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // Test runners list a target's tests first (nextest: `--list --format terse`):
-    // this bench runs as one quick smoke test there, never as ignored.
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("pipeline_smoke: test");
-        }
-        return;
-    }
-    // `cargo test --benches` and nextest run bench targets without `--bench`: keep that quick.
-    let quick = !args.iter().any(|a| a == "--bench");
-    let pubs: Vec<Publisher> = (0..PUBLISHERS).map(publisher).collect();
+    // Under a test runner, one quick smoke test (see `full_size`).
+    let Some(full) = vouch_testkit::bench::full_size("pipeline") else { return };
+    let quick = !full;
+    let pubs: Vec<Actor> = (0..PUBLISHERS).map(publisher).collect();
     println!(
         "verifier pipeline, {PUBLISHERS} publishers, group commit every {} envelopes (fsync), as the node",
         group()

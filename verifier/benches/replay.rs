@@ -14,19 +14,17 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use k256::ecdsa::SigningKey;
 use secp256k1::ecdsa::Signature as SecpSignature;
 use secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
-use vouch_delegation::authority::{AuthorityView, PrincipalEntry};
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
-use vouch_schema::crypto::address_of;
-use vouch_schema::{
-    Address, Envelope, Event, MessageId, MessageRef, Origin, Signature, TelemetryBatch,
-};
+use vouch_delegation::Role;
+use vouch_delegation::authority::AuthorityView;
+use vouch_schema::{Address, Envelope, MessageId, MessageRef, Signature, TelemetryBatch};
+use vouch_testkit::actor::Actor;
+use vouch_testkit::authority::entry;
+use vouch_testkit::fixtures;
 use vouch_verifier::replay::{ReplayOptions, Replayed, replay};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
 
@@ -44,50 +42,19 @@ struct Publisher {
     content: Vec<u8>,
 }
 
-fn key(n: u32) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[28..].copy_from_slice(&n.to_be_bytes());
-    SigningKey::from_slice(&k).unwrap()
-}
-
 fn publisher(n: u32) -> Publisher {
-    let principal = key(1000 + n);
-    let delegate = key(5000 + n);
-    let terms = DelegationTerms {
-        delegate: address_of(delegate.verifying_key()),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: NOW_MS / 1000 - 3600,
-        not_after: NOW_MS / 1000 + 86_400,
-        nonce: 1,
-    };
-    let cert =
-        SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap().encode();
-    let secret = SecretKey::from_byte_array(delegate.to_bytes().into()).unwrap();
+    let valid = NOW_MS / 1000 - 3600..NOW_MS / 1000 + 86_400;
+    let actor = Actor::numbered(n, Role::Gateway, "FRA", valid);
+    let secret = SecretKey::from_byte_array(actor.delegate.to_bytes().into()).unwrap();
     let public = PublicKey::from_secret_key(&Secp256k1::signing_only(), &secret);
     Publisher {
-        principal: address_of(principal.verifying_key()),
-        delegate: address_of(delegate.verifying_key()),
+        principal: actor.principal_address(),
+        delegate: actor.delegate_address(),
         secret,
         public,
-        content: TelemetryBatch::new(cert, events(EVENTS_PER_ENVELOPE, NOW_MS)).encode(),
+        content: TelemetryBatch::new(actor.cert(), fixtures::stamped(EVENTS_PER_ENVELOPE, NOW_MS))
+            .encode(),
     }
-}
-
-/// The real go-livepeer fixture events.
-fn events(n: usize, ts: u64) -> Vec<Event> {
-    let text = include_str!("../../schemas/tests/data/go-livepeer-kafka-samples.json");
-    let all: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
-    all.iter()
-        .cycle()
-        .take(n)
-        .map(|j| {
-            let mut e = Event::from_kafka_json(j).unwrap();
-            e.ts = Some(ts);
-            e.origin = Some(Origin::Production);
-            e
-        })
-        .collect()
 }
 
 /// Writes a log of `envelopes` envelopes (round robin over the publishers,
@@ -103,11 +70,7 @@ fn write_log(
     let secp = Secp256k1::signing_only();
     let view = AuthorityView::new(
         "snapshot:bench",
-        pubs.iter().map(|p| PrincipalEntry {
-            address: p.principal,
-            roles: BTreeSet::from([Role::Gateway]),
-            stake: None,
-        }),
+        pubs.iter().map(|p| entry(p.principal, Role::Gateway)),
     );
     let (mut log, _) = SegmentLog::open(dir, LogConfig::default()).unwrap();
     log.append(RecordKind::AuthorityView, &view.canonical_json()).unwrap();
@@ -168,17 +131,9 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // Test runners list a target's tests first (nextest: `--list --format terse`):
-    // this bench runs as one quick smoke test there, never as ignored.
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("replay_smoke: test");
-        }
-        return;
-    }
-    // `cargo test --benches` and nextest run bench targets without `--bench`: keep that quick.
-    let quick = !args.iter().any(|a| a == "--bench");
+    // Under a test runner, one quick smoke test (see `full_size`).
+    let Some(full) = vouch_testkit::bench::full_size("replay") else { return };
+    let quick = !full;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pubs: Vec<Publisher> = (0..PUBLISHERS).map(publisher).collect();
     // `VOUCH_REPLAY_BENCH_MAX_EVENTS` caps the sizes (a machine short of disk or time).

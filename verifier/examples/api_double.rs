@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use vouch_verifier::api::{Api, ApiConfig, RateLimitConfig};
-use vouch_verifier::http_server::{HttpLimits, HttpServer};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -26,8 +25,7 @@ async fn main() -> anyhow::Result<()> {
         ..ApiConfig::default()
     };
     let api = Api::new(Arc::new(api_double::FixtureSource::new()), &config)?;
-    let server = HttpServer::bind(listen, &HttpLimits::default(), 0).await?;
-    println!("http://{}/", server.local_addr());
-    server.serve(api.router(), std::future::pending()).await;
+    println!("http://{}/", api_double::serve(&api, listen).await);
+    std::future::pending::<()>().await;
     Ok(())
 }

@@ -6,10 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod api_double;
-#[path = "common/openapi.rs"]
-mod openapi;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -25,14 +23,14 @@ use vouch_verifier::api::{
 };
 
 use api_double::FixtureSource;
+use vouch_testkit::jwt::{hs256, token};
+use vouch_testkit::{now_secs, openapi};
 
+/// Where the tests serve: a free port on 127.0.0.1.
+const ANY_PORT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 const SECRET: &str = "test-secret-test-secret-test-secret!";
 const A1: &str = "0x1111111111111111111111111111111111111111";
 const EXPLORER: &str = "https://explorer.livepeer.org";
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-}
 
 fn hs256_config() -> ApiConfig {
     ApiConfig {
@@ -50,19 +48,12 @@ fn hs256_config() -> ApiConfig {
     }
 }
 
-fn token(alg: &str, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
-    let h = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT"}).to_string());
-    let p = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let sig = sign(format!("{h}.{p}").as_bytes());
-    format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
-
-fn hs256(secret: &[u8], claims: &Value) -> String {
-    token("HS256", claims, |m| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-        mac.update(m);
-        mac.finalize().into_bytes().to_vec()
-    })
+impl FixtureSource {
+    /// The last call's parameters for `method`.
+    fn last(&self, method: &str) -> Option<(Params, bool)> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.iter().rev().find(|c| c.0 == method).map(|c| (c.1.clone(), c.2))
+    }
 }
 
 struct Server {
@@ -76,7 +67,7 @@ impl Server {
     async fn start(source: FixtureSource, config: &ApiConfig) -> Self {
         let source = Arc::new(source);
         let api = Api::new(Arc::clone(&source) as Arc<dyn SlaSource>, config).unwrap();
-        let addr: SocketAddr = api_double::serve(&api).await;
+        let addr: SocketAddr = api_double::serve(&api, ANY_PORT).await;
         Self { base: format!("http://{addr}"), source, api, client: reqwest::Client::new() }
     }
 
@@ -123,7 +114,7 @@ fn assert_error(
 #[tokio::test]
 async fn restricted_field_needs_a_valid_token_with_the_scope() {
     let server = Server::start(FixtureSource::new(), &hs256_config()).await;
-    let good = json!({"exp": now() + 600, "scope": "sla:read sla:restricted"});
+    let good = json!({"exp": now_secs() + 600, "scope": "sla:read sla:restricted"});
 
     let valid = server.detail(Some(&hs256(SECRET.as_bytes(), &good))).await;
     assert_eq!(valid["by_gateway"][0]["attempts"], 118, "{valid}");
@@ -133,8 +124,9 @@ async fn restricted_field_needs_a_valid_token_with_the_scope() {
     );
 
     let wrong_key = hs256(b"another-secret-another-secret-another", &good);
-    let expired = hs256(SECRET.as_bytes(), &json!({"exp": now() - 60, "scope": "sla:restricted"}));
-    let no_scope = hs256(SECRET.as_bytes(), &json!({"exp": now() + 600, "scope": "sla:read"}));
+    let expired =
+        hs256(SECRET.as_bytes(), &json!({"exp": now_secs() - 60, "scope": "sla:restricted"}));
+    let no_scope = hs256(SECRET.as_bytes(), &json!({"exp": now_secs() + 600, "scope": "sla:read"}));
     let alg_none = token("none", &good, |_| Vec::new());
     let cases = [
         ("no token", None),
@@ -181,7 +173,7 @@ async fn es256_tokens_verify_and_hmac_with_the_public_key_does_not() {
         ..ApiConfig::default()
     };
     let server = Server::start(FixtureSource::new(), &config).await;
-    let claims = json!({"exp": now() + 600, "iss": "https://issuer.example", "aud": ["vouch"], "scp": ["sla:restricted"]});
+    let claims = json!({"exp": now_secs() + 600, "iss": "https://issuer.example", "aud": ["vouch"], "scp": ["sla:restricted"]});
     let es256 = |claims: &Value| {
         token("ES256", claims, |m| {
             let sig: p256::ecdsa::Signature = signing.sign(m);
@@ -230,7 +222,7 @@ async fn hostile_tokens_unlock_nothing_and_are_counted_by_reason() {
         })
     };
     let claims = |extra: Value| {
-        let mut c = json!({"exp": now() + 600, "scope": "sla:restricted"});
+        let mut c = json!({"exp": now_secs() + 600, "scope": "sla:restricted"});
         c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         c
     };
@@ -251,11 +243,15 @@ async fn hostile_tokens_unlock_nothing_and_are_counted_by_reason() {
         ("alg none", token("none", &good, |_| Vec::new()), "algorithm"),
         ("HS256 keyed with the ES256 public key", hs_with_public_key, "algorithm"),
         ("that MAC labelled ES256", relabelled, "signature"),
-        ("expired", es256(&claims(json!({"exp": now() - 60}))), "expired"),
+        ("expired", es256(&claims(json!({"exp": now_secs() - 60}))), "expired"),
         ("exp 1e308", es256(&claims(json!({"exp": 1e308}))), "lifetime"),
-        ("exp past max_lifetime", es256(&claims(json!({"exp": now() + 7_200}))), "lifetime"),
-        ("exp - iat past max_lifetime", es256(&claims(json!({"iat": now() - 7_200}))), "lifetime"),
-        ("nbf ahead", es256(&claims(json!({"nbf": now() + 300}))), "not_yet_valid"),
+        ("exp past max_lifetime", es256(&claims(json!({"exp": now_secs() + 7_200}))), "lifetime"),
+        (
+            "exp - iat past max_lifetime",
+            es256(&claims(json!({"iat": now_secs() - 7_200}))),
+            "lifetime",
+        ),
+        ("nbf ahead", es256(&claims(json!({"nbf": now_secs() + 300}))), "not_yet_valid"),
         ("wrong scope", es256(&claims(json!({"scope": "sla:read"}))), "scope"),
         ("base64 with padding", format!("{}=", es256(&good)), "malformed"),
         ("not base64", "e30.e30.!!".to_owned(), "malformed"),
@@ -462,8 +458,14 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
     // The node's own routes beside the API's, merged as the node serves them.
     let source: Arc<dyn SlaSource> = Arc::new(FixtureSource::new());
     let api = Api::new(source, &hs256_config()).unwrap();
-    let node_routes = vouch_verifier::node::http::router(Arc::new(Default::default()), Vec::new());
-    let base = format!("http://{}", api_double::serve_router(api.wrap(node_routes)).await);
+    let scores = vouch_verifier::scores::Scores::open(&Default::default(), None).unwrap().0;
+    let node_routes = vouch_verifier::node::http::router(
+        Arc::new(Default::default()),
+        Vec::new(),
+        Arc::new(scores),
+    );
+    let base =
+        format!("http://{}", api_double::serve_router(api.wrap(node_routes), ANY_PORT).await);
     let client = reqwest::Client::new();
 
     let doc: Value = serde_json::from_slice(
@@ -473,7 +475,8 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
     assert_eq!(doc["openapi"], "3.1.0");
     let documented: Vec<&str> =
         doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
-    for route in ROUTES.iter().chain(&["/healthz", "/metrics", "/v1/ingest/stats"]) {
+    let node_routes = ["/healthz", "/metrics", "/v1/ingest/stats", "/v1/checkpoints"];
+    for route in ROUTES.iter().chain(&node_routes) {
         assert!(documented.contains(route), "{route} is routed but not in openapi.json");
     }
     for path in &documented {
@@ -484,7 +487,7 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
 
     let restricted = format!(
         "Bearer {}",
-        hs256(SECRET.as_bytes(), &json!({"exp": now() + 600, "scope": "sla:restricted"}))
+        hs256(SECRET.as_bytes(), &json!({"exp": now_secs() + 600, "scope": "sla:restricted"}))
     );
     let detail = format!("/v1/sla/orchestrators/{A1}");
     let detail_24h =
@@ -509,6 +512,8 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
         ("/api/aggregated_stats", "/api/aggregated_stats?region=FRA".into(), None, 200),
         ("/healthz", "/healthz".into(), None, 200),
         ("/v1/ingest/stats", "/v1/ingest/stats".into(), None, 200),
+        ("/v1/checkpoints", "/v1/checkpoints?from=10&to=20".into(), None, 200),
+        ("/v1/checkpoints", "/v1/checkpoints?from=20&to=10".into(), None, 400),
     ];
     for (template, url, auth, want) in cases {
         let mut req = client.get(format!("{base}{url}"));
@@ -532,7 +537,7 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
 fn the_document_rejects_what_the_contract_forbids() {
     // The schemas are strict enough to catch drift: a NaN-ish string, a
     // missing percentile key, an unknown field, a bad address.
-    let doc: Value = serde_json::from_str(vouch_verifier::api::openapi::DOCUMENT).unwrap();
+    let doc = openapi::document(vouch_verifier::api::openapi::DOCUMENT);
     let v = openapi::validator(&doc, "/v1/sla/orchestrators", 200);
     let good: Value = serde_json::from_slice(
         &std::fs::read(api_double::data_dir().join("orchestrators.json")).unwrap(),
@@ -598,7 +603,7 @@ async fn source_calls_beyond_max_in_flight_are_shed_with_503() {
         release: std::sync::Mutex::new(release_rx),
     });
     let api = Api::new(source, &ApiConfig { max_in_flight: 1, ..ApiConfig::default() }).unwrap();
-    let base = format!("http://{}", api_double::serve(&api).await);
+    let base = format!("http://{}", api_double::serve(&api, ANY_PORT).await);
     let client = reqwest::Client::new();
     let held = tokio::spawn(client.get(format!("{base}/v1/sla/orchestrators")).send());
     tokio::task::spawn_blocking(move || entered_rx.recv().unwrap()).await.unwrap();

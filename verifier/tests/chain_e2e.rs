@@ -5,14 +5,14 @@
 //! next refresh, and the log records both views. Waits are bounded.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
-use common::ganache;
-use common::identity::{Identity, ok_json, vouch};
-use common::node::{NodeProcess, count};
 use serde_json::json;
 use tempfile::TempDir;
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::ganache;
+use vouch_testkit::node::{NodeProcess, count};
 use vouch_verifier::store::{LogReader, RecordKind};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const ORCH_KEY: &str = "0x8888888888888888888888888888888888888888888888888888888888888888";
 const ORCH_DELEGATE_KEY: &str =
@@ -20,7 +20,7 @@ const ORCH_DELEGATE_KEY: &str =
 
 #[test]
 fn deactivating_an_orchestrator_on_chain_stops_its_new_events() {
-    let orch = Identity::with_role(ORCH_KEY, ORCH_DELEGATE_KEY, "orchestrator");
+    let orch = Identity::with_role(VOUCH, ORCH_KEY, ORCH_DELEGATE_KEY, "orchestrator");
     let chain = ganache::Ganache::start();
     let deployed = chain.deploy(&json!([
         {"address": orch.principal, "stake": "1000", "active": true},
@@ -38,31 +38,20 @@ fn deactivating_an_orchestrator_on_chain_stops_its_new_events() {
     )
     .unwrap();
     let data_dir = work.path().join("data");
-    let mut node = NodeProcess::spawn_args(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--p2p-listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]);
-    let publish = || {
-        ok_json(&vouch(&[
-            "publish",
-            "--key",
-            &orch.p("d.key"),
-            "--cert",
-            &orch.p("d.cert"),
-            "--events",
-            &orch.events(),
-            "--bootstrap",
-            &node.p2p(),
-            "--timeout",
-            "60s",
-        ]))
-    };
+    let mut node = NodeProcess::spawn_args(
+        VOUCH,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let publish = || ok_json(&orch.publish(&node.p2p(), "60s"));
 
     publish();
     node.wait_stats("the active orchestrator accepted", |s| s["accepted"].as_u64().unwrap() >= 1);

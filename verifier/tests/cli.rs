@@ -4,26 +4,24 @@
 //! Ethereum node (ganache) running Livepeer contract stand-ins.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../delegation/tests/common/ganache.rs"]
-mod ganache;
-
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use vouch_testkit::cli::Vouch;
+use vouch_testkit::ganache;
+use vouch_testkit::{fixtures, now_secs, repo_root};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const PRINCIPAL_KEY: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
 const OTHER_KEY: &str = "0x2222222222222222222222222222222222222222222222222222222222222222";
 const DELEGATE_KEY: &str = "0x3333333333333333333333333333333333333333333333333333333333333333";
 
-fn vouch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap()
-}
-
 /// Runs `vouch`, asserts the exit code, and parses stdout as JSON when it is.
 fn vouch_json(args: &[&str], code: i32) -> Value {
-    let out = vouch(args);
+    let out = VOUCH.run(args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -35,7 +33,7 @@ fn vouch_json(args: &[&str], code: i32) -> Value {
 }
 
 fn node(script: &str, args: &[&str]) -> Value {
-    let root = ganache::repo_root();
+    let root = repo_root();
     ganache::require_node_modules();
     let out =
         Command::new("node").arg(root.join("interop").join(script)).args(args).output().unwrap();
@@ -76,23 +74,7 @@ impl Workspace {
 
     /// The address of a hex key, as `vouch` computes it.
     fn address_of(&self, key: &str) -> String {
-        let cert = self.p("probe.cert");
-        let v = vouch_json(
-            &[
-                "delegate",
-                "issue",
-                "--principal-key",
-                key,
-                "--delegate",
-                &format!("0x{}", "00".repeat(20)),
-                "--role",
-                "gateway",
-                "--out",
-                &cert,
-            ],
-            0,
-        );
-        v["principal"].as_str().unwrap().to_owned()
+        VOUCH.address_of(key, &self.p("probe.cert"))
     }
 
     fn issue(
@@ -122,26 +104,22 @@ impl Workspace {
         vouch_json(&args, 0)
     }
 
+    /// The fixture events as NDJSON, as go-livepeer's Kafka consumers write it.
     fn events(&self) -> String {
-        let fixtures =
-            ganache::repo_root().join("schemas/tests/data/go-livepeer-kafka-samples.json");
-        let all: Vec<Value> = serde_json::from_slice(&std::fs::read(fixtures).unwrap()).unwrap();
-        // NDJSON, as go-livepeer's Kafka consumers write it.
-        let ndjson: String = all.iter().map(|e| format!("{e}\n")).collect();
-        self.write("events.ndjson", &ndjson)
+        self.write("events.ndjson", &fixtures::kafka_ndjson())
     }
 }
 
 #[test]
 fn keygen_writes_a_private_key_file_once() {
     let w = Workspace::new();
-    let out = vouch(&["keygen", "--out", &w.p("k")]);
+    let out = VOUCH.run(&["keygen", "--out", &w.p("k")]);
     assert!(out.status.success());
     let addr = String::from_utf8(out.stdout).unwrap();
     assert!(addr.trim().starts_with("0x") && addr.trim().len() == 42, "{addr}");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(w.path("k")).unwrap().permissions().mode() & 0o777, 0o600);
-    let again = vouch(&["keygen", "--out", &w.p("k")]);
+    let again = VOUCH.run(&["keygen", "--out", &w.p("k")]);
     assert_eq!(again.status.code(), Some(2), "never overwrites a key");
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
 }
@@ -150,7 +128,8 @@ fn keygen_writes_a_private_key_file_once() {
 fn keystore_principal_key_issues_certificates() {
     let w = Workspace::new();
     let pw = w.write("pw", "correct horse\n");
-    let addr = vouch(&["keygen", "--keystore", "--password-file", &pw, "--out", &w.p("ks.json")]);
+    let addr =
+        VOUCH.run(&["keygen", "--keystore", "--password-file", &pw, "--out", &w.p("ks.json")]);
     assert!(addr.status.success(), "{}", String::from_utf8_lossy(&addr.stderr));
     let addr = String::from_utf8(addr.stdout).unwrap().trim().to_owned();
     let delegate = w.address_of(&w.key("d", DELEGATE_KEY));
@@ -174,7 +153,7 @@ fn keystore_principal_key_issues_certificates() {
     );
     assert_eq!(v["principal"], json!(addr));
     let wrong = w.write("wrong", "nope\n");
-    let out = vouch(&[
+    let out = VOUCH.run(&[
         "delegate",
         "issue",
         "--principal-key",
@@ -215,7 +194,7 @@ fn certificates_issue_verify_export_and_import() {
     assert!(expired["error"].as_str().unwrap().contains("expired"), "{expired}");
 
     // Wallet JSON out and back gives the same certificate bytes.
-    let out = vouch(&["delegate", "export", &w.p("c.cert")]);
+    let out = VOUCH.run(&["delegate", "export", &w.p("c.cert")]);
     assert!(out.status.success());
     let wallet_json = w.write("wallet.json", &String::from_utf8(out.stdout).unwrap());
     vouch_json(&["delegate", "import", &wallet_json, "--out", &w.p("back.cert")], 0);
@@ -226,7 +205,7 @@ fn certificates_issue_verify_export_and_import() {
 
     // Garbage is a clear error, not a crash.
     let junk = w.write("junk.cert", "not a certificate");
-    let out = vouch(&["delegate", "verify", &junk]);
+    let out = VOUCH.run(&["delegate", "verify", &junk]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a delegation certificate"));
 }
@@ -237,7 +216,7 @@ fn wallet_signed_certificates_verify_in_vouch_and_vouch_certificates_in_ethers()
     let pk = w.key("p", PRINCIPAL_KEY);
     let principal = w.address_of(&pk);
     let delegate = w.address_of(&w.key("d", DELEGATE_KEY));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = now_secs();
 
     // ethers signs (as a hardware or browser wallet would); vouch verifies.
     let msg = json!({"principal": principal, "delegate": delegate, "role": 0, "region": "MDW",
@@ -252,7 +231,7 @@ fn wallet_signed_certificates_verify_in_vouch_and_vouch_certificates_in_ethers()
 
     // vouch signs; ethers recovers the principal.
     w.issue(&pk, &delegate, "runner", "c.cert", &[]);
-    let out = vouch(&["delegate", "export", &w.p("c.cert")]);
+    let out = VOUCH.run(&["delegate", "export", &w.p("c.cert")]);
     let exported = w.write("vouch.json", &String::from_utf8(out.stdout).unwrap());
     let checked = node("wallet.mjs", &["verify", &exported]);
     assert_eq!(checked["ok"], json!(true), "{checked}");
@@ -268,7 +247,7 @@ fn wallet_signed_certificates_verify_in_vouch_and_vouch_certificates_in_ethers()
     assert_eq!(v["ok"], json!(false));
 
     // Revocations too.
-    let out = vouch(&[
+    let out = VOUCH.run(&[
         "delegate",
         "revoke",
         "--principal-key",
@@ -326,7 +305,8 @@ fn envelopes_verify_with_streamr_utils_and_tampering_is_caught() {
         (json!(true), json!(8), json!("gateway"))
     );
 
-    let dump = String::from_utf8(vouch(&["envelope", "inspect", &w.p("e.hex")]).stdout).unwrap();
+    let dump =
+        String::from_utf8(VOUCH.run(&["envelope", "inspect", &w.p("e.hex")]).stdout).unwrap();
     assert!(dump.contains("signature   valid") && dump.contains("ai_stream_status"), "{dump}");
 
     // Flip one content byte near the end: both verifiers refuse it.
@@ -358,7 +338,7 @@ fn envelopes_verify_with_streamr_utils_and_tampering_is_caught() {
 
     // A key that is not the certificate's delegate cannot sign under it.
     let other = w.key("o", OTHER_KEY);
-    let out = vouch(&[
+    let out = VOUCH.run(&[
         "envelope",
         "sign",
         "--key",
@@ -414,7 +394,7 @@ fn delegate_verify_asks_a_real_local_chain() {
 
     // An unreachable node is a clear error, not a hang.
     let closed = ganache::closed_port_url();
-    let out = vouch(&[
+    let out = VOUCH.run(&[
         "delegate",
         "verify",
         &w.p("active.cert"),
@@ -442,7 +422,7 @@ fn every_command_has_help() {
         &["envelope", "inspect"],
         &["authority", "snapshot"],
     ] {
-        let out = vouch(&[cmd, &["--help"]].concat());
+        let out = VOUCH.run(&[cmd, &["--help"]].concat());
         assert!(out.status.success(), "{cmd:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: vouch"));
     }

@@ -7,24 +7,23 @@
 //! nothing asserts timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "common/chain.rs"]
-mod chain;
-#[path = "common/clickhouse.rs"]
-mod clickhouse;
-mod common;
-
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chain::ChainSigner;
-use clickhouse::ClickHouse;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_schema::{Envelope, Event, TelemetryBatch};
+use vouch_testkit::actor::ChainSigner;
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::clickhouse::ClickHouse;
+use vouch_testkit::node::NodeProcess;
 use vouch_verifier::sink::clickhouse::{ClickHouseClient, SlaMinuteRow};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const WAIT: Duration = Duration::from_secs(120);
 const DB: &str = "vouch_test";
@@ -97,8 +96,8 @@ impl Stream {
 }
 
 fn sink(ch: &ClickHouse, log_dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vouch"));
-    cmd.args(["sink", "clickhouse", "--log", log_dir.to_str().unwrap(), "--url", &ch.url()])
+    let mut cmd = VOUCH.command(&["sink", "clickhouse", "--log", log_dir.to_str().unwrap()]);
+    cmd.args(["--url", &ch.url()])
         .args(["--database", DB, "--batch-rows", "40", "--flush-interval", "50ms"])
         .args(["--poll-interval", "20ms"])
         .args(extra);
@@ -197,7 +196,7 @@ fn every_accepted_event_lands_exactly_once_across_a_clickhouse_restart() {
          ORDER BY log_index, event_index LIMIT 1 FORMAT JSONEachRow"
     )))
     .unwrap();
-    assert_eq!(row["principal"], json!(stream.publisher.principal.to_hex()));
+    assert_eq!(row["principal"], json!(stream.publisher.principal().to_hex()));
     assert_eq!(row["delegate"], json!(stream.publisher.delegate_address().to_hex()));
     assert_eq!(row["role"], "gateway");
     assert_eq!(row["family"], "stream_trace");
@@ -301,19 +300,12 @@ fn aggregate_buckets_replace_by_version() {
 /// real `vouch node` and `vouch publish` processes on loopback.
 #[test]
 fn a_node_with_a_clickhouse_sink_inserts_what_it_accepts() {
-    use common::identity::{Identity, ok_json};
-    use common::node::NodeProcess;
     use vouch_verifier::store::LogReader;
 
     let ch = ClickHouse::start();
-    let gateway = Identity::new(
-        "0x4444444444444444444444444444444444444444444444444444444444444444",
-        "0x5555555555555555555555555555555555555555555555555555555555555555",
-    );
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
-    let snapshot = work.path().join("authority.json");
-    let view = json!({"principals": [{"address": gateway.principal, "roles": ["gateway"]}]});
-    std::fs::write(&snapshot, view.to_string()).unwrap();
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let config = work.path().join("verifier.toml");
     std::fs::write(
         &config,
@@ -326,6 +318,7 @@ fn a_node_with_a_clickhouse_sink_inserts_what_it_accepts() {
     .unwrap();
     let data_dir = work.path().join("data");
     let mut node = NodeProcess::spawn_with(
+        VOUCH,
         &data_dir,
         &snapshot,
         &[

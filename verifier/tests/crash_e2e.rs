@@ -8,19 +8,21 @@
 //! duplicate after the restart. Waits are bounded; nothing asserts timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use common::identity::{Identity, ok_json, vouch};
-use common::node::{NodeProcess, count, free_port};
 use serde_json::json;
 use tempfile::TempDir;
 use vouch_schema::Envelope;
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::cli::{Identity, Vouch};
+use vouch_testkit::free_port;
+use vouch_testkit::node::{NodeProcess, count};
 use vouch_verifier::store::{LogReader, RecordKind};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const KILLS: usize = 3;
 
@@ -47,21 +49,17 @@ fn logged_envelopes(log_dir: &Path) -> Vec<Vec<u8>> {
 fn kill_9_while_publishing_loses_nothing_acknowledged_and_counts_nothing_twice() {
     let publishers: Vec<Identity> = [(0x41u8, 0x51u8), (0x42, 0x52), (0x43, 0x53)]
         .iter()
-        .map(|&(p, d)| {
-            Identity::new(&format!("0x{}", hex(p).repeat(32)), &format!("0x{}", hex(d).repeat(32)))
-        })
+        .map(|&(p, d)| Identity::filled(VOUCH, p, d))
         .collect();
     let work = TempDir::new().unwrap();
-    let snapshot = work.path().join("authority.json");
-    let principals: Vec<_> =
-        publishers.iter().map(|i| json!({"address": i.principal, "roles": ["gateway"]})).collect();
-    std::fs::write(&snapshot, json!({ "principals": principals }).to_string()).unwrap();
+    let principals: Vec<&str> = publishers.iter().map(|i| i.principal.as_str()).collect();
+    let snapshot = gateway_snapshot(work.path(), &principals);
     let data_dir = work.path().join("data");
     let log_dir = data_dir.join("log");
     let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
     let http = format!("127.0.0.1:{}", free_port());
     let args = ["--p2p-listen", p2p.as_str(), "--http-listen", http.as_str()];
-    let mut node = NodeProcess::spawn_with(&data_dir, &snapshot, &args);
+    let mut node = NodeProcess::spawn_with(VOUCH, &data_dir, &snapshot, &args);
     // The peer id lives in the data dir, so this address stays valid across restarts.
     let bootstrap = node.p2p();
 
@@ -72,23 +70,11 @@ fn kill_9_while_publishing_loses_nothing_acknowledged_and_counts_nothing_twice()
     let threads: Vec<_> = publishers
         .iter()
         .map(|id| {
-            let (key, cert, events) = (id.p("d.key"), id.p("d.cert"), id.events());
-            let (stop, runs, bootstrap) = (Arc::clone(&stop), Arc::clone(&runs), bootstrap.clone());
+            let mut publish = id.publish_command(&id.events(), &bootstrap, "3s");
+            let (stop, runs) = (Arc::clone(&stop), Arc::clone(&runs));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let _ = vouch(&[
-                        "publish",
-                        "--key",
-                        &key,
-                        "--cert",
-                        &cert,
-                        "--events",
-                        &events,
-                        "--bootstrap",
-                        &bootstrap,
-                        "--timeout",
-                        "3s",
-                    ]);
+                    let _ = publish.output();
                     runs.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -105,7 +91,7 @@ fn kill_9_while_publishing_loses_nothing_acknowledged_and_counts_nothing_twice()
         acknowledged += node.stats()["accepted"].as_u64().unwrap();
         assert!(!node.kill9().success(), "round {round}: SIGKILL ends the node abnormally");
 
-        node = NodeProcess::spawn_with(&data_dir, &snapshot, &args);
+        node = NodeProcess::spawn_with(VOUCH, &data_dir, &snapshot, &args);
         assert_eq!(node.p2p(), bootstrap, "same peer id and address after a restart");
         let logged = logged_envelopes(&log_dir).len() as u64;
         assert!(
@@ -133,12 +119,16 @@ fn kill_9_while_publishing_loses_nothing_acknowledged_and_counts_nothing_twice()
     // is refused as a duplicate, and nothing new is accepted from it.
     let replay = work.path().join("replay.cbor");
     std::fs::write(&replay, logged.last().unwrap()).unwrap();
-    let mut node =
-        NodeProcess::spawn_with(&data_dir, &snapshot, &[&args[..], &["--rebuild-state"]].concat());
+    let mut node = NodeProcess::spawn_with(
+        VOUCH,
+        &data_dir,
+        &snapshot,
+        &[&args[..], &["--rebuild-state"]].concat(),
+    );
     let stats =
         node.wait_stats("the rebuild", |s| s["log_records"].as_u64().unwrap() > summary.records);
     assert_eq!(stats["warm_up"]["records"].as_u64().unwrap(), summary.records, "{stats}");
-    ok_json(&vouch(&[
+    VOUCH.json(&[
         "publish",
         "--raw",
         replay.to_str().unwrap(),
@@ -146,13 +136,9 @@ fn kill_9_while_publishing_loses_nothing_acknowledged_and_counts_nothing_twice()
         &bootstrap,
         "--timeout",
         "30s",
-    ]));
+    ]);
     let stats = node.wait_stats("the replay refused", |s| count(s, "ignore", "duplicate") >= 1);
     assert_eq!(stats["accepted"], json!(0), "{stats}");
     assert!(node.terminate().success());
     assert_eq!(logged_envelopes(&log_dir).len(), logged.len());
-}
-
-fn hex(b: u8) -> String {
-    format!("{b:02x}")
 }

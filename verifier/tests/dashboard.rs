@@ -32,7 +32,7 @@ async fn the_dashboard_works_in_headless_chromium() {
         "playwright-core missing: npm ci --prefix interop (scripts/test.sh does)"
     );
     let api = Api::new(Arc::new(api_double::FixtureSource::new()), &ApiConfig::default()).unwrap();
-    let addr = api_double::serve(&api).await;
+    let addr = api_double::serve(&api, ([127, 0, 0, 1], 0).into()).await;
     let artifacts = std::env::var_os("VOUCH_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/artifacts"));

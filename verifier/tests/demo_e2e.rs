@@ -7,14 +7,18 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vouch_testkit::cli::Vouch;
+use vouch_testkit::now_ms;
+use vouch_testkit::process::{Announced, http_get};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 /// The longest the demo may take to announce its verifiers (three node starts).
 const START: Duration = Duration::from_secs(120);
@@ -25,42 +29,28 @@ const START: Duration = Duration::from_secs(120);
 const SCORES: Duration = Duration::from_secs(240);
 
 struct Demo {
-    child: Child,
-    announce: Value,
+    process: Announced,
     stderr: mpsc::Receiver<String>,
 }
 
 impl Demo {
     fn start(dir: &Path, extra: &[&str]) -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-            .args(["demo", "--dir", dir.to_str().unwrap()])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (out_tx, out_rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = out_tx.send(line);
-            }
-        });
+        let mut command = VOUCH.command(&["demo", "--dir", dir.to_str().unwrap()]);
+        command.args(extra).stderr(Stdio::piped());
+        let mut process = Announced::spawn(&mut command, "the demo", START);
         let (err_tx, err_rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
+        let stderr = process.child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("demo: {line}");
                 let _ = err_tx.send(line);
             }
         });
-        let first = out_rx.recv_timeout(START).expect("the demo announced its verifiers");
-        let announce: Value = serde_json::from_str(&first).unwrap();
-        Demo { child, announce, stderr: err_rx }
+        Demo { process, stderr: err_rx }
     }
 
     fn verifiers(&self) -> Vec<String> {
-        self.announce["verifiers"]
+        self.process.announce["verifiers"]
             .as_array()
             .unwrap()
             .iter()
@@ -72,7 +62,7 @@ impl Demo {
     fn wait(&mut self, limit: Duration) -> (std::process::ExitStatus, Vec<String>) {
         let deadline = Instant::now() + limit;
         let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
+            if let Some(s) = self.process.child.try_wait().unwrap() {
                 break s;
             }
             assert!(Instant::now() < deadline, "the demo did not stop");
@@ -85,37 +75,23 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        if matches!(self.process.child.try_wait(), Ok(None)) {
+            let _ =
+                Command::new("kill").args(["-INT", &self.process.child.id().to_string()]).status();
             let _ = self.wait(Duration::from_secs(60));
         }
     }
 }
 
-/// GET over HTTP/1.0: (status, body).
+/// GET of `path` on the server at `base` (`http://host:port/`): (status, body).
 fn get(base: &str, path: &str) -> (u16, String) {
-    let host = base.strip_prefix("http://").unwrap().trim_end_matches('/');
-    let mut s = TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    let (head, body) = r.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned())
+    http_get(base.strip_prefix("http://").unwrap().trim_end_matches('/'), path)
 }
 
 const DEMO_POLICY: &str = include_str!("../../schemas/policy/sla-policy-demo.toml");
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
 fn end_ms(body: &str) -> u64 {
     serde_json::from_str::<Value>(body).unwrap()["window"]["end_ms"].as_u64().unwrap()
-}
-
-fn vouch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap()
 }
 
 fn get_json(base: &str, path: &str) -> Value {
@@ -132,7 +108,7 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
     let mut demo = Demo::start(&run, &["--duration", "6m"]);
     let verifiers = demo.verifiers();
     assert_eq!(verifiers.len(), 3);
-    let dashboard = demo.announce["dashboard"].as_str().unwrap().to_owned();
+    let dashboard = demo.process.announce["dashboard"].as_str().unwrap().to_owned();
     let (status, page) = get(&dashboard, "/");
     assert_eq!(status, 200);
     assert!(page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"));
@@ -238,7 +214,7 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
     let stop = Instant::now();
     assert!(
         Command::new("kill")
-            .args(["-INT", &demo.child.id().to_string()])
+            .args(["-INT", &demo.process.child.id().to_string()])
             .status()
             .unwrap()
             .success()
@@ -248,7 +224,7 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
     assert!(stderr.iter().any(|l| l.contains("vouch replay")), "{stderr:?}");
     for (i, served) in served.iter().enumerate() {
         let log = run.join(format!("verifier-{}/log", i + 1));
-        let out = vouch(&[
+        let out = VOUCH.run(&[
             "replay",
             log.to_str().unwrap(),
             "--sla",
@@ -276,7 +252,7 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x40;
     std::fs::write(&segment, bytes).unwrap();
-    let out = vouch(&["replay", log.to_str().unwrap()]);
+    let out = VOUCH.run(&["replay", log.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     let failure: Value = serde_json::from_slice(&out.stdout).unwrap();
     let name = segment.file_name().unwrap().to_str().unwrap();
@@ -307,10 +283,7 @@ fn demo_stops_by_itself_after_its_duration() {
     assert!(run.join("keys/loadtest.cert").is_file());
     assert!(run.join("verifier-1/log").is_dir());
     // The folder is kept apart: a second run into it is refused.
-    let again = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["demo", "--duration", "1s", "--dir", run.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let again = VOUCH.run(&["demo", "--duration", "1s", "--dir", run.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 }

@@ -5,17 +5,17 @@
 //! bounded. Waits are bounded; nothing asserts timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::identity::{Identity, ok_json, vouch};
-use common::node::{NodeProcess, count};
-use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_delegation::SignedDelegation;
 use vouch_schema::{Envelope, TelemetryBatch};
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::node::{NodeProcess, count};
 use vouch_verifier::store::{LogReader, RecordKind};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const HONEST: u8 = 20;
 /// The gateway rate limit in force for this test (envelopes per second):
@@ -27,41 +27,19 @@ const FLOOD: usize = 600;
 /// The node's resident memory must stay below this.
 const MAX_RSS_KIB: u64 = 256 * 1024;
 
-fn key(n: u8) -> String {
-    format!("0x{}", format!("{n:02x}").repeat(32))
-}
-
 #[test]
 fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
-    let flooder = Identity::new(&key(0xf1), &key(0xf2));
+    let flooder = Identity::filled(VOUCH, 0xf1, 0xf2);
     let honest: Vec<Identity> =
-        (0..HONEST).map(|i| Identity::new(&key(0x10 + i), &key(0x40 + i))).collect();
+        (0..HONEST).map(|i| Identity::filled(VOUCH, 0x10 + i, 0x40 + i)).collect();
     let work = TempDir::new().unwrap();
-    let principals: Vec<Value> = std::iter::once(&flooder)
-        .chain(&honest)
-        .map(|i| json!({"address": i.principal, "roles": ["gateway"]}))
-        .collect();
-    let snapshot = work.path().join("authority.json");
-    std::fs::write(&snapshot, json!({ "principals": principals }).to_string()).unwrap();
-    let config = work.path().join("verifier.toml");
-    std::fs::write(
-        &config,
-        format!("[validation.rate_limits.gateway]\nrate_per_sec = {RATE}\nburst = {RATE}\n"),
-    )
-    .unwrap();
+    let principals: Vec<&str> =
+        std::iter::once(&flooder).chain(&honest).map(|i| i.principal.as_str()).collect();
+    let snapshot = gateway_snapshot(work.path(), &principals);
+    let config =
+        format!("[validation.rate_limits.gateway]\nrate_per_sec = {RATE}\nburst = {RATE}\n");
     let data_dir = work.path().join("data");
-    let mut node = NodeProcess::spawn_args(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--authority-snapshot",
-        snapshot.to_str().unwrap(),
-        "--p2p-listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]);
+    let mut node = NodeProcess::spawn_configured(VOUCH, &data_dir, &snapshot, &config);
     let bootstrap = node.p2p();
 
     // The flooder: one event per envelope, no linger.
@@ -69,17 +47,12 @@ fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
         std::fs::read_to_string(flooder.events()).unwrap().lines().map(str::to_owned).collect();
     let flood: String = (0..FLOOD).map(|i| format!("{}\n", fixtures[i % fixtures.len()])).collect();
     std::fs::write(flooder.dir.path().join("flood.ndjson"), flood).unwrap();
-    std::fs::write(
-        flooder.dir.path().join("publisher.toml"),
-        "key_file = \"d.key\"\ncertificate = \"d.cert\"\n[batch]\nmax_events = 1\nlinger_ms = 0\n",
-    )
-    .unwrap();
     let flood_thread = {
         let (config, events, bootstrap) =
-            (flooder.p("publisher.toml"), flooder.p("flood.ndjson"), bootstrap.clone());
+            (flooder.one_event_per_envelope(), flooder.p("flood.ndjson"), bootstrap.clone());
         std::thread::spawn(move || {
             let started = std::time::Instant::now();
-            let out = vouch(&[
+            let out = VOUCH.run(&[
                 "publish",
                 "--config",
                 &config,
@@ -101,23 +74,8 @@ fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
     let honest_threads: Vec<_> = honest
         .iter()
         .map(|id| {
-            let (key, cert, events) = (id.p("d.key"), id.p("d.cert"), id.events());
-            let bootstrap = bootstrap.clone();
-            std::thread::spawn(move || {
-                ok_json(&vouch(&[
-                    "publish",
-                    "--key",
-                    &key,
-                    "--cert",
-                    &cert,
-                    "--events",
-                    &events,
-                    "--bootstrap",
-                    &bootstrap,
-                    "--timeout",
-                    "60s",
-                ]))
-            })
+            let mut publish = id.publish_command(&id.events(), &bootstrap, "60s");
+            std::thread::spawn(move || ok_json(&publish.output().unwrap()))
         })
         .collect();
     for t in honest_threads {

@@ -5,10 +5,6 @@
 //! Every wait is bounded by a generous deadline; nothing asserts timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
-use common::subscriber::{Subscriber, WAIT};
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::net::TcpListener;
@@ -22,6 +18,11 @@ use vouch_schema::{Address, Envelope, MessageId, MessageRef};
 use vouch_sdk::config::{TransportConfig, TransportKind};
 use vouch_sdk::transport::gossip::{GossipOptions, GossipTransport};
 use vouch_sdk::transport::{Outgoing, Transport, TransportError};
+use vouch_testkit::WAIT;
+use vouch_testkit::cli::Vouch;
+use vouch_testkit::subscriber::Subscriber;
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const PARTITION: u32 = 7;
 
@@ -130,7 +131,7 @@ fn content_for_max_envelope(chain: &Chain, i: u64) -> Vec<u8> {
 #[test]
 fn every_envelope_arrives_and_verifies() {
     const N: u64 = 300;
-    let sub = Subscriber::spawn("/ip4/127.0.0.1/tcp/0", N as usize);
+    let sub = Subscriber::spawn(VOUCH, "/ip4/127.0.0.1/tcp/0", N as usize);
     let mut transport = GossipTransport::start(&config(&sub.listen)).unwrap();
     let mut chain = Chain::new(0x42, "e2e-chain");
     let mut sent = BTreeSet::new();
@@ -211,7 +212,7 @@ fn stalled_transport_stays_non_blocking_and_resumes() {
     }
 
     // The peer appears on that port: the redial delivers the newest PENDING.
-    let sub = Subscriber::spawn(&addr, PENDING + AFTER as usize);
+    let sub = Subscriber::spawn(VOUCH, &addr, PENDING + AFTER as usize);
     let delivered: Vec<MessageRef> = taken[taken.len() - PENDING..].to_vec();
     let lines = sub.take(PENDING);
     let received: BTreeSet<MessageRef> = lines.iter().map(msg_ref).collect();
@@ -263,7 +264,7 @@ fn stalled_transport_stays_non_blocking_and_resumes() {
         transport.send(out).unwrap();
         again.insert(pos);
     }
-    let sub = Subscriber::spawn(&addr, AFTER as usize);
+    let sub = Subscriber::spawn(VOUCH, &addr, AFTER as usize);
     transport.flush(Instant::now() + WAIT).unwrap();
     let lines = sub.take(AFTER as usize);
     assert_eq!(lines.iter().map(msg_ref).collect::<BTreeSet<_>>(), again);
@@ -279,7 +280,7 @@ fn stalled_transport_stays_non_blocking_and_resumes() {
 
 #[test]
 fn tampered_envelope_is_reported_not_ok() {
-    let sub = Subscriber::spawn("/ip4/127.0.0.1/tcp/0", 2);
+    let sub = Subscriber::spawn(VOUCH, "/ip4/127.0.0.1/tcp/0", 2);
     let mut transport = GossipTransport::start(&config(&sub.listen)).unwrap();
     let mut chain = Chain::new(0x44, "tamper-chain");
     let (good, out) = chain.next(0, b"honest".to_vec());

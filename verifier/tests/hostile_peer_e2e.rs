@@ -8,14 +8,10 @@
 //! stops reading for a while. Waits are bounded; nothing asserts timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::identity::{Identity, ok_json, vouch};
-use common::node::{NodeProcess, count, count_in};
 use k256::ecdsa::SigningKey;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -23,23 +19,16 @@ use vouch_delegation::keys::parse_hex_key;
 use vouch_delegation::{Eip712Network, SignedDelegation, SignedRevocation};
 use vouch_schema::crypto::address_of;
 use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, TelemetryBatch};
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::node::{NodeProcess, count, count_in};
+use vouch_testkit::now_secs;
 use vouch_verifier::store::{LogReader, RecordKind};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 fn key(a: u8, b: u8) -> String {
     format!("0x{}", format!("{a:02x}{b:02x}").repeat(16))
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// An authority snapshot naming these principals as gateways.
-fn snapshot(dir: &Path, principals: &[&str]) -> PathBuf {
-    let entries: Vec<Value> =
-        principals.iter().map(|p| json!({"address": p, "roles": ["gateway"]})).collect();
-    let path = dir.join("authority.json");
-    std::fs::write(&path, json!({ "principals": entries }).to_string()).unwrap();
-    path
 }
 
 /// `vouch publish --raw FILES… [--control]`; the JSON report, whatever the exit status.
@@ -51,7 +40,7 @@ fn publish_raw(files: &[PathBuf], bootstrap: &str, control: bool) -> (bool, Valu
     }
     args.extend(["--bootstrap".into(), bootstrap.into(), "--timeout".into(), "60s".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = vouch(&args);
+    let out = VOUCH.run(&args);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
         panic!("no report: {}", String::from_utf8_lossy(&out.stderr));
     });
@@ -79,15 +68,10 @@ fn delegate_of(id: &Identity) -> Address {
 
 /// Publishes the 8 fixture events of `id` through the SDK, one envelope each.
 fn publish_events(id: &Identity, bootstrap: &str) -> Value {
-    std::fs::write(
-        id.dir.path().join("publisher.toml"),
-        "key_file = \"d.key\"\ncertificate = \"d.cert\"\n[batch]\nmax_events = 1\nlinger_ms = 0\n",
-    )
-    .unwrap();
-    let out = vouch(&[
+    let out = VOUCH.run(&[
         "publish",
         "--config",
-        &id.p("publisher.toml"),
+        &id.one_event_per_envelope(),
         "--events",
         &id.events(),
         "--bootstrap",
@@ -104,11 +88,11 @@ fn publish_events(id: &Identity, bootstrap: &str) -> Value {
 /// `unauthorized` and stores nothing, and the real revocation takes effect.
 #[test]
 fn a_revocation_flood_from_throwaway_keys_cannot_disable_revocation() {
-    let gateway = Identity::new(&key(0x71, 0x01), &key(0x72, 0x01));
+    let gateway = Identity::new(VOUCH, &key(0x71, 0x01), &key(0x72, 0x01));
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway.principal]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let data_dir = work.path().join("data");
-    let mut node = NodeProcess::spawn(&data_dir, &snapshot);
+    let mut node = NodeProcess::spawn(VOUCH, &data_dir, &snapshot);
 
     let flood_dir = work.path().join("flood");
     std::fs::create_dir(&flood_dir).unwrap();
@@ -164,7 +148,7 @@ fn a_revocation_flood_from_throwaway_keys_cannot_disable_revocation() {
 
     // After a restart (revocations re-read from the state and the log) the
     // delegate is still refused.
-    let mut node = NodeProcess::spawn(&data_dir, &snapshot);
+    let mut node = NodeProcess::spawn(VOUCH, &data_dir, &snapshot);
     gateway.sign_envelope("d.cert", "after-restart", None, "restart.cbor");
     publish_raw(&[gateway.p("restart.cbor").into()], &node.p2p(), false);
     node.wait_stats("refused after the restart", |s| count(s, "reject", "revoked") == 1);
@@ -182,16 +166,16 @@ fn several_delegates_of_one_principal_share_one_rate_budget() {
     const LOADTEST_BURST: u64 = 2;
     let principal = key(0x73, 0x01);
     let gateways: Vec<Identity> =
-        (0..3).map(|i| Identity::new(&principal, &key(0x74, i))).collect();
-    let loadtest = Identity::with_role(&principal, &key(0x75, 0x01), "loadtest");
+        (0..3).map(|i| Identity::new(VOUCH, &principal, &key(0x74, i))).collect();
+    let loadtest = Identity::with_role(VOUCH, &principal, &key(0x75, 0x01), "loadtest");
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateways[0].principal]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateways[0].principal]);
     let data_dir = work.path().join("data");
     let config = format!(
         "[validation.rate_limits.gateway]\nrate_per_sec = 0\nburst = {GATEWAY_BURST}\n\
          [validation.rate_limits.loadtest]\nrate_per_sec = 0\nburst = {LOADTEST_BURST}\n"
     );
-    let mut node = NodeProcess::spawn_configured(&data_dir, &snapshot, &config);
+    let mut node = NodeProcess::spawn_configured(VOUCH, &data_dir, &snapshot, &config);
     for id in gateways.iter().chain([&loadtest]) {
         publish_events(id, &node.p2p());
     }
@@ -223,10 +207,10 @@ fn several_delegates_of_one_principal_share_one_rate_budget() {
 /// the certificate's notAfter, an envelope is refused whatever its stamp.
 #[test]
 fn an_expired_certificate_does_not_work_for_a_backdated_envelope() {
-    let gateway = Identity::new(&key(0x76, 0x01), &key(0x77, 0x01));
+    let gateway = Identity::new(VOUCH, &key(0x76, 0x01), &key(0x77, 0x01));
     let now = now_secs();
     // notAfter 400 s ago; the envelope stamped 450 s ago, inside the window.
-    let out = ok_json(&vouch(&[
+    let out = VOUCH.json(&[
         "delegate",
         "issue",
         "--principal-key",
@@ -243,12 +227,12 @@ fn an_expired_certificate_does_not_work_for_a_backdated_envelope() {
         "3200s",
         "--out",
         &gateway.p("expired.cert"),
-    ]));
+    ]);
     assert_eq!(out["not_after"], json!(now - 400), "{out}");
     gateway.sign_envelope("expired.cert", "backdated", Some((now - 450) * 1000), "backdated.cbor");
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway.principal]);
-    let mut node = NodeProcess::spawn(&work.path().join("data"), &snapshot);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
+    let mut node = NodeProcess::spawn(VOUCH, &work.path().join("data"), &snapshot);
     let (ok, report) = publish_raw(&[gateway.p("backdated.cbor").into()], &node.p2p(), false);
     assert!(ok, "{report}");
     let stats = node.wait_stats("the back-dated envelope refused", |s| {
@@ -297,15 +281,16 @@ fn heavy_envelopes(id: &Identity, dir: &Path, n: u32) -> Vec<PathBuf> {
 #[test]
 fn every_envelope_sent_is_accounted_for_when_the_node_stalls() {
     const N: u32 = 4000;
-    let gateway = Identity::new(&key(0x78, 0x01), &key(0x79, 0x01));
+    let gateway = Identity::new(VOUCH, &key(0x78, 0x01), &key(0x79, 0x01));
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway.principal]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let config = "[validation.rate_limits.gateway]\nrate_per_sec = 100000\nburst = 100000\n";
-    let mut node = NodeProcess::spawn_configured(&work.path().join("data"), &snapshot, config);
+    let mut node =
+        NodeProcess::spawn_configured(VOUCH, &work.path().join("data"), &snapshot, config);
     let dir = work.path().join("burst");
     std::fs::create_dir(&dir).unwrap();
     let files = heavy_envelopes(&gateway, &dir, N);
-    let pid = node.child.id().to_string();
+    let pid = node.process.child.id().to_string();
     let stall = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());

@@ -18,21 +18,20 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::identity::{Identity, ok_json, vouch};
-use common::node::{NodeProcess, http_get};
-use common::subscriber::WAIT;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use vouch_testkit::WAIT;
+use vouch_testkit::authority;
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::node::NodeProcess;
+use vouch_testkit::process::http_get;
 
-const PRINCIPAL_KEY: &str = "0x3131313131313131313131313131313131313131313131313131313131313131";
-const DELEGATE_KEY: &str = "0x3232323232323232323232323232323232323232323232323232323232323232";
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 /// The node's open-file limit (soft and hard): the common default.
 const NODE_NOFILE: u64 = 1024;
@@ -50,11 +49,9 @@ const P2P_FDS: u64 = 64 + 16 + 16 + 16;
 const PARTIAL_HEAD: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
 
 /// A gateway allowed by an authority snapshot in `work`; returns the snapshot path.
-fn gateway_snapshot(work: &TempDir) -> (Identity, String) {
-    let gateway = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
-    let snapshot = work.path().join("authority.json");
-    let principals = json!({"principals": [{"address": gateway.principal, "roles": ["gateway"]}]});
-    std::fs::write(&snapshot, principals.to_string()).unwrap();
+fn admitted_gateway(work: &TempDir) -> (Identity, String) {
+    let gateway = Identity::filled(VOUCH, 0x31, 0x32);
+    let snapshot = authority::gateway_snapshot(work.path(), &[&gateway.principal]);
     (gateway, snapshot.to_str().unwrap().to_owned())
 }
 
@@ -147,7 +144,7 @@ fn slowloris_beyond_every_cap_leaves_the_node_serving() {
     let expected_cap = 512.min(nofile - FD_RESERVE - P2P_FDS);
 
     let work = TempDir::new().unwrap();
-    let (gateway, snapshot) = gateway_snapshot(&work);
+    let (gateway, snapshot) = admitted_gateway(&work);
     let config = work.path().join("verifier.toml");
     std::fs::write(
         &config,
@@ -161,6 +158,7 @@ fn slowloris_beyond_every_cap_leaves_the_node_serving() {
     .unwrap();
     let data_dir = work.path().join("data");
     let mut node = NodeProcess::spawn_with_nofile(
+        VOUCH,
         nofile,
         &[
             "--config",
@@ -217,7 +215,7 @@ fn slowloris_beyond_every_cap_leaves_the_node_serving() {
             answered_503 += 1;
         }
     }
-    assert!(node.child.try_wait().unwrap().is_none(), "the node is still running");
+    assert!(node.process.child.try_wait().unwrap().is_none(), "the node is still running");
 
     let text = metrics(&node);
     let refused = |reason: &str| {
@@ -246,17 +244,14 @@ fn slowloris_beyond_every_cap_leaves_the_node_serving() {
 
     // A graceful stop still commits the log.
     assert!(node.terminate().success());
-    assert_eq!(
-        ok_json(&vouch(&["replay", data_dir.to_str().unwrap(), "--quiet"]))["ok"],
-        json!(true)
-    );
+    assert_eq!(VOUCH.json(&["replay", data_dir.to_str().unwrap(), "--quiet"])["ok"], json!(true));
 }
 
 #[test]
 fn oversized_targets_and_headers_get_json_errors() {
     let work = TempDir::new().unwrap();
-    let (_gateway, snapshot) = gateway_snapshot(&work);
-    let node = NodeProcess::spawn(&work.path().join("data"), snapshot.as_ref());
+    let (_gateway, snapshot) = admitted_gateway(&work);
+    let node = NodeProcess::spawn(VOUCH, &work.path().join("data"), snapshot.as_ref());
     let host = node.host_port().to_owned();
     let get = |target: &str, headers: &str| {
         let request =
@@ -306,11 +301,11 @@ fn oversized_targets_and_headers_get_json_errors() {
 #[test]
 fn a_log_that_cannot_be_written_stops_the_node_with_an_error() {
     let work = TempDir::new().unwrap();
-    let (gateway, snapshot) = gateway_snapshot(&work);
+    let (gateway, snapshot) = admitted_gateway(&work);
     let data_dir = work.path().join("data");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
+    let mut command =
+        VOUCH.command(&["node", "--data-dir", data_dir.to_str().unwrap(), "--authority-snapshot"]);
     command
-        .args(["node", "--data-dir", data_dir.to_str().unwrap(), "--authority-snapshot"])
         .arg(&snapshot)
         .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--http-listen", "127.0.0.1:0"])
         .stderr(Stdio::piped());
@@ -352,7 +347,7 @@ fn a_log_that_cannot_be_written_stops_the_node_with_an_error() {
 
     let deadline = Instant::now() + WAIT;
     let status = loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
+        if let Some(status) = node.process.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "the node kept running without its log");
@@ -360,7 +355,7 @@ fn a_log_that_cannot_be_written_stops_the_node_with_an_error() {
     };
     assert_eq!(status.code(), Some(2), "a non-zero exit");
     let mut stderr = String::new();
-    node.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    node.process.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(stderr.contains("ingestion stopped; the node exits with an error"), "{stderr}");
     assert!(stderr.contains("/data/log"), "the cause is named: {stderr}");
     for (status, body) in watcher.join().unwrap() {

@@ -7,6 +7,10 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
+use vouch_testkit::cli::Vouch;
+use vouch_testkit::process::http_get;
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 /// A snapshot of 10 orchestrators with distinct stakes (orchestrator i has
 /// stake i × 10^21) and one gateway.
@@ -24,8 +28,8 @@ fn snapshot(dir: &Path) -> std::path::PathBuf {
 }
 
 fn dry_run(snapshot: &Path, args: &[&str]) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["loadtest", "--dry-run", "--authority-snapshot", snapshot.to_str().unwrap()])
+    let out = VOUCH
+        .command(&["loadtest", "--dry-run", "--authority-snapshot", snapshot.to_str().unwrap()])
         .args(args)
         .output()
         .unwrap();
@@ -132,8 +136,8 @@ fn bad_usage_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let snap = snapshot(dir.path());
     let status = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vouch"))
-            .args(["loadtest", "--authority-snapshot", snap.to_str().unwrap()])
+        VOUCH
+            .command(&["loadtest", "--authority-snapshot", snap.to_str().unwrap()])
             .args(args)
             .output()
             .unwrap()
@@ -153,8 +157,8 @@ fn probes_reach_a_verifier_and_are_accepted() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("demo");
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["demo", "--duration", "90s", "--orchestrators", "3", "--verifiers", "1"])
+    let mut demo = VOUCH
+        .command(&["demo", "--duration", "90s", "--orchestrators", "3", "--verifiers", "1"])
         .args(["--dir", run.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -166,8 +170,8 @@ fn probes_reach_a_verifier_and_are_accepted() {
     let verifier = &announce["verifiers"][0];
     let p2p = verifier["p2p_listen"][0].as_str().unwrap();
     let path = |p: &str| run.join(p).to_str().unwrap().to_owned();
-    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["loadtest", "--authority-snapshot", &path("authority.json")])
+    let out = VOUCH
+        .command(&["loadtest", "--authority-snapshot", &path("authority.json")])
         .args(["--key", &path("keys/loadtest.key"), "--cert", &path("keys/loadtest.cert")])
         .args(["--profiles", &path("profiles.json"), "--bootstrap", p2p])
         .args(["--strategy", "top-n", "--n", "2", "--interval", "500ms", "--count", "4"])
@@ -175,13 +179,8 @@ fn probes_reach_a_verifier_and_are_accepted() {
         .unwrap();
     // Everything that reached the verifier was accepted.
     let stats = {
-        use std::io::{Read, Write};
         let host = verifier["http"].as_str().unwrap().strip_prefix("http://").unwrap();
-        let mut s = std::net::TcpStream::connect(host).unwrap();
-        write!(s, "GET /v1/ingest/stats HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        serde_json::from_str::<Value>(r.split_once("\r\n\r\n").unwrap().1).unwrap()
+        serde_json::from_str::<Value>(&http_get(host, "/v1/ingest/stats").1).unwrap()
     };
     let _ = Command::new("kill").args(["-INT", &demo.id().to_string()]).status();
     assert_eq!(stats["rejected"], 0, "{stats}");
@@ -194,8 +193,14 @@ fn probes_reach_a_verifier_and_are_accepted() {
     let status = demo.wait().unwrap();
     assert!(status.success(), "{status}");
     // The verifier's log holds them: replay verifies every envelope and certificate.
-    let replay = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["replay", &path("verifier-1/log"), "--config", &path("verifier-1.toml"), "--quiet"])
+    let replay = VOUCH
+        .command(&[
+            "replay",
+            &path("verifier-1/log"),
+            "--config",
+            &path("verifier-1.toml"),
+            "--quiet",
+        ])
         .output()
         .unwrap();
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stdout));

@@ -96,7 +96,7 @@ fn append_commit_reopen() {
     // Bounds: the frame limit is a typed error; exactly the limit is fine.
     let err = log.append(RecordKind::Envelope, &vec![0; MAX_PAYLOAD_BYTES + 1]).unwrap_err();
     assert!(matches!(err, LogError::PayloadTooLarge { .. }));
-    log.append(RecordKind::Checkpoint, &vec![7; MAX_PAYLOAD_BYTES]).unwrap();
+    log.append(RecordKind::Scores, &vec![7; MAX_PAYLOAD_BYTES]).unwrap();
     log.append(RecordKind::Envelope, b"").unwrap();
     let info = log.commit().unwrap();
     assert_eq!(info.records, 2);

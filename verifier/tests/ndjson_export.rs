@@ -5,29 +5,24 @@
 //! malformed record is an error naming its index.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "common/chain.rs"]
-mod chain;
-
-use chain::ChainSigner;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_schema::{Envelope, Event};
+use vouch_testkit::actor::ChainSigner;
+use vouch_testkit::cli::Vouch;
+use vouch_testkit::fixtures::kafka_samples;
+use vouch_testkit::process::stdout_lines;
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const WAIT: Duration = Duration::from_secs(60);
 const CHAIN: &str = "export-test";
-
-fn fixtures() -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../schemas/tests/data/go-livepeer-kafka-samples.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
 
 type Publisher = ChainSigner;
 
@@ -45,7 +40,7 @@ fn envelope(p: &mut Publisher, events: &[Value]) -> Envelope {
 fn fixture_log(dir: &Path, publisher: &mut Publisher) -> (SegmentLog, Vec<Envelope>) {
     let (mut log, _) = SegmentLog::open(dir, LogConfig::default()).unwrap();
     log.append(RecordKind::AuthorityView, b"{\"view\":1}").unwrap();
-    let all = fixtures();
+    let all = kafka_samples();
     let mut envelopes = Vec::new();
     for chunk in all.chunks(3) {
         let env = envelope(publisher, chunk);
@@ -57,11 +52,7 @@ fn fixture_log(dir: &Path, publisher: &mut Publisher) -> (SegmentLog, Vec<Envelo
 }
 
 fn export(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["export", "ndjson"])
-        .args(args)
-        .output()
-        .unwrap()
+    VOUCH.command(&["export", "ndjson"]).args(args).output().unwrap()
 }
 
 fn lines(out: &Output) -> Vec<Value> {
@@ -97,7 +88,7 @@ fn check_line(
             "log_index": log_index,
             "event_index": event_index,
             "envelope_hash": blake3::hash(&env.encode()).to_hex().to_string(),
-            "principal": p.principal.to_hex(),
+            "principal": p.principal().to_hex(),
             "delegate": p.delegate_address().to_hex(),
             "role": "gateway",
             "region": "FRA",
@@ -119,7 +110,7 @@ fn every_event_comes_out_as_the_original_kafka_json_plus_provenance() {
 
     let out = export(&[log_dir]);
     let got = lines(&out);
-    let all = fixtures();
+    let all = kafka_samples();
     assert_eq!(got.len(), all.len());
     for (i, line) in got.iter().enumerate() {
         check_line(
@@ -158,35 +149,20 @@ fn every_event_comes_out_as_the_original_kafka_json_plus_provenance() {
     assert_eq!(resume_hint(&out), json!({"next_log_index": 4}));
 }
 
-/// Reads stdout lines of a child on a thread.
-fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 #[test]
 fn follow_picks_up_records_committed_later_and_stops_on_sigterm() {
     let dir = TempDir::new().unwrap();
     let mut publisher = publisher();
     let (mut log, _) = fixture_log(dir.path(), &mut publisher);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["export", "ndjson", dir.path().to_str().unwrap(), "--follow", "--from", "2"])
+    let mut child = VOUCH
+        .command(&["export", "ndjson", dir.path().to_str().unwrap(), "--follow", "--from", "2"])
         .args(["--poll-interval", "20ms"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let rx = line_reader(&mut child);
-    let all = fixtures();
+    let rx = stdout_lines(&mut child);
+    let all = kafka_samples();
     for fixture in &all[3..8] {
         let line: Value = serde_json::from_str(&rx.recv_timeout(WAIT).unwrap()).unwrap();
         assert_eq!(line["id"], fixture["id"]);
@@ -219,13 +195,13 @@ fn a_closed_pipe_ends_the_export_quietly() {
     let mut publisher = publisher();
     let (mut log, _) = fixture_log(dir.path(), &mut publisher);
     // Enough output to overflow any pipe buffer.
-    let all = fixtures();
+    let all = kafka_samples();
     for _ in 0..200 {
         log.append(RecordKind::Envelope, &envelope(&mut publisher, &all).encode()).unwrap();
     }
     log.commit().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["export", "ndjson", dir.path().to_str().unwrap()])
+    let mut child = VOUCH
+        .command(&["export", "ndjson", dir.path().to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

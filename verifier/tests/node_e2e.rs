@@ -5,37 +5,23 @@
 //! asserts timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
-use common::identity::{Identity, ok_json, vouch};
-use common::node::{NodeProcess, count};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::node::{NodeProcess, count};
 use vouch_verifier::store::{LogReader, RecordKind};
 
-const GATEWAY_KEY: &str = "0x4444444444444444444444444444444444444444444444444444444444444444";
-const GATEWAY_DELEGATE_KEY: &str =
-    "0x5555555555555555555555555555555555555555555555555555555555555555";
-const STRANGER_KEY: &str = "0x6666666666666666666666666666666666666666666666666666666666666666";
-const STRANGER_DELEGATE_KEY: &str =
-    "0x7777777777777777777777777777777777777777777777777777777777777777";
-
-impl Identity {
-    fn publish_events(&self, bootstrap: &str) {
-        ok_json(&self.publish(bootstrap, "60s"));
-    }
-}
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 #[test]
 fn node_accepts_rejects_and_leaves_a_verifiable_log() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
-    let stranger = Identity::new(STRANGER_KEY, STRANGER_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
+    let stranger = Identity::filled(VOUCH, 0x66, 0x77);
     let work = TempDir::new().unwrap();
-    let snapshot = work.path().join("authority.json");
-    let view = json!({"principals": [{"address": gateway.principal, "roles": ["gateway"]}]});
-    std::fs::write(&snapshot, view.to_string()).unwrap();
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let data_dir = work.path().join("data");
-    let mut node = NodeProcess::spawn(&data_dir, &snapshot);
+    let mut node = NodeProcess::spawn(VOUCH, &data_dir, &snapshot);
 
     let (status, body) = node.get("/healthz");
     assert_eq!(
@@ -44,27 +30,15 @@ fn node_accepts_rejects_and_leaves_a_verifiable_log() {
     );
 
     // An authorized gateway's events are accepted.
-    gateway.publish_events(&node.p2p());
+    ok_json(&gateway.publish(&node.p2p(), "60s"));
     node.wait_stats("an accepted envelope", |s| s["accepted"].as_u64().unwrap() >= 1);
 
     // A forged envelope (signature altered; never published intact) is rejected.
-    ok_json(&vouch(&[
-        "envelope",
-        "sign",
-        "--key",
-        &gateway.p("d.key"),
-        "--cert",
-        &gateway.p("d.cert"),
-        "--events",
-        &gateway.events(),
-        "--out",
-        &gateway.p("good.cbor"),
-    ]));
-    let mut forged = std::fs::read(gateway.p("good.cbor")).unwrap();
+    let mut forged = gateway.sign("good.cbor");
     let n = forged.len();
     forged[n - 10] ^= 0x01; // inside the signature's s
     std::fs::write(gateway.p("forged.cbor"), &forged).unwrap();
-    ok_json(&vouch(&[
+    VOUCH.json(&[
         "publish",
         "--raw",
         &gateway.p("forged.cbor"),
@@ -72,11 +46,11 @@ fn node_accepts_rejects_and_leaves_a_verifiable_log() {
         &node.p2p(),
         "--timeout",
         "60s",
-    ]));
+    ]);
     node.wait_stats("a bad_signature rejection", |s| count(s, "reject", "bad_signature") >= 1);
 
     // A principal outside the authority snapshot is rejected.
-    stranger.publish_events(&node.p2p());
+    ok_json(&stranger.publish(&node.p2p(), "60s"));
     let stats =
         node.wait_stats("an unauthorized rejection", |s| count(s, "reject", "unauthorized") >= 1);
     assert!(stats["rejected"].as_u64().unwrap() >= 2, "{stats}");
@@ -107,7 +81,7 @@ fn node_accepts_rejects_and_leaves_a_verifiable_log() {
 
     // A restart on the same directory reopens the log, keeps what it held,
     // and records the view and the SLA policy in force again (and any seal).
-    let mut node = NodeProcess::spawn(&data_dir, &snapshot);
+    let mut node = NodeProcess::spawn(VOUCH, &data_dir, &snapshot);
     node.wait_stats("the reopened log", |s| {
         s["log_records"].as_u64().unwrap() >= summary.records + 2
     });
@@ -115,7 +89,7 @@ fn node_accepts_rejects_and_leaves_a_verifiable_log() {
     let after: Vec<_> = LogReader::open(&log_dir, 0).unwrap().map(Result::unwrap).collect();
     assert_eq!(&after[..records.len()], &records[..], "what the log held is unchanged");
     let kinds: Vec<_> = after[records.len()..].iter().map(|r| r.kind).collect();
-    assert_eq!(kinds[..2], [RecordKind::AuthorityView, RecordKind::Checkpoint], "{kinds:?}");
-    assert!(kinds[2..].iter().all(|k| *k == RecordKind::Checkpoint), "only seals after: {kinds:?}");
+    assert_eq!(kinds[..2], [RecordKind::AuthorityView, RecordKind::Scores], "{kinds:?}");
+    assert!(kinds[2..].iter().all(|k| *k == RecordKind::Scores), "only seals after: {kinds:?}");
     assert_eq!(vouch_verifier::store::verify(&log_dir).unwrap().records, after.len() as u64);
 }

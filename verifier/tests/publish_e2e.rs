@@ -4,21 +4,19 @@
 //! verifies every envelope. Waits are bounded; nothing asserts timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::process::Command;
 
-use common::identity::{Identity, ok_json, repo_root, vouch};
-use common::subscriber::Subscriber;
 use serde_json::{Value, json};
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::repo_root;
+use vouch_testkit::subscriber::Subscriber;
 
-const PRINCIPAL_KEY: &str = "0x4444444444444444444444444444444444444444444444444444444444444444";
-const DELEGATE_KEY: &str = "0x5555555555555555555555555555555555555555555555555555555555555555";
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 #[test]
 fn vouch_publish_replays_go_livepeer_events_to_a_subscriber() {
-    let id = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
-    let sub = Subscriber::spawn("/ip4/127.0.0.1/tcp/0", 1);
+    let id = Identity::filled(VOUCH, 0x44, 0x55);
+    let sub = Subscriber::spawn(VOUCH, "/ip4/127.0.0.1/tcp/0", 1);
     let report = ok_json(&id.publish(&sub.listen[0], "60s"));
     assert_eq!(report["lines"], json!(8));
     assert_eq!(report["stats"]["sent_events"], json!(8), "{report}");
@@ -30,27 +28,14 @@ fn vouch_publish_replays_go_livepeer_events_to_a_subscriber() {
 
 #[test]
 fn raw_publish_carries_bytes_unchanged_and_a_forgery_is_caught() {
-    let id = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
-    let events = id.events();
-    ok_json(&vouch(&[
-        "envelope",
-        "sign",
-        "--key",
-        &id.p("d.key"),
-        "--cert",
-        &id.p("d.cert"),
-        "--events",
-        &events,
-        "--out",
-        &id.p("good.cbor"),
-    ]));
-    let mut forged = std::fs::read(id.p("good.cbor")).unwrap();
+    let id = Identity::filled(VOUCH, 0x44, 0x55);
+    let mut forged = id.sign("good.cbor");
     let n = forged.len();
     forged[n - 70] ^= 0x01; // inside the content, before the signature
     std::fs::write(id.p("forged.cbor"), &forged).unwrap();
 
-    let sub = Subscriber::spawn("/ip4/127.0.0.1/tcp/0", 2);
-    ok_json(&vouch(&[
+    let sub = Subscriber::spawn(VOUCH, "/ip4/127.0.0.1/tcp/0", 2);
+    VOUCH.json(&[
         "publish",
         "--raw",
         &id.p("good.cbor"),
@@ -59,7 +44,7 @@ fn raw_publish_carries_bytes_unchanged_and_a_forgery_is_caught() {
         &sub.listen[0],
         "--timeout",
         "60s",
-    ]));
+    ]);
     let got = sub.take(2);
     let oks: Vec<bool> = got.iter().map(|l| l["ok"].as_bool().unwrap()).collect();
     assert_eq!(oks.iter().filter(|ok| **ok).count(), 1, "{got:?}");
@@ -74,8 +59,8 @@ fn go_program_publishes_over_gossip_through_the_c_abi() {
         Command::new("go").arg("version").output().is_ok_and(|o| o.status.success()),
         "Go is missing: run scripts/go-example.sh once (it installs Debian's golang-go)"
     );
-    let id = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
-    let sub = Subscriber::spawn("/ip4/127.0.0.1/tcp/0", 1);
+    let id = Identity::filled(VOUCH, 0x44, 0x55);
+    let sub = Subscriber::spawn(VOUCH, "/ip4/127.0.0.1/tcp/0", 1);
     let config = format!(
         "key_file = {:?}\ncertificate = {:?}\n[transport]\nkind = \"gossip\"\nbootstrap = [{:?}]\n",
         id.p("d.key"),

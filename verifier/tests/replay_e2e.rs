@@ -6,34 +6,24 @@
 //! with correct chain hashes each fail at their record.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::identity::{Identity, ok_json, vouch};
-use common::node::NodeProcess;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_delegation::Role;
-use vouch_delegation::authority::{AuthorityView, PrincipalEntry};
+use vouch_delegation::authority::AuthorityView;
 use vouch_schema::Address;
+use vouch_testkit::authority::{entry, gateway_snapshot};
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::node::NodeProcess;
+use vouch_testkit::now_ms;
 use vouch_verifier::store::{LogConfig, LogReader, Position, RecordKind, SegmentLog};
 
-const GATEWAY_KEY: &str = "0x4444444444444444444444444444444444444444444444444444444444444444";
-const GATEWAY_DELEGATE_KEY: &str =
-    "0x5555555555555555555555555555555555555555555555555555555555555555";
-const STRANGER_KEY: &str = "0x6666666666666666666666666666666666666666666666666666666666666666";
-const STRANGER_DELEGATE_KEY: &str =
-    "0x7777777777777777777777777777777777777777777777777777777777777777";
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 fn replay(dir: &Path) -> Output {
-    vouch(&["replay", dir.to_str().unwrap()])
+    VOUCH.run(&["replay", dir.to_str().unwrap()])
 }
 
 /// Runs `vouch replay`, expects exit 1, returns the JSON and the stderr.
@@ -52,34 +42,13 @@ fn replay_fails(dir: &Path) -> (Value, String) {
 fn view_of(principals: &[&str]) -> AuthorityView {
     AuthorityView::new(
         "snapshot:test",
-        principals.iter().map(|p| PrincipalEntry {
-            address: p.parse::<Address>().unwrap(),
-            roles: [Role::Gateway].into(),
-            stake: None,
-        }),
+        principals.iter().map(|p| entry(p.parse::<Address>().unwrap(), Role::Gateway)),
     )
 }
 
 /// An envelope of the identity's delegate, signed by `vouch envelope sign`.
 fn signed(id: &Identity, name: &str, timestamp_ms: u64) -> Vec<u8> {
     id.sign_envelope("d.cert", "replay-test", Some(timestamp_ms), name)
-}
-
-/// The delegate address of an identity (issuing with its key as "principal" reveals it).
-fn delegate_address(id: &Identity) -> String {
-    let probe = ok_json(&vouch(&[
-        "delegate",
-        "issue",
-        "--principal-key",
-        &id.p("d.key"),
-        "--delegate",
-        &format!("0x{}", "00".repeat(20)),
-        "--role",
-        "gateway",
-        "--out",
-        &id.p("probe2"),
-    ]));
-    probe["principal"].as_str().unwrap().to_owned()
 }
 
 /// Appends records to a log in `dir` (small segments: several files).
@@ -109,28 +78,14 @@ fn copy_log(from: &Path, to: &Path) {
 
 #[test]
 fn replays_a_real_node_log_with_the_right_counts() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
-    let stranger = Identity::new(STRANGER_KEY, STRANGER_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
+    let stranger = Identity::filled(VOUCH, 0x66, 0x77);
     let work = TempDir::new().unwrap();
-    let snapshot = work.path().join("authority.json");
-    let view = json!({"principals": [{"address": gateway.principal, "roles": ["gateway"]}]});
-    std::fs::write(&snapshot, view.to_string()).unwrap();
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let data_dir = work.path().join("data");
-    let mut node = NodeProcess::spawn(&data_dir, &snapshot);
+    let mut node = NodeProcess::spawn(VOUCH, &data_dir, &snapshot);
     for id in [&gateway, &stranger] {
-        ok_json(&vouch(&[
-            "publish",
-            "--key",
-            &id.p("d.key"),
-            "--cert",
-            &id.p("d.cert"),
-            "--events",
-            &id.events(),
-            "--bootstrap",
-            &node.p2p(),
-            "--timeout",
-            "60s",
-        ]));
+        ok_json(&id.publish(&node.p2p(), "60s"));
     }
     node.wait_stats("an accepted envelope", |s| s["accepted"].as_u64().unwrap() >= 1);
     node.wait_stats("an unauthorized rejection", |s| s["rejected"].as_u64().unwrap() >= 1);
@@ -185,7 +140,7 @@ fn valid_log(dir: &Path, gateway: &Identity, n: usize) -> Vec<Position> {
 
 #[test]
 fn a_flipped_byte_fails_at_exactly_its_frame() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
     let good = work.path().join("good");
     let positions = valid_log(&good, &gateway, 12);
@@ -248,8 +203,8 @@ fn a_flipped_byte_fails_at_exactly_its_frame() {
 
 #[test]
 fn a_principal_outside_the_recorded_view_fails_at_its_envelope() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
-    let stranger = Identity::new(STRANGER_KEY, STRANGER_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
+    let stranger = Identity::filled(VOUCH, 0x66, 0x77);
     let work = TempDir::new().unwrap();
     let t = now_ms();
     let only_gateway = view_of(&[&gateway.principal]).canonical_json();
@@ -297,12 +252,12 @@ fn a_principal_outside_the_recorded_view_fails_at_its_envelope() {
 
 #[test]
 fn a_recorded_revocation_applies_from_its_position() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
     let t = now_ms();
     let revoked_at = t / 1000 + 10;
     let revocation =
-        gateway.revoke(&delegate_address(&gateway), Some(revoked_at), "revocation.cbor");
+        gateway.revoke(&gateway.delegate_address(), Some(revoked_at), "revocation.cbor");
     let view = view_of(&[&gateway.principal]).canonical_json();
     let dir = work.path().join("log");
     write_log(
@@ -327,11 +282,11 @@ fn a_recorded_revocation_applies_from_its_position() {
 /// correct node: the replay names its frame.
 #[test]
 fn a_recorded_revocation_by_a_non_principal_fails_at_its_frame() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
-    let stranger = Identity::new(STRANGER_KEY, STRANGER_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
+    let stranger = Identity::filled(VOUCH, 0x66, 0x77);
     let work = TempDir::new().unwrap();
     let t = now_ms();
-    let delegate = delegate_address(&gateway);
+    let delegate = gateway.delegate_address();
     let revoke = |by: &Identity, name: &str| by.revoke(&delegate, Some(t / 1000 + 3600), name);
     let dir = work.path().join("log");
     let view = view_of(&[&gateway.principal]);
@@ -355,7 +310,7 @@ fn a_recorded_revocation_by_a_non_principal_fails_at_its_frame() {
 
 #[test]
 fn a_forged_envelope_with_correct_chain_hashes_fails_with_a_signature_error() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
     let dir = work.path().join("log");
     valid_log(&dir, &gateway, 3);

@@ -6,50 +6,40 @@
 //! API's bytes are identical whatever order the envelopes arrive in.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use k256::ecdsa::SigningKey;
 use serde_json::{Value, json};
-use vouch_delegation::authority::{AuthorityView, CachedAuthority, PrincipalEntry};
-use vouch_delegation::{DelegationTerms, Eip712Network, Role, SignedDelegation};
-use vouch_schema::crypto::address_of;
+use vouch_delegation::authority::{AuthorityView, CachedAuthority};
+use vouch_delegation::{Eip712Network, Role};
 use vouch_schema::topic::telemetry_topic;
 use vouch_schema::{Address, Envelope, Event, MessageId, TelemetryBatch};
+use vouch_testkit::actor::Actor;
+use vouch_testkit::authority::entry;
+use vouch_testkit::fixtures::kafka_samples;
+use vouch_testkit::keys;
 use vouch_verifier::api::{Params, SlaSource};
 use vouch_verifier::scores::{PolicyFiles, Scores};
 use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig};
 
-const SAMPLES: &str = include_str!("../../schemas/tests/data/go-livepeer-kafka-samples.json");
 /// The minute holding the fixture attempt's decision (first event + 120 s)
 /// ends here; it seals 360 s later (policy v1), see sla/tests/fixtures.rs.
 const SEAL_AT: u64 = 1_768_483_740_000 + 360_000;
 
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_slice(&[n; 32]).unwrap()
-}
-
 /// The fixtures as signed envelopes, one event each, in file order.
 fn envelopes() -> (Vec<Vec<u8>>, Address) {
-    let (principal, delegate) = (key(0x31), key(0x32));
-    let stamps: Vec<u64> = serde_json::from_str::<Vec<Value>>(SAMPLES)
-        .unwrap()
-        .iter()
-        .map(|j| j["timestamp"].as_str().unwrap().parse().unwrap())
-        .collect();
+    let all = kafka_samples();
+    let stamps: Vec<u64> =
+        all.iter().map(|j| j["timestamp"].as_str().unwrap().parse().unwrap()).collect();
     let (first, last) = (*stamps.iter().min().unwrap(), *stamps.iter().max().unwrap());
-    let terms = DelegationTerms {
-        delegate: address_of(delegate.verifying_key()),
-        role: Role::Gateway,
-        region: "FRA".into(),
-        not_before: first / 1000 - 60,
-        not_after: last / 1000 + 3600,
-        nonce: 1,
-    };
-    let cert =
-        SignedDelegation::issue(&principal, Eip712Network::arbitrum_one(), terms).unwrap().encode();
-    let stream = format!("{}/livepeer/telemetry", address_of(principal.verifying_key()));
-    let all: Vec<Value> = serde_json::from_str(SAMPLES).unwrap();
+    let gateway = Actor::issue(
+        keys::filled(0x31),
+        keys::filled(0x32),
+        Role::Gateway,
+        "FRA",
+        first / 1000 - 60..last / 1000 + 3600,
+        Eip712Network::arbitrum_one(),
+    );
+    let (cert, stream) = (gateway.cert(), gateway.stream_id());
     let out = all
         .iter()
         .zip(&stamps)
@@ -64,17 +54,15 @@ fn envelopes() -> (Vec<Vec<u8>>, Address) {
                 publisher: Address::ZERO,
                 msg_chain_id: format!("fixture{i}"),
             };
-            Envelope::sign(id, None, batch.encode(), &delegate).unwrap().encode()
+            Envelope::sign(id, None, batch.encode(), &gateway.delegate).unwrap().encode()
         })
         .collect();
-    (out, address_of(principal.verifying_key()))
+    (out, gateway.principal_address())
 }
 
 /// Validates every envelope at its own time and scores what passed, under
 /// one authority view: the gateway, and the fixtures' orchestrator.
 fn scored(envelopes: &[Vec<u8>], gateway: Address) -> Scores {
-    let entry =
-        |address, role| PrincipalEntry { address, roles: BTreeSet::from([role]), stake: None };
     let orchestrator = "0x52cf2968b3dc6016778742d3539449a6597d5954".parse().unwrap();
     let view = AuthorityView::new(
         "test",
@@ -128,5 +116,5 @@ fn signed_fixtures_give_the_hand_computed_numbers_in_any_order() {
     let params = Params::new();
     assert_eq!(forward.orchestrators(&params).unwrap(), backward.orchestrators(&params).unwrap());
     assert_eq!(forward.demand(&params).unwrap(), backward.demand(&params).unwrap());
-    assert_eq!(forward.checkpoint(), backward.checkpoint());
+    assert_eq!(forward.snapshot(), backward.snapshot());
 }

@@ -19,17 +19,18 @@
 //! and every refusal is in `/metrics` under its stable name.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::identity::Identity;
-use common::node::NodeProcess;
-use common::sla::{
-    JWT_SECRET, fast_policy, hs256_token, now_ms, publish, session, session_in, trace,
-};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use vouch_testkit::cli::{Identity, Vouch};
+use vouch_testkit::jwt::{SECRET as JWT_SECRET, hs256};
+use vouch_testkit::livepeer::{self, session, session_in, trace};
+use vouch_testkit::node::NodeProcess;
+use vouch_testkit::now_ms;
+use vouch_testkit::sla::fast_policy;
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const HONEST: &str = "0x00000000000000000000000000000000000000b1";
 const SERVED: &str = "0x00000000000000000000000000000000000000b2";
@@ -39,10 +40,6 @@ const SESSIONS: u64 = 12;
 const FLOOD: u64 = 600;
 const SESSION_CAP: u64 = 200;
 const SEAL_WAIT: Duration = Duration::from_secs(240);
-
-fn key(byte: u8) -> String {
-    format!("0x{}", format!("{byte:02x}").repeat(32))
-}
 
 /// `SESSIONS` healthy sessions on `orch`, request ids tagged `tag`.
 fn healthy(tag: &str, orch: &str, t0: u64, ptff: u64) -> Vec<Value> {
@@ -69,11 +66,11 @@ fn entry<'a>(list: &'a Value, address: &str) -> Option<&'a Value> {
 #[test]
 fn one_gateway_cannot_rewrite_scores_through_a_node() {
     let work = TempDir::new().unwrap();
-    let honest = Identity::new(&key(0x61), &key(0x62));
-    let second = Identity::new(&key(0x63), &key(0x64));
-    let hostile = Identity::new(&key(0x65), &key(0x66));
+    let honest = Identity::filled(VOUCH, 0x61, 0x62);
+    let second = Identity::filled(VOUCH, 0x63, 0x64);
+    let hostile = Identity::filled(VOUCH, 0x65, 0x66);
     // An orchestrator principal that also holds a gateway certificate.
-    let rival = Identity::new(&key(0x67), &key(0x68));
+    let rival = Identity::filled(VOUCH, 0x67, 0x68);
     let view = json!({"principals": [
         {"address": honest.principal, "roles": ["gateway"]},
         {"address": second.principal, "roles": ["gateway"]},
@@ -91,7 +88,8 @@ fn one_gateway_cannot_rewrite_scores_through_a_node() {
          [api.jwt]\nalgorithm = \"HS256\"\nkey = \"{JWT_SECRET}\"\n",
         work.path().join("policy.toml").display()
     );
-    let mut node = NodeProcess::spawn_configured(&work.path().join("node"), &snapshot, &config);
+    let mut node =
+        NodeProcess::spawn_configured(VOUCH, &work.path().join("node"), &snapshot, &config);
     let p2p = node.p2p();
     let t0 = now_ms() - 8_000;
     let rival_addr = rival.principal.clone();
@@ -101,8 +99,8 @@ fn one_gateway_cannot_rewrite_scores_through_a_node() {
     let mut events = healthy("h", HONEST, t0, 800);
     events.extend(healthy("r", &rival_addr, t0, 2_500));
     events.extend(healthy("d1", DISPUTED, t0, 900));
-    publish(&honest, "honest.ndjson", &events, &p2p);
-    publish(&second, "second.ndjson", &healthy("d2", DISPUTED, t0, 900), &p2p);
+    honest.publish_kafka("honest.ndjson", &events, &p2p);
+    second.publish_kafka("second.ndjson", &healthy("d2", DISPUTED, t0, 900), &p2p);
 
     // The hostile gateway, every event claiming SIN (its certificate says FRA).
     let mut attack = Vec::new();
@@ -111,15 +109,15 @@ fn one_gateway_cannot_rewrite_scores_through_a_node() {
         let rid = format!("x-{n}");
         let t = t0 + n * 50;
         attack.extend(session_in("SIN", &rid, SERVED, t, 900, 30.0));
-        let mut swap = common::sla::trace_in("SIN", "orchestrator_swap", &rid, HONEST, t + 2_000);
+        let mut swap = livepeer::trace_in("SIN", "orchestrator_swap", &rid, HONEST, t + 2_000);
         swap["data"]["message"] = json!("too many inflight segments");
         attack.push(swap);
         // Healthy sessions naming an orchestrator outside the view.
         attack.extend(session_in("SIN", &format!("z-{n}"), UNLISTED, t, 300, 60.0));
         // DISPUTED failing: it never sends a frame.
         let rid = format!("f-{n}");
-        attack.push(common::sla::trace_in("SIN", "gateway_receive_stream_request", &rid, "", t));
-        attack.push(common::sla::trace_in(
+        attack.push(livepeer::trace_in("SIN", "gateway_receive_stream_request", &rid, "", t));
+        attack.push(livepeer::trace_in(
             "SIN",
             "gateway_send_first_ingest_segment",
             &rid,
@@ -127,13 +125,13 @@ fn one_gateway_cannot_rewrite_scores_through_a_node() {
             t + 100,
         ));
     }
-    publish(&hostile, "attack.ndjson", &attack, &p2p);
+    hostile.publish_kafka("attack.ndjson", &attack, &p2p);
     let flood: Vec<Value> = (0..FLOOD)
         .map(|n| trace("gateway_receive_stream_request", &format!("flood-{n}"), "", t0 + n))
         .collect();
-    publish(&hostile, "flood.ndjson", &flood, &p2p);
+    hostile.publish_kafka("flood.ndjson", &flood, &p2p);
     // The rival observing itself: fast, healthy, 60 fps.
-    publish(&rival, "self.ndjson", &healthy("s", &rival_addr, t0, 200), &p2p);
+    rival.publish_kafka("self.ndjson", &healthy("s", &rival_addr, t0, 200), &p2p);
 
     // Once HONEST and the rival are scored in a sealed window.
     let path = "/v1/sla/orchestrators?window=5m";
@@ -173,7 +171,10 @@ fn one_gateway_cannot_rewrite_scores_through_a_node() {
     assert_eq!(public["summary"]["gateways"], json!(3), "{public}");
     assert_eq!(public["summary"]["flagged_gateways"], json!(1), "{public}");
     assert!(public.get("by_gateway").is_none());
-    let token = hs256_token(&json!({"exp": now_ms() / 1000 + 600, "scope": "sla:restricted"}));
+    let token = hs256(
+        JWT_SECRET.as_bytes(),
+        &json!({"exp": now_ms() / 1000 + 600, "scope": "sla:restricted"}),
+    );
     let bearer = format!("Bearer {token}");
     let restricted = get_json(&node, &detail, &[("Authorization", &bearer)]);
     let flagged: Vec<&Value> = restricted["by_gateway"]

@@ -15,24 +15,23 @@
 //! timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "common/clickhouse.rs"]
-mod clickhouse;
-mod common;
-#[path = "common/openapi.rs"]
-mod openapi;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::identity::{Identity, repo_root};
-use common::node::NodeProcess;
-use common::sla::{JWT_SECRET, fast_policy, hs256_token, now_ms, publish, session};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use vouch_testkit::cli::{Identity, Vouch};
+use vouch_testkit::clickhouse;
+use vouch_testkit::jwt::{SECRET as JWT_SECRET, hs256};
+use vouch_testkit::livepeer::session;
+use vouch_testkit::node::NodeProcess;
+use vouch_testkit::now_ms;
+use vouch_testkit::openapi;
+use vouch_testkit::repo_root;
+use vouch_testkit::sla::fast_policy;
 
-const GATEWAY_KEY: &str = "0x2121212121212121212121212121212121212121212121212121212121212121";
-const GATEWAY_DELEGATE_KEY: &str =
-    "0x2222222222222222222222222222222222222222222222222222222222222222";
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
+
 const HEALTHY: &str = "0x00000000000000000000000000000000000000a1";
 const SLOW: &str = "0x00000000000000000000000000000000000000a2";
 const SESSIONS: u64 = 12;
@@ -53,17 +52,11 @@ fn sessions() -> Vec<Value> {
     out
 }
 
-fn get_json(node: &NodeProcess, path: &str) -> Value {
-    let (status, body) = node.get(path);
-    assert_eq!(status, 200, "{path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 /// The leaderboard once both orchestrators are scored in a sealed window.
 fn wait_scored(node: &NodeProcess, path: &str) -> Value {
     let deadline = Instant::now() + SEAL_WAIT;
     loop {
-        let list = get_json(node, path);
+        let list = node.get_json(path);
         let ok = list["orchestrators"].as_array().unwrap().iter().filter(|o| o["status"] == "ok");
         if ok.count() == 2 {
             return list;
@@ -75,7 +68,7 @@ fn wait_scored(node: &NodeProcess, path: &str) -> Value {
 
 #[test]
 fn two_nodes_score_the_same_sessions_identically_over_http() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x21, 0x22);
     let work = TempDir::new().unwrap();
     std::fs::write(work.path().join("policy.toml"), fast_policy()).unwrap();
     let base = format!(
@@ -84,8 +77,6 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
     // Node A also feeds a real ClickHouse: events from its log, sealed buckets from its engine.
     let ch = clickhouse::ClickHouse::start();
     let with_sink = format!("{base}[sinks.clickhouse]\nurl = \"{}\"\n", ch.url());
-    std::fs::write(work.path().join("a.toml"), with_sink).unwrap();
-    std::fs::write(work.path().join("b.toml"), base).unwrap();
     let snapshot = work.path().join("authority.json");
     // The gateway, and the two orchestrators it observes (only listed ones are scored).
     let view = json!({"principals": [
@@ -94,28 +85,15 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
         {"address": SLOW, "roles": ["orchestrator"]},
     ]});
     std::fs::write(&snapshot, view.to_string()).unwrap();
-    let node = |name: &str| {
-        let config = work.path().join(format!("{name}.toml"));
-        let data = work.path().join(name);
-        NodeProcess::spawn_args(&[
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--authority-snapshot",
-            snapshot.to_str().unwrap(),
-            "--p2p-listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
+    let node = |name: &str, config: &str| {
+        NodeProcess::spawn_configured(VOUCH, &work.path().join(name), &snapshot, config)
     };
-    let (mut a, mut b) = (node("a"), node("b"));
+    let (mut a, mut b) = (node("a", &with_sink), node("b", &base));
 
     // The same events: file order to one node, reversed to the other.
     let mut events = sessions();
     for (target, name) in [(&a, "forward.ndjson"), (&b, "backward.ndjson")] {
-        publish(&gateway, name, &events, &target.p2p());
+        gateway.publish_kafka(name, &events, &target.p2p());
         events.reverse();
     }
 
@@ -149,10 +127,10 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
 
     // The restricted field needs a valid token with the scope.
     let detail = format!("/v1/sla/orchestrators/{HEALTHY}?window=5m");
-    assert!(get_json(&a, &detail).get("by_gateway").is_none());
+    assert!(a.get_json(&detail).get("by_gateway").is_none());
     let exp = now_ms() / 1000 + 600;
-    let wrong_scope = hs256_token(&json!({"exp": exp, "scope": "sla:read"}));
-    let good = hs256_token(&json!({"exp": exp, "scope": "sla:restricted"}));
+    let wrong_scope = hs256(JWT_SECRET.as_bytes(), &json!({"exp": exp, "scope": "sla:read"}));
+    let good = hs256(JWT_SECRET.as_bytes(), &json!({"exp": exp, "scope": "sla:restricted"}));
     for token in [wrong_scope.as_str(), "not.a.token"] {
         let (_, body) = a.get_with(&detail, &[("Authorization", &format!("Bearer {token}"))]);
         assert!(serde_json::from_str::<Value>(&body).unwrap().get("by_gateway").is_none());
@@ -168,7 +146,7 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
     );
 
     // go-livepeer's reading of /api/aggregated_stats.
-    let stats = get_json(&a, "/api/aggregated_stats?window=5m");
+    let stats = a.get_json("/api/aggregated_stats?window=5m");
     let out = Command::new("go")
         .args(["run", "./cmd/perfstats"])
         .arg(format!("http://{}/api/aggregated_stats?window=5m", a.host_port()))
@@ -191,7 +169,7 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
         assert_eq!(line["score"].as_f64().unwrap(), score, "{addr}");
     }
     // The real engine's answers are what the OpenAPI document promises.
-    let doc = openapi::document();
+    let doc = openapi::document(vouch_verifier::api::openapi::DOCUMENT);
     let bearer = format!("Bearer {good}");
     for (template, url, auth) in [
         ("/v1/sla/orchestrators", path.to_owned(), None),

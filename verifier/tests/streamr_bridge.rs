@@ -9,28 +9,23 @@
 //! `bridge_latency` test).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::bridge::{Bridge, inbound, publish, snapshot, stream_of, wait_accepted};
-use common::identity::{Identity, ok_json, repo_root, vouch};
-use common::mosquitto::Mosquitto;
-use common::node::NodeProcess;
-use common::subscriber::WAIT;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_schema::Envelope;
 use vouch_schema::bridge::BridgePayload;
+use vouch_testkit::WAIT;
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::bridge::{Bridge, inbound, publish, stream_of, wait_accepted};
+use vouch_testkit::cli::{Identity, Vouch};
+use vouch_testkit::mosquitto::Mosquitto;
+use vouch_testkit::node::NodeProcess;
+use vouch_testkit::repo_root;
 
-const GATEWAY_KEY: &str = "0x4444444444444444444444444444444444444444444444444444444444444444";
-const GATEWAY_DELEGATE_KEY: &str =
-    "0x5555555555555555555555555555555555555555555555555555555555555555";
-const OTHER_KEY: &str = "0x6666666666666666666666666666666666666666666666666666666666666666";
-const OTHER_DELEGATE_KEY: &str =
-    "0x7777777777777777777777777777777777777777777777777777777777777777";
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 /// The bridge payloads in a capture file (the ready probe and deliberate
 /// garbage left out).
@@ -73,32 +68,36 @@ fn streamr_verify(mode: &str, file: &Path) -> Value {
 
 #[test]
 fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let broker = Mosquitto::start();
     let stream = stream_of(&gateway);
     let capture_file = work.path().join("mqtt.ndjson");
     let _capture = broker.capture(&stream, &capture_file);
 
     // Network A: a verifier and bridge A following its log (outbound only).
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
+    let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
     let log_a = work.path().join("a/log");
-    let mut bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
+    let mut bridge_a =
+        Bridge::spawn(VOUCH, &["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     // Network B: a verifier and bridge B gossiping to it (inbound only).
-    let node_b = NodeProcess::spawn(&work.path().join("b"), &snapshot);
+    let node_b = NodeProcess::spawn(VOUCH, &work.path().join("b"), &snapshot);
     // (An MQTT wildcard: every principal's telemetry stream.)
-    let bridge_b = Bridge::spawn(&[
-        "--mqtt",
-        &broker.url(),
-        "--stream",
-        "+/livepeer/telemetry",
-        "--bootstrap",
-        &node_b.p2p(),
-        "--authority-snapshot",
-        snapshot.to_str().unwrap(),
-    ]);
-    assert!(!bridge_b.announce["p2p_listen"].as_array().unwrap().is_empty());
+    let bridge_b = Bridge::spawn(
+        VOUCH,
+        &[
+            "--mqtt",
+            &broker.url(),
+            "--stream",
+            "+/livepeer/telemetry",
+            "--bootstrap",
+            &node_b.p2p(),
+            "--authority-snapshot",
+            snapshot.to_str().unwrap(),
+        ],
+    );
+    assert!(!bridge_b.announce()["p2p_listen"].as_array().unwrap().is_empty());
 
     let n = publish(&gateway, &node_a.p2p(), 5);
     wait_accepted(&node_a, n);
@@ -130,25 +129,10 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
     });
     // Well-formed payloads the pipeline refuses: a principal outside the
     // authority snapshot, and a forged signature. Counted, never gossiped.
-    let stranger = Identity::new(OTHER_KEY, OTHER_DELEGATE_KEY);
-    let signed = |id: &Identity, name: &str| -> Vec<u8> {
-        ok_json(&vouch(&[
-            "envelope",
-            "sign",
-            "--key",
-            &id.p("d.key"),
-            "--cert",
-            &id.p("d.cert"),
-            "--events",
-            &id.events(),
-            "--out",
-            &id.p(name),
-        ]));
-        std::fs::read(id.p(name)).unwrap()
-    };
+    let stranger = Identity::filled(VOUCH, 0x66, 0x77);
     let payload = |cbor: Vec<u8>| BridgePayload::from_cbor(cbor).unwrap().encode();
-    broker.publish(&stream_of(&stranger), &payload(signed(&stranger, "s.cbor")));
-    let mut forged = signed(&gateway, "g.cbor");
+    broker.publish(&stream_of(&stranger), &payload(stranger.sign("s.cbor")));
+    let mut forged = gateway.sign("g.cbor");
     let len = forged.len();
     forged[len - 10] ^= 0x01; // inside the signature's s
     broker.publish(&stream, &payload(forged));
@@ -166,10 +150,7 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
     assert!(metrics.contains("vouch_bridge_seen_evictions_total 0"), "{metrics}");
 
     // Raw export: Streamr storage-resend frames of exactly the accepted envelopes.
-    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["bridge", "streamr", "export", log_a.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = VOUCH.run(&["bridge", "streamr", "export", log_a.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(summary["frames"], json!(n));
@@ -196,7 +177,8 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
         .parse()
         .unwrap();
     assert_eq!(cursor, node_a.stats()["log_records"].as_u64().unwrap());
-    let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
+    let bridge_a =
+        Bridge::spawn(VOUCH, &["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     let more = publish(&gateway, &node_a.p2p(), 1);
     wait_accepted(&node_a, n + more);
     wait_accepted(&node_b, n + more);
@@ -213,9 +195,9 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
 
 #[test]
 fn outbound_catches_up_after_the_broker_restarts() {
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let mut broker = Mosquitto::start_with(true);
     let stream = stream_of(&gateway);
     // A persistent session: the broker keeps its subscription across the restart.
@@ -223,9 +205,10 @@ fn outbound_catches_up_after_the_broker_restarts() {
     let _capture = broker.capture_as(&stream, &capture_file, Some("vouch-test-capture"));
     // The bridge may start before its node: it waits for the log to appear.
     let log_a = work.path().join("a/log");
-    let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
+    let bridge_a =
+        Bridge::spawn(VOUCH, &["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     bridge_a.wait_stats("a broker connection", |s| s["mqtt"]["connects"] == json!(1));
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
+    let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
 
     // Envelopes committed while the broker is down wait in the log.
     broker.stop();
@@ -247,33 +230,36 @@ fn outbound_catches_up_after_the_broker_restarts() {
 
 #[test]
 fn a_bridge_both_ways_on_each_network_never_loops() {
-    let gw_a = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
-    let gw_b = Identity::new(OTHER_KEY, OTHER_DELEGATE_KEY);
+    let gw_a = Identity::filled(VOUCH, 0x44, 0x55);
+    let gw_b = Identity::filled(VOUCH, 0x66, 0x77);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gw_a, &gw_b]);
+    let snapshot = gateway_snapshot(work.path(), &[&gw_a.principal, &gw_b.principal]);
     let broker = Mosquitto::start();
     let capture_file = work.path().join("mqtt.ndjson");
     let _capture = broker.capture("#", &capture_file);
     let streams = [stream_of(&gw_a), stream_of(&gw_b)];
 
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
-    let node_b = NodeProcess::spawn(&work.path().join("b"), &snapshot);
+    let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
+    let node_b = NodeProcess::spawn(VOUCH, &work.path().join("b"), &snapshot);
     let both_ways = |node: &NodeProcess, dir: &str| {
         let log = work.path().join(dir).join("log");
-        Bridge::spawn(&[
-            "--mqtt",
-            &broker.url(),
-            "--log",
-            log.to_str().unwrap(),
-            "--stream",
-            &streams[0],
-            "--stream",
-            &streams[1],
-            "--bootstrap",
-            &node.p2p(),
-            "--authority-snapshot",
-            snapshot.to_str().unwrap(),
-        ])
+        Bridge::spawn(
+            VOUCH,
+            &[
+                "--mqtt",
+                &broker.url(),
+                "--log",
+                log.to_str().unwrap(),
+                "--stream",
+                &streams[0],
+                "--stream",
+                &streams[1],
+                "--bootstrap",
+                &node.p2p(),
+                "--authority-snapshot",
+                snapshot.to_str().unwrap(),
+            ],
+        )
     };
     let bridge_a = both_ways(&node_a, "a");
     let bridge_b = both_ways(&node_b, "b");
@@ -327,33 +313,33 @@ fn a_bridge_both_ways_on_each_network_never_loops() {
 fn bridge_latency() {
     let n: usize =
         std::env::var("BRIDGE_LATENCY_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let gateway = Identity::new(GATEWAY_KEY, GATEWAY_DELEGATE_KEY);
+    let gateway = Identity::filled(VOUCH, 0x44, 0x55);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let broker = Mosquitto::start();
     let stream = stream_of(&gateway);
     // Stats are polled far faster than the API's default per-client limit.
     let unlimited = "[api.rate_limit]\nper_second = 0.0\n";
-    let node_a = NodeProcess::spawn_configured(&work.path().join("a"), &snapshot, unlimited);
+    let node_a = NodeProcess::spawn_configured(VOUCH, &work.path().join("a"), &snapshot, unlimited);
     let log_a = work.path().join("a/log");
-    let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
-    let node_b = NodeProcess::spawn_configured(&work.path().join("b"), &snapshot, unlimited);
-    let bridge_b = Bridge::spawn(&[
-        "--mqtt",
-        &broker.url(),
-        "--stream",
-        &stream,
-        "--bootstrap",
-        &node_b.p2p(),
-        "--authority-snapshot",
-        snapshot.to_str().unwrap(),
-    ]);
+    let bridge_a =
+        Bridge::spawn(VOUCH, &["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
+    let node_b = NodeProcess::spawn_configured(VOUCH, &work.path().join("b"), &snapshot, unlimited);
+    let bridge_b = Bridge::spawn(
+        VOUCH,
+        &[
+            "--mqtt",
+            &broker.url(),
+            "--stream",
+            &stream,
+            "--bootstrap",
+            &node_b.p2p(),
+            "--authority-snapshot",
+            snapshot.to_str().unwrap(),
+        ],
+    );
 
-    let mut config = vouch_sdk::PublisherConfig::new(gateway.p("d.key"), gateway.p("d.cert"));
-    config.batch.max_events = 1;
-    config.batch.linger_ms = 0;
-    config.transport.bootstrap = vec![node_a.p2p()];
-    let publisher = vouch_sdk::Publisher::new(&config).unwrap();
+    let publisher = gateway.publisher(&node_a.p2p(), 1, 0);
     let events = std::fs::read(gateway.events()).unwrap();
     let line = events.split(|b| *b == b'\n').next().unwrap();
     let wait_until = |what: &str, done: &dyn Fn() -> bool| -> Instant {

@@ -9,22 +9,25 @@
 //! asserts timing (the figures come from the ignored `bench_streamr_network`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::bridge::{Bridge, inbound, publish, snapshot, stream_of, wait_accepted};
-use common::identity::{Identity, ok_json, repo_root, vouch};
-use common::node::{NodeProcess, count_in};
-use common::streamr::{Lines, StreamrNet, child_pid, node_options, path_str, sidecar_script};
-use common::subscriber::WAIT;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use vouch_delegation::SignedDelegation;
 use vouch_schema::Envelope;
 use vouch_schema::streamr::partition_for_key;
+use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::bridge::{Bridge, inbound, publish, stream_of, wait_accepted};
+use vouch_testkit::cli::{Identity, Vouch, ok_json};
+use vouch_testkit::node::{NodeProcess, count, count_in};
+use vouch_testkit::process::child_pid;
+use vouch_testkit::streamr::{Lines, StreamrNet, node_options, sidecar_script};
+use vouch_testkit::{WAIT, repo_root};
+
+const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const PRINCIPAL_KEY: &str = "0x4444444444444444444444444444444444444444444444444444444444444444";
 const DELEGATE_KEY: &str = "0x5555555555555555555555555555555555555555555555555555555555555555";
@@ -43,7 +46,11 @@ fn partition() -> u32 {
 
 fn vouch_json(args: &[String]) -> Value {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok_json(&vouch(&args))
+    VOUCH.json(&args)
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
 
 /// Creates the principal's stream as its wallet would: the
@@ -84,7 +91,7 @@ fn bridge(net: &StreamrNet, args: &[&str]) -> Bridge {
     let mut all =
         vec!["--streamr-config", net.config_path(), "--sidecar", path_str(&script), "--fixed-peer"];
     all.extend_from_slice(args);
-    Bridge::spawn_env(&all, &[("NODE_OPTIONS", &node_options())])
+    Bridge::spawn_env(VOUCH, &all, &[("NODE_OPTIONS", &node_options())])
 }
 
 fn sidecar_up(bridge: &Bridge) {
@@ -93,11 +100,8 @@ fn sidecar_up(bridge: &Bridge) {
 
 /// The envelopes committed in a log, as `vouch bridge streamr export` frames
 /// them: (timestamp, seq, chain) → signature hex.
-fn exported_signatures(log: &std::path::Path) -> BTreeMap<(u64, u64, String), String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["bridge", "streamr", "export", path_str(log)])
-        .output()
-        .unwrap();
+fn exported_signatures(log: &Path) -> BTreeMap<(u64, u64, String), String> {
+    let out = VOUCH.run(&["bridge", "streamr", "export", path_str(log)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut rest = &out.stdout[..];
     let mut map = BTreeMap::new();
@@ -169,18 +173,18 @@ struct Granted {
     stream: String,
     net: StreamrNet,
     sub: Lines,
-    snapshot: std::path::PathBuf,
+    snapshot: PathBuf,
     work: TempDir,
 }
 
 fn granted() -> Granted {
-    let gateway = Identity::new(PRINCIPAL_KEY, DELEGATE_KEY);
+    let gateway = Identity::new(VOUCH, PRINCIPAL_KEY, DELEGATE_KEY);
     let stream = stream_of(&gateway);
     let net = StreamrNet::start(&[PRINCIPAL_KEY]);
     create_stream(&net, &gateway);
     grant_publish(&net, &gateway);
     let work = TempDir::new().unwrap();
-    let snapshot = snapshot(work.path(), &[&gateway]);
+    let snapshot = gateway_snapshot(work.path(), &[&gateway.principal]);
     let sub = net.subscriber(&stream, &[partition()]);
     Granted { gateway, stream, net, sub, snapshot, work }
 }
@@ -188,14 +192,14 @@ fn granted() -> Granted {
 #[test]
 fn envelopes_cross_into_streamr_unchanged_and_back_into_another_network() {
     let Granted { gateway, stream, net, sub, snapshot, work } = granted();
-    let ungranted = Identity::new(PRINCIPAL_KEY, UNGRANTED_KEY);
+    let ungranted = Identity::new(VOUCH, PRINCIPAL_KEY, UNGRANTED_KEY);
     let p = partition();
     // Network A: a verifier and a bridge following its log into Streamr.
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
+    let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
     let log_a = work.path().join("a/log");
     let bridge_a = bridge(&net, &["--log", path_str(&log_a)]);
     // Network B: a verifier and a bridge from Streamr into its gossip.
-    let node_b = NodeProcess::spawn(&work.path().join("b"), &snapshot);
+    let node_b = NodeProcess::spawn(VOUCH, &work.path().join("b"), &snapshot);
     let bridge_b = bridge(
         &net,
         &[
@@ -211,7 +215,7 @@ fn envelopes_cross_into_streamr_unchanged_and_back_into_another_network() {
             path_str(&work.path().join("b/log")),
         ],
     );
-    assert_eq!(bridge_a.announce["link"], "streamr");
+    assert_eq!(bridge_a.announce()["link"], "streamr");
     sidecar_up(&bridge_a);
     sidecar_up(&bridge_b);
 
@@ -282,7 +286,7 @@ fn envelopes_cross_into_streamr_unchanged_and_back_into_another_network() {
 
     // `vouch streamr check`: A's log (one delegate, granted) agrees with the
     // chain; B's log also holds the ungranted delegate Vouch accepted.
-    let check = |log: &std::path::Path| {
+    let check = |log: &Path| {
         let mut args = vec![
             "streamr".to_owned(),
             "check".into(),
@@ -295,7 +299,7 @@ fn envelopes_cross_into_streamr_unchanged_and_back_into_another_network() {
         ];
         args.extend(net.registry_args());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        vouch(&args)
+        VOUCH.run(&args)
     };
     let agree = ok_json(&check(&log_a));
     assert_eq!(agree["agree"], true, "{agree}");
@@ -326,7 +330,7 @@ fn envelopes_cross_into_streamr_unchanged_and_back_into_another_network() {
     let doc = vouch_json(&args);
     net.send(&doc["eth_sendTransaction"]);
     for node in [&node_a, &node_b] {
-        ok_json(&vouch(&[
+        VOUCH.json(&[
             "publish",
             "--raw",
             &gateway.p("revocation.cbor"),
@@ -335,7 +339,7 @@ fn envelopes_cross_into_streamr_unchanged_and_back_into_another_network() {
             &node.p2p(),
             "--timeout",
             "60s",
-        ]));
+        ]);
         node.wait_stats("the revocation applied", |s| {
             count_in(s, "control", "accept", "revocation") == 1
         });
@@ -360,9 +364,7 @@ fn envelopes_cross_into_streamr_unchanged_and_back_into_another_network() {
     bridge_b.wait_stats("the revoked delegate refused", |s| inbound(s, "reject", "revoked") == 1);
     // Its envelopes no longer get into A's log, so nothing more is bridged.
     let _ = gateway.publish(&node_a.p2p(), "10s");
-    node_a.wait_stats("the revoked envelopes refused", |s| {
-        common::node::count(s, "reject", "revoked") >= 1
-    });
+    node_a.wait_stats("the revoked envelopes refused", |s| count(s, "reject", "revoked") >= 1);
     assert_eq!(node_a.stats()["accepted"], json!(n));
     assert_eq!(node_b.stats()["accepted"], json!(n + 2));
     assert_eq!(bridge_a.stats()["outbound"]["published"], json!(n));
@@ -377,7 +379,7 @@ fn envelopes_cross_into_streamr_unchanged_and_back_into_another_network() {
 #[test]
 fn a_killed_or_hung_sidecar_is_replaced_and_nothing_is_lost() {
     let Granted { gateway, net, sub, snapshot, work, .. } = granted();
-    let node_a = NodeProcess::spawn(&work.path().join("a"), &snapshot);
+    let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
     let log_a = work.path().join("a/log");
     let config = work.path().join("bridge.toml");
     std::fs::write(
@@ -392,7 +394,7 @@ fn a_killed_or_hung_sidecar_is_replaced_and_nothing_is_lost() {
     let sidecar = |what: &str| {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(pid) = child_pid(bridge_a.child.id(), "sidecar.mjs") {
+            if let Some(pid) = child_pid(bridge_a.process.child.id(), "sidecar.mjs") {
                 return pid.to_string();
             }
             assert!(Instant::now() < deadline, "no sidecar process {what}");
@@ -523,7 +525,7 @@ fn bench_streamr_network() {
     // than a gateway's default rate.
     let unlimited = "[api.rate_limit]\nper_second = 0.0\n\
                      [validation.rate_limits.gateway]\nrate_per_sec = 1000000\nburst = 1000000\n";
-    let node_a = NodeProcess::spawn_configured(&work.path().join("a"), &snapshot, unlimited);
+    let node_a = NodeProcess::spawn_configured(VOUCH, &work.path().join("a"), &snapshot, unlimited);
     let log_a = work.path().join("a/log");
     let received = |k: usize| -> Vec<f64> {
         sub.wait("receipts", |l| l.iter().filter(|v| v["type"] == "message").count() >= k);
@@ -539,12 +541,8 @@ fn bench_streamr_network() {
     let bridge_rate = (backlog - 1) as f64 / ((times[backlog - 1] - times[0]) / 1000.0);
 
     // Bridge latency: one envelope at a time, committed → received.
-    let mut config = vouch_sdk::PublisherConfig::new(gateway.p("d.key"), gateway.p("d.cert"));
     // One envelope of the 8 fixture events per round: the batch is cut when full.
-    config.batch.max_events = 8;
-    config.batch.linger_ms = 60_000;
-    config.transport.bootstrap = vec![node_a.p2p()];
-    let publisher = vouch_sdk::Publisher::new(&config).unwrap();
+    let publisher = gateway.publisher(&node_a.p2p(), 8, 60_000);
     let events = std::fs::read(gateway.events()).unwrap();
     let mut bridge_ms = Vec::new();
     for i in 1..=n {

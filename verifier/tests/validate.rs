@@ -20,9 +20,7 @@ const NOW: u64 = 1_800_000_000_000;
 const PARTITION: u32 = 3;
 
 fn key(n: u32) -> SigningKey {
-    let mut k = [0u8; 32];
-    k[28..].copy_from_slice(&n.to_be_bytes());
-    SigningKey::from_bytes(&k.into()).unwrap()
+    vouch_testkit::keys::numbered(n)
 }
 
 fn net() -> Eip712Network {

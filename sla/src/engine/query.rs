@@ -208,6 +208,7 @@ impl Engine {
             window,
             policy: self.policy_ref(),
             filters: self.filters(q),
+            agreement: None,
             orchestrators: entries,
         }
     }
@@ -318,6 +319,7 @@ impl Engine {
             window,
             policy: self.policy_ref(),
             filters: self.filters(q),
+            agreement: None,
             summary,
             by_model,
             by_region,
@@ -362,6 +364,7 @@ impl Engine {
             .collect();
         DemandResponse {
             window,
+            agreement: None,
             rows,
             totals: DemandTotals {
                 sessions: ts,

@@ -5,8 +5,6 @@
 //! signature is checked before any claim is read, `exp` is required. A token
 //! that fails is not an error for the request: it grants nothing.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -210,7 +208,7 @@ impl JwtVerifier {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(JwtRejection::Malformed),
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = crate::clock::now_secs();
         self.verify(token, now).map(|()| true)
     }
 

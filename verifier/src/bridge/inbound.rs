@@ -11,7 +11,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use vouch_schema::Envelope;
@@ -20,6 +19,7 @@ use vouch_schema::streamr::StreamrError;
 use vouch_schema::topic;
 use vouch_sdk::transport::{Outgoing, Transport};
 
+use crate::clock::now_ms;
 use crate::validate::{ACCEPTED, Outcome, Pipeline, Unverified};
 
 use super::metrics::BridgeMetrics;
@@ -96,10 +96,6 @@ pub(crate) struct Inbound<T: Transport> {
     pub(crate) transport: T,
     pub(crate) seen: Arc<Mutex<SeenSet>>,
     pub(crate) metrics: Arc<BridgeMetrics>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl<T: Transport> Inbound<T> {

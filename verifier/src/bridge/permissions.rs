@@ -22,6 +22,7 @@ use vouch_delegation::{Eip712Network, Policy, SignedDelegation, SignedRevocation
 use vouch_schema::{Address, Envelope, TelemetryBatch};
 
 use crate::store::{LogReader, RecordKind};
+use crate::validate::rules::Rules;
 
 use super::BridgeError;
 
@@ -71,7 +72,7 @@ impl Known {
                             .map_err(|e| bad("authority view", &e))?,
                     );
                 }
-                RecordKind::Checkpoint => {}
+                RecordKind::Scores | RecordKind::Checkpoint | RecordKind::PeerCheckpoint => {}
             }
         }
         Ok(known)
@@ -158,14 +159,9 @@ fn vouch_verdict(
     for cert in certs {
         match cert.verify(&opts.network, opts.now, &opts.policy) {
             Err(e) => reason = format!("certificate: {e}"),
-            Ok(v) => match view {
-                Some(view) if !view.allows(v.principal(), v.role()) => {
-                    reason = format!(
-                        "principal lacks the {} role in {}",
-                        v.role().principal_role(),
-                        view.source
-                    );
-                }
+            // The same authority rule as the validation pipeline's.
+            Ok(v) => match view.map(|view| (Rules::authorize(view, &v), view)) {
+                Some((Err(e), view)) => reason = format!("{e} ({})", view.source),
                 _ => return "accepts".to_owned(),
             },
         }

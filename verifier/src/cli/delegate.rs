@@ -10,10 +10,11 @@ use vouch_delegation::{
     DelegationTerms, Policy, Role, SignedDelegation, SignedRevocation, VerifiedDelegation, wallet,
 };
 use vouch_schema::Address;
+use vouch_verifier::clock::now_secs;
 
 use super::{
-    AuthorityArgs, NetworkArgs, Outcome, PasswordArgs, now_secs, print_json, read_certificate,
-    read_input, write_output,
+    AuthorityArgs, NetworkArgs, Outcome, PasswordArgs, print_json, read_certificate, read_input,
+    write_output,
 };
 
 #[derive(Debug, Subcommand)]

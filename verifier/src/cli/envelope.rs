@@ -12,12 +12,13 @@ use vouch_schema::event::{Event, Origin};
 use vouch_schema::limits::{MAX_BATCH_EVENTS, MAX_ENVELOPE_BYTES, MAX_PARTITIONS};
 use vouch_schema::streamr::partition_for_key;
 use vouch_schema::{Envelope, MessageId};
+use vouch_verifier::clock::now_ms;
 use vouch_verifier::validate::ValidationConfig;
 use vouch_verifier::validate::rules::{Arrival, Credentials, Rules};
 
 use super::{
-    AuthorityArgs, NetworkArgs, Outcome, PasswordArgs, now_millis, print_json, read_certificate,
-    read_input, write_output,
+    AuthorityArgs, NetworkArgs, Outcome, PasswordArgs, print_json, read_certificate, read_input,
+    write_output,
 };
 
 /// The stream path every Vouch principal publishes under.
@@ -125,7 +126,7 @@ fn sign(a: SignArgs) -> Result<Outcome> {
         None if cert.region.is_empty() => 0,
         None => partition_for_key(MAX_PARTITIONS, &cert.region),
     };
-    let timestamp = a.timestamp.unwrap_or_else(now_millis);
+    let timestamp = a.timestamp.unwrap_or_else(now_ms);
     let id = MessageId {
         stream_id: a
             .stream_id

@@ -22,18 +22,19 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use vouch_delegation::authority::snapshot;
-use vouch_schema::{Address, Origin};
+use vouch_schema::Address;
 use vouch_sdk::config::TransportConfig;
 use vouch_sdk::publisher::{Publisher, PublisherSettings, Signer};
 use vouch_sdk::transport::gossip::GossipTransport;
-use vouch_verifier::sim::probe::{self, Probe, ScheduleParams, Strategy};
-use vouch_verifier::sim::{Profile, SessionPlan, SplitMix64, Timeline};
+use vouch_verifier::clock::now_ms;
+use vouch_verifier::sim::probe::{self, Prober, ScheduleParams, Strategy};
+use vouch_verifier::sim::{Profile, Timeline};
 
-use super::{Outcome, now_millis};
+use super::Outcome;
 
 /// Sampling strategies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum StrategyArg {
+enum StrategyArg {
     /// Every orchestrator in turn, largest stake first.
     All,
     /// The N largest stakes in turn (--n).
@@ -42,28 +43,28 @@ pub(crate) enum StrategyArg {
     Weighted,
 }
 
-/// What decides the schedule (shared with `vouch demo`).
+/// What decides the schedule.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ScheduleArgs {
+struct ScheduleArgs {
     /// How orchestrators are picked.
     #[arg(long, value_enum, default_value = "all")]
-    pub(crate) strategy: StrategyArg,
+    strategy: StrategyArg,
     /// How many orchestrators `top-n` probes.
     #[arg(long, required_if_eq("strategy", "top-n"))]
-    pub(crate) n: Option<usize>,
+    n: Option<usize>,
     /// Seed of `weighted` sampling (the same seed probes the same orchestrators in the same order).
     #[arg(long, default_value_t = 0)]
-    pub(crate) seed: u64,
+    seed: u64,
     /// Rate budget: most probes of one orchestrator in any minute.
     #[arg(long, default_value_t = 4)]
-    pub(crate) budget: u32,
+    budget: u32,
     /// Time between two probes.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub(crate) interval: Duration,
+    interval: Duration,
 }
 
 impl ScheduleArgs {
-    pub(crate) fn strategy(&self) -> Strategy {
+    fn strategy(&self) -> Strategy {
         match self.strategy {
             StrategyArg::All => Strategy::All,
             StrategyArg::TopN => Strategy::TopN(self.n.unwrap_or(0)),
@@ -71,7 +72,7 @@ impl ScheduleArgs {
         }
     }
 
-    pub(crate) fn params(&self, count: usize) -> ScheduleParams {
+    fn params(&self, count: usize) -> ScheduleParams {
         ScheduleParams {
             interval_ms: self.interval.as_millis().max(1) as u64,
             budget_per_minute: self.budget,
@@ -157,15 +158,15 @@ pub(crate) fn run(args: LoadtestArgs) -> Result<Outcome> {
     let publisher =
         Publisher::with_transport(signer, PublisherSettings::default(), Box::new(transport))?;
     let stop = Arc::new(AtomicBool::new(false));
-    super::demo::watch_signals(Arc::clone(&stop));
-    let deadline = args.duration.map(|d| now_millis() + d.as_millis() as u64);
-    let start = now_millis();
+    super::serve::watch_signals(Arc::clone(&stop));
+    let deadline = args.duration.map(|d| now_ms() + d.as_millis() as u64);
+    let start = now_ms();
     let mut prober = Prober::new(schedule, start, args.schedule.seed, region);
     let mut timeline = Timeline::new(1 << 20);
     let backup = targets.first().map(|t| t.address).unwrap_or(Address::ZERO);
     let mut published = 0u64;
     while !stop.load(Ordering::SeqCst) {
-        let now = now_millis();
+        let now = now_ms();
         if deadline.is_some_and(|d| now >= d) || (prober.finished() && timeline.is_empty()) {
             break;
         }
@@ -186,13 +187,13 @@ pub(crate) fn run(args: LoadtestArgs) -> Result<Outcome> {
     let stats = publisher.close(Duration::from_secs(10))?;
     eprintln!(
         "{}",
-        serde_json::json!({"probes": prober.started, "events": published, "envelopes": stats.sent_envelopes})
+        serde_json::json!({"probes": prober.started(), "events": published, "envelopes": stats.sent_envelopes})
     );
     Ok(Outcome::Ok)
 }
 
 /// Reads a demo's `profiles.json`: `{"0x…": {"profile": "healthy", …}, …}`.
-pub(crate) fn read_profiles(path: &std::path::Path) -> Result<BTreeMap<Address, Profile>> {
+fn read_profiles(path: &std::path::Path) -> Result<BTreeMap<Address, Profile>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
@@ -205,70 +206,4 @@ pub(crate) fn read_profiles(path: &std::path::Path) -> Result<BTreeMap<Address, 
         out.insert(address, name.parse()?);
     }
     Ok(out)
-}
-
-/// Turns a probe schedule into synthetic sessions as their times come.
-pub(crate) struct Prober {
-    schedule: Vec<Probe>,
-    next: usize,
-    start_ms: u64,
-    seed: u64,
-    region: String,
-    rng: SplitMix64,
-    nth: BTreeMap<Address, u64>,
-    /// Probes started so far.
-    pub(crate) started: u64,
-}
-
-impl Prober {
-    pub(crate) fn new(schedule: Vec<Probe>, start_ms: u64, seed: u64, region: String) -> Prober {
-        Prober {
-            schedule,
-            next: 0,
-            start_ms,
-            seed,
-            region,
-            rng: SplitMix64::new(seed ^ 0x7072_6f62_6573),
-            nth: BTreeMap::new(),
-            started: 0,
-        }
-    }
-
-    pub(crate) fn finished(&self) -> bool {
-        self.next >= self.schedule.len()
-    }
-
-    /// Plans the session of every probe due at `now` on `timeline` for `publisher`.
-    pub(crate) fn plan_due(
-        &mut self,
-        now: u64,
-        timeline: &mut Timeline,
-        publisher: usize,
-        profile_of: impl Fn(&Address) -> Profile,
-        backup: Address,
-    ) {
-        while let Some(p) = self.schedule.get(self.next) {
-            let at = self.start_ms + p.offset_ms;
-            if at > now {
-                break;
-            }
-            self.next += 1;
-            let nth = self.nth.entry(p.orchestrator).or_default();
-            let plan = SessionPlan {
-                request_id: format!("probe-{:x}-{}", self.seed, p.index),
-                orchestrator: p.orchestrator,
-                profile: profile_of(&p.orchestrator),
-                backup,
-                region: self.region.clone(),
-                origin: Origin::Synthetic,
-                start_ms: now,
-                nth: *nth,
-            };
-            *nth += 1;
-            self.started += 1;
-            for e in plan.events(&mut self.rng) {
-                timeline.push(e.at_ms, publisher, e.event);
-            }
-        }
-    }
 }

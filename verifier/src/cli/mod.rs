@@ -12,6 +12,7 @@ mod export;
 mod keygen;
 mod loadtest;
 mod node;
+mod prove;
 mod publish;
 mod replay;
 mod serve;
@@ -21,7 +22,6 @@ mod subscribe;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -71,6 +71,8 @@ enum Command {
     Sink(sink::SinkCommand),
     /// Audit a verifier's log: hash chain, certificates and signatures, with the recorded authority views.
     Replay(replay::ReplayArgs),
+    /// Prove an envelope is in the checkpoint its verifier signed for its minute.
+    Prove(prove::ProveArgs),
     /// Run a whole simulated network on loopback: 3 verifiers, ~20 orchestrators, gateways, a load test.
     Demo(demo::DemoArgs),
     /// Probe orchestrators with synthetic sessions (all, top-n by stake, or seeded weighted sampling).
@@ -88,7 +90,11 @@ pub(crate) fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // gossipsub warns once per message a slow peer could not
+                // take: the node counts those (`vouch_gossip_send_failed_total`).
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,libp2p_gossipsub=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -105,6 +111,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Export(cmd) => export::run(cmd),
         Command::Sink(cmd) => sink::run(cmd),
         Command::Replay(args) => replay::run(args),
+        Command::Prove(args) => prove::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Loadtest(args) => loadtest::run(args),
     };
@@ -221,14 +228,6 @@ pub(crate) fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>> {
 /// Writes `bytes` to `path` (replacing it).
 pub(crate) fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-pub(crate) fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub(crate) fn print_json(value: &serde_json::Value) {

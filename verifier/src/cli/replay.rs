@@ -16,8 +16,11 @@ use serde_json::{Value, json};
 use vouch_delegation::authority::snapshot;
 use vouch_schema::Address;
 
+use base64::Engine as _;
+use vouch_delegation::SignedCheckpoint;
 use vouch_verifier::api::SlaSource;
 use vouch_verifier::node::config::NodeConfig;
+use vouch_verifier::replay::proof::compare;
 use vouch_verifier::replay::{ReplayError, ReplayOptions, replay, replay_scores};
 use vouch_verifier::store::LogError;
 use vouch_verifier::store::log::HEAD_FILE;
@@ -60,6 +63,12 @@ pub(crate) struct ReplayArgs {
     /// The API query string for --sla, e.g. `window=1h&region=FRA`.
     #[arg(long, default_value = "", requires = "sla")]
     query: String,
+    /// Checkpoints a verifier published (a file, or a URL, holding the JSON
+    /// of its `GET /v1/checkpoints`): after the replay, the log is held
+    /// against that verifier's own checkpoints, and the first minute where
+    /// the log omits or adds envelopes is named (exit 1).
+    #[arg(long, value_name = "FILE|URL", conflicts_with = "sla")]
+    checkpoints: Option<String>,
 }
 
 pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
@@ -88,8 +97,23 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
     match result {
         Ok((summary, scores)) => {
             let mut value = serde_json::to_value(&summary)?;
+            let mut differs = false;
+            if let Some(source) = &args.checkpoints {
+                let published = published_checkpoints(source, &options)?;
+                let comparison = compare(&dir, &published.checkpoints)?;
+                differs = comparison.first_difference.is_some();
+                if let Some(d) = &comparison.first_difference {
+                    eprintln!(
+                        "minute {}: the log {} envelopes ({} against {} in the checkpoint)",
+                        d.minute, d.kind, d.log_envelopes, d.checkpoint_envelopes
+                    );
+                }
+                let mut c = serde_json::to_value(&comparison)?;
+                c["unverified"] = json!(published.unverified);
+                value["published_checkpoints"] = c;
+            }
             if let Value::Object(map) = &mut value {
-                map.insert("ok".into(), json!(true));
+                map.insert("ok".into(), json!(!differs));
                 map.insert("log".into(), json!(dir.display().to_string()));
             }
             match (&args.sla, &scores) {
@@ -103,7 +127,7 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
                 }
                 _ => print_json(&value),
             }
-            Ok(Outcome::Ok)
+            Ok(if differs { Outcome::CheckFailed } else { Outcome::Ok })
         }
         Err(e) => {
             options.progress.finish_and_clear();
@@ -135,8 +159,52 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
     }
 }
 
+/// Checkpoints someone published, read back.
+struct Published {
+    /// Their own checkpoints (signatures checked where signed).
+    checkpoints: Vec<SignedCheckpoint>,
+    /// Signed ones whose signature did not verify (left out).
+    unverified: u64,
+}
+
+/// The publishing verifier's own checkpoints in the JSON of its
+/// `GET /v1/checkpoints`, read from a file or fetched from a URL.
+fn published_checkpoints(source: &str, options: &ReplayOptions) -> Result<Published> {
+    let text = if source.starts_with("http://") || source.starts_with("https://") {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime
+            .block_on(async {
+                let response = reqwest::get(source).await?.error_for_status()?;
+                response.text().await
+            })
+            .with_context(|| format!("fetching {source}"))?
+    } else {
+        std::fs::read_to_string(source).with_context(|| format!("reading {source}"))?
+    };
+    let body: Value =
+        serde_json::from_str(&text).with_context(|| format!("{source} is not checkpoint JSON"))?;
+    let policy = options.validation.policy();
+    let mut out = Published { checkpoints: Vec::new(), unverified: 0 };
+    for minute in body["minutes"].as_array().into_iter().flatten() {
+        let Some(cbor) = minute["own"]["cbor"].as_str() else { continue };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(cbor)
+            .with_context(|| format!("{source}: a checkpoint is not base64"))?;
+        let signed = SignedCheckpoint::decode(&bytes)
+            .with_context(|| format!("{source}: a checkpoint does not decode"))?;
+        if !signed.certificate.is_empty()
+            && signed.verify(&options.validation.network, &policy).is_err()
+        {
+            out.unverified += 1;
+            continue;
+        }
+        out.checkpoints.push(signed);
+    }
+    Ok(out)
+}
+
 /// `dir`, or `dir/log` when `dir` is a node's data directory.
-fn log_dir(dir: PathBuf) -> PathBuf {
+pub(crate) fn log_dir(dir: PathBuf) -> PathBuf {
     let nested = dir.join("log");
     if !dir.join(HEAD_FILE).exists() && nested.join(HEAD_FILE).exists() { nested } else { dir }
 }

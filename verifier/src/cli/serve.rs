@@ -1,8 +1,11 @@
 //! What the long-running commands (`node`, `bridge streamr`, `sink
-//! clickhouse`, `export ndjson --follow`) share: a two-thread runtime, the
-//! one-line JSON announcement on stdout, and stopping on SIGINT or SIGTERM.
+//! clickhouse`, `export ndjson --follow`, `demo`, `loadtest`) share: a
+//! two-thread runtime, the one-line JSON announcement on stdout, and
+//! stopping on SIGINT or SIGTERM (in a runtime, or for a plain loop).
 
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -47,5 +50,20 @@ pub(crate) async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Sets `stop` on SIGINT or SIGTERM, from a small thread of its own: for
+/// commands that run a plain loop rather than a runtime.
+pub(crate) fn watch_signals(stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new().name("vouch-signals".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        rt.block_on(shutdown_signal());
+        stop.store(true, Ordering::SeqCst);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(%e, "cannot watch signals; stop with --duration");
     }
 }

@@ -22,8 +22,10 @@ use vouch_delegation::{Policy, SignedRevocation};
 use vouch_schema::Address;
 use vouch_verifier::bridge::permissions::{self, CheckOptions, Known};
 
+use vouch_verifier::clock::now_secs;
+
 use super::{
-    NetworkArgs, Outcome, PasswordArgs, now_secs, print_json, read_certificate, read_input, runtime,
+    NetworkArgs, Outcome, PasswordArgs, print_json, read_certificate, read_input, runtime,
 };
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use vouch_delegation::{Checkpoint, SignedCheckpoint};
 use vouch_schema::Address;
+pub use vouch_sla::Agreement;
 
 /// Bounds of the book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,19 +26,6 @@ impl Default for BookLimits {
     fn default() -> Self {
         BookLimits { minutes: 24 * 60, verifiers_per_minute: 64 }
     }
-}
-
-/// How many verifiers' checkpoints cover a window, and how many of them
-/// agree with this verifier on every minute of it. This verifier counts in
-/// both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Agreement {
-    /// Verifiers with a checkpoint in the window (this one included).
-    pub verifiers: u64,
-    /// Of those, verifiers that agree with this one on every minute both checkpointed.
-    pub agree: u64,
-    /// Minutes of the window this verifier checkpointed.
-    pub minutes: u64,
 }
 
 /// A peer whose checkpoint of a minute says something else.
@@ -146,6 +134,40 @@ impl CheckpointBook {
         Added::New(found)
     }
 
+    /// Every checkpoint held, as `(own, wire bytes)`, oldest minute first:
+    /// what a snapshot keeps.
+    pub fn to_records(&self) -> Vec<(bool, Vec<u8>)> {
+        self.minutes
+            .values()
+            .flat_map(|m| {
+                m.own
+                    .iter()
+                    .map(|s| (true, s.encode()))
+                    .chain(m.peers.values().map(|s| (false, s.encode())))
+            })
+            .collect()
+    }
+
+    /// A book holding `records` (from [`CheckpointBook::to_records`]); a
+    /// peer's verifier is its certificate's principal.
+    pub fn from_records(
+        limits: BookLimits,
+        records: &[(bool, Vec<u8>)],
+    ) -> Result<CheckpointBook, vouch_delegation::DecodeError> {
+        let mut book = CheckpointBook::new(limits);
+        for (own, bytes) in records {
+            let signed = SignedCheckpoint::decode(bytes)?;
+            if *own {
+                book.add_own(signed);
+            } else {
+                let verifier =
+                    vouch_delegation::SignedDelegation::decode(&signed.certificate)?.principal;
+                book.add_peer(verifier, signed);
+            }
+        }
+        Ok(book)
+    }
+
     /// This verifier's checkpoint of `minute`.
     pub fn own(&self, minute: u64) -> Option<&SignedCheckpoint> {
         self.minutes.get(&minute).and_then(|m| m.own.as_ref())
@@ -156,14 +178,17 @@ impl CheckpointBook {
         self.minutes.get(&minute).into_iter().flat_map(|m| m.peers.iter())
     }
 
+    /// Minutes of `[from, to)` this verifier checkpointed.
+    pub fn own_minutes(&self, from: u64, to: u64) -> u64 {
+        self.minutes.range(from..to).filter(|(_, m)| m.own.is_some()).count() as u64
+    }
+
     /// Agreement over minutes `[from, to)`.
     pub fn agreement(&self, from: u64, to: u64) -> Agreement {
-        let mut minutes = 0;
         // verifier → agrees on every minute seen so far
         let mut peers: BTreeMap<Address, bool> = BTreeMap::new();
         for (_, m) in self.minutes.range(from..to) {
             let own = m.own.as_ref().map(|s| &s.checkpoint);
-            minutes += u64::from(own.is_some());
             for (v, p) in &m.peers {
                 let ok = own.is_some_and(|o| o.agrees_with(&p.checkpoint));
                 let entry = peers.entry(*v).or_insert(true);
@@ -182,7 +207,6 @@ impl CheckpointBook {
         Agreement {
             verifiers: 1 + peers.len() as u64,
             agree: 1 + peers.values().filter(|ok| **ok).count() as u64,
-            minutes,
         }
     }
 
@@ -246,8 +270,9 @@ mod tests {
         assert!(matches!(book.add_peer(c, cp(12, 4)), Added::New(Some(_))));
         assert_eq!(book.add_peer(c, cp(12, 4)), Added::Known);
         let ag = book.agreement(10, 13);
-        assert_eq!(ag, Agreement { verifiers: 4, agree: 2, minutes: 3 }, "b missed 12, c differs");
-        assert_eq!(book.agreement(10, 12), Agreement { verifiers: 3, agree: 3, minutes: 2 });
+        assert_eq!(ag, Agreement { verifiers: 4, agree: 2 }, "b missed 12, c differs");
+        assert_eq!(book.agreement(10, 12), Agreement { verifiers: 3, agree: 3 });
+        assert_eq!(book.own_minutes(10, 13), 3);
         let d = book.disagreements(10, 13);
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].verifier, d[0].minute, d[0].envelopes), (c, 12, (4, 5)));

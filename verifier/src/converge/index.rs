@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use vouch_schema::merkle::{self, Hash};
 
-use super::Partitions;
+use super::{Digest, PartitionSet};
 
 /// Bounds of the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +27,6 @@ impl Default for IndexLimits {
     }
 }
 
-/// A count and a hash that say whether two sets of ids are equal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Digest {
-    /// Ids in the set.
-    pub count: u64,
-    /// blake3 over the sorted ids (over `(partition, count, digest)` rows
-    /// for a whole minute); all zero for an empty set.
-    pub hash: [u8; 32],
-}
-
 /// One partition's ids in one minute, and their digest once asked for.
 #[derive(Debug, Default)]
 struct Cell {
@@ -46,16 +36,7 @@ struct Cell {
 
 impl Cell {
     fn digest(&mut self) -> Digest {
-        if let Some(d) = self.digest {
-            return d;
-        }
-        let mut h = blake3::Hasher::new();
-        for id in &self.ids {
-            h.update(id);
-        }
-        let d = Digest { count: self.ids.len() as u64, hash: *h.finalize().as_bytes() };
-        self.digest = Some(d);
-        d
+        *self.digest.get_or_insert_with(|| Digest::of_ids(&self.ids))
     }
 }
 
@@ -147,7 +128,7 @@ impl EnvelopeIndex {
     pub fn partition_digests(
         &mut self,
         minute: u64,
-        partitions: &Partitions,
+        partitions: &PartitionSet,
     ) -> Vec<(u32, Digest)> {
         let Some(cells) = self.minutes.get_mut(&minute) else { return Vec::new() };
         cells
@@ -158,34 +139,26 @@ impl EnvelopeIndex {
     }
 
     /// One digest for all of `minute` in `partitions`.
-    pub fn minute_digest(&mut self, minute: u64, partitions: &Partitions) -> Digest {
-        let rows = self.partition_digests(minute, partitions);
-        if rows.is_empty() {
-            return Digest::default();
-        }
-        let mut h = blake3::Hasher::new();
-        let mut count = 0;
-        for (p, d) in &rows {
-            h.update(&p.to_le_bytes());
-            h.update(&d.count.to_le_bytes());
-            h.update(&d.hash);
-            count += d.count;
-        }
-        Digest { count, hash: *h.finalize().as_bytes() }
+    pub fn minute_digest(&mut self, minute: u64, partitions: &PartitionSet) -> Digest {
+        Digest::of_partitions(self.partition_digests(minute, partitions))
     }
 
-    /// The ids of `minute` in `partition`, ascending.
-    pub fn ids(&self, minute: u64, partition: u32) -> Vec<Hash> {
-        self.minutes
-            .get(&minute)
-            .and_then(|cells| cells.get(&partition))
-            .map(|c| c.ids.iter().copied().collect())
-            .unwrap_or_default()
+    /// Up to `max` ids of `minute` in `partition`, ascending, all greater
+    /// than `after` when it is given.
+    pub fn ids(&self, minute: u64, partition: u32, after: Option<&Hash>, max: usize) -> Vec<Hash> {
+        let Some(cell) = self.minutes.get(&minute).and_then(|cells| cells.get(&partition)) else {
+            return Vec::new();
+        };
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(*a),
+            None => std::ops::Bound::Unbounded,
+        };
+        cell.ids.range((from, std::ops::Bound::Unbounded)).take(max).copied().collect()
     }
 
     /// The ids of `minute` in `partitions`, ascending: the leaves of the
     /// minute's checkpoint.
-    pub fn minute_ids(&self, minute: u64, partitions: &Partitions) -> Vec<Hash> {
+    pub fn minute_ids(&self, minute: u64, partitions: &PartitionSet) -> Vec<Hash> {
         let mut all: Vec<Hash> = self
             .minutes
             .get(&minute)
@@ -199,7 +172,7 @@ impl EnvelopeIndex {
     }
 
     /// (count, Merkle root) of `minute` in `partitions`: what its checkpoint signs.
-    pub fn merkle(&self, minute: u64, partitions: &Partitions) -> (u64, Hash) {
+    pub fn merkle(&self, minute: u64, partitions: &PartitionSet) -> (u64, Hash) {
         let ids = self.minute_ids(minute, partitions);
         (ids.len() as u64, merkle::root(&ids))
     }
@@ -216,7 +189,7 @@ mod tests {
 
     #[test]
     fn digests_change_with_the_set_and_equal_sets_agree() {
-        let all = Partitions::all();
+        let all = PartitionSet::all();
         let mut a = EnvelopeIndex::new(IndexLimits::default());
         let mut b = EnvelopeIndex::new(IndexLimits::default());
         assert!(a.insert(id(1), 10, 3, 100));
@@ -229,9 +202,10 @@ mod tests {
         assert_eq!(a.minute_digest(10, &all).count, 2);
         assert_eq!(a.merkle(10, &all), b.merkle(10, &all));
         assert_eq!(a.log_index(&id(1)), Some(100));
-        let only_3: Partitions = [3].into_iter().collect();
+        let only_3: PartitionSet = [3].into_iter().collect();
         assert_eq!(a.minute_digest(10, &only_3).count, 1);
-        assert_eq!(a.ids(10, 4), vec![id(2)]);
+        assert_eq!(a.ids(10, 4, None, 10), vec![id(2)]);
+        assert_eq!(a.ids(10, 4, Some(&id(2)), 10), Vec::<Hash>::new());
         assert_eq!(a.minute_digest(11, &all), Digest::default());
     }
 

@@ -10,12 +10,19 @@
 //! (what agreement is computed from).
 
 pub mod book;
+pub mod checkpointer;
 pub mod index;
-mod partitions;
+pub mod report;
+pub mod store;
 
-pub use book::{Agreement, CheckpointBook, Disagreement};
-pub use index::{Digest, EnvelopeIndex, IndexLimits};
-pub use partitions::Partitions;
+pub use book::{Added, Agreement, BookLimits, CheckpointBook, Disagreement};
+pub use checkpointer::{
+    CheckpointConfig, CheckpointSigner, ConvergeStats, Convergence, LogHead, SignerError,
+    buckets_hash,
+};
+pub use index::{EnvelopeIndex, IndexLimits};
+pub use store::LogSyncStore;
+pub use vouch_net::{Digest, PartitionSet};
 
 /// One minute, ms.
 pub const MINUTE_MS: u64 = 60_000;

@@ -43,6 +43,24 @@ pub struct NodeConfig {
     pub sla: SlaSettings,
     /// The HTTP API's access rules (JWT, rate limits, CORS, embedding).
     pub api: crate::api::ApiConfig,
+    /// Who signs this verifier's checkpoints (`[checkpoint]`).
+    pub checkpoint: crate::converge::CheckpointConfig,
+    /// How this verifier reconciles accepted envelopes with its peers (`[sync]`).
+    pub sync: vouch_net::SyncConfig,
+    /// Test-only misbehaviour (feature `fault-injection`).
+    #[cfg(feature = "fault-injection")]
+    pub faults: Faults,
+}
+
+/// `[faults]`: how a verifier built for tests misbehaves (feature
+/// `fault-injection`; a release build refuses the table).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Accepts this principal's envelopes (gossip forwards them) but leaves
+    /// them out of the log and the scores: a verifier hiding a principal.
+    pub drop_principal: Option<Address>,
 }
 
 /// `[sla]`: which policy and model registry score, and how often the
@@ -181,6 +199,10 @@ pub struct IngestConfig {
     /// Messages waiting for validation; when full the oldest is shed
     /// (reported Ignore to gossip and counted in `vouch_ingest_shed_total`).
     pub queue_capacity: usize,
+    /// Batches of envelopes fetched by sync waiting for validation (each at
+    /// most a sync response, 1 MiB); when full the oldest is shed (counted
+    /// in `vouch_sync_batches_shed_total`; its ids are fetched again later).
+    pub sync_queue_batches: usize,
     /// A commit happens once this many records are appended…
     pub commit_max_records: usize,
     /// …or this many ms after the first uncommitted one, whichever is first.
@@ -194,6 +216,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             queue_capacity: 8192,
+            sync_queue_batches: 16,
             commit_max_records: 512,
             commit_interval_ms: 5,
             state_interval_ms: 1000,
@@ -237,7 +260,13 @@ impl NodeConfig {
         if let Some(p) = config.authority.snapshot.as_mut() {
             rebase(p);
         }
-        for p in [config.sla.policy.as_mut(), config.sla.registry.as_mut()].into_iter().flatten() {
+        let files = [
+            config.sla.policy.as_mut(),
+            config.sla.registry.as_mut(),
+            config.checkpoint.key.as_mut(),
+            config.checkpoint.certificate.as_mut(),
+        ];
+        for p in files.into_iter().flatten() {
             rebase(p);
         }
         Ok(config)

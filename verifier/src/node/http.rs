@@ -1,5 +1,5 @@
-//! The node's HTTP API (DESIGN.md §9; for now `/healthz`, `/metrics` and
-//! `/v1/ingest/stats`).
+//! The node's own routes beside the SLA API: `/healthz`, `/metrics`,
+//! `/v1/ingest/stats` and `/v1/checkpoints`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -7,12 +7,15 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::converge::minute_of;
+use crate::converge::report::checkpoints_json;
+use crate::scores::Scores;
 use crate::validate::Outcome;
 
 use super::ingest::Metrics;
@@ -24,15 +27,46 @@ pub type Render = Arc<dyn Fn(&mut String) + Send + Sync>;
 struct HttpState {
     metrics: Arc<Metrics>,
     extra: Arc<[Render]>,
+    scores: Arc<Scores>,
 }
 
-/// The router over shared `metrics`; `/metrics` also renders `extra`.
-pub fn router(metrics: Arc<Metrics>, extra: Vec<Render>) -> Router {
+/// The router over shared `metrics`; `/metrics` also renders `extra`;
+/// `/v1/checkpoints` reads the checkpoint book of `scores`.
+pub fn router(metrics: Arc<Metrics>, extra: Vec<Render>, scores: Arc<Scores>) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(prometheus))
         .route("/v1/ingest/stats", get(stats))
-        .with_state(HttpState { metrics, extra: extra.into() })
+        .route("/v1/checkpoints", get(checkpoints))
+        .with_state(HttpState { metrics, extra: extra.into(), scores })
+}
+
+/// `/v1/checkpoints?minute=M` or `?from=A&to=B` (minutes since the Unix
+/// epoch, `to` exclusive, at most a day): own and peers' checkpoints, the
+/// agreement, and who differs on which minute. Without a span: the last five
+/// sealed minutes.
+async fn checkpoints(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
+    let q: std::collections::BTreeMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let num = |k: &str| q.get(k).map(|v| v.parse::<u64>());
+    let end = minute_of(state.scores.sealed_end_ms());
+    let span = match (num("minute"), num("from"), num("to")) {
+        (Some(Ok(m)), None, None) => Ok((m, m + 1)),
+        (None, Some(Ok(a)), Some(Ok(b))) if a <= b => Ok((a, b)),
+        (None, None, None) => Ok((end.saturating_sub(5), end)),
+        _ => Err(()),
+    };
+    match span {
+        Ok((from, to)) => {
+            Json(checkpoints_json(&state.scores.checkpoints(), from, to)).into_response()
+        }
+        Err(()) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "bad_request",
+                "message": "give minute=M, or from=A&to=B with A <= B (minutes since the epoch)"}})),
+        )
+            .into_response(),
+    }
 }
 
 /// `/healthz`: 200 `{"status": "ok"}`, or 503 `{"status": "ingest_stopped",
@@ -62,7 +96,8 @@ async fn stats(State(state): State<HttpState>) -> Json<Value> {
 }
 
 /// `/v1/ingest/stats`: `{accepted, rejected, ignored, shed, gossip_send_failed,
-/// by_reason: [{outcome, reason, count}], control: [...]}`.
+/// by_reason: [{outcome, reason, count}], control: [...], synced: [...],
+/// sync_batches_shed, catching_up}`.
 pub fn stats_json(metrics: &Metrics) -> Value {
     let snap = metrics.snapshot();
     let total =
@@ -72,11 +107,11 @@ pub fn stats_json(metrics: &Metrics) -> Value {
         .iter()
         .map(|(o, r, n)| json!({"outcome": o.as_str(), "reason": r, "count": n}))
         .collect();
-    let control: Vec<Value> = snap
-        .control
-        .iter()
-        .map(|((o, r), n)| json!({"outcome": o.as_str(), "reason": r, "count": n}))
-        .collect();
+    let rows = |m: &std::collections::BTreeMap<(Outcome, &'static str), u64>| -> Vec<Value> {
+        m.iter()
+            .map(|((o, r), n)| json!({"outcome": o.as_str(), "reason": r, "count": n}))
+            .collect()
+    };
     json!({
         "accepted": total(Outcome::Accept),
         "rejected": total(Outcome::Reject),
@@ -92,7 +127,10 @@ pub fn stats_json(metrics: &Metrics) -> Value {
             "scored": snap.warm_up.scored,
         },
         "by_reason": by_reason,
-        "control": control,
+        "control": rows(&snap.control),
+        "synced": rows(&snap.synced),
+        "sync_batches_shed": metrics.sync_batches_shed.load(Ordering::Relaxed),
+        "catching_up": metrics.catching_up.load(Ordering::Relaxed),
     })
 }
 
@@ -112,6 +150,18 @@ pub fn render_metrics(metrics: &Metrics) -> String {
     for ((o, r), n) in &snap.control {
         let _ =
             writeln!(out, "vouch_control_total{{outcome=\"{}\",reason=\"{r}\"}} {n}", o.as_str());
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vouch_sync_ingest_total Envelopes fetched by sync, by outcome and reason."
+    );
+    let _ = writeln!(out, "# TYPE vouch_sync_ingest_total counter");
+    for ((o, r), n) in &snap.synced {
+        let _ = writeln!(
+            out,
+            "vouch_sync_ingest_total{{outcome=\"{}\",reason=\"{r}\"}} {n}",
+            o.as_str()
+        );
     }
     let _ =
         writeln!(out, "# HELP vouch_guard_evictions_total Entries evicted from bounded guards.");
@@ -167,6 +217,18 @@ pub fn render_metrics(metrics: &Metrics) -> String {
             metrics.shed.load(Ordering::Relaxed),
         ),
         (
+            "vouch_sync_batches_shed_total",
+            "counter",
+            "Batches of synced envelopes shed from their full queue (fetched again later).",
+            metrics.sync_batches_shed.load(Ordering::Relaxed),
+        ),
+        (
+            "vouch_sync_catching_up",
+            "gauge",
+            "1 while the node holds its seals after a start, catching up with its peers.",
+            u64::from(metrics.catching_up.load(Ordering::Relaxed)),
+        ),
+        (
             "vouch_gossip_send_failed_total",
             "counter",
             "Messages gossipsub could not send to a peer in time (SlowPeer).",
@@ -193,7 +255,9 @@ mod tests {
     #[tokio::test]
     async fn health_says_when_ingestion_stopped() {
         let metrics = Arc::new(Metrics::default());
-        let state = HttpState { metrics: Arc::clone(&metrics), extra: Vec::new().into() };
+        let scores =
+            Arc::new(Scores::open(&crate::scores::PolicyFiles::default(), None).unwrap().0);
+        let state = HttpState { metrics: Arc::clone(&metrics), extra: Vec::new().into(), scores };
         assert_eq!(health(State(state.clone())).await.status(), StatusCode::OK);
         metrics.mark_ingest_stopped("log: disk full".to_owned());
         let response = health(State(state)).await;

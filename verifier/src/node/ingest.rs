@@ -2,10 +2,10 @@
 //! when full, and the worker thread that validates, appends, group-commits,
 //! and only then tells gossip what it decided.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
@@ -13,13 +13,21 @@ use tokio::sync::mpsc;
 use vouch_delegation::VerifiedRevocation;
 use vouch_delegation::authority::{Authority, AuthorityView};
 
-use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores};
+use vouch_schema::Envelope;
+use vouch_schema::merkle::{Hash, envelope_id};
+
+use crate::clock::now_ms;
+use crate::converge::{Added, Convergence, Disagreement, LogHead, minute_of};
+use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores, Step};
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
     LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateError, StateStore,
     StateWrite,
 };
-use crate::validate::{Outcome, Pipeline, REVOCATION, Restored, Unverified};
+use crate::validate::rules::ControlKind;
+use crate::validate::{
+    ACCEPTED, Outcome, Pipeline, REVOCATION, Restored, Unverified, ValidationError, Verified,
+};
 
 use super::NodeError;
 use super::config::IngestConfig;
@@ -27,19 +35,44 @@ use super::config::IngestConfig;
 /// A gossip message waiting for validation.
 #[derive(Debug)]
 pub(crate) struct Item {
+    /// gossipsub's id, for the verdict.
     pub(crate) id: MessageId,
+    /// The peer it came from.
     pub(crate) source: PeerId,
+    /// The topic it arrived on.
     pub(crate) topic: String,
+    /// Whether that is the control topic.
     pub(crate) control: bool,
+    /// The message.
     pub(crate) data: Vec<u8>,
 }
 
-/// What to report to gossipsub for one message.
+/// Envelopes sync fetched from a peer, waiting for validation.
+#[derive(Debug)]
+pub(crate) struct Synced {
+    /// The peer that served them (penalized for each one that no honest
+    /// verifier would hold).
+    pub(crate) peer: PeerId,
+    /// The envelopes (at most one sync response).
+    pub(crate) envelopes: Vec<Vec<u8>>,
+}
+
+/// What to report for one message: a verdict to gossipsub for a gossip
+/// message (`id`), or, for a synced envelope (no id), a penalty for the
+/// peer that served it when `acceptance` is Reject.
 #[derive(Debug)]
 pub(crate) struct Verdict {
-    pub(crate) id: MessageId,
+    pub(crate) id: Option<MessageId>,
     pub(crate) source: PeerId,
     pub(crate) acceptance: MessageAcceptance,
+}
+
+/// What the worker takes from the queue at once: gossip messages, and at
+/// most one synced batch (so catching up never starves live gossip).
+#[derive(Debug, Default)]
+struct Group {
+    items: Vec<Item>,
+    synced: Option<Synced>,
 }
 
 /// The bounded queue between the swarm task and the worker.
@@ -48,20 +81,24 @@ pub(crate) struct Queue {
     inner: Mutex<QueueInner>,
     ready: Condvar,
     capacity: usize,
+    sync_capacity: usize,
 }
 
 #[derive(Debug, Default)]
 struct QueueInner {
     items: VecDeque<Item>,
+    synced: VecDeque<Synced>,
     closed: bool,
 }
 
 impl Queue {
-    pub(crate) fn new(capacity: usize) -> Queue {
+    /// A queue of at most `capacity` gossip messages and `sync_capacity` synced batches.
+    pub(crate) fn new(capacity: usize, sync_capacity: usize) -> Queue {
         Queue {
             inner: Mutex::new(QueueInner::default()),
             ready: Condvar::new(),
             capacity: capacity.max(1),
+            sync_capacity: sync_capacity.max(1),
         }
     }
 
@@ -79,26 +116,41 @@ impl Queue {
         shed
     }
 
+    /// Queues a synced batch; returns whether the oldest had to be shed for it.
+    pub(crate) fn push_synced(&self, batch: Synced) -> bool {
+        let mut inner = self.lock();
+        let shed = inner.synced.len() >= self.sync_capacity && inner.synced.pop_front().is_some();
+        inner.synced.push_back(batch);
+        drop(inner);
+        self.ready.notify_one();
+        shed
+    }
+
+    /// Whether synced batches are waiting.
+    fn has_synced(&self) -> bool {
+        !self.lock().synced.is_empty()
+    }
+
     /// No more pushes: the worker drains what it holds and stops.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_all();
     }
 
-    /// Blocks for the next group: up to `max` messages, waiting at most
-    /// `linger` after the first for more. An empty group after `idle` with
-    /// nothing queued (so the worker can do its periodic work). `None` once
-    /// closed.
-    fn take(&self, max: usize, linger: Duration, idle: Duration) -> Option<Vec<Item>> {
+    /// Blocks for the next group: up to `max` gossip messages, waiting at
+    /// most `linger` after the first for more, and the oldest synced batch.
+    /// An empty group after `idle` with nothing queued (so the worker can do
+    /// its periodic work). `None` once closed.
+    fn take(&self, max: usize, linger: Duration, idle: Duration) -> Option<Group> {
         let mut inner = self.lock();
         let idle_until = Instant::now() + idle;
-        while inner.items.is_empty() {
+        while inner.items.is_empty() && inner.synced.is_empty() {
             if inner.closed {
                 return None;
             }
             let left = idle_until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Some(Vec::new());
+                return Some(Group::default());
             }
             inner = self.ready.wait_timeout(inner, left).unwrap_or_else(|p| p.into_inner()).0;
         }
@@ -106,7 +158,7 @@ impl Queue {
             return None;
         }
         let deadline = Instant::now() + linger;
-        while inner.items.len() < max && !inner.closed {
+        while inner.synced.is_empty() && inner.items.len() < max && !inner.closed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -114,7 +166,7 @@ impl Queue {
             inner = self.ready.wait_timeout(inner, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         let n = inner.items.len().min(max);
-        Some(inner.items.drain(..n).collect())
+        Some(Group { items: inner.items.drain(..n).collect(), synced: inner.synced.pop_front() })
     }
 }
 
@@ -125,6 +177,9 @@ pub struct IngestSnapshot {
     pub outcomes: Vec<(Outcome, &'static str, u64)>,
     /// Control-topic outcomes: (outcome, reason) → count.
     pub control: BTreeMap<(Outcome, &'static str), u64>,
+    /// Outcomes of envelopes fetched by sync: (outcome, reason) → count;
+    /// accepted ones of minutes already sealed are (Accept, `late`).
+    pub synced: BTreeMap<(Outcome, &'static str), u64>,
     /// Guard evictions: (bound, count).
     pub evictions: Vec<(&'static str, u64)>,
     /// Accepted envelopes whose `prev` was not the newest position accepted
@@ -154,6 +209,11 @@ pub struct Metrics {
     snapshot: Mutex<IngestSnapshot>,
     /// Messages shed from a full queue.
     pub shed: AtomicU64,
+    /// Synced batches shed from a full queue.
+    pub sync_batches_shed: AtomicU64,
+    /// Whether the node is still catching up with its peers after a start
+    /// (it seals nothing meanwhile).
+    pub catching_up: std::sync::atomic::AtomicBool,
     /// Verdicts the swarm could not deliver (message already gone from its cache).
     pub verdicts_dropped: AtomicU64,
     /// Why ingestion stopped before shutdown, once it has (`/healthz` says so).
@@ -201,6 +261,12 @@ pub(crate) struct Worker {
     /// The view last checked (hashing is skipped while it stays the same `Arc`).
     checked_view: Option<Arc<AuthorityView>>,
     control: BTreeMap<(Outcome, &'static str), u64>,
+    synced: BTreeMap<(Outcome, &'static str), u64>,
+    /// Ids of the envelopes appended in the group being validated (indexed
+    /// once it is committed).
+    appended: HashSet<Hash>,
+    /// Whether the node is past its catch-up after start (sealing allowed).
+    caught_up: bool,
     commits: u64,
     /// State derived from committed records, not yet written to redb.
     pending: StateWrite,
@@ -213,6 +279,7 @@ pub(crate) struct Worker {
     state_writes: u64,
     pruned_segments: u64,
     sla: WorkerSla,
+    drop_principal: Option<vouch_schema::Address>,
     last_sla_checkpoint: Instant,
     /// Size of the last SLA snapshot written.
     last_snapshot_bytes: u64,
@@ -235,7 +302,15 @@ pub(crate) struct WorkerSla {
     pub(crate) checkpoint_every: Duration,
     /// Where sealed buckets go (ClickHouse), when a sink is configured.
     pub(crate) aggregates: Option<Arc<AggregateExport>>,
+    /// The envelope index and this verifier's checkpoint signer.
+    pub(crate) converge: Arc<Convergence>,
+    /// Messages for the control topic (own signed checkpoints); full means dropped, counted.
+    pub(crate) publish: mpsc::Sender<Vec<u8>>,
 }
+
+/// Sealed minutes whose envelope ids stay indexed (what sync still serves
+/// and what tells a late copy from a new envelope).
+pub(crate) const INDEX_SEALED_MINUTES: u64 = 60;
 
 /// What the start-up pass over the log tail did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -256,10 +331,6 @@ const IDLE_WAKE: Duration = Duration::from_millis(500);
 
 /// How often retention is applied.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 fn acceptance(outcome: Outcome) -> MessageAcceptance {
     match outcome {
@@ -304,6 +375,9 @@ pub(crate) struct WorkerParts {
     pub(crate) metrics: Arc<Metrics>,
     /// The scores it feeds.
     pub(crate) sla: WorkerSla,
+    /// A principal whose envelopes it leaves out (test-only `[faults]`;
+    /// always `None` in a build without `fault-injection`).
+    pub(crate) drop_principal: Option<vouch_schema::Address>,
 }
 
 impl Worker {
@@ -322,6 +396,9 @@ impl Worker {
             recorded_view: None,
             checked_view: None,
             control: BTreeMap::new(),
+            synced: BTreeMap::new(),
+            appended: HashSet::new(),
+            caught_up: false,
             commits: 0,
             pending: StateWrite::default(),
             last_state_write: Instant::now(),
@@ -331,6 +408,7 @@ impl Worker {
             state_writes: 0,
             pruned_segments: 0,
             sla: parts.sla,
+            drop_principal: parts.drop_principal,
             last_sla_checkpoint: Instant::now(),
             last_snapshot_bytes: 0,
             state_file_bytes: 0,
@@ -361,7 +439,7 @@ impl Worker {
         self.prune()?;
         self.warm_up()?;
         self.record_authority()?;
-        self.log.append(RecordKind::Checkpoint, &self.sla.files.record().encode())?;
+        self.log.append(RecordKind::Scores, &self.sla.files.record().encode())?;
         self.commit()?;
         let linger = Duration::from_millis(self.config.commit_interval_ms);
         let max = self.config.commit_max_records.max(1);
@@ -396,7 +474,16 @@ impl Worker {
         let guard_from = self.state.first_index_since(window_minute).map_err(state_err)?;
         // The SLA engine re-reads from its checkpoint, or everything.
         let sla_from = if self.sla.restored { applied } else { first };
-        let from = guard_from.unwrap_or(applied).min(applied).min(sla_from).max(first);
+        // The envelope index holds every envelope of the minutes not sealed
+        // yet (what sync compares and the next checkpoints commit to); those
+        // were committed in the minute before the first of them or later.
+        let unsealed = minute_of(self.sla.scores.sealed_end_ms()).saturating_sub(1);
+        let index_from = self.state.first_index_since(unsealed).map_err(state_err)?;
+        let from = [guard_from, index_from]
+            .into_iter()
+            .flatten()
+            .fold(applied.min(sla_from), u64::min)
+            .max(first);
         // Records past `applied` have no minute rows yet (the process that
         // committed them died before its state write): file them under this
         // minute, which is conservative (a later restart re-reads them while
@@ -417,11 +504,14 @@ impl Worker {
                 }
             }
             match record.kind {
-                RecordKind::Envelope => match self.pipeline.readmit(&record.payload, now) {
-                    Ok(true) => self.warmed.readmitted += 1,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(index, %e, "logged envelope not re-applied"),
-                },
+                RecordKind::Envelope => {
+                    match self.pipeline.readmit(&record.payload, now) {
+                        Ok(true) => self.warmed.readmitted += 1,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(index, %e, "logged envelope not re-applied"),
+                    }
+                    self.index_logged(&record.payload, index);
+                }
                 RecordKind::Revocation => {
                     if self.revocation(&record.payload, Restored::Log, now) {
                         self.warmed.revocations += 1;
@@ -432,7 +522,8 @@ impl Worker {
                         self.pending.views.push((view.hash(), record.payload));
                     }
                 }
-                RecordKind::Checkpoint => {}
+                // Folded above (the book lives with the scores' snapshot).
+                RecordKind::Scores | RecordKind::Checkpoint | RecordKind::PeerCheckpoint => {}
             }
         }
         self.pipeline.finish_restore(now);
@@ -478,7 +569,7 @@ impl Worker {
         self.state_file_bytes = std::fs::metadata(self.state.path()).map_or(0, |m| m.len());
         if full {
             let applied = self.log.committed_records();
-            let bytes = self.sla.scores.checkpoint();
+            let bytes = self.sla.scores.snapshot();
             self.sla
                 .snapshot
                 .write(applied, &bytes)
@@ -532,6 +623,7 @@ impl Worker {
         self.metrics.publish(IngestSnapshot {
             outcomes: self.pipeline.snapshot(),
             control: self.control.clone(),
+            synced: self.synced.clone(),
             evictions: self.pipeline.stats().eviction_snapshot(),
             chain_gaps: self.pipeline.stats().gaps(),
             log_records: self.log.committed_records(),
@@ -547,41 +639,40 @@ impl Worker {
     }
 
     /// Validates a group, appends what passed, commits once, then reports.
-    fn group(&mut self, group: Vec<Item>) -> Result<(), NodeError> {
+    fn group(&mut self, group: Group) -> Result<(), NodeError> {
         self.record_authority()?;
-        let mut verdicts = Vec::with_capacity(group.len());
+        let mut verdicts = Vec::with_capacity(group.items.len());
         let mut accepted = Vec::new();
         let mut to_score = Vec::new();
-        for item in group {
-            let now = now_ms();
+        for item in group.items {
             let outcome = if item.control {
                 self.control(&item.data)?
             } else {
-                let msg = Unverified::from_topic(item.data.clone(), &item.topic);
-                match self.pipeline.validate(msg, now) {
-                    Ok(verified) => {
-                        self.log.append(RecordKind::Envelope, &item.data)?;
-                        to_score.push(verified);
-                        Outcome::Accept
-                    }
-                    Err(e) => {
-                        let (outcome, reason) = e.outcome();
-                        tracing::debug!(%e, reason, "message not accepted");
-                        outcome
-                    }
-                }
+                self.telemetry(item.data, &item.topic, &mut to_score)?
             };
             let verdict =
-                Verdict { id: item.id, source: item.source, acceptance: acceptance(outcome) };
+                Verdict { id: Some(item.id), source: item.source, acceptance: acceptance(outcome) };
             if outcome == Outcome::Accept {
                 accepted.push(verdict);
             } else {
                 verdicts.push(verdict);
             }
         }
+        if let Some(batch) = group.synced {
+            for envelope in batch.envelopes {
+                if self.synced_envelope(envelope, &mut to_score)? {
+                    let reject = MessageAcceptance::Reject;
+                    verdicts.push(Verdict { id: None, source: batch.peer, acceptance: reject });
+                }
+            }
+        }
         // Accept is reported, and scored, only once the records are durable.
         self.commit()?;
-        for v in &to_score {
+        self.appended.clear();
+        for (v, log_index, id) in &to_score {
+            let e = v.envelope();
+            let minute = minute_of(e.id.timestamp);
+            self.sla.converge.index().insert(*id, minute, e.id.partition, *log_index);
             self.sla.scores.ingest_verified(v);
         }
         self.seal()?;
@@ -592,16 +683,109 @@ impl Worker {
         Ok(())
     }
 
+    /// A gossiped envelope: refused when its id is held already (sync may
+    /// have brought it first), else validated and, when it passes, appended.
+    fn telemetry(
+        &mut self,
+        data: Vec<u8>,
+        topic: &str,
+        to_score: &mut Vec<(Verified, u64, Hash)>,
+    ) -> Result<Outcome, NodeError> {
+        let id = envelope_id(&data);
+        let checked = if self.held(&id) {
+            Err(self.pipeline.refuse_held())
+        } else {
+            self.pipeline.validate(Unverified::from_topic(data.clone(), topic), now_ms())
+        };
+        match checked {
+            Ok(verified) => {
+                self.append_verified(verified, &data, id, to_score)?;
+                Ok(Outcome::Accept)
+            }
+            Err(e) => {
+                let (outcome, reason) = e.outcome();
+                tracing::debug!(%e, reason, "message not accepted");
+                Ok(outcome)
+            }
+        }
+    }
+    /// An envelope sync fetched from a peer: refused when its id is held,
+    /// else validated as a synced one ([`Pipeline::validate_synced`]) and,
+    /// when it passes, appended (and counted `late` when its minute is
+    /// sealed already). Returns whether the peer that served it is to blame.
+    fn synced_envelope(
+        &mut self,
+        data: Vec<u8>,
+        to_score: &mut Vec<(Verified, u64, Hash)>,
+    ) -> Result<bool, NodeError> {
+        let id = envelope_id(&data);
+        let checked = if self.held(&id) {
+            Err(ValidationError::Duplicate)
+        } else {
+            self.pipeline.validate_synced(&data, self.sla.converge.partitions(), now_ms())
+        };
+        let (key, blame) = match checked {
+            Ok(verified) => {
+                let late = verified.envelope().id.timestamp < self.sla.scores.sealed_end_ms();
+                self.append_verified(verified, &data, id, to_score)?;
+                ((Outcome::Accept, if late { LATE } else { ACCEPTED }), false)
+            }
+            Err(e) => {
+                tracing::debug!(%e, "synced envelope not accepted");
+                (e.outcome(), e.blames_sync_peer())
+            }
+        };
+        *self.synced.entry(key).or_default() += 1;
+        Ok(blame)
+    }
+
+    /// Whether an envelope id is held: indexed, or appended in this group.
+    fn held(&self, id: &Hash) -> bool {
+        self.appended.contains(id) || self.sla.converge.index().contains(id)
+    }
+
+    /// Appends a verified envelope for the commit (unless a test-only fault
+    /// leaves its principal out, whatever route it came by).
+    fn append_verified(
+        &mut self,
+        verified: Verified,
+        data: &[u8],
+        id: Hash,
+        to_score: &mut Vec<(Verified, u64, Hash)>,
+    ) -> Result<(), NodeError> {
+        if self.drop_principal == Some(verified.certificate().principal()) {
+            return Ok(());
+        }
+        let at = self.log.append(RecordKind::Envelope, data)?;
+        self.appended.insert(id);
+        to_score.push((verified, at.index, id));
+        Ok(())
+    }
+
     /// Seals the minutes the clock allows; a seal that advanced is recorded
     /// in the log and committed at once, so the log always holds every seal
     /// the engine's state reflects (what `vouch replay` redoes).
     fn seal(&mut self) -> Result<(), NodeError> {
+        // After a start, nothing is sealed until the node has caught up with
+        // its peers and validated what it fetched: a minute sealed without
+        // what was missed while down would be checkpointed wrong for good.
+        if !self.caught_up {
+            if self.metrics.catching_up.load(Ordering::Relaxed) || self.queue.has_synced() {
+                return Ok(());
+            }
+            self.caught_up = true;
+        }
         let now = now_ms();
+        let before = self.sla.scores.sealed_end_ms();
         if let Some(sealed) = self.sla.scores.seal(now) {
-            self.log
-                .append(RecordKind::Checkpoint, &ScoreRecord::SlaSeal { now_ms: now }.encode())?;
+            self.log.append(RecordKind::Scores, &ScoreRecord::SlaSeal { now_ms: now }.encode())?;
             self.commit()?;
             tracing::debug!(buckets = sealed.len(), "minutes sealed");
+            let after = self.sla.scores.sealed_end_ms();
+            // A first seal covers all time before it: nothing was watched then.
+            if before > 0 {
+                self.checkpoint_minutes(minute_of(before), minute_of(after), &sealed)?;
+            }
             if let Some(export) = &self.sla.aggregates {
                 export.offer(&sealed, now);
             }
@@ -609,10 +793,64 @@ impl Worker {
         Ok(())
     }
 
+    /// This verifier's checkpoints of the minutes `[from, to)` just sealed
+    /// (those still indexed): logged, folded into the book (naming the peers
+    /// that disagree), and gossiped when signed.
+    fn checkpoint_minutes(
+        &mut self,
+        from: u64,
+        to: u64,
+        sealed: &[vouch_sla::SealedBucket],
+    ) -> Result<(), NodeError> {
+        let converge = Arc::clone(&self.sla.converge);
+        let from = from.max(to.saturating_sub(INDEX_SEALED_MINUTES));
+        let policy = self.sla.scores.read().policy().hash.clone();
+        let view = self.recorded_view.unwrap_or_default();
+        let head =
+            LogHead { records: self.log.committed_records(), hash: self.log.committed_hash() };
+        let mut made = 0;
+        for minute in from..to {
+            let signed = converge.make(minute, sealed, &policy, view, head);
+            let bytes = signed.encode();
+            self.log.append(RecordKind::Checkpoint, &bytes)?;
+            let step = Step::Checkpoint { signed: &signed, own: true };
+            if let Ok(Folded::OwnCheckpoint(found)) = self.sla.scores.fold(step) {
+                self.disagreements(&found);
+            }
+            if !signed.certificate.is_empty() && self.sla.publish.try_send(bytes).is_err() {
+                converge.stats.unsent.fetch_add(1, Ordering::Relaxed);
+            }
+            made += 1;
+        }
+        if made > 0 {
+            self.commit()?;
+        }
+        converge.index().prune_before(to.saturating_sub(INDEX_SEALED_MINUTES));
+        Ok(())
+    }
+
+    /// Counts and reports peers whose checkpoints say something else than ours.
+    fn disagreements(&self, found: &[Disagreement]) {
+        for d in found {
+            self.sla.converge.stats.disagreements.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                verifier = %d.verifier,
+                minute = d.minute,
+                theirs = d.envelopes.0,
+                ours = d.envelopes.1,
+                buckets_differ = d.buckets_differ,
+                "a verifier's checkpoint disagrees with ours"
+            );
+        }
+    }
+
     /// A control-topic message: a revocation, checked by the pipeline
     /// (outcomes from its one table, counted apart from telemetry), and
     /// logged and stored only when it changed what is in force.
     fn control(&mut self, data: &[u8]) -> Result<Outcome, NodeError> {
+        if ControlKind::of(data) == ControlKind::Checkpoint {
+            return self.peer_checkpoint(data);
+        }
         let (outcome, reason) = match self.pipeline.validate_revocation(data, now_ms()) {
             Ok(verified) => {
                 self.log.append(RecordKind::Revocation, data)?;
@@ -629,6 +867,56 @@ impl Worker {
         Ok(outcome)
     }
 }
+
+impl Worker {
+    /// A peer verifier's checkpoint from the control topic: verified (its
+    /// certificate, signature and verifier standing), then, when new, logged
+    /// and folded into the book, naming a disagreement with ours.
+    fn peer_checkpoint(&mut self, data: &[u8]) -> Result<Outcome, NodeError> {
+        let checked = self.pipeline.validate_checkpoint(data).and_then(|verified| {
+            let step = Step::Checkpoint { signed: verified.signed(), own: false };
+            match self.sla.scores.fold(step) {
+                Ok(Folded::PeerCheckpoint(Added::New(found))) => Ok(found),
+                Ok(Folded::PeerCheckpoint(Added::Full)) => Err(ValidationError::CheckpointsFull),
+                _ => Err(ValidationError::CheckpointKnown),
+            }
+        });
+        let (outcome, reason) = match checked {
+            Ok(found) => {
+                self.log.append(RecordKind::PeerCheckpoint, data)?;
+                self.sla.converge.stats.peers.fetch_add(1, Ordering::Relaxed);
+                self.disagreements(found.as_slice());
+                (Outcome::Accept, CHECKPOINT)
+            }
+            Err(e) => {
+                let (outcome, reason) = e.outcome();
+                tracing::debug!(%e, reason, "checkpoint not accepted");
+                (outcome, reason)
+            }
+        };
+        *self.control.entry((outcome, reason)).or_default() += 1;
+        Ok(outcome)
+    }
+
+    /// Indexes an envelope read back from the log (its id, minute, partition and position).
+    fn index_logged(&self, payload: &[u8], log_index: u64) {
+        if let Ok(e) = Envelope::decode(payload) {
+            let minute = minute_of(e.id.timestamp);
+            self.sla.converge.index().insert(
+                envelope_id(payload),
+                minute,
+                e.id.partition,
+                log_index,
+            );
+        }
+    }
+}
+
+/// The reason label of an accepted peer checkpoint.
+pub const CHECKPOINT: &str = "checkpoint";
+
+/// The reason label of an envelope accepted from sync after its minute was sealed.
+pub const LATE: &str = "late";
 
 /// Counts a shed message.
 pub(crate) fn count_shed(metrics: &Metrics) {
@@ -659,7 +947,7 @@ mod tests {
         let (log, _) = SegmentLog::open(dir.path().join("log"), LogConfig::default()).unwrap();
         let authority: Arc<dyn Authority> =
             Arc::new(CachedAuthority::new(AuthorityView::new("test", [])));
-        let queue = Arc::new(Queue::new(8));
+        let queue = Arc::new(Queue::new(8, 1));
         let (tx, mut rx) = mpsc::channel(8);
         let metrics = Arc::new(Metrics::default());
         let state = StateStore::open(dir.path().join("state.redb")).unwrap();
@@ -681,7 +969,15 @@ mod tests {
                 restored: false,
                 checkpoint_every: Duration::from_secs(60),
                 aggregates: None,
+                converge: Arc::new(Convergence::new(
+                    vouch_delegation::Eip712Network::arbitrum_one(),
+                    vouch_net::PartitionSet::all(),
+                    None,
+                    &Default::default(),
+                )),
+                publish: mpsc::channel(1).0,
             },
+            drop_principal: None,
         });
         let mut garbage = item(1);
         garbage.topic = vouch_schema::topic::telemetry_topic(0);
@@ -703,25 +999,32 @@ mod tests {
             LogReader::open(dir.path().join("log"), 0).unwrap().map(|r| r.unwrap().kind).collect();
         assert_eq!(
             kinds,
-            [RecordKind::AuthorityView, RecordKind::Checkpoint, RecordKind::Checkpoint],
+            [RecordKind::AuthorityView, RecordKind::Scores, RecordKind::Scores],
             "the view recorded once, the SLA policy, the first seal"
         );
     }
 
     #[test]
     fn queue_sheds_oldest_and_groups() {
-        let q = Queue::new(2);
+        let q = Queue::new(2, 1);
         assert!(q.push(item(1)).is_none());
         assert!(q.push(item(2)).is_none());
         assert_eq!(q.push(item(3)).unwrap().data, vec![1]);
+        let batch = |n: u8| Synced { peer: PeerId::random(), envelopes: vec![vec![n]] };
+        assert!(!q.push_synced(batch(7)));
+        assert!(q.push_synced(batch(8)), "the older batch is shed");
+        assert!(q.has_synced());
         let group = q.take(10, Duration::ZERO, Duration::ZERO).unwrap();
-        assert_eq!(group.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(group.items.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(group.synced.unwrap().envelopes, [vec![8]], "one batch a group");
+        assert!(!q.has_synced());
         q.push(item(4));
         q.close();
         assert!(
             q.take(10, Duration::ZERO, Duration::ZERO).is_none(),
             "closed: stop without waiting"
         );
-        assert_eq!(Queue::new(1).take(1, Duration::ZERO, Duration::ZERO).unwrap().len(), 0, "idle");
+        let idle = Queue::new(1, 1).take(1, Duration::ZERO, Duration::ZERO).unwrap();
+        assert!(idle.items.is_empty() && idle.synced.is_none(), "idle");
     }
 }

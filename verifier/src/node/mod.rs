@@ -12,6 +12,7 @@
 //! On shutdown the swarm stops, the worker commits what it appended, and the
 //! log is fsynced before [`run`] returns.
 
+mod catch_up;
 pub mod config;
 pub mod http;
 mod identity_file;
@@ -23,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::{Multiaddr, PeerId};
@@ -31,9 +32,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use vouch_delegation::authority::onchain::{ChainOptions, OnChainAuthority, RefreshHandle};
 use vouch_delegation::authority::{Authority, CachedAuthority, snapshot};
-use vouch_net::{GossipNode, Inbound, Partitions};
+use vouch_net::sync::SyncEvent;
+use vouch_net::{GossipNode, Inbound, Partitions, SyncSetup};
 
 use crate::api::{Api, SlaSource};
+use crate::converge::{CheckpointSigner, Convergence, LogSyncStore, minute_of};
 use crate::http_server::{HttpServer, HttpServerError};
 use crate::scores::{PolicyFiles, Scores};
 use crate::sink::RunningSinks;
@@ -44,11 +47,20 @@ use crate::store::{
 };
 use crate::validate::Pipeline;
 
+use catch_up::{CatchUp, CaughtUp};
 pub use config::NodeConfig;
-use ingest::{Item, Metrics, Queue, Verdict, Worker, WorkerParts, WorkerSla};
+use ingest::{
+    INDEX_SEALED_MINUTES, Item, Metrics, Queue, Synced, Verdict, Worker, WorkerParts, WorkerSla,
+};
 
 /// How long the node waits for its listeners to report their addresses.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Own checkpoints that may wait for the swarm task (one a minute; beyond, dropped and counted).
+const CONTROL_PUBLISH_QUEUE: usize = 64;
+
+/// How often sync rounds are started and the seal hold is checked.
+const SYNC_TICK: Duration = Duration::from_secs(1);
 
 /// Verdict groups that may wait for the swarm task (the worker blocks beyond).
 const VERDICT_GROUPS: usize = 64;
@@ -140,9 +152,13 @@ pub async fn run(
     let sla = node.open_scores(storage.snapshot.as_ref())?;
     let authority: Arc<dyn Authority> = authority;
     let pipeline = Pipeline::new(node.config.validation.clone(), Arc::clone(&authority));
-    let (mut gossip, p2p_listen) = node.start_gossip(keypair).await?;
+    let converge = Arc::new(node.convergence()?);
+    let (mut gossip, p2p_listen) = node.start_gossip(keypair, &converge).await?;
+    let (publish, published) = mpsc::channel::<Vec<u8>>(CONTROL_PUBLISH_QUEUE);
     let metrics = Arc::new(Metrics::default());
-    let (http, aggregates) = node.start_http(&metrics, &gossip, &sla.scores, storage.sinks).await?;
+    metrics.catching_up.store(true, Ordering::Relaxed);
+    let (http, aggregates) =
+        node.start_http(&metrics, &gossip, &sla.scores, &converge, storage.sinks).await?;
 
     on_start(&Started {
         peer_id: gossip.local_peer_id().to_string(),
@@ -151,7 +167,8 @@ pub async fn run(
     });
     node.dial_bootstrap(&mut gossip);
 
-    let queue = Arc::new(Queue::new(node.config.ingest.queue_capacity));
+    let ingest = node.config.ingest;
+    let queue = Arc::new(Queue::new(ingest.queue_capacity, ingest.sync_queue_batches));
     let (verdicts, verdict_rx) = mpsc::channel::<Vec<Verdict>>(VERDICT_GROUPS);
     let worker = spawn_worker(WorkerParts {
         pipeline,
@@ -164,17 +181,30 @@ pub async fn run(
         verdicts,
         metrics: Arc::clone(&metrics),
         sla: WorkerSla {
-            scores: sla.scores,
+            scores: Arc::clone(&sla.scores),
             files: sla.files,
             snapshot: storage.snapshot_file,
             applied: storage.snapshot.map_or(0, |s| s.applied),
             restored: sla.restored,
             checkpoint_every: Duration::from_secs(node.config.sla.checkpoint_interval_secs.max(1)),
             aggregates,
+            converge,
+            publish,
         },
+        drop_principal: node.drop_principal(),
     });
 
-    let mut running = Subsystems { queue, verdicts: verdict_rx, worker, metrics, http, refresher };
+    let mut running = Subsystems {
+        queue,
+        verdicts: verdict_rx,
+        published,
+        worker,
+        metrics,
+        http,
+        refresher,
+        scores: sla.scores,
+        catch_up: CatchUp::new(Instant::now()),
+    };
     let ingest_stopped = running.serve(&mut gossip, shutdown).await;
     // The swarm stays up until everything else has stopped.
     let result = running.stop(ingest_stopped).await;
@@ -239,6 +269,25 @@ impl NodeBuilder {
         Ok(NodeBuilder { data_dir: config.data_dir(), config, partitions, listen, bootstrap })
     }
 
+    /// The principal a test-only build leaves out (`[faults]`).
+    fn drop_principal(&self) -> Option<vouch_schema::Address> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(p) = self.config.faults.drop_principal {
+            tracing::warn!(principal = %p, "fault injection: leaving this principal's envelopes out");
+            return Some(p);
+        }
+        None
+    }
+
+    /// The envelope index and checkpoint signer (`[checkpoint]`).
+    fn convergence(&self) -> Result<Convergence, NodeError> {
+        let signer = CheckpointSigner::load(&self.config.checkpoint)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let partitions = self.partitions.iter().collect();
+        let network = self.config.validation.network;
+        Ok(Convergence::new(network, partitions, signer, &self.config.checkpoint))
+    }
+
     /// Opens the log (recovering its tail), starts its followers, and opens
     /// the derived state.
     fn open_storage(&self) -> Result<Storage, NodeError> {
@@ -262,15 +311,24 @@ impl NodeBuilder {
     }
 
     /// The swarm: subscribed to the followed partitions and the control
-    /// topic, listening. Returns it and the addresses it listens on.
+    /// topic, serving and running sync over `converge`'s index and the log,
+    /// listening. Returns it and the addresses it listens on.
     async fn start_gossip(
         &self,
         keypair: libp2p::identity::Keypair,
+        converge: &Arc<Convergence>,
     ) -> Result<(GossipNode, Vec<String>), NodeError> {
         let mut topics = self.partitions.topics();
         topics.push(vouch_net::control_topic());
         let agent = format!("vouch-verifier/{}", env!("CARGO_PKG_VERSION"));
-        let mut gossip = GossipNode::new(keypair, agent, &topics, self.config.p2p.limits)?;
+        let store = LogSyncStore::new(Arc::clone(converge), self.data_dir.join("log"));
+        let setup = SyncSetup {
+            store: Arc::new(store),
+            partitions: converge.partitions(),
+            config: self.config.sync.clone(),
+        };
+        let mut gossip =
+            GossipNode::with_sync(keypair, agent, &topics, self.config.p2p.limits, setup)?;
         let listening =
             tokio::time::timeout(LISTEN_TIMEOUT, gossip.listen(&self.listen)).await.map_err(
                 |_| NodeError::Network("timed out waiting for listen addresses".to_owned()),
@@ -288,6 +346,7 @@ impl NodeBuilder {
         metrics: &Arc<Metrics>,
         gossip: &GossipNode,
         scores: &Arc<Scores>,
+        converge: &Arc<Convergence>,
         sinks: RunningSinks,
     ) -> Result<(Http, Option<Arc<AggregateExport>>), NodeError> {
         let config = &self.config;
@@ -323,12 +382,27 @@ impl NodeBuilder {
                 Arc::new(move |out: &mut String| p2p::render_metrics(&c, out))
             },
             {
+                let s = gossip.sync_stats();
+                Arc::new(move |out: &mut String| {
+                    if let Some(s) = &s {
+                        s.render_metrics(out);
+                    }
+                })
+            },
+            {
                 let m = api.metrics();
                 Arc::new(move |out: &mut String| m.render_metrics(out))
             },
             {
                 let s = Arc::clone(scores);
                 Arc::new(move |out: &mut String| s.render_metrics(out))
+            },
+            {
+                let (c, s) = (Arc::clone(converge), Arc::clone(scores));
+                Arc::new(move |out: &mut String| {
+                    let refused = s.checkpoints().refused();
+                    c.render_metrics(refused, out);
+                })
             },
             {
                 let s = Arc::clone(&sinks);
@@ -339,7 +413,7 @@ impl NodeBuilder {
             let export = Arc::clone(export);
             extra.push(Arc::new(move |out: &mut String| export.render_metrics(out)));
         }
-        let app = api.wrap(http::router(Arc::clone(metrics), extra));
+        let app = api.wrap(http::router(Arc::clone(metrics), extra, Arc::clone(scores)));
         let task = tokio::spawn(http_server.serve(app, async move {
             let _ = stopped.await;
         }));
@@ -373,10 +447,16 @@ fn spawn_worker(parts: WorkerParts) -> JoinHandle<Result<(), NodeError>> {
 struct Subsystems {
     queue: Arc<Queue>,
     verdicts: mpsc::Receiver<Vec<Verdict>>,
+    /// Control-topic messages from the worker (own signed checkpoints).
+    published: mpsc::Receiver<Vec<u8>>,
     worker: JoinHandle<Result<(), NodeError>>,
     metrics: Arc<Metrics>,
     http: Http,
     refresher: Option<RefreshHandle>,
+    /// What sync rounds cover: the minutes not sealed yet.
+    scores: Arc<Scores>,
+    /// The seal hold after start, until caught up with the peers.
+    catch_up: CatchUp,
 }
 
 impl Subsystems {
@@ -384,13 +464,20 @@ impl Subsystems {
     /// verdicts back to gossip, until `shutdown` resolves (false) or the
     /// worker stops by itself (true: the node exits with an error).
     async fn serve(&mut self, gossip: &mut GossipNode, shutdown: impl Future<Output = ()>) -> bool {
-        let control_hash = vouch_net::control_topic().hash();
+        let control = vouch_net::control_topic();
+        let control_hash = control.hash();
+        let mut tick = tokio::time::interval(SYNC_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => {
                     tracing::info!("shutting down");
                     return false;
+                }
+                _ = tick.tick() => self.sync_tick(gossip),
+                Some(data) = self.published.recv() => {
+                    gossip.publish(&control, data);
                 }
                 verdicts = self.verdicts.recv() => {
                     let Some(verdicts) = verdicts else {
@@ -400,7 +487,12 @@ impl Subsystems {
                         return true;
                     };
                     for v in verdicts {
-                        report(gossip, &self.metrics, &v.id, &v.source, v.acceptance);
+                        match &v.id {
+                            Some(id) => report(gossip, &self.metrics, id, &v.source, v.acceptance),
+                            // A synced envelope no honest verifier would hold.
+                            None if v.acceptance == MessageAcceptance::Reject => gossip.penalize(&v.source),
+                            None => {}
+                        }
                     }
                 }
                 inbound = gossip.next() => match inbound {
@@ -417,6 +509,16 @@ impl Subsystems {
                             report(gossip, &self.metrics, &old.id, &old.source, MessageAcceptance::Ignore);
                         }
                     }
+                    Inbound::Sync(SyncEvent::Fetched { peer, envelopes }) => {
+                        // A shed batch's ids are fetched again once their claims lapse.
+                        if self.queue.push_synced(Synced { peer, envelopes }) {
+                            self.metrics.sync_batches_shed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Inbound::Sync(SyncEvent::RoundEnded { peer, end, counts }) => {
+                        tracing::debug!(%peer, ?end, ?counts, "sync round ended");
+                        self.catch_up.round_ended(peer, end);
+                    }
                     Inbound::SlowPeer { peer_id, failed_messages } => {
                         // Forwards (and gossip) a peer could not take in time: counted, not silent.
                         let n = failed_messages.priority + failed_messages.non_priority;
@@ -428,12 +530,33 @@ impl Subsystems {
         }
     }
 
+    /// Every [`SYNC_TICK`]: starts sync rounds over the minutes not sealed
+    /// yet (at most the last [`INDEX_SEALED_MINUTES`]), and ends the seal
+    /// hold once caught up.
+    fn sync_tick(&mut self, gossip: &mut GossipNode) {
+        let now = minute_of(crate::clock::now_ms());
+        let from =
+            minute_of(self.scores.sealed_end_ms()).max(now.saturating_sub(INDEX_SEALED_MINUTES));
+        gossip.sync_round(from, now);
+        if let Some(why) = self.catch_up.check(gossip.sync_peers(), Instant::now()) {
+            match why {
+                CaughtUp::TimedOut => {
+                    tracing::warn!(
+                        "sync peers did not complete a round in time; sealing with what is held"
+                    )
+                }
+                _ => tracing::info!(?why, "caught up with peers; sealing"),
+            }
+            self.metrics.catching_up.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Stops in the order the final commit needs: no more input, the worker
     /// commits, then HTTP, the authority refresher, the aggregate export and
     /// the sinks stop. `ingest_stopped`: the worker stopped before shutdown
     /// was asked (the node exits with an error).
     async fn stop(self, ingest_stopped: bool) -> Result<(), NodeError> {
-        let Subsystems { queue, verdicts, worker, metrics, http, refresher } = self;
+        let Subsystems { queue, verdicts, worker, metrics, http, refresher, .. } = self;
         queue.close();
         drop(verdicts);
         let worker_result = match worker.await {

@@ -25,6 +25,7 @@
 //! node made at arrival except those that depended on its wall clock then.
 
 mod parallel;
+pub mod proof;
 mod verify;
 
 use std::ops::ControlFlow;
@@ -34,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use serde::Serialize;
-use vouch_delegation::VerifiedDelegation;
 use vouch_delegation::authority::AuthorityView;
+use vouch_delegation::{SignedCheckpoint, VerifiedDelegation};
 use vouch_schema::{Envelope, TelemetryBatch};
 
 use vouch_sla::Observer;
@@ -108,12 +109,23 @@ pub enum Replayed<'a> {
         /// The view.
         view: &'a AuthorityView,
     },
-    /// A checkpoint record (the scores' policy and seals), chain-checked.
-    Checkpoint {
+    /// A score record (the scores' policy, or a seal), chain-checked.
+    Record {
         /// Its record index.
         index: u64,
         /// Its payload.
         payload: &'a [u8],
+    },
+    /// A verifier's checkpoint of a sealed minute: the log's own (its
+    /// signature checked when it has one), or a peer's (certificate,
+    /// signature and verifier standing in the recorded view checked).
+    Checkpoint {
+        /// Its record index.
+        index: u64,
+        /// The checkpoint.
+        signed: &'a SignedCheckpoint,
+        /// Whether the log's verifier made it.
+        own: bool,
     },
 }
 
@@ -139,8 +151,12 @@ pub struct ReplaySummary {
     pub events: u64,
     /// Revocations applied.
     pub revocations: u64,
-    /// Checkpoint records (chain-checked only).
+    /// Score records: the SLA policy and seals (chain-checked only).
+    pub score_records: u64,
+    /// This verifier's checkpoints of sealed minutes.
     pub checkpoints: u64,
+    /// Peers' checkpoints it logged.
+    pub peer_checkpoints: u64,
     /// Authority views recorded, in order.
     pub views: Vec<RecordedView>,
     /// Index of the first record present (above 0 when a prefix was pruned).
@@ -278,7 +294,9 @@ pub fn replay(
         envelopes: 0,
         events: 0,
         revocations: 0,
+        score_records: 0,
         checkpoints: 0,
+        peer_checkpoints: 0,
         views: Vec::new(),
         first_index: None,
         last_index: None,
@@ -317,9 +335,17 @@ pub fn replay(
                 on_record(Replayed::View { index: position.index, view });
             }
             Done::Other(_, Other::Revocation) => summary.revocations += 1,
-            Done::Other(_, Other::Checkpoint(payload)) => {
-                summary.checkpoints += 1;
-                on_record(Replayed::Checkpoint { index: position.index, payload });
+            Done::Other(_, Other::Scores(payload)) => {
+                summary.score_records += 1;
+                on_record(Replayed::Record { index: position.index, payload });
+            }
+            Done::Other(_, Other::Checkpoint(signed, own)) => {
+                if *own {
+                    summary.checkpoints += 1;
+                } else {
+                    summary.peer_checkpoints += 1;
+                }
+                on_record(Replayed::Checkpoint { index: position.index, signed, own: *own });
             }
             Done::Fail(_) => {}
         }
@@ -354,8 +380,9 @@ pub fn replay_scores(
                 (b.index, scores.fold(step))
             }
             Replayed::View { index, view } => (index, scores.fold(Step::View(view))),
-            Replayed::Checkpoint { index, payload } => {
-                (index, scores.fold(Step::Checkpoint(payload)))
+            Replayed::Record { index, payload } => (index, scores.fold(Step::Record(payload))),
+            Replayed::Checkpoint { index, signed, own } => {
+                (index, scores.fold(Step::Checkpoint { signed, own }))
             }
         };
         if let Err(e) = step {
@@ -442,8 +469,34 @@ impl Source {
                 Ok(()) => Item::Other(position, Other::Revocation),
                 Err(problem) => Item::Fail(ReplayError::at(&position, problem)),
             },
-            RecordKind::Checkpoint => Item::Other(position, Other::Checkpoint(record.payload)),
+            RecordKind::Scores => Item::Other(position, Other::Scores(record.payload)),
+            RecordKind::Checkpoint | RecordKind::PeerCheckpoint => {
+                let own = record.kind == RecordKind::Checkpoint;
+                match self.checkpoint(&record.payload, own) {
+                    Ok(signed) => Item::Other(position, Other::Checkpoint(Box::new(signed), own)),
+                    Err(problem) => Item::Fail(ReplayError::at(&position, problem)),
+                }
+            }
         }
+    }
+
+    /// Checks a recorded checkpoint: a peer's as the node did when it came
+    /// (certificate, signature, verifier standing in the view in force
+    /// here); the log's own only for its signature, when it has one (a
+    /// verifier without a key logs its checkpoints unsigned).
+    fn checkpoint(&self, payload: &[u8], own: bool) -> Result<SignedCheckpoint, RecordProblem> {
+        let bad = |e| RecordProblem::BadCheckpoint(Box::new(e));
+        let signed = SignedCheckpoint::decode(payload)
+            .map_err(|e| bad(crate::validate::ValidationError::MalformedCheckpoint(e)))?;
+        if own && signed.certificate.is_empty() {
+            return Ok(signed);
+        }
+        let verified = self.rules.checkpoint(payload).map_err(bad)?;
+        if !own {
+            let (view, _) = self.view.as_ref().ok_or(RecordProblem::NoAuthorityView)?;
+            Rules::checkpointer(view, &verified).map_err(bad)?;
+        }
+        Ok(signed)
     }
 
     /// Verifies a recorded revocation, checks its signer against the view in

@@ -54,8 +54,10 @@ pub(crate) enum Other {
     View(Arc<AuthorityView>, [u8; 32]),
     /// A revocation, applied from here on.
     Revocation,
-    /// A checkpoint record (nothing to check beyond the chain), its payload.
-    Checkpoint(Vec<u8>),
+    /// A score record (nothing to check beyond the chain), its payload.
+    Scores(Vec<u8>),
+    /// A checkpoint that verified, and whether it is the log's own.
+    Checkpoint(Box<vouch_delegation::SignedCheckpoint>, bool),
 }
 
 /// A result, in log order.

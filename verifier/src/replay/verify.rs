@@ -49,6 +49,10 @@ pub enum RecordProblem {
     /// A recorded revocation does not decode or verify.
     #[error("recorded revocation does not verify: {0}")]
     BadRevocation(Box<ValidationError>),
+    /// A recorded checkpoint does not decode or verify, or a peer's signer
+    /// is not a verifier of the recorded view.
+    #[error("recorded checkpoint: {0}")]
+    BadCheckpoint(Box<ValidationError>),
     /// A recorded revocation was signed by an address that is not a
     /// principal of the view in force at its position: the node should
     /// have refused it.

@@ -10,10 +10,12 @@
 //! answers.
 
 use vouch_delegation::authority::AuthorityView;
+use vouch_delegation::{SignedCheckpoint, SignedDelegation};
 use vouch_schema::{Envelope, TelemetryBatch};
 use vouch_sla::Observer;
 
 use super::{ScoreError, ScoreRecord, Scores, observer_of};
+use crate::converge::{Added, Disagreement};
 use crate::store::RecordKind;
 
 /// One log record, as the scores see it.
@@ -30,17 +32,30 @@ pub enum Step<'a> {
     },
     /// The authority view in force from here on.
     View(&'a AuthorityView),
-    /// A checkpoint record's payload (a [`ScoreRecord`]).
-    Checkpoint(&'a [u8]),
+    /// A score record's payload (a [`ScoreRecord`]: the policy, or a seal).
+    Record(&'a [u8]),
+    /// A verifier's checkpoint of a sealed minute: this verifier's own, or a
+    /// peer's (already verified by whoever logged or replays it).
+    Checkpoint {
+        /// The checkpoint.
+        signed: &'a SignedCheckpoint,
+        /// Whether this log's verifier made it.
+        own: bool,
+    },
 }
 
 /// What one step did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Folded {
     /// An envelope's events went to the engine.
     Scored,
     /// A view or a score record was applied.
     Applied,
+    /// This verifier's checkpoint went into the book; the peers on record
+    /// that disagree with it.
+    OwnCheckpoint(Vec<Disagreement>),
+    /// A peer's checkpoint, and what adding it did.
+    PeerCheckpoint(Added),
     /// Nothing for the scores (revocations).
     Skipped,
 }
@@ -57,7 +72,16 @@ impl Scores {
                 self.set_authority(view);
                 Ok(Folded::Applied)
             }
-            Step::Checkpoint(payload) => {
+            Step::Checkpoint { signed, own: true } => {
+                Ok(Folded::OwnCheckpoint(self.checkpoints().add_own(signed.clone())))
+            }
+            Step::Checkpoint { signed, own: false } => {
+                let verifier = SignedDelegation::decode(&signed.certificate)
+                    .map_err(|e| ScoreError::Envelope(e.to_string()))?
+                    .principal;
+                Ok(Folded::PeerCheckpoint(self.checkpoints().add_peer(verifier, signed.clone())))
+            }
+            Step::Record(payload) => {
                 if let ScoreRecord::SlaSeal { now_ms } = ScoreRecord::decode(payload)? {
                     self.seal(now_ms);
                 }
@@ -90,7 +114,12 @@ impl Scores {
                 let view: AuthorityView = serde_json::from_slice(payload)?;
                 self.fold(Step::View(&view))
             }
-            RecordKind::Checkpoint => self.fold(Step::Checkpoint(payload)),
+            RecordKind::Scores => self.fold(Step::Record(payload)),
+            RecordKind::Checkpoint | RecordKind::PeerCheckpoint => {
+                let signed = SignedCheckpoint::decode(payload)
+                    .map_err(|e| ScoreError::Envelope(e.to_string()))?;
+                self.fold(Step::Checkpoint { signed: &signed, own: kind == RecordKind::Checkpoint })
+            }
             RecordKind::Revocation => Ok(Folded::Skipped),
         }
     }

@@ -15,7 +15,7 @@ mod source;
 pub use fold::{Folded, Step};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use vouch_delegation::SignedDelegation;
@@ -23,10 +23,11 @@ use vouch_delegation::authority::AuthorityView;
 use vouch_schema::{Envelope, TelemetryBatch};
 use vouch_sla::{Engine, IngestReport, Limits, Observer, Policy, Registry, SealedBucket, SlaError};
 
+use crate::converge::{Agreement, BookLimits, CheckpointBook};
 use crate::store::{LogReader, RecordKind};
 use crate::validate::Verified;
 
-/// A [`RecordKind::Checkpoint`] record of the scores (JSON, tagged by `kind`).
+/// A [`RecordKind::Scores`] record of the scores (JSON, tagged by `kind`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ScoreRecord {
@@ -63,6 +64,12 @@ pub enum ScoreError {
     /// The log could not be read.
     #[error("log: {0}")]
     Log(String),
+    /// A snapshot file that is not a scores snapshot of this version.
+    #[error("scores snapshot: {0}")]
+    Snapshot(&'static str),
+    /// The engine part of a snapshot does not restore.
+    #[error("scores snapshot: {0}")]
+    Engine(#[source] vouch_sla::SlaError),
     /// The log records no SLA policy: it was not written by a scoring node.
     #[error("the log records no SLA policy (not written by a scoring node)")]
     NoPolicy,
@@ -93,7 +100,7 @@ pub fn recorded_policy(log_dir: &std::path::Path) -> Result<Option<PolicyFiles>,
     .map_err(log_err)?;
     for record in reader {
         let record = record.map_err(log_err)?;
-        if record.kind != RecordKind::Checkpoint {
+        if record.kind != RecordKind::Scores {
             continue;
         }
         if let ScoreRecord::SlaPolicy { policy_toml, registry_toml, limits } =
@@ -161,12 +168,43 @@ pub struct Scores {
     sealed_end_ms: AtomicU64,
     /// Serialized answers by query, tagged with the seal they reflect.
     answers: Mutex<source::Answers>,
+    /// Own and peers' checkpoints, fed in log order.
+    book: Mutex<CheckpointBook>,
+    /// The book as it stood at the last seal: what answers' `agreement`
+    /// reflects, so a replay that stops at the same seal serves the same
+    /// bytes whatever checkpoints arrived after it.
+    agreement: RwLock<Arc<CheckpointBook>>,
 }
 
 impl std::fmt::Debug for Scores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scores").finish_non_exhaustive()
     }
+}
+
+/// Splits a [`Scores::snapshot`] into the engine's bytes and the book.
+fn decode_snapshot(bytes: &[u8]) -> Result<(Vec<u8>, CheckpointBook), ScoreError> {
+    use ciborium::Value;
+    let bad = || ScoreError::Snapshot("not a scores snapshot");
+    let value: Value = ciborium::from_reader(bytes).map_err(|_| bad())?;
+    let Value::Array(mut parts) = value else { return Err(bad()) };
+    let (Some(Value::Array(records)), Some(Value::Bytes(engine))) = (parts.pop(), parts.pop())
+    else {
+        return Err(bad());
+    };
+    let records = records
+        .into_iter()
+        .map(|r| match r {
+            Value::Array(pair) => match pair.as_slice() {
+                [Value::Bool(own), Value::Bytes(b)] => Ok((*own, b.clone())),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let book = CheckpointBook::from_records(BookLimits::default(), &records)
+        .map_err(|_| ScoreError::Snapshot("a checkpoint in the snapshot does not decode"))?;
+    Ok((engine, book))
 }
 
 /// Who signed a logged envelope's batch, from its certificate (the log holds
@@ -180,22 +218,39 @@ pub fn observer_of(batch: &TelemetryBatch) -> Result<Observer, ScoreError> {
 impl Scores {
     /// Scores over `engine`.
     pub fn new(engine: Engine) -> Scores {
-        let sealed_end_ms = AtomicU64::new(engine.stats().sealed_end_ms);
-        Scores { engine: RwLock::new(engine), sealed_end_ms, answers: Mutex::default() }
+        Scores::assemble(engine, CheckpointBook::new(BookLimits::default()))
     }
 
-    /// An empty engine under `files`, or the one `checkpoint` saved under
-    /// the same files; a checkpoint made under other files is dropped (the
-    /// caller then re-reads the log).
+    fn assemble(engine: Engine, book: CheckpointBook) -> Scores {
+        let sealed_end_ms = AtomicU64::new(engine.stats().sealed_end_ms);
+        Scores {
+            engine: RwLock::new(engine),
+            sealed_end_ms,
+            answers: Mutex::default(),
+            agreement: RwLock::new(Arc::new(book.clone())),
+            book: Mutex::new(book),
+        }
+    }
+
+    /// An empty engine under `files`, or the one a snapshot (from
+    /// [`Scores::snapshot`]) saved under the same files; a snapshot made
+    /// under other files, or of another format, is dropped (the caller then
+    /// re-reads the log).
     pub fn open(
         files: &PolicyFiles,
-        checkpoint: Option<&[u8]>,
+        snapshot: Option<&[u8]>,
     ) -> Result<(Scores, bool), ScoreError> {
         let (policy, registry) = files.parse()?;
-        if let Some(bytes) = checkpoint {
-            match Engine::restore(policy.clone(), registry.clone(), files.limits, bytes) {
-                Ok(engine) => return Ok((Scores::new(engine), true)),
-                Err(e) => tracing::warn!(%e, "SLA checkpoint not usable; rebuilding from the log"),
+        if let Some(bytes) = snapshot {
+            let restored = decode_snapshot(bytes).and_then(|(engine, book)| {
+                let engine =
+                    Engine::restore(policy.clone(), registry.clone(), files.limits, &engine)
+                        .map_err(ScoreError::Engine)?;
+                Ok(Scores::assemble(engine, book))
+            });
+            match restored {
+                Ok(scores) => return Ok((scores, true)),
+                Err(e) => tracing::warn!(%e, "SLA snapshot not usable; rebuilding from the log"),
             }
         }
         Ok((Scores::new(Engine::new(policy, registry, files.limits)), false))
@@ -246,12 +301,53 @@ impl Scores {
         }
         let sealed = engine.seal(now_ms);
         self.sealed_end_ms.store(to, Ordering::Relaxed);
+        let book = Arc::new(self.book().clone());
+        *self.agreement.write().unwrap_or_else(|p| p.into_inner()) = book;
         Some(sealed)
     }
 
-    /// The whole engine state, for the state store.
-    pub fn checkpoint(&self) -> Vec<u8> {
-        self.read().checkpoint()
+    /// End of the sealed minutes, ms.
+    pub fn sealed_end_ms(&self) -> u64 {
+        self.sealed_end_ms.load(Ordering::Relaxed)
+    }
+
+    /// The checkpoint book (own and peers' checkpoints, as logged so far).
+    pub fn checkpoints(&self) -> MutexGuard<'_, CheckpointBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn book(&self) -> MutexGuard<'_, CheckpointBook> {
+        self.checkpoints()
+    }
+
+    /// Agreement over minutes `[from, to)` as of the last seal (what answers carry).
+    pub fn agreement(&self, from: u64, to: u64) -> Agreement {
+        self.agreement.read().unwrap_or_else(|p| p.into_inner()).agreement(from, to)
+    }
+
+    /// The engine state and the checkpoint book, for the snapshot file.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let engine = self.read().checkpoint();
+        let book = self.book().to_records();
+        let value = ciborium::Value::Array(vec![
+            ciborium::Value::Bytes(engine),
+            ciborium::Value::Array(
+                book.into_iter()
+                    .map(|(own, bytes)| {
+                        ciborium::Value::Array(vec![
+                            ciborium::Value::Bool(own),
+                            ciborium::Value::Bytes(bytes),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ]);
+        let mut out = Vec::new();
+        // Writing plain values into a Vec cannot fail.
+        if let Err(e) = ciborium::into_writer(&value, &mut out) {
+            unreachable!("serializing the scores snapshot: {e}");
+        }
+        out
     }
 
     /// `vouch_sla_*` lines for `/metrics`.
@@ -357,16 +453,16 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_restores_and_a_foreign_one_is_dropped() {
+    fn a_snapshot_restores_and_a_foreign_one_is_dropped() {
         let files = PolicyFiles::default();
         let (scores, restored) = Scores::open(&files, None).unwrap();
         assert!(!restored);
         assert!(scores.seal(10 * 60_000).is_some(), "the first seal advances");
         assert!(scores.seal(10 * 60_000).is_none(), "the same clock seals nothing new");
-        let bytes = scores.checkpoint();
+        let bytes = scores.snapshot();
         let (again, restored) = Scores::open(&files, Some(&bytes)).unwrap();
         assert!(restored);
-        assert_eq!(again.checkpoint(), bytes);
+        assert_eq!(again.snapshot(), bytes);
         let (_, restored) = Scores::open(&files, Some(b"garbage")).unwrap();
         assert!(!restored);
     }

@@ -15,7 +15,9 @@ use std::sync::atomic::Ordering;
 use axum::body::Bytes;
 use serde::Serialize;
 use vouch_schema::Address;
-use vouch_sla::{Query, Window};
+use vouch_sla::{Agreement, Query, Window, WindowInfo};
+
+use crate::converge::minute_of;
 
 use super::Scores;
 use crate::api::{ApiError, Params, SlaSource};
@@ -91,6 +93,13 @@ impl Scores {
     }
 }
 
+impl Scores {
+    /// The agreement over an answer's window, as of the last seal.
+    fn agreement_of(&self, w: &WindowInfo) -> Agreement {
+        self.agreement(minute_of(w.start_ms), minute_of(w.end_ms))
+    }
+}
+
 /// A cache key: the route and its parameters in order.
 fn key(route: &str, params: &Params) -> String {
     let mut k = route.to_owned();
@@ -116,7 +125,11 @@ fn query(params: &Params, default: Window) -> Result<Query, ApiError> {
 impl SlaSource for Scores {
     fn orchestrators(&self, params: &Params) -> Result<Bytes, ApiError> {
         let q = query(params, Window::H1)?;
-        self.cached(key("orchestrators", params), |s| json(&s.read().orchestrators(&q)))
+        self.cached(key("orchestrators", params), |s| {
+            let mut r = s.read().orchestrators(&q);
+            r.agreement = Some(s.agreement_of(&r.window));
+            json(&r)
+        })
     }
 
     fn orchestrator(
@@ -130,8 +143,12 @@ impl SlaSource for Scores {
         let q = query(params, Window::H1)?;
         let route = format!("orchestrator/{address}/{restricted}");
         let body = self.cached(key(&route, params), |s| {
-            match s.read().orchestrator(&address, &q, restricted) {
-                Some(detail) => json(&detail),
+            let detail = s.read().orchestrator(&address, &q, restricted);
+            match detail {
+                Some(mut detail) => {
+                    detail.agreement = Some(s.agreement_of(&detail.window));
+                    json(&detail)
+                }
                 // Cached as an empty body: "never seen" until the next seal.
                 None => Ok(Bytes::new()),
             }
@@ -141,7 +158,11 @@ impl SlaSource for Scores {
 
     fn demand(&self, params: &Params) -> Result<Bytes, ApiError> {
         let q = query(params, Window::H1)?;
-        self.cached(key("demand", params), |s| json(&s.read().demand(&q)))
+        self.cached(key("demand", params), |s| {
+            let mut r = s.read().demand(&q);
+            r.agreement = Some(s.agreement_of(&r.window));
+            json(&r)
+        })
     }
 
     fn models(&self) -> Bytes {

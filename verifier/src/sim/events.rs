@@ -1,7 +1,7 @@
 //! go-livepeer-shaped events of simulated sessions and self-reports.
 //!
 //! The shapes are those the SLA engine is tested against
-//! (`sla/tests/common/mod.rs`): `stream_trace` milestones
+//! (`testkit/src/sla.rs`): `stream_trace` milestones
 //! (`gateway_receive_stream_request`, `gateway_send_first_ingest_segment`,
 //! `gateway_receive_first_processed_segment`,
 //! `gateway_receive_few_processed_segments`, `orchestrator_swap`,

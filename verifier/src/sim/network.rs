@@ -34,6 +34,8 @@ pub struct NetworkSpec {
     pub now_secs: u64,
     /// Certificate lifetime, seconds.
     pub valid_for_secs: u64,
+    /// Verifiers, each with a verifier-role delegate that signs its checkpoints.
+    pub verifiers: usize,
 }
 
 /// Why a network could not be generated or written.
@@ -117,6 +119,8 @@ pub struct Network {
     pub gateways: Vec<Identity>,
     /// The load-test gateway (role loadtest under a gateway principal).
     pub loadtest: Identity,
+    /// The verifiers (role verifier), `verifier-1` on.
+    pub verifiers: Vec<Identity>,
 }
 
 fn seeded_key(rng: &mut SplitMix64) -> SigningKey {
@@ -173,6 +177,10 @@ impl Network {
             .map(|r| identity(format!("gateway-{}", r.to_lowercase()), Role::Gateway, r))
             .collect::<Result<Vec<_>, _>>()?;
         let loadtest = identity("loadtest".to_owned(), Role::Loadtest, &spec.regions[0])?;
+        // Drawn after everyone else, so adding verifiers changes no other key.
+        let verifiers = (1..=spec.verifiers)
+            .map(|i| identity(format!("verifier-{i}"), Role::Verifier, &spec.regions[0]))
+            .collect::<Result<Vec<_>, _>>()?;
         // Stakes from their own stream, so adding a gateway does not change them:
         // 1,000 to 500,000 LPT, distinct.
         let mut stake_rng = SplitMix64::new(spec.seed ^ 0x5741_4b45);
@@ -187,7 +195,7 @@ impl Network {
                 SimOrchestrator { identity, profile, stake: u128::from(lpt) * 10u128.pow(18) }
             })
             .collect();
-        Ok(Network { orchestrators, gateways, loadtest })
+        Ok(Network { orchestrators, gateways, loadtest, verifiers })
     }
 
     /// The orchestrator with principal `address`.
@@ -208,7 +216,15 @@ impl Network {
             roles: BTreeSet::from([Role::Gateway]),
             stake: None,
         });
-        AuthorityView::new("snapshot:authority.json", orchestrators.chain(gateways))
+        let verifiers = self.verifiers.iter().map(|v| PrincipalEntry {
+            address: v.principal(),
+            roles: BTreeSet::from([Role::Verifier]),
+            stake: None,
+        });
+        AuthorityView::new(
+            "snapshot:authority.json",
+            orchestrators.chain(gateways).chain(verifiers),
+        )
     }
 
     /// Writes `authority.json`, `profiles.json` and, under `keys/`, every
@@ -222,7 +238,8 @@ impl Network {
             .iter()
             .map(|o| &o.identity)
             .chain(&self.gateways)
-            .chain([&self.loadtest]);
+            .chain([&self.loadtest])
+            .chain(&self.verifiers);
         for id in all {
             keys::write_hex_key(
                 &keys_dir.join(format!("{}.principal.key", id.name)),
@@ -268,6 +285,7 @@ mod tests {
 
     fn spec(seed: u64) -> NetworkSpec {
         NetworkSpec {
+            verifiers: 2,
             orchestrators: 6,
             regions: vec!["FRA".into(), "NYC".into()],
             seed,

@@ -1,19 +1,23 @@
-//! The load-test gateway's probe schedule: which orchestrators it probes,
-//! in which order, and when, within a rate budget per orchestrator.
+//! The load-test gateway's probes: the schedule (which orchestrators it
+//! probes, in which order, and when, within a rate budget per orchestrator)
+//! and the [`Prober`] that turns it into synthetic sessions as their times
+//! come.
 //!
 //! A schedule is a pure function of its inputs (targets, strategy, seed,
 //! interval, budget), so the same seed probes the same orchestrators in the
 //! same order, and `vouch loadtest --dry-run` prints exactly what a real run
 //! would do.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 use vouch_delegation::Role;
 use vouch_delegation::authority::AuthorityView;
-use vouch_schema::Address;
+use vouch_schema::{Address, Origin};
 
+use super::events::{Profile, SessionPlan};
 use super::rng::SplitMix64;
+use super::timeline::Timeline;
 
 /// One minute, ms: the span of the rate budget.
 pub const BUDGET_SPAN_MS: u64 = 60_000;
@@ -194,6 +198,83 @@ pub fn schedule(
         t += params.interval_ms;
     }
     Ok(out)
+}
+
+/// Turns a probe schedule into synthetic sessions as their times come: the
+/// load-test gateway of `vouch loadtest` and of `vouch demo`.
+#[derive(Debug)]
+pub struct Prober {
+    schedule: Vec<Probe>,
+    next: usize,
+    start_ms: u64,
+    seed: u64,
+    region: String,
+    rng: SplitMix64,
+    nth: BTreeMap<Address, u64>,
+    started: u64,
+}
+
+impl Prober {
+    /// Runs `schedule` from `start_ms` (Unix ms), observed from `region`;
+    /// `seed` names the probes' requests and seeds their sessions.
+    pub fn new(schedule: Vec<Probe>, start_ms: u64, seed: u64, region: String) -> Prober {
+        Prober {
+            schedule,
+            next: 0,
+            start_ms,
+            seed,
+            region,
+            rng: SplitMix64::new(seed ^ 0x7072_6f62_6573),
+            nth: BTreeMap::new(),
+            started: 0,
+        }
+    }
+
+    /// Whether every probe of the schedule has started.
+    pub fn finished(&self) -> bool {
+        self.next >= self.schedule.len()
+    }
+
+    /// Probes started so far.
+    pub fn started(&self) -> u64 {
+        self.started
+    }
+
+    /// Plans the session of every probe due at `now` on `timeline` for
+    /// `publisher`: each orchestrator behaves as `profile_of` says, and
+    /// `backup` takes over a session swapped away.
+    pub fn plan_due(
+        &mut self,
+        now: u64,
+        timeline: &mut Timeline,
+        publisher: usize,
+        profile_of: impl Fn(&Address) -> Profile,
+        backup: Address,
+    ) {
+        while let Some(p) = self.schedule.get(self.next) {
+            let at = self.start_ms + p.offset_ms;
+            if at > now {
+                break;
+            }
+            self.next += 1;
+            let nth = self.nth.entry(p.orchestrator).or_default();
+            let plan = SessionPlan {
+                request_id: format!("probe-{:x}-{}", self.seed, p.index),
+                orchestrator: p.orchestrator,
+                profile: profile_of(&p.orchestrator),
+                backup,
+                region: self.region.clone(),
+                origin: Origin::Synthetic,
+                start_ms: now,
+                nth: *nth,
+            };
+            *nth += 1;
+            self.started += 1;
+            for e in plan.events(&mut self.rng) {
+                timeline.push(e.at_ms, publisher, e.event);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

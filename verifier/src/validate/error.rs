@@ -1,7 +1,7 @@
 //! Every way validation can fail, and the one table that maps each failure
 //! to a gossip [`Outcome`] and a stable reason label (DESIGN.md §6).
 
-use vouch_delegation::{CertificateError, DecodeError, Role};
+use vouch_delegation::{CertificateError, CheckpointError, DecodeError, Role};
 use vouch_schema::{Address, BatchError, EnvelopeError, SignatureError};
 
 /// What gossip is told about a message.
@@ -148,9 +148,40 @@ pub enum ValidationError {
     /// The revocation is already in force from the same or an earlier time.
     #[error("revocation already in force")]
     RevocationInForce,
+    /// A control-topic message is not a strictly encoded checkpoint.
+    #[error("malformed checkpoint: {0}")]
+    MalformedCheckpoint(#[source] DecodeError),
+    /// The checkpoint's certificate or signature does not verify.
+    #[error("{0}")]
+    BadCheckpoint(#[source] CheckpointError),
+    /// The checkpoint's signer does not hold verifier standing in the
+    /// authority view: only verifiers sign checkpoints.
+    #[error("checkpoint signer {0} is not a verifier of the authority view")]
+    NotAVerifier(Address),
+    /// This verifier's checkpoint of that minute is already held.
+    #[error("checkpoint already held")]
+    CheckpointKnown,
+    /// The checkpoint book holds its most verifiers for that minute, or the
+    /// minute is older than the book keeps.
+    #[error("no room for the checkpoint")]
+    CheckpointsFull,
 }
 
 impl ValidationError {
+    /// Whether a peer verifier that served this envelope by sync is to
+    /// blame: not for an Ignore, nor for what an honest peer may hold
+    /// because its view differed (a revocation or an authority change it
+    /// had not seen yet); for everything an honest verifier never accepts.
+    pub fn blames_sync_peer(&self) -> bool {
+        self.outcome().0 == Outcome::Reject
+            && !matches!(
+                self,
+                ValidationError::Revoked { .. }
+                    | ValidationError::Unauthorized { .. }
+                    | ValidationError::ExpiredCertificate(_)
+            )
+    }
+
     /// THE outcome table: the gossip outcome and the stable reason label of
     /// each failure. Reject means the forwarding peer should have caught it.
     pub fn outcome(&self) -> (Outcome, &'static str) {
@@ -185,6 +216,11 @@ impl ValidationError {
             ValidationError::RevocationSignature(_) => (Reject, "bad_signature"),
             ValidationError::NotAPrincipal(_) => (Reject, "unauthorized"),
             ValidationError::RevocationInForce => (Ignore, "duplicate"),
+            ValidationError::MalformedCheckpoint(_) => (Reject, "malformed"),
+            ValidationError::BadCheckpoint(_) => (Reject, "bad_checkpoint"),
+            ValidationError::NotAVerifier(_) => (Reject, "unauthorized"),
+            ValidationError::CheckpointKnown => (Ignore, "duplicate"),
+            ValidationError::CheckpointsFull => (Ignore, "checkpoints_full"),
         }
     }
 }

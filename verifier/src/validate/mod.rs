@@ -10,6 +10,12 @@
 //! commit step, after the signature verified, so forged messages can neither
 //! poison the duplicate set nor drain an honest principal's token bucket.
 //!
+//! Envelopes fetched from a peer verifier by sync have theirs,
+//! [`Pipeline::validate_synced`]: the same rules, judged at the envelope's
+//! own time rather than its arrival (what a peer accepted while this
+//! verifier was away must be accepted here too, or verifiers never
+//! converge), with no rate limit or chain window (both are about arrival).
+//!
 //! Control-topic revocations have their own entry, [`Pipeline::validate_revocation`]:
 //! size → strict decode → EIP-712 signature → authority (the signer must be a
 //! principal of the view) → apply, with failures in the same outcome table.
@@ -262,6 +268,18 @@ impl Pipeline {
         Ok(verified)
     }
 
+    /// Checks a control-topic checkpoint: strict decode, its verifier-role
+    /// certificate and signature, and the signer's verifier standing in the
+    /// authority view. Whether it is new is the checkpoint book's question.
+    pub fn validate_checkpoint(
+        &self,
+        bytes: &[u8],
+    ) -> Result<vouch_delegation::VerifiedCheckpoint, ValidationError> {
+        let verified = self.rules.checkpoint(bytes)?;
+        Rules::checkpointer(&self.authority.current(), &verified)?;
+        Ok(verified)
+    }
+
     /// Re-applies a revocation this verifier accepted before (read back at
     /// start). A revocation read from the state must still have a principal
     /// of the current view as its signer; one read from the log is applied
@@ -324,6 +342,43 @@ impl Pipeline {
         result
     }
 
+    /// Runs the stages that do not depend on arrival on an envelope sync
+    /// fetched from a peer: size, decode, structure (a partition this
+    /// verifier follows, `followed`), not ahead of the clock, not a second
+    /// or conflicting copy of a position this verifier remembers, the
+    /// certificate and revocations at the envelope's own time, authority,
+    /// signature. Counted apart from gossip (the caller does). The caller
+    /// must have checked the envelope id is not already held: sync fetches
+    /// late positions, so the chain window cannot tell.
+    pub fn validate_synced(
+        &mut self,
+        bytes: &[u8],
+        followed: vouch_net::PartitionSet,
+        now_ms: u64,
+    ) -> Result<Verified, ValidationError> {
+        let decoded = self.decode(bytes, Arrival::Synced(followed))?;
+        let timely = self.check_future(decoded, now_ms)?;
+        let fresh = self.check_position(timely)?;
+        let certified = self.check_certificate_at_stamp(fresh)?;
+        let Authorized(certified) = self.check_authority(certified)?;
+        // Sync is paced by its own bounds (`[sync]`); rate limits are about
+        // arrival, and the publisher's tokens were taken where it arrived.
+        let signed = self.check_signature(Admitted(certified))?;
+        let Signed(Certified { msg, cert }) = signed;
+        self.record_delegate(&cert, now_ms);
+        Ok(Verified { envelope: msg.envelope, batch: msg.batch, certificate: cert, gap: None })
+    }
+
+    /// Counts an envelope refused because its id is held already (by a
+    /// route the chain window does not see: sync, or a late gossip copy of
+    /// what sync fetched), and returns the error.
+    pub fn refuse_held(&mut self) -> ValidationError {
+        let e = ValidationError::Duplicate;
+        let (outcome, reason) = e.outcome();
+        self.stats.record(outcome, reason);
+        e
+    }
+
     fn run(&mut self, msg: Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
         let decoded = self.decode(&msg.bytes, Arrival::Topic(msg.partition))?;
         let timely = self.check_time(decoded, now_ms)?;
@@ -335,11 +390,17 @@ impl Pipeline {
         Ok(self.commit(signed, now_ms))
     }
 
-    fn check_time(&self, d: Decoded, now_ms: u64) -> Result<Timely, ValidationError> {
+    fn check_future(&self, d: Decoded, now_ms: u64) -> Result<Timely, ValidationError> {
         let ts = d.envelope.id.timestamp;
         if ts > now_ms.saturating_add(self.config.max_future_skew_ms) {
             return Err(ValidationError::Future { ahead_ms: ts - now_ms });
         }
+        Ok(Timely(d))
+    }
+
+    fn check_time(&self, d: Decoded, now_ms: u64) -> Result<Timely, ValidationError> {
+        let Timely(d) = self.check_future(d, now_ms)?;
+        let ts = d.envelope.id.timestamp;
         if now_ms.saturating_sub(ts) > self.config.replay_window_ms {
             return Err(ValidationError::Stale { age_ms: now_ms - ts });
         }
@@ -416,6 +477,35 @@ impl Pipeline {
                 self.publisher_chains.remove(&publisher);
             }
         }
+    }
+
+    /// A synced envelope's position: refused only as a copy, or a
+    /// conflicting message, of a position this verifier remembers (older
+    /// positions are what sync is for).
+    fn check_position(&self, Timely(d): Timely) -> Result<Fresh, ValidationError> {
+        let key = (d.envelope.id.publisher, d.envelope.id.msg_chain_id.clone());
+        let remembered = self.chains.peek(&key).map(|chain| {
+            chain.check(d.envelope.id.as_ref(), d.content_tag, self.config.reorder_window_ms)
+        });
+        match remembered {
+            Some(Position::Duplicate) => Err(ValidationError::Duplicate),
+            Some(Position::Conflict) => Err(ValidationError::Conflict),
+            _ => Ok(Fresh(d)),
+        }
+    }
+
+    /// The certificate, its validity and revocations at the envelope's own
+    /// time only (a synced envelope's arrival says nothing about it), and
+    /// its binding to the envelope.
+    fn check_certificate_at_stamp(
+        &mut self,
+        Fresh(d): Fresh,
+    ) -> Result<Certified, ValidationError> {
+        let cert = self.certificate(&d)?;
+        let revoked_at = self.revocations.revoked_at_ms(cert.principal(), cert.delegate());
+        Rules::not_revoked(&d.envelope, revoked_at)?;
+        self.rules.bind(&d.envelope, &d.batch, &cert)?;
+        Ok(Certified { msg: d, cert })
     }
 
     fn check_certificate(

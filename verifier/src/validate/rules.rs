@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use vouch_delegation::authority::AuthorityView;
 use vouch_delegation::{
-    CertificateError, Eip712Network, Policy, Role, SignedDelegation, SignedRevocation,
-    VerifiedDelegation, VerifiedRevocation,
+    CertificateError, Eip712Network, Policy, Role, SignedCheckpoint, SignedDelegation,
+    SignedRevocation, VerifiedCheckpoint, VerifiedDelegation, VerifiedRevocation,
 };
+use vouch_net::PartitionSet;
 use vouch_schema::{Address, Envelope, Origin, TelemetryBatch, limits};
 
 use super::ValidationConfig;
@@ -26,6 +27,27 @@ use super::signature::{DelegateKey, SignatureChecker};
 /// Largest control-topic message decoded as a revocation (one is under 200 bytes).
 pub const MAX_REVOCATION_BYTES: usize = 1024;
 
+/// What a control-topic message is, from its first byte: both are
+/// deterministic CBOR maps, a revocation of 7 entries (`0xa7`), a checkpoint
+/// of 14 (`0xae`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// A principal's revocation of a delegate.
+    Revocation,
+    /// A verifier's signed checkpoint of a sealed minute.
+    Checkpoint,
+}
+
+impl ControlKind {
+    /// The kind of `bytes` (anything else is decoded, and refused, as a revocation).
+    pub fn of(bytes: &[u8]) -> ControlKind {
+        match bytes.first() {
+            Some(0xae) => ControlKind::Checkpoint,
+            _ => ControlKind::Revocation,
+        }
+    }
+}
+
 /// How an envelope reached the verifier, for the structure check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrival {
@@ -33,6 +55,9 @@ pub enum Arrival {
     /// topic, `None` when it is not a telemetry topic. The envelope's own
     /// partition must be the topic's.
     Topic(Option<u32>),
+    /// Fetched from a peer verifier by sync: its partition must be one
+    /// this verifier follows.
+    Synced(PartitionSet),
     /// Read back from a log or a file: no topic to compare with.
     Stored,
 }
@@ -73,14 +98,22 @@ impl Rules {
             return Err(ValidationError::Oversize(bytes.len()));
         }
         let envelope = Envelope::decode(bytes).map_err(ValidationError::Envelope)?;
-        if let Arrival::Topic(topic) = arrival {
-            let topic = topic.ok_or(ValidationError::Structure("not a telemetry topic"))?;
-            if envelope.id.partition != topic {
-                return Err(ValidationError::WrongPartition {
-                    envelope: envelope.id.partition,
-                    topic,
-                });
+        match arrival {
+            Arrival::Topic(topic) => {
+                let topic = topic.ok_or(ValidationError::Structure("not a telemetry topic"))?;
+                if envelope.id.partition != topic {
+                    return Err(ValidationError::WrongPartition {
+                        envelope: envelope.id.partition,
+                        topic,
+                    });
+                }
             }
+            Arrival::Synced(followed) if !followed.contains(envelope.id.partition) => {
+                return Err(ValidationError::Structure(
+                    "a partition this verifier does not follow",
+                ));
+            }
+            Arrival::Synced(_) | Arrival::Stored => {}
         }
         let batch = TelemetryBatch::decode(&envelope.content).map_err(ValidationError::Batch)?;
         Ok((envelope, batch))
@@ -155,6 +188,27 @@ impl Rules {
         let signed =
             SignedRevocation::decode(bytes).map_err(ValidationError::MalformedRevocation)?;
         signed.verify(&self.network).map_err(ValidationError::RevocationSignature)
+    }
+
+    /// A checkpoint message: strict decoding, its verifier-role certificate
+    /// (for this network, under this policy, valid at the minute's end) and
+    /// its signature.
+    pub fn checkpoint(&self, bytes: &[u8]) -> Result<VerifiedCheckpoint, ValidationError> {
+        let signed =
+            SignedCheckpoint::decode(bytes).map_err(ValidationError::MalformedCheckpoint)?;
+        signed.verify(&self.network, &self.policy).map_err(ValidationError::BadCheckpoint)
+    }
+
+    /// Only principals with verifier standing in `view` sign checkpoints.
+    pub fn checkpointer(
+        view: &AuthorityView,
+        c: &VerifiedCheckpoint,
+    ) -> Result<(), ValidationError> {
+        if view.allows(c.verifier(), Role::Verifier) {
+            Ok(())
+        } else {
+            Err(ValidationError::NotAVerifier(c.verifier()))
+        }
     }
 
     /// Only principals of `view` (any role) may revoke.

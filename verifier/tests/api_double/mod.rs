@@ -10,8 +10,6 @@
 //! removed unless the request is restricted), `demand.json`, `models.json`,
 //! `regions.json`, `aggregated_stats.json`.
 
-#![allow(unreachable_pub, dead_code)]
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -24,25 +22,25 @@ const WINDOWS: [&str; 5] = ["1m", "5m", "1h", "24h", "7d"];
 const FILTERS: [&str; 5] = ["window", "region", "model_id", "pipeline", "origin"];
 
 /// The fixtures' directory.
-pub fn data_dir() -> PathBuf {
+pub(crate) fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/api")
 }
 
 /// The test double; see the module docs.
 #[derive(Debug, Default)]
-pub struct FixtureSource {
+pub(crate) struct FixtureSource {
     /// Where the fixtures are.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Return `by_gateway` even to unauthorized requests (a buggy engine), to
     /// check that the HTTP layer still never lets it out.
-    pub leak_restricted: bool,
+    pub(crate) leak_restricted: bool,
     /// Every call: (method, parameters, restricted).
-    pub calls: Mutex<Vec<(String, Params, bool)>>,
+    pub(crate) calls: Mutex<Vec<(String, Params, bool)>>,
 }
 
 impl FixtureSource {
     /// Serves the checked-in fixtures.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { dir: data_dir(), ..Self::default() }
     }
 
@@ -60,12 +58,6 @@ impl FixtureSource {
             params.clone(),
             restricted,
         ));
-    }
-
-    /// The last call's parameters for `method`.
-    pub fn last(&self, method: &str) -> Option<(Params, bool)> {
-        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.iter().rev().find(|c| c.0 == method).map(|c| (c.1.clone(), c.2))
     }
 }
 
@@ -145,17 +137,16 @@ impl SlaSource for FixtureSource {
     }
 }
 
-/// Serves `api` on 127.0.0.1 (a free port) with client addresses, as the node does.
-pub async fn serve(api: &Api) -> SocketAddr {
-    serve_router(api.router()).await
+/// Serves `api` on `listen` (port 0: a free one) with client addresses, as
+/// the node does; the address it listens on.
+pub(crate) async fn serve(api: &Api, listen: SocketAddr) -> SocketAddr {
+    serve_router(api.router(), listen).await
 }
 
-/// Serves `router` on 127.0.0.1 (a free port) with the node's HTTP server
-/// and its default limits; runs until the runtime stops.
-pub async fn serve_router(router: axum::Router) -> SocketAddr {
-    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server =
-        HttpServer::bind(any_port, &HttpLimits::default(), 0).await.expect("bind 127.0.0.1");
+/// Serves `router` on `listen` (port 0: a free one) with the node's HTTP
+/// server and its default limits; runs until the runtime stops.
+pub(crate) async fn serve_router(router: axum::Router, listen: SocketAddr) -> SocketAddr {
+    let server = HttpServer::bind(listen, &HttpLimits::default(), 0).await.expect("bind");
     let addr = server.local_addr();
     tokio::spawn(server.serve(router, std::future::pending()));
     addr

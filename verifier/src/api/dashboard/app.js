@@ -130,6 +130,13 @@
     const parts = [`Window ${w.name}: ${w.start} → ${w.end}`];
     if (body.policy) parts.push(`policy ${body.policy.id} v${body.policy.version} (${short(body.policy.hash)})`);
     if (body.filters) parts.push(`origin ${body.filters.origin}`);
+    // Signed checkpoints of the window's minutes: how many verifiers agree with this one.
+    if (body.agreement) {
+      const a = body.agreement;
+      parts.push(a.agree === a.verifiers
+        ? `${a.agree}/${a.verifiers} verifiers agree`
+        : `⚠ ${a.agree}/${a.verifiers} verifiers agree (see /v1/checkpoints)`);
+    }
     meta.textContent = parts.join(' · ');
   }
 

@@ -1,0 +1,404 @@
+//! [`SegmentLog`]: appending records, group commit (frames, then
+//! `fdatasync`, then `HEAD`), and the recovery of a torn tail on open.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::format::{
+    CHECK_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_OVERHEAD_BYTES, GENESIS_HASH, HEAD_TMP_FILE,
+    HEADER_BYTES, Head, MAX_PAYLOAD_BYTES, Problem, RecordKind, chain, encode_header,
+    list_segments, read_head, segment_file_name, sync_dir, write_head,
+};
+use super::reader::{Cursor, Step};
+use super::{LogError, Position, io_err};
+
+/// Name of the file a [`SegmentLog`] holds an exclusive lock on while open.
+pub const LOCK_FILE: &str = "LOCK";
+/// How many times a busy writer lock is retried before [`LogError::Locked`].
+pub const LOCK_RETRIES: u32 = 20;
+/// The pause between tries of a busy writer lock.
+pub const LOCK_RETRY_DELAY: Duration = Duration::from_millis(10);
+/// How a log is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A new segment is started when the next frame would take the active
+    /// one past this many bytes (a segment always holds at least one frame).
+    pub segment_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { segment_bytes: DEFAULT_SEGMENT_BYTES }
+    }
+}
+
+/// What [`SegmentLog::open`] found and discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Bytes removed beyond the last committed record (torn or uncommitted
+    /// frames, damaged or uncommitted segment headers).
+    pub truncated_bytes: u64,
+    /// Whole segment files removed because they held nothing committed.
+    pub removed_segments: u64,
+    /// Records in the log, counting any pruned prefix: the next index.
+    pub records: u64,
+    /// The chain hash after the last record (the anchor of an empty log).
+    pub last_hash: [u8; 32],
+}
+
+/// What one [`SegmentLog::commit`] made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Records made durable by this call.
+    pub records: u64,
+    /// Bytes written by this call (frames and any new segment headers).
+    pub bytes: u64,
+    /// The last record now committed, if this call committed any.
+    pub last: Option<Position>,
+}
+
+/// Takes the writer lock. A lock just released can still be held for a
+/// moment by a child process forked (but not yet exec'd) in between, so a
+/// busy lock is retried for up to [`LOCK_RETRIES`] × [`LOCK_RETRY_DELAY`].
+fn lock_exclusive(lock: &File, path: &Path) -> Result<(), LogError> {
+    for attempt in 0..=LOCK_RETRIES {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if attempt < LOCK_RETRIES => {
+                std::thread::sleep(LOCK_RETRY_DELAY);
+            }
+            Err(fs::TryLockError::WouldBlock) => break,
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(path)(e)),
+        }
+    }
+    Err(LogError::Locked { path: path.to_owned() })
+}
+
+/// Frames buffered for one segment by [`SegmentLog::append`].
+#[derive(Debug)]
+struct Chunk {
+    segment: u64,
+    /// The header, when this chunk starts a new segment.
+    header: Option<Vec<u8>>,
+    bytes: Vec<u8>,
+}
+
+/// The append-only segment log, open for writing. See the module docs for
+/// the format and the durability contract. One `SegmentLog` at a time may
+/// have a directory open (an exclusive lock on [`LOCK_FILE`], released by
+/// the kernel if the process dies); [`LogReader`](super::LogReader) and
+/// [`verify`](super::verify()) take no lock.
+#[derive(Debug)]
+pub struct SegmentLog {
+    /// Holds the exclusive lock on [`LOCK_FILE`] until dropped.
+    _lock: File,
+    pub(super) dir: PathBuf,
+    config: LogConfig,
+    /// First indexes of the segments on disk, ascending; the last is active.
+    pub(super) segments: Vec<u64>,
+    active: File,
+    /// Committed length of the active segment.
+    active_len: u64,
+    committed_next: u64,
+    committed_hash: [u8; 32],
+    pending: Vec<Chunk>,
+    pending_records: u64,
+    tip_next: u64,
+    tip_hash: [u8; 32],
+    tip_segment: u64,
+    tip_len: u64,
+    last: Option<Position>,
+    /// A commit failed: the log refuses further use until reopened.
+    pub(super) poisoned: bool,
+}
+
+impl SegmentLog {
+    /// Opens (creating if needed) the log in `dir` and recovers it: anything
+    /// beyond the last committed record per `HEAD` (a torn frame, a damaged
+    /// or uncommitted last segment, frames whose commit never returned) is
+    /// truncated and reported. Committed records of the last segment are
+    /// checked; earlier segments are trusted here and checked by
+    /// [`verify`](super::verify()).
+    pub fn open(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+    ) -> Result<(SegmentLog, Recovery), LogError> {
+        let dir = dir.as_ref().to_owned();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock_exclusive(&lock, &lock_path)?;
+        let tmp = dir.join(HEAD_TMP_FILE);
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&tmp)(e)),
+        }
+        let head = read_head(&dir)?;
+        let committed_next = head.map_or(0, |h| h.index + 1);
+        let mut segments = list_segments(&dir)?;
+        let mut recovery = Recovery {
+            truncated_bytes: 0,
+            removed_segments: 0,
+            records: committed_next,
+            last_hash: head.map_or(GENESIS_HASH, |h| h.hash),
+        };
+        let mut dir_changed = false;
+        // Segments holding nothing committed go, unless nothing else is left.
+        while segments.len() > 1 && segments.last().is_some_and(|&s| s >= committed_next) {
+            let Some(segment) = segments.pop() else { break };
+            let path = dir.join(segment_file_name(segment));
+            let len = fs::metadata(&path).map_err(io_err(&path))?.len();
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            recovery.truncated_bytes += len;
+            recovery.removed_segments += 1;
+            dir_changed = true;
+        }
+        let active_first = match segments.last() {
+            Some(&s) => s,
+            None => {
+                if let Some(head) = head {
+                    return Err(LogError::BadHead(format!(
+                        "committed index {} but no segments",
+                        head.index
+                    )));
+                }
+                dir_changed = true;
+                0
+            }
+        };
+        let path = dir.join(segment_file_name(active_first));
+        let old_len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let keep_len;
+        if active_first >= committed_next {
+            // Nothing committed in it: keep (or rewrite) just its header.
+            if active_first > committed_next {
+                return Err(LogError::BadHead(format!(
+                    "committed up to index {committed_next} but the only segment starts at {active_first}"
+                )));
+            }
+            let expected_anchor = recovery.last_hash;
+            let header_ok = old_len >= HEADER_BYTES
+                && match Cursor::open(&dir, active_first)? {
+                    Ok(cursor) => cursor.header.anchor == expected_anchor,
+                    Err(_) => false,
+                };
+            if header_ok {
+                keep_len = HEADER_BYTES;
+            } else {
+                let header = encode_header(active_first, &expected_anchor);
+                let mut file = File::create(&path).map_err(io_err(&path))?;
+                file.write_all(&header).and_then(|()| file.sync_all()).map_err(io_err(&path))?;
+                recovery.truncated_bytes += old_len;
+                keep_len = HEADER_BYTES;
+                dir_changed = true;
+            }
+        } else {
+            let mut cursor = Cursor::open_checked(&dir, active_first)?;
+            while cursor.index < committed_next {
+                match cursor.next()? {
+                    Step::Record(_) => {}
+                    Step::End => {
+                        let (offset, next) = (cursor.offset, cursor.index);
+                        let head = committed_next - 1;
+                        return Err(
+                            cursor.corrupt(offset, Problem::MissingCommitted { head, next })
+                        );
+                    }
+                    Step::Bad { offset, problem } => return Err(cursor.corrupt(offset, problem)),
+                }
+            }
+            if cursor.hash != recovery.last_hash {
+                let offset = cursor.offset;
+                return Err(cursor.corrupt(offset, Problem::HeadMismatch));
+            }
+            keep_len = cursor.offset;
+        }
+        let active =
+            OpenOptions::new().read(true).append(true).open(&path).map_err(io_err(&path))?;
+        let len = active.metadata().map_err(io_err(&path))?.len();
+        if len > keep_len {
+            active.set_len(keep_len).map_err(io_err(&path))?;
+            active.sync_all().map_err(io_err(&path))?;
+            recovery.truncated_bytes += len - keep_len;
+        }
+        if dir_changed {
+            sync_dir(&dir)?;
+        }
+        if segments.is_empty() {
+            segments.push(active_first);
+        }
+        let log = SegmentLog {
+            _lock: lock,
+            dir,
+            config,
+            segments,
+            active,
+            active_len: keep_len,
+            committed_next,
+            committed_hash: recovery.last_hash,
+            pending: Vec::new(),
+            pending_records: 0,
+            tip_next: committed_next,
+            tip_hash: recovery.last_hash,
+            tip_segment: active_first,
+            tip_len: keep_len,
+            last: None,
+            poisoned: false,
+        };
+        Ok((log, recovery))
+    }
+
+    /// Buffers a record and returns where it will be. Nothing is durable
+    /// (or accepted) until [`SegmentLog::commit`] returns `Ok`.
+    pub fn append(&mut self, kind: RecordKind, payload: &[u8]) -> Result<Position, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(LogError::PayloadTooLarge { len: payload.len() });
+        }
+        let frame_len = FRAME_OVERHEAD_BYTES + payload.len() as u64;
+        if self.tip_len > HEADER_BYTES
+            && self.tip_len.saturating_add(frame_len) > self.config.segment_bytes
+        {
+            self.tip_segment = self.tip_next;
+            self.tip_len = HEADER_BYTES;
+            self.pending.push(Chunk {
+                segment: self.tip_segment,
+                header: Some(encode_header(self.tip_next, &self.tip_hash)),
+                bytes: Vec::new(),
+            });
+        } else if self.pending.last().is_none_or(|c| c.segment != self.tip_segment) {
+            self.pending.push(Chunk { segment: self.tip_segment, header: None, bytes: Vec::new() });
+        }
+        let hash = chain(&self.tip_hash, kind.as_byte(), payload);
+        let position = Position {
+            index: self.tip_next,
+            segment: self.tip_segment,
+            offset: self.tip_len,
+            hash,
+        };
+        if let Some(chunk) = self.pending.last_mut() {
+            chunk.bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            chunk.bytes.push(kind.as_byte());
+            chunk.bytes.extend_from_slice(payload);
+            chunk.bytes.extend_from_slice(&hash[..CHECK_BYTES]);
+        }
+        self.tip_next += 1;
+        self.tip_hash = hash;
+        self.tip_len += frame_len;
+        self.pending_records += 1;
+        self.last = Some(position);
+        Ok(position)
+    }
+
+    /// Writes every buffered record, makes it durable (`fdatasync` of the
+    /// segment files, an fsync of the directory when a segment was created,
+    /// then an atomic `HEAD` update), and only then returns. Records count
+    /// as accepted once this returns `Ok`. After an error the log refuses
+    /// further use ([`LogError::Poisoned`]); reopen it to recover.
+    pub fn commit(&mut self) -> Result<CommitInfo, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if self.pending.is_empty() {
+            return Ok(CommitInfo { records: 0, bytes: 0, last: None });
+        }
+        match self.write_pending() {
+            Ok(bytes) => {
+                let info = CommitInfo { records: self.pending_records, bytes, last: self.last };
+                self.pending_records = 0;
+                self.committed_next = self.tip_next;
+                self.committed_hash = self.tip_hash;
+                Ok(info)
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn write_pending(&mut self) -> Result<u64, LogError> {
+        let mut created = false;
+        let mut bytes = 0u64;
+        for chunk in std::mem::take(&mut self.pending) {
+            let path = self.dir.join(segment_file_name(chunk.segment));
+            if let Some(header) = &chunk.header {
+                // Finish the old segment before starting the next.
+                self.active.sync_data().map_err(io_err(&path))?;
+                let file = OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                self.active = file;
+                self.active.write_all(header).map_err(io_err(&path))?;
+                self.segments.push(chunk.segment);
+                self.active_len = 0;
+                bytes += header.len() as u64;
+                self.active_len += header.len() as u64;
+                created = true;
+            }
+            self.active.write_all(&chunk.bytes).map_err(io_err(&path))?;
+            bytes += chunk.bytes.len() as u64;
+            self.active_len += chunk.bytes.len() as u64;
+        }
+        let active_path = self.dir.join(segment_file_name(self.tip_segment));
+        self.active.sync_data().map_err(io_err(&active_path))?;
+        if created {
+            sync_dir(&self.dir)?;
+        }
+        write_head(&self.dir, Head { index: self.tip_next - 1, hash: self.tip_hash })?;
+        Ok(bytes)
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Index of the first record still on disk (above 0 after pruning).
+    pub fn first_index(&self) -> u64 {
+        self.segments.first().copied().unwrap_or(0)
+    }
+
+    /// Index the next committed record will have: the number of records
+    /// committed, counting any pruned prefix.
+    pub fn committed_records(&self) -> u64 {
+        self.committed_next
+    }
+
+    /// Chain hash after the last committed record.
+    pub fn committed_hash(&self) -> [u8; 32] {
+        self.committed_hash
+    }
+
+    /// Records appended but not yet committed.
+    pub fn pending_records(&self) -> u64 {
+        self.pending_records
+    }
+
+    /// First indexes of the segment files, ascending (see [`segment_file_name`]).
+    pub fn segments(&self) -> &[u64] {
+        &self.segments
+    }
+
+    /// Bytes in the active segment, committed.
+    pub fn active_segment_bytes(&self) -> u64 {
+        self.active_len
+    }
+}
