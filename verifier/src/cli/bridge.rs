@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use vouch_verifier::bridge::{self, StreamrBridgeConfig};
 
-use super::Outcome;
+use super::Exit;
 use super::serve::{announce, server_runtime, shutdown_signal};
 
 #[derive(Debug, Subcommand)]
@@ -101,7 +101,7 @@ struct RunArgs {
     client_id: Option<String>,
 }
 
-pub(crate) fn run(cmd: BridgeCommand) -> Result<Outcome> {
+pub(crate) fn run(cmd: BridgeCommand) -> Result<Exit> {
     match cmd {
         BridgeCommand::Streamr(args) => match args.action {
             Some(StreamrAction::Export(e)) => export(e),
@@ -110,17 +110,17 @@ pub(crate) fn run(cmd: BridgeCommand) -> Result<Outcome> {
     }
 }
 
-fn export(args: ExportArgs) -> Result<Outcome> {
+fn export(args: ExportArgs) -> Result<Exit> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let summary = bridge::export::export(&args.log_dir, args.from, &mut out)
         .with_context(|| format!("exporting {}", args.log_dir.display()))?;
     drop(out);
     eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default());
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
-fn run_streamr(args: RunArgs) -> Result<Outcome> {
+fn run_streamr(args: RunArgs) -> Result<Exit> {
     let mut config = match &args.config {
         Some(path) => StreamrBridgeConfig::from_file(path)?,
         None => StreamrBridgeConfig::default(),
@@ -170,5 +170,5 @@ fn run_streamr(args: RunArgs) -> Result<Outcome> {
         config.password = std::env::var("VOUCH_MQTT_PASSWORD").ok();
     }
     server_runtime()?.block_on(bridge::run_streamr(config, announce, shutdown_signal()))?;
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }

@@ -80,7 +80,7 @@ enum Command {
 }
 
 /// What a command found: success, or a check that failed (exit 1).
-pub(crate) enum Outcome {
+pub(crate) enum Exit {
     Ok,
     CheckFailed,
 }
@@ -116,8 +116,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Loadtest(args) => loadtest::run(args),
     };
     match result {
-        Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::CheckFailed) => ExitCode::from(1),
+        Ok(Exit::Ok) => ExitCode::SUCCESS,
+        Ok(Exit::CheckFailed) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

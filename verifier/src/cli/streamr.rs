@@ -24,9 +24,7 @@ use vouch_verifier::bridge::permissions::{self, CheckOptions, Known};
 
 use vouch_verifier::clock::now_secs;
 
-use super::{
-    NetworkArgs, Outcome, PasswordArgs, print_json, read_certificate, read_input, runtime,
-};
+use super::{Exit, NetworkArgs, PasswordArgs, print_json, read_certificate, read_input, runtime};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StreamrCommand {
@@ -165,7 +163,7 @@ pub(crate) struct CheckArgs {
     rpc_timeout: Duration,
 }
 
-pub(crate) fn run(cmd: StreamrCommand) -> Result<Outcome> {
+pub(crate) fn run(cmd: StreamrCommand) -> Result<Exit> {
     match cmd {
         StreamrCommand::Create(a) => {
             let tx = stream_registry::create_stream(
@@ -186,7 +184,7 @@ pub(crate) fn run(cmd: StreamrCommand) -> Result<Outcome> {
 }
 
 /// Fills nonce and fees as asked and prints the document, `extra` first.
-fn prepared(mut tx: PreparedTx, args: &TxArgs, extra: Value) -> Result<Outcome> {
+fn prepared(mut tx: PreparedTx, args: &TxArgs, extra: Value) -> Result<Exit> {
     if let Some(url) = &args.registry_rpc {
         let params = runtime()?.block_on(stream_registry::fill_params(url, &tx, args.rpc_timeout));
         tx.params = Some(params.context("reading nonce and fees")?);
@@ -205,10 +203,10 @@ fn prepared(mut tx: PreparedTx, args: &TxArgs, extra: Value) -> Result<Outcome> 
         out.extend(fields);
     }
     print_json(&doc);
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
-fn grant(a: GrantArgs) -> Result<Outcome> {
+fn grant(a: GrantArgs) -> Result<Exit> {
     let cert = read_certificate(&a.cert)?;
     cert.verify(&a.call.network.network(), now_secs(), &Policy::default())
         .with_context(|| format!("{} is not a certificate Vouch accepts now", a.cert.display()))?;
@@ -226,7 +224,7 @@ fn for_delegate(
     call: &DelegateCallArgs,
     tx: impl FnOnce(&str, Address, u64) -> Result<PreparedTx, stream_registry::RegistryError>,
     mut extra: Value,
-) -> Result<Outcome> {
+) -> Result<Exit> {
     let registry = &call.registry;
     let prepared_tx = tx(&registry.path, registry.registry, registry.registry_chain_id)?;
     extra["action"] = json!(action);
@@ -242,7 +240,7 @@ fn read_revocation(path: &Path) -> Result<SignedRevocation> {
         .with_context(|| format!("{} is not a revocation", path.display()))
 }
 
-fn revoke(a: RevokeArgs) -> Result<Outcome> {
+fn revoke(a: RevokeArgs) -> Result<Exit> {
     let revocation = read_revocation(&a.revocation)?;
     let verified = revocation
         .verify(&a.call.network.network())
@@ -259,7 +257,7 @@ fn revoke(a: RevokeArgs) -> Result<Outcome> {
     for_delegate("revoke", pair, &a.call, tx, extra)
 }
 
-fn sign(a: SignArgs) -> Result<Outcome> {
+fn sign(a: SignArgs) -> Result<Exit> {
     let text = read_input(&a.prepared, 1 << 20)?;
     let doc: Value = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not JSON", a.prepared.display()))?;
@@ -276,10 +274,10 @@ fn sign(a: SignArgs) -> Result<Outcome> {
             "jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw],
         },
     }));
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
-fn check(a: CheckArgs) -> Result<Outcome> {
+fn check(a: CheckArgs) -> Result<Exit> {
     let mut known = match &a.log {
         Some(dir) => Known::from_log(dir).with_context(|| format!("reading {}", dir.display()))?,
         None => Known::default(),
@@ -316,9 +314,9 @@ fn check(a: CheckArgs) -> Result<Outcome> {
         "streams": streams,
     }));
     if agree {
-        Ok(Outcome::Ok)
+        Ok(Exit::Ok)
     } else {
         eprintln!("the verifier's authority and the on-chain permissions disagree");
-        Ok(Outcome::CheckFailed)
+        Ok(Exit::CheckFailed)
     }
 }
