@@ -8,14 +8,16 @@
 //! drives axum's [`Router`] with hyper's HTTP/1 connection builder and adds,
 //! per [`HttpLimits`]:
 //!
-//! - a total and a per-client connection cap. At the total cap the
-//!   connection idle the longest (no request in progress, e.g. one still
-//!   waiting for its headers) is closed to admit the new one (counted as
-//!   evicted), so a flood of idle connections cannot lock out a client that
-//!   sends its request at once; only when every connection is busy is the
-//!   new one refused. Over the per-client cap, or with the file descriptors
-//!   the process keeps for its log, state and gossip in danger, a new
-//!   connection is refused. A refused connection gets a best-effort 503 JSON
+//! - a total and a per-client connection cap. At either cap the connection
+//!   idle the longest (no request in progress, e.g. one still waiting for
+//!   its headers) is closed to admit the new one (counted as evicted): at
+//!   the per-client cap one of that client's own, at the total cap anyone's.
+//!   So a flood of idle connections cannot lock out a client that sends its
+//!   request at once, not even one sharing the flooder's address (a NAT, a
+//!   monitor on the same host); only when every connection in question is
+//!   busy is the new one refused. With the file descriptors the process
+//!   keeps for its log, state and gossip in danger, a new connection is
+//!   refused. A refused connection gets a best-effort 503 JSON
 //!   answer and is closed at once, and is counted by reason;
 //! - hyper's header read timeout (which also ends keep-alive connections
 //!   that send no next request), an idle timeout on connections whose
@@ -520,27 +522,20 @@ impl Admission {
     }
 
     /// Admits a connection from `client` at `now`, evicting the connection
-    /// idle the longest if the total cap is reached.
+    /// idle the longest (the client's own at the per-client cap, anyone's at
+    /// the total cap) when a cap is reached.
     fn admit(self: &Arc<Self>, client: ClientKey, now: Instant) -> Result<Permit, Refusal> {
         let mut table = self.lock();
         if self.fds.exhausted(table.conns.len() as u64, now) {
             return Err(Refusal::FdReserve);
         }
-        if table.per_client.get(&client).copied().unwrap_or(0) >= self.max_per_client {
+        if table.per_client.get(&client).copied().unwrap_or(0) >= self.max_per_client
+            && !self.evict_idlest(&mut table, |c| c.client == client)
+        {
             return Err(Refusal::PerIpCap);
         }
-        if table.conns.len() >= self.max_total {
-            let victim = table
-                .conns
-                .values()
-                .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
-                .min_by_key(|c| c.last_io_ms.load(Ordering::Relaxed))
-                .map(|c| c.id);
-            let Some(victim) = victim.and_then(|id| table.remove(id)) else {
-                return Err(Refusal::TotalCap);
-            };
-            victim.evict.notify_one();
-            self.metrics.evicted.fetch_add(1, Ordering::Relaxed);
+        if table.conns.len() >= self.max_total && !self.evict_idlest(&mut table, |_| true) {
+            return Err(Refusal::TotalCap);
         }
         let id = table.next_id;
         table.next_id += 1;
@@ -557,6 +552,23 @@ impl Admission {
         self.metrics.open.store(table.conns.len() as u64, Ordering::Relaxed);
         self.metrics.accepted.fetch_add(1, Ordering::Relaxed);
         Ok(Permit { admission: Arc::clone(self), conn })
+    }
+
+    /// Closes the connection among `which` that moved no byte for the
+    /// longest and has no request in progress; false when every one is busy.
+    fn evict_idlest(&self, table: &mut Table, which: impl Fn(&ConnState) -> bool) -> bool {
+        let victim = table
+            .conns
+            .values()
+            .filter(|c| which(c) && c.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|c| c.last_io_ms.load(Ordering::Relaxed))
+            .map(|c| c.id);
+        let Some(victim) = victim.and_then(|id| table.remove(id)) else {
+            return false;
+        };
+        victim.evict.notify_one();
+        self.metrics.evicted.fetch_add(1, Ordering::Relaxed);
+        true
     }
 }
 
@@ -1019,16 +1031,34 @@ mod tests {
     }
 
     #[test]
-    fn per_client_cap_refuses_and_frees_on_close() {
+    fn per_client_cap_refuses_when_busy_and_frees_on_close() {
         let a = admission(10, 2, UNLIMITED);
         let now = Instant::now();
         let p1 = a.admit(client(1), now).unwrap();
-        let _p2 = a.admit(client(1), now).unwrap();
+        let p2 = a.admit(client(1), now).unwrap();
+        p1.conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        p2.conn.in_flight.fetch_add(1, Ordering::AcqRel);
         assert_eq!(a.admit(client(1), now).err(), Some(Refusal::PerIpCap));
         let _p3 = a.admit(client(2), now).unwrap();
         drop(p1);
         assert!(a.admit(client(1), now).is_ok(), "a closed connection frees its slot");
-        assert_eq!(a.metrics.open(), 2, "the permit above was dropped at once");
+        assert_eq!(a.metrics.open(), 3, "the permit above was dropped at once");
+        assert_eq!(a.metrics.evicted(), 0);
+    }
+
+    #[test]
+    fn at_the_per_client_cap_the_clients_own_idlest_is_evicted() {
+        let a = admission(10, 2, UNLIMITED);
+        let t = Instant::now();
+        let other = a.admit(client(2), t).unwrap();
+        let old = a.admit(client(1), t + Duration::from_millis(5)).unwrap();
+        let _recent = a.admit(client(1), t + Duration::from_millis(10)).unwrap();
+        // `other` is idle the longest, but it is not this client's.
+        let _new = a.admit(client(1), t + Duration::from_millis(15)).unwrap();
+        assert_eq!(a.metrics.evicted(), 1);
+        assert!(!a.lock().conns.contains_key(&old.conn.id), "the client's idlest left");
+        assert!(a.lock().conns.contains_key(&other.conn.id), "another client's stays");
+        assert_eq!(a.lock().per_client[&client(1)], 2);
     }
 
     #[test]
