@@ -16,16 +16,14 @@ use libp2p::gossipsub::MessageAcceptance;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, Message};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identity, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, identity};
 use tokio::time::{Instant, sleep_until};
-use vouch_net::sync::{
-    Id, RefusedReason, RequestKind, RoundEnd, SyncCodec, SyncRequest, SyncResponse,
-    protocol_behaviour,
-};
+use vouch_net::sync::{Id, RefusedReason, RequestKind, RoundEnd, SyncRequest, SyncResponse};
 use vouch_net::{
     ConnectionCaps, GossipNode, Inbound, MemoryStore, PartitionSet, Partitions, SyncConfig,
-    SyncEvent, SyncSetup, SyncStats, SyncStore,
+    SyncEvent, SyncSetup, SyncStore,
 };
+use vouch_testkit::sync::raw_client;
 
 /// Generous bound on a test's wait, for a hang only (never a timing claim).
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -175,20 +173,6 @@ async fn catching_up_goes_on_round_after_round_without_waiting() {
     assert!(ends.len() >= 400 / 64, "{ends:?}");
     assert!(ends.iter().all(|e| *e == RoundEnd::Budget), "{ends:?}");
     assert_eq!(a.sync_stats().unwrap().rounds(RoundEnd::Budget), ends.len() as u64);
-}
-
-/// A swarm that speaks nothing but `/vouch/1/sync`, as a flooder would.
-fn raw_client() -> Swarm<request_response::Behaviour<SyncCodec>> {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-        .unwrap()
-        .with_behaviour(|_| {
-            let stats = Arc::new(SyncStats::default());
-            protocol_behaviour(stats, Duration::from_secs(30), 8)
-        })
-        .unwrap()
-        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
