@@ -208,7 +208,7 @@ async fn a_flooding_requester_is_refused_and_banned_while_an_honest_peer_syncs()
             && outstanding < 8
             && let Some(r) = queue.pop()
         {
-            flooder.behaviour_mut().send_request(&server_id, r);
+            flooder.behaviour_mut().send_request(&server_id, r.into());
             outstanding += 1;
         }
         tokio::select! {
