@@ -293,10 +293,15 @@ fn a_partition_heals_and_every_verifier_publishes_the_same_checkpoints() {
     std::thread::sleep(PARTITION);
 
     // The partition is real: each side holds its own gateways' envelopes only.
+    // (1 and 2 pass their gateways' envelopes to each other by gossip, or
+    // fetch them by sync: waited for, the other side's never allowed.)
     let everything = 0..=u64::MAX;
     for n in [1, 2] {
-        let held = logged_principals(&run.data_dir(n), &everything);
-        assert_eq!(held, BTreeSet::from([fra, nyc]), "verifier {n} before the heal");
+        wait_for(&format!("both gateways of its side on verifier {n}"), || {
+            let held = logged_principals(&run.data_dir(n), &everything);
+            assert!(!held.contains(&sin), "verifier {n} reached the other side before the heal");
+            if held == BTreeSet::from([fra, nyc]) { Ok(()) } else { Err(format!("{held:?}")) }
+        });
     }
     assert_eq!(logged_principals(&run.data_dir(3), &everything), BTreeSet::from([sin]));
     let alone = three.stats();
