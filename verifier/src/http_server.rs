@@ -300,7 +300,7 @@ impl FdWatch {
     }
 }
 
-/// Counters of one HTTP listener, rendered into `/metrics`.
+/// Counters of one HTTP listener, collected into `/metrics`.
 #[derive(Debug, Default)]
 pub struct HttpServerMetrics {
     open: AtomicU64,
@@ -751,7 +751,7 @@ impl HttpServer {
         self.addr
     }
 
-    /// The listener's counters (render them into `/metrics`).
+    /// The listener's counters (a collector for `/metrics`).
     pub fn metrics(&self) -> Arc<HttpServerMetrics> {
         Arc::clone(&self.metrics)
     }

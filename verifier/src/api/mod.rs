@@ -197,7 +197,7 @@ impl Api {
         })
     }
 
-    /// The API's counters (render them into `/metrics`).
+    /// The API's counters (a collector for `/metrics`).
     pub fn metrics(&self) -> Arc<ApiMetrics> {
         Arc::clone(&self.shared.metrics)
     }
