@@ -140,8 +140,7 @@ async fn two_nodes_reconcile_hundreds_of_ids_across_minutes_and_partitions() {
     assert_eq!(tb.envelopes_fetched(), 150 - only_a_0 as u64);
     assert!(ta.requests_served(RequestKind::Fetch) >= 1);
     assert_eq!(ta.penalties() + tb.penalties(), 0, "honest peers are not penalized");
-    let mut text = String::new();
-    ta.render_metrics(&mut text);
+    let text = vouch_net::metrics::encode_one(ta);
     assert!(text.contains("vouch_sync_envelopes_fetched_total 120\n"), "{text}");
 }
 

@@ -36,7 +36,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::fmt::Write as _;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -53,12 +53,15 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower_service::Service as _;
+use vouch_net::metrics::{counter, counter_family, gauge};
 
 use crate::api::ApiError;
 use crate::api::limits::ClientKey;
@@ -299,7 +302,7 @@ impl FdWatch {
     }
 }
 
-/// Counters of one HTTP listener, rendered into `/metrics`.
+/// Counters of one HTTP listener, collected into `/metrics`.
 #[derive(Debug, Default)]
 pub struct HttpServerMetrics {
     open: AtomicU64,
@@ -355,98 +358,84 @@ impl HttpServerMetrics {
     pub fn cap(&self) -> u64 {
         self.cap.load(Ordering::Relaxed)
     }
+}
 
-    /// Appends the Prometheus text exposition of every counter to `out`.
-    pub fn render_metrics(&self, out: &mut String) {
+impl Collector for HttpServerMetrics {
+    /// The `vouch_http_*` and `vouch_process_*` families.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        write_by_reason(
-            out,
+        let enc = &mut enc;
+        counter_family(
+            enc,
             "vouch_http_connections_refused_total",
             "New HTTP connections refused, by reason.",
-            Refusal::ALL.iter().map(|r| r.as_str()).zip(self.refused.iter().map(load)),
-        );
-        write_by_reason(
-            out,
+            Refusal::ALL
+                .iter()
+                .zip(&self.refused)
+                .map(|(r, n)| ([("reason", r.as_str())], load(n))),
+        )?;
+        counter_family(
+            enc,
             "vouch_http_requests_refused_total",
             "Requests answered by the server itself (oversized or unparseable), by reason.",
-            BadRequest::ALL.iter().map(|r| r.as_str()).zip(self.requests_refused.iter().map(load)),
-        );
-        let rows = [
-            ("vouch_http_connections", "gauge", "HTTP connections open.", load(&self.open)),
-            (
-                "vouch_http_connections_limit",
-                "gauge",
-                "HTTP connection cap in force (clamped to the descriptor limit).",
-                load(&self.cap),
-            ),
-            (
-                "vouch_http_connections_accepted_total",
-                "counter",
-                "HTTP connections admitted.",
-                load(&self.accepted),
-            ),
-            (
-                "vouch_http_connections_evicted_total",
-                "counter",
-                "Idle HTTP connections closed to admit a new one at the cap.",
-                load(&self.evicted),
-            ),
-            (
-                "vouch_http_header_timeouts_total",
-                "counter",
-                "HTTP connections closed because a request head did not arrive in time.",
-                load(&self.header_timeouts),
-            ),
-            (
-                "vouch_http_idle_timeouts_total",
-                "counter",
-                "HTTP connections closed after moving no byte for the idle timeout.",
-                load(&self.idle_timeouts),
-            ),
-            (
-                "vouch_http_accept_errors_total",
-                "counter",
-                "Failed accepts (e.g. no descriptor left).",
-                load(&self.accept_errors),
-            ),
-            (
-                "vouch_process_max_fds",
-                "gauge",
-                "The soft RLIMIT_NOFILE in force.",
-                load(&self.fd_limit),
-            ),
-            (
-                "vouch_http_fd_reserve",
-                "gauge",
-                "Descriptors HTTP connections leave free for log, state and gossip.",
-                load(&self.fd_reserve),
-            ),
-        ];
-        write_rows(out, &rows);
+            BadRequest::ALL
+                .iter()
+                .zip(&self.requests_refused)
+                .map(|(r, n)| ([("reason", r.as_str())], load(n))),
+        )?;
+        gauge(enc, "vouch_http_connections", "HTTP connections open.", load(&self.open))?;
+        gauge(
+            enc,
+            "vouch_http_connections_limit",
+            "HTTP connection cap in force (clamped to the descriptor limit).",
+            load(&self.cap),
+        )?;
+        counter(
+            enc,
+            "vouch_http_connections_accepted_total",
+            "HTTP connections admitted.",
+            load(&self.accepted),
+        )?;
+        counter(
+            enc,
+            "vouch_http_connections_evicted_total",
+            "Idle HTTP connections closed to admit a new one at the cap.",
+            load(&self.evicted),
+        )?;
+        counter(
+            enc,
+            "vouch_http_header_timeouts_total",
+            "HTTP connections closed because a request head did not arrive in time.",
+            load(&self.header_timeouts),
+        )?;
+        counter(
+            enc,
+            "vouch_http_idle_timeouts_total",
+            "HTTP connections closed after moving no byte for the idle timeout.",
+            load(&self.idle_timeouts),
+        )?;
+        counter(
+            enc,
+            "vouch_http_accept_errors_total",
+            "Failed accepts (e.g. no descriptor left).",
+            load(&self.accept_errors),
+        )?;
+        gauge(
+            enc,
+            "vouch_process_max_fds",
+            "The soft RLIMIT_NOFILE in force.",
+            load(&self.fd_limit),
+        )?;
+        gauge(
+            enc,
+            "vouch_http_fd_reserve",
+            "Descriptors HTTP connections leave free for log, state and gossip.",
+            load(&self.fd_reserve),
+        )?;
         if let Some(open) = open_descriptors() {
-            let help = "Descriptors the process holds.";
-            write_rows(out, &[("vouch_process_open_fds", "gauge", help, open)]);
+            gauge(enc, "vouch_process_open_fds", "Descriptors the process holds.", open)?;
         }
-    }
-}
-
-/// Prometheus text of single-valued series: (name, type, help, value).
-pub(crate) fn write_rows(out: &mut String, rows: &[(&str, &str, &str, u64)]) {
-    for (name, kind, help, value) in rows {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    }
-}
-
-/// Prometheus text of a counter labelled by `reason`.
-fn write_by_reason<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    values: impl Iterator<Item = (&'a str, u64)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (reason, n) in values {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+        Ok(())
     }
 }
 
@@ -774,7 +763,7 @@ impl HttpServer {
         self.addr
     }
 
-    /// The listener's counters (render them into `/metrics`).
+    /// The listener's counters (a collector for `/metrics`).
     pub fn metrics(&self) -> Arc<HttpServerMetrics> {
         Arc::clone(&self.metrics)
     }
