@@ -142,6 +142,20 @@ pub enum OnChainError {
     /// A task looking up one transcoder of the pool panicked or was cancelled.
     #[error("JSON-RPC call failed: pool lookup task failed: {0}")]
     LookupTask(#[source] SharedError<tokio::task::JoinError>),
+    /// More `PermissionUpdated` logs than a registry read takes
+    /// ([`crate::stream_registry::MAX_PERMISSION_LOGS`]).
+    #[error(
+        "JSON-RPC call failed: {count} PermissionUpdated logs, over the {limit} read: give a later block"
+    )]
+    TooManyLogs {
+        /// Logs the node returned.
+        count: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// A `PermissionUpdated` log that does not decode.
+    #[error("JSON-RPC call failed: PermissionUpdated log: {0}")]
+    BadLog(#[source] SharedError<alloy::sol_types::Error>),
     /// The node is on another chain than [`ChainOptions::expected_chain_id`].
     #[error("the JSON-RPC node is on chain {actual}, expected chain {expected}")]
     WrongChain {
@@ -189,11 +203,11 @@ pub enum OnChainError {
     },
 }
 
-fn to_eth(a: Address) -> alloy::primitives::Address {
+pub(crate) fn to_eth(a: Address) -> alloy::primitives::Address {
     alloy::primitives::Address::from(a.0)
 }
 
-fn from_eth(a: alloy::primitives::Address) -> Address {
+pub(crate) fn from_eth(a: alloy::primitives::Address) -> Address {
     Address(a.into_array())
 }
 
@@ -212,14 +226,15 @@ pub enum UrlError {
     Client(SharedError<reqwest::Error>),
 }
 
-/// A read-only connection to one node, with the URL kept for error messages.
-struct Chain {
-    url: String,
-    provider: RootProvider,
+/// A read-only connection to one node, with the URL kept for error messages
+/// (also how [`crate::stream_registry`] reads Streamr's StreamRegistry).
+pub(crate) struct Chain {
+    pub(crate) url: String,
+    pub(crate) provider: RootProvider,
 }
 
 impl Chain {
-    fn connect(rpc_url: &str, timeout: Duration) -> Result<Chain, OnChainError> {
+    pub(crate) fn connect(rpc_url: &str, timeout: Duration) -> Result<Chain, OnChainError> {
         let invalid =
             |reason: UrlError| OnChainError::InvalidUrl { url: rpc_url.to_owned(), reason };
         let url = reqwest::Url::parse(rpc_url).map_err(|e| invalid(e.into()))?;
@@ -238,19 +253,19 @@ impl Chain {
         Ok(Chain { url: shown, provider })
     }
 
-    fn transport_error(&self, e: TransportError) -> OnChainError {
+    pub(crate) fn transport_error(&self, e: TransportError) -> OnChainError {
         classify(&self.url, e)
     }
 
-    fn contract_error(&self, e: alloy::contract::Error) -> OnChainError {
+    pub(crate) fn contract_error(&self, e: alloy::contract::Error) -> OnChainError {
         contract_error(&self.url, e)
     }
 
-    async fn chain_id(&self) -> Result<u64, OnChainError> {
+    pub(crate) async fn chain_id(&self) -> Result<u64, OnChainError> {
         self.provider.get_chain_id().await.map_err(|e| self.transport_error(e))
     }
 
-    async fn ensure_contract(
+    pub(crate) async fn ensure_contract(
         &self,
         what: &'static str,
         address: Address,
@@ -344,7 +359,7 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 
 /// Runs `fut` under the fetch deadline, turning both the deadline and a
 /// client-side timeout into [`OnChainError::Timeout`] with the real bound.
-async fn with_deadline<T>(
+pub(crate) async fn with_deadline<T>(
     url: &str,
     timeout: Duration,
     fut: impl Future<Output = Result<T, OnChainError>>,
