@@ -50,11 +50,17 @@ pub enum ApiConfigError {
     #[error(transparent)]
     Jwt(#[from] JwtConfigError),
     /// A CORS origin is not `scheme://host[:port]` or `*`.
-    #[error("[api] cors_origins: {0:?} is not an origin (scheme://host[:port]) or \"*\"")]
-    CorsOrigin(String),
+    #[error("[api] cors_origins: {origin:?} is not an origin (scheme://host[:port]) or \"*\"")]
+    CorsOrigin {
+        /// The origin as configured.
+        origin: String,
+    },
     /// A `frame-ancestors` source would break the header.
-    #[error("[api] frame_ancestors: {0:?} is not a CSP source expression")]
-    FrameAncestor(String),
+    #[error("[api] frame_ancestors: {value:?} is not a CSP source expression")]
+    FrameAncestor {
+        /// The source expression (or the joined policy) as configured.
+        value: String,
+    },
 }
 
 /// Counters of the API, rendered into `/metrics`.
