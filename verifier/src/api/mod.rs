@@ -35,7 +35,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-pub use auth::{JwtConfigError, JwtRejection, JwtVerifier};
+pub use auth::{JwtConfigError, JwtRejection, JwtVerifier, PublicKeyError};
 pub use config::{ApiConfig, JwtAlgorithm, JwtConfig, RateLimitConfig};
 pub use error::ApiError;
 pub use source::{Params, SlaSource};
