@@ -190,7 +190,7 @@ pub fn write_keystore(
                 let inner = dir.join("keystore.json");
                 set_private(&inner).and_then(|()| fs::rename(&inner, tmp))
             }
-            Err(e) => Err(io::Error::other(e.to_string())),
+            Err(e) => Err(io::Error::other(e)),
         };
         let _ = fs::remove_dir_all(&dir);
         result
