@@ -70,7 +70,7 @@ pub enum CertificateError {
     },
     /// The signature bytes are malformed (bad `v`, bad scalar, unrecoverable).
     #[error("malformed signature: {0}")]
-    BadSignature(SignatureError),
+    BadSignature(#[source] SignatureError),
     /// The signature is valid but was not made by the principal.
     #[error("signed by {signer}, not by its principal {principal}")]
     WrongSigner {

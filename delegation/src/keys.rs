@@ -98,12 +98,12 @@ pub enum KeyError {
         path: PathBuf,
     },
     /// The keystore is malformed or uses something unsupported.
-    #[error("cannot use keystore {}: {reason}", path.display())]
+    #[error("cannot use keystore {}: {source}", path.display())]
     Keystore {
         /// The file.
         path: PathBuf,
-        /// The keystore library's explanation.
-        reason: String,
+        /// The keystore library's error.
+        source: LocalSignerError,
     },
 }
 
@@ -190,7 +190,7 @@ pub fn write_keystore(
                 let inner = dir.join("keystore.json");
                 set_private(&inner).and_then(|()| fs::rename(&inner, tmp))
             }
-            Err(e) => Err(io::Error::other(e.to_string())),
+            Err(e) => Err(io::Error::other(e)),
         };
         let _ = fs::remove_dir_all(&dir);
         result
@@ -223,7 +223,7 @@ fn keystore_error(path: &Path, e: LocalSignerError) -> KeyError {
         LocalSignerError::EcdsaError(_) => {
             KeyError::Hex { path, source: HexKeyError::InvalidScalar }
         }
-        other => KeyError::Keystore { path, reason: other.to_string() },
+        source => KeyError::Keystore { path, source },
     }
 }
 

@@ -29,7 +29,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
 use k256::ecdsa::SigningKey;
 use serde_json::{Value, json};
-use vouch_schema::Address;
+use vouch_schema::{Address, SharedError};
 
 use crate::authority::onchain::{Chain, OnChainError, from_eth, to_eth, with_deadline};
 use crate::{SignedDelegation, SignedRevocation};
@@ -105,13 +105,16 @@ pub enum RegistryError {
     Incomplete(&'static str),
     /// Signing failed.
     #[error("signing failed: {0}")]
-    Sign(String),
+    Sign(#[source] SharedError<alloy::signers::Error>),
     /// Calldata that is none of the registry calls Vouch prepares.
     #[error("the calldata is not a StreamRegistry call vouch prepares")]
     UnknownCall,
-    /// A prepared-transaction document that does not parse.
-    #[error("prepared transaction: {0}")]
-    Document(String),
+    /// A prepared-transaction document that lacks a field or holds a malformed one.
+    #[error("prepared transaction: {field} is missing or malformed")]
+    Document {
+        /// The field, e.g. `transaction.chainId`.
+        field: String,
+    },
 }
 
 fn expiration(v: U256) -> String {
@@ -203,7 +206,7 @@ impl PreparedTx {
     /// Reads back the document [`PreparedTx::to_json`] writes; nonce and
     /// fees come from its `transaction`, when present.
     pub fn from_json(doc: &Value) -> Result<PreparedTx, RegistryError> {
-        let bad = |what: &str| RegistryError::Document(format!("{what} is missing or malformed"));
+        let bad = |field: &str| RegistryError::Document { field: field.to_owned() };
         let address = |key: &str| -> Result<Address, RegistryError> {
             doc[key].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad(key))
         };
@@ -385,9 +388,8 @@ pub fn sign(tx: &PreparedTx, key: &SigningKey) -> Result<Vec<u8>, RegistryError>
         return Err(RegistryError::WrongKey { key: address, from: tx.from });
     }
     let mut unsigned = tx.eip1559()?;
-    let signature = signer
-        .sign_transaction_sync(&mut unsigned)
-        .map_err(|e| RegistryError::Sign(e.to_string()))?;
+    let signature =
+        signer.sign_transaction_sync(&mut unsigned).map_err(|e| RegistryError::Sign(e.into()))?;
     Ok(TxEnvelope::from(unsigned.into_signed(signature)).encoded_2718())
 }
 
@@ -400,7 +402,7 @@ pub async fn fill_params(
 ) -> Result<TxParams, OnChainError> {
     let chain = Chain::connect(rpc_url, timeout)?;
     with_deadline(&chain.url, timeout, async {
-        let err = |e: alloy::transports::TransportError| chain.transport_error(&e);
+        let err = |e: alloy::transports::TransportError| chain.transport_error(e);
         let actual = chain.chain_id().await?;
         if actual != tx.chain_id {
             return Err(OnChainError::WrongChain { expected: tx.chain_id, actual });
@@ -459,7 +461,7 @@ pub async fn read_permissions(
     let chain = Chain::connect(rpc_url, timeout)?;
     with_deadline(&chain.url, timeout, async {
         let block =
-            chain.provider.get_block_number().await.map_err(|e| chain.transport_error(&e))?;
+            chain.provider.get_block_number().await.map_err(|e| chain.transport_error(e))?;
         chain.ensure_contract("StreamRegistry", registry, block).await?;
         let r = IStreamRegistryV5::new(to_eth(registry), &chain.provider);
         let exists = r
@@ -514,18 +516,17 @@ pub async fn publishers(
             .address(to_eth(registry))
             .event_signature(IStreamRegistryV5::PermissionUpdated::SIGNATURE_HASH)
             .from_block(from_block);
-        let logs =
-            chain.provider.get_logs(&filter).await.map_err(|e| chain.transport_error(&e))?;
+        let logs = chain.provider.get_logs(&filter).await.map_err(|e| chain.transport_error(e))?;
         if logs.len() > MAX_PERMISSION_LOGS {
-            return Err(OnChainError::Rpc(format!(
-                "{} PermissionUpdated logs, over the {MAX_PERMISSION_LOGS} read: give a later block",
-                logs.len()
-            )));
+            return Err(OnChainError::TooManyLogs {
+                count: logs.len(),
+                limit: MAX_PERMISSION_LOGS,
+            });
         }
         let mut out = BTreeMap::new();
         for log in logs {
             let event = IStreamRegistryV5::PermissionUpdated::decode_log_data(log.data())
-                .map_err(|e| OnChainError::Rpc(format!("PermissionUpdated log: {e}")))?;
+                .map_err(|e| OnChainError::BadLog(e.into()))?;
             if event.streamId == stream {
                 out.insert(from_eth(event.user), seconds(event.publishExpiration));
             }

@@ -12,7 +12,7 @@
 //! (some hardware wallets) is read as 27 or 28.
 
 use serde_json::{Map, Value, json};
-use vouch_schema::{Address, Signature};
+use vouch_schema::{Address, SharedError, Signature};
 
 use crate::eip712::{DOMAIN_NAME, DOMAIN_VERSION, Eip712Network, checksummed};
 use crate::wire::MAX_REGION_BYTES;
@@ -29,7 +29,7 @@ pub enum WalletError {
     TooLarge(usize),
     /// Not JSON at all.
     #[error("not valid JSON: {0}")]
-    Json(String),
+    Json(#[source] SharedError<serde_json::Error>),
     /// A value that must be a JSON object is not one.
     #[error("{0} must be a JSON object")]
     NotAnObject(&'static str),
@@ -360,8 +360,7 @@ impl Document {
         if json.len() > MAX_WALLET_JSON_BYTES {
             return Err(WalletError::TooLarge(json.len()));
         }
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| WalletError::Json(e.to_string()))?;
+        let value: Value = serde_json::from_str(json).map_err(|e| WalletError::Json(e.into()))?;
         let mut doc = Members::new("document", value)?;
 
         let primary_type = doc.take("primaryType")?;

@@ -25,6 +25,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
+use crate::SharedError;
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::limits::MAX_ENVELOPE_BYTES;
 use crate::streamr::StreamrError;
@@ -70,7 +71,7 @@ pub enum BridgePayloadError {
     Oversize(usize),
     /// Not the JSON object described in the module docs.
     #[error("bridge payload JSON: {0}")]
-    Json(String),
+    Json(#[source] SharedError<serde_json::Error>),
     /// A `vouch_bridge` version other than [`BRIDGE_PAYLOAD_VERSION`].
     #[error("unsupported bridge payload version {0}")]
     Version(u64),
@@ -79,10 +80,10 @@ pub enum BridgePayloadError {
     Encoding(&'static str),
     /// `envelope_cbor` is not a strictly encoded envelope.
     #[error("bridge payload envelope: {0}")]
-    Envelope(EnvelopeError),
+    Envelope(#[source] EnvelopeError),
     /// `stream_message` is not a Streamr message of a Vouch envelope.
     #[error("bridge payload stream message: {0}")]
-    StreamMessage(StreamrError),
+    StreamMessage(#[source] StreamrError),
     /// The two encodings hold different messages.
     #[error("envelope_cbor and stream_message are different messages")]
     Mismatch,
@@ -141,7 +142,7 @@ impl BridgePayload {
             return Err(BridgePayloadError::Oversize(bytes.len()));
         }
         let wire: Wire =
-            serde_json::from_slice(bytes).map_err(|e| BridgePayloadError::Json(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| BridgePayloadError::Json(e.into()))?;
         if wire.vouch_bridge != BRIDGE_PAYLOAD_VERSION {
             return Err(BridgePayloadError::Version(wire.vouch_bridge));
         }

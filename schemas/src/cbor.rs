@@ -30,12 +30,38 @@ use ciborium::Value;
 /// Arrays, maps and tags (other than a bignum's) each count one level.
 pub const MAX_DEPTH: usize = 64;
 
+/// How bytes are not well-formed CBOR ([`CborError::Malformed`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// The item breaks CBOR's grammar at a byte offset.
+    #[error("{what} at byte {at}")]
+    At {
+        /// What is wrong (`unexpected end of input`, `unknown simple value`, ...).
+        what: &'static str,
+        /// Byte offset in the input.
+        at: usize,
+    },
+    /// Arrays, maps and tags nest deeper than [`MAX_DEPTH`].
+    #[error("nesting deeper than {MAX_DEPTH} at byte {at}")]
+    TooDeep {
+        /// Byte offset in the input.
+        at: usize,
+    },
+    /// Checked bytes did not read back (a bug in this module).
+    #[error("internal: checked CBOR did not read back")]
+    ReadBack,
+    /// Another decoder refused the bytes (the legacy codec in `oracle`).
+    #[error(transparent)]
+    Decoder(crate::SharedError<dyn std::error::Error + Send + Sync>),
+}
+
 /// Why bytes are not a deterministic CBOR item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CborError {
     /// The bytes are not well-formed CBOR (or nest deeper than [`MAX_DEPTH`]).
     #[error("malformed CBOR: {0}")]
-    Malformed(String),
+    Malformed(#[source] Malformed),
     /// Well-formed CBOR follows the first item.
     #[error("trailing bytes after the CBOR item")]
     TrailingBytes,
@@ -399,8 +425,8 @@ pub(crate) fn check(bytes: &[u8], duplicates: Duplicates) -> Result<(), CborErro
     Ok(())
 }
 
-fn malformed(what: &str, at: usize) -> CborError {
-    CborError::Malformed(format!("{what} at byte {at}"))
+fn malformed(what: &'static str, at: usize) -> CborError {
+    CborError::Malformed(Malformed::At { what, at })
 }
 
 fn eof(at: usize) -> CborError {
@@ -408,7 +434,7 @@ fn eof(at: usize) -> CborError {
 }
 
 fn internal() -> CborError {
-    CborError::Malformed("internal: checked CBOR did not read back".to_owned())
+    CborError::Malformed(Malformed::ReadBack)
 }
 
 /// The strict single-pass checker. It accepts the same inputs as ciborium's
@@ -654,7 +680,7 @@ impl<'a> Checker<'a> {
 
 /// The depth left inside a container or tag found with `depth` left.
 fn nested(depth: usize, at: usize) -> Result<usize, CborError> {
-    depth.checked_sub(1).ok_or_else(|| malformed(&format!("nesting deeper than {MAX_DEPTH}"), at))
+    depth.checked_sub(1).ok_or(CborError::Malformed(Malformed::TooDeep { at }))
 }
 
 /// One data item's head as [`Reader::next`] reads it: scalars whole,

@@ -10,6 +10,8 @@
 mod address;
 pub mod cbor;
 pub mod crypto;
+mod error;
+pub use error::SharedError;
 
 pub use address::{Address, AddressError};
 pub use crypto::{Signature, SignatureError};

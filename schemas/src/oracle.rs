@@ -12,7 +12,8 @@
 
 /// The old [`crate::cbor`] codec.
 pub mod cbor {
-    use crate::cbor::{CborError, MAX_DEPTH};
+    use crate::SharedError;
+    use crate::cbor::{CborError, MAX_DEPTH, Malformed};
     use ciborium::Value;
 
     /// The old `cbor::to_vec`: sort a deep copy, let ciborium write it.
@@ -28,8 +29,9 @@ pub mod cbor {
     /// compare), which accepted repeated map keys.
     pub fn from_slice(bytes: &[u8]) -> Result<Value, CborError> {
         let mut reader = bytes;
-        let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
-            .map_err(|e| CborError::Malformed(e.to_string()))?;
+        let value: Value =
+            ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
+                .map_err(|e| CborError::Malformed(Malformed::Decoder(SharedError::new_dyn(e))))?;
         if !reader.is_empty() {
             return Err(CborError::TrailingBytes);
         }

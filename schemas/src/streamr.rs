@@ -124,7 +124,7 @@ pub struct StreamMessage {
 pub enum StreamrError {
     /// Not a protobuf `StreamMessage`.
     #[error("not a Streamr StreamMessage: {0}")]
-    Protobuf(String),
+    Protobuf(#[source] prost::DecodeError),
     /// Larger than an envelope may be.
     #[error("StreamMessage is {0} bytes, over the limit")]
     Oversize(usize),
@@ -154,7 +154,7 @@ impl StreamMessage {
         if bytes.len() > max_len {
             return Err(StreamrError::Oversize(bytes.len()));
         }
-        StreamMessage::decode(bytes).map_err(|e| StreamrError::Protobuf(e.to_string()))
+        StreamMessage::decode(bytes).map_err(StreamrError::Protobuf)
     }
 }
 

@@ -4,7 +4,7 @@
 use ciborium::Value;
 use k256::ecdsa::SigningKey;
 use proptest::prelude::*;
-use vouch_schema::cbor::{self, CborError, MapError};
+use vouch_schema::cbor::{self, CborError, Malformed, MapError};
 use vouch_schema::limits::MAX_ENVELOPE_BYTES;
 use vouch_schema::{Address, Envelope, EnvelopeError, MessageId, MessageRef};
 
@@ -55,7 +55,10 @@ fn each_malformed_case_has_its_own_error() {
     let uint = |n: u64| Some(Value::Integer(n.into()));
     let cases: Vec<(Vec<u8>, EnvelopeError)> = vec![
         (vec![0; MAX_ENVELOPE_BYTES + 1], E::Oversize(MAX_ENVELOPE_BYTES + 1)),
-        (vec![0xff], E::Cbor(CborError::Malformed("x".into()))),
+        (
+            vec![0xff],
+            E::Cbor(CborError::Malformed(Malformed::At { what: "unexpected break", at: 0 })),
+        ),
         ([sample().encode(), vec![0]].concat(), E::Cbor(CborError::TrailingBytes)),
         (vec![0x18, 0x05], E::Cbor(CborError::NonCanonical)),
         (vec![0x01], E::Structure(MapError::NotAMap)),

@@ -5,7 +5,7 @@
 use ciborium::Value as Cbor;
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value as Json, json};
-use vouch_schema::cbor::{self, CborError, MapError};
+use vouch_schema::cbor::{self, CborError, Malformed, MapError};
 use vouch_schema::event::{MAX_FAMILY_LEN, MAX_FIELD_LEN, MAX_JSON_DEPTH};
 use vouch_schema::limits::{MAX_BATCH_EVENTS, MAX_ENVELOPE_BYTES};
 use vouch_schema::{BatchError, Event, EventError, TelemetryBatch};
@@ -450,7 +450,10 @@ fn each_malformed_batch_has_its_own_error() {
         (
             "empty input",
             TelemetryBatch::decode(&[]),
-            BatchError::Cbor(CborError::Malformed("EOF while parsing".into())),
+            BatchError::Cbor(CborError::Malformed(Malformed::At {
+                what: "unexpected end of input",
+                at: 0,
+            })),
         ),
         (
             "trailing",

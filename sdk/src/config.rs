@@ -27,6 +27,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use vouch_schema::SharedError;
 use vouch_schema::limits::{MAX_BATCH_EVENTS, MAX_ENVELOPE_BYTES, MAX_PARTITIONS};
 
 use crate::redact::RedactionConfig;
@@ -168,6 +169,24 @@ pub struct TransportConfig {
     pub bootstrap: Vec<String>,
 }
 
+/// Why a small file of the publisher (configuration, certificate,
+/// password, pseudonym key) could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileReadError {
+    /// Larger than such a file may be.
+    #[error("{len} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// Its length.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The operating system's error.
+    #[error(transparent)]
+    Io(SharedError<std::io::Error>),
+}
+
 /// Why a configuration cannot be used. Messages are stable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -176,12 +195,14 @@ pub enum ConfigError {
     Io {
         /// The file.
         path: PathBuf,
-        /// The operating system's explanation.
-        reason: String,
+        /// Why.
+        #[source]
+        reason: FileReadError,
     },
-    /// Not TOML, or not the expected keys and types.
-    #[error("config syntax: {0}")]
-    Parse(String),
+    /// Not TOML, or not the expected keys and types. The message is the
+    /// parser's without the quoted source line.
+    #[error("config syntax: {}", .0.message())]
+    Parse(#[source] toml::de::Error),
     /// A value is out of range or inconsistent with others.
     #[error("config value {field}: {reason}")]
     Invalid {
@@ -190,6 +211,9 @@ pub enum ConfigError {
         /// Why it is refused.
         reason: String,
     },
+    /// The extra redaction rules are unusable.
+    #[error("config value redaction: {0}")]
+    Redaction(#[source] crate::redact::RedactionRuleError),
 }
 
 impl PublisherConfig {
@@ -211,8 +235,7 @@ impl PublisherConfig {
     /// Parses and validates TOML. Relative paths stay relative to the
     /// process's working directory.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let config: PublisherConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse(e.message().to_owned()))?;
+        let config: PublisherConfig = toml::from_str(text).map_err(ConfigError::Parse)?;
         config.validate()?;
         Ok(config)
     }
@@ -220,13 +243,15 @@ impl PublisherConfig {
     /// Reads, parses and validates a TOML file; relative paths in it are
     /// resolved against the file's directory.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let io =
-            |e: std::io::Error| ConfigError::Io { path: path.to_owned(), reason: e.to_string() };
+        let io = |e: std::io::Error| ConfigError::Io {
+            path: path.to_owned(),
+            reason: FileReadError::Io(e.into()),
+        };
         let len = std::fs::metadata(path).map_err(io)?.len();
         if len > MAX_CONFIG_BYTES {
             return Err(ConfigError::Io {
                 path: path.to_owned(),
-                reason: format!("{len} bytes, over the {MAX_CONFIG_BYTES}-byte limit"),
+                reason: FileReadError::TooLarge { len, limit: MAX_CONFIG_BYTES },
             });
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
@@ -303,8 +328,8 @@ impl PublisherConfig {
                 format!("{} is not in 1..={MAX_QUEUE_CAPACITY}", q.capacity),
             );
         }
-        if let Err(reason) = self.redaction.validate() {
-            return invalid("redaction", reason);
+        if let Err(e) = self.redaction.validate() {
+            return Err(ConfigError::Redaction(e));
         }
         if self.transport.kind == TransportKind::File && self.transport.path.is_none() {
             return invalid("transport.path", "required when transport.kind = \"file\"".into());

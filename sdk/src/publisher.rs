@@ -43,9 +43,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use k256::ecdsa::SigningKey;
 use vouch_delegation::{Policy, Role, SignedDelegation};
 use vouch_schema::batch::BatchWriter;
-use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin};
+use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin, SharedError};
 
 use crate::adapter::{self, AdapterError};
+use crate::config::FileReadError;
 use crate::config::{
     ConfigError, DEFAULT_MAX_BATCH_BYTES, DropPolicy, MIN_MAX_BATCH_BYTES, PublisherConfig,
     TransportConfig, TransportKind,
@@ -53,7 +54,7 @@ use crate::config::{
 use crate::redact::{RedactionConfig, Redactor};
 use crate::stats::{Counters, ErrorHook, ErrorKind, Stats};
 use crate::transport::file::FileTransport;
-use crate::transport::{Outgoing, Transport, TransportError, TransportProbe};
+use crate::transport::{Outgoing, Transport, TransportError, TransportIo, TransportProbe};
 
 /// The stream path every Vouch stream id ends with.
 pub const STREAM_PATH: &str = "/livepeer/telemetry";
@@ -131,7 +132,7 @@ impl Signer {
             None => None,
         };
         let key = vouch_delegation::keys::load_signing_key(&config.key_file, password.as_deref())
-            .map_err(|e| PublisherError::Key(e.to_string()))?;
+            .map_err(|e| PublisherError::Key(e.into()))?;
         let certificate = read_certificate(&config.certificate)?;
         let mut signer = Signer::new(key, certificate);
         if let Some(id) = &config.stream_id {
@@ -220,24 +221,21 @@ impl PublisherSettings {
     }
 
     fn validate(&self) -> Result<(), PublisherError> {
-        let bad = |s: String| Err(PublisherError::Settings(s));
+        let bad = |e: SettingsError| Err(PublisherError::Settings(e));
         if self.max_events == 0 || self.max_events > vouch_schema::limits::MAX_BATCH_EVENTS {
-            return bad(format!("max_events {} is not in 1..=1024", self.max_events));
+            return bad(SettingsError::MaxEvents(self.max_events));
         }
         if self.max_bytes < MIN_MAX_BATCH_BYTES || self.max_bytes > DEFAULT_MAX_BATCH_BYTES {
-            return bad(format!(
-                "max_bytes {} is not in {MIN_MAX_BATCH_BYTES}..={DEFAULT_MAX_BATCH_BYTES}",
-                self.max_bytes
-            ));
+            return bad(SettingsError::MaxBytes(self.max_bytes));
         }
         if self.linger > Duration::from_millis(crate::config::MAX_LINGER_MS) {
-            return bad(format!("linger {:?} is over one minute", self.linger));
+            return bad(SettingsError::Linger(self.linger));
         }
         if self.queue_capacity == 0 || self.queue_capacity > crate::config::MAX_QUEUE_CAPACITY {
-            return bad(format!("queue capacity {} is out of range", self.queue_capacity));
+            return bad(SettingsError::QueueCapacity(self.queue_capacity));
         }
         if let Err(e) = self.redaction.validate() {
-            return bad(e);
+            return bad(e.into());
         }
         Ok(())
     }
@@ -251,18 +249,19 @@ pub enum PublisherError {
     Config(#[from] ConfigError),
     /// The signing key could not be loaded.
     #[error("cannot load the signing key: {0}")]
-    Key(String),
+    Key(#[source] SharedError<vouch_delegation::keys::KeyError>),
     /// A password or pseudonym key file could not be read.
     #[error("cannot read {path}: {reason}")]
     SecretFile {
         /// The file.
         path: String,
         /// Why.
-        reason: String,
+        #[source]
+        reason: SecretFileError,
     },
     /// The certificate could not be read, or is not valid now.
     #[error("certificate: {0}")]
-    Certificate(String),
+    Certificate(#[source] CertificateFileError),
     /// The key is not the certificate's delegate.
     #[error("signing key {key} is not the certificate's delegate {delegate}")]
     KeyMismatch {
@@ -273,10 +272,10 @@ pub enum PublisherError {
     },
     /// The stream id or partition cannot be signed.
     #[error("invalid stream id or partition: {0}")]
-    Identity(String),
+    Identity(#[source] IdentityError),
     /// Settings out of range.
     #[error("invalid publisher settings: {0}")]
-    Settings(String),
+    Settings(#[source] SettingsError),
     /// The gossip transport is not available (reserved for builds without it).
     #[error("the gossip transport is not available")]
     GossipUnavailable,
@@ -285,13 +284,100 @@ pub enum PublisherError {
     Transport(#[from] TransportError),
     /// The worker thread could not be started.
     #[error("cannot start the publisher thread: {0}")]
-    Spawn(String),
+    Spawn(#[source] SharedError<std::io::Error>),
     /// A flush or close deadline passed first.
     #[error("deadline passed with {0} events unsent")]
     Deadline(u64),
     /// The publisher is closed (or its worker stopped).
     #[error("publisher is closed")]
     Closed,
+}
+
+/// What is wrong with a password or pseudonym key file ([`PublisherError::SecretFile`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretFileError {
+    /// It could not be read.
+    #[error(transparent)]
+    Read(#[from] FileReadError),
+    /// It is not text.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// A pseudonym key that is not 64 hex digits.
+    #[error("not 64 hex digits")]
+    NotHex,
+}
+
+/// Why the certificate cannot be used ([`PublisherError::Certificate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateFileError {
+    /// It does not verify now (signature, validity window).
+    #[error(transparent)]
+    Invalid(#[from] vouch_delegation::CertificateError),
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The certificate file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: FileReadError,
+    },
+    /// Wallet JSON that is not UTF-8.
+    #[error("{}: wallet JSON is not UTF-8", path.display())]
+    NotUtf8 {
+        /// The certificate file.
+        path: std::path::PathBuf,
+    },
+    /// Wallet JSON that is not a signed delegation.
+    #[error("{}: {source}", path.display())]
+    Wallet {
+        /// The certificate file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: vouch_delegation::wallet::WalletError,
+    },
+    /// CBOR that is not a certificate.
+    #[error("{}: {source}", path.display())]
+    Decode {
+        /// The certificate file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: vouch_delegation::DecodeError,
+    },
+}
+
+/// Why the stream id or partition cannot be signed ([`PublisherError::Identity`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The stream id is not one an envelope may carry.
+    #[error(transparent)]
+    StreamId(#[from] vouch_schema::EnvelopeError),
+    /// A partition at or over [`MAX_PARTITIONS`](vouch_schema::limits::MAX_PARTITIONS).
+    #[error("partition {0} is not in 0..100")]
+    Partition(u32),
+}
+
+/// Which publisher setting is out of range ([`PublisherError::Settings`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// `max_events` is 0 or over the batch limit.
+    #[error("max_events {0} is not in 1..=1024")]
+    MaxEvents(usize),
+    /// `max_bytes` is outside its range.
+    #[error("max_bytes {0} is not in {MIN_MAX_BATCH_BYTES}..={DEFAULT_MAX_BATCH_BYTES}")]
+    MaxBytes(usize),
+    /// `linger` is over one minute.
+    #[error("linger {0:?} is over one minute")]
+    Linger(Duration),
+    /// The queue capacity is 0 or over its limit.
+    #[error("queue capacity {0} is out of range")]
+    QueueCapacity(usize),
+    /// The extra redaction rules are unusable.
+    #[error(transparent)]
+    Redaction(#[from] crate::redact::RedactionRuleError),
 }
 
 /// Why one event was not taken. Messages are stable.
@@ -403,7 +489,7 @@ impl Publisher {
         let handle = std::thread::Builder::new()
             .name("vouch-publisher".into())
             .spawn(move || worker.run_guarded())
-            .map_err(|e| PublisherError::Spawn(e.to_string()))?;
+            .map_err(|e| PublisherError::Spawn(e.into()))?;
         Ok(Publisher { shared, worker: Some(handle), probe })
     }
 
@@ -609,61 +695,63 @@ fn check_signer(signer: &Signer) -> Result<(), PublisherError> {
     }
     let policy = Policy { max_lifetime_secs: u64::MAX, ..Policy::default() };
     cert.verify(&cert.network, now_ms() / 1000, &policy)
-        .map_err(|e| PublisherError::Certificate(e.to_string()))?;
+        .map_err(|e| PublisherError::Certificate(e.into()))?;
     vouch_schema::envelope::check_stream_id(&signer.stream_id)
-        .map_err(|e| PublisherError::Identity(e.to_string()))?;
+        .map_err(|e| PublisherError::Identity(e.into()))?;
     if signer.partition >= vouch_schema::limits::MAX_PARTITIONS {
-        return Err(PublisherError::Identity(format!(
-            "partition {} is not in 0..100",
-            signer.partition
-        )));
+        return Err(PublisherError::Identity(IdentityError::Partition(signer.partition)));
     }
     Ok(())
 }
 
 /// Reads a certificate: CBOR, or signed wallet JSON.
 fn read_certificate(path: &Path) -> Result<SignedDelegation, PublisherError> {
-    let fail =
-        |reason: String| PublisherError::Certificate(format!("{}: {reason}", path.display()));
-    let bytes = read_small(path, MAX_CERTIFICATE_FILE_BYTES).map_err(fail)?;
+    let path_buf = || path.to_owned();
+    let fail = |e: CertificateFileError| PublisherError::Certificate(e);
+    let bytes = read_small(path, MAX_CERTIFICATE_FILE_BYTES)
+        .map_err(|source| fail(CertificateFileError::Read { path: path_buf(), source }))?;
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        let text =
-            std::str::from_utf8(&bytes).map_err(|_| fail("wallet JSON is not UTF-8".into()))?;
-        return vouch_delegation::wallet::import_delegation(text).map_err(|e| fail(e.to_string()));
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| fail(CertificateFileError::NotUtf8 { path: path_buf() }))?;
+        return vouch_delegation::wallet::import_delegation(text)
+            .map_err(|source| fail(CertificateFileError::Wallet { path: path_buf(), source }));
     }
-    SignedDelegation::decode(&bytes).map_err(|e| fail(e.to_string()))
+    SignedDelegation::decode(&bytes)
+        .map_err(|source| fail(CertificateFileError::Decode { path: path_buf(), source }))
 }
 
 /// Reads a password file: its first line, without the line ending.
 fn read_password(path: &Path) -> Result<String, PublisherError> {
-    let bytes = read_small(path, MAX_SECRET_FILE_BYTES).map_err(|reason| {
-        PublisherError::SecretFile { path: path.display().to_string(), reason }
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| PublisherError::SecretFile {
+    let fail = |reason: SecretFileError| PublisherError::SecretFile {
         path: path.display().to_string(),
-        reason: "not UTF-8".into(),
-    })?;
+        reason,
+    };
+    let bytes = read_small(path, MAX_SECRET_FILE_BYTES).map_err(|e| fail(e.into()))?;
+    let text = String::from_utf8(bytes).map_err(|_| fail(SecretFileError::NotUtf8))?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
 /// Reads a pseudonym key file: 64 hex digits (`0x` optional).
 fn read_pseudonym_key(path: &Path) -> Result<[u8; 32], PublisherError> {
-    let fail =
-        |reason: String| PublisherError::SecretFile { path: path.display().to_string(), reason };
-    let bytes = read_small(path, MAX_SECRET_FILE_BYTES).map_err(fail)?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| fail("not UTF-8".into()))?.trim();
+    let fail = |reason: SecretFileError| PublisherError::SecretFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = read_small(path, MAX_SECRET_FILE_BYTES).map_err(|e| fail(e.into()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| fail(SecretFileError::NotUtf8))?.trim();
     let digits = text.strip_prefix("0x").unwrap_or(text);
     let mut key = [0u8; 32];
-    hex::decode_to_slice(digits, &mut key).map_err(|_| fail("not 64 hex digits".into()))?;
+    hex::decode_to_slice(digits, &mut key).map_err(|_| fail(SecretFileError::NotHex))?;
     Ok(key)
 }
 
-fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>, FileReadError> {
+    let io = |e: std::io::Error| FileReadError::Io(e.into());
+    let len = std::fs::metadata(path).map_err(io)?.len();
     if len > limit {
-        return Err(format!("{len} bytes, over the {limit}-byte limit"));
+        return Err(FileReadError::TooLarge { len, limit });
     }
-    std::fs::read(path).map_err(|e| e.to_string())
+    std::fs::read(path).map_err(io)
 }
 
 /// `now + timeout`, saturating at about a year for huge timeouts.
@@ -856,7 +944,7 @@ impl Worker {
             let mut st = shared.lock();
             st.exited = true;
             st.closing = true;
-            st.close_result = Err(TransportError::Io("publisher worker panicked".into()));
+            st.close_result = Err(TransportIo::WorkerPanicked.into());
             drop(st);
             shared.done.notify_all();
         }

@@ -120,22 +120,54 @@ impl Default for RedactionConfig {
     }
 }
 
+/// Why extra redaction rules are refused ([`RedactionConfig::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedactionRuleError {
+    /// A rule list over [`MAX_EXTRA_RULES`].
+    #[error("{list} has {entries} entries, over {MAX_EXTRA_RULES}")]
+    TooMany {
+        /// `drop_keys`, `pseudonymize_keys` or `drop_pointers`.
+        list: &'static str,
+        /// How many it holds.
+        entries: usize,
+    },
+    /// A member name with no word in it (it would match nothing).
+    #[error("member name {name:?} has no letters or digits")]
+    NoWord {
+        /// The name as configured.
+        name: String,
+    },
+    /// A JSON pointer that does not start with `/`.
+    #[error("pointer {pointer:?} must start with '/'")]
+    PointerStart {
+        /// The pointer as configured.
+        pointer: String,
+    },
+    /// A JSON pointer of more than 32 segments.
+    #[error("pointer {pointer:?} has more than 32 segments")]
+    PointerDepth {
+        /// The pointer as configured.
+        pointer: String,
+    },
+}
+
 impl RedactionConfig {
     /// Checks the extra rules: at most [`MAX_EXTRA_RULES`] of each, names
     /// with at least one word, pointers that start with `/`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RedactionRuleError> {
         for (name, list) in [
             ("drop_keys", &self.drop_keys),
             ("pseudonymize_keys", &self.pseudonymize_keys),
             ("drop_pointers", &self.drop_pointers),
         ] {
             if list.len() > MAX_EXTRA_RULES {
-                return Err(format!("{name} has {} entries, over {MAX_EXTRA_RULES}", list.len()));
+                return Err(RedactionRuleError::TooMany { list: name, entries: list.len() });
             }
         }
         for key in self.drop_keys.iter().chain(&self.pseudonymize_keys) {
             if Words::of(key).is_empty() {
-                return Err(format!("member name {key:?} has no letters or digits"));
+                return Err(RedactionRuleError::NoWord { name: key.clone() });
             }
         }
         for p in &self.drop_pointers {
@@ -586,14 +618,14 @@ impl<'a> Words<'a> {
 }
 
 /// Parses an RFC 6901 pointer into its unescaped segments.
-fn parse_pointer(p: &str) -> Result<Vec<String>, String> {
+fn parse_pointer(p: &str) -> Result<Vec<String>, RedactionRuleError> {
     let Some(rest) = p.strip_prefix('/') else {
-        return Err(format!("pointer {p:?} must start with '/'"));
+        return Err(RedactionRuleError::PointerStart { pointer: p.to_owned() });
     };
     let segments: Vec<String> =
         rest.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
     if segments.len() > 32 {
-        return Err(format!("pointer {p:?} has more than 32 segments"));
+        return Err(RedactionRuleError::PointerDepth { pointer: p.to_owned() });
     }
     Ok(segments)
 }

@@ -5,10 +5,10 @@
 pub enum SlaError {
     /// The policy file is not valid TOML of the expected shape.
     #[error("SLA policy: {0}")]
-    Policy(String),
+    Policy(#[source] PolicyError),
     /// The model registry file is not valid TOML of the expected shape.
     #[error("model registry: {0}")]
-    Registry(String),
+    Registry(#[source] RegistryError),
     /// A policy or registry file could not be read.
     #[error("reading {path}: {source}")]
     Io {
@@ -19,7 +19,7 @@ pub enum SlaError {
     },
     /// Snapshot bytes that do not decode into engine state.
     #[error("SLA snapshot: {0}")]
-    Snapshot(String),
+    Snapshot(#[source] ciborium::de::Error<std::io::Error>),
     /// A snapshot made under a different policy or registry.
     #[error("SLA snapshot was made under {what} hash {found}, not the {expected} in force")]
     SnapshotMismatch {
@@ -29,5 +29,38 @@ pub enum SlaError {
         found: String,
         /// The hash in force.
         expected: String,
+    },
+}
+
+/// What is wrong with a policy file ([`SlaError::Policy`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Not TOML of the policy's shape.
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// A window name that is not one of the known windows.
+    #[error("unknown window {window:?}")]
+    UnknownWindow {
+        /// The name as configured.
+        window: String,
+    },
+    /// A value out of its range; the message names the key and the range.
+    #[error("{0}")]
+    OutOfRange(&'static str),
+}
+
+/// What is wrong with a model registry file ([`SlaError::Registry`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Not TOML of the registry's shape.
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// A model id or alias used twice (compared case-insensitively).
+    #[error("model name {name:?} appears twice")]
+    DuplicateName {
+        /// The name as written.
+        name: String,
     },
 }

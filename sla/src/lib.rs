@@ -32,7 +32,7 @@ mod score;
 
 pub use bucket::{BucketCounters, PercentileSummary, SealedBucket};
 pub use engine::{Engine, EngineStats, IngestReport, Limits, Observer};
-pub use error::SlaError;
+pub use error::{PolicyError, RegistryError, SlaError};
 pub use histogram::Histogram;
 pub use policy::{
     AttemptPolicy, CorroborationPolicy, DEFAULT_POLICY_TOML, FailureClass, FailureRule,

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use sha3::{Digest, Keccak256};
 
-use crate::SlaError;
+use crate::{PolicyError, SlaError};
 
 /// The policy file compiled in, used by [`Policy::default_v1`].
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../../schemas/policy/sla-policy-v1.toml");
@@ -258,7 +258,7 @@ impl Policy {
 
     /// Parses a policy file's text.
     pub fn from_toml(text: &str) -> Result<Policy, SlaError> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| SlaError::Policy(e.to_string()))?;
+        let file: PolicyFile = toml::from_str(text).map_err(|e| SlaError::Policy(e.into()))?;
         let policy = Policy {
             id: file.id,
             version: file.version,
@@ -284,7 +284,7 @@ impl Policy {
     }
 
     fn check(&self) -> Result<(), SlaError> {
-        let bad = |m: &str| Err(SlaError::Policy(m.to_owned()));
+        let bad = |m: &'static str| Err(SlaError::Policy(PolicyError::OutOfRange(m)));
         if self.windows.minute_retention < 61 {
             return bad("windows.minute_retention must be at least 61 minutes");
         }
@@ -293,7 +293,7 @@ impl Policy {
         }
         for w in self.windows.names.iter().chain([&self.windows.default]) {
             if crate::query::Window::parse(w).is_none() {
-                return bad(&format!("unknown window {w:?}"));
+                return Err(SlaError::Policy(PolicyError::UnknownWindow { window: w.clone() }));
             }
         }
         if crate::query::Window::parse(&self.scoring.benchmark_window).is_none() {

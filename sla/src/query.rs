@@ -67,11 +67,17 @@ impl Window {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     /// `window` is not one of the known names.
-    #[error("unknown window {0:?}; expected 1m, 5m, 1h, 24h or 7d")]
-    Window(String),
+    #[error("unknown window {given:?}; expected 1m, 5m, 1h, 24h or 7d")]
+    Window {
+        /// The value given.
+        given: String,
+    },
     /// `origin` is not production or synthetic.
-    #[error("unknown origin {0:?}; expected production or synthetic")]
-    Origin(String),
+    #[error("unknown origin {given:?}; expected production or synthetic")]
+    Origin {
+        /// The value given.
+        given: String,
+    },
     /// A filter value that is too long or holds control characters.
     #[error("bad value for {0}: at most 128 printable characters")]
     Value(&'static str),
@@ -128,11 +134,11 @@ impl Query {
         };
         let window = match get("window")? {
             None => default,
-            Some(w) => Window::parse(&w).ok_or(QueryError::Window(w))?,
+            Some(w) => Window::parse(&w).ok_or(QueryError::Window { given: w })?,
         };
         let origin = match get("origin")? {
             None => Origin::Production,
-            Some(o) => Origin::from_name(&o).ok_or(QueryError::Origin(o))?,
+            Some(o) => Origin::from_name(&o).ok_or(QueryError::Origin { given: o })?,
         };
         let model_id = match get("model_id")? {
             Some(m) => Some(m),

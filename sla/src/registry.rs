@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::SlaError;
 use crate::policy::file_hash;
+use crate::{RegistryError, SlaError};
 
 /// The registry file compiled in, used by [`Registry::default_v1`].
 pub const DEFAULT_REGISTRY_TOML: &str = include_str!("../../schemas/policy/models-v1.toml");
@@ -64,13 +64,14 @@ impl Registry {
 
     /// Parses a registry file's text. Ids and aliases must be unique.
     pub fn from_toml(text: &str) -> Result<Registry, SlaError> {
-        let file: RegistryFile =
-            toml::from_str(text).map_err(|e| SlaError::Registry(e.to_string()))?;
+        let file: RegistryFile = toml::from_str(text).map_err(|e| SlaError::Registry(e.into()))?;
         let mut by_name = BTreeMap::new();
         for (i, m) in file.models.iter().enumerate() {
             for name in std::iter::once(&m.id).chain(&m.aliases) {
                 if by_name.insert(name.to_lowercase(), i).is_some() {
-                    return Err(SlaError::Registry(format!("model name {name:?} appears twice")));
+                    return Err(SlaError::Registry(RegistryError::DuplicateName {
+                        name: name.clone(),
+                    }));
                 }
             }
         }

@@ -152,9 +152,12 @@ pub enum HttpServerError {
         /// Descriptors reserved for everything but HTTP.
         reserve: u64,
     },
-    /// A limit is unusable.
-    #[error("[http.limits] {0}")]
-    Limits(String),
+    /// `max_connections` or `max_connections_per_ip` is 0.
+    #[error("[http.limits] max_connections and max_connections_per_ip must be at least 1")]
+    NoConnections,
+    /// `header_read_timeout_ms` or `idle_timeout_ms` is 0.
+    #[error("[http.limits] header_read_timeout_ms and idle_timeout_ms must be at least 1")]
+    ZeroTimeout,
 }
 
 /// Why a new connection was refused (the `reason` label of
@@ -709,14 +712,10 @@ impl HttpServer {
         extra_reserve: u64,
     ) -> Result<HttpServer, HttpServerError> {
         if limits.max_connections == 0 || limits.max_connections_per_ip == 0 {
-            return Err(HttpServerError::Limits(
-                "max_connections and max_connections_per_ip must be at least 1".to_owned(),
-            ));
+            return Err(HttpServerError::NoConnections);
         }
         if limits.header_read_timeout_ms == 0 || limits.idle_timeout_ms == 0 {
-            return Err(HttpServerError::Limits(
-                "header_read_timeout_ms and idle_timeout_ms must be at least 1".to_owned(),
-            ));
+            return Err(HttpServerError::ZeroTimeout);
         }
         let budget = FdBudget::raise(limits.fd_reserve.saturating_add(extra_reserve));
         let cap = budget.clamp(limits.max_connections)?;

@@ -26,7 +26,7 @@ use alloy::transports::http::reqwest;
 use alloy::transports::{RpcError, TransportError, TransportErrorKind};
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
-use vouch_schema::Address;
+use vouch_schema::{Address, SharedError};
 
 use super::{AuthorityView, CachedAuthority, PrincipalEntry};
 use crate::Role;
@@ -117,7 +117,8 @@ pub enum OnChainError {
         /// The URL as given.
         url: String,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: UrlError,
     },
     /// No connection could be made (refused, DNS failure, TLS failure, ...).
     #[error("cannot reach the Ethereum JSON-RPC node at {url}: {reason}")]
@@ -137,7 +138,24 @@ pub enum OnChainError {
     },
     /// The node answered with an error, or with something that does not decode.
     #[error("JSON-RPC call failed: {0}")]
-    Rpc(String),
+    Rpc(#[source] SharedError<dyn std::error::Error + Send + Sync>),
+    /// A task looking up one transcoder of the pool panicked or was cancelled.
+    #[error("JSON-RPC call failed: pool lookup task failed: {0}")]
+    LookupTask(#[source] SharedError<tokio::task::JoinError>),
+    /// More `PermissionUpdated` logs than a registry read takes
+    /// ([`crate::stream_registry::MAX_PERMISSION_LOGS`]).
+    #[error(
+        "JSON-RPC call failed: {count} PermissionUpdated logs, over the {limit} read: give a later block"
+    )]
+    TooManyLogs {
+        /// Logs the node returned.
+        count: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// A `PermissionUpdated` log that does not decode.
+    #[error("JSON-RPC call failed: PermissionUpdated log: {0}")]
+    BadLog(#[source] SharedError<alloy::sol_types::Error>),
     /// The node is on another chain than [`ChainOptions::expected_chain_id`].
     #[error("the JSON-RPC node is on chain {actual}, expected chain {expected}")]
     WrongChain {
@@ -193,6 +211,21 @@ pub(crate) fn from_eth(a: alloy::primitives::Address) -> Address {
     Address(a.into_array())
 }
 
+/// What is wrong with a JSON-RPC URL ([`OnChainError::InvalidUrl`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// It does not parse.
+    #[error(transparent)]
+    Parse(#[from] url::ParseError),
+    /// A scheme other than http and https.
+    #[error("only http and https are supported")]
+    Scheme,
+    /// No HTTP client could be built for it.
+    #[error(transparent)]
+    Client(SharedError<reqwest::Error>),
+}
+
 /// A read-only connection to one node, with the URL kept for error messages
 /// (also how [`crate::stream_registry`] reads Streamr's StreamRegistry).
 pub(crate) struct Chain {
@@ -202,24 +235,25 @@ pub(crate) struct Chain {
 
 impl Chain {
     pub(crate) fn connect(rpc_url: &str, timeout: Duration) -> Result<Chain, OnChainError> {
-        let invalid = |reason: String| OnChainError::InvalidUrl { url: rpc_url.to_owned(), reason };
-        let url = reqwest::Url::parse(rpc_url).map_err(|e| invalid(e.to_string()))?;
+        let invalid =
+            |reason: UrlError| OnChainError::InvalidUrl { url: rpc_url.to_owned(), reason };
+        let url = reqwest::Url::parse(rpc_url).map_err(|e| invalid(e.into()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("only http and https are supported".to_owned()));
+            return Err(invalid(UrlError::Scheme));
         }
         // The outer deadline bounds the fetch; these keep no request alive past it.
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
             .timeout(timeout)
             .build()
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| invalid(UrlError::Client(e.into())))?;
         let shown = redact(&url);
         let provider =
             ProviderBuilder::new().disable_recommended_fillers().connect_reqwest(client, url);
         Ok(Chain { url: shown, provider })
     }
 
-    pub(crate) fn transport_error(&self, e: &TransportError) -> OnChainError {
+    pub(crate) fn transport_error(&self, e: TransportError) -> OnChainError {
         classify(&self.url, e)
     }
 
@@ -228,7 +262,7 @@ impl Chain {
     }
 
     pub(crate) async fn chain_id(&self) -> Result<u64, OnChainError> {
-        self.provider.get_chain_id().await.map_err(|e| self.transport_error(&e))
+        self.provider.get_chain_id().await.map_err(|e| self.transport_error(e))
     }
 
     pub(crate) async fn ensure_contract(
@@ -242,7 +276,7 @@ impl Chain {
             .get_code_at(to_eth(address))
             .number(block)
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(e))?;
         if code.is_empty() {
             return Err(OnChainError::NotAContract { what, address });
         }
@@ -274,8 +308,8 @@ impl Chain {
 
 fn contract_error(url: &str, e: alloy::contract::Error) -> OnChainError {
     match e {
-        alloy::contract::Error::TransportError(t) => classify(url, &t),
-        other => OnChainError::Rpc(other.to_string()),
+        alloy::contract::Error::TransportError(t) => classify(url, t),
+        other => OnChainError::Rpc(SharedError::new_dyn(other)),
     }
 }
 
@@ -294,8 +328,8 @@ fn redact(url: &reqwest::Url) -> String {
 
 /// Maps a transport error to a stable kind: connection failures are
 /// [`OnChainError::Unreachable`], client timeouts [`OnChainError::Timeout`].
-fn classify(url: &str, e: &TransportError) -> OnChainError {
-    if let RpcError::Transport(TransportErrorKind::Custom(inner)) = e
+fn classify(url: &str, e: TransportError) -> OnChainError {
+    if let RpcError::Transport(TransportErrorKind::Custom(inner)) = &e
         && let Some(re) = inner.downcast_ref::<reqwest::Error>()
     {
         if re.is_timeout() {
@@ -305,7 +339,7 @@ fn classify(url: &str, e: &TransportError) -> OnChainError {
             return OnChainError::Unreachable { url: url.to_owned(), reason: source_chain(re) };
         }
     }
-    OnChainError::Rpc(e.to_string())
+    OnChainError::Rpc(SharedError::new_dyn(e))
 }
 
 /// The causes under `e`, outermost first ("connection refused" lives deep);
@@ -393,7 +427,7 @@ async fn walk_pool(
     {
         return Err(OnChainError::WrongChain { expected, actual: chain_id });
     }
-    let block = chain.provider.get_block_number().await.map_err(|e| chain.transport_error(&e))?;
+    let block = chain.provider.get_block_number().await.map_err(|e| chain.transport_error(e))?;
     let bm_address = chain.bonding_manager(controller, block).await?;
     let bm = IBondingManager::new(to_eth(bm_address), chain.provider.clone());
     let err = |e| chain.contract_error(e);
@@ -430,8 +464,10 @@ async fn walk_pool(
         let index = seen.len() - 1;
         let (task_bm, limiter, url) = (bm.clone(), limiter.clone(), chain.url.clone());
         lookups.spawn(async move {
-            let _permit =
-                limiter.acquire_owned().await.map_err(|e| OnChainError::Rpc(e.to_string()))?;
+            let _permit = limiter
+                .acquire_owned()
+                .await
+                .map_err(|e| OnChainError::Rpc(SharedError::new_dyn(e)))?;
             let err = |e| contract_error(&url, e);
             let active =
                 task_bm.isActiveTranscoder(next).block(block.into()).call().await.map_err(err)?;
@@ -447,9 +483,7 @@ async fn walk_pool(
 
     let mut found = Vec::with_capacity(size);
     while let Some(joined) = lookups.join_next().await {
-        found.push(
-            joined.map_err(|e| OnChainError::Rpc(format!("pool lookup task failed: {e}")))??,
-        );
+        found.push(joined.map_err(|e| OnChainError::LookupTask(e.into()))??);
     }
     found.sort_unstable_by_key(|(index, _)| *index);
     Ok((chain_id, block, found.into_iter().map(|(_, entry)| entry).collect()))
@@ -476,7 +510,7 @@ pub async fn resolve_bonding_manager(
     let chain = Chain::connect(rpc_url, opts.timeout)?;
     with_deadline(&chain.url, opts.timeout, async {
         let block =
-            chain.provider.get_block_number().await.map_err(|e| chain.transport_error(&e))?;
+            chain.provider.get_block_number().await.map_err(|e| chain.transport_error(e))?;
         chain.bonding_manager(controller, block).await
     })
     .await
@@ -494,7 +528,7 @@ pub async fn is_active(
     let chain = Chain::connect(rpc_url, opts.timeout)?;
     with_deadline(&chain.url, opts.timeout, async {
         let block =
-            chain.provider.get_block_number().await.map_err(|e| chain.transport_error(&e))?;
+            chain.provider.get_block_number().await.map_err(|e| chain.transport_error(e))?;
         let bm = chain.bonding_manager(controller, block).await?;
         IBondingManager::new(to_eth(bm), &chain.provider)
             .isActiveTranscoder(to_eth(transcoder))

@@ -39,12 +39,12 @@ pub enum SnapshotError {
         source: io::Error,
     },
     /// Not JSON of the snapshot's shape (the message names the member and position).
-    #[error("snapshot {file} is malformed: {reason}")]
+    #[error("snapshot {file} is malformed: {source}")]
     Json {
         /// The file name.
         file: String,
-        /// serde_json's explanation.
-        reason: String,
+        /// serde_json's error.
+        source: serde_json::Error,
     },
     /// A principal's address is not `0x` and 40 hex digits.
     #[error("snapshot {file}: principal #{index} has an invalid address {value:?}")]
@@ -120,7 +120,7 @@ struct SnapshotPrincipal {
 pub fn parse(json: &[u8], file_name: &str) -> Result<AuthorityView, SnapshotError> {
     let file = || file_name.to_owned();
     let parsed: SnapshotFile = serde_json::from_slice(json)
-        .map_err(|e| SnapshotError::Json { file: file(), reason: e.to_string() })?;
+        .map_err(|source| SnapshotError::Json { file: file(), source })?;
     let mut entries = Vec::with_capacity(parsed.principals.len());
     for (index, p) in parsed.principals.into_iter().enumerate() {
         let address: Address = p.address.parse().map_err(|_| SnapshotError::BadAddress {
@@ -240,6 +240,15 @@ mod tests {
     }
 
     #[test]
+    fn malformed_json_keeps_serde_json_error_as_source() {
+        let e = err(r#"{"principal":[]}"#);
+        let source = std::error::Error::source(&e).expect("a source");
+        let json = source.downcast_ref::<serde_json::Error>().expect("serde_json's error");
+        assert!(json.is_data(), "{json}");
+        assert_eq!(e.to_string(), format!("snapshot s.json is malformed: {json}"));
+    }
+
+    #[test]
     fn parses_and_authorizes() {
         let json = format!(
             r#"{{"source":"chain:42161@1","note":"demo","principals":[
@@ -274,7 +283,9 @@ mod tests {
         let e = err(&format!(r#"{{"principals":[{{"address":"{A}","roles":[],"stake":"1e3"}}]}}"#));
         assert!(matches!(e, SnapshotError::BadStake { .. }), "{e}");
         let e = err(r#"{"principal":[]}"#);
-        assert!(matches!(&e, SnapshotError::Json { reason, .. } if reason.contains("principal")));
+        assert!(
+            matches!(&e, SnapshotError::Json { source, .. } if source.to_string().contains("principal"))
+        );
         assert!(matches!(err("not json"), SnapshotError::Json { .. }));
         let e = load(Path::new("/nonexistent/s.json")).unwrap_err();
         assert!(matches!(e, SnapshotError::Io { action: "read", .. }));

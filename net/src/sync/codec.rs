@@ -19,6 +19,7 @@ use libp2p::StreamProtocol;
 use libp2p::request_response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use vouch_schema::SharedError;
 
 use super::stats::SyncStats;
 use super::wire::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SyncRequest, SyncResponse};
@@ -34,10 +35,22 @@ pub enum CodecError {
     },
     /// The bytes do not decode as the message expected.
     #[error("not a sync message: {0}")]
-    Malformed(String),
+    Malformed(#[source] Malformed),
     /// The message could not be encoded (a bug, not the peer's doing).
     #[error("encoding a sync message: {0}")]
-    Encode(String),
+    Encode(#[source] SharedError<ciborium::ser::Error<io::Error>>),
+}
+
+/// How bytes fail to be a sync message ([`CodecError::Malformed`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// Not CBOR of the expected message.
+    #[error(transparent)]
+    Cbor(SharedError<ciborium::de::Error<io::Error>>),
+    /// A whole message followed by more bytes.
+    #[error("{0} bytes after the message")]
+    Trailing(usize),
 }
 
 impl CodecError {
@@ -76,7 +89,7 @@ impl From<SyncRequest> for RequestFrame {
 /// Encodes `message`, refusing one over `max` bytes.
 pub fn encode<T: Serialize>(message: &T, max: usize) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::new();
-    ciborium::into_writer(message, &mut out).map_err(|e| CodecError::Encode(e.to_string()))?;
+    ciborium::into_writer(message, &mut out).map_err(|e| CodecError::Encode(e.into()))?;
     if out.len() > max {
         return Err(CodecError::TooLarge { max });
     }
@@ -89,10 +102,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, CodecE
         return Err(CodecError::TooLarge { max });
     }
     let mut rest = bytes;
-    let message =
-        ciborium::from_reader(&mut rest).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let message = ciborium::from_reader(&mut rest)
+        .map_err(|e| CodecError::Malformed(Malformed::Cbor(e.into())))?;
     if !rest.is_empty() {
-        return Err(CodecError::Malformed(format!("{} bytes after the message", rest.len())));
+        return Err(CodecError::Malformed(Malformed::Trailing(rest.len())));
     }
     Ok(message)
 }

@@ -21,9 +21,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use vouch_schema::SharedError;
 use vouch_schema::limits::MAX_ENVELOPE_BYTES;
 
-use super::{Outgoing, Transport, TransportError};
+use super::{Outgoing, Transport, TransportError, TransportIo};
 
 /// Bytes of the length prefix of a frame.
 pub const FRAME_HEADER_BYTES: usize = 4;
@@ -44,12 +45,14 @@ impl FileTransport {
     /// must end on a frame boundary; a torn tail is refused (see [`read_frames`]).
     pub fn create(path: impl AsRef<Path>) -> Result<Self, TransportError> {
         let path = path.as_ref().to_owned();
-        let io = |e: std::io::Error| TransportError::Io(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| -> TransportError {
+            TransportIo::File { path: path.clone(), source: e.into() }.into()
+        };
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
         let committed = file.metadata().map_err(io)?.len();
         if committed > 0 {
             // Appending after a torn frame would make everything after it unreadable.
-            scan(&path).map_err(|e| TransportError::Io(e.to_string()))?;
+            scan(&path).map_err(|e| TransportError::Io(e.into()))?;
         }
         Ok(FileTransport { path, file: Some(file), committed, buf: Vec::new() })
     }
@@ -60,7 +63,7 @@ impl FileTransport {
     }
 
     fn io(&self, e: std::io::Error) -> TransportError {
-        TransportError::Io(format!("{}: {e}", self.path.display()))
+        TransportIo::File { path: self.path.clone(), source: e.into() }.into()
     }
 }
 
@@ -68,9 +71,7 @@ impl Transport for FileTransport {
     fn send(&mut self, envelope: Outgoing) -> Result<(), TransportError> {
         let len = envelope.bytes.len();
         if len == 0 || len > MAX_ENVELOPE_BYTES {
-            return Err(TransportError::Io(format!(
-                "envelope of {len} bytes is not in 1..={MAX_ENVELOPE_BYTES}"
-            )));
+            return Err(TransportIo::EnvelopeSize { len }.into());
         }
         let Some(file) = self.file.as_mut() else {
             return Err(TransportError::Closed);
@@ -116,8 +117,13 @@ impl Transport for FileTransport {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// The file could not be read.
-    #[error("cannot read frames: {0}")]
-    Io(String),
+    #[error("cannot read frames: {}: {source}", path.display())]
+    Io {
+        /// The frame file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: SharedError<std::io::Error>,
+    },
     /// The file ends inside a frame (a torn write).
     #[error("torn frame at byte {offset}: {needed} bytes needed, {available} present")]
     TornTail {
@@ -143,7 +149,7 @@ pub fn read_frames(path: impl AsRef<Path>) -> Result<Vec<Vec<u8>>, FrameError> {
     let mut bytes = Vec::new();
     File::open(path.as_ref())
         .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| FrameError::Io(format!("{}: {e}", path.as_ref().display())))?;
+        .map_err(|e| FrameError::Io { path: path.as_ref().to_owned(), source: e.into() })?;
     split_frames(&bytes)
 }
 
@@ -177,7 +183,7 @@ pub fn split_frames(bytes: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
 
 /// Checks that a file is whole frames, reading only the length prefixes.
 fn scan(path: &Path) -> Result<(), FrameError> {
-    let io = |e: std::io::Error| FrameError::Io(format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| FrameError::Io { path: path.to_owned(), source: e.into() };
     let mut file = File::open(path).map_err(io)?;
     let total = file.metadata().map_err(io)?.len();
     let mut at = 0u64;

@@ -63,7 +63,7 @@ use vouch_schema::limits::{MAX_ENVELOPE_BYTES, MAX_PARTITIONS};
 use vouch_schema::topic;
 
 use super::wire::{CountingMuxer, InFlight, Wires, publish_frame_len};
-use super::{Outgoing, Transport, TransportError};
+use super::{Outgoing, Transport, TransportError, TransportIo};
 use crate::config::TransportConfig;
 
 /// Tunables of the gossip transport; [`GossipOptions::default`] suits production.
@@ -163,7 +163,7 @@ impl GossipTransport {
         options: GossipOptions,
     ) -> Result<GossipTransport, TransportError> {
         if options.channel_capacity == 0 || options.pending_capacity == 0 {
-            return Err(TransportError::Io("gossip buffer capacities must be at least 1".into()));
+            return Err(TransportIo::ZeroCapacity.into());
         }
         let listen = parse_addrs(&config.listen, "listen")?;
         let bootstrap = parse_addrs(&config.bootstrap, "bootstrap")?;
@@ -192,7 +192,7 @@ impl GossipTransport {
                 shared.running.store(false, Ordering::SeqCst);
                 shared.notify();
             })
-            .map_err(|e| TransportError::Io(format!("spawning the gossip thread: {e}")))?;
+            .map_err(|e| TransportError::from(TransportIo::Spawn(e.into())))?;
         // Setup (runtime, transport, listeners) is synchronous and quick;
         // wait for its verdict so a bad listen address fails `start`.
         match ready_rx.recv() {
@@ -203,7 +203,7 @@ impl GossipTransport {
             }
             Err(_) => {
                 let _ = thread.join();
-                return Err(TransportError::Io("the gossip thread failed to start".into()));
+                return Err(TransportIo::StartFailed.into());
             }
         }
         Ok(GossipTransport {
@@ -245,9 +245,7 @@ impl GossipTransport {
     fn take(&mut self, envelope: Outgoing) -> Result<(), TransportError> {
         let len = envelope.bytes.len();
         if len == 0 || len > MAX_ENVELOPE_BYTES {
-            return Err(TransportError::Io(format!(
-                "envelope of {len} bytes is not in 1..={MAX_ENVELOPE_BYTES}"
-            )));
+            return Err(TransportIo::EnvelopeSize { len }.into());
         }
         let Some(tx) = self.tx.as_ref() else { return Err(TransportError::Closed) };
         // Count first, so `accepted` is never behind what the task settles.
@@ -295,7 +293,7 @@ impl GossipTransport {
             let now = Instant::now();
             if now >= until {
                 // Detach: the thread exits on its own once the swarm drops.
-                return Err(TransportError::Io("the gossip thread did not stop in time".into()));
+                return Err(TransportIo::StopTimeout.into());
             }
             let wait = (until - now).min(Duration::from_millis(50));
             guard = match self.shared.woken.wait_timeout(guard, wait) {
@@ -304,17 +302,14 @@ impl GossipTransport {
             };
         }
         drop(guard);
-        thread.join().map_err(|_| TransportError::Io("the gossip thread panicked".into()))
+        thread.join().map_err(|_| TransportIo::ThreadPanicked.into())
     }
 }
 
 impl Transport for GossipTransport {
     fn send(&mut self, envelope: Outgoing) -> Result<(), TransportError> {
         if envelope.partition >= MAX_PARTITIONS {
-            return Err(TransportError::Io(format!(
-                "partition {} is not in 0..{MAX_PARTITIONS}",
-                envelope.partition
-            )));
+            return Err(TransportIo::Partition { partition: envelope.partition }.into());
         }
         self.take(envelope)
     }
@@ -462,12 +457,13 @@ impl Shared {
     }
 }
 
-fn parse_addrs(addrs: &[String], what: &str) -> Result<Vec<Multiaddr>, TransportError> {
+fn parse_addrs(addrs: &[String], what: &'static str) -> Result<Vec<Multiaddr>, TransportError> {
     addrs
         .iter()
         .map(|a| {
-            a.parse::<Multiaddr>()
-                .map_err(|e| TransportError::Io(format!("{what} address {a:?}: {e}")))
+            a.parse::<Multiaddr>().map_err(|e| {
+                TransportIo::Address { what, given: a.clone(), source: e.into() }.into()
+            })
         })
         .collect()
 }
@@ -487,7 +483,7 @@ fn network_thread(
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = ready.send(Err(TransportError::Io(format!("gossip runtime: {e}"))));
+            let _ = ready.send(Err(TransportIo::Runtime(e.into()).into()));
             return;
         }
     };
@@ -503,13 +499,14 @@ fn network_thread(
         ) {
             Ok(swarm) => swarm,
             Err(e) => {
-                let _ = ready.send(Err(TransportError::Io(e.to_string())));
+                let _ = ready.send(Err(TransportIo::Swarm(e.into()).into()));
                 return;
             }
         };
         for addr in listen {
             if let Err(e) = swarm.listen_on(addr.clone()) {
-                let _ = ready.send(Err(TransportError::Io(format!("listening on {addr}: {e}"))));
+                let source = e.into();
+                let _ = ready.send(Err(TransportIo::Listen { addr, source }.into()));
                 return;
             }
         }

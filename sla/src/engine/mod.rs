@@ -277,8 +277,7 @@ impl Engine {
         limits: Limits,
         bytes: &[u8],
     ) -> Result<Engine, SlaError> {
-        let st: State =
-            ciborium::from_reader(bytes).map_err(|e| SlaError::Snapshot(e.to_string()))?;
+        let st: State = ciborium::from_reader(bytes).map_err(SlaError::Snapshot)?;
         if st.policy_hash != policy.hash {
             return Err(SlaError::SnapshotMismatch {
                 what: "policy",

@@ -41,10 +41,21 @@ pub enum JwtConfigError {
     ShortSecret,
     /// The ES256 key is not a P-256 public key in PEM (SPKI).
     #[error("[api.jwt] ES256 key is not a P-256 public key PEM: {0}")]
-    PublicKey(String),
+    PublicKey(#[source] PublicKeyError),
     /// `max_lifetime_secs` is 0: no token could ever be valid.
     #[error("[api.jwt] max_lifetime_secs must be at least 1")]
     MaxLifetime,
+}
+
+/// Why the ES256 key does not load ([`JwtConfigError::PublicKey`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PublicKeyError {
+    /// The key file is not text.
+    #[error("not UTF-8")]
+    NotUtf8(#[source] std::string::FromUtf8Error),
+    /// The PEM is not a P-256 SubjectPublicKeyInfo.
+    #[error(transparent)]
+    Spki(#[from] p256::pkcs8::spki::Error),
 }
 
 /// Why a presented token grants nothing (logged at debug level and counted).
@@ -183,9 +194,9 @@ impl JwtVerifier {
             }
             JwtAlgorithm::ES256 => {
                 let pem = String::from_utf8(material)
-                    .map_err(|_| JwtConfigError::PublicKey("not UTF-8".into()))?;
+                    .map_err(|e| JwtConfigError::PublicKey(PublicKeyError::NotUtf8(e)))?;
                 let key = p256::PublicKey::from_public_key_pem(pem.trim())
-                    .map_err(|e| JwtConfigError::PublicKey(e.to_string()))?;
+                    .map_err(|e| JwtConfigError::PublicKey(e.into()))?;
                 Key::Es256(key.into())
             }
         };

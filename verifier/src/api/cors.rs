@@ -35,7 +35,7 @@ impl Cors {
                         && rest.bytes().all(|b| b.is_ascii_graphic())
                 });
             if !valid {
-                return Err(ApiConfigError::CorsOrigin(o.clone()));
+                return Err(ApiConfigError::CorsOrigin { origin: o.clone() });
             }
             out.push(o.to_ascii_lowercase());
         }

@@ -24,7 +24,7 @@ pub(super) fn content_security_policy(
         let plain = !a.is_empty()
             && a.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'\''));
         if !(keyword || plain) {
-            return Err(ApiConfigError::FrameAncestor(a.clone()));
+            return Err(ApiConfigError::FrameAncestor { value: a.clone() });
         }
     }
     let ancestors =
@@ -33,7 +33,7 @@ pub(super) fn content_security_policy(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
     );
-    HeaderValue::from_str(&policy).map_err(|_| ApiConfigError::FrameAncestor(ancestors))
+    HeaderValue::from_str(&policy).map_err(|_| ApiConfigError::FrameAncestor { value: ancestors })
 }
 
 pub(super) async fn index(State(shared): State<Arc<Shared>>) -> Response {

@@ -38,7 +38,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use vouch_net::metrics::{counter, counter_family, gauge};
 
-pub use auth::{JwtConfigError, JwtRejection, JwtVerifier};
+pub use auth::{JwtConfigError, JwtRejection, JwtVerifier, PublicKeyError};
 pub use config::{ApiConfig, JwtAlgorithm, JwtConfig, RateLimitConfig};
 pub use error::ApiError;
 pub use source::{Params, SlaSource};
@@ -53,11 +53,17 @@ pub enum ApiConfigError {
     #[error(transparent)]
     Jwt(#[from] JwtConfigError),
     /// A CORS origin is not `scheme://host[:port]` or `*`.
-    #[error("[api] cors_origins: {0:?} is not an origin (scheme://host[:port]) or \"*\"")]
-    CorsOrigin(String),
+    #[error("[api] cors_origins: {origin:?} is not an origin (scheme://host[:port]) or \"*\"")]
+    CorsOrigin {
+        /// The origin as configured.
+        origin: String,
+    },
     /// A `frame-ancestors` source would break the header.
-    #[error("[api] frame_ancestors: {0:?} is not a CSP source expression")]
-    FrameAncestor(String),
+    #[error("[api] frame_ancestors: {value:?} is not a CSP source expression")]
+    FrameAncestor {
+        /// The source expression (or the joined policy) as configured.
+        value: String,
+    },
 }
 
 /// Counters of the API, collected into `/metrics`.

@@ -27,7 +27,7 @@ use crate::node::NodeConfig;
 use crate::node::config::AuthorityConfig;
 use crate::validate::ValidationConfig;
 
-use super::BridgeError;
+use super::{BridgeConfigError, BridgeError};
 
 /// Everything the Streamr bridge needs; every field has a default.
 #[derive(Debug, Clone, Deserialize)]
@@ -128,9 +128,9 @@ impl StreamrBridgeConfig {
     /// are left to their owners); relative paths are taken relative to the file.
     pub fn from_file(path: &Path) -> Result<StreamrBridgeConfig, BridgeError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| BridgeError::Config(format!("reading {}: {e}", path.display())))?;
+            .map_err(|source| BridgeConfigError::Read { path: path.to_owned(), source })?;
         let root: FileRoot = toml::from_str(&text)
-            .map_err(|e| BridgeError::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|source| BridgeConfigError::Toml { path: path.to_owned(), source })?;
         let mut config = root.bridge.streamr;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
@@ -155,8 +155,7 @@ impl StreamrBridgeConfig {
     /// Fills what is unset from `node_config`, if one is named.
     pub fn resolve(mut self) -> Result<StreamrBridgeConfig, BridgeError> {
         let Some(path) = self.node_config.clone() else { return Ok(self) };
-        let node = NodeConfig::from_file(&path)
-            .map_err(|e| BridgeError::Config(format!("node config: {e}")))?;
+        let node = NodeConfig::from_file(&path).map_err(BridgeConfigError::NodeConfig)?;
         if self.authority.snapshot.is_none() && self.authority.rpc.is_none() {
             self.authority = node.authority.clone();
         }
@@ -182,7 +181,9 @@ impl StreamrBridgeConfig {
     /// `(host, port)` of the `mqtt` URL, if the bridge feeds MQTT.
     pub fn broker(&self) -> Result<Option<(String, u16)>, BridgeError> {
         let Some(url) = &self.mqtt else { return Ok(None) };
-        let bad = |m: &str| BridgeError::Config(format!("mqtt URL {url:?}: {m}"));
+        let bad = |problem| -> BridgeError {
+            BridgeConfigError::MqttUrl { url: url.clone(), problem }.into()
+        };
         let rest = url
             .strip_prefix("mqtt://")
             .or_else(|| url.strip_prefix("tcp://"))
@@ -278,25 +279,18 @@ impl NetworkConfig {
         if built.is_file() {
             return Ok(built);
         }
-        Err(BridgeError::Config(
-            "no sidecar script: set [bridge.streamr.network] sidecar (interop/streamr-sidecar/sidecar.mjs, \
-             with `npm ci --prefix interop` run)"
-                .to_owned(),
-        ))
+        Err(BridgeConfigError::NoSidecar.into())
     }
 
     /// The StreamrClient configuration in force (`client_file` wins).
     pub fn client_config(&self) -> Result<serde_json::Value, BridgeError> {
         let Some(path) = &self.client_file else { return Ok(self.client.clone()) };
         let text = std::fs::read_to_string(path)
-            .map_err(|e| BridgeError::Config(format!("reading {}: {e}", path.display())))?;
+            .map_err(|source| BridgeConfigError::Read { path: path.clone(), source })?;
         let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| BridgeError::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|source| BridgeConfigError::Json { path: path.clone(), source })?;
         if !value.is_object() {
-            return Err(BridgeError::Config(format!(
-                "{} must hold a JSON object (a StreamrClient config)",
-                path.display()
-            )));
+            return Err(BridgeConfigError::ClientNotAnObject { path: path.clone() }.into());
         }
         Ok(value)
     }

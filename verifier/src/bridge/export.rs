@@ -49,13 +49,13 @@ pub fn export(dir: &Path, from: u64, out: &mut impl Write) -> Result<ExportSumma
             summary.other_records += 1;
             continue;
         }
-        let envelope = Envelope::decode(&record.payload).map_err(|e| {
-            BridgeError::Log(format!("record {} is not an envelope: {e}", record.position.index))
+        let envelope = Envelope::decode(&record.payload).map_err(|source| {
+            BridgeError::NotAnEnvelope { index: record.position.index, source }
         })?;
-        out.write_all(&frame(&envelope)).map_err(|e| BridgeError::Io(e.to_string()))?;
+        out.write_all(&frame(&envelope)).map_err(BridgeError::Io)?;
         summary.frames += 1;
     }
     summary.next_index = summary.next_index.max(reader.next_index());
-    out.flush().map_err(|e| BridgeError::Io(e.to_string()))?;
+    out.flush().map_err(BridgeError::Io)?;
     Ok(summary)
 }

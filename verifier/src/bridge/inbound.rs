@@ -198,7 +198,7 @@ pub(crate) async fn follow_revocations(
         let dir_read = dir.clone();
         let read = tokio::task::spawn_blocking(move || read_revocations(&dir_read, from))
             .await
-            .map_err(|e| super::BridgeError::Log(e.to_string()))?;
+            .map_err(super::BridgeError::ReadTask)?;
         match read {
             Ok((found, after)) => {
                 next = after;

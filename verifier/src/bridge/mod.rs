@@ -26,6 +26,7 @@
 //! on-chain PUBLISH grants agree.
 
 pub mod config;
+mod error;
 pub mod export;
 pub mod inbound;
 pub mod metrics;
@@ -48,6 +49,7 @@ use vouch_sdk::transport::Transport;
 use vouch_sdk::transport::gossip::GossipTransport;
 
 pub use config::{NetworkConfig, StreamrBridgeConfig};
+pub use error::{BridgeConfigError, BridgeError};
 
 use crate::http_server::{HttpServer, HttpServerError};
 use metrics::BridgeMetrics;
@@ -56,38 +58,6 @@ use seen::SeenSet;
 
 /// How often the revocations log is read for new revocations.
 const REVOCATION_POLL: Duration = Duration::from_millis(200);
-
-/// Why the bridge could not start or stopped with an error. Messages are stable.
-#[derive(Debug, thiserror::Error)]
-pub enum BridgeError {
-    /// The configuration is unusable.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The authority view could not be loaded.
-    #[error("authority: {0}")]
-    Authority(String),
-    /// The verifier log could not be read.
-    #[error("log: {0}")]
-    Log(String),
-    /// The MQTT client failed.
-    #[error("mqtt: {0}")]
-    Mqtt(String),
-    /// The Streamr sidecar's side of the bridge failed.
-    #[error("streamr sidecar: {0}")]
-    Sidecar(String),
-    /// Gossip or HTTP networking failed.
-    #[error("network: {0}")]
-    Network(String),
-    /// A file could not be read or written.
-    #[error("i/o: {0}")]
-    Io(String),
-}
-
-impl From<crate::store::LogError> for BridgeError {
-    fn from(e: crate::store::LogError) -> Self {
-        BridgeError::Log(e.to_string())
-    }
-}
 
 /// What a started bridge announces (one JSON line on stdout).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -118,9 +88,7 @@ pub async fn run_streamr(
 ) -> Result<(), BridgeError> {
     let config = config.resolve()?;
     if config.log.is_none() && config.streams.is_empty() {
-        return Err(BridgeError::Config(
-            "nothing to bridge: give a log (outbound) and/or streams (inbound)".to_owned(),
-        ));
+        return Err(BridgeConfigError::NothingToBridge.into());
     }
     let broker = config.broker()?;
     let launch = match broker {
@@ -129,9 +97,7 @@ pub async fn run_streamr(
     };
     let inbound_on = !config.streams.is_empty();
     if inbound_on && config.bootstrap.is_empty() {
-        return Err(BridgeError::Config(
-            "inbound streams need at least one gossip bootstrap peer".to_owned(),
-        ));
+        return Err(BridgeConfigError::NoBootstrap.into());
     }
     let seen = Arc::new(Mutex::new(SeenSet::new(config.seen_capacity)));
     let metrics = Arc::new(BridgeMetrics::new(Arc::clone(&seen)));
@@ -142,9 +108,8 @@ pub async fn run_streamr(
     let mut peer_id = None;
     let mut p2p_listen = Vec::new();
     if inbound_on {
-        let (authority, handle) = crate::node::load_authority(&config.authority)
-            .await
-            .map_err(|e| BridgeError::Authority(format!("inbound streams: {e}")))?;
+        let (authority, handle) =
+            crate::node::load_authority(&config.authority).await.map_err(BridgeError::Authority)?;
         refresher = handle;
         let authority: Arc<dyn Authority> = authority;
         let pipeline = crate::validate::Pipeline::new(config.validation.clone(), authority);
@@ -159,7 +124,7 @@ pub async fn run_streamr(
             listen,
             bootstrap: config.bootstrap.clone(),
         })
-        .map_err(|e| BridgeError::Network(e.to_string()))?;
+        .map_err(BridgeError::Gossip)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while transport.listen_addrs().is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -174,8 +139,8 @@ pub async fn run_streamr(
     let server = HttpServer::bind(config.http_listen, &config.http_limits, gossip_fds)
         .await
         .map_err(|e| match e {
-            HttpServerError::Bind { .. } => BridgeError::Network(e.to_string()),
-            _ => BridgeError::Config(e.to_string()),
+            HttpServerError::Bind { .. } => BridgeError::HttpBind(e),
+            _ => BridgeConfigError::Http(e).into(),
         })?;
     let http_addr = server.local_addr();
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -224,7 +189,7 @@ pub async fn run_streamr(
             let driver = tokio::spawn(supervisor.run(stop_link_rx.clone()));
             (driver, link.map(|l| spawn_outbound(&config, l, &seen, &metrics, &stop_rx)))
         }
-        (None, None) => return Err(BridgeError::Config("no link configured".to_owned())),
+        (None, None) => return Err(BridgeConfigError::NoLink.into()),
     };
     let inbound_task = inbound_parts.map(|(pipeline, transport)| {
         let worker = inbound::Inbound {
@@ -315,11 +280,11 @@ fn spawn_outbound<L: OutboundLink + 'static>(
 
 fn joined(
     done: Result<Result<(), BridgeError>, tokio::task::JoinError>,
-    what: &str,
+    what: &'static str,
 ) -> Result<(), BridgeError> {
     match done {
         Ok(r) => r,
-        Err(e) => Err(BridgeError::Network(format!("{what} task failed: {e}"))),
+        Err(source) => Err(BridgeError::Task { what, source }),
     }
 }
 

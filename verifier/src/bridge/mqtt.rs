@@ -131,7 +131,7 @@ impl MqttDriver {
                         let msg =
                             inbound::Received::Mqtt { topic: p.topic, payload: p.payload.to_vec() };
                         if tx.send(msg).await.is_err() {
-                            return Err(BridgeError::Mqtt("inbound worker stopped".into()));
+                            return Err(BridgeError::MqttInboundStopped);
                         }
                     }
                 }
@@ -179,7 +179,7 @@ impl MqttOutbound {
             Some(LinkEvent::Connected) => self.connected = true,
             Some(LinkEvent::Disconnected) => self.connected = false,
             Some(LinkEvent::Acked) => {}
-            None => return Err(BridgeError::Mqtt("event loop stopped".into())),
+            None => return Err(BridgeError::MqttEventLoopStopped),
         }
         Ok(())
     }
@@ -209,7 +209,7 @@ impl OutboundLink for MqttOutbound {
                 self.client
                     .publish(p.envelope.id.stream_id.clone(), QoS::AtLeastOnce, false, p.encode())
                     .await
-                    .map_err(|e| BridgeError::Mqtt(e.to_string()))?;
+                    .map_err(BridgeError::MqttPublish)?;
             }
             let mut acked = 0usize;
             let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;

@@ -19,9 +19,9 @@ use vouch_schema::bridge::BridgePayload;
 
 use crate::store::{LogError, LogReader, RecordKind};
 
-use super::BridgeError;
 use super::metrics::BridgeMetrics;
 use super::seen::{Direction, SeenSet};
+use super::{BridgeConfigError, BridgeError};
 
 /// How long to wait before reading an unreadable log again.
 const LOG_RETRY: Duration = Duration::from_secs(1);
@@ -49,11 +49,12 @@ pub(crate) trait OutboundLink: Send {
 /// Reads the cursor file: the next log index to publish (0 when absent).
 pub fn read_cursor(path: &Path) -> Result<u64, BridgeError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => text.trim().parse().map_err(|_| {
-            BridgeError::Config(format!("cursor file {} does not hold a number", path.display()))
-        }),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| BridgeConfigError::Cursor { path: path.to_owned() }.into()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(BridgeError::Io(format!("reading {}: {e}", path.display()))),
+        Err(source) => Err(BridgeError::File { action: "reading", path: path.to_owned(), source }),
     }
 }
 
@@ -61,7 +62,7 @@ pub fn read_cursor(path: &Path) -> Result<u64, BridgeError> {
 pub fn write_cursor(path: &Path, next: u64) -> Result<(), BridgeError> {
     use std::io::Write;
     let tmp = path.with_extension("cursor.tmp");
-    let io = |e: std::io::Error| BridgeError::Io(format!("writing {}: {e}", path.display()));
+    let io = |source| BridgeError::File { action: "writing", path: path.to_owned(), source };
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
     writeln!(file, "{next}").map_err(io)?;
     file.sync_all().map_err(io)?;
@@ -136,7 +137,7 @@ impl<L: OutboundLink> Outbound<L> {
                 (self.log.clone(), self.batch.max(1), Arc::clone(&self.metrics));
             let read = tokio::task::spawn_blocking(move || read_batch(&dir, cursor, max, &metrics))
                 .await
-                .map_err(|e| BridgeError::Log(e.to_string()))?;
+                .map_err(BridgeError::ReadTask)?;
             let batch = match read {
                 Ok(batch) => batch,
                 // Not there yet (the node has not started) or briefly

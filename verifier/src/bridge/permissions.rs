@@ -47,29 +47,30 @@ impl Known {
         for record in reader.by_ref() {
             let record = record?;
             let index = record.position.index;
-            let bad = |what: &str, e: &dyn std::fmt::Display| {
-                BridgeError::Log(format!("record {index}: {what}: {e}"))
+            let bad = |what: &'static str, e: Box<dyn std::error::Error + Send + Sync>| {
+                BridgeError::Record { index, what, source: e }
             };
             match record.kind {
                 RecordKind::Envelope => {
                     let envelope =
-                        Envelope::decode(&record.payload).map_err(|e| bad("envelope", &e))?;
-                    let batch =
-                        TelemetryBatch::decode(&envelope.content).map_err(|e| bad("batch", &e))?;
+                        Envelope::decode(&record.payload).map_err(|e| bad("envelope", e.into()))?;
+                    let batch = TelemetryBatch::decode(&envelope.content)
+                        .map_err(|e| bad("batch", e.into()))?;
                     if seen_certs.insert(*blake3::hash(&batch.certificate).as_bytes()) {
                         known.certificates.push(
                             SignedDelegation::decode(&batch.certificate)
-                                .map_err(|e| bad("certificate", &e))?,
+                                .map_err(|e| bad("certificate", e.into()))?,
                         );
                     }
                 }
                 RecordKind::Revocation => known.revocations.push(
-                    SignedRevocation::decode(&record.payload).map_err(|e| bad("revocation", &e))?,
+                    SignedRevocation::decode(&record.payload)
+                        .map_err(|e| bad("revocation", e.into()))?,
                 ),
                 RecordKind::AuthorityView => {
                     known.view = Some(
                         serde_json::from_slice(&record.payload)
-                            .map_err(|e| bad("authority view", &e))?,
+                            .map_err(|e| bad("authority view", e.into()))?,
                     );
                 }
                 RecordKind::Scores | RecordKind::Checkpoint | RecordKind::PeerCheckpoint => {}

@@ -44,7 +44,7 @@ use vouch_schema::bridge::BridgePayload;
 use super::config::NetworkConfig;
 use super::metrics::BridgeMetrics;
 use super::outbound::OutboundLink;
-use super::{BridgeError, inbound};
+use super::{BridgeConfigError, BridgeError, inbound};
 
 /// Longest line accepted from the sidecar: a Streamr message of its 1 MiB
 /// limit, in base64, inside its JSON line.
@@ -103,20 +103,15 @@ impl Launch {
     pub(crate) fn new(config: &NetworkConfig, streams: &[String]) -> Result<Launch, BridgeError> {
         let script = config.sidecar_path()?;
         if !script.is_file() {
-            return Err(BridgeError::Config(format!(
-                "sidecar script {} does not exist",
-                script.display()
-            )));
+            return Err(BridgeConfigError::MissingSidecar { path: script }.into());
         }
         if let Some(bad) = streams.iter().find(|s| s.contains(['+', '#'])) {
-            return Err(BridgeError::Config(format!(
-                "stream {bad:?}: Streamr has no wildcards (they are for the MQTT feed)"
-            )));
+            return Err(BridgeConfigError::Wildcard { stream: bad.clone() }.into());
         }
         if let Some(p) =
             config.partitions.iter().find(|p| **p >= vouch_schema::limits::MAX_PARTITIONS)
         {
-            return Err(BridgeError::Config(format!("partition {p} is out of range 0-99")));
+            return Err(BridgeConfigError::Partition(*p).into());
         }
         let subscribe: Vec<Value> = streams
             .iter()
@@ -203,12 +198,34 @@ enum Ended {
     /// The bridge is stopping.
     #[error("stopped")]
     Stopped,
-    /// It could not be started at all.
-    #[error("could not start: {0}")]
-    Spawn(String),
-    /// It exited (or closed its stdout).
+    /// The program could not be started at all.
+    #[error("could not start: {}: {source}", program.display())]
+    Spawn {
+        /// The program (node).
+        program: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It started without the pipes it is driven through.
+    #[error("could not start: no stdin/stdout pipes")]
+    NoPipes,
+    /// Talking to it failed (it exited or closed a pipe).
+    #[error("exited: {action}: {source}")]
+    Pipe {
+        /// What was being done (`writing a ping`, ...).
+        action: &'static str,
+        /// The pipe's error.
+        source: std::io::Error,
+    },
+    /// It exited with this status.
     #[error("exited: {0}")]
-    Exited(String),
+    Status(std::process::ExitStatus),
+    /// Waiting for it to exit failed.
+    #[error("exited: {0}")]
+    Wait(#[source] std::io::Error),
+    /// It closed its output and did not exit in time (it was killed).
+    #[error("exited: closed its output")]
+    ClosedOutput,
     /// It missed its health checks and was killed.
     #[error("missed its health checks")]
     Unhealthy,
@@ -234,7 +251,7 @@ impl Supervisor {
             if let Some(confirms) = &self.confirms
                 && confirms.send(Confirm::Lost).await.is_err()
             {
-                return Err(BridgeError::Sidecar("the outbound task stopped".to_owned()));
+                return Err(BridgeError::OutboundStopped);
             }
             match ended {
                 Ended::Stopped => return Ok(()),
@@ -269,16 +286,18 @@ impl Supervisor {
             .spawn();
         let mut child = match spawned {
             Ok(c) => c,
-            Err(e) => return Ended::Spawn(format!("{}: {e}", self.launch.node.display())),
+            Err(source) => {
+                return Ended::Spawn { program: self.launch.node.clone(), source };
+            }
         };
         self.metrics.sidecar_starts.fetch_add(1, Ordering::Relaxed);
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Ended::Spawn("no stdin/stdout pipes".to_owned());
+            return Ended::NoPipes;
         };
         let mut writer = BufWriter::new(stdin);
         let mut reader = LineReader::new(BufReader::new(stdout), MAX_LINE_BYTES);
         if let Err(e) = write_line(&mut writer, &self.launch.start.to_string()).await {
-            return Ended::Exited(format!("writing the start line: {e}"));
+            return Ended::Pipe { action: "writing the start line", source: e };
         }
         let mut session = Session { ready: false, last_heard: Instant::now(), dropped_seen: 0 };
         let ready_by = Instant::now() + self.launch.start_timeout;
@@ -301,7 +320,7 @@ impl Supervisor {
                         session.last_heard = Instant::now();
                         self.on_line(&line, &mut session).await;
                     }
-                    Err(e) => return Ended::Exited(format!("reading its output: {e}")),
+                    Err(e) => return Ended::Pipe { action: "reading its output", source: e },
                 },
                 Some(p) = recv(publishes) => {
                     self.metrics.sidecar_queued.fetch_sub(1, Ordering::Relaxed);
@@ -311,7 +330,7 @@ impl Supervisor {
                         BASE64.encode(&p.message)
                     );
                     if let Err(e) = write_line(&mut writer, &text).await {
-                        return Ended::Exited(format!("writing a publish: {e}"));
+                        return Ended::Pipe { action: "writing a publish", source: e };
                     }
                     self.metrics.sidecar_in_flight.fetch_add(1, Ordering::Relaxed);
                 }
@@ -326,7 +345,7 @@ impl Supervisor {
                     }
                     ping += 1;
                     if let Err(e) = write_line(&mut writer, &format!("{{\"type\":\"ping\",\"id\":{ping}}}")).await {
-                        return Ended::Exited(format!("writing a ping: {e}"));
+                        return Ended::Pipe { action: "writing a ping", source: e };
                     }
                 }
             }
@@ -421,11 +440,11 @@ async fn recv(rx: Option<&mut mpsc::Receiver<Publish>>) -> Option<Publish> {
 
 async fn exited(child: &mut Child) -> Ended {
     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
-        Ok(Ok(status)) => Ended::Exited(status.to_string()),
-        Ok(Err(e)) => Ended::Exited(e.to_string()),
+        Ok(Ok(status)) => Ended::Status(status),
+        Ok(Err(e)) => Ended::Wait(e),
         Err(_) => {
             let _ = child.kill().await;
-            Ended::Exited("closed its output".to_owned())
+            Ended::ClosedOutput
         }
     }
 }
@@ -492,7 +511,7 @@ impl Batch {
     ) -> Result<(), BridgeError> {
         let state = self;
         match confirm {
-            None => return Err(BridgeError::Sidecar("the sidecar supervisor stopped".to_owned())),
+            None => return Err(BridgeError::SupervisorStopped),
             Some(Confirm::Published(id)) => {
                 if let Some(i) = state.pending.remove(&id) {
                     state.confirm(i);
@@ -565,7 +584,7 @@ impl OutboundLink for SidecarOutbound {
                 _ = shutdown.changed() => return Ok(false),
                 confirm = confirms.recv() => state.handle(confirm, metrics)?,
                 permit = publishes.reserve(), if sending => {
-                    let permit = permit.map_err(|_| BridgeError::Sidecar("the sidecar supervisor stopped".to_owned()))?;
+                    let permit = permit.map_err(|_| BridgeError::SupervisorStopped)?;
                     let Some(i) = state.again.pop_first() else { continue };
                     if state.confirmed[i] {
                         continue;
@@ -593,7 +612,7 @@ impl OutboundLink for SidecarOutbound {
                 () = tokio::time::sleep_until(deadline) => return Ok(true),
                 // Late confirmations of a finished batch: nothing waits for them.
                 confirm = self.confirms.recv() => if confirm.is_none() {
-                    return Err(BridgeError::Sidecar("the sidecar supervisor stopped".to_owned()));
+                    return Err(BridgeError::SupervisorStopped);
                 },
             }
         }

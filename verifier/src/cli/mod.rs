@@ -119,10 +119,29 @@ pub(crate) fn main() -> ExitCode {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::CheckFailed) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain_message(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// `e` and its causes joined by `: `, each cause once. The library errors
+/// keep their cause as `source()` and also show it in their own message
+/// (those messages are stable), so a cause the text already holds is not
+/// repeated.
+fn chain_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// The EIP-712 domain's variable half: which chain and contract certificates are bound to.
@@ -232,4 +251,22 @@ pub(crate) fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub(crate) fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_already_shows_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let config = vouch_verifier::node::ConfigError::Read { path: "p.toml".into(), source: io };
+        let e =
+            anyhow::Error::from(vouch_verifier::node::NodeError::from(config)).context("starting");
+        assert_eq!(e.chain().count(), 4);
+        assert_eq!(chain_message(&e), "starting: configuration: reading p.toml: gone");
+
+        let e = anyhow::Error::from(std::io::Error::other("inner")).context("outer");
+        assert_eq!(chain_message(&e), "outer: inner");
+    }
 }

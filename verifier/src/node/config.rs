@@ -10,7 +10,7 @@ use vouch_schema::Address;
 use crate::http_server::HttpLimits;
 use crate::validate::ValidationConfig;
 
-use super::NodeError;
+use super::{ConfigError, NodeError};
 
 /// Everything a verifier node needs. Every field has a default that works
 /// except the authority source (a snapshot file, or `rpc` + `controller`).
@@ -99,7 +99,7 @@ impl SlaSettings {
         let mut files = crate::scores::PolicyFiles { limits: self.limits, ..Default::default() };
         let read = |p: &Path| {
             std::fs::read_to_string(p)
-                .map_err(|e| NodeError::Config(format!("reading {}: {e}", p.display())))
+                .map_err(|source| ConfigError::Read { path: p.to_owned(), source })
         };
         if let Some(p) = &self.policy {
             files.policy_toml = read(p)?;
@@ -107,7 +107,7 @@ impl SlaSettings {
         if let Some(p) = &self.registry {
             files.registry_toml = read(p)?;
         }
-        files.parse().map_err(|e| NodeError::Config(e.to_string()))?;
+        files.parse().map_err(ConfigError::from)?;
         Ok(files)
     }
 }
@@ -130,9 +130,9 @@ pub struct P2pConfig {
 impl P2pConfig {
     /// The partitions to follow, parsed from [`P2pConfig::partitions`].
     pub fn parse_partitions(&self) -> Result<Partitions, NodeError> {
-        self.partitions
-            .parse()
-            .map_err(|e| NodeError::Config(format!("partitions {:?}: {e}", self.partitions)))
+        self.partitions.parse().map_err(|source| {
+            ConfigError::Partitions { given: self.partitions.clone(), source }.into()
+        })
     }
 }
 
@@ -247,9 +247,9 @@ impl NodeConfig {
     /// Reads a TOML file; relative paths in it are taken relative to its directory.
     pub fn from_file(path: &Path) -> Result<NodeConfig, NodeError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| NodeError::Config(format!("reading {}: {e}", path.display())))?;
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let mut config: NodeConfig = toml::from_str(&text)
-            .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|source| ConfigError::Toml { path: path.to_owned(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -321,7 +321,8 @@ mod tests {
         for bad in ["100", "3-1", ""] {
             let err = p2p(bad).parse_partitions().unwrap_err();
             assert!(
-                matches!(&err, NodeError::Config(m) if m.starts_with(&format!("partitions {bad:?}: "))),
+                matches!(&err, NodeError::Config(m @ ConfigError::Partitions { .. })
+                    if m.to_string().starts_with(&format!("partitions {bad:?}: "))),
                 "{err}"
             );
         }

@@ -7,34 +7,37 @@ use std::path::Path;
 
 use libp2p::identity::Keypair;
 
-use super::NodeError;
+use super::{NodeError, StateFailure};
 
 /// The identity file's name inside the data directory.
 pub(crate) const FILE: &str = "p2p-identity.key";
 
 /// Reads the ed25519 keypair at `path`, or creates one there (mode 0600).
 pub(crate) fn load_or_create(path: &Path) -> Result<Keypair, NodeError> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| {
-        NodeError::State(format!("{what} {}: {e}", path.display()))
+    let bad = |action: &'static str, source: std::io::Error| -> NodeError {
+        StateFailure::File { action, path: path.to_owned(), source }.into()
+    };
+    let key = |action: &'static str, source| -> NodeError {
+        StateFailure::Identity { action, path: path.to_owned(), source }.into()
     };
     match std::fs::read(path) {
         Ok(bytes) => {
-            return Keypair::from_protobuf_encoding(&bytes).map_err(|e| bad("decoding", &e));
+            return Keypair::from_protobuf_encoding(&bytes).map_err(|e| key("decoding", e));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(bad("reading", &e)),
+        Err(e) => return Err(bad("reading", e)),
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| bad("creating the directory of", &e))?;
+        std::fs::create_dir_all(dir).map_err(|e| bad("creating the directory of", e))?;
     }
     let keypair = Keypair::generate_ed25519();
-    let bytes = keypair.to_protobuf_encoding().map_err(|e| bad("encoding", &e))?;
+    let bytes = keypair.to_protobuf_encoding().map_err(|e| key("encoding", e))?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| bad("creating", &e))?;
-    file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| bad("writing", &e))?;
+    let mut file = options.open(path).map_err(|e| bad("creating", e))?;
+    file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| bad("writing", e))?;
     Ok(keypair)
 }
 

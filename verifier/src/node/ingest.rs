@@ -21,8 +21,7 @@ use crate::converge::{Added, Convergence, Disagreement, LogHead, minute_of};
 use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores, Step};
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
-    LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateError, StateStore,
-    StateWrite,
+    LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateStore, StateWrite,
 };
 use crate::validate::rules::ControlKind;
 use crate::validate::{
@@ -340,10 +339,6 @@ fn acceptance(outcome: Outcome) -> MessageAcceptance {
     }
 }
 
-fn state_err(e: StateError) -> NodeError {
-    NodeError::State(e.to_string())
-}
-
 /// The state key of a revocation: principal ‖ delegate.
 fn revocation_key(r: &VerifiedRevocation) -> [u8; 40] {
     let mut key = [0u8; 40];
@@ -458,7 +453,7 @@ impl Worker {
     /// whichever is earlier.
     fn warm_up(&mut self) -> Result<(), NodeError> {
         let now = now_ms();
-        for bytes in self.state.revocations().map_err(state_err)? {
+        for bytes in self.state.revocations()? {
             self.revocation(&bytes, Restored::State, now);
         }
         let end = self.log.committed_records();
@@ -471,14 +466,14 @@ impl Worker {
             applied
         };
         let window_minute = now.saturating_sub(self.pipeline.config().replay_window_ms) / 60_000;
-        let guard_from = self.state.first_index_since(window_minute).map_err(state_err)?;
+        let guard_from = self.state.first_index_since(window_minute)?;
         // The SLA engine re-reads from its checkpoint, or everything.
         let sla_from = if self.sla.restored { applied } else { first };
         // The envelope index holds every envelope of the minutes not sealed
         // yet (what sync compares and the next checkpoints commit to); those
         // were committed in the minute before the first of them or later.
         let unsealed = minute_of(self.sla.scores.sealed_end_ms()).saturating_sub(1);
-        let index_from = self.state.first_index_since(unsealed).map_err(state_err)?;
+        let index_from = self.state.first_index_since(unsealed)?;
         let from = [guard_from, index_from]
             .into_iter()
             .flatten()
@@ -565,15 +560,12 @@ impl Worker {
     /// feeds the engine right after each commit, so nothing is in between).
     fn write_state(&mut self, full: bool) -> Result<(), NodeError> {
         let w = std::mem::take(&mut self.pending);
-        self.state.write(w).map_err(state_err)?;
+        self.state.write(w)?;
         self.state_file_bytes = std::fs::metadata(self.state.path()).map_or(0, |m| m.len());
         if full {
             let applied = self.log.committed_records();
             let bytes = self.sla.scores.snapshot();
-            self.sla
-                .snapshot
-                .write(applied, &bytes)
-                .map_err(|e| NodeError::State(e.to_string()))?;
+            self.sla.snapshot.write(applied, &bytes)?;
             self.last_snapshot_bytes = bytes.len() as u64;
             self.last_sla_snapshot = Instant::now();
         }

@@ -14,6 +14,7 @@
 
 mod catch_up;
 pub mod config;
+mod error;
 pub mod http;
 mod identity_file;
 pub mod ingest;
@@ -42,13 +43,14 @@ use crate::scores::{PolicyFiles, Scores};
 use crate::sink::RunningSinks;
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
-    LogConfig, LogError, STATE_FILE, SegmentLog, Snapshot, SnapshotError, SnapshotFile, StateError,
+    LogConfig, STATE_FILE, SegmentLog, Snapshot, SnapshotError, SnapshotFile, StateError,
     StateStore,
 };
 use crate::validate::Pipeline;
 
 use catch_up::{CatchUp, CaughtUp};
 pub use config::NodeConfig;
+pub use error::{AuthorityError, ConfigError, NodeError, StateFailure};
 use ingest::{
     INDEX_SEALED_MINUTES, Item, Metrics, Queue, Synced, Verdict, Worker, WorkerParts, WorkerSla,
 };
@@ -64,32 +66,6 @@ const SYNC_TICK: Duration = Duration::from_secs(1);
 
 /// Verdict groups that may wait for the swarm task (the worker blocks beyond).
 const VERDICT_GROUPS: usize = 64;
-
-/// Why the node could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The configuration is unusable.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The authority view could not be loaded.
-    #[error("authority: {0}")]
-    Authority(String),
-    /// The log failed (the node stops: nothing more can be acknowledged).
-    #[error("log: {0}")]
-    Log(#[from] LogError),
-    /// Networking (listening, the HTTP socket) failed.
-    #[error("network: {0}")]
-    Network(String),
-    /// The gossip swarm could not be set up, subscribe or listen.
-    #[error("network: {0}")]
-    Gossip(#[from] vouch_net::NetError),
-    /// The ingest worker panicked or could not be joined.
-    #[error("ingest worker: {0}")]
-    Worker(String),
-    /// The derived state (redb) or the node's identity file failed.
-    #[error("state: {0}")]
-    State(String),
-}
 
 /// What a started node announces: its peer id and where it actually listens.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -108,7 +84,7 @@ pub async fn load_authority(
     config: &config::AuthorityConfig,
 ) -> Result<(Arc<CachedAuthority>, Option<RefreshHandle>), NodeError> {
     if let Some(path) = &config.snapshot {
-        let view = snapshot::load(path).map_err(|e| NodeError::Authority(e.to_string()))?;
+        let view = snapshot::load(path).map_err(AuthorityError::from)?;
         return Ok((Arc::new(CachedAuthority::new(view)), None));
     }
     match (&config.rpc, config.controller) {
@@ -123,12 +99,10 @@ pub async fn load_authority(
                 .with_refresh_interval(Duration::from_secs(config.refresh_interval_secs))
                 .spawn()
                 .await
-                .map_err(|e| NodeError::Authority(e.to_string()))?;
+                .map_err(AuthorityError::from)?;
             Ok((cache, Some(handle)))
         }
-        _ => Err(NodeError::Authority(
-            "give [authority] snapshot (or --authority-snapshot), or rpc and controller".to_owned(),
-        )),
+        _ => Err(AuthorityError::NotConfigured.into()),
     }
 }
 
@@ -254,17 +228,20 @@ impl NodeBuilder {
     /// list and the gossip addresses.
     fn new(config: NodeConfig) -> Result<NodeBuilder, NodeError> {
         let partitions = config.p2p.parse_partitions()?;
-        let parse_addrs = |list: &[String], what: &str| -> Result<Vec<Multiaddr>, NodeError> {
-            list.iter()
-                .map(|a| {
-                    a.parse().map_err(|e| NodeError::Config(format!("{what} address {a:?}: {e}")))
-                })
-                .collect()
-        };
+        let parse_addrs =
+            |list: &[String], what: &'static str| -> Result<Vec<Multiaddr>, NodeError> {
+                list.iter()
+                    .map(|a| {
+                        a.parse().map_err(|source| {
+                            ConfigError::Address { what, given: a.clone(), source }.into()
+                        })
+                    })
+                    .collect()
+            };
         let listen = parse_addrs(&config.p2p.listen, "listen")?;
         let bootstrap = parse_addrs(&config.p2p.bootstrap, "bootstrap")?;
         if listen.is_empty() {
-            return Err(NodeError::Config("no p2p listen address".to_owned()));
+            return Err(ConfigError::NoListen.into());
         }
         Ok(NodeBuilder { data_dir: config.data_dir(), config, partitions, listen, bootstrap })
     }
@@ -281,8 +258,7 @@ impl NodeBuilder {
 
     /// The envelope index and checkpoint signer (`[checkpoint]`).
     fn convergence(&self) -> Result<Convergence, NodeError> {
-        let signer = CheckpointSigner::load(&self.config.checkpoint)
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let signer = CheckpointSigner::load(&self.config.checkpoint).map_err(ConfigError::from)?;
         let partitions = self.partitions.iter().collect();
         let network = self.config.validation.network;
         Ok(Convergence::new(network, partitions, signer, &self.config.checkpoint))
@@ -296,7 +272,7 @@ impl NodeBuilder {
             SegmentLog::open(&log_dir, LogConfig { segment_bytes: self.config.log.segment_bytes })?;
         tracing::info!(dir = %log_dir.display(), ?recovery, "log opened");
         let sinks = crate::sink::RunningSinks::spawn(&self.config.sinks, &log_dir)
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+            .map_err(ConfigError::from)?;
         let (state, snapshot_file, snapshot) =
             open_state(&self.data_dir, self.config.rebuild_state)?;
         Ok(Storage { log, sinks, state, snapshot_file, snapshot })
@@ -306,7 +282,7 @@ impl NodeBuilder {
     fn open_scores(&self, snapshot: Option<&Snapshot>) -> Result<Sla, NodeError> {
         let files = self.config.sla.files()?;
         let (scores, restored) = Scores::open(&files, snapshot.map(|s| s.bytes.as_slice()))
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+            .map_err(ConfigError::from)?;
         Ok(Sla { scores: Arc::new(scores), files, restored })
     }
 
@@ -329,10 +305,9 @@ impl NodeBuilder {
         };
         let mut gossip =
             GossipNode::with_sync(keypair, agent, &topics, self.config.p2p.limits, setup)?;
-        let listening =
-            tokio::time::timeout(LISTEN_TIMEOUT, gossip.listen(&self.listen)).await.map_err(
-                |_| NodeError::Network("timed out waiting for listen addresses".to_owned()),
-            )??;
+        let listening = tokio::time::timeout(LISTEN_TIMEOUT, gossip.listen(&self.listen))
+            .await
+            .map_err(|_| NodeError::ListenTimeout)??;
         Ok((gossip, listening.iter().map(ToString::to_string).collect()))
     }
 
@@ -357,13 +332,13 @@ impl NodeBuilder {
         )
         .await
         .map_err(|e| match e {
-            HttpServerError::Bind { .. } => NodeError::Network(e.to_string()),
-            _ => NodeError::Config(e.to_string()),
+            HttpServerError::Bind { .. } => NodeError::HttpBind(e),
+            _ => ConfigError::Http(e).into(),
         })?;
         let addr = http_server.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let api = Api::new(Arc::clone(scores) as Arc<dyn SlaSource>, &config.api)
-            .map_err(|e| NodeError::Config(format!("[api]: {e}")))?;
+            .map_err(ConfigError::Api)?;
         let (aggregates, aggregates_task) = match sinks.clickhouse_client() {
             Some(client) => {
                 let (export, task) = AggregateExport::spawn(client.clone());
@@ -530,11 +505,9 @@ impl Subsystems {
         queue.close();
         drop(verdicts);
         let worker_result = match worker.await {
-            Ok(Ok(())) if ingest_stopped => {
-                Err(NodeError::Worker("stopped before shutdown was asked".to_owned()))
-            }
+            Ok(Ok(())) if ingest_stopped => Err(NodeError::WorkerStopped),
             Ok(result) => result,
-            Err(e) => Err(NodeError::Worker(e.to_string())),
+            Err(e) => Err(NodeError::WorkerJoin(e)),
         };
         // Before HTTP stops: `/healthz` answers 503 with the reason meanwhile.
         if let Err(e) = &worker_result {
@@ -574,12 +547,14 @@ fn open_state(
 ) -> Result<(StateStore, SnapshotFile, Option<Snapshot>), NodeError> {
     let state_path = data_dir.join(STATE_FILE);
     let snapshot_file = SnapshotFile::in_dir(data_dir);
-    let state_err = |e: &dyn std::fmt::Display| NodeError::State(e.to_string());
-    let remove_state = || match std::fs::remove_file(&state_path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(NodeError::State(format!("deleting {}: {e}", state_path.display())))
+    let remove_state = || -> Result<(), NodeError> {
+        match std::fs::remove_file(&state_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                let path = state_path.clone();
+                Err(StateFailure::File { action: "deleting", path, source: e }.into())
+            }
+            _ => Ok(()),
         }
-        _ => Ok(()),
     };
     let mut fresh = rebuild || !state_path.exists();
     if rebuild {
@@ -591,12 +566,12 @@ fn open_state(
             tracing::warn!(found, "state written by another format; rebuilding it from the log");
             remove_state()?;
             fresh = true;
-            StateStore::open(&state_path).map_err(|e| state_err(&e))?
+            StateStore::open(&state_path)?
         }
-        other => other.map_err(|e| state_err(&e))?,
+        other => other?,
     };
     if fresh {
-        snapshot_file.remove().map_err(|e| state_err(&e))?;
+        snapshot_file.remove()?;
     }
     let snapshot = match snapshot_file.read() {
         Ok(s) => s,
@@ -604,7 +579,7 @@ fn open_state(
             tracing::warn!(%e, "SLA snapshot not usable; rebuilding the scores from the log");
             None
         }
-        Err(e) => return Err(state_err(&e)),
+        Err(e) => return Err(e.into()),
     };
     Ok((state, snapshot_file, snapshot))
 }

@@ -459,10 +459,9 @@ impl Source {
                         self.view = Some((Arc::clone(&view), hash));
                         Item::Other(position, Other::View(view, hash))
                     }
-                    Err(e) => Item::Fail(ReplayError::at(
-                        &position,
-                        RecordProblem::BadView(e.to_string()),
-                    )),
+                    Err(e) => {
+                        Item::Fail(ReplayError::at(&position, RecordProblem::BadView(e.into())))
+                    }
                 }
             }
             RecordKind::Revocation => match self.revocation(&record.payload) {

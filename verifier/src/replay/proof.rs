@@ -47,16 +47,22 @@ pub enum ProofError {
     #[error("{0}")]
     Log(#[from] LogError),
     /// No envelope with this id is in the log.
-    #[error("no envelope {0} in the log")]
-    NotInLog(String),
+    #[error("no envelope {id} in the log")]
+    NotInLog {
+        /// The envelope id asked for.
+        id: String,
+    },
     /// The envelope's minute has no checkpoint of the log's verifier.
     #[error("minute {0} has no checkpoint in the log (not sealed yet, or before checkpoints)")]
     NoCheckpoint(u64),
     /// The envelope was accepted after its minute's checkpoint (late).
     #[error(
-        "envelope {0} was logged after its minute's checkpoint (late): no checkpoint covers it"
+        "envelope {id} was logged after its minute's checkpoint (late): no checkpoint covers it"
     )]
-    Late(String),
+    Late {
+        /// The envelope id asked for.
+        id: String,
+    },
     /// The log's own checkpoint does not match the envelopes before it.
     #[error("the log's checkpoint of minute {0} does not match the envelopes it holds")]
     Inconsistent(u64),
@@ -143,17 +149,17 @@ pub fn prove(dir: &Path, id: &str) -> Result<Proof, ProofError> {
     let want: Hash = hex::decode(id.trim_start_matches("0x"))
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| ProofError::NotInLog(id.to_owned()))?;
+        .ok_or_else(|| ProofError::NotInLog { id: id.to_owned() })?;
     let all = minutes(dir)?;
     let (minute, m, log_index) = all
         .iter()
         .find_map(|(minute, m)| {
             m.envelopes.iter().position(|(e, _)| *e == want).map(|i| (*minute, m, m.envelopes[i].1))
         })
-        .ok_or_else(|| ProofError::NotInLog(id.to_owned()))?;
+        .ok_or_else(|| ProofError::NotInLog { id: id.to_owned() })?;
     let (checkpoint, before) = m.checkpoint.as_ref().ok_or(ProofError::NoCheckpoint(minute))?;
     if !m.envelopes[..*before].iter().any(|(e, _)| *e == want) {
-        return Err(ProofError::Late(id.to_owned()));
+        return Err(ProofError::Late { id: id.to_owned() });
     }
     let leaves = m.leaves();
     let root = merkle::root(&leaves);

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use vouch_delegation::authority::AuthorityView;
-use vouch_schema::Address;
+use vouch_schema::{Address, SharedError};
 
 use crate::store::Position;
 use crate::validate::ValidationError;
@@ -45,7 +45,7 @@ pub enum RecordProblem {
     NoAuthorityView,
     /// A recorded authority view does not decode.
     #[error("recorded authority view does not decode: {0}")]
-    BadView(String),
+    BadView(#[source] SharedError<serde_json::Error>),
     /// A recorded revocation does not decode or verify.
     #[error("recorded revocation does not verify: {0}")]
     BadRevocation(Box<ValidationError>),

@@ -14,7 +14,7 @@ use vouch_delegation::{SignedCheckpoint, SignedDelegation};
 use vouch_schema::{Envelope, TelemetryBatch};
 use vouch_sla::Observer;
 
-use super::{ScoreError, ScoreRecord, Scores, observer_of};
+use super::{ScoreError, ScoreRecord, Scores, logged, observer_of};
 use crate::converge::{Added, Disagreement};
 use crate::store::RecordKind;
 
@@ -76,9 +76,8 @@ impl Scores {
                 Ok(Folded::OwnCheckpoint(self.checkpoints().add_own(signed.clone())))
             }
             Step::Checkpoint { signed, own: false } => {
-                let verifier = SignedDelegation::decode(&signed.certificate)
-                    .map_err(|e| ScoreError::Envelope(e.to_string()))?
-                    .principal;
+                let verifier =
+                    SignedDelegation::decode(&signed.certificate).map_err(logged)?.principal;
                 Ok(Folded::PeerCheckpoint(self.checkpoints().add_peer(verifier, signed.clone())))
             }
             Step::Record(payload) => {
@@ -99,10 +98,8 @@ impl Scores {
     pub fn fold_logged(&self, kind: RecordKind, payload: &[u8]) -> Result<Folded, ScoreError> {
         match kind {
             RecordKind::Envelope => {
-                let envelope =
-                    Envelope::decode(payload).map_err(|e| ScoreError::Envelope(e.to_string()))?;
-                let batch = TelemetryBatch::decode(&envelope.content)
-                    .map_err(|e| ScoreError::Envelope(e.to_string()))?;
+                let envelope = Envelope::decode(payload).map_err(logged)?;
+                let batch = TelemetryBatch::decode(&envelope.content).map_err(logged)?;
                 let observer = observer_of(&batch)?;
                 self.fold(Step::Envelope {
                     observer: &observer,
@@ -116,8 +113,7 @@ impl Scores {
             }
             RecordKind::Scores => self.fold(Step::Record(payload)),
             RecordKind::Checkpoint | RecordKind::PeerCheckpoint => {
-                let signed = SignedCheckpoint::decode(payload)
-                    .map_err(|e| ScoreError::Envelope(e.to_string()))?;
+                let signed = SignedCheckpoint::decode(payload).map_err(logged)?;
                 self.fold(Step::Checkpoint { signed: &signed, own: kind == RecordKind::Checkpoint })
             }
             RecordKind::Revocation => Ok(Folded::Skipped),

@@ -62,12 +62,13 @@ pub enum ScoreError {
     /// The recorded policy or registry does not parse.
     #[error("recorded SLA policy: {0}")]
     Policy(#[from] SlaError),
-    /// A logged envelope does not decode (the log is not a verifier's).
+    /// A logged envelope, its batch, certificate or a logged checkpoint does
+    /// not decode (the log is not a verifier's); the decoder's error is the source.
     #[error("logged envelope: {0}")]
-    Envelope(String),
+    Envelope(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The log could not be read.
     #[error("log: {0}")]
-    Log(String),
+    Log(#[from] crate::store::LogError),
     /// A snapshot file that is not a scores snapshot of this version.
     #[error("scores snapshot: {0}")]
     Snapshot(&'static str),
@@ -100,10 +101,9 @@ pub fn recorded_policy(log_dir: &std::path::Path) -> Result<Option<PolicyFiles>,
     let reader = match LogReader::open(log_dir, 0) {
         Err(crate::store::LogError::NotInLog { first, .. }) => LogReader::open(log_dir, first),
         other => other,
-    }
-    .map_err(log_err)?;
+    }?;
     for record in reader {
-        let record = record.map_err(log_err)?;
+        let record = record?;
         if record.kind != RecordKind::Scores {
             continue;
         }
@@ -118,10 +118,6 @@ pub fn recorded_policy(log_dir: &std::path::Path) -> Result<Option<PolicyFiles>,
         }
     }
     Ok(last)
-}
-
-fn log_err(e: crate::store::LogError) -> ScoreError {
-    ScoreError::Log(e.to_string())
 }
 
 /// The policy and registry texts in force, parsed.
@@ -211,11 +207,15 @@ fn decode_snapshot(bytes: &[u8]) -> Result<(Vec<u8>, CheckpointBook), ScoreError
     Ok((engine, book))
 }
 
+/// [`ScoreError::Envelope`] of a logged record that does not decode.
+pub(crate) fn logged(e: impl std::error::Error + Send + Sync + 'static) -> ScoreError {
+    ScoreError::Envelope(Box::new(e))
+}
+
 /// Who signed a logged envelope's batch, from its certificate (the log holds
 /// only envelopes that verified, so the certificate is not re-verified here).
 pub fn observer_of(batch: &TelemetryBatch) -> Result<Observer, ScoreError> {
-    let cert = SignedDelegation::decode(&batch.certificate)
-        .map_err(|e| ScoreError::Envelope(e.to_string()))?;
+    let cert = SignedDelegation::decode(&batch.certificate).map_err(logged)?;
     Ok(Observer::of(&cert))
 }
 

@@ -41,9 +41,12 @@ pub struct NetworkSpec {
 /// Why a network could not be generated or written.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
-    /// The spec is unusable.
-    #[error("simulated network: {0}")]
-    Spec(String),
+    /// The spec has no orchestrator.
+    #[error("simulated network: at least one orchestrator is needed")]
+    NoOrchestrators,
+    /// The spec has no gateway region.
+    #[error("simulated network: at least one gateway region is needed")]
+    NoRegions,
     /// Issuing a certificate failed.
     #[error("issuing a certificate: {0}")]
     Certificate(#[from] vouch_delegation::CertificateError),
@@ -140,10 +143,10 @@ impl Network {
     /// Generates every key and certificate of `spec`.
     pub fn generate(spec: &NetworkSpec) -> Result<Network, NetworkError> {
         if spec.orchestrators == 0 {
-            return Err(NetworkError::Spec("at least one orchestrator is needed".into()));
+            return Err(NetworkError::NoOrchestrators);
         }
         if spec.regions.is_empty() {
-            return Err(NetworkError::Spec("at least one gateway region is needed".into()));
+            return Err(NetworkError::NoRegions);
         }
         let mut rng = SplitMix64::new(spec.seed);
         let mut nonce = 0u64;

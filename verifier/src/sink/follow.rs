@@ -88,7 +88,7 @@ pub enum Malformed {
     Batch(#[from] BatchError),
     /// The batch's delegation certificate.
     #[error("certificate: {0}")]
-    Certificate(String),
+    Certificate(#[from] vouch_delegation::DecodeError),
 }
 
 /// Why following stopped. Messages are stable.
@@ -112,7 +112,7 @@ pub enum FollowError {
     },
     /// The blocking read task panicked or was cancelled.
     #[error("log reader task: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Tells followers and sinks to stop (see [`shutdown_channel`]).
@@ -348,7 +348,7 @@ impl Follower {
             (this, then(result))
         })
         .await
-        .map_err(|e| FollowError::Task(e.to_string()))?;
+        .map_err(FollowError::Task)?;
         self.next = this.next;
         self.reader = this.reader;
         self.pending = this.pending;
@@ -360,8 +360,7 @@ impl Follower {
 pub fn decode(position: Position, payload: &[u8]) -> Result<AcceptedEnvelope, Malformed> {
     let envelope = Envelope::decode(payload)?;
     let batch = TelemetryBatch::decode(&envelope.content)?;
-    let certificate = SignedDelegation::decode(&batch.certificate)
-        .map_err(|e| Malformed::Certificate(e.to_string()))?;
+    let certificate = SignedDelegation::decode(&batch.certificate)?;
     Ok(AcceptedEnvelope {
         position,
         envelope_hash: *blake3::hash(payload).as_bytes(),

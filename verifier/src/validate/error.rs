@@ -110,8 +110,11 @@ pub enum ValidationError {
         timestamp_ms: u64,
     },
     /// The stream id is not `<principal><stream path>`.
-    #[error("stream id {0:?} does not belong to the certificate's principal")]
-    WrongStream(String),
+    #[error("stream id {stream_id:?} does not belong to the certificate's principal")]
+    WrongStream {
+        /// The envelope's stream id.
+        stream_id: String,
+    },
     /// The certificate's role may not publish what this message carries.
     #[error("role {0} may not publish this")]
     WrongRole(Role),
@@ -205,7 +208,7 @@ impl ValidationError {
             ValidationError::ExpiredCertificate(_) => (Reject, "expired_certificate"),
             ValidationError::WrongDelegate { .. } => (Reject, "bad_certificate"),
             ValidationError::Revoked { .. } => (Reject, "revoked"),
-            ValidationError::WrongStream(_) => (Reject, "wrong_stream"),
+            ValidationError::WrongStream { .. } => (Reject, "wrong_stream"),
             ValidationError::WrongRole(_) => (Reject, "wrong_role"),
             ValidationError::Unauthorized { .. } => (Reject, "unauthorized"),
             ValidationError::TooManyChains => (Ignore, "too_many_chains"),

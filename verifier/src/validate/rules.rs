@@ -139,7 +139,7 @@ impl Rules {
         if stream.strip_prefix(cert.principal().to_hex().as_str())
             != Some(self.stream_path.as_str())
         {
-            return Err(ValidationError::WrongStream(stream.clone()));
+            return Err(ValidationError::WrongStream { stream_id: stream.clone() });
         }
         let role = cert.role();
         if !self.telemetry_roles.contains(&role)

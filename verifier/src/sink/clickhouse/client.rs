@@ -11,12 +11,44 @@ use super::rows::{EVENTS_DDL, EVENTS_TABLE, SLA_MINUTES_DDL, SLA_MINUTES_TABLE, 
 /// Why a ClickHouse request failed. Messages are stable.
 #[derive(Debug, thiserror::Error)]
 pub enum ClickHouseError {
-    /// The URL or database name is unusable.
+    /// The URL does not parse.
+    #[error("ClickHouse configuration: url {url:?}: {source}")]
+    BadUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why it does not parse.
+        source: url::ParseError,
+    },
+    /// A URL scheme other than `http`.
+    #[error(
+        "ClickHouse configuration: url {url}: only http:// is supported (put a TLS proxy in front for https)"
+    )]
+    Scheme {
+        /// The URL.
+        url: Url,
+    },
+    /// A database name other than letters, digits and `_`.
+    #[error("ClickHouse configuration: database {database:?}: use letters, digits and _")]
+    Database {
+        /// The name as configured.
+        database: String,
+    },
+    /// A query id other than `[A-Za-z0-9-]` (they are not quoted).
+    #[error("ClickHouse configuration: query id {query_id:?}")]
+    QueryId {
+        /// The id given.
+        query_id: String,
+    },
+    /// No HTTP client could be built.
     #[error("ClickHouse configuration: {0}")]
-    Config(String),
-    /// No answer: connection refused, reset, timed out.
-    #[error("ClickHouse unreachable: {0}")]
-    Unreachable(String),
+    Client(#[source] reqwest::Error),
+    /// No answer: connection refused, reset, timed out. The message holds
+    /// the whole cause chain (reqwest's own message leaves out the cause).
+    #[error("ClickHouse unreachable: {}", error_chain(.0))]
+    Unreachable(#[source] reqwest::Error),
+    /// The task running an insert panicked or was cancelled.
+    #[error("ClickHouse unreachable: insert task: {0}")]
+    InsertTask(#[source] tokio::task::JoinError),
     /// ClickHouse answered with an error status.
     #[error("ClickHouse answered {status}: {message}")]
     Server {
@@ -27,14 +59,20 @@ pub enum ClickHouseError {
     },
     /// An insert of this sink is still running on the server (after a
     /// timeout, say); the cursor cannot be read back until it ends.
-    #[error("an earlier insert ({0}) is still running on the server")]
-    InsertRunning(String),
+    #[error("an earlier insert ({query_id}) is still running on the server")]
+    InsertRunning {
+        /// The sink's query id.
+        query_id: String,
+    },
     /// An answer that is not what the query returns.
-    #[error("ClickHouse answer not understood: {0}")]
-    Answer(String),
+    #[error("ClickHouse answer not understood: {detail}")]
+    Answer {
+        /// Which answer and what it held.
+        detail: String,
+    },
     /// A row did not serialize.
     #[error("encoding rows: {0}")]
-    Encode(String),
+    Encode(#[source] serde_json::Error),
 }
 
 /// Where and how to reach ClickHouse.
@@ -57,23 +95,17 @@ impl ClickHouseClient {
         database: &str,
         timeout: Duration,
     ) -> Result<ClickHouseClient, ClickHouseError> {
-        let url =
-            Url::parse(url).map_err(|e| ClickHouseError::Config(format!("url {url:?}: {e}")))?;
+        let url = Url::parse(url)
+            .map_err(|source| ClickHouseError::BadUrl { url: url.to_owned(), source })?;
         if url.scheme() != "http" {
-            return Err(ClickHouseError::Config(format!(
-                "url {url}: only http:// is supported (put a TLS proxy in front for https)"
-            )));
+            return Err(ClickHouseError::Scheme { url });
         }
         if database.is_empty() || !database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
-            return Err(ClickHouseError::Config(format!(
-                "database {database:?}: use letters, digits and _"
-            )));
+            return Err(ClickHouseError::Database { database: database.to_owned() });
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| ClickHouseError::Config(e.to_string()))?;
+        let http =
+            reqwest::Client::builder().timeout(timeout).build().map_err(ClickHouseError::Client)?;
         Ok(ClickHouseClient { http, url, database: database.to_owned(), user: None })
     }
 
@@ -110,11 +142,9 @@ impl ClickHouseClient {
         if let Some((user, password)) = &self.user {
             request = request.basic_auth(user, password.as_deref());
         }
-        let response =
-            request.send().await.map_err(|e| ClickHouseError::Unreachable(error_chain(&e)))?;
+        let response = request.send().await.map_err(ClickHouseError::Unreachable)?;
         let status = response.status();
-        let text =
-            response.text().await.map_err(|e| ClickHouseError::Unreachable(error_chain(&e)))?;
+        let text = response.text().await.map_err(ClickHouseError::Unreachable)?;
         if !status.is_success() {
             let mut message = text.trim().to_owned();
             if message.len() > MAX_MESSAGE {
@@ -190,12 +220,12 @@ impl ClickHouseClient {
         // Query ids this crate makes are [A-Za-z0-9-]; refuse anything else
         // rather than quote it.
         if !query_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(ClickHouseError::Config(format!("query id {query_id:?}")));
+            return Err(ClickHouseError::QueryId { query_id: query_id.to_owned() });
         }
         let sql = format!("SELECT count() FROM system.processes WHERE query_id = '{query_id}'");
         match self.query_numbers(&sql).await?.as_slice() {
             [n] => Ok(*n),
-            other => Err(ClickHouseError::Answer(format!("running queries: {other:?}"))),
+            other => Err(ClickHouseError::Answer { detail: format!("running queries: {other:?}") }),
         }
     }
 
@@ -218,7 +248,10 @@ impl ClickHouseClient {
         let text = self.execute(&format!("{sql} FORMAT TSV")).await?;
         text.trim_end()
             .split('\t')
-            .map(|n| n.parse().map_err(|_| ClickHouseError::Answer(format!("{sql}: {text:?}"))))
+            .map(|n| {
+                n.parse()
+                    .map_err(|_| ClickHouseError::Answer { detail: format!("{sql}: {text:?}") })
+            })
             .collect()
     }
 
@@ -231,7 +264,7 @@ impl ClickHouseClient {
         match n.as_slice() {
             [0, _] => Ok(None),
             [_, max] => Ok(Some(max + 1)),
-            _ => Err(ClickHouseError::Answer(format!("resume index: {n:?}"))),
+            _ => Err(ClickHouseError::Answer { detail: format!("resume index: {n:?}") }),
         }
     }
 }
@@ -240,8 +273,7 @@ impl ClickHouseClient {
 pub fn json_each_row<T: Serialize>(rows: &[T]) -> Result<Vec<u8>, ClickHouseError> {
     let mut body = Vec::with_capacity(rows.len() * 512);
     for row in rows {
-        serde_json::to_writer(&mut body, row)
-            .map_err(|e| ClickHouseError::Encode(e.to_string()))?;
+        serde_json::to_writer(&mut body, row).map_err(ClickHouseError::Encode)?;
         body.push(b'\n');
     }
     Ok(body)

@@ -98,9 +98,12 @@ impl Default for ClickHouseConfig {
 /// Why a sink could not start. Messages are stable.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// The configuration is unusable.
+    /// `batch_rows` is 0 or over [`MAX_BATCH_ROWS`].
+    #[error("ClickHouse sink configuration: batch_rows must be 1 to {MAX_BATCH_ROWS}")]
+    BatchRows,
+    /// The URL or database is unusable.
     #[error("ClickHouse sink configuration: {0}")]
-    Config(String),
+    Client(#[source] ClickHouseError),
 }
 
 /// What a finished run did.
@@ -131,11 +134,11 @@ impl ClickHouseSink {
     /// only when run.
     pub fn new(config: ClickHouseConfig, log_dir: &Path) -> Result<ClickHouseSink, SinkError> {
         if config.batch_rows == 0 || config.batch_rows > MAX_BATCH_ROWS {
-            return Err(SinkError::Config(format!("batch_rows must be 1 to {MAX_BATCH_ROWS}")));
+            return Err(SinkError::BatchRows);
         }
         let timeout = Duration::from_secs(config.request_timeout_secs.max(1));
         let mut client = ClickHouseClient::new(&config.url, &config.database, timeout)
-            .map_err(|e| SinkError::Config(e.to_string()))?;
+            .map_err(SinkError::Client)?;
         if let Some(user) = &config.user {
             client = client.with_user(user, config.password.as_deref());
         }
@@ -281,9 +284,7 @@ impl ClickHouseSink {
                 && (stopping || due || buffer.rows >= batch_rows || until_caught_up && idle);
             let wait_inflight = flush || stopping || idle;
             if let Some(f) = inflight.take_if(|f| wait_inflight || f.task.is_finished()) {
-                let result = f.task.await.unwrap_or_else(|e| {
-                    Err(ClickHouseError::Unreachable(format!("insert task: {e}")))
-                });
+                let result = f.task.await.unwrap_or_else(|e| Err(ClickHouseError::InsertTask(e)));
                 match result {
                     Ok(()) => {
                         self.metrics.rows.fetch_add(f.rows, Ordering::Relaxed);
@@ -340,7 +341,7 @@ impl ClickHouseSink {
     async fn resume(&self) -> Result<u64, ClickHouseError> {
         self.client.create_schema().await?;
         if self.client.running(&self.query_id).await? > 0 {
-            return Err(ClickHouseError::InsertRunning(self.query_id.clone()));
+            return Err(ClickHouseError::InsertRunning { query_id: self.query_id.clone() });
         }
         Ok(self.client.resume_index().await?.unwrap_or(0))
     }

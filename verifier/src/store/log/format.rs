@@ -87,6 +87,43 @@ impl RecordKind {
     }
 }
 
+/// What is wrong with the `HEAD` file ([`LogError::BadHead`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeadProblem {
+    /// The file is not [`HEAD_BYTES`] long.
+    #[error("{found} bytes, expected {HEAD_BYTES}")]
+    Length {
+        /// Its length.
+        found: usize,
+    },
+    /// The magic or the file's own check does not match.
+    #[error("bad magic or checksum")]
+    Checksum,
+    /// A committed index with no segment to hold it.
+    #[error("committed index {committed} but no segments")]
+    NoSegments {
+        /// The committed index `HEAD` names.
+        committed: u64,
+    },
+    /// A committed index before the first segment (pruned past it).
+    #[error("committed index {committed} is before the first segment ({first})")]
+    BeforeFirstSegment {
+        /// The committed index `HEAD` names.
+        committed: u64,
+        /// The first segment's first index.
+        first: u64,
+    },
+    /// Committed records that the only segment starts after.
+    #[error("committed up to index {committed_next} but the only segment starts at {first}")]
+    AfterCommitted {
+        /// The index after the last committed record.
+        committed_next: u64,
+        /// The only segment's first index.
+        first: u64,
+    },
+}
+
 /// What is wrong with a frame or segment header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
@@ -225,11 +262,11 @@ pub(super) fn read_head(dir: &Path) -> Result<Option<Head>, LogError> {
         Err(e) => return Err(io_err(&path)(e)),
     };
     if bytes.len() != HEAD_BYTES {
-        return Err(LogError::BadHead(format!("{} bytes, expected {HEAD_BYTES}", bytes.len())));
+        return Err(LogError::BadHead(HeadProblem::Length { found: bytes.len() }));
     }
     let body = HEAD_BYTES - CHECK_BYTES;
     if bytes[..4] != HEAD_MAGIC || check_of(&bytes[..body]) != bytes[body..] {
-        return Err(LogError::BadHead("bad magic or checksum".into()));
+        return Err(LogError::BadHead(HeadProblem::Checksum));
     }
     let mut index = [0u8; 8];
     index.copy_from_slice(&bytes[4..12]);

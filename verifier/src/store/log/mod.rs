@@ -67,7 +67,7 @@ mod writer;
 
 pub use format::{
     DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, FRAME_OVERHEAD_BYTES, GENESIS_HASH, HEAD_FILE,
-    HEADER_BYTES, MAGIC, MAX_PAYLOAD_BYTES, Problem, RecordKind, segment_file_name,
+    HEADER_BYTES, HeadProblem, MAGIC, MAX_PAYLOAD_BYTES, Problem, RecordKind, segment_file_name,
 };
 pub use prune::{PruneBefore, PruneInfo};
 pub use reader::LogReader;
@@ -129,7 +129,7 @@ pub enum LogError {
     },
     /// The `HEAD` file is unreadable or inconsistent with the segments.
     #[error("log HEAD: {0}")]
-    BadHead(String),
+    BadHead(#[source] HeadProblem),
     /// A reader asked for a record no longer (or never) in the log.
     #[error("record {index} is not in the log (it holds {first}..{next})")]
     NotInLog {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::LogError;
-use super::format::{GENESIS_HASH, Problem, list_segments, read_head};
+use super::format::{GENESIS_HASH, HeadProblem, Problem, list_segments, read_head};
 use super::reader::{Cursor, Step};
 
 /// What [`verify`] checked.
@@ -104,10 +104,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifySummary, LogError> {
     if let Some(head) = head {
         if next <= head.index {
             if segments.is_empty() {
-                return Err(LogError::BadHead(format!(
-                    "committed index {} but no segments",
-                    head.index
-                )));
+                return Err(LogError::BadHead(HeadProblem::NoSegments { committed: head.index }));
             }
             return Err(LogError::Corrupt {
                 segment: last_name,
@@ -116,10 +113,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifySummary, LogError> {
             });
         }
         if head.index < summary.first_index {
-            return Err(LogError::BadHead(format!(
-                "committed index {} is before the first segment ({})",
-                head.index, summary.first_index
-            )));
+            return Err(LogError::BadHead(HeadProblem::BeforeFirstSegment {
+                committed: head.index,
+                first: summary.first_index,
+            }));
         }
     }
     Ok(summary)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::format::{
     CHECK_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_OVERHEAD_BYTES, GENESIS_HASH, HEAD_TMP_FILE,
-    HEADER_BYTES, Head, MAX_PAYLOAD_BYTES, Problem, RecordKind, chain, encode_header,
+    HEADER_BYTES, Head, HeadProblem, MAX_PAYLOAD_BYTES, Problem, RecordKind, chain, encode_header,
     list_segments, read_head, segment_file_name, sync_dir, write_head,
 };
 use super::reader::{Cursor, Step};
@@ -165,10 +165,9 @@ impl SegmentLog {
             Some(&s) => s,
             None => {
                 if let Some(head) = head {
-                    return Err(LogError::BadHead(format!(
-                        "committed index {} but no segments",
-                        head.index
-                    )));
+                    return Err(LogError::BadHead(HeadProblem::NoSegments {
+                        committed: head.index,
+                    }));
                 }
                 dir_changed = true;
                 0
@@ -184,9 +183,10 @@ impl SegmentLog {
         if active_first >= committed_next {
             // Nothing committed in it: keep (or rewrite) just its header.
             if active_first > committed_next {
-                return Err(LogError::BadHead(format!(
-                    "committed up to index {committed_next} but the only segment starts at {active_first}"
-                )));
+                return Err(LogError::BadHead(HeadProblem::AfterCommitted {
+                    committed_next,
+                    first: active_first,
+                }));
             }
             let expected_anchor = recovery.last_hash;
             let header_ok = old_len >= HEADER_BYTES
