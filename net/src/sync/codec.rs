@@ -39,6 +39,10 @@ pub enum CodecError {
     /// The message could not be encoded (a bug, not the peer's doing).
     #[error("encoding a sync message: {0}")]
     Encode(#[source] SharedError<ciborium::ser::Error<io::Error>>),
+    /// A [`RequestFrame::Malformed`] was given to send: it only stands for
+    /// bytes a peer sent.
+    #[error("a malformed request is read, never sent")]
+    SendMalformed,
 }
 
 /// How bytes fail to be a sync message ([`CodecError::Malformed`]).
@@ -182,9 +186,7 @@ impl request_response::Codec for SyncCodec {
     {
         match request {
             RequestFrame::Request(request) => self.write(io, &request, MAX_REQUEST_BYTES).await,
-            RequestFrame::Malformed(_) => {
-                Err(CodecError::Encode("a malformed request is read, never sent".into()).into())
-            }
+            RequestFrame::Malformed(_) => Err(CodecError::SendMalformed.into()),
         }
     }
 
@@ -336,7 +338,7 @@ mod tests {
         assert!(matches!(got, RequestFrame::Malformed(CodecError::Malformed(_))), "{got:?}");
         // Such a frame is never sent.
         let e = block_on(codec.write_request(&protocol, &mut Vec::new(), got)).unwrap_err();
-        assert!(matches!(CodecError::from_io(&e), Some(CodecError::Encode(_))), "{e}");
+        assert!(matches!(CodecError::from_io(&e), Some(CodecError::SendMalformed)), "{e}");
         let closed = io::Error::from(io::ErrorKind::UnexpectedEof);
         assert_eq!(CodecError::from_io(&closed), None, "a transport error is not the peer's");
     }
