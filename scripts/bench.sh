@@ -9,9 +9,10 @@
 # log exists (target/bench/long/), else this script's two-minute soak.
 #
 # Installs when missing (as root): Debian's wrk (API load); interop/'s pinned
-# npm packages (the @streamr/utils peer comparison). The ClickHouse and
-# Streamr-bridge benchmarks need clickhouse-server and mosquitto
-# (scripts/test.sh installs them); without them their rows say "not run".
+# npm packages (the @streamr/utils peer comparison, the private Streamr
+# network). The ClickHouse and MQTT-feed benchmarks need clickhouse-server
+# and mosquitto (scripts/test.sh installs them); without them their rows say
+# "not run".
 #
 # Builds once (`cargo bench --workspace --no-run`, plus the two bridge test
 # binaries), then runs the built binaries one after another, each with a
@@ -59,6 +60,11 @@ if ! command -v wrk >/dev/null 2>&1; then
     echo "bench.sh: wrk is required for the API load benchmark (apt-get install wrk)" >&2; exit 1
   fi
 fi
+# sqlite3 (loaded by Streamr's SDK) builds against the running Node's own
+# headers (Debian's and NodeSource's nodejs ship them in <prefix>/include/node),
+# so node-gyp downloads nothing.
+nodedir=$(node -p "require('path').resolve(process.execPath, '../..')")
+if [ -f "$nodedir/include/node/node.h" ]; then export npm_config_nodedir="$nodedir"; fi
 # npm ci only when the lock file changed since the last install (as scripts/test.sh).
 stamp=interop/node_modules/.vouch-lock-stamp
 if ! cmp -s interop/package-lock.json "$stamp" 2>/dev/null; then
@@ -71,7 +77,7 @@ build_started=$(date +%s)
 artifacts="$out/artifacts.jsonl"
 cargo bench --workspace --no-run --message-format=json-render-diagnostics > "$artifacts"
 if [ "$bridges" = 1 ]; then
-  cargo test -p vouch-verifier --test clickhouse_sink --test streamr_bridge --no-run \
+  cargo test -p vouch-verifier --test clickhouse_sink --test streamr_bridge --test streamr_network --no-run \
     --message-format=json-render-diagnostics >> "$artifacts"
 fi
 build_secs=$(( $(date +%s) - build_started ))
@@ -152,6 +158,10 @@ if [ "$bridges" = 1 ]; then
   if [ -x /usr/sbin/mosquitto ]; then
     step streamr_bridge 180 "cargo test -p vouch-verifier --test streamr_bridge -- --ignored --nocapture" \
       "$root/verifier" "$(binary test streamr_bridge)" --ignored --nocapture --exact bridge_latency
+  fi
+  if [ -d interop/node_modules/@streamr/sdk ]; then
+    step streamr_network 300 "cargo test -p vouch-verifier --test streamr_network -- --ignored --nocapture" \
+      "$root/verifier" "$(binary test streamr_network)" --ignored --nocapture --exact bench_streamr_network
   fi
 fi
 run_secs=$(( $(date +%s) - run_started ))

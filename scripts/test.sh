@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Vouch's whole test suite on a fresh machine: installs what the tests
 # use when it is missing (Go for the cgo example, cbindgen for the header
-# check, the pinned npm packages of the cross-implementation tests:
-# Streamr's signer, an ethers wallet, ganache, solc), then every Rust test.
+# check, the pinned npm packages of the cross-implementation tests and the
+# Streamr bridge's sidecar: Streamr's SDK and signer, an ethers wallet,
+# ganache, solc), then every Rust test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,9 +35,17 @@ apt_need "command -v chromium" chromium
 apt_need "test -x /usr/sbin/mosquitto && command -v mosquitto_sub" mosquitto mosquitto-clients
 apt_need "command -v clickhouse-server && command -v clickhouse-client" clickhouse-server clickhouse-client
 apt_need "command -v wrk" wrk   # the API load bench's smoke run (verifier/benches/api_load.rs)
+#   g++, make, python3                 node-gyp building sqlite3 (Streamr's SDK) from its
+#                                      bundled source: no prebuilt binary is downloaded
+apt_need "command -v g++ && command -v make && command -v python3" g++ make python3
 # cbindgen, to check that sdk/include/vouch.h matches the code.
 command -v cbindgen >/dev/null 2>&1 || cargo install cbindgen --version 0.29.4 --locked
 
+# sqlite3 (loaded by Streamr's SDK) builds against the running Node's own
+# headers (Debian's and NodeSource's nodejs ship them in <prefix>/include/node),
+# so node-gyp downloads nothing.
+nodedir=$(node -p "require('path').resolve(process.execPath, '../..')")
+if [ -f "$nodedir/include/node/node.h" ]; then export npm_config_nodedir="$nodedir"; fi
 # npm ci only when the lock file changed since the last install.
 stamp=interop/node_modules/.vouch-lock-stamp
 if ! cmp -s interop/package-lock.json "$stamp" 2>/dev/null; then

@@ -17,6 +17,7 @@ mod eip712;
 pub mod keys;
 mod revocation;
 mod role;
+pub mod stream_registry;
 pub mod wallet;
 mod wire;
 

@@ -98,7 +98,7 @@ fn main() {
     let built = started.elapsed();
     let rss1 = rss_bytes();
     let stats = engine.stats();
-    let checkpoint = engine.checkpoint().len();
+    let checkpoint = engine.snapshot().len();
     println!(
         "state: {o} orchestrators x {m} models x {r} regions x {h} h = {} keys, {n_events} events ingested in {:.1} s \
          ({:.2} us/event incl. seals); {} hour + {} minute buckets; approx state {:.1} MiB; \

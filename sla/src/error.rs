@@ -1,6 +1,6 @@
 //! Errors of the SLA engine.
 
-/// Why a policy, registry or checkpoint cannot be used.
+/// Why a policy, registry or engine snapshot cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SlaError {
     /// The policy file is not valid TOML of the expected shape.
@@ -17,15 +17,15 @@ pub enum SlaError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Checkpoint bytes that do not decode into engine state.
-    #[error("SLA checkpoint: {0}")]
-    Checkpoint(String),
-    /// A checkpoint made under a different policy or registry.
-    #[error("SLA checkpoint was made under {what} hash {found}, not the {expected} in force")]
-    CheckpointMismatch {
+    /// Snapshot bytes that do not decode into engine state.
+    #[error("SLA snapshot: {0}")]
+    Snapshot(String),
+    /// A snapshot made under a different policy or registry.
+    #[error("SLA snapshot was made under {what} hash {found}, not the {expected} in force")]
+    SnapshotMismatch {
         /// "policy" or "registry".
         what: &'static str,
-        /// The hash recorded in the checkpoint.
+        /// The hash recorded in the snapshot.
         found: String,
         /// The hash in force.
         expected: String,

@@ -116,7 +116,7 @@ fn fixture_answers_do_not_depend_on_file_order() {
         serde_json::to_string(&a.orchestrators(&q)).unwrap(),
         serde_json::to_string(&b.orchestrators(&q)).unwrap()
     );
-    assert_eq!(a.checkpoint(), b.checkpoint());
+    assert_eq!(a.snapshot(), b.snapshot());
 }
 
 #[test]

@@ -66,12 +66,12 @@ proptest! {
         let b = run(&twice);
         prop_assert_eq!(answers(&a), answers(&b));
         // Without re-deliveries even the state bytes (event counters included) match.
-        prop_assert_eq!(a.checkpoint(), run(&shuffled).checkpoint());
+        prop_assert_eq!(a.snapshot(), run(&shuffled).snapshot());
 
         let restored = Engine::restore(
-            Policy::default_v1(), Registry::default_v1(), Limits::default(), &a.checkpoint()).unwrap();
+            Policy::default_v1(), Registry::default_v1(), Limits::default(), &a.snapshot()).unwrap();
         prop_assert_eq!(answers(&a), answers(&restored));
-        prop_assert_eq!(restored.checkpoint(), a.checkpoint());
+        prop_assert_eq!(restored.snapshot(), a.snapshot());
     }
 }
 
@@ -113,7 +113,7 @@ fn checkpoint_mid_stream_then_replaying_the_tail_matches_one_run() {
     ingest_all(&mut first, &gateway(), &head);
     seal_through(&mut first, T0 + 150_000);
     assert_eq!(first.stats().sealed_end_ms, T0 + 120_000);
-    let bytes = first.checkpoint();
+    let bytes = first.snapshot();
     let mut second =
         Engine::restore(Policy::default_v1(), Registry::default_v1(), Limits::default(), &bytes)
             .unwrap();
@@ -124,7 +124,7 @@ fn checkpoint_mid_stream_then_replaying_the_tail_matches_one_run() {
 
 #[test]
 fn a_checkpoint_under_another_policy_is_refused() {
-    let bytes = run(&build(&[(0, 1, 0, 0)])).checkpoint();
+    let bytes = run(&build(&[(0, 1, 0, 0)])).snapshot();
     let other = Policy::from_toml(
         &vouch_sla::DEFAULT_POLICY_TOML.replace("min_attempts = 10", "min_attempts = 5"),
     )

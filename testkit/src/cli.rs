@@ -160,6 +160,22 @@ impl Identity {
         self.p("publisher.toml")
     }
 
+    /// An in-process SDK publisher with the delegate key and certificate,
+    /// gossiping to `bootstrap`, cutting a batch at `max_events` or after
+    /// `linger_ms` (for benchmarks that time each envelope themselves).
+    pub fn publisher(
+        &self,
+        bootstrap: &str,
+        max_events: usize,
+        linger_ms: u64,
+    ) -> vouch_sdk::Publisher {
+        let mut config = vouch_sdk::PublisherConfig::new(self.p("d.key"), self.p("d.cert"));
+        config.batch.max_events = max_events;
+        config.batch.linger_ms = linger_ms;
+        config.transport.bootstrap = vec![bootstrap.to_owned()];
+        vouch_sdk::Publisher::new(&config).unwrap()
+    }
+
     /// `vouch envelope sign` of the fixture events with the delegate key and
     /// `cert` (a file in the identity's directory) on chain `chain`, stamped
     /// `timestamp_ms` (default now), into `out`; returns the envelope bytes.

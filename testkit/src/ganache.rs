@@ -56,6 +56,13 @@ pub struct Ganache {
 impl Ganache {
     /// Starts a node on a free port and waits until it answers JSON-RPC.
     pub fn start() -> Ganache {
+        Ganache::start_with(&["--wallet.deterministic"], &[])
+    }
+
+    /// Like [`Ganache::start`] with ganache options of the caller's (chain
+    /// id, accounts) instead of `--wallet.deterministic`, and extra
+    /// environment variables (a `NODE_OPTIONS` preload).
+    pub fn start_with(options: &[&str], env: &[(&str, &str)]) -> Ganache {
         let cli = require_node_modules();
         let root = repo_root();
         let mut last_error = String::new();
@@ -64,7 +71,9 @@ impl Ganache {
             let child = Command::new("node")
                 .arg(&cli)
                 .args(["--server.host", "127.0.0.1", "--server.port", &port.to_string()])
-                .args(["--wallet.deterministic", "--logging.quiet"])
+                .args(options)
+                .arg("--logging.quiet")
+                .envs(env.iter().copied())
                 .current_dir(&root)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -196,6 +205,31 @@ impl Ganache {
         );
     }
 
+    /// One JSON-RPC call; panics unless the node answers with a result.
+    pub fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        self.request(&body)
+    }
+
+    /// Sends a whole JSON-RPC request object as given (e.g. the
+    /// `eth_sendTransaction` request a tool prepared); panics unless the
+    /// node answers with a result, which it returns.
+    pub fn request(&self, body: &serde_json::Value) -> serde_json::Value {
+        let reply = rpc_post(self.port, &body.to_string())
+            .unwrap_or_else(|| panic!("no JSON-RPC answer to {body}"));
+        assert!(reply.get("error").is_none(), "{body} failed: {reply}");
+        reply["result"].clone()
+    }
+
+    /// Sends a transaction request and checks that it was mined and succeeded.
+    pub fn transact(&self, body: &serde_json::Value) -> serde_json::Value {
+        let hash = self.request(body);
+        let receipt = self.rpc("eth_getTransactionReceipt", serde_json::json!([hash]));
+        assert_eq!(receipt["status"], "0x1", "transaction reverted: {receipt}");
+        receipt
+    }
+
     /// Kills the node now (the same as dropping it).
     pub fn stop(self) {}
 }
@@ -210,6 +244,12 @@ impl Drop for Ganache {
 /// `eth_chainId` over a bare HTTP/1.1 request, `None` until the node answers.
 fn rpc_chain_id(port: u16) -> Option<u64> {
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+    let v = rpc_post(port, body)?;
+    u64::from_str_radix(v["result"].as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// One JSON-RPC request over a bare HTTP/1.1 connection.
+fn rpc_post(port: u16, body: &str) -> Option<serde_json::Value> {
     let mut s =
         TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(1))
             .ok()?;
@@ -223,6 +263,5 @@ fn rpc_chain_id(port: u16) -> Option<u64> {
     let mut reply = String::new();
     s.read_to_string(&mut reply).ok()?;
     let json = reply.split("\r\n\r\n").nth(1)?;
-    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
-    u64::from_str_radix(v["result"].as_str()?.trim_start_matches("0x"), 16).ok()
+    serde_json::from_str(json.trim()).ok()
 }

@@ -11,8 +11,10 @@
 //! - Processes on 127.0.0.1, killed when dropped: the `vouch` command line
 //!   and identities it makes ([`cli`]), a `vouch node` and its HTTP API
 //!   ([`node`]), a `vouch subscribe` ([`subscriber`]), any child that
-//!   announces itself ([`process`]), and the outside programs some tests
-//!   talk to: ganache ([`ganache`]), mosquitto ([`mosquitto`]) and
+//!   announces itself ([`process`]), a `vouch bridge streamr` and what the
+//!   bridge tests share ([`bridge`]), and the outside programs some tests
+//!   talk to: ganache ([`ganache`]), mosquitto ([`mosquitto`]), a private
+//!   Streamr network with Streamr's own SDK clients ([`streamr`]) and
 //!   ClickHouse ([`clickhouse`]). The OpenAPI checks are in [`openapi`].
 //!
 //! Dependencies point one way: this crate builds on `vouch-schema`,
@@ -29,6 +31,7 @@
 pub mod actor;
 pub mod authority;
 pub mod bench;
+pub mod bridge;
 pub mod cli;
 pub mod clickhouse;
 pub mod fixtures;
@@ -42,6 +45,7 @@ pub mod openapi;
 pub mod process;
 pub mod publisher;
 pub mod sla;
+pub mod streamr;
 pub mod subscriber;
 pub mod traffic;
 

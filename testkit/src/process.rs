@@ -154,3 +154,19 @@ pub fn http_get_with(host_port: &str, path: &str, headers: &[(&str, &str)]) -> (
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, body.to_owned())
 }
+
+/// The pid of `parent`'s child whose command line contains `needle` (e.g.
+/// the bridge's sidecar), if it has one now. Linux lists children under the
+/// thread that spawned them, so every thread of `parent` is looked at.
+pub fn child_pid(parent: u32, needle: &str) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).ok()?;
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect::<Vec<_>>()
+        })
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+}

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -19,81 +19,13 @@ use vouch_schema::Envelope;
 use vouch_schema::bridge::BridgePayload;
 use vouch_testkit::WAIT;
 use vouch_testkit::authority::gateway_snapshot;
+use vouch_testkit::bridge::{Bridge, inbound, publish, stream_of, wait_accepted};
 use vouch_testkit::cli::{Identity, Vouch};
 use vouch_testkit::mosquitto::Mosquitto;
-use vouch_testkit::node::{NodeProcess, count};
-use vouch_testkit::process::Announced;
+use vouch_testkit::node::NodeProcess;
 use vouch_testkit::repo_root;
 
 const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
-
-/// A `vouch bridge streamr` child process; killed on drop.
-struct Bridge(Announced);
-
-impl Bridge {
-    fn spawn(args: &[&str]) -> Bridge {
-        let mut command = VOUCH.command(&["bridge", "streamr", "--http-listen", "127.0.0.1:0"]);
-        command.args(args).stderr(Stdio::inherit());
-        let process = Announced::spawn(&mut command, "the bridge", WAIT);
-        let announce = &process.announce;
-        assert!(announce["http"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{announce}");
-        Bridge(process)
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.0.get(path)
-    }
-
-    fn stats(&self) -> Value {
-        self.0.get_json("/v1/bridge/stats")
-    }
-
-    fn wait_stats(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let what = format!("bridge: {what}");
-        self.0.wait_json("/v1/bridge/stats", &what, Duration::from_millis(50), done)
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        self.0.terminate()
-    }
-}
-
-fn inbound(stats: &Value, outcome: &str, reason: &str) -> u64 {
-    count(&stats["inbound"], outcome, reason)
-}
-
-fn accepted(node: &NodeProcess) -> u64 {
-    node.stats()["accepted"].as_u64().unwrap()
-}
-
-/// Waits until `node` has accepted exactly `n` (and checks it stays there
-/// while the bridges settle: nothing more may arrive).
-fn wait_accepted(node: &NodeProcess, n: u64) {
-    node.wait_stats(&format!("{n} accepted"), |s| s["accepted"].as_u64().unwrap() >= n);
-    assert_eq!(accepted(node), n, "{}", node.stats());
-}
-
-/// Publishes `copies` × the 8 fixture events, one envelope per event.
-fn publish(id: &Identity, bootstrap: &str, copies: usize) -> u64 {
-    let events: String = std::fs::read_to_string(id.events()).unwrap().repeat(copies);
-    std::fs::write(id.dir.path().join("many.ndjson"), &events).unwrap();
-    VOUCH.json(&[
-        "publish",
-        "--config",
-        &id.one_event_per_envelope(),
-        "--events",
-        &id.p("many.ndjson"),
-        "--bootstrap",
-        bootstrap,
-        "--timeout",
-        "60s",
-    ]);
-    (8 * copies) as u64
-}
-
-fn stream_of(id: &Identity) -> String {
-    format!("{}/livepeer/telemetry", id.principal.to_lowercase())
-}
 
 /// The bridge payloads in a capture file (the ready probe and deliberate
 /// garbage left out).
@@ -147,21 +79,25 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
     // Network A: a verifier and bridge A following its log (outbound only).
     let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
     let log_a = work.path().join("a/log");
-    let mut bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
+    let mut bridge_a =
+        Bridge::spawn(VOUCH, &["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     // Network B: a verifier and bridge B gossiping to it (inbound only).
     let node_b = NodeProcess::spawn(VOUCH, &work.path().join("b"), &snapshot);
     // (An MQTT wildcard: every principal's telemetry stream.)
-    let bridge_b = Bridge::spawn(&[
-        "--mqtt",
-        &broker.url(),
-        "--stream",
-        "+/livepeer/telemetry",
-        "--bootstrap",
-        &node_b.p2p(),
-        "--authority-snapshot",
-        snapshot.to_str().unwrap(),
-    ]);
-    assert!(!bridge_b.0.announce["p2p_listen"].as_array().unwrap().is_empty());
+    let bridge_b = Bridge::spawn(
+        VOUCH,
+        &[
+            "--mqtt",
+            &broker.url(),
+            "--stream",
+            "+/livepeer/telemetry",
+            "--bootstrap",
+            &node_b.p2p(),
+            "--authority-snapshot",
+            snapshot.to_str().unwrap(),
+        ],
+    );
+    assert!(!bridge_b.announce()["p2p_listen"].as_array().unwrap().is_empty());
 
     let n = publish(&gateway, &node_a.p2p(), 5);
     wait_accepted(&node_a, n);
@@ -241,7 +177,8 @@ fn envelopes_cross_from_one_network_to_another_and_verify_with_streamr() {
         .parse()
         .unwrap();
     assert_eq!(cursor, node_a.stats()["log_records"].as_u64().unwrap());
-    let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
+    let bridge_a =
+        Bridge::spawn(VOUCH, &["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     let more = publish(&gateway, &node_a.p2p(), 1);
     wait_accepted(&node_a, n + more);
     wait_accepted(&node_b, n + more);
@@ -268,7 +205,8 @@ fn outbound_catches_up_after_the_broker_restarts() {
     let _capture = broker.capture_as(&stream, &capture_file, Some("vouch-test-capture"));
     // The bridge may start before its node: it waits for the log to appear.
     let log_a = work.path().join("a/log");
-    let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
+    let bridge_a =
+        Bridge::spawn(VOUCH, &["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     bridge_a.wait_stats("a broker connection", |s| s["mqtt"]["connects"] == json!(1));
     let node_a = NodeProcess::spawn(VOUCH, &work.path().join("a"), &snapshot);
 
@@ -305,20 +243,23 @@ fn a_bridge_both_ways_on_each_network_never_loops() {
     let node_b = NodeProcess::spawn(VOUCH, &work.path().join("b"), &snapshot);
     let both_ways = |node: &NodeProcess, dir: &str| {
         let log = work.path().join(dir).join("log");
-        Bridge::spawn(&[
-            "--mqtt",
-            &broker.url(),
-            "--log",
-            log.to_str().unwrap(),
-            "--stream",
-            &streams[0],
-            "--stream",
-            &streams[1],
-            "--bootstrap",
-            &node.p2p(),
-            "--authority-snapshot",
-            snapshot.to_str().unwrap(),
-        ])
+        Bridge::spawn(
+            VOUCH,
+            &[
+                "--mqtt",
+                &broker.url(),
+                "--log",
+                log.to_str().unwrap(),
+                "--stream",
+                &streams[0],
+                "--stream",
+                &streams[1],
+                "--bootstrap",
+                &node.p2p(),
+                "--authority-snapshot",
+                snapshot.to_str().unwrap(),
+            ],
+        )
     };
     let bridge_a = both_ways(&node_a, "a");
     let bridge_b = both_ways(&node_b, "b");
@@ -381,24 +322,24 @@ fn bridge_latency() {
     let unlimited = "[api.rate_limit]\nper_second = 0.0\n";
     let node_a = NodeProcess::spawn_configured(VOUCH, &work.path().join("a"), &snapshot, unlimited);
     let log_a = work.path().join("a/log");
-    let bridge_a = Bridge::spawn(&["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
+    let bridge_a =
+        Bridge::spawn(VOUCH, &["--mqtt", &broker.url(), "--log", log_a.to_str().unwrap()]);
     let node_b = NodeProcess::spawn_configured(VOUCH, &work.path().join("b"), &snapshot, unlimited);
-    let bridge_b = Bridge::spawn(&[
-        "--mqtt",
-        &broker.url(),
-        "--stream",
-        &stream,
-        "--bootstrap",
-        &node_b.p2p(),
-        "--authority-snapshot",
-        snapshot.to_str().unwrap(),
-    ]);
+    let bridge_b = Bridge::spawn(
+        VOUCH,
+        &[
+            "--mqtt",
+            &broker.url(),
+            "--stream",
+            &stream,
+            "--bootstrap",
+            &node_b.p2p(),
+            "--authority-snapshot",
+            snapshot.to_str().unwrap(),
+        ],
+    );
 
-    let mut config = vouch_sdk::PublisherConfig::new(gateway.p("d.key"), gateway.p("d.cert"));
-    config.batch.max_events = 1;
-    config.batch.linger_ms = 0;
-    config.transport.bootstrap = vec![node_a.p2p()];
-    let publisher = vouch_sdk::Publisher::new(&config).unwrap();
+    let publisher = gateway.publisher(&node_a.p2p(), 1, 0);
     let events = std::fs::read(gateway.events()).unwrap();
     let line = events.split(|b| *b == b'\n').next().unwrap();
     let wait_until = |what: &str, done: &dyn Fn() -> bool| -> Instant {

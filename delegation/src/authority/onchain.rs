@@ -185,22 +185,23 @@ pub enum OnChainError {
     },
 }
 
-fn to_eth(a: Address) -> alloy::primitives::Address {
+pub(crate) fn to_eth(a: Address) -> alloy::primitives::Address {
     alloy::primitives::Address::from(a.0)
 }
 
-fn from_eth(a: alloy::primitives::Address) -> Address {
+pub(crate) fn from_eth(a: alloy::primitives::Address) -> Address {
     Address(a.into_array())
 }
 
-/// A read-only connection to one node, with the URL kept for error messages.
-struct Chain {
-    url: String,
-    provider: RootProvider,
+/// A read-only connection to one node, with the URL kept for error messages
+/// (also how [`crate::stream_registry`] reads Streamr's StreamRegistry).
+pub(crate) struct Chain {
+    pub(crate) url: String,
+    pub(crate) provider: RootProvider,
 }
 
 impl Chain {
-    fn connect(rpc_url: &str, timeout: Duration) -> Result<Chain, OnChainError> {
+    pub(crate) fn connect(rpc_url: &str, timeout: Duration) -> Result<Chain, OnChainError> {
         let invalid = |reason: String| OnChainError::InvalidUrl { url: rpc_url.to_owned(), reason };
         let url = reqwest::Url::parse(rpc_url).map_err(|e| invalid(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -218,19 +219,19 @@ impl Chain {
         Ok(Chain { url: shown, provider })
     }
 
-    fn transport_error(&self, e: &TransportError) -> OnChainError {
+    pub(crate) fn transport_error(&self, e: &TransportError) -> OnChainError {
         classify(&self.url, e)
     }
 
-    fn contract_error(&self, e: alloy::contract::Error) -> OnChainError {
+    pub(crate) fn contract_error(&self, e: alloy::contract::Error) -> OnChainError {
         contract_error(&self.url, e)
     }
 
-    async fn chain_id(&self) -> Result<u64, OnChainError> {
+    pub(crate) async fn chain_id(&self) -> Result<u64, OnChainError> {
         self.provider.get_chain_id().await.map_err(|e| self.transport_error(&e))
     }
 
-    async fn ensure_contract(
+    pub(crate) async fn ensure_contract(
         &self,
         what: &'static str,
         address: Address,
@@ -324,7 +325,7 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 
 /// Runs `fut` under the fetch deadline, turning both the deadline and a
 /// client-side timeout into [`OnChainError::Timeout`] with the real bound.
-async fn with_deadline<T>(
+pub(crate) async fn with_deadline<T>(
     url: &str,
     timeout: Duration,
     fut: impl Future<Output = Result<T, OnChainError>>,

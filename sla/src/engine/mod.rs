@@ -150,7 +150,7 @@ pub struct EngineStats {
     pub counters: BTreeMap<String, u64>,
 }
 
-/// Everything [`Engine::checkpoint`] saves.
+/// Everything [`Engine::snapshot`] saves.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     policy_hash: String,
@@ -259,7 +259,7 @@ impl Engine {
     }
 
     /// The whole mutable state as deterministic bytes (CBOR).
-    pub fn checkpoint(&self) -> Vec<u8> {
+    pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::new();
         // Writing into a Vec cannot fail, and the state has only
         // serializable members.
@@ -269,7 +269,7 @@ impl Engine {
         out
     }
 
-    /// Rebuilds an engine from [`Engine::checkpoint`] bytes made under the
+    /// Rebuilds an engine from [`Engine::snapshot`] bytes made under the
     /// same policy and registry.
     pub fn restore(
         policy: Policy,
@@ -278,16 +278,16 @@ impl Engine {
         bytes: &[u8],
     ) -> Result<Engine, SlaError> {
         let st: State =
-            ciborium::from_reader(bytes).map_err(|e| SlaError::Checkpoint(e.to_string()))?;
+            ciborium::from_reader(bytes).map_err(|e| SlaError::Snapshot(e.to_string()))?;
         if st.policy_hash != policy.hash {
-            return Err(SlaError::CheckpointMismatch {
+            return Err(SlaError::SnapshotMismatch {
                 what: "policy",
                 found: st.policy_hash,
                 expected: policy.hash,
             });
         }
         if st.registry_hash != registry.hash {
-            return Err(SlaError::CheckpointMismatch {
+            return Err(SlaError::SnapshotMismatch {
                 what: "registry",
                 found: st.registry_hash,
                 expected: registry.hash,

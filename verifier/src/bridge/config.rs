@@ -2,15 +2,20 @@
 //!
 //! ```toml
 //! [bridge.streamr]
-//! mqtt = "mqtt://127.0.0.1:1883"        # the Streamr node's MQTT plugin
-//! password = "…"                        # the node's API key, if it wants one
 //! log = "vouch-data/log"                # outbound: the co-located verifier's log
-//! streams = ["0x…/livepeer/telemetry"]  # inbound: MQTT topics (wildcards allowed)
+//! streams = ["0x…/livepeer/telemetry"]  # inbound: stream ids
 //! bootstrap = ["/ip4/…/tcp/…/p2p/…"]    # inbound: verifiers to gossip to
 //! node_config = "verifier.toml"         # authority, validation and log from the node's file
+//! [bridge.streamr.network]              # the Streamr network, through the sidecar (default)
+//! client_file = "streamr-client.json"   # StreamrClient config (or an inline `client` table)
+//! partitions = [0, 1, 2]                # inbound: stream partitions (default all 100)
 //! [bridge.streamr.authority]            # or an authority of its own
 //! snapshot = "authority.json"
 //! ```
+//!
+//! With `mqtt = "mqtt://HOST[:PORT]"` the bridge feeds a Streamr node's MQTT
+//! plugin instead (the convenience feed of [`super::mqtt`]; `password` is the
+//! node's API key, and `streams` may hold MQTT wildcards).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,8 +33,10 @@ use super::BridgeError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamrBridgeConfig {
-    /// The broker: `mqtt://HOST[:PORT]` (port 1883 by default).
-    pub mqtt: String,
+    /// The broker of the MQTT feed: `mqtt://HOST[:PORT]` (port 1883 by
+    /// default). Unset (the default), the bridge joins the Streamr network
+    /// through its sidecar ([`NetworkConfig`]).
+    pub mqtt: Option<String>,
     /// MQTT client id (default `vouch-bridge-<random>`). A Streamr node uses
     /// it as the message chain id of what it re-signs.
     pub client_id: Option<String>,
@@ -42,8 +49,13 @@ pub struct StreamrBridgeConfig {
     /// Outbound: the file holding the next log index to send (default
     /// `streamr-bridge.cursor` beside the log directory).
     pub cursor: Option<PathBuf>,
-    /// Inbound: MQTT topic filters (stream ids) to subscribe to.
+    /// Inbound: stream ids to subscribe to (MQTT topic filters on the feed).
     pub streams: Vec<String>,
+    /// Inbound: a verifier log whose revocations the inbound pipeline
+    /// applies as they are logged (default: `log`, when the bridge follows one).
+    pub revocations_log: Option<PathBuf>,
+    /// The Streamr network side: the sidecar and its StreamrClient.
+    pub network: NetworkConfig,
     /// A `vouch node` configuration file: its authority, validation settings
     /// and log directory are used where this file does not set them.
     pub node_config: Option<PathBuf>,
@@ -63,7 +75,8 @@ pub struct StreamrBridgeConfig {
     pub outbound_batch: usize,
     /// How often the log is polled for new records, ms.
     pub poll_interval_ms: u64,
-    /// MQTT messages waiting for validation (the broker is back-pressured beyond).
+    /// Inbound messages waiting for validation (beyond it the MQTT broker is
+    /// back-pressured; Streamr messages are dropped and counted).
     pub inbound_queue: usize,
     /// Who may publish (inbound validation).
     pub authority: AuthorityConfig,
@@ -74,13 +87,15 @@ pub struct StreamrBridgeConfig {
 impl Default for StreamrBridgeConfig {
     fn default() -> Self {
         StreamrBridgeConfig {
-            mqtt: "mqtt://127.0.0.1:1883".to_owned(),
+            mqtt: None,
             client_id: None,
             username: None,
             password: None,
             log: None,
             cursor: None,
             streams: Vec::new(),
+            revocations_log: None,
+            network: NetworkConfig::default(),
             node_config: None,
             p2p_listen: Vec::new(),
             bootstrap: Vec::new(),
@@ -123,6 +138,9 @@ impl StreamrBridgeConfig {
             config.cursor.as_mut(),
             config.node_config.as_mut(),
             config.authority.snapshot.as_mut(),
+            config.network.sidecar.as_mut(),
+            config.network.client_file.as_mut(),
+            config.revocations_log.as_mut(),
         ]
         .into_iter()
         .flatten()
@@ -161,13 +179,13 @@ impl StreamrBridgeConfig {
         Some(parent.join("streamr-bridge.cursor"))
     }
 
-    /// `(host, port)` of the `mqtt` URL.
-    pub fn broker(&self) -> Result<(String, u16), BridgeError> {
-        let bad = |m: &str| BridgeError::Config(format!("mqtt URL {:?}: {m}", self.mqtt));
-        let rest = self
-            .mqtt
+    /// `(host, port)` of the `mqtt` URL, if the bridge feeds MQTT.
+    pub fn broker(&self) -> Result<Option<(String, u16)>, BridgeError> {
+        let Some(url) = &self.mqtt else { return Ok(None) };
+        let bad = |m: &str| BridgeError::Config(format!("mqtt URL {url:?}: {m}"));
+        let rest = url
             .strip_prefix("mqtt://")
-            .or_else(|| self.mqtt.strip_prefix("tcp://"))
+            .or_else(|| url.strip_prefix("tcp://"))
             .ok_or_else(|| bad("must start with mqtt:// (TLS is not built in)"))?;
         let rest = rest.trim_end_matches('/');
         if rest.is_empty() || rest.contains('/') || rest.contains('@') {
@@ -176,10 +194,111 @@ impl StreamrBridgeConfig {
         match rest.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && !host.ends_with(':') => {
                 let port = port.parse().map_err(|_| bad("bad port"))?;
-                Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
+                Ok(Some((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port)))
             }
-            _ => Ok((rest.to_owned(), 1883)),
+            _ => Ok(Some((rest.to_owned(), 1883))),
         }
+    }
+}
+
+/// `[bridge.streamr.network]`: the sidecar that joins the Streamr network
+/// with Streamr's own SDK, and the StreamrClient it runs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// The Node.js executable (20 or newer).
+    pub node: PathBuf,
+    /// Node options before the script (e.g. `["--require", "preload.cjs"]`).
+    pub node_args: Vec<String>,
+    /// The sidecar script (default: `interop/streamr-sidecar/sidecar.mjs`
+    /// of the source tree this binary was built from, when it exists).
+    pub sidecar: Option<PathBuf>,
+    /// The StreamrClient configuration, passed to the SDK unchanged
+    /// (environment, entry points, RPCs, WebSocket host and ports).
+    pub client: serde_json::Value,
+    /// A JSON file holding the StreamrClient configuration, instead of `client`.
+    pub client_file: Option<PathBuf>,
+    /// Give the sidecar's node a fixed peer descriptor (a free WebSocket port
+    /// on `websocketHost`), so the SDK does not look its region up.
+    pub fixed_peer: bool,
+    /// Inbound: the stream partitions subscribed to on each stream.
+    pub partitions: Vec<u32>,
+    /// A publish is confirmed once its stream part has this many neighbors.
+    pub min_neighbors: u32,
+    /// How long the sidecar waits for neighbors before failing a publish, ms.
+    pub confirm_timeout_ms: u64,
+    /// Publishes waiting toward the sidecar (the log is read no faster beyond).
+    pub queue: usize,
+    /// How often the sidecar is pinged, ms.
+    pub health_interval_ms: u64,
+    /// A sidecar silent for this long is killed and restarted, ms.
+    pub health_timeout_ms: u64,
+    /// How long a starting sidecar may take to join the network, ms.
+    pub start_timeout_ms: u64,
+    /// First wait before a restart, ms; doubles per failed start.
+    pub restart_backoff_ms: u64,
+    /// Longest wait before a restart, ms.
+    pub restart_backoff_max_ms: u64,
+    /// Inbound bytes the sidecar may buffer toward the bridge before it
+    /// drops messages (counted).
+    pub max_out_bytes: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            node: PathBuf::from("node"),
+            node_args: Vec::new(),
+            sidecar: None,
+            client: serde_json::Value::Object(serde_json::Map::new()),
+            client_file: None,
+            fixed_peer: false,
+            partitions: (0..vouch_schema::limits::MAX_PARTITIONS).collect(),
+            min_neighbors: 1,
+            confirm_timeout_ms: 10_000,
+            queue: 1024,
+            health_interval_ms: 2_000,
+            health_timeout_ms: 10_000,
+            start_timeout_ms: 60_000,
+            restart_backoff_ms: 500,
+            restart_backoff_max_ms: 30_000,
+            max_out_bytes: 8 << 20,
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// The sidecar script in force.
+    pub fn sidecar_path(&self) -> Result<PathBuf, BridgeError> {
+        if let Some(p) = &self.sidecar {
+            return Ok(p.clone());
+        }
+        let built =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/streamr-sidecar/sidecar.mjs");
+        if built.is_file() {
+            return Ok(built);
+        }
+        Err(BridgeError::Config(
+            "no sidecar script: set [bridge.streamr.network] sidecar (interop/streamr-sidecar/sidecar.mjs, \
+             with `npm ci --prefix interop` run)"
+                .to_owned(),
+        ))
+    }
+
+    /// The StreamrClient configuration in force (`client_file` wins).
+    pub fn client_config(&self) -> Result<serde_json::Value, BridgeError> {
+        let Some(path) = &self.client_file else { return Ok(self.client.clone()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BridgeError::Config(format!("reading {}: {e}", path.display())))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| BridgeError::Config(format!("{}: {e}", path.display())))?;
+        if !value.is_object() {
+            return Err(BridgeError::Config(format!(
+                "{} must hold a JSON object (a StreamrClient config)",
+                path.display()
+            )));
+        }
+        Ok(value)
     }
 }
 
@@ -190,10 +309,12 @@ mod tests {
 
     #[test]
     fn broker_urls() {
-        let with = |u: &str| StreamrBridgeConfig { mqtt: u.to_owned(), ..Default::default() };
-        assert_eq!(with("mqtt://127.0.0.1:1884").broker().unwrap(), ("127.0.0.1".into(), 1884));
-        assert_eq!(with("mqtt://broker").broker().unwrap(), ("broker".into(), 1883));
-        assert_eq!(with("tcp://h:1/").broker().unwrap(), ("h".into(), 1));
+        let with = |u: &str| StreamrBridgeConfig { mqtt: Some(u.to_owned()), ..Default::default() };
+        let broker = |u: &str| with(u).broker().unwrap().unwrap();
+        assert_eq!(broker("mqtt://127.0.0.1:1884"), ("127.0.0.1".into(), 1884));
+        assert_eq!(broker("mqtt://broker"), ("broker".into(), 1883));
+        assert_eq!(broker("tcp://h:1/"), ("h".into(), 1));
+        assert_eq!(StreamrBridgeConfig::default().broker().unwrap(), None);
         assert!(with("mqtts://h").broker().is_err());
         assert!(with("mqtt://h:x").broker().is_err());
         assert!(with("mqtt://").broker().is_err());
@@ -226,13 +347,21 @@ mod tests {
         std::fs::write(
             &path,
             "[node]\nx = 1\n[bridge.streamr]\nlog = \"data/log\"\nstreams = [\"0xab/x\"]\n\
-             [bridge.streamr.authority]\nsnapshot = \"a.json\"\n",
+             [bridge.streamr.authority]\nsnapshot = \"a.json\"\n\
+             [bridge.streamr.network]\nclient_file = \"c.json\"\npartitions = [3]\n\
+             client = { environment = \"dev2\", network = { controlLayer = { websocketHost = \"127.0.0.1\" } } }\n",
         )
         .unwrap();
         let c = StreamrBridgeConfig::from_file(&path).unwrap();
         assert_eq!(c.log.clone().unwrap(), dir.path().join("data/log"));
         assert_eq!(c.cursor_path().unwrap(), dir.path().join("data/streamr-bridge.cursor"));
-        assert_eq!(c.authority.snapshot.unwrap(), dir.path().join("a.json"));
+        assert_eq!(c.authority.snapshot.clone().unwrap(), dir.path().join("a.json"));
+        assert_eq!(c.network.partitions, vec![3]);
+        assert_eq!(c.network.client["network"]["controlLayer"]["websocketHost"], "127.0.0.1");
+        assert_eq!(c.network.client_file.clone().unwrap(), dir.path().join("c.json"));
+        assert!(c.network.client_config().is_err(), "client_file missing");
+        std::fs::write(dir.path().join("c.json"), "{\"environment\":\"polygon\"}").unwrap();
+        assert_eq!(c.network.client_config().unwrap()["environment"], "polygon");
         std::fs::write(&path, "[bridge.streamr]\nlogg = 1\n").unwrap();
         assert!(StreamrBridgeConfig::from_file(&path).is_err());
     }

@@ -1,52 +1,61 @@
 //! Bridges from the verifier to other networks (DESIGN.md §11).
 //!
 //! The Streamr bridge ([`run_streamr`]) is a standalone process beside a
-//! verifier and a Streamr node's MQTT plugin:
+//! verifier that carries signed envelopes to and from a Streamr network
+//! **without re-signing**:
 //!
+//! - **the link** is the Streamr network itself, joined by a supervised Node
+//!   sidecar that runs Streamr's own SDK ([`sidecar`]): each envelope's
+//!   `StreamMessage` is injected unchanged, so every Streamr subscriber
+//!   checks the publisher's own signature and PUBLISH permission. A Streamr
+//!   node's MQTT plugin can be fed instead ([`mqtt`]), a convenience whose
+//!   messages Streamr re-signs with the node's key, the publisher's
+//!   signature riding inside the content;
 //! - **outbound** ([`outbound`]): follows the verifier's durable log and
-//!   publishes every accepted envelope to MQTT (topic = its stream id) as a
-//!   [`vouch_schema::bridge::BridgePayload`] JSON object carrying the
-//!   publisher's own signed message (CBOR and Streamr protobuf), since the
-//!   Streamr node re-signs the outer message with its own key;
-//! - **inbound** ([`inbound`]): subscribes to stream ids on MQTT, validates
-//!   the embedded envelopes with the same pipeline as gossip, and gossips the
+//!   publishes every accepted envelope, moving a cursor once the link
+//!   confirmed it (at least once);
+//! - **inbound** ([`inbound`]): receives the subscribed streams, validates
+//!   each envelope with the same pipeline as gossip, and gossips the
 //!   accepted ones to verifiers;
 //! - **no loops**: a bounded set of content-addressed message ids
 //!   ([`seen`]) remembers what crossed in either direction, so what came in
-//!   from MQTT is never sent back, and a message seen twice crosses once.
+//!   is never sent back, and a message seen twice crosses once.
 //!
-//! [`export`] writes a log's envelopes in Streamr's storage-resend framing.
+//! [`export`] writes a log's envelopes in Streamr's storage-resend framing;
+//! [`permissions`] checks that the verifier's authority and the streams'
+//! on-chain PUBLISH grants agree.
 
 pub mod config;
 pub mod export;
 pub mod inbound;
 pub mod metrics;
+pub mod mqtt;
 pub mod outbound;
+pub mod permissions;
 pub mod seen;
+pub mod sidecar;
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use vouch_delegation::authority::Authority;
 use vouch_net::ConnectionCaps;
-use vouch_schema::bridge::MAX_BRIDGE_PAYLOAD_BYTES;
 use vouch_sdk::config::{TransportConfig, TransportKind};
 use vouch_sdk::transport::Transport;
 use vouch_sdk::transport::gossip::GossipTransport;
 
-pub use config::StreamrBridgeConfig;
+pub use config::{NetworkConfig, StreamrBridgeConfig};
 
 use crate::http_server::{HttpServer, HttpServerError};
 use metrics::BridgeMetrics;
-use outbound::LinkEvent;
+use outbound::{Outbound, OutboundLink};
 use seen::SeenSet;
 
-/// Largest MQTT packet accepted: Streamr's `maxMessageSize` (1 MiB) plus headers.
-const MAX_MQTT_PACKET_IN: usize = (1 << 20) + 1024;
+/// How often the revocations log is read for new revocations.
+const REVOCATION_POLL: Duration = Duration::from_millis(200);
 
 /// Why the bridge could not start or stopped with an error. Messages are stable.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +72,9 @@ pub enum BridgeError {
     /// The MQTT client failed.
     #[error("mqtt: {0}")]
     Mqtt(String),
+    /// The Streamr sidecar's side of the bridge failed.
+    #[error("streamr sidecar: {0}")]
+    Sidecar(String),
     /// Gossip or HTTP networking failed.
     #[error("network: {0}")]
     Network(String),
@@ -82,11 +94,13 @@ impl From<crate::store::LogError> for BridgeError {
 pub struct Started {
     /// The HTTP API's base URL (`/metrics`, `/v1/bridge/stats`).
     pub http: String,
-    /// The broker URL.
-    pub mqtt: String,
+    /// The link: `streamr` (the network, through the sidecar) or `mqtt`.
+    pub link: &'static str,
+    /// The broker URL of the MQTT feed, if that is the link.
+    pub mqtt: Option<String>,
     /// The log followed (outbound), if any.
     pub log: Option<String>,
-    /// The MQTT topic filters subscribed to (inbound).
+    /// The stream ids (MQTT topic filters on the feed) subscribed to (inbound).
     pub streams: Vec<String>,
     /// The gossip peer id (inbound), if any.
     pub peer_id: Option<String>,
@@ -95,7 +109,8 @@ pub struct Started {
 }
 
 /// Runs the Streamr bridge until `shutdown` resolves, calling `on_start` once
-/// it listens (HTTP, and gossip when inbound).
+/// it listens (HTTP, and gossip when inbound). The sidecar joins the Streamr
+/// network in the background (`/v1/bridge/stats` shows it).
 pub async fn run_streamr(
     config: StreamrBridgeConfig,
     on_start: impl FnOnce(&Started),
@@ -107,7 +122,11 @@ pub async fn run_streamr(
             "nothing to bridge: give a log (outbound) and/or streams (inbound)".to_owned(),
         ));
     }
-    let (host, port) = config.broker()?;
+    let broker = config.broker()?;
+    let launch = match broker {
+        None => Some(sidecar::Launch::new(&config.network, &config.streams)?),
+        Some(_) => None,
+    };
     let inbound_on = !config.streams.is_empty();
     if inbound_on && config.bootstrap.is_empty() {
         return Err(BridgeError::Config(
@@ -165,53 +184,48 @@ pub async fn run_streamr(
         let _ = http_stopped.await;
     }));
 
-    // MQTT.
-    let client_id = config.client_id.clone().unwrap_or_else(|| {
-        let mut bytes = [0u8; 6];
-        rand_fill(&mut bytes);
-        format!("vouch-bridge-{}", hex::encode(bytes))
-    });
-    let mut options = MqttOptions::new(client_id, host, port);
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_clean_session(true);
-    // Incoming up to Streamr's own 1 MiB message limit, so an oversize
-    // payload is decoded, refused and counted (`payload_oversize`) rather
-    // than tearing down the connection; outgoing what we can produce.
-    options.set_max_packet_size(MAX_MQTT_PACKET_IN, MAX_BRIDGE_PAYLOAD_BYTES + 1024);
-    if let Some(password) = &config.password {
-        options.set_credentials(config.username.clone().unwrap_or_default(), password.clone());
-    }
-    let batch = config.outbound_batch.max(1);
-    // Room for a whole outbound batch plus the subscriptions: publishing
-    // never waits on the event loop, which never waits on the publisher.
-    let (client, mut eventloop) = AsyncClient::new(options, batch + config.streams.len() + 16);
-    // One small message at a time must not wait for Nagle's algorithm.
-    let mut network = rumqttc::NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    eventloop.set_network_options(network);
-    let (link_tx, link_rx) = mpsc::channel::<LinkEvent>(2 * batch + 64);
     let (in_tx, in_rx) = mpsc::channel::<inbound::Received>(config.inbound_queue.max(1));
+    // Two stops: the outbound side (and the revocations follower) first,
+    // the link after, so the outbound task never sees its link vanish.
     let (stop_tx, stop_rx) = watch::channel(false);
-
-    let outbound_task = match (&config.log, config.cursor_path()) {
-        (Some(log), Some(cursor_path)) => {
-            let task = outbound::Outbound {
-                log: log.clone(),
-                cursor_path,
-                batch,
-                poll: Duration::from_millis(config.poll_interval_ms.max(1)),
-                client: client.clone(),
-                link: link_rx,
-                seen: Arc::clone(&seen),
-                metrics: Arc::clone(&metrics),
-                shutdown: stop_rx.clone(),
-            };
-            Some(tokio::spawn(task.run()))
-        }
+    let (stop_link_tx, stop_link_rx) = watch::channel(false);
+    // The co-located verifier's revocations, into the inbound pipeline.
+    let revocations_log = config.revocations_log.clone().or_else(|| config.log.clone());
+    let revocations_task = match revocations_log {
+        Some(dir) if inbound_on => Some(tokio::spawn(inbound::follow_revocations(
+            dir,
+            REVOCATION_POLL,
+            in_tx.clone(),
+            stop_rx.clone(),
+        ))),
         _ => None,
     };
-    let outbound_on = outbound_task.is_some();
-    let mut outbound_task = outbound_task;
+    let in_tx = inbound_on.then_some(in_tx);
+    let following = config.log.is_some() && config.cursor_path().is_some();
+    let batch = config.outbound_batch.max(1);
+
+    // The link: its driver (sidecar supervisor or MQTT event loop) and outbound half.
+    let (driver, outbound_task): (JoinHandle<Result<(), BridgeError>>, _) = match (broker, launch) {
+        (Some(broker), _) => {
+            let (link, driver) =
+                mqtt::start(&config, broker, following, in_tx, Arc::clone(&metrics));
+            let driver = tokio::spawn(driver.run(stop_link_rx.clone()));
+            (driver, link.map(|l| spawn_outbound(&config, l, &seen, &metrics, &stop_rx)))
+        }
+        (None, Some(launch)) => {
+            let (link, supervisor) = sidecar::start(
+                launch,
+                config.network.queue,
+                batch,
+                following,
+                in_tx,
+                Arc::clone(&metrics),
+            );
+            let driver = tokio::spawn(supervisor.run(stop_link_rx.clone()));
+            (driver, link.map(|l| spawn_outbound(&config, l, &seen, &metrics, &stop_rx)))
+        }
+        (None, None) => return Err(BridgeError::Config("no link configured".to_owned())),
+    };
     let inbound_task = inbound_parts.map(|(pipeline, transport)| {
         let worker = inbound::Inbound {
             pipeline,
@@ -224,6 +238,7 @@ pub async fn run_streamr(
 
     on_start(&Started {
         http: format!("http://{http_addr}"),
+        link: if config.mqtt.is_some() { "mqtt" } else { "streamr" },
         mqtt: config.mqtt.clone(),
         log: config.log.as_ref().map(|p| p.display().to_string()),
         streams: config.streams.clone(),
@@ -231,91 +246,81 @@ pub async fn run_streamr(
         p2p_listen,
     });
 
-    // The MQTT event loop: must be polled for anything to move.
+    // Until shutdown, or until the outbound task (a damaged log) or the
+    // link's driver fails.
     tokio::pin!(shutdown);
+    let mut outbound_task = outbound_task;
+    let mut driver = Some(driver);
     let mut result = Ok(());
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            // The outbound task only returns early on a fatal error (a damaged log).
-            Some(done) = futures::future::OptionFuture::from(outbound_task.as_mut()), if outbound_task.is_some() => {
-                outbound_task = None;
-                result = match done {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(e),
-                    Err(e) => Err(BridgeError::Log(format!("outbound task failed: {e}"))),
-                };
-                break;
-            }
-            event = eventloop.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    metrics.mqtt_connects.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(?ack, "connected to the broker");
-                    for topic in &config.streams {
-                        if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
-                            tracing::error!(%e, topic, "cannot subscribe");
-                        }
-                    }
-                    if outbound_on {
-                        let _ = link_tx.try_send(LinkEvent::Connected);
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if inbound_on {
-                        let msg = inbound::Received { topic: p.topic, payload: p.payload.to_vec() };
-                        if in_tx.send(msg).await.is_err() {
-                            result = Err(BridgeError::Mqtt("inbound worker stopped".into()));
-                            break;
-                        }
-                    }
-                }
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    if outbound_on && link_tx.try_send(LinkEvent::Acked).is_err() {
-                        tracing::warn!("acknowledgement not delivered to the outbound task");
-                    }
-                }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                        tracing::error!(?ack, "the broker refused a subscription");
-                    } else {
-                        tracing::info!(?ack, "subscribed");
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    metrics.mqtt_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%e, "MQTT connection error; reconnecting");
-                    if outbound_on {
-                        let _ = link_tx.try_send(LinkEvent::Disconnected);
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            },
+    tokio::select! {
+        () = &mut shutdown => {}
+        Some(done) = futures::future::OptionFuture::from(outbound_task.as_mut()), if outbound_task.is_some() => {
+            outbound_task = None;
+            result = joined(done, "outbound");
+        }
+        Some(done) = futures::future::OptionFuture::from(driver.as_mut()) => {
+            driver = None;
+            result = joined(done, "link");
         }
     }
 
-    // Stop: outbound first (its cursor is durable per batch), then inbound.
+    // Stop: outbound first (its cursor is durable per batch), then the
+    // link, then inbound (its queue closes with the link).
     let _ = stop_tx.send(true);
-    if let Some(task) = outbound_task {
-        match task.await {
-            Ok(Err(e)) if result.is_ok() => result = Err(e),
-            Ok(_) => {}
-            Err(e) => tracing::error!(%e, "outbound task failed"),
+    let mut stopping =
+        [(outbound_task, "outbound"), (revocations_task, "revocations"), (driver, "link")];
+    for (task, what) in &mut stopping {
+        if *what == "link" {
+            let _ = stop_link_tx.send(true);
+        }
+        if let Some(task) = task.take() {
+            let done = joined(task.await, what);
+            if result.is_ok() {
+                result = done;
+            }
         }
     }
-    drop(in_tx);
     if let Some(task) = inbound_task
         && let Ok(mut transport) = task.await
     {
         let _ = transport.close(Instant::now() + Duration::from_secs(2));
     }
-    let _ = client.try_disconnect();
     let _ = http_stop.send(());
     let _ = http_task.await;
     if let Some(handle) = refresher {
         handle.abort();
     }
     result
+}
+
+fn spawn_outbound<L: OutboundLink + 'static>(
+    config: &StreamrBridgeConfig,
+    link: L,
+    seen: &Arc<Mutex<SeenSet>>,
+    metrics: &Arc<BridgeMetrics>,
+    stop: &watch::Receiver<bool>,
+) -> JoinHandle<Result<(), BridgeError>> {
+    let task = Outbound {
+        log: config.log.clone().unwrap_or_default(),
+        cursor_path: config.cursor_path().unwrap_or_default(),
+        batch: config.outbound_batch.max(1),
+        poll: Duration::from_millis(config.poll_interval_ms.max(1)),
+        link,
+        seen: Arc::clone(seen),
+        metrics: Arc::clone(metrics),
+        shutdown: stop.clone(),
+    };
+    tokio::spawn(task.run())
+}
+
+fn joined(
+    done: Result<Result<(), BridgeError>, tokio::task::JoinError>,
+    what: &str,
+) -> Result<(), BridgeError> {
+    match done {
+        Ok(r) => r,
+        Err(e) => Err(BridgeError::Network(format!("{what} task failed: {e}"))),
+    }
 }
 
 /// Random bytes for the default client id (uniqueness, not secrecy).

@@ -1,20 +1,20 @@
-//! Outbound: the verifier log → MQTT.
+//! Outbound: the verifier log → the Streamr network (or the MQTT feed).
 //!
 //! Only envelopes committed in the log (accepted and durable) leave. Records
-//! are read in batches; each envelope is published with QoS 1 to the topic
-//! named by its stream id, and the cursor file moves past the batch only
-//! once the broker acknowledged every message in it. A broker disconnect
-//! before that re-publishes the whole batch once reconnected, and a crash
-//! re-publishes from the cursor: delivery is at least once, and receivers
-//! deduplicate by message id.
+//! are read in batches and handed to the link ([`OutboundLink`]: the
+//! sidecar, [`super::sidecar`], or the MQTT feed, [`super::mqtt`]); the
+//! cursor file moves past a batch only once the link confirmed every
+//! message in it. What a link loses before confirming (a sidecar restart, a
+//! broker disconnect) it sends again, and a crash re-sends from the cursor:
+//! delivery is at least once, and receivers deduplicate by message id.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, QoS};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use vouch_schema::bridge::BridgePayload;
 
 use crate::store::{LogError, LogReader, RecordKind};
@@ -23,22 +23,28 @@ use super::BridgeError;
 use super::metrics::BridgeMetrics;
 use super::seen::{Direction, SeenSet};
 
-/// What the MQTT event loop tells the outbound task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LinkEvent {
-    /// A (new) session with the broker is up.
-    Connected,
-    /// The broker acknowledged one of our QoS 1 publishes.
-    Acked,
-    /// The connection failed; unacknowledged publishes are lost.
-    Disconnected,
-}
-
 /// How long to wait before reading an unreadable log again.
 const LOG_RETRY: Duration = Duration::from_secs(1);
 
-/// How long to wait for a batch's acknowledgements before publishing it again.
-const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Where the outbound task's envelopes go.
+pub(crate) trait OutboundLink: Send {
+    /// Sends `batch` and waits until every message in it is confirmed,
+    /// sending again whatever the link lost meanwhile. `Ok(false)` when
+    /// `shutdown` came first (the batch then goes again from the cursor).
+    fn send_confirmed(
+        &mut self,
+        batch: &[BridgePayload],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> impl Future<Output = Result<bool, BridgeError>> + Send;
+
+    /// Waits up to `poll` for new log records, keeping up with the link's
+    /// own events meanwhile. `Ok(false)` on shutdown.
+    fn idle(
+        &mut self,
+        poll: Duration,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> impl Future<Output = Result<bool, BridgeError>> + Send;
+}
 
 /// Reads the cursor file: the next log index to publish (0 when absent).
 pub fn read_cursor(path: &Path) -> Result<u64, BridgeError> {
@@ -106,24 +112,22 @@ fn read_batch(
 }
 
 /// The outbound task's fixed inputs.
-pub(crate) struct Outbound {
+pub(crate) struct Outbound<L: OutboundLink> {
     pub(crate) log: PathBuf,
     pub(crate) cursor_path: PathBuf,
     pub(crate) batch: usize,
     pub(crate) poll: Duration,
-    pub(crate) client: AsyncClient,
-    pub(crate) link: mpsc::Receiver<LinkEvent>,
+    pub(crate) link: L,
     pub(crate) seen: Arc<Mutex<SeenSet>>,
     pub(crate) metrics: Arc<BridgeMetrics>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
-impl Outbound {
+impl<L: OutboundLink> Outbound<L> {
     /// Follows the log until shutdown.
     pub(crate) async fn run(mut self) -> Result<(), BridgeError> {
         let mut cursor = read_cursor(&self.cursor_path)?;
         self.metrics.outbound_cursor.store(cursor, Ordering::Relaxed);
-        let mut connected = false;
         loop {
             if *self.shutdown.borrow() {
                 return Ok(());
@@ -148,15 +152,8 @@ impl Outbound {
                 Err(e) => return Err(e.into()),
             };
             if batch.next == cursor {
-                tokio::select! {
-                    _ = self.shutdown.changed() => return Ok(()),
-                    () = tokio::time::sleep(self.poll) => {}
-                    event = self.link.recv() => match event {
-                        Some(LinkEvent::Connected) => connected = true,
-                        Some(LinkEvent::Disconnected) => connected = false,
-                        Some(LinkEvent::Acked) => {}
-                        None => return Err(BridgeError::Mqtt("event loop stopped".into())),
-                    },
+                if !self.link.idle(self.poll, &mut self.shutdown).await? {
+                    return Ok(());
                 }
                 continue;
             }
@@ -169,7 +166,7 @@ impl Outbound {
                         if seen.insert(p.message_id, Direction::Outbound)
                             == Some(Direction::Inbound)
                         {
-                            self.metrics.outbound_from_mqtt.fetch_add(1, Ordering::Relaxed);
+                            self.metrics.outbound_from_inbound.fetch_add(1, Ordering::Relaxed);
                             false
                         } else {
                             true
@@ -177,65 +174,15 @@ impl Outbound {
                     })
                     .collect()
             };
-            if !to_send.is_empty() && !self.send_acked(&to_send, &mut connected).await? {
-                return Ok(()); // shut down mid-batch: the cursor stays, the batch goes again
+            if !to_send.is_empty() {
+                if !self.link.send_confirmed(&to_send, &mut self.shutdown).await? {
+                    return Ok(()); // shut down mid-batch: the cursor stays, the batch goes again
+                }
+                self.metrics.outbound_published.fetch_add(to_send.len() as u64, Ordering::Relaxed);
             }
             cursor = batch.next;
             write_cursor(&self.cursor_path, cursor)?;
             self.metrics.outbound_cursor.store(cursor, Ordering::Relaxed);
-        }
-    }
-
-    /// Publishes `batch` and waits for every acknowledgement, publishing it
-    /// again after a reconnect. `false` when shut down first.
-    async fn send_acked(
-        &mut self,
-        batch: &[BridgePayload],
-        connected: &mut bool,
-    ) -> Result<bool, BridgeError> {
-        let mut first = true;
-        loop {
-            while !*connected {
-                tokio::select! {
-                    _ = self.shutdown.changed() => return Ok(false),
-                    event = self.link.recv() => match event {
-                        Some(LinkEvent::Connected) => *connected = true,
-                        Some(_) => {}
-                        None => return Err(BridgeError::Mqtt("event loop stopped".into())),
-                    },
-                }
-            }
-            if !first {
-                self.metrics.outbound_resent_batches.fetch_add(1, Ordering::Relaxed);
-            }
-            first = false;
-            for p in batch {
-                self.client
-                    .publish(p.envelope.id.stream_id.clone(), QoS::AtLeastOnce, false, p.encode())
-                    .await
-                    .map_err(|e| BridgeError::Mqtt(e.to_string()))?;
-            }
-            let mut acked = 0usize;
-            let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
-            while acked < batch.len() && *connected {
-                tokio::select! {
-                    _ = self.shutdown.changed() => return Ok(false),
-                    () = tokio::time::sleep_until(deadline) => {
-                        tracing::warn!(acked, total = batch.len(), "broker acknowledgements timed out; publishing the batch again");
-                        break;
-                    }
-                    event = self.link.recv() => match event {
-                        Some(LinkEvent::Acked) => acked += 1,
-                        Some(LinkEvent::Disconnected) => *connected = false,
-                        Some(LinkEvent::Connected) => {}
-                        None => return Err(BridgeError::Mqtt("event loop stopped".into())),
-                    },
-                }
-            }
-            if acked >= batch.len() {
-                self.metrics.outbound_published.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                return Ok(true);
-            }
         }
     }
 }

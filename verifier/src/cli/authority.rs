@@ -9,7 +9,7 @@ use serde_json::json;
 use vouch_delegation::authority::{onchain, snapshot};
 use vouch_schema::Address;
 
-use super::{Outcome, print_json, runtime};
+use super::{Exit, print_json, runtime};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuthorityCommand {
@@ -36,7 +36,7 @@ pub(crate) struct SnapshotArgs {
     out: PathBuf,
 }
 
-pub(crate) fn run(cmd: AuthorityCommand) -> Result<Outcome> {
+pub(crate) fn run(cmd: AuthorityCommand) -> Result<Exit> {
     let AuthorityCommand::Snapshot(a) = cmd;
     let opts =
         onchain::ChainOptions { timeout: a.timeout, gateways: a.gateways, ..Default::default() };
@@ -48,5 +48,5 @@ pub(crate) fn run(cmd: AuthorityCommand) -> Result<Outcome> {
         "view_hash": hex::encode(view.hash()),
         "out": a.out,
     }));
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }

@@ -1,10 +1,11 @@
 //! `vouch bridge streamr`: carry accepted envelopes between a verifier and
-//! a Streamr node's MQTT plugin, in both directions, without re-signing
-//! (see `vouch_verifier::bridge`), and `vouch bridge streamr export`.
+//! a Streamr network (through the sidecar running Streamr's SDK; or a
+//! Streamr node's MQTT plugin with `--mqtt`), in both directions, without
+//! re-signing (see `vouch_verifier::bridge`), and `vouch bridge streamr export`.
 //!
-//! Once running, the bridge prints one JSON line to stdout, `{"http", "mqtt",
-//! "log", "streams", "peer_id", "p2p_listen"}`, and runs until SIGINT or
-//! SIGTERM (exit 0).
+//! Once running, the bridge prints one JSON line to stdout, `{"http", "link",
+//! "mqtt", "log", "streams", "peer_id", "p2p_listen"}`, and runs until SIGINT
+//! or SIGTERM (exit 0).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,12 +14,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use vouch_verifier::bridge::{self, StreamrBridgeConfig};
 
-use super::Outcome;
+use super::Exit;
 use super::serve::{announce, server_runtime, shutdown_signal};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BridgeCommand {
-    /// Bridge to Streamr through a Streamr node's MQTT plugin (MQTT 3.1.1, QoS 1).
+    /// Bridge to a Streamr network with Streamr's own SDK (or a node's MQTT plugin).
     Streamr(StreamrArgs),
 }
 
@@ -52,16 +53,29 @@ struct RunArgs {
     /// Configuration file with a `[bridge.streamr]` section. Flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The broker (a Streamr node's MQTT plugin): mqtt://HOST[:PORT].
+    /// Feed a Streamr node's MQTT plugin instead of joining the network:
+    /// mqtt://HOST[:PORT] (Streamr re-signs what it receives there).
     #[arg(long)]
     mqtt: Option<String>,
+    /// The StreamrClient configuration (JSON file) the sidecar runs.
+    #[arg(long)]
+    streamr_config: Option<PathBuf>,
+    /// The sidecar script (interop/streamr-sidecar/sidecar.mjs).
+    #[arg(long)]
+    sidecar: Option<PathBuf>,
+    /// Inbound: a stream partition to subscribe to (repeatable; default all 100).
+    #[arg(long)]
+    partition: Vec<u32>,
+    /// Give the sidecar's Streamr node a fixed peer descriptor (no region lookup).
+    #[arg(long)]
+    fixed_peer: bool,
     /// Outbound: the co-located verifier's log directory to follow.
     #[arg(long)]
     log: Option<PathBuf>,
     /// Outbound: the cursor file (default: streamr-bridge.cursor beside the log).
     #[arg(long)]
     cursor: Option<PathBuf>,
-    /// Inbound: a stream id (MQTT topic filter) to subscribe to (repeatable; replaces the config's).
+    /// Inbound: a stream id (an MQTT topic filter on the feed) to subscribe to (repeatable; replaces the config's).
     #[arg(long)]
     stream: Vec<String>,
     /// Inbound: a verifier to gossip accepted envelopes to (repeatable; adds to the config's).
@@ -70,6 +84,9 @@ struct RunArgs {
     /// Inbound: gossip multiaddr to listen on (repeatable; replaces the config's).
     #[arg(long)]
     p2p_listen: Vec<String>,
+    /// Inbound: a verifier log whose revocations the inbound pipeline applies (default: --log).
+    #[arg(long)]
+    revocations_log: Option<PathBuf>,
     /// Inbound: authority snapshot file (JSON); overrides the config's authority.
     #[arg(long)]
     authority_snapshot: Option<PathBuf>,
@@ -84,7 +101,7 @@ struct RunArgs {
     client_id: Option<String>,
 }
 
-pub(crate) fn run(cmd: BridgeCommand) -> Result<Outcome> {
+pub(crate) fn run(cmd: BridgeCommand) -> Result<Exit> {
     match cmd {
         BridgeCommand::Streamr(args) => match args.action {
             Some(StreamrAction::Export(e)) => export(e),
@@ -93,29 +110,42 @@ pub(crate) fn run(cmd: BridgeCommand) -> Result<Outcome> {
     }
 }
 
-fn export(args: ExportArgs) -> Result<Outcome> {
+fn export(args: ExportArgs) -> Result<Exit> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let summary = bridge::export::export(&args.log_dir, args.from, &mut out)
         .with_context(|| format!("exporting {}", args.log_dir.display()))?;
     drop(out);
     eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default());
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
-fn run_streamr(args: RunArgs) -> Result<Outcome> {
+fn run_streamr(args: RunArgs) -> Result<Exit> {
     let mut config = match &args.config {
         Some(path) => StreamrBridgeConfig::from_file(path)?,
         None => StreamrBridgeConfig::default(),
     };
     if let Some(v) = args.mqtt {
-        config.mqtt = v;
+        config.mqtt = Some(v);
     }
+    if let Some(v) = args.streamr_config {
+        config.network.client_file = Some(v);
+    }
+    if let Some(v) = args.sidecar {
+        config.network.sidecar = Some(v);
+    }
+    if !args.partition.is_empty() {
+        config.network.partitions = args.partition;
+    }
+    config.network.fixed_peer |= args.fixed_peer;
     if let Some(v) = args.log {
         config.log = Some(v);
     }
     if let Some(v) = args.cursor {
         config.cursor = Some(v);
+    }
+    if let Some(v) = args.revocations_log {
+        config.revocations_log = Some(v);
     }
     if !args.stream.is_empty() {
         config.streams = args.stream;
@@ -140,5 +170,5 @@ fn run_streamr(args: RunArgs) -> Result<Outcome> {
         config.password = std::env::var("VOUCH_MQTT_PASSWORD").ok();
     }
     server_runtime()?.block_on(bridge::run_streamr(config, announce, shutdown_signal()))?;
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }

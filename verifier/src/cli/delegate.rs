@@ -13,7 +13,7 @@ use vouch_schema::Address;
 use vouch_verifier::clock::now_secs;
 
 use super::{
-    AuthorityArgs, NetworkArgs, Outcome, PasswordArgs, print_json, read_certificate, read_input,
+    AuthorityArgs, Exit, NetworkArgs, PasswordArgs, print_json, read_certificate, read_input,
     write_output,
 };
 
@@ -150,7 +150,7 @@ pub(crate) struct RequestArgs {
     network: NetworkArgs,
 }
 
-pub(crate) fn run(cmd: DelegateCommand) -> Result<Outcome> {
+pub(crate) fn run(cmd: DelegateCommand) -> Result<Exit> {
     match cmd {
         DelegateCommand::Issue(a) => issue(a),
         DelegateCommand::Verify(a) => verify(a),
@@ -158,7 +158,7 @@ pub(crate) fn run(cmd: DelegateCommand) -> Result<Outcome> {
         DelegateCommand::Import(a) => import(a),
         DelegateCommand::Export(a) => {
             print_json(&wallet::export_delegation(&read_certificate(&a.cert)?));
-            Ok(Outcome::Ok)
+            Ok(Exit::Ok)
         }
         DelegateCommand::Request(a) => {
             print_json(&wallet::delegation_request(
@@ -166,20 +166,20 @@ pub(crate) fn run(cmd: DelegateCommand) -> Result<Outcome> {
                 a.principal,
                 &a.terms.terms(),
             ));
-            Ok(Outcome::Ok)
+            Ok(Exit::Ok)
         }
     }
 }
 
-fn issue(a: IssueArgs) -> Result<Outcome> {
+fn issue(a: IssueArgs) -> Result<Exit> {
     let key = a.password.load_key(&a.principal_key)?;
     let cert = SignedDelegation::issue(&key, a.network.network(), a.terms.terms())?;
     write_output(&a.out, &cert.encode())?;
     print_json(&summary(&cert));
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
-fn verify(a: VerifyArgs) -> Result<Outcome> {
+fn verify(a: VerifyArgs) -> Result<Exit> {
     let cert = read_certificate(&a.cert)?;
     let policy = Policy { max_lifetime_secs: a.max_lifetime.as_secs(), ..Policy::default() };
     let at = a.at.unwrap_or_else(now_secs);
@@ -204,7 +204,7 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
     }
     report["ok"] = json!(true);
     print_json(&report);
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
 fn authorized(
@@ -214,16 +214,16 @@ fn authorized(
     view.allows(cert.principal(), cert.role())
 }
 
-fn report_failure(cert: &SignedDelegation, why: &str) -> Outcome {
+fn report_failure(cert: &SignedDelegation, why: &str) -> Exit {
     let mut report = summary(cert);
     report["ok"] = json!(false);
     report["error"] = json!(why);
     print_json(&report);
     eprintln!("certificate rejected: {why}");
-    Outcome::CheckFailed
+    Exit::CheckFailed
 }
 
-fn revoke(a: RevokeArgs) -> Result<Outcome> {
+fn revoke(a: RevokeArgs) -> Result<Exit> {
     let key = a.password.load_key(&a.principal_key)?;
     let revocation = SignedRevocation::issue(
         &key,
@@ -242,10 +242,10 @@ fn revoke(a: RevokeArgs) -> Result<Outcome> {
             "hash": hex::encode(revocation.hash()),
         }));
     }
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
-fn import(a: ImportArgs) -> Result<Outcome> {
+fn import(a: ImportArgs) -> Result<Exit> {
     let bytes = read_input(&a.wallet_json, 64 * 1024)?;
     let text = std::str::from_utf8(&bytes).context("wallet JSON is not UTF-8")?;
     let cert = match wallet::import_delegation(text) {
@@ -254,7 +254,7 @@ fn import(a: ImportArgs) -> Result<Outcome> {
     };
     write_output(&a.out, &cert.encode())?;
     print_json(&summary(&cert));
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
 fn summary(cert: &SignedDelegation) -> serde_json::Value {

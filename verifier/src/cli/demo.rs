@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use vouch_verifier::demo::{Demo, DemoOptions};
 
-use super::Outcome;
+use super::Exit;
 use super::serve::watch_signals;
 
 #[derive(Debug, Args)]
@@ -47,7 +47,7 @@ pub(crate) struct DemoArgs {
     session_interval: Duration,
 }
 
-pub(crate) fn run(args: DemoArgs) -> Result<Outcome> {
+pub(crate) fn run(args: DemoArgs) -> Result<Exit> {
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(Arc::clone(&stop));
     let options = DemoOptions {
@@ -92,7 +92,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<Outcome> {
             n.config.display()
         );
     }
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
 /// Stdout's one JSON line, once the verifiers listen, and the dashboard's address on stderr.

@@ -17,7 +17,7 @@ use vouch_verifier::validate::ValidationConfig;
 use vouch_verifier::validate::rules::{Arrival, Credentials, Rules};
 
 use super::{
-    AuthorityArgs, NetworkArgs, Outcome, PasswordArgs, print_json, read_certificate, read_input,
+    AuthorityArgs, Exit, NetworkArgs, PasswordArgs, print_json, read_certificate, read_input,
     write_output,
 };
 
@@ -99,18 +99,18 @@ pub(crate) struct InspectArgs {
     file: PathBuf,
 }
 
-pub(crate) fn run(cmd: EnvelopeCommand) -> Result<Outcome> {
+pub(crate) fn run(cmd: EnvelopeCommand) -> Result<Exit> {
     match cmd {
         EnvelopeCommand::Sign(a) => sign(a),
         EnvelopeCommand::Verify(a) => verify(a),
         EnvelopeCommand::Inspect(a) => {
             print!("{}", inspect(&read_envelope(&a.file)?));
-            Ok(Outcome::Ok)
+            Ok(Exit::Ok)
         }
     }
 }
 
-fn sign(a: SignArgs) -> Result<Outcome> {
+fn sign(a: SignArgs) -> Result<Exit> {
     let key = a.password.load_key(&a.key)?;
     let cert = read_certificate(&a.cert)?;
     let mut events = read_events(&a.events)?;
@@ -158,7 +158,7 @@ fn sign(a: SignArgs) -> Result<Outcome> {
         "events": TelemetryBatch::decode(&env.content).map(|b| b.events.len()).unwrap_or(0),
         "bytes": env.encoded_len(),
     }));
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
 /// Fills the provenance fields go-livepeer does not know: the gateway's
@@ -231,7 +231,7 @@ pub(crate) fn read_envelope(path: &Path) -> Result<Envelope> {
 }
 
 /// Everything `envelope verify` checks, in the verifier's order (cheap first).
-fn verify(a: VerifyArgs) -> Result<Outcome> {
+fn verify(a: VerifyArgs) -> Result<Exit> {
     let env = read_envelope(&a.file)?;
     let mut report = json!({
         "stream_id": env.id.stream_id,
@@ -267,7 +267,7 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
             report["events"] = json!(c.batch.events.len());
             report["ok"] = json!(true);
             print_json(&report);
-            Ok(Outcome::Ok)
+            Ok(Exit::Ok)
         }
         Err(e) => {
             report["ok"] = json!(false);
@@ -275,7 +275,7 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
             report["reason"] = json!(e.outcome().1);
             print_json(&report);
             eprintln!("envelope rejected: {e}");
-            Ok(Outcome::CheckFailed)
+            Ok(Exit::CheckFailed)
         }
     }
 }

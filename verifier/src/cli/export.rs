@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use vouch_verifier::sink::{FollowConfig, Follower, Shutdown, ndjson};
 
-use super::Outcome;
+use super::Exit;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ExportCommand {
@@ -37,13 +37,13 @@ pub(crate) struct NdjsonArgs {
     poll_interval: Duration,
 }
 
-pub(crate) fn run(cmd: ExportCommand) -> Result<Outcome> {
+pub(crate) fn run(cmd: ExportCommand) -> Result<Exit> {
     match cmd {
         ExportCommand::Ndjson(args) => ndjson_export(args),
     }
 }
 
-fn ndjson_export(args: NdjsonArgs) -> Result<Outcome> {
+fn ndjson_export(args: NdjsonArgs) -> Result<Exit> {
     if !args.log_dir.is_dir() {
         anyhow::bail!("{} is not a log directory", args.log_dir.display());
     }
@@ -81,5 +81,5 @@ fn ndjson_export(args: NdjsonArgs) -> Result<Outcome> {
     });
     let _ = writeln!(io::stderr(), "{}", serde_json::json!({"next_log_index": resume}));
     result.with_context(|| format!("exporting {}", args.log_dir.display()))?;
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }

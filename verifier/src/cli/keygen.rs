@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use vouch_delegation::keys::{self, WriteMode};
 
-use super::{Outcome, PasswordArgs};
+use super::{Exit, PasswordArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct KeygenArgs {
@@ -21,7 +21,7 @@ pub(crate) struct KeygenArgs {
     password: PasswordArgs,
 }
 
-pub(crate) fn run(args: KeygenArgs) -> Result<Outcome> {
+pub(crate) fn run(args: KeygenArgs) -> Result<Exit> {
     let key = keys::generate();
     if args.keystore {
         let Some(password) = args.password.password()? else {
@@ -32,5 +32,5 @@ pub(crate) fn run(args: KeygenArgs) -> Result<Outcome> {
         keys::write_hex_key(&args.out, &key, WriteMode::CreateNew)?;
     }
     println!("{}", keys::address(&key));
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }

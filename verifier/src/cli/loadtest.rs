@@ -30,7 +30,7 @@ use vouch_verifier::clock::now_ms;
 use vouch_verifier::sim::probe::{self, Prober, ScheduleParams, Strategy};
 use vouch_verifier::sim::{Profile, Timeline};
 
-use super::Outcome;
+use super::Exit;
 
 /// Sampling strategies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,7 +114,7 @@ pub(crate) struct LoadtestArgs {
     region: Option<String>,
 }
 
-pub(crate) fn run(args: LoadtestArgs) -> Result<Outcome> {
+pub(crate) fn run(args: LoadtestArgs) -> Result<Exit> {
     let view = snapshot::load(&args.authority_snapshot)?;
     let targets = probe::targets_from_view(&view)?;
     let count = match (args.count, args.duration) {
@@ -132,7 +132,7 @@ pub(crate) fn run(args: LoadtestArgs) -> Result<Outcome> {
                 break;
             }
         }
-        return Ok(Outcome::Ok);
+        return Ok(Exit::Ok);
     }
     let (Some(key), Some(cert)) = (&args.key, &args.cert) else {
         bail!("--key and --cert are required unless --dry-run");
@@ -189,7 +189,7 @@ pub(crate) fn run(args: LoadtestArgs) -> Result<Outcome> {
         "{}",
         serde_json::json!({"probes": prober.started(), "events": published, "envelopes": stats.sent_envelopes})
     );
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }
 
 /// Reads a demo's `profiles.json`: `{"0x…": {"profile": "healthy", …}, …}`.

@@ -17,6 +17,7 @@ mod publish;
 mod replay;
 mod serve;
 mod sink;
+mod streamr;
 mod subscribe;
 
 use std::path::{Path, PathBuf};
@@ -56,9 +57,12 @@ enum Command {
     Subscribe(subscribe::SubscribeArgs),
     /// Run a verifier node: gossip in, validation, durable log, HTTP API.
     Node(node::NodeArgs),
-    /// Bridge accepted envelopes to other networks (Streamr, over its MQTT plugin).
+    /// Bridge accepted envelopes to other networks (a Streamr network, with Streamr's SDK).
     #[command(subcommand)]
     Bridge(bridge::BridgeCommand),
+    /// Prepare and check the principal's Streamr stream and its PUBLISH grants (StreamRegistry).
+    #[command(subcommand)]
+    Streamr(streamr::StreamrCommand),
     /// Export accepted events from a verifier's log (NDJSON, go-livepeer's Kafka shape).
     #[command(subcommand)]
     Export(export::ExportCommand),
@@ -76,7 +80,7 @@ enum Command {
 }
 
 /// What a command found: success, or a check that failed (exit 1).
-pub(crate) enum Outcome {
+pub(crate) enum Exit {
     Ok,
     CheckFailed,
 }
@@ -103,6 +107,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Subscribe(args) => subscribe::run(args),
         Command::Node(args) => node::run(args),
         Command::Bridge(cmd) => bridge::run(cmd),
+        Command::Streamr(cmd) => streamr::run(cmd),
         Command::Export(cmd) => export::run(cmd),
         Command::Sink(cmd) => sink::run(cmd),
         Command::Replay(args) => replay::run(args),
@@ -111,8 +116,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Loadtest(args) => loadtest::run(args),
     };
     match result {
-        Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::CheckFailed) => ExitCode::from(1),
+        Ok(Exit::Ok) => ExitCode::SUCCESS,
+        Ok(Exit::CheckFailed) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -13,7 +13,7 @@ use anyhow::Result;
 use clap::Args;
 use vouch_verifier::node::{self, NodeConfig};
 
-use super::Outcome;
+use super::Exit;
 use super::serve::{announce, server_runtime, shutdown_signal};
 
 #[derive(Debug, Args)]
@@ -41,7 +41,7 @@ pub(crate) struct NodeArgs {
     rebuild_state: bool,
 }
 
-pub(crate) fn run(args: NodeArgs) -> Result<Outcome> {
+pub(crate) fn run(args: NodeArgs) -> Result<Exit> {
     let mut config = match &args.config {
         Some(path) => NodeConfig::from_file(path)?,
         None => NodeConfig::default(),
@@ -61,5 +61,5 @@ pub(crate) fn run(args: NodeArgs) -> Result<Outcome> {
         config.authority.snapshot = Some(path);
     }
     server_runtime()?.block_on(node::run(config, announce, shutdown_signal()))?;
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 use vouch_verifier::replay::proof::{ProofError, prove};
 
-use super::{Outcome, print_json};
+use super::{Exit, print_json};
 
 #[derive(Debug, Args)]
 pub(crate) struct ProveArgs {
@@ -19,12 +19,12 @@ pub(crate) struct ProveArgs {
     envelope: String,
 }
 
-pub(crate) fn run(args: ProveArgs) -> Result<Outcome> {
+pub(crate) fn run(args: ProveArgs) -> Result<Exit> {
     let dir = super::replay::log_dir(args.log_dir);
     match prove(&dir, &args.envelope) {
         Ok(proof) => {
             print_json(&serde_json::to_value(&proof)?);
-            Ok(Outcome::Ok)
+            Ok(Exit::Ok)
         }
         Err(ProofError::Log(e)) => {
             Err(anyhow::Error::new(e).context(format!("reading {}", dir.display())))
@@ -32,7 +32,7 @@ pub(crate) fn run(args: ProveArgs) -> Result<Outcome> {
         Err(e) => {
             print_json(&json!({"ok": false, "error": e.to_string()}));
             eprintln!("no proof: {e}");
-            Ok(Outcome::CheckFailed)
+            Ok(Exit::CheckFailed)
         }
     }
 }

@@ -13,7 +13,7 @@ use vouch_sdk::transport::gossip::{GossipOptions, GossipTransport};
 use vouch_sdk::transport::{Outgoing, Transport, TransportError};
 use vouch_sdk::{Publisher, PublisherConfig, adapter};
 
-use super::{Outcome, print_json, read_input};
+use super::{Exit, print_json, read_input};
 
 /// Largest events file accepted (far more than a replay needs in one run).
 const MAX_EVENTS_FILE: usize = 256 * 1024 * 1024;
@@ -53,7 +53,7 @@ pub(crate) struct PublishArgs {
     timeout: Duration,
 }
 
-pub(crate) fn run(a: PublishArgs) -> Result<Outcome> {
+pub(crate) fn run(a: PublishArgs) -> Result<Exit> {
     if !a.raw.is_empty() {
         return publish_raw(&a);
     }
@@ -76,7 +76,7 @@ pub(crate) fn run(a: PublishArgs) -> Result<Outcome> {
     flushed?;
     print_json(&json!({"lines": lines, "rejected_lines": rejected, "stats": stats}));
     let lost = stats.dropped_queue_full + stats.dropped_transport + stats.transport_dropped;
-    Ok(if rejected == 0 && lost == 0 { Outcome::Ok } else { Outcome::CheckFailed })
+    Ok(if rejected == 0 && lost == 0 { Exit::Ok } else { Exit::CheckFailed })
 }
 
 /// Feeds every NDJSON line to the publisher as go-livepeer would; counts
@@ -110,7 +110,7 @@ const FULL_RETRY: Duration = Duration::from_millis(2);
 /// Unlike the SDK's caller, this command may wait: a full transport is
 /// offered the envelope again until `--timeout`, and it exits with a failure
 /// status if any envelope was lost on the way (the stats say where).
-fn publish_raw(a: &PublishArgs) -> Result<Outcome> {
+fn publish_raw(a: &PublishArgs) -> Result<Exit> {
     if a.bootstrap.is_empty() {
         bail!("--raw needs at least one --bootstrap peer");
     }
@@ -160,7 +160,7 @@ fn publish_raw(a: &PublishArgs) -> Result<Outcome> {
     flushed.context("not every envelope left for a peer")?;
     closed?;
     let lost = stats.dropped_pending + stats.queue_full + stats.send_failed + stats.unsent;
-    Ok(if lost == 0 { Outcome::Ok } else { Outcome::CheckFailed })
+    Ok(if lost == 0 { Exit::Ok } else { Exit::CheckFailed })
 }
 
 /// A file's envelope bytes and partition. CBOR files go out byte for byte,

@@ -25,7 +25,7 @@ use vouch_verifier::replay::{ReplayError, ReplayOptions, replay, replay_scores};
 use vouch_verifier::store::LogError;
 use vouch_verifier::store::log::HEAD_FILE;
 
-use super::{Outcome, print_json};
+use super::{Exit, print_json};
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
@@ -71,7 +71,7 @@ pub(crate) struct ReplayArgs {
     checkpoints: Option<String>,
 }
 
-pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
+pub(crate) fn run(args: ReplayArgs) -> Result<Exit> {
     let mut options = ReplayOptions::default();
     if let Some(path) = &args.config {
         let config = NodeConfig::from_file(path)
@@ -127,7 +127,7 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
                 }
                 _ => print_json(&value),
             }
-            Ok(if differs { Outcome::CheckFailed } else { Outcome::Ok })
+            Ok(if differs { Exit::CheckFailed } else { Exit::Ok })
         }
         Err(e) => {
             options.progress.finish_and_clear();
@@ -154,7 +154,7 @@ pub(crate) fn run(args: ReplayArgs) -> Result<Outcome> {
                 }
             }
             eprintln!("replay failed: {e}");
-            Ok(Outcome::CheckFailed)
+            Ok(Exit::CheckFailed)
         }
     }
 }

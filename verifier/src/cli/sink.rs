@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use vouch_verifier::sink::Shutdown;
 use vouch_verifier::sink::clickhouse::{ClickHouseConfig, ClickHouseSink};
 
-use super::Outcome;
+use super::Exit;
 use super::serve::{server_runtime, shutdown_signal};
 
 #[derive(Debug, Subcommand)]
@@ -54,13 +54,13 @@ pub(crate) struct ClickHouseArgs {
     once: bool,
 }
 
-pub(crate) fn run(cmd: SinkCommand) -> Result<Outcome> {
+pub(crate) fn run(cmd: SinkCommand) -> Result<Exit> {
     match cmd {
         SinkCommand::Clickhouse(args) => clickhouse(args),
     }
 }
 
-fn clickhouse(args: ClickHouseArgs) -> Result<Outcome> {
+fn clickhouse(args: ClickHouseArgs) -> Result<Exit> {
     let config = ClickHouseConfig {
         url: args.url,
         database: args.database,
@@ -78,5 +78,5 @@ fn clickhouse(args: ClickHouseArgs) -> Result<Outcome> {
         if args.once { sink.run_until_caught_up(shutdown).await } else { sink.run(shutdown).await }
     });
     println!("{}", serde_json::to_string(&summary)?);
-    Ok(Outcome::Ok)
+    Ok(Exit::Ok)
 }

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use vouch_net::{ConnectionCaps, GossipNode, Inbound, Partitions};
 use vouch_schema::{Envelope, topic};
 
-use super::Outcome;
+use super::Exit;
 
 #[derive(Debug, Args)]
 pub(crate) struct SubscribeArgs {
@@ -48,11 +48,11 @@ pub(crate) struct SubscribeArgs {
     timeout: Option<Duration>,
 }
 
-pub(crate) fn run(args: SubscribeArgs) -> Result<Outcome> {
+pub(crate) fn run(args: SubscribeArgs) -> Result<Exit> {
     super::runtime()?.block_on(subscribe(args))
 }
 
-async fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
+async fn subscribe(args: SubscribeArgs) -> Result<Exit> {
     let mut gossip = gossip_node(&args.partitions)?;
     let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
     let timer = async {
@@ -67,7 +67,7 @@ async fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
     let listening = tokio::select! {
         () = &mut timer => {
             eprintln!("timed out before listening");
-            return Ok(Outcome::CheckFailed);
+            return Ok(Exit::CheckFailed);
         }
         listening = gossip.listen(&args.listen) => listening?,
     };
@@ -87,12 +87,12 @@ async fn subscribe(args: SubscribeArgs) -> Result<Outcome> {
     let mut all_ok = true;
     loop {
         if args.count.is_some_and(|n| received >= n) {
-            return Ok(if all_ok { Outcome::Ok } else { Outcome::CheckFailed });
+            return Ok(if all_ok { Exit::Ok } else { Exit::CheckFailed });
         }
         tokio::select! {
             () = &mut timer => {
                 eprintln!("timed out after {received} messages");
-                return Ok(Outcome::CheckFailed);
+                return Ok(Exit::CheckFailed);
             }
             inbound = gossip.next() => {
                 let Inbound::Message { id, source, topic, data } = inbound else { continue };

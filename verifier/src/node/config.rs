@@ -73,8 +73,10 @@ pub struct SlaSettings {
     /// Model registry TOML (default: the embedded `schemas/policy/models-v1.toml`).
     pub registry: Option<PathBuf>,
     /// Seconds between snapshots of the engine beside the state; a restart
-    /// re-reads the log after the last one.
-    pub checkpoint_interval_secs: u64,
+    /// re-reads the log after the last one. (Called `checkpoint_interval_secs`
+    /// before signed checkpoints existed; that name is still read.)
+    #[serde(alias = "checkpoint_interval_secs")]
+    pub snapshot_interval_secs: u64,
     /// `[sla.limits]`: the engine's bounds, per principal and in total
     /// (recorded in the log with the policy, so a replay applies the same).
     pub limits: vouch_sla::Limits,
@@ -85,7 +87,7 @@ impl Default for SlaSettings {
         SlaSettings {
             policy: None,
             registry: None,
-            checkpoint_interval_secs: 60,
+            snapshot_interval_secs: 60,
             limits: vouch_sla::Limits::default(),
         }
     }

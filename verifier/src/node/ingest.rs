@@ -280,7 +280,7 @@ pub(crate) struct Worker {
     pruned_segments: u64,
     sla: WorkerSla,
     drop_principal: Option<vouch_schema::Address>,
-    last_sla_checkpoint: Instant,
+    last_sla_snapshot: Instant,
     /// Size of the last SLA snapshot written.
     last_snapshot_bytes: u64,
     /// Size of the redb file after the last state write.
@@ -299,7 +299,7 @@ pub(crate) struct WorkerSla {
     pub(crate) applied: u64,
     /// Whether the engine was restored from that snapshot.
     pub(crate) restored: bool,
-    pub(crate) checkpoint_every: Duration,
+    pub(crate) snapshot_every: Duration,
     /// Where sealed buckets go (ClickHouse), when a sink is configured.
     pub(crate) aggregates: Option<Arc<AggregateExport>>,
     /// The envelope index and this verifier's checkpoint signer.
@@ -321,7 +321,7 @@ pub struct WarmUp {
     pub readmitted: u64,
     /// Revocations re-applied.
     pub revocations: u64,
-    /// Envelopes fed to the SLA engine (past its checkpoint).
+    /// Envelopes fed to the SLA engine (past its snapshot).
     pub scored: u64,
 }
 
@@ -409,7 +409,7 @@ impl Worker {
             pruned_segments: 0,
             sla: parts.sla,
             drop_principal: parts.drop_principal,
-            last_sla_checkpoint: Instant::now(),
+            last_sla_snapshot: Instant::now(),
             last_snapshot_bytes: 0,
             state_file_bytes: 0,
         }
@@ -575,7 +575,7 @@ impl Worker {
                 .write(applied, &bytes)
                 .map_err(|e| NodeError::State(e.to_string()))?;
             self.last_snapshot_bytes = bytes.len() as u64;
-            self.last_sla_checkpoint = Instant::now();
+            self.last_sla_snapshot = Instant::now();
         }
         self.state_writes += 1;
         self.last_state_write = Instant::now();
@@ -615,7 +615,7 @@ impl Worker {
             }
         }
         if self.last_state_write.elapsed() >= Duration::from_millis(self.config.state_interval_ms) {
-            let full = self.last_sla_checkpoint.elapsed() >= self.sla.checkpoint_every
+            let full = self.last_sla_snapshot.elapsed() >= self.sla.snapshot_every
                 && self.log.pending_records() == 0;
             self.write_state(full)?;
             self.prune()?;
@@ -967,7 +967,7 @@ mod tests {
                 snapshot: SnapshotFile::in_dir(dir.path()),
                 applied: 0,
                 restored: false,
-                checkpoint_every: Duration::from_secs(60),
+                snapshot_every: Duration::from_secs(60),
                 aggregates: None,
                 converge: Arc::new(Convergence::new(
                     vouch_delegation::Eip712Network::arbitrum_one(),

@@ -186,7 +186,7 @@ pub async fn run(
             snapshot: storage.snapshot_file,
             applied: storage.snapshot.map_or(0, |s| s.applied),
             restored: sla.restored,
-            checkpoint_every: Duration::from_secs(node.config.sla.checkpoint_interval_secs.max(1)),
+            snapshot_every: Duration::from_secs(node.config.sla.snapshot_interval_secs.max(1)),
             aggregates,
             converge,
             publish,

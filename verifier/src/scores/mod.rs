@@ -327,7 +327,7 @@ impl Scores {
 
     /// The engine state and the checkpoint book, for the snapshot file.
     pub fn snapshot(&self) -> Vec<u8> {
-        let engine = self.read().checkpoint();
+        let engine = self.read().snapshot();
         let book = self.book().to_records();
         let value = ciborium::Value::Array(vec![
             ciborium::Value::Bytes(engine),
