@@ -493,7 +493,9 @@ def converge_groups():
 
 
 def binding_limit(cu):
-    """Which `[sync]` limit bound the catch-up, from node 2's own counters."""
+    """What bound the catch-up, from node 2's own counters: `(kind, text)`,
+    kind one of "refetch" (shed synced batches waited for `refetch_after_ms`),
+    "client_rate", "none", or None when nothing was measured."""
     r, cfg = cu["restarted"], cu["config"]
     s = r["sync"]
     secs = r.get("all_held_s") or 0
@@ -503,17 +505,38 @@ def binding_limit(cu):
         return None, "no fetches measured"
     peers = 2  # node 2's sync peers: nodes 0 and 1
     per_peer = requests / secs / peers
-    per_fetch = r["blast_in_log"] / fetches
+    per_fetch = s.get("sync_envelopes_fetched", 0) / fetches
     budget = s.get("sync_rounds.budget", 0)
     paced_ceiling = cfg["client_rate"] * peers * cfg["max_fetch_ids"]
     text = (f"{fetches:,} fetch requests ({per_fetch:.0f} envelopes each, at most {cfg['max_fetch_ids']}) "
             f"and {requests - fetches:,} others in {secs:g} s = {per_peer:.1f} requests/s per peer against "
             f"`client_rate` {cfg['client_rate']:g}/s (burst {cfg['client_burst']}); {budget} rounds ended on "
-            f"their fetch budget of {cfg['max_fetch_per_round']:,} ids and went on at once. The paced ceiling is "
+            f"their fetch budget of {cfg['max_fetch_per_round']:,} ids. The paced ceiling is "
             f"{cfg['client_rate']:g} requests/s × {peers} peers × {cfg['max_fetch_ids']} ids = "
             f"{paced_ceiling:,.0f} envelopes/s")
-    binds = per_peer >= 0.8 * cfg["client_rate"]
-    return binds, text
+    shed = s.get("sync_batches_shed", 0)
+    refetch_s = cfg.get("refetch_after_ms", 0) / 1000
+    if shed and refetch_s and secs >= refetch_s:
+        text += (f". {shed} fetched batches were shed because node 2's queue of synced batches "
+                 f"(`[ingest] sync_queue_batches` = {cfg.get('sync_queue_batches')}) was full while it validated; "
+                 f"their ids are not asked for again for `[sync] refetch_after_ms` = {refetch_s:g} s, "
+                 f"so the last envelopes came after {secs:g} s")
+        return "refetch", text
+    if per_peer >= 0.8 * cfg["client_rate"]:
+        return "client_rate", text
+    return "none", text
+
+
+def progress_text(rs, missed):
+    """'50 % after 2.1 s, 90 % after …' from node 2's progress marks."""
+    parts = []
+    for p in rs.get("progress") or []:
+        at = p.get("seconds")
+        parts.append(f"{100 * p['share']:g} % after " + ("—" if at is None else f"{at:g} s"))
+    held = rs.get("held_at_hold_end")
+    if held is not None and missed:
+        parts.append(f"{held:,} ({100 * held / missed:.0f} %) held when its seal hold ended")
+    return "; ".join(parts)
 
 
 def pct_text(q):
@@ -544,7 +567,9 @@ def converge(out):
         f"{cu['blast_gateways']} gateways, one chain each) are handed to one gossip transport as fast as it "
         f"takes them without dropping any ({b['hand_over_per_s']:,.0f}/s over {b['hand_over_seconds']:g} s). "
         "*Gossip ingest* of nodes 0 and 1 = blast envelopes in the node's committed log ÷ (the last one visible "
-        "in the log − the first hand-over). 5 s later node 2 restarts on its data directory; it missed "
+        "in the log − the first hand-over): the blast outruns the nodes, which shed what their ingest queue "
+        "cannot hold, so this is ingest at saturation (some of it reaches the log by sync between nodes 0 and 1, "
+        "as the table says). 5 s later node 2 restarts on its data directory; it missed "
         f"**{cu['missed']:,}** envelopes. *Catch-up* = those ÷ (the moment its log holds them all − the moment "
         "its process was spawned); *sync alone* counts from the first synced envelope in its log (process "
         "start and connecting left out). All processes share the 2 cores.")
@@ -571,14 +596,24 @@ def converge(out):
     rows.append(["sync alone, node 2 (first synced envelope → all held)", "same",
                  "—" if held is None or first is None else f"{held - first:.3g} s",
                  NOT if sync_rate is None else f"{r(sync_rate)}/s", "—", pct_text(q_sync)])
+    # The bulk of the pull, before any tail of ids fetched again.
+    t90 = next((p.get("seconds") for p in rs.get("progress") or [] if p["share"] == 0.9), None)
+    bulk_rate = None if not t90 else 0.9 * cu["missed"] / t90
+    rows.append(["bulk of the catch-up, node 2 (spawn → 90 % held)", f"{0.9 * cu['missed']:,.0f}",
+                 "—" if not t90 else f"{t90:g} s", NOT if bulk_rate is None else f"{r(bulk_rate)}/s", "—",
+                 pct_text(ratio(bulk_rate, gossip_mean))])
     table(out, ["measure", "envelopes", "time", "rate", "how they came", "of gossip ingest (mean of nodes 0, 1)"],
           rows)
-    binds, text = binding_limit(cu)
-    if binds is None:
+    out.append(f"Node 2's progress (after its spawn): {progress_text(rs, cu['missed'])}.")
+    out.append("")
+    kind, text = binding_limit(cu)
+    if kind is None:
         out.append(f"Binding limit: {text}.")
-    elif binds:
-        out.append(f"Binding limit: {text}. The requests ran at the client's pace: **`client_rate` binds** "
-                   "(a round cut by its fetch budget is followed at once, so `round_interval_ms` does not).")
+    elif kind == "refetch":
+        out.append(f"Binding limit: {text}: **the tail binds** — validation of synced batches is slower than "
+                   "the fetches, the bounded queue sheds, and the shed ids wait out `refetch_after_ms`.")
+    elif kind == "client_rate":
+        out.append(f"Binding limit: {text}. The requests ran at the client's pace: **`client_rate` binds**.")
     else:
         out.append(f"Binding limit: {text}. The requests ran below the client's pace, so no `[sync]` limit "
                    "binds: the time goes to the round trips and to validating and committing what was fetched.")

@@ -23,9 +23,11 @@
 //! synced envelope visible in its log instead (process start, listeners,
 //! connecting and identify left out). The run also reports when node 2's
 //! seal hold (`catching_up` in `/v1/ingest/stats`, polled every 100 ms)
-//! ended, its `synced` outcome rows (every missed envelope must come by sync,
-//! none by gossip), and its `vouch_sync_*` counters (requests by kind,
-//! rounds by outcome), from which the binding limit follows.
+//! ended (and how much of M it held then), when it held 50, 90, 99 and
+//! 100 % of M, its `synced` outcome rows (every missed envelope must come by
+//! sync, none by gossip), and its `vouch_sync_*` counters (requests by
+//! kind, rounds by outcome, synced batches shed), from which the binding
+//! limit follows.
 //!
 //! **Steady state.** Then 20 SDK gateway publishers (one event per envelope,
 //! linger 0, FRA/NYC/SIN) publish 5 envelopes/s each to all three. Over a
@@ -97,6 +99,8 @@ const IDLE_SETTLE: Duration = Duration::from_secs(10);
 /// Longest wait for the logs after the blast, and for the catch-up.
 const DRAIN: Duration = Duration::from_secs(60);
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(240);
+/// Shares of the missed envelopes whose arrival in node 2's log is timed.
+const PROGRESS: [f64; 4] = [0.5, 0.9, 0.99, 1.0];
 
 #[derive(Debug, Clone)]
 struct Params {
@@ -123,7 +127,8 @@ impl Params {
             _ => (20_000, 20, 60.0, 30.0),
         };
         let env = |name: &str| if full { num(name) } else { None };
-        let envelopes = env("VOUCH_CONVERGE_ENVELOPES").map_or(envelopes, |n| n.max(100.0) as usize);
+        let envelopes =
+            env("VOUCH_CONVERGE_ENVELOPES").map_or(envelopes, |n| n.max(100.0) as usize);
         let steady = env("VOUCH_CONVERGE_STEADY_SECS").unwrap_or(steady);
         Params {
             full,
@@ -238,7 +243,6 @@ fn blast(transport: &mut GossipTransport, envelopes: Vec<(u32, Vec<u8>)>) -> Sen
 struct Tally {
     blast: AtomicU64,
     blast_bytes: AtomicU64,
-    blast_first_ms: AtomicU64,
     blast_last_ms: AtomicU64,
     steady: AtomicU64,
     steady_bytes: AtomicU64,
@@ -249,7 +253,6 @@ impl Tally {
         Arc::new(Tally {
             blast: AtomicU64::new(0),
             blast_bytes: AtomicU64::new(0),
-            blast_first_ms: AtomicU64::new(u64::MAX),
             blast_last_ms: AtomicU64::new(0),
             steady: AtomicU64::new(0),
             steady_bytes: AtomicU64::new(0),
@@ -281,7 +284,6 @@ fn follow(
             if blast.contains(&env.id.publisher) {
                 tally.blast.fetch_add(1, Ordering::Relaxed);
                 tally.blast_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                tally.blast_first_ms.fetch_min(visible, Ordering::Relaxed);
                 tally.blast_last_ms.fetch_max(visible, Ordering::Relaxed);
             } else if steady.contains(&env.id.publisher) {
                 tally.steady.fetch_add(1, Ordering::Relaxed);
@@ -460,8 +462,10 @@ fn links_between(nodes: &[Node], a: &Look, b: &Look) -> Option<Vec<Links>> {
     let (before, after) = (a.sockets.as_ref()?, b.sockets.as_ref()?);
     let owner: HashMap<&str, u32> =
         after.iter().filter_map(|s| Some((s.local.as_str(), s.pid?))).collect();
-    let earlier: HashMap<(&str, &str), (u64, u64)> =
-        before.iter().map(|s| ((s.local.as_str(), s.peer.as_str()), (s.sent, s.received))).collect();
+    let earlier: HashMap<(&str, &str), (u64, u64)> = before
+        .iter()
+        .map(|s| ((s.local.as_str(), s.peer.as_str()), (s.sent, s.received)))
+        .collect();
     let pids: Vec<u32> = nodes.iter().map(Node::pid).collect();
     let me = std::process::id();
     Some(
@@ -474,8 +478,10 @@ fn links_between(nodes: &[Node], a: &Look, b: &Look) -> Option<Vec<Links>> {
                     if s.local == http {
                         continue;
                     }
-                    let (s0, r0) =
-                        earlier.get(&(s.local.as_str(), s.peer.as_str())).copied().unwrap_or((0, 0));
+                    let (s0, r0) = earlier
+                        .get(&(s.local.as_str(), s.peer.as_str()))
+                        .copied()
+                        .unwrap_or((0, 0));
                     let bytes = s.sent.saturating_sub(s0) + s.received.saturating_sub(r0);
                     match owner.get(s.peer.as_str()) {
                         Some(p) if pids.contains(p) => links.verifiers += bytes,
@@ -579,9 +585,8 @@ fn main() {
     let p = Params::new(full);
     let gateways = p.blast_gateways();
     let mut chains: Vec<Chain> = (0..gateways).map(Chain::new).collect();
-    let steady_signers: Vec<(Address, Signer)> = (0..p.steady_publishers)
-        .map(|n| gateway(n, REGIONS[n as usize % REGIONS.len()]))
-        .collect();
+    let steady_signers: Vec<(Address, Signer)> =
+        (0..p.steady_publishers).map(|n| gateway(n, REGIONS[n as usize % REGIONS.len()])).collect();
 
     let work = tempfile::TempDir::new().unwrap();
     let snapshot = work.path().join("authority.json");
@@ -704,10 +709,26 @@ fn catch_up_phase(p: &Params, c: &mut Cluster, chains: &mut [Chain], events: &[E
     let tally = Arc::clone(&c.tallies[RESTARTED]);
     let want = warm_held[RESTARTED] + missed;
     let mut hold_ended: Option<f64> = None;
+    let mut held_at_hold_end: Option<u64> = None;
     let mut all_held: Option<f64> = None;
+    // The first missed envelope in node 2's log (its follower also reads
+    // the warm-up envelopes it held before, so not the tally's first).
+    let mut first_synced: Option<f64> = None;
+    // When node 2 held each share of what it missed: where the time goes
+    // (a steady pull, or a tail waiting for ids to be fetched again).
+    let mut reached: [Option<f64>; PROGRESS.len()] = [None; PROGRESS.len()];
     let mut last_poll = Instant::now() - Duration::from_secs(1);
     let restarted = &c.nodes[RESTARTED];
     while spawned.elapsed() < CATCH_UP_LIMIT && (hold_ended.is_none() || all_held.is_none()) {
+        let got = tally.blast().saturating_sub(warm_held[RESTARTED]);
+        if first_synced.is_none() && got > 0 {
+            first_synced = Some(spawned.elapsed().as_secs_f64());
+        }
+        for (share, at) in PROGRESS.iter().zip(reached.iter_mut()) {
+            if at.is_none() && got as f64 >= share * missed as f64 {
+                *at = Some(spawned.elapsed().as_secs_f64());
+            }
+        }
         if all_held.is_none() && tally.blast() >= want {
             let last = tally.blast_last_ms.load(Ordering::Relaxed);
             all_held = Some(last.saturating_sub(spawned_ms) as f64 / 1000.0);
@@ -716,6 +737,7 @@ fn catch_up_phase(p: &Params, c: &mut Cluster, chains: &mut [Chain], events: &[E
             last_poll = Instant::now();
             if stats(restarted)["catching_up"] == false {
                 hold_ended = Some(spawned.elapsed().as_secs_f64());
+                held_at_hold_end = Some(tally.blast().saturating_sub(warm_held[RESTARTED]));
             }
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -725,7 +747,6 @@ fn catch_up_phase(p: &Params, c: &mut Cluster, chains: &mut [Chain], events: &[E
     if all_held.is_none() {
         wait_until(Duration::from_secs(5), || tally.blast() >= want);
     }
-    let first_synced = tally.blast_first_ms.load(Ordering::Relaxed);
     let got = tally.blast().saturating_sub(warm_held[RESTARTED]);
     let (m2, s2) = (metrics(restarted), stats(restarted));
     let served: Vec<Value> = c.nodes[..RESTARTED]
@@ -735,7 +756,8 @@ fn catch_up_phase(p: &Params, c: &mut Cluster, chains: &mut [Chain], events: &[E
         .collect();
     // The nodes run `[sync]`'s defaults.
     let config = vouch_net::SyncConfig::default();
-    let sync_secs = all_held.map(|t| t - first_synced.saturating_sub(spawned_ms) as f64 / 1000.0);
+    let ingest = vouch_verifier::node::config::IngestConfig::default();
+    let sync_secs = all_held.zip(first_synced).map(|(t, first)| t - first);
     json!({
         "bench": "converge",
         "group": "catch_up",
@@ -762,10 +784,14 @@ fn catch_up_phase(p: &Params, c: &mut Cluster, chains: &mut [Chain], events: &[E
         "restarted": {
             "node": RESTARTED,
             "announced_s": round3(announced_s),
-            "first_synced_s": (first_synced != u64::MAX)
-                .then(|| round3(first_synced.saturating_sub(spawned_ms) as f64 / 1000.0)),
+            "first_synced_s": first_synced.map(round3),
             "all_held_s": all_held.map(round3),
             "hold_ended_s": hold_ended.map(round3),
+            "held_at_hold_end": held_at_hold_end,
+            "progress": PROGRESS.iter().zip(reached).map(|(share, at)| json!({
+                "share": share,
+                "seconds": at.map(round3),
+            })).collect::<Vec<_>>(),
             "blast_in_log": got,
             "envelopes_per_s": all_held.map(|t| round1(missed as f64 / t.max(1e-3))),
             "sync_only_per_s": sync_secs.map(|t| round1(missed as f64 / t.max(1e-3))),
@@ -782,6 +808,8 @@ fn catch_up_phase(p: &Params, c: &mut Cluster, chains: &mut [Chain], events: &[E
             "serve_rate": config.serve_rate,
             "max_syncing_peers": config.max_syncing_peers,
             "max_fetch_ids": vouch_net::sync::MAX_FETCH_IDS,
+            "refetch_after_ms": config.refetch_after_ms,
+            "sync_queue_batches": ingest.sync_queue_batches,
         },
     })
 }
@@ -815,10 +843,9 @@ fn steady_phase(p: &Params, c: &mut Cluster, signers: Vec<(Address, Signer)>) ->
         })
     };
     std::thread::sleep(STEADY_WARM_UP);
-    let held_bytes =
-        |c: &Cluster| -> Vec<(u64, u64)> {
-            c.tallies.iter().map(|t| (t.steady(), t.steady_bytes.load(Ordering::Relaxed))).collect()
-        };
+    let held_bytes = |c: &Cluster| -> Vec<(u64, u64)> {
+        c.tallies.iter().map(|t| (t.steady(), t.steady_bytes.load(Ordering::Relaxed))).collect()
+    };
     let steady_from = held_bytes(c);
     let published_from = published.load(Ordering::Relaxed);
     let a = look(&c.nodes);
@@ -944,6 +971,11 @@ fn report(p: &Params, catch_up: &Value, steady: &Value, exits: &[Option<String>]
         f(&r["sync_only_per_s"]),
         r["synced_accepted"],
         r["gossip_accepted"],
+    );
+    println!(
+        "  catch-up node {RESTARTED}: held {} of the missed when the seal hold ended; progress {}",
+        f(&r["held_at_hold_end"]),
+        r["progress"]
     );
     println!("  node {RESTARTED} sync counters: {}", r["sync"]);
     println!("vouch-bench-json: {catch_up}");
