@@ -562,7 +562,8 @@ def converge(out):
     out.append(
         f"3 real `vouch node` processes on 127.0.0.1 with production defaults (`[sync]`: rounds every "
         f"{cfg['round_interval_ms'] / 1000:g} s per peer, {cfg['max_fetch_per_round']:,} ids fetched a round, "
-        f"{cfg['client_rate']:g} requests/s per peer; the default SLA policy). **Catch-up**: node 2 is killed "
+        f"{cfg['client_rate']:g} requests/s per peer; the default SLA policy). **Catch-up** (after the steady "
+        "state below): node 2 is killed "
         f"(SIGKILL); {b['taken']:,} pre-signed one-event envelopes ({cu['envelope_bytes_mean']:.0f} bytes each, "
         f"{cu['blast_gateways']} gateways, one chain each) are handed to one gossip transport as fast as it "
         f"takes them without dropping any ({b['hand_over_per_s']:,.0f}/s over {b['hand_over_seconds']:g} s). "
@@ -628,7 +629,9 @@ def converge(out):
     measured = ("measured with `ss -tinp`" if s.get("gossip_measured")
                 else "**estimated** (no `ss`: accepted envelope bytes × 2 peers)")
     out.append(
-        f"**Steady state**: then {st['publishers']} SDK gateway publishers (one event per envelope, linger 0, "
+        f"**Steady state** (measured first, so that no minute it publishes into holds the catch-up's blast: "
+        "rounds list the ids of every unsealed minute whose digests differ, and a minute stays unsealed for the "
+        f"policy's seal grace): {st['publishers']} SDK gateway publishers (one event per envelope, linger 0, "
         f"3 regions) publish {st['rate_per_publisher']:g} envelopes/s each to all three nodes "
         f"({st['published']:,} in the measured {s['seconds']:g} s, after 5 s of warm-up); then nothing is "
         f"published for {idle['seconds']:g} s (idle). Sync bytes = a node's `vouch_sync_bytes_sent_total` + "

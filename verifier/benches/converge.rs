@@ -7,7 +7,8 @@
 //!
 //! `cargo bench -p vouch-verifier --bench converge`
 //!
-//! **Catch-up.** Every blast gateway publishes one envelope while all three
+//! **Catch-up** (after the steady state, its publishers closed). Every
+//! blast gateway publishes one envelope while all three
 //! run (warm-up: meshes, certificates). Node 2 is killed (SIGKILL). N
 //! envelopes, pre-signed (one event each, round robin over the gateways,
 //! each gateway one chain), are handed to one gossip transport as fast as
@@ -29,7 +30,10 @@
 //! kind, rounds by outcome, synced batches shed), from which the binding
 //! limit follows.
 //!
-//! **Steady state.** Then 20 SDK gateway publishers (one event per envelope,
+//! **Steady state** (run first, so that no minute it publishes into holds
+//! the blast: rounds list the ids of unsealed minutes whose digests
+//! differ, and a minute stays unsealed for the seal grace, 6 minutes by
+//! default). 20 SDK gateway publishers (one event per envelope,
 //! linger 0, FRA/NYC/SIN) publish 5 envelopes/s each to all three. Over a
 //! measured interval (after 5 s of warm-up): per node, sync payload bytes
 //! (`vouch_sync_bytes_sent_total` + `_received_total`) and the TCP bytes of
@@ -619,8 +623,12 @@ fn main() {
     );
 
     let events = vouch_testkit::fixtures::events();
-    let catch_up = catch_up_phase(&p, &mut c, &mut chains, &events);
+    // Steady state first: a minute stays unsealed for the policy's seal
+    // grace (6 minutes), and rounds list the ids of every unsealed minute
+    // whose digests differ, so steady publishing into the blast's minutes
+    // would count the blast's ids as steady cost.
     let steady = steady_phase(&p, &mut c, steady_signers);
+    let catch_up = catch_up_phase(&p, &mut c, &mut chains, &events);
     let exits: Vec<Option<String>> = c
         .nodes
         .iter_mut()
