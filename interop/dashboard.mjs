@@ -52,6 +52,7 @@ try {
   const before = await addresses();
   report.rows_before = before;
   check(before.length > 0, 'the leaderboard has no rows');
+  check((await page.textContent('#meta')).includes('3/3 verifiers agree'), 'the agreement of the window is not shown');
 
   // Data is text: the fixture's model id "<img src=x onerror=…>" must show literally.
   const demandText = await page.textContent('#demand');
@@ -70,7 +71,11 @@ try {
   const after = await addresses();
   report.rows_after = after;
   check(after.join() !== before.join(), 'rows did not change with the window filter');
-  check((await page.textContent('#meta')).includes('24h'), 'the window shown is not 24h');
+  const meta24 = await page.textContent('#meta');
+  check(meta24.includes('24h'), 'the window shown is not 24h');
+  // The window's agreement across verifiers, and a warning when not all agree.
+  report.agreement_24h = meta24;
+  check(meta24.includes('⚠ 2/3 verifiers agree'), 'the 24h window does not warn that 2 of 3 verifiers agree');
   mkdirSync(outDir, { recursive: true });
   await page.screenshot({ path: join(outDir, 'dashboard.png'), fullPage: true });
 

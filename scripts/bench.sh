@@ -4,6 +4,8 @@
 #   scripts/bench.sh                install what is missing, build, run all, write BENCHMARKS.md
 #   scripts/bench.sh --no-bridges   skip the ClickHouse sink and Streamr bridge benchmarks
 #   scripts/bench.sh --report       only regenerate BENCHMARKS.md from the last run's logs
+#   scripts/bench.sh --only a,b     rerun only the named steps (e.g. publish,soak), keep the
+#                                   other steps' logs, and regenerate BENCHMARKS.md
 #
 # The reliability section reports scripts/soak.sh's 15-minute soak when its
 # log exists (target/bench/long/), else this script's two-minute soak.
@@ -34,14 +36,18 @@ mkdir -p "$out"
 
 bridges=1
 report_only=0
-for arg in "$@"; do
-  case "$arg" in
-    --no-bridges) bridges=0 ;;
-    --report) report_only=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
-    *) echo "bench.sh: unknown argument $arg" >&2; exit 2 ;;
+only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-bridges) bridges=0; shift ;;
+    --report) report_only=1; shift ;;
+    --only) only=${2:?--only needs a comma-separated list of step names}; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+# selected NAME: whether this run runs step NAME.
+selected() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 
 if [ "$report_only" = 1 ]; then
   CARGO_TARGET_DIR="$target" exec python3 scripts/bench_report.py "$out" BENCHMARKS.md
@@ -100,13 +106,25 @@ PY
 }
 
 steps="$out/steps.jsonl"
-: > "$steps"
-rm -f "$out"/*.log
+if [ -z "$only" ]; then
+  : > "$steps"
+  rm -f "$out"/*.log
+else
+  # Keep the other steps' records; the rerun ones are recorded afresh.
+  touch "$steps"
+  python3 - "$steps" "$only" <<'PY'
+import json, sys
+names = set(sys.argv[2].split(","))
+lines = [l for l in open(sys.argv[1]) if l.strip() and json.loads(l)["name"] not in names]
+open(sys.argv[1], "w").writelines(lines)
+PY
+fi
 # step NAME LIMIT_S SHOWN_COMMAND DIR BINARY ARGS...: runs BINARY ARGS in DIR with
 # a time limit, logs its output, records time and exit status under SHOWN_COMMAND.
 step() {
   local name=$1 limit=$2 shown=$3 dir=$4; shift 4
   local started rc=0
+  selected "$name" || return 0
   if [ -z "$1" ] || [ ! -x "$1" ]; then
     echo "   $name: no binary built, skipped" >&2
     return 0
@@ -116,7 +134,7 @@ step() {
   (cd "$dir" && CARGO_TARGET_DIR="$target" timeout --kill-after=10 "$limit" "$@") \
     > "$out/$name.log" 2>&1 || rc=$?
   # The 1-minute load average at the end: above the core count, something else was running.
-  python3 -c 'import json,sys,time; print(json.dumps({"name":sys.argv[1],"seconds":round(time.time()-float(sys.argv[2]),1),"rc":int(sys.argv[3]),"limit_s":int(sys.argv[4]),"command":sys.argv[5],"load_1m":float(open("/proc/loadavg").read().split()[0])}))' \
+  python3 -c 'import json,sys,time; print(json.dumps({"name":sys.argv[1],"seconds":round(time.time()-float(sys.argv[2]),1),"rc":int(sys.argv[3]),"limit_s":int(sys.argv[4]),"command":sys.argv[5],"load_1m":float(open("/proc/loadavg").read().split()[0]),"ended":int(time.time())}))' \
     "$name" "$started" "$rc" "$limit" "$shown" >> "$steps"
   echo "   $name: exit $rc, $(tail -n 1 "$steps")" >&2
 }
@@ -126,7 +144,9 @@ bench() {
 }
 
 run_started=$(date +%s)
-echo "{\"run_started\": $run_started, \"build_seconds\": $build_secs}" > "$out/run.json"
+if [ -z "$only" ]; then
+  echo "{\"run_started\": $run_started, \"build_seconds\": $build_secs}" > "$out/run.json"
+fi
 
 bench schemas vouch-schema envelope 180
 bench delegation vouch-delegation certificate 120
@@ -165,7 +185,9 @@ if [ "$bridges" = 1 ]; then
   fi
 fi
 run_secs=$(( $(date +%s) - run_started ))
-echo "{\"run_started\": $run_started, \"build_seconds\": $build_secs, \"run_seconds\": $run_secs}" > "$out/run.json"
+if [ -z "$only" ]; then
+  echo "{\"run_started\": $run_started, \"build_seconds\": $build_secs, \"run_seconds\": $run_secs}" > "$out/run.json"
+fi
 echo "bench.sh: benchmarks took ${run_secs} s after a ${build_secs} s build" >&2
 
 CARGO_TARGET_DIR="$target" python3 scripts/bench_report.py "$out" BENCHMARKS.md

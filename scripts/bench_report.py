@@ -1148,8 +1148,18 @@ def steps_table(out):
                f"{MACHINE['cores']}-core machine a value well above {MACHINE['cores']} means other work "
                "shared the cores and that step's figures (and their same-run references) are pessimistic.")
     out.append("")
-    table(out, ["step", "command", "seconds", "exit", "load"],
-          [[s["name"], f"`{s['command']}`", f"{s['seconds']:.0f}", s["rc"], s.get("load_1m", "—")]
+    out.append("A step rerun alone (`scripts/bench.sh --only NAME`) shows its own finishing time; "
+               "its figures and their references still come from that one step's run.")
+    out.append("")
+
+    def finished(s):
+        ended = s.get("ended")
+        if not ended:
+            return "—"
+        return datetime.datetime.fromtimestamp(ended, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+    table(out, ["step", "command", "seconds", "exit", "load", "finished (UTC)"],
+          [[s["name"], f"`{s['command']}`", f"{s['seconds']:.0f}", s["rc"], s.get("load_1m", "—"), finished(s)]
            for s in STEPS.values()])
 
 

@@ -11,10 +11,13 @@
 //!   verdict, count connections, and sync where it is on.
 //! - [`sync`]: `/vouch/1/sync`, set reconciliation of accepted envelopes
 //!   between verifiers beside gossip.
+//! - [`metrics`]: how this crate and the verifier declare their Prometheus
+//!   metrics (collectors in one registry).
 //!
 //! The publisher's side (a bounded pending buffer, re-dials with backoff,
 //! following each envelope until it has left) is the SDK's gossip transport.
 
+pub mod metrics;
 pub mod node;
 pub mod params;
 pub mod swarm;

@@ -17,7 +17,10 @@ use libp2p::gossipsub::{
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, TransportError, identify, identity};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 
+use crate::metrics;
 use crate::sync::{self, SyncDriver, SyncEvent, SyncSetup, SyncStats};
 use crate::{ConnectionCaps, NetError, Node, NodeEvent, build_swarm_with_caps};
 
@@ -86,6 +89,24 @@ impl ConnectionCounters {
         {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl Collector for ConnectionCounters {
+    /// `vouch_p2p_connections` and `vouch_p2p_connections_refused_total`.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        metrics::gauge(
+            &mut enc,
+            "vouch_p2p_connections",
+            "Gossip connections established.",
+            self.established(),
+        )?;
+        metrics::counter(
+            &mut enc,
+            "vouch_p2p_connections_refused_total",
+            "Incoming gossip connections refused by [p2p.limits].",
+            self.refused(),
+        )
     }
 }
 

@@ -16,16 +16,16 @@ use libp2p::gossipsub::MessageAcceptance;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, Message};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identity, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, identity};
 use tokio::time::{Instant, sleep_until};
 use vouch_net::sync::{
-    Id, RefusedReason, RequestKind, RoundEnd, SyncCodec, SyncRequest, SyncResponse,
-    protocol_behaviour,
+    Id, MAX_REQUEST_BYTES, RefusedReason, RequestKind, RoundEnd, SyncRequest, SyncResponse, codec,
 };
 use vouch_net::{
     ConnectionCaps, GossipNode, Inbound, MemoryStore, PartitionSet, Partitions, SyncConfig,
-    SyncEvent, SyncSetup, SyncStats, SyncStore,
+    SyncEvent, SyncSetup, SyncStore,
 };
+use vouch_testkit::sync::{byte_client, raw_client};
 
 /// Generous bound on a test's wait, for a hang only (never a timing claim).
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -140,8 +140,7 @@ async fn two_nodes_reconcile_hundreds_of_ids_across_minutes_and_partitions() {
     assert_eq!(tb.envelopes_fetched(), 150 - only_a_0 as u64);
     assert!(ta.requests_served(RequestKind::Fetch) >= 1);
     assert_eq!(ta.penalties() + tb.penalties(), 0, "honest peers are not penalized");
-    let mut text = String::new();
-    ta.render_metrics(&mut text);
+    let text = vouch_net::metrics::encode_one(ta);
     assert!(text.contains("vouch_sync_envelopes_fetched_total 120\n"), "{text}");
 }
 
@@ -177,20 +176,6 @@ async fn catching_up_goes_on_round_after_round_without_waiting() {
     assert_eq!(a.sync_stats().unwrap().rounds(RoundEnd::Budget), ends.len() as u64);
 }
 
-/// A swarm that speaks nothing but `/vouch/1/sync`, as a flooder would.
-fn raw_client() -> Swarm<request_response::Behaviour<SyncCodec>> {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-        .unwrap()
-        .with_behaviour(|_| {
-            let stats = Arc::new(SyncStats::default());
-            protocol_behaviour(stats, Duration::from_secs(30), 8)
-        })
-        .unwrap()
-        .build()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_requester_is_refused_and_banned_while_an_honest_peer_syncs() {
     let ss = Arc::new(MemoryStore::new());
@@ -224,7 +209,7 @@ async fn a_flooding_requester_is_refused_and_banned_while_an_honest_peer_syncs()
             && outstanding < 8
             && let Some(r) = queue.pop()
         {
-            flooder.behaviour_mut().send_request(&server_id, r);
+            flooder.behaviour_mut().send_request(&server_id, r.into());
             outstanding += 1;
         }
         tokio::select! {
@@ -271,6 +256,78 @@ async fn a_flooding_requester_is_refused_and_banned_while_an_honest_peer_syncs()
     assert_eq!(hs.refusals_received(RefusedReason::Banned), 0);
     assert_eq!(hs.refusals_received(RefusedReason::RateLimited), 0);
     assert_eq!(hs.penalties(), 0);
+}
+
+/// libp2p's request-response behaviour tells nobody of a request it could
+/// not read, so the codec hands such bytes up as a request of their own:
+/// each is counted and penalized like any other break of the protocol, never
+/// answered, and enough of them ban the peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_are_not_a_request_are_counted_penalized_and_then_banned() {
+    let ss = Arc::new(MemoryStore::new());
+    fill(&ss, "s", 30, 7, &[1, 2, 3]);
+    let mut server = node(ss.clone(), "1-3", fast());
+    let addr = listen(&mut server).await;
+    let server_id = server.local_peer_id();
+    let mut client = byte_client();
+    client.dial(addr).unwrap();
+
+    // Over the request bound; not CBOR; CBOR but not a request.
+    let not_requests = [
+        vec![0xa1; 2 * MAX_REQUEST_BYTES],
+        vec![0xff, 0x00],
+        codec::encode(&SyncResponse::Ids { ids: Vec::new(), truncated: false }, 64).unwrap(),
+    ];
+    let probe = SyncRequest::Ids { minute: 1000, partition: 1, after: None };
+    let probe = codec::encode(&probe, MAX_REQUEST_BYTES).unwrap();
+    // Each malformed message is followed by a well-formed probe, until the
+    // probe is refused as banned.
+    let (mut connected, mut waiting, mut probe_next) = (false, false, false);
+    let (mut sent, mut failed) = (0usize, 0usize);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if connected && !waiting {
+            let next = if probe_next {
+                probe.clone()
+            } else {
+                sent += 1;
+                not_requests[sent % not_requests.len()].clone()
+            };
+            client.behaviour_mut().send_request(&server_id, next);
+            waiting = true;
+        }
+        tokio::select! {
+            i = server.next() => { handle(&mut server, &ss, i, false); }
+            e = client.select_next_some() => match e {
+                SwarmEvent::ConnectionEstablished { .. } => connected = true,
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: Message::Response { response, .. }, ..
+                }) => {
+                    assert!(probe_next, "a malformed request was answered: {response:?}");
+                    (waiting, probe_next) = (false, false);
+                    if response == (SyncResponse::Refused { reason: RefusedReason::Banned }) {
+                        break;
+                    }
+                    assert!(!matches!(response, SyncResponse::Refused { .. }), "{response:?}");
+                }
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
+                    assert!(!probe_next, "a probe failed: {error}");
+                    (waiting, probe_next) = (false, true);
+                    failed += 1;
+                }
+                _ => {}
+            },
+            () = sleep_until(deadline) => panic!("no ban: {sent} sent, {failed} failed"),
+        }
+    }
+    assert_eq!(failed, sent, "none answered");
+    let stats = server.sync_stats().unwrap();
+    assert!(sent >= 4, "a ban takes four penalties, {sent} sent");
+    assert_eq!(stats.malformed_requests(), sent as u64, "each counted");
+    assert_eq!(stats.penalties(), sent as u64, "each penalized, nothing else");
+    assert_eq!(stats.banned(), 1);
+    assert_eq!(stats.requests_refused(RefusedReason::Banned), 1);
+    assert_eq!(stats.requests_served(RequestKind::Ids), sent as u64 - 1);
 }
 
 /// A store that lists its ids honestly but serves other bytes for them.

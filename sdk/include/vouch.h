@@ -86,6 +86,18 @@
  */
 typedef struct vouch_publisher vouch_publisher;
 
+/*
+ A function that hears of problems the publisher finds after
+ [`vouch_publish`] returned: `code` is a `VOUCH_ERR_*` constant
+ ([`VOUCH_ERR_INVALID_EVENT`] for an event the worker could not parse or
+ validate, [`VOUCH_ERR_TRANSPORT`], [`VOUCH_ERR_IDENTITY`] for an expired
+ certificate, [`VOUCH_ERR_PANIC`], [`VOUCH_ERR_INTERNAL`]), `message` the
+ same text [`vouch_stats_json`] shows as `last_error`, borrowed for the
+ call only. It runs on the publisher's worker thread (or, for an event
+ refused on the spot, the publishing thread) and must return quickly.
+ */
+typedef void (*vouch_error_callback)(void *user, int32_t code, const char *message);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -113,16 +125,19 @@ int32_t vouch_publisher_new(const char *config_toml, struct vouch_publisher **ou
  `monitor.SendQueueEventAsync` (e.g. `"ai_stream_status"`), `data`/`len`
  its `data` marshalled to JSON (UTF-8, at most 32 KiB).
 
- Never blocks: the JSON is parsed on the calling thread (cost linear in
- `len`, capped by the 32 KiB limit) and the event is pushed onto the
- bounded queue under a lock that is never held across I/O, encoding or
- signing. When the queue is full the event is dropped by the configured
+ Never blocks: the bytes are copied (at most 32 KiB) and pushed onto the
+ bounded queue under a lock that is never held across I/O, parsing,
+ encoding or signing; the publisher's worker parses the JSON. When the
+ queue is full the event is dropped by the configured
  policy: with `drop_newest` (the default) this call returns
  [`VOUCH_ERR_QUEUE_FULL`]; with `drop_oldest` the oldest queued event goes
  and this call succeeds. Every drop is counted in the statistics.
 
- Returns [`VOUCH_ERR_INVALID_EVENT`] for input that is not an event,
- [`VOUCH_ERR_CLOSED`] once the publisher is closing.
+ Returns [`VOUCH_ERR_INVALID_EVENT`] for an invalid family name or JSON
+ over 32 KiB, [`VOUCH_ERR_CLOSED`] once the publisher is closing. JSON that
+ is not an event is found later by the worker: it is counted in
+ `dropped_invalid` (see [`vouch_stats_json`]) and reported to the error
+ callback ([`vouch_set_error_callback`]) with [`VOUCH_ERR_INVALID_EVENT`].
 
  # Safety
  `p` is NULL or a live handle; `family` is NULL or NUL-terminated; `data`
@@ -144,6 +159,23 @@ int32_t vouch_publish(const struct vouch_publisher *p,
  `p` is NULL or a live handle.
  */
 int32_t vouch_flush(const struct vouch_publisher *p, uint32_t timeout_ms);
+
+/*
+ Sets the error callback (see [`VouchErrorCallback`]); `callback` NULL
+ removes it. `user` is passed back unchanged on every call.
+
+ Never blocks beyond a short lock. After it returns, the previous callback
+ may still be running on the worker thread for a call already started;
+ after [`vouch_publisher_close`] returns, no callback runs any more.
+
+ # Safety
+ `p` is NULL or a live handle; `callback`, if not NULL, and `user` stay
+ valid, and usable from any thread, until the callback is replaced or the
+ handle is closed.
+ */
+int32_t vouch_set_error_callback(const struct vouch_publisher *p,
+                                 vouch_error_callback callback,
+                                 void *user);
 
 /*
  Writes the publisher's statistics as a JSON object to `*out`: `queued`,

@@ -54,13 +54,19 @@ pub fn from_go_livepeer(
     Ok(Event::from_type_and_data(family, data, now_ms)?)
 }
 
+/// The checks of [`from_go_livepeer`] that cost no parse: the family's name
+/// and the JSON's size. Callers that hand the parse to another thread run
+/// these first, so the obviously wrong is refused on the spot.
+pub fn check_pair(family: &str, data_json: &[u8]) -> Result<(), AdapterError> {
+    check_family(family)?;
+    check_size(data_json)
+}
+
 /// Converts one line of go-livepeer's Kafka JSON,
 /// `{id, type, timestamp, gateway, data}` (surrounding whitespace, such as
 /// an NDJSON line's `\r\n`, is ignored).
 pub fn from_kafka_line(line: &[u8]) -> Result<Event, AdapterError> {
-    if line.len() > MAX_EVENT_JSON_BYTES {
-        return Err(AdapterError::TooLarge { len: line.len(), max: MAX_EVENT_JSON_BYTES });
-    }
+    check_size(line)?;
     let json = parse(line.trim_ascii())?;
     if let Some(Json::String(family)) = json.get("type") {
         check_family(family)?;
@@ -70,9 +76,7 @@ pub fn from_kafka_line(line: &[u8]) -> Result<Event, AdapterError> {
 
 /// Parses at most [`MAX_EVENT_JSON_BYTES`] of JSON.
 fn parse(bytes: &[u8]) -> Result<Json, AdapterError> {
-    if bytes.len() > MAX_EVENT_JSON_BYTES {
-        return Err(AdapterError::TooLarge { len: bytes.len(), max: MAX_EVENT_JSON_BYTES });
-    }
+    check_size(bytes)?;
     serde_json::from_slice(bytes).map_err(|e| AdapterError::NotJson(json_reason(&e)))
 }
 
@@ -86,6 +90,14 @@ fn json_reason(e: &serde_json::Error) -> String {
         Category::Eof => "unexpected end of input",
     };
     format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+/// At most [`MAX_EVENT_JSON_BYTES`].
+fn check_size(bytes: &[u8]) -> Result<(), AdapterError> {
+    if bytes.len() > MAX_EVENT_JSON_BYTES {
+        return Err(AdapterError::TooLarge { len: bytes.len(), max: MAX_EVENT_JSON_BYTES });
+    }
+    Ok(())
 }
 
 /// go-livepeer's families are lowercase snake_case names.

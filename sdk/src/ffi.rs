@@ -19,12 +19,14 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::PublisherConfig;
 use crate::publisher::{PublishError, Publisher, PublisherError};
+use crate::stats::ErrorKind;
 
 /// Success.
 pub const VOUCH_OK: i32 = 0;
@@ -200,16 +202,19 @@ pub unsafe extern "C" fn vouch_publisher_new(
 /// `monitor.SendQueueEventAsync` (e.g. `"ai_stream_status"`), `data`/`len`
 /// its `data` marshalled to JSON (UTF-8, at most 32 KiB).
 ///
-/// Never blocks: the JSON is parsed on the calling thread (cost linear in
-/// `len`, capped by the 32 KiB limit) and the event is pushed onto the
-/// bounded queue under a lock that is never held across I/O, encoding or
-/// signing. When the queue is full the event is dropped by the configured
+/// Never blocks: the bytes are copied (at most 32 KiB) and pushed onto the
+/// bounded queue under a lock that is never held across I/O, parsing,
+/// encoding or signing; the publisher's worker parses the JSON. When the
+/// queue is full the event is dropped by the configured
 /// policy: with `drop_newest` (the default) this call returns
 /// [`VOUCH_ERR_QUEUE_FULL`]; with `drop_oldest` the oldest queued event goes
 /// and this call succeeds. Every drop is counted in the statistics.
 ///
-/// Returns [`VOUCH_ERR_INVALID_EVENT`] for input that is not an event,
-/// [`VOUCH_ERR_CLOSED`] once the publisher is closing.
+/// Returns [`VOUCH_ERR_INVALID_EVENT`] for an invalid family name or JSON
+/// over 32 KiB, [`VOUCH_ERR_CLOSED`] once the publisher is closing. JSON that
+/// is not an event is found later by the worker: it is counted in
+/// `dropped_invalid` (see [`vouch_stats_json`]) and reported to the error
+/// callback ([`vouch_set_error_callback`]) with [`VOUCH_ERR_INVALID_EVENT`].
 ///
 /// # Safety
 /// `p` is NULL or a live handle; `family` is NULL or NUL-terminated; `data`
@@ -276,6 +281,77 @@ pub unsafe extern "C" fn vouch_flush(p: *const VouchPublisher, timeout_ms: u32) 
             Ok(()) => VOUCH_OK,
             Err(e) => publisher_fail(&e),
         }
+    })
+}
+
+/// A function that hears of problems the publisher finds after
+/// [`vouch_publish`] returned: `code` is a `VOUCH_ERR_*` constant
+/// ([`VOUCH_ERR_INVALID_EVENT`] for an event the worker could not parse or
+/// validate, [`VOUCH_ERR_TRANSPORT`], [`VOUCH_ERR_IDENTITY`] for an expired
+/// certificate, [`VOUCH_ERR_PANIC`], [`VOUCH_ERR_INTERNAL`]), `message` the
+/// same text [`vouch_stats_json`] shows as `last_error`, borrowed for the
+/// call only. It runs on the publisher's worker thread (or, for an event
+/// refused on the spot, the publishing thread) and must return quickly.
+pub type VouchErrorCallback =
+    Option<unsafe extern "C" fn(user: *mut c_void, code: i32, message: *const c_char)>;
+
+/// The caller's `user` pointer, handed back to its callback on the worker thread.
+struct CallbackUser(*mut c_void);
+
+// SAFETY: `vouch_set_error_callback` requires `user` to be usable from any
+// thread; the SDK never dereferences it.
+unsafe impl Send for CallbackUser {}
+// SAFETY: as above.
+unsafe impl Sync for CallbackUser {}
+
+fn error_code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::InvalidEvent => VOUCH_ERR_INVALID_EVENT,
+        ErrorKind::Transport => VOUCH_ERR_TRANSPORT,
+        ErrorKind::Identity => VOUCH_ERR_IDENTITY,
+        ErrorKind::Panic => VOUCH_ERR_PANIC,
+        ErrorKind::Internal => VOUCH_ERR_INTERNAL,
+    }
+}
+
+/// Sets the error callback (see [`VouchErrorCallback`]); `callback` NULL
+/// removes it. `user` is passed back unchanged on every call.
+///
+/// Never blocks beyond a short lock. After it returns, the previous callback
+/// may still be running on the worker thread for a call already started;
+/// after [`vouch_publisher_close`] returns, no callback runs any more.
+///
+/// # Safety
+/// `p` is NULL or a live handle; `callback`, if not NULL, and `user` stay
+/// valid, and usable from any thread, until the callback is replaced or the
+/// handle is closed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vouch_set_error_callback(
+    p: *const VouchPublisher,
+    callback: VouchErrorCallback,
+    user: *mut c_void,
+) -> i32 {
+    guard("vouch_set_error_callback", || {
+        // SAFETY: the caller guarantees `p` is NULL or a live handle.
+        let publisher = match unsafe { handle(p) } {
+            Ok(publisher) => publisher,
+            Err(code) => return code,
+        };
+        let hook = callback.map(|callback| {
+            let user = CallbackUser(user);
+            Arc::new(move |kind: ErrorKind, message: &str| {
+                // Our messages hold no NUL; if one ever did, the C side gets a
+                // fixed text rather than nothing.
+                let text = CString::new(message)
+                    .unwrap_or_else(|_| CString::from(c"error message holds a NUL byte"));
+                let user = &user;
+                // SAFETY: the caller guarantees the callback and `user` are valid
+                // and callable from this thread; `text` outlives the call.
+                unsafe { callback(user.0, error_code(kind), text.as_ptr()) };
+            }) as crate::stats::ErrorHook
+        });
+        publisher.set_error_hook(hook);
+        VOUCH_OK
     })
 }
 
@@ -539,6 +615,13 @@ mod tests {
         assert_eq!(other, "");
     }
 
+    /// An error callback that appends to the `Mutex<Vec<(code, message)>>` behind `user`.
+    unsafe extern "C" fn record(user: *mut c_void, code: i32, message: *const c_char) {
+        let heard = unsafe { &*user.cast::<std::sync::Mutex<Vec<(i32, String)>>>() };
+        let message = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
+        heard.lock().unwrap().push((code, message));
+    }
+
     #[test]
     fn publish_flush_stats_close_through_a_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -547,10 +630,14 @@ mod tests {
         assert!(!p.is_null());
         let data =
             br#"{"type":"gateway_receive_stream_request","stream_id":"s1","request_id":"r1"}"#;
+        let heard = std::sync::Mutex::new(Vec::<(i32, String)>::new());
+        let user = std::ptr::from_ref(&heard).cast_mut().cast();
+        assert_eq!(unsafe { vouch_set_error_callback(p, Some(record), user) }, VOUCH_OK);
         assert_eq!(publish(p, "stream_trace", data), VOUCH_OK);
-        assert_eq!(publish(p, "stream_trace", b"{not json"), VOUCH_ERR_INVALID_EVENT);
-        assert!(last_error().contains("not JSON"), "{}", last_error());
+        // Taken at once: the worker parses it, finds it is not JSON, counts and reports it.
+        assert_eq!(publish(p, "stream_trace", b"{not json"), VOUCH_OK);
         assert_eq!(publish(p, "Bad Family", b"{}"), VOUCH_ERR_INVALID_EVENT);
+        assert_eq!(last_error(), "invalid event family \"Bad Family\"");
         let bad_family = [0xffu8, 0];
         let code =
             unsafe { vouch_publish(p, bad_family.as_ptr().cast(), data.as_ptr(), data.len()) };
@@ -558,9 +645,15 @@ mod tests {
         assert_eq!(unsafe { vouch_publish(p, c"x".as_ptr(), ptr::null(), 3) }, VOUCH_ERR_NULL);
         assert_eq!(unsafe { vouch_flush(p, 5000) }, VOUCH_OK, "{}", last_error());
         let s = stats(p);
-        assert_eq!(s["published_events"], 1);
+        assert_eq!(s["published_events"], 2);
         assert_eq!(s["sent_events"], 1);
         assert_eq!(s["dropped_invalid"], 2);
+        assert!(s["last_error"].as_str().unwrap().contains("not JSON"), "{s}");
+        let heard = std::mem::take(&mut *heard.lock().unwrap());
+        assert_eq!(heard.len(), 2, "{heard:?}");
+        assert_eq!(heard[0].0, VOUCH_ERR_INVALID_EVENT);
+        assert!(heard.iter().any(|(_, m)| m.contains("not JSON")), "{heard:?}");
+        assert_eq!(unsafe { vouch_set_error_callback(p, None, ptr::null_mut()) }, VOUCH_OK);
         assert_eq!(unsafe { vouch_publisher_close(p, 5000) }, VOUCH_OK, "{}", last_error());
         let frames = crate::transport::file::read_frames(dir.path().join("out.vouch")).unwrap();
         assert_eq!(frames.len(), 1);

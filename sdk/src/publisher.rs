@@ -2,10 +2,17 @@
 //! redacts, batches, numbers, signs and sends.
 //!
 //! ```text
-//! publish(event) ──► bounded queue ──► worker thread: redact → stamp provenance
+//! publish(event) ──► bounded queue ──► worker thread: (parse) → redact → stamp provenance
 //!   (never blocks;     (capacity,         → validate → encode → batch (max_events,
 //!    drops counted)     drop policy)        linger, max_bytes) → number → sign → transport
 //! ```
+//!
+//! **Parsing off the caller's thread.** go-livepeer's `(type, JSON)` pairs
+//! ([`Publisher::publish_go_livepeer`], the C ABI's `vouch_publish`) are
+//! queued as bytes after two cheap checks (family name, size); the worker
+//! parses them. A caller pays a copy, not a JSON parse; malformed JSON is
+//! counted in `dropped_invalid` and reported to the error hook
+//! ([`Publisher::set_error_hook`]) when the worker finds it.
 //!
 //! **Never blocking.** `publish` takes a mutex held only for a queue push or a
 //! worker's pop of at most one batch, never across I/O, encoding or signing;
@@ -44,7 +51,7 @@ use crate::config::{
     TransportConfig, TransportKind,
 };
 use crate::redact::{RedactionConfig, Redactor};
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, ErrorHook, ErrorKind, Stats};
 use crate::transport::file::FileTransport;
 use crate::transport::{Outgoing, Transport, TransportError, TransportProbe};
 
@@ -329,7 +336,7 @@ struct Shared {
 }
 
 struct State {
-    queue: VecDeque<Event>,
+    queue: VecDeque<Pending>,
     /// Callers wake the worker when the queue reaches this length.
     wake_at: usize,
     flush_requested: u64,
@@ -405,6 +412,11 @@ impl Publisher {
     /// [`PublishError::QueueFull`]; `drop_oldest` evicts the oldest queued
     /// event and returns `Ok`. Either way the drop is counted.
     pub fn publish(&self, event: Event) -> Result<(), PublishError> {
+        self.enqueue(Pending::Event(event))
+    }
+
+    /// Queues one item by the rules of [`Publisher::publish`].
+    fn enqueue(&self, item: Pending) -> Result<(), PublishError> {
         let sh = &*self.shared;
         let mut st = sh.lock();
         if st.closing || st.exited {
@@ -421,7 +433,7 @@ impl Publisher {
                 DropPolicy::DropOldest => evicted = st.queue.pop_front(),
             }
         }
-        st.queue.push_back(event);
+        st.queue.push_back(item);
         Counters::add(&sh.counters.queued, 1);
         let notify = st.queue.len() >= st.wake_at;
         if notify {
@@ -441,19 +453,33 @@ impl Publisher {
         Ok(())
     }
 
-    /// Converts go-livepeer's `(type, data JSON)` pair ([`adapter::from_go_livepeer`],
-    /// stamped with the current time when `data` has none) and publishes it.
-    /// Malformed input is returned as [`PublishError::Adapter`] and counted in
-    /// `dropped_invalid`. Redaction happens on the worker, before signing.
+    /// Queues go-livepeer's `(type, data JSON)` pair: the worker converts it
+    /// ([`adapter::from_go_livepeer`], stamped with the time of this call when
+    /// `data` has none), redacts and publishes it. An invalid family name or
+    /// JSON over [`adapter::MAX_EVENT_JSON_BYTES`] is refused here as
+    /// [`PublishError::Adapter`]; JSON that does not parse into an event is
+    /// found by the worker. Both are counted in `dropped_invalid`; the
+    /// worker's findings also go to the error hook.
     pub fn publish_go_livepeer(&self, family: &str, data_json: &[u8]) -> Result<(), PublishError> {
-        match adapter::from_go_livepeer(family, data_json, now_ms()) {
-            Ok(event) => self.publish(event),
+        match adapter::check_pair(family, data_json) {
+            Ok(()) => self.enqueue(Pending::GoLivepeer(RawEvent {
+                family: family.into(),
+                json: data_json.into(),
+                observed_ms: now_ms(),
+            })),
             Err(e) => {
                 Counters::add(&self.shared.counters.dropped_invalid, 1);
-                self.shared.counters.set_error(&e);
+                self.shared.counters.set_error(ErrorKind::InvalidEvent, &e);
                 Err(PublishError::Adapter(e))
             }
         }
+    }
+
+    /// Sets the hook that hears of every problem the publisher records after
+    /// `publish` returned (events the worker found invalid, transport
+    /// failures, certificate expiry); `None` removes it. See [`ErrorHook`].
+    pub fn set_error_hook(&self, hook: Option<ErrorHook>) {
+        self.shared.counters.set_hook(hook);
     }
 
     /// Waits, at most `timeout`, until every event published before the call
@@ -527,6 +553,9 @@ impl Publisher {
         let exited = st.exited;
         let close_result = st.close_result.clone();
         drop(st);
+        // A worker left behind must not call into a caller that has moved on
+        // (C callers free the callback's data after close).
+        sh.counters.set_hook(None);
         if !exited {
             // The worker is stuck in the transport: leave it behind.
             drop(handle);
@@ -702,6 +731,37 @@ impl Chain {
     }
 }
 
+/// One queued item: an event, or go-livepeer's bytes for the worker to parse.
+// The queue held `Event`s inline before raw pairs existed; boxing the event
+// would add an allocation to every typed `publish` to save queue slots.
+#[allow(clippy::large_enum_variant)]
+enum Pending {
+    /// Built by the caller.
+    Event(Event),
+    /// Checked for family and size only.
+    GoLivepeer(RawEvent),
+}
+
+/// go-livepeer's `(type, data JSON)` pair as the caller handed it over.
+struct RawEvent {
+    family: Box<str>,
+    json: Box<[u8]>,
+    /// When it was published: the event time if `data` has no timestamp.
+    observed_ms: u64,
+}
+
+impl Pending {
+    /// The event, parsing it if it came as bytes.
+    fn into_event(self) -> Result<Event, AdapterError> {
+        match self {
+            Pending::Event(event) => Ok(event),
+            Pending::GoLivepeer(raw) => {
+                adapter::from_go_livepeer(&raw.family, &raw.json, raw.observed_ms)
+            }
+        }
+    }
+}
+
 /// What the worker should do next.
 enum Step {
     /// Events were taken into `incoming`.
@@ -743,7 +803,7 @@ struct Worker {
     /// The batch being built: its encoded events, under the certificate.
     batch: BatchWriter,
     batch_deadline: Instant,
-    incoming: Vec<Event>,
+    incoming: Vec<Pending>,
     flush: Option<FlushJob>,
     flush_seen: u64,
     closing: Option<Instant>,
@@ -792,7 +852,7 @@ impl Worker {
         let shared = Arc::clone(&self.shared);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run()));
         if result.is_err() {
-            shared.counters.set_error("publisher worker panicked");
+            shared.counters.set_error(ErrorKind::Panic, "publisher worker panicked");
             let mut st = shared.lock();
             st.exited = true;
             st.closing = true;
@@ -814,7 +874,7 @@ impl Worker {
         let deadline = self.closing.unwrap_or_else(Instant::now);
         let result = self.transport.close(deadline);
         if let Err(e) = &result {
-            self.shared.counters.set_error(e);
+            self.shared.counters.set_error(ErrorKind::Transport, e);
         }
         let mut st = self.shared.lock();
         st.exited = true;
@@ -900,7 +960,14 @@ impl Worker {
     /// Redacts, stamps, validates and encodes the taken events into the batch.
     fn take_incoming(&mut self) {
         let mut incoming = std::mem::take(&mut self.incoming);
-        for mut event in incoming.drain(..) {
+        for item in incoming.drain(..) {
+            let mut event = match item.into_event() {
+                Ok(event) => event,
+                Err(e) => {
+                    self.drop_invalid(e);
+                    continue;
+                }
+            };
             self.redactor.apply(&mut event);
             if event.gateway_region.is_none() {
                 event.gateway_region.clone_from(&self.region);
@@ -936,11 +1003,11 @@ impl Worker {
         self.incoming = incoming;
     }
 
-    fn drop_invalid(&self, why: String) {
+    fn drop_invalid(&self, why: impl std::fmt::Display) {
         let c = &self.shared.counters;
         c.unqueue(1);
         Counters::add(&c.dropped_invalid, 1);
-        c.set_error(why);
+        c.set_error(ErrorKind::InvalidEvent, why);
     }
 
     /// Numbers, signs and sends the batch being built.
@@ -954,7 +1021,9 @@ impl Worker {
         let now = now_ms();
         if !self.expiry_reported && now / 1000 >= self.not_after_secs {
             self.expiry_reported = true;
-            self.shared.counters.set_error("the delegation certificate has expired");
+            self.shared
+                .counters
+                .set_error(ErrorKind::Identity, "the delegation certificate has expired");
         }
         let number = self.chain.next(now);
         let id = MessageId {
@@ -971,7 +1040,7 @@ impl Worker {
             Err(e) => {
                 c.unqueue(n);
                 Counters::add(&c.dropped_invalid, n);
-                c.set_error(format!("cannot sign a batch: {e}"));
+                c.set_error(ErrorKind::Internal, format!("cannot sign a batch: {e}"));
                 return;
             }
         };
@@ -986,7 +1055,10 @@ impl Worker {
             Err(e) => {
                 c.unqueue(n);
                 Counters::add(&c.dropped_transport, n);
-                c.set_error(format!("{} transport: {e}", self.transport.kind()));
+                c.set_error(
+                    ErrorKind::Transport,
+                    format!("{} transport: {e}", self.transport.kind()),
+                );
             }
         }
     }
@@ -996,7 +1068,7 @@ impl Worker {
         let Some(job) = self.flush.take() else { return };
         let result = self.transport.flush(job.deadline);
         if let Err(e) = &result {
-            self.shared.counters.set_error(e);
+            self.shared.counters.set_error(ErrorKind::Transport, e);
         }
         let mut st = self.shared.lock();
         st.flush_done = st.flush_done.max(job.generation);

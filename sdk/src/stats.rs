@@ -1,7 +1,7 @@
 //! Publisher statistics: what was taken, sent and lost, and why.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,41 @@ pub(crate) struct Counters {
     pub(crate) dropped_transport: AtomicU64,
     pub(crate) dropped_invalid: AtomicU64,
     last_error: Mutex<Option<String>>,
+    hook: HookSlot,
+}
+
+/// What kind of problem a publisher recorded (the C ABI maps each to its
+/// `VOUCH_ERR_*` code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An event was dropped because it is not a valid event (malformed
+    /// go-livepeer JSON found by the worker, an event that fails validation,
+    /// or one too large for an envelope).
+    InvalidEvent,
+    /// The transport refused, lost or could not flush envelopes.
+    Transport,
+    /// The delegation certificate expired while publishing.
+    Identity,
+    /// The worker panicked and stopped.
+    Panic,
+    /// Anything else (a batch could not be signed).
+    Internal,
+}
+
+/// Called with every problem a publisher records after `publish` returned,
+/// on the thread that found it (usually the publisher's worker). It must
+/// return quickly: the worker waits for it.
+pub type ErrorHook = Arc<dyn Fn(ErrorKind, &str) + Send + Sync>;
+
+/// The slot holding a publisher's [`ErrorHook`].
+#[derive(Default)]
+struct HookSlot(RwLock<Option<ErrorHook>>);
+
+impl std::fmt::Debug for HookSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.read().unwrap_or_else(PoisonError::into_inner).is_some();
+        f.debug_struct("HookSlot").field("set", &set).finish()
+    }
 }
 
 impl Counters {
@@ -70,12 +105,21 @@ impl Counters {
         self.queued.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// Records the most recent error.
-    pub(crate) fn set_error(&self, error: impl std::fmt::Display) {
+    /// Records the most recent error and hands it to the error hook, if one is set.
+    pub(crate) fn set_error(&self, kind: ErrorKind, error: impl std::fmt::Display) {
         let text = error.to_string();
-        tracing::debug!(error = %text, "vouch publisher");
-        let mut slot = self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *slot = Some(text);
+        tracing::debug!(error = %text, ?kind, "vouch publisher");
+        // The hook is cloned out so that it runs with no lock held.
+        let hook = self.hook.0.read().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(hook) = hook {
+            hook(kind, &text);
+        }
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(text);
+    }
+
+    /// Sets (or, with `None`, clears) the error hook.
+    pub(crate) fn set_hook(&self, hook: Option<ErrorHook>) {
+        *self.hook.0.write().unwrap_or_else(PoisonError::into_inner) = hook;
     }
 
     /// A snapshot.
@@ -92,11 +136,7 @@ impl Counters {
             // Filled in by `Publisher::stats` from the transport's probe.
             transport_pending: 0,
             transport_dropped: 0,
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
+            last_error: self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
     }
 }

@@ -70,9 +70,17 @@ fn go_program_publishes_verifiable_envelopes_through_the_c_abi() {
         .to_string(),
     );
     lines.push("not json at all".to_owned());
+    // JSON to Go, but not an event to the SDK: nested deeper than events may
+    // be. The SDK's worker finds it and tells the program's error callback.
+    let deep = (0..40).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]));
+    lines.push(
+        serde_json::json!({"id": "x3", "type": "ai_stream_status", "timestamp": "1768483062001",
+            "gateway": "", "data": {"stream_id": "s9", "deep": deep}})
+        .to_string(),
+    );
     let events_file = work.join("events.ndjson");
     std::fs::write(&events_file, lines.join("\n") + "\n").unwrap();
-    let expected_families: Vec<String> = lines[..lines.len() - 1]
+    let expected_families: Vec<String> = lines[..lines.len() - 2]
         .iter()
         .map(|l| serde_json::from_str::<Json>(l).unwrap()["type"].as_str().unwrap().to_owned())
         .collect();
@@ -91,16 +99,22 @@ fn go_program_publishes_verifiable_envelopes_through_the_c_abi() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "scripts/go-example.sh failed:\n{stderr}");
     assert!(stderr.contains("line 11 is not a go-livepeer event, skipped"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the SDK dropped an event (code 6): invalid event: JSON value nests deeper than 32"
+        ),
+        "{stderr}"
+    );
 
     // The program prints the SDK's statistics as its last stdout line.
     let stdout = String::from_utf8(run.stdout).unwrap();
     let stats: Json = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let n = expected_families.len() as u64;
-    assert_eq!(stats["published_events"], n, "{stats}");
+    assert_eq!(stats["published_events"], n + 1, "{stats}");
     assert_eq!(stats["sent_events"], n, "{stats}");
     assert_eq!(stats["queued"], 0);
     assert_eq!(stats["dropped_queue_full"], 0);
-    assert_eq!(stats["dropped_invalid"], 0);
+    assert_eq!(stats["dropped_invalid"], 1, "the deep one");
     assert_eq!(stats["dropped_transport"], 0);
 
     let frames = vouch_sdk::transport::file::read_frames(&out).unwrap();

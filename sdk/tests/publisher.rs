@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vouch_delegation::{Role, keys};
 use vouch_schema::Origin;
 use vouch_sdk::config::{DropPolicy, PublisherConfig, TransportKind};
+use vouch_sdk::stats::ErrorKind;
 use vouch_sdk::transport::file::read_frames;
 use vouch_sdk::{PublishError, Publisher, PublisherError, PublisherSettings, Signer};
 use vouch_testkit::actor::local_chain;
@@ -325,16 +327,27 @@ fn invalid_events_and_input_are_counted_not_sent() {
         Box::new(t.clone()),
     )
     .unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    p.set_error_hook(Some(Arc::new(move |kind: ErrorKind, message: &str| {
+        sink.lock().unwrap().push((kind, message.to_owned()));
+    })));
     let mut bad = probe(1);
     bad.stream_id = Some(String::new());
     p.publish(bad).unwrap();
     let mut huge = probe(2);
     huge.data["blob"] = serde_json::Value::String("x".repeat(70_000));
     p.publish(huge).unwrap();
-    assert!(matches!(p.publish_go_livepeer("probe", b"{nope"), Err(PublishError::Adapter(_))));
+    // Malformed JSON is taken and found by the worker; a bad family is refused on the spot.
+    p.publish_go_livepeer("probe", b"{nope").unwrap();
+    assert!(matches!(p.publish_go_livepeer("Probe!", b"{}"), Err(PublishError::Adapter(_))));
     p.publish(probe(3)).unwrap();
     let stats = p.close(5 * SECOND).unwrap();
-    assert_eq!((stats.sent_events, stats.dropped_invalid, stats.queued), (1, 3, 0), "{stats:?}");
+    assert_eq!((stats.sent_events, stats.dropped_invalid, stats.queued), (1, 4, 0), "{stats:?}");
+    let heard = heard.lock().unwrap();
+    assert_eq!(heard.len(), 4, "every drop reaches the hook: {heard:?}");
+    assert!(heard.iter().all(|(kind, _)| *kind == ErrorKind::InvalidEvent), "{heard:?}");
+    assert!(heard.iter().any(|(_, m)| m.starts_with("event is not JSON")), "{heard:?}");
 }
 
 #[test]

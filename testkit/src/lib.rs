@@ -16,9 +16,11 @@
 //!   talk to: ganache ([`ganache`]), mosquitto ([`mosquitto`]), a private
 //!   Streamr network with Streamr's own SDK clients ([`streamr`]) and
 //!   ClickHouse ([`clickhouse`]). The OpenAPI checks are in [`openapi`].
+//! - On the wire: a libp2p peer that speaks only `/vouch/1/sync`, as a
+//!   flooder would ([`sync`]).
 //!
 //! Dependencies point one way: this crate builds on `vouch-schema`,
-//! `vouch-delegation`, `vouch-sla` and `vouch-sdk`, never on the verifier
+//! `vouch-delegation`, `vouch-net`, `vouch-sla` and `vouch-sdk`, never on the verifier
 //! (whose tests use it). Those crates take it as a dev-dependency, which
 //! cargo allows for integration tests and benches; a crate's own unit tests
 //! (`#[cfg(test)]` in its `src/`) must not use it, as their binary would link
@@ -47,6 +49,7 @@ pub mod publisher;
 pub mod sla;
 pub mod streamr;
 pub mod subscriber;
+pub mod sync;
 pub mod traffic;
 
 use std::net::{Ipv4Addr, TcpListener};

@@ -8,14 +8,16 @@
 //! drives axum's [`Router`] with hyper's HTTP/1 connection builder and adds,
 //! per [`HttpLimits`]:
 //!
-//! - a total and a per-client connection cap. At the total cap the
-//!   connection idle the longest (no request in progress, e.g. one still
-//!   waiting for its headers) is closed to admit the new one (counted as
-//!   evicted), so a flood of idle connections cannot lock out a client that
-//!   sends its request at once; only when every connection is busy is the
-//!   new one refused. Over the per-client cap, or with the file descriptors
-//!   the process keeps for its log, state and gossip in danger, a new
-//!   connection is refused. A refused connection gets a best-effort 503 JSON
+//! - a total and a per-client connection cap. At either cap the connection
+//!   idle the longest (no request in progress, e.g. one still waiting for
+//!   its headers) is closed to admit the new one (counted as evicted): at
+//!   the per-client cap one of that client's own, at the total cap anyone's.
+//!   So a flood of idle connections cannot lock out a client that sends its
+//!   request at once, not even one sharing the flooder's address (a NAT, a
+//!   monitor on the same host); only when every connection in question is
+//!   busy is the new one refused. With the file descriptors the process
+//!   keeps for its log, state and gossip in danger, a new connection is
+//!   refused. A refused connection gets a best-effort 503 JSON
 //!   answer and is closed at once, and is counted by reason;
 //! - hyper's header read timeout (which also ends keep-alive connections
 //!   that send no next request), an idle timeout on connections whose
@@ -34,7 +36,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::fmt::Write as _;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -51,12 +53,15 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower_service::Service as _;
+use vouch_net::metrics::{counter, counter_family, gauge};
 
 use crate::api::ApiError;
 use crate::api::limits::ClientKey;
@@ -297,7 +302,7 @@ impl FdWatch {
     }
 }
 
-/// Counters of one HTTP listener, rendered into `/metrics`.
+/// Counters of one HTTP listener, collected into `/metrics`.
 #[derive(Debug, Default)]
 pub struct HttpServerMetrics {
     open: AtomicU64,
@@ -353,98 +358,84 @@ impl HttpServerMetrics {
     pub fn cap(&self) -> u64 {
         self.cap.load(Ordering::Relaxed)
     }
+}
 
-    /// Appends the Prometheus text exposition of every counter to `out`.
-    pub fn render_metrics(&self, out: &mut String) {
+impl Collector for HttpServerMetrics {
+    /// The `vouch_http_*` and `vouch_process_*` families.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        write_by_reason(
-            out,
+        let enc = &mut enc;
+        counter_family(
+            enc,
             "vouch_http_connections_refused_total",
             "New HTTP connections refused, by reason.",
-            Refusal::ALL.iter().map(|r| r.as_str()).zip(self.refused.iter().map(load)),
-        );
-        write_by_reason(
-            out,
+            Refusal::ALL
+                .iter()
+                .zip(&self.refused)
+                .map(|(r, n)| ([("reason", r.as_str())], load(n))),
+        )?;
+        counter_family(
+            enc,
             "vouch_http_requests_refused_total",
             "Requests answered by the server itself (oversized or unparseable), by reason.",
-            BadRequest::ALL.iter().map(|r| r.as_str()).zip(self.requests_refused.iter().map(load)),
-        );
-        let rows = [
-            ("vouch_http_connections", "gauge", "HTTP connections open.", load(&self.open)),
-            (
-                "vouch_http_connections_limit",
-                "gauge",
-                "HTTP connection cap in force (clamped to the descriptor limit).",
-                load(&self.cap),
-            ),
-            (
-                "vouch_http_connections_accepted_total",
-                "counter",
-                "HTTP connections admitted.",
-                load(&self.accepted),
-            ),
-            (
-                "vouch_http_connections_evicted_total",
-                "counter",
-                "Idle HTTP connections closed to admit a new one at the cap.",
-                load(&self.evicted),
-            ),
-            (
-                "vouch_http_header_timeouts_total",
-                "counter",
-                "HTTP connections closed because a request head did not arrive in time.",
-                load(&self.header_timeouts),
-            ),
-            (
-                "vouch_http_idle_timeouts_total",
-                "counter",
-                "HTTP connections closed after moving no byte for the idle timeout.",
-                load(&self.idle_timeouts),
-            ),
-            (
-                "vouch_http_accept_errors_total",
-                "counter",
-                "Failed accepts (e.g. no descriptor left).",
-                load(&self.accept_errors),
-            ),
-            (
-                "vouch_process_max_fds",
-                "gauge",
-                "The soft RLIMIT_NOFILE in force.",
-                load(&self.fd_limit),
-            ),
-            (
-                "vouch_http_fd_reserve",
-                "gauge",
-                "Descriptors HTTP connections leave free for log, state and gossip.",
-                load(&self.fd_reserve),
-            ),
-        ];
-        write_rows(out, &rows);
+            BadRequest::ALL
+                .iter()
+                .zip(&self.requests_refused)
+                .map(|(r, n)| ([("reason", r.as_str())], load(n))),
+        )?;
+        gauge(enc, "vouch_http_connections", "HTTP connections open.", load(&self.open))?;
+        gauge(
+            enc,
+            "vouch_http_connections_limit",
+            "HTTP connection cap in force (clamped to the descriptor limit).",
+            load(&self.cap),
+        )?;
+        counter(
+            enc,
+            "vouch_http_connections_accepted_total",
+            "HTTP connections admitted.",
+            load(&self.accepted),
+        )?;
+        counter(
+            enc,
+            "vouch_http_connections_evicted_total",
+            "Idle HTTP connections closed to admit a new one at the cap.",
+            load(&self.evicted),
+        )?;
+        counter(
+            enc,
+            "vouch_http_header_timeouts_total",
+            "HTTP connections closed because a request head did not arrive in time.",
+            load(&self.header_timeouts),
+        )?;
+        counter(
+            enc,
+            "vouch_http_idle_timeouts_total",
+            "HTTP connections closed after moving no byte for the idle timeout.",
+            load(&self.idle_timeouts),
+        )?;
+        counter(
+            enc,
+            "vouch_http_accept_errors_total",
+            "Failed accepts (e.g. no descriptor left).",
+            load(&self.accept_errors),
+        )?;
+        gauge(
+            enc,
+            "vouch_process_max_fds",
+            "The soft RLIMIT_NOFILE in force.",
+            load(&self.fd_limit),
+        )?;
+        gauge(
+            enc,
+            "vouch_http_fd_reserve",
+            "Descriptors HTTP connections leave free for log, state and gossip.",
+            load(&self.fd_reserve),
+        )?;
         if let Some(open) = open_descriptors() {
-            let help = "Descriptors the process holds.";
-            write_rows(out, &[("vouch_process_open_fds", "gauge", help, open)]);
+            gauge(enc, "vouch_process_open_fds", "Descriptors the process holds.", open)?;
         }
-    }
-}
-
-/// Prometheus text of single-valued series: (name, type, help, value).
-pub(crate) fn write_rows(out: &mut String, rows: &[(&str, &str, &str, u64)]) {
-    for (name, kind, help, value) in rows {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    }
-}
-
-/// Prometheus text of a counter labelled by `reason`.
-fn write_by_reason<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    values: impl Iterator<Item = (&'a str, u64)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (reason, n) in values {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+        Ok(())
     }
 }
 
@@ -520,27 +511,20 @@ impl Admission {
     }
 
     /// Admits a connection from `client` at `now`, evicting the connection
-    /// idle the longest if the total cap is reached.
+    /// idle the longest (the client's own at the per-client cap, anyone's at
+    /// the total cap) when a cap is reached.
     fn admit(self: &Arc<Self>, client: ClientKey, now: Instant) -> Result<Permit, Refusal> {
         let mut table = self.lock();
         if self.fds.exhausted(table.conns.len() as u64, now) {
             return Err(Refusal::FdReserve);
         }
-        if table.per_client.get(&client).copied().unwrap_or(0) >= self.max_per_client {
+        if table.per_client.get(&client).copied().unwrap_or(0) >= self.max_per_client
+            && !self.evict_idlest(&mut table, |c| c.client == client)
+        {
             return Err(Refusal::PerIpCap);
         }
-        if table.conns.len() >= self.max_total {
-            let victim = table
-                .conns
-                .values()
-                .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
-                .min_by_key(|c| c.last_io_ms.load(Ordering::Relaxed))
-                .map(|c| c.id);
-            let Some(victim) = victim.and_then(|id| table.remove(id)) else {
-                return Err(Refusal::TotalCap);
-            };
-            victim.evict.notify_one();
-            self.metrics.evicted.fetch_add(1, Ordering::Relaxed);
+        if table.conns.len() >= self.max_total && !self.evict_idlest(&mut table, |_| true) {
+            return Err(Refusal::TotalCap);
         }
         let id = table.next_id;
         table.next_id += 1;
@@ -557,6 +541,23 @@ impl Admission {
         self.metrics.open.store(table.conns.len() as u64, Ordering::Relaxed);
         self.metrics.accepted.fetch_add(1, Ordering::Relaxed);
         Ok(Permit { admission: Arc::clone(self), conn })
+    }
+
+    /// Closes the connection among `which` that moved no byte for the
+    /// longest and has no request in progress; false when every one is busy.
+    fn evict_idlest(&self, table: &mut Table, which: impl Fn(&ConnState) -> bool) -> bool {
+        let victim = table
+            .conns
+            .values()
+            .filter(|c| which(c) && c.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|c| c.last_io_ms.load(Ordering::Relaxed))
+            .map(|c| c.id);
+        let Some(victim) = victim.and_then(|id| table.remove(id)) else {
+            return false;
+        };
+        victim.evict.notify_one();
+        self.metrics.evicted.fetch_add(1, Ordering::Relaxed);
+        true
     }
 }
 
@@ -762,7 +763,7 @@ impl HttpServer {
         self.addr
     }
 
-    /// The listener's counters (render them into `/metrics`).
+    /// The listener's counters (a collector for `/metrics`).
     pub fn metrics(&self) -> Arc<HttpServerMetrics> {
         Arc::clone(&self.metrics)
     }
@@ -1019,16 +1020,34 @@ mod tests {
     }
 
     #[test]
-    fn per_client_cap_refuses_and_frees_on_close() {
+    fn per_client_cap_refuses_when_busy_and_frees_on_close() {
         let a = admission(10, 2, UNLIMITED);
         let now = Instant::now();
         let p1 = a.admit(client(1), now).unwrap();
-        let _p2 = a.admit(client(1), now).unwrap();
+        let p2 = a.admit(client(1), now).unwrap();
+        p1.conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        p2.conn.in_flight.fetch_add(1, Ordering::AcqRel);
         assert_eq!(a.admit(client(1), now).err(), Some(Refusal::PerIpCap));
         let _p3 = a.admit(client(2), now).unwrap();
         drop(p1);
         assert!(a.admit(client(1), now).is_ok(), "a closed connection frees its slot");
         assert_eq!(a.metrics.open(), 2, "the permit above was dropped at once");
+        assert_eq!(a.metrics.evicted(), 0);
+    }
+
+    #[test]
+    fn at_the_per_client_cap_the_clients_own_idlest_is_evicted() {
+        let a = admission(10, 2, UNLIMITED);
+        let t = Instant::now();
+        let other = a.admit(client(2), t).unwrap();
+        let old = a.admit(client(1), t + Duration::from_millis(5)).unwrap();
+        let _recent = a.admit(client(1), t + Duration::from_millis(10)).unwrap();
+        // `other` is idle the longest, but it is not this client's.
+        let _new = a.admit(client(1), t + Duration::from_millis(15)).unwrap();
+        assert_eq!(a.metrics.evicted(), 1);
+        assert!(!a.lock().conns.contains_key(&old.conn.id), "the client's idlest left");
+        assert!(a.lock().conns.contains_key(&other.conn.id), "another client's stays");
+        assert_eq!(a.lock().per_client[&client(1)], 2);
     }
 
     #[test]

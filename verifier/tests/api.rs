@@ -142,8 +142,7 @@ async fn restricted_field_needs_a_valid_token_with_the_scope() {
         assert_eq!(body["summary"]["address"], A1, "{name}: the rest is served");
         assert!(!server.source.last("orchestrator").unwrap().1, "{name}");
     }
-    let mut metrics = String::new();
-    server.api.metrics().render_metrics(&mut metrics);
+    let metrics = vouch_net::metrics::encode_one(server.api.metrics());
     for reason in ["signature", "expired", "scope", "algorithm", "malformed"] {
         assert!(
             metrics.contains(&format!("vouch_api_jwt_rejected_total{{reason=\"{reason}\"}} 1")),
@@ -191,8 +190,7 @@ async fn es256_tokens_verify_and_hmac_with_the_public_key_does_not() {
 
 /// `vouch_api_jwt_rejected_total{reason}` of `api` now.
 fn jwt_rejected(api: &Api, reason: &str) -> u64 {
-    let mut metrics = String::new();
-    api.metrics().render_metrics(&mut metrics);
+    let metrics = vouch_net::metrics::encode_one(api.metrics());
     let prefix = format!("vouch_api_jwt_rejected_total{{reason=\"{reason}\"}} ");
     metrics
         .lines()
@@ -358,8 +356,7 @@ async fn the_rate_limit_answers_429_json_and_counts() {
     assert!(retry >= 1);
     assert_eq!(headers["access-control-allow-origin"], EXPLORER, "a browser can read the 429");
 
-    let mut metrics = String::new();
-    server.api.metrics().render_metrics(&mut metrics);
+    let metrics = vouch_net::metrics::encode_one(server.api.metrics());
     assert!(metrics.contains("vouch_api_rate_limited_total 1\n"), "{metrics}");
     assert!(
         metrics.contains("vouch_api_requests_total{route=\"/v1/regions\",status=\"200\"} 3\n"),
@@ -461,7 +458,7 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
     let scores = vouch_verifier::scores::Scores::open(&Default::default(), None).unwrap().0;
     let node_routes = vouch_verifier::node::http::router(
         Arc::new(Default::default()),
-        Vec::new(),
+        Arc::default(),
         Arc::new(scores),
     );
     let base =
@@ -619,7 +616,6 @@ async fn source_calls_beyond_max_in_flight_are_shed_with_503() {
         client.get(format!("{base}/v1/regions")).send().await.unwrap().status().as_u16(),
         200
     );
-    let mut metrics = String::new();
-    api.metrics().render_metrics(&mut metrics);
+    let metrics = vouch_net::metrics::encode_one(api.metrics());
     assert!(metrics.contains("vouch_api_shed_total 1\n"), "{metrics}");
 }

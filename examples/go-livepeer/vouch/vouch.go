@@ -16,6 +16,9 @@ package vouch
 #cgo LDFLAGS: -L${SRCDIR}/../../../target/debug -l:libvouch_sdk.a -ldl -lm -lpthread
 #include <stdlib.h>
 #include "vouch.h"
+
+// Defined in Go below (//export); cgo declares its message as char *.
+extern void vouchGoOnError(void *user, int32_t code, char *message);
 */
 import "C"
 
@@ -24,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/cgo"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +114,40 @@ type Publisher struct {
 	// publishErrors counts SendQueueEventAsync events the SDK refused (the
 	// SDK's statistics say why).
 	publishErrors uint64
+	// onError holds, in C memory (C may keep it; Go memory it may not), the
+	// cgo.Handle of every OnError function set. A replaced one may still be
+	// running on the SDK's worker, so all are freed only by Close.
+	onError []unsafe.Pointer
+}
+
+//export vouchGoOnError
+func vouchGoOnError(user unsafe.Pointer, code C.int32_t, message *C.char) {
+	f := cgo.Handle(*(*C.uintptr_t)(user)).Value().(func(int, string))
+	f(int(code), C.GoString(message))
+}
+
+// OnError sets f to hear of every problem the SDK finds after Publish
+// returned: events its worker could not parse or validate (CodeInvalidEvent),
+// transport failures, certificate expiry. f runs on the SDK's worker thread
+// and must return quickly; nil removes it.
+func (pub *Publisher) OnError(f func(code int, message string)) error {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	if pub.p == nil {
+		return &Error{Op: "on_error", Code: CodeClosed, Message: "publisher is closed"}
+	}
+	var user unsafe.Pointer
+	callback := C.vouch_error_callback(nil)
+	if f != nil {
+		user = C.malloc(C.size_t(unsafe.Sizeof(C.uintptr_t(0))))
+		*(*C.uintptr_t)(user) = C.uintptr_t(cgo.NewHandle(f))
+		callback = C.vouch_error_callback(C.vouchGoOnError)
+	}
+	err := call("on_error", func() C.int32_t { return C.vouch_set_error_callback(pub.p, callback, user) })
+	if user != nil {
+		pub.onError = append(pub.onError, user)
+	}
+	return err
 }
 
 // New creates a publisher from a TOML configuration (its text, not a path;
@@ -146,7 +184,9 @@ func (pub *Publisher) family(eventType string) (*C.char, bool) {
 
 // Publish hands one event (its type and its data as JSON) to the SDK. It
 // never blocks: a full queue returns ErrQueueFull (the event is dropped and
-// counted), input that is not an event ErrInvalidEvent.
+// counted), an invalid event type or data over 32 KiB ErrInvalidEvent. The
+// SDK parses data on its own thread: data that is not an event is counted in
+// Stats.DroppedInvalid and reported to the OnError function.
 func (pub *Publisher) Publish(eventType string, data []byte) error {
 	pub.mu.RLock()
 	defer pub.mu.RUnlock()
@@ -268,6 +308,12 @@ func (pub *Publisher) Close(timeout time.Duration) error {
 		pub.families.Delete(k)
 		return true
 	})
+	// The worker has stopped: nothing calls the functions any more.
+	for _, user := range pub.onError {
+		cgo.Handle(*(*C.uintptr_t)(user)).Delete()
+		C.free(user)
+	}
+	pub.onError = nil
 	return err
 }
 

@@ -4,6 +4,12 @@
 //! A reader takes at most one byte past the bound, so an endless or
 //! oversized message costs the bound and no more; a writer refuses to send a
 //! message over it. Both count the bytes they move in [`SyncStats`].
+//!
+//! A request that fails to read is handed up as [`RequestFrame::Malformed`]
+//! rather than as an error: libp2p's request-response behaviour reports an
+//! inbound stream whose request it could not read to nobody (it only logs
+//! it), so an error here would leave the peer that sent it uncounted and
+//! unpenalized.
 
 use std::io;
 use std::sync::Arc;
@@ -46,6 +52,24 @@ impl CodecError {
 impl From<CodecError> for io::Error {
     fn from(e: CodecError) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// A `/vouch/1/sync` request as [`SyncCodec`] carries it: a request, or, on
+/// the serving side, bytes that were not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestFrame {
+    /// A well-formed request (the only kind a node sends).
+    Request(SyncRequest),
+    /// What the peer sent was not a request (over [`MAX_REQUEST_BYTES`], not
+    /// CBOR, the wrong shape): the node counts it, penalizes the peer and
+    /// answers nothing. Never written: sending one is an error.
+    Malformed(CodecError),
+}
+
+impl From<SyncRequest> for RequestFrame {
+    fn from(request: SyncRequest) -> RequestFrame {
+        RequestFrame::Request(request)
     }
 }
 
@@ -111,14 +135,20 @@ impl SyncCodec {
 
 impl request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = SyncRequest;
+    type Request = RequestFrame;
     type Response = SyncResponse;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<RequestFrame>
     where
         T: AsyncRead + Unpin + Send,
     {
-        self.read(io, MAX_REQUEST_BYTES).await
+        match self.read(io, MAX_REQUEST_BYTES).await {
+            Ok(request) => Ok(RequestFrame::Request(request)),
+            Err(e) => match CodecError::from_io(&e) {
+                Some(malformed) => Ok(RequestFrame::Malformed(malformed.clone())),
+                None => Err(e),
+            },
+        }
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
@@ -132,12 +162,17 @@ impl request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: SyncRequest,
+        request: RequestFrame,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        self.write(io, &request, MAX_REQUEST_BYTES).await
+        match request {
+            RequestFrame::Request(request) => self.write(io, &request, MAX_REQUEST_BYTES).await,
+            RequestFrame::Malformed(_) => {
+                Err(CodecError::Encode("a malformed request is read, never sent".into()).into())
+            }
+        }
     }
 
     async fn write_response<T>(
@@ -272,16 +307,23 @@ mod tests {
         let protocol = crate::sync::PROTOCOL;
         let request = SyncRequest::Ids { minute: 1, partition: 2, after: None };
         let mut wire = Vec::new();
-        block_on(codec.write_request(&protocol, &mut wire, request.clone())).unwrap();
+        block_on(codec.write_request(&protocol, &mut wire, request.clone().into())).unwrap();
         let got = block_on(codec.read_request(&protocol, &mut wire.as_slice())).unwrap();
-        assert_eq!(got, request);
+        assert_eq!(got, RequestFrame::Request(request));
         assert_eq!((stats.bytes_sent(), stats.bytes_received()), (wire.len(), wire.len()));
 
-        // An endless stream of zeros is cut one byte past the bound.
+        // An endless stream of zeros is cut one byte past the bound, and
+        // handed up as malformed (for the node to penalize), not as an error.
         let mut endless = futures::io::repeat(0).take(u64::MAX);
-        let e = block_on(codec.read_request(&protocol, &mut endless)).unwrap_err();
-        assert_eq!(CodecError::from_io(&e), Some(&CodecError::TooLarge { max: MAX_REQUEST_BYTES }));
+        let got = block_on(codec.read_request(&protocol, &mut endless)).unwrap();
+        let too_large = CodecError::TooLarge { max: MAX_REQUEST_BYTES };
+        assert_eq!(got, RequestFrame::Malformed(too_large.clone()));
         assert_eq!(stats.bytes_received(), wire.len() + MAX_REQUEST_BYTES + 1);
+        let got = block_on(codec.read_request(&protocol, &mut &b"\xff\x00"[..])).unwrap();
+        assert!(matches!(got, RequestFrame::Malformed(CodecError::Malformed(_))), "{got:?}");
+        // Such a frame is never sent.
+        let e = block_on(codec.write_request(&protocol, &mut Vec::new(), got)).unwrap_err();
+        assert!(matches!(CodecError::from_io(&e), Some(CodecError::Encode(_))), "{e}");
         let closed = io::Error::from(io::ErrorKind::UnexpectedEof);
         assert_eq!(CodecError::from_io(&closed), None, "a transport error is not the peer's");
     }

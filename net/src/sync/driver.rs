@@ -18,11 +18,9 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
-use libp2p::request_response::{
-    self, InboundFailure, OutboundFailure, OutboundRequestId, ResponseChannel,
-};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 
-use super::codec::CodecError;
+use super::codec::{CodecError, RequestFrame};
 use super::penalty::{Penalties, PenaltyLimits};
 use super::reconciler::{FetchClaims, Misbehaviour, Next, Outcome, Reconciler, RoundLimits};
 use super::server::{Bucket, Gate, GateLimits, Turned, answer};
@@ -263,7 +261,7 @@ impl SyncDriver {
         }
         let Some(behaviour) = node.sync.as_mut() else { return };
         self.stats.made(request.kind());
-        round.waiting = Waiting::Answer(behaviour.send_request(&peer, request));
+        round.waiting = Waiting::Answer(behaviour.send_request(&peer, request.into()));
     }
 
     /// Sends the paced requests whose token is due.
@@ -335,12 +333,16 @@ impl SyncDriver {
     pub(crate) fn on_event(
         &mut self,
         node: &mut Node,
-        event: request_response::Event<SyncRequest, SyncResponse>,
+        event: request_response::Event<RequestFrame, SyncResponse>,
     ) {
         use request_response::{Event, Message};
         match event {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
-                self.on_request(node, peer, request, channel);
+                match request {
+                    RequestFrame::Request(request) => self.on_request(node, peer, request, channel),
+                    // Not answered: dropping the channel closes the stream.
+                    RequestFrame::Malformed(e) => self.on_malformed(node, peer, &e),
+                }
             }
             Event::Message {
                 peer, message: Message::Response { request_id, response }, ..
@@ -350,14 +352,9 @@ impl SyncDriver {
             Event::OutboundFailure { peer, request_id, error, .. } => {
                 self.on_failure(node, peer, request_id, error);
             }
-            Event::InboundFailure { peer, error, .. } => match error {
-                InboundFailure::Io(e) if CodecError::from_io(&e).is_some() => {
-                    tracing::debug!(%peer, %e, "malformed sync request");
-                    self.stats.malformed_request();
-                    self.penalize(node, peer, PROTOCOL_PENALTY);
-                }
-                e => tracing::debug!(%peer, %e, "sync request not answered"),
-            },
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "sync request not answered");
+            }
             Event::ResponseSent { .. } => {}
         }
     }
@@ -372,6 +369,13 @@ impl SyncDriver {
         if let Some(behaviour) = node.sync.as_mut() {
             let _ = behaviour.send_response(channel, SyncResponse::Refused { reason });
         }
+    }
+
+    /// A peer sent bytes that are not a request (see [`RequestFrame`]).
+    fn on_malformed(&mut self, node: &mut Node, peer: PeerId, e: &CodecError) {
+        tracing::debug!(%peer, %e, "malformed sync request");
+        self.stats.malformed_request();
+        self.penalize(node, peer, PROTOCOL_PENALTY);
     }
 
     fn on_request(

@@ -46,7 +46,7 @@ use std::time::Duration;
 use libp2p::PeerId;
 use libp2p::request_response::{self, ProtocolSupport};
 
-pub use codec::{CodecError, SyncCodec};
+pub use codec::{CodecError, RequestFrame, SyncCodec};
 pub(crate) use driver::{PROTOCOL_PENALTY, SyncDriver, behaviour};
 pub use reconciler::{
     Claim, FetchClaims, Misbehaviour, Next, Outcome, Reconciler, RoundCounts, RoundEnd, RoundLimits,

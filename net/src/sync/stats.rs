@@ -1,11 +1,16 @@
-//! Sync's counters and gauges, rendered as `vouch_sync_*` Prometheus rows
-//! ([`SyncStats::render_metrics`]).
+//! Sync's counters and gauges, declared as the `vouch_sync_*` Prometheus
+//! families ([`SyncStats`] is a
+//! [`Collector`](prometheus_client::collector::Collector)).
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 
 use super::reconciler::RoundEnd;
 use super::wire::{RefusedReason, RequestKind};
+use crate::metrics;
 
 /// Why an outbound request failed without an answer, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +72,6 @@ pub struct SyncStats {
     syncing: AtomicU64,
     banned: AtomicU64,
 }
-
-/// A labelled counter: name, label, help, and a value per label value.
-type LabelledRows<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, u64)>);
 
 fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
@@ -224,133 +226,121 @@ impl SyncStats {
     pub fn syncing(&self) -> u64 {
         get(&self.syncing)
     }
+}
 
-    /// Appends the `vouch_sync_*` rows to a Prometheus text exposition.
-    pub fn render_metrics(&self, out: &mut String) {
+impl Collector for SyncStats {
+    /// The `vouch_sync_*` families.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let by_kind = |a: &[AtomicU64; 4]| {
-            RequestKind::ALL.iter().map(|k| (k.as_str(), get(&a[kind_index(*k)]))).collect()
+            RequestKind::ALL.map(|k| ([("kind", k.as_str())], get(&a[kind_index(k)])))
         };
         let by_reason = |a: &[AtomicU64; 5]| {
-            RefusedReason::ALL.iter().map(|r| (r.as_str(), get(&a[reason_index(*r)]))).collect()
+            RefusedReason::ALL.map(|r| ([("reason", r.as_str())], get(&a[reason_index(r)])))
         };
-        let mut refused: Vec<(&str, u64)> = by_reason(&self.refused);
-        refused.push(("malformed", get(&self.malformed_requests)));
-        let labelled: [LabelledRows<'_>; 5] = [
-            (
-                "vouch_sync_requests_served_total",
-                "kind",
-                "Sync requests this node answered, by kind.",
-                by_kind(&self.served),
-            ),
-            (
-                "vouch_sync_requests_made_total",
-                "kind",
-                "Sync requests this node sent, by kind.",
-                by_kind(&self.made),
-            ),
-            (
-                "vouch_sync_requests_refused_total",
-                "reason",
-                "Sync requests this node refused, by reason (malformed: over the size bound or \
-                 not a request, closed without an answer).",
-                refused,
-            ),
-            (
-                "vouch_sync_refusals_received_total",
-                "reason",
-                "Refusals this node's sync requests got from peers, by reason.",
-                by_reason(&self.refusals_received),
-            ),
-            (
-                "vouch_sync_request_failures_total",
-                "reason",
-                "Sync requests this node sent that got no usable answer, by reason.",
-                FailureKind::ALL
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| (f.as_str(), get(&self.failures[i])))
-                    .collect(),
-            ),
-        ];
-        for (name, label, help, values) in &labelled {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (value, n) in values {
-                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
-            }
-        }
-        let name = "vouch_sync_rounds_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Sync rounds with a peer that ended, by outcome (complete: \
-             everything compared; budget: the round's fetch budget or the claim bound was \
-             reached; refused, failed, misbehaved: cut short).\n# TYPE {name} counter"
-        );
-        for (i, outcome) in RoundEnd::LABELS.iter().enumerate() {
-            let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {}", get(&self.rounds[i]));
-        }
-        let rows = [
+        let enc = &mut enc;
+        metrics::counter_family(
+            enc,
+            "vouch_sync_requests_served_total",
+            "Sync requests this node answered, by kind.",
+            by_kind(&self.served),
+        )?;
+        metrics::counter_family(
+            enc,
+            "vouch_sync_requests_made_total",
+            "Sync requests this node sent, by kind.",
+            by_kind(&self.made),
+        )?;
+        metrics::counter_family(
+            enc,
+            "vouch_sync_requests_refused_total",
+            "Sync requests this node refused, by reason (malformed: over the size bound or \
+             not a request, closed without an answer).",
+            by_reason(&self.refused)
+                .into_iter()
+                .chain([([("reason", "malformed")], get(&self.malformed_requests))]),
+        )?;
+        metrics::counter_family(
+            enc,
+            "vouch_sync_refusals_received_total",
+            "Refusals this node's sync requests got from peers, by reason.",
+            by_reason(&self.refusals_received),
+        )?;
+        metrics::counter_family(
+            enc,
+            "vouch_sync_request_failures_total",
+            "Sync requests this node sent that got no usable answer, by reason.",
+            FailureKind::ALL
+                .iter()
+                .zip(&self.failures)
+                .map(|(f, n)| ([("reason", f.as_str())], get(n))),
+        )?;
+        metrics::counter_family(
+            enc,
+            "vouch_sync_rounds_total",
+            "Sync rounds with a peer that ended, by outcome (complete: everything compared; \
+             budget: the round's fetch budget or the claim bound was reached; refused, failed, \
+             misbehaved: cut short).",
+            RoundEnd::LABELS.iter().zip(&self.rounds).map(|(o, n)| ([("outcome", *o)], get(n))),
+        )?;
+        let counters = [
             (
                 "vouch_sync_bytes_received_total",
-                "counter",
                 "Sync payload bytes received, requests and responses (framing not counted).",
                 &self.bytes_received,
             ),
             (
                 "vouch_sync_bytes_sent_total",
-                "counter",
                 "Sync payload bytes sent, requests and responses (framing not counted).",
                 &self.bytes_sent,
             ),
             (
                 "vouch_sync_ids_compared_total",
-                "counter",
                 "Ids received in peers' id lists and compared with the local store.",
                 &self.ids_compared,
             ),
             (
                 "vouch_sync_envelopes_fetched_total",
-                "counter",
                 "Envelopes fetched from peers and handed to validation.",
                 &self.envelopes_fetched,
             ),
             (
                 "vouch_sync_ids_recently_fetched_total",
-                "counter",
                 "Missing ids not fetched because they were fetched or asked for recently.",
                 &self.ids_recently_fetched,
             ),
             (
                 "vouch_sync_penalties_total",
-                "counter",
                 "Penalties given to peers (invalid envelopes served, protocol bounds broken).",
                 &self.penalties,
             ),
             (
                 "vouch_sync_bans_total",
-                "counter",
                 "Peers banned from sync (penalties past the threshold).",
                 &self.bans,
             ),
             (
                 "vouch_sync_claims_full_total",
-                "counter",
                 "Times the bound on ids being fetched was reached (a round stopped early).",
                 &self.claims_full,
             ),
             (
                 "vouch_sync_peers_full_total",
-                "counter",
                 "Times a per-peer table (rate buckets, penalties, sync peers) was at its bound.",
                 &self.peers_full,
             ),
-            ("vouch_sync_serving", "gauge", "Sync requests being answered now.", &self.serving),
-            ("vouch_sync_peers_syncing", "gauge", "Sync rounds in progress now.", &self.syncing),
-            ("vouch_sync_peers_banned", "gauge", "Peers banned from sync now.", &self.banned),
         ];
-        for (name, kind, help, value) in rows {
-            let _ =
-                writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", get(value));
+        for (name, help, value) in counters {
+            metrics::counter(enc, name, help, get(value))?;
         }
+        let gauges = [
+            ("vouch_sync_serving", "Sync requests being answered now.", &self.serving),
+            ("vouch_sync_peers_syncing", "Sync rounds in progress now.", &self.syncing),
+            ("vouch_sync_peers_banned", "Peers banned from sync now.", &self.banned),
+        ];
+        for (name, help, value) in gauges {
+            metrics::gauge(enc, name, help, get(value))?;
+        }
+        Ok(())
     }
 }
 
@@ -366,8 +356,7 @@ mod tests {
         s.malformed_request();
         s.round_ended(RoundEnd::Refused(RefusedReason::Busy));
         s.set_gauges(1, 2, 3);
-        let mut out = String::new();
-        s.render_metrics(&mut out);
+        let out = crate::metrics::encode_one(s);
         assert!(out.contains("vouch_sync_requests_served_total{kind=\"fetch\"} 1\n"), "{out}");
         assert!(out.contains("vouch_sync_requests_refused_total{reason=\"banned\"} 1\n"));
         assert!(out.contains("vouch_sync_requests_refused_total{reason=\"malformed\"} 1\n"));

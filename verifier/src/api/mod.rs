@@ -21,7 +21,7 @@ pub mod openapi;
 pub mod source;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,9 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use vouch_net::metrics::{counter, counter_family, gauge};
 
 pub use auth::{JwtConfigError, JwtRejection, JwtVerifier};
 pub use config::{ApiConfig, JwtAlgorithm, JwtConfig, RateLimitConfig};
@@ -57,7 +60,7 @@ pub enum ApiConfigError {
     FrameAncestor(String),
 }
 
-/// Counters of the API, rendered into `/metrics`.
+/// Counters of the API, collected into `/metrics`.
 #[derive(Debug)]
 pub struct ApiMetrics {
     // (route template, status) → count; bounded by the routes and statuses that exist.
@@ -87,62 +90,59 @@ impl ApiMetrics {
         let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&(route.to_owned(), status)).copied().unwrap_or(0)
     }
+}
 
-    /// Appends the Prometheus text exposition of every API counter to `out`.
-    pub fn render_metrics(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP vouch_api_requests_total HTTP requests by route and status.");
-        let _ = writeln!(out, "# TYPE vouch_api_requests_total counter");
-        {
+impl Collector for ApiMetrics {
+    /// The `vouch_api_*` families.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let enc = &mut enc;
+        let requests: Vec<_> = {
             let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-            for ((route, status), n) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "vouch_api_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP vouch_api_jwt_rejected_total Bearer tokens that granted nothing, by reason."
-        );
-        let _ = writeln!(out, "# TYPE vouch_api_jwt_rejected_total counter");
-        for (reason, n) in JwtRejection::ALL.iter().zip(&self.jwt_rejected) {
-            let _ = writeln!(
-                out,
-                "vouch_api_jwt_rejected_total{{reason=\"{}\"}} {}",
-                reason.as_str(),
-                n.load(Ordering::Relaxed)
-            );
-        }
-        let counters = [
-            (
-                "vouch_api_rate_limited_total",
-                "counter",
-                "Requests refused by the per-client rate limit.",
-                self.limiter.limited.load(Ordering::Relaxed),
-            ),
-            (
-                "vouch_api_shed_total",
-                "counter",
-                "Requests answered 503 because max_in_flight source calls were running.",
-                self.shed.load(Ordering::Relaxed),
-            ),
-            (
-                "vouch_api_rate_limit_evictions_total",
-                "counter",
-                "Clients forgotten by the rate limiter because its map was full.",
-                self.limiter.evictions.load(Ordering::Relaxed),
-            ),
-            (
-                "vouch_api_rate_limit_clients",
-                "gauge",
-                "Clients the rate limiter tracks now.",
-                self.limiter.tracked() as u64,
-            ),
-        ];
-        for (name, kind, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        }
+            map.iter()
+                .map(|((route, status), n)| {
+                    (vec![("route", route.clone()), ("status", status.to_string())], *n)
+                })
+                .collect()
+        };
+        counter_family(
+            enc,
+            "vouch_api_requests_total",
+            "HTTP requests by route and status.",
+            requests,
+        )?;
+        counter_family(
+            enc,
+            "vouch_api_jwt_rejected_total",
+            "Bearer tokens that granted nothing, by reason.",
+            JwtRejection::ALL
+                .iter()
+                .zip(&self.jwt_rejected)
+                .map(|(reason, n)| ([("reason", reason.as_str())], n.load(Ordering::Relaxed))),
+        )?;
+        counter(
+            enc,
+            "vouch_api_rate_limited_total",
+            "Requests refused by the per-client rate limit.",
+            self.limiter.limited.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            "vouch_api_shed_total",
+            "Requests answered 503 because max_in_flight source calls were running.",
+            self.shed.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            "vouch_api_rate_limit_evictions_total",
+            "Clients forgotten by the rate limiter because its map was full.",
+            self.limiter.evictions.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            enc,
+            "vouch_api_rate_limit_clients",
+            "Clients the rate limiter tracks now.",
+            self.limiter.tracked() as u64,
+        )
     }
 }
 
@@ -197,7 +197,7 @@ impl Api {
         })
     }
 
-    /// The API's counters (render them into `/metrics`).
+    /// The API's counters (a collector for `/metrics`).
     pub fn metrics(&self) -> Arc<ApiMetrics> {
         Arc::clone(&self.shared.metrics)
     }

@@ -2,7 +2,7 @@
 //! (Prometheus, `vouch_bridge_*`) and `/v1/bridge/stats` (JSON).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +12,11 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
+use vouch_net::metrics::{CONTENT_TYPE, counter, counter_family, encode, gauge};
 
 use crate::http_server::HttpServerMetrics;
 use crate::validate::Outcome;
@@ -182,204 +186,263 @@ impl BridgeMetrics {
             },
         })
     }
+}
 
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP vouch_bridge_inbound_total Inbound messages by outcome and reason."
-        );
-        let _ = writeln!(out, "# TYPE vouch_bridge_inbound_total counter");
-        for ((o, r), n) in self.inbound_snapshot() {
-            let _ = writeln!(
-                out,
-                "vouch_bridge_inbound_total{{outcome=\"{}\",reason=\"{r}\"}} {n}",
-                o.as_str()
-            );
-        }
+/// Whether a bridge row is a counter or a gauge.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Collector for BridgeMetrics {
+    /// The `vouch_bridge_*` families.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let enc = &mut enc;
+        counter_family(
+            enc,
+            "vouch_bridge_inbound_total",
+            "Inbound messages by outcome and reason.",
+            self.inbound_snapshot()
+                .into_iter()
+                .map(|((o, r), n)| ([("outcome", o.as_str()), ("reason", r)], n)),
+        )?;
         let (seen, evictions) = self.seen_sizes();
         let rows = [
             (
+                Kind::Counter,
                 "vouch_bridge_outbound_published_total",
-                "counter",
                 "Envelopes published and confirmed.",
                 Self::get(&self.outbound_published),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_outbound_from_inbound_total",
-                "counter",
                 "Log envelopes not sent back where they came in from.",
                 Self::get(&self.outbound_from_inbound),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_outbound_retried_total",
-                "counter",
                 "Publishes sent again after the sidecar failed them or restarted.",
                 Self::get(&self.outbound_retried),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_outbound_refused_total",
-                "counter",
                 "Publishes the sidecar refused for good.",
                 Self::get(&self.outbound_refused),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_outbound_other_records_total",
-                "counter",
                 "Log records that are not envelopes.",
                 Self::get(&self.outbound_other_records),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_outbound_invalid_total",
-                "counter",
                 "Log envelopes that did not decode.",
                 Self::get(&self.outbound_invalid),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_outbound_resent_batches_total",
-                "counter",
                 "Batches published again after a broker disconnect.",
                 Self::get(&self.outbound_resent_batches),
             ),
             (
+                Kind::Gauge,
                 "vouch_bridge_outbound_cursor",
-                "gauge",
                 "Next log index to publish.",
                 Self::get(&self.outbound_cursor),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_inbound_forwarded_total",
-                "counter",
                 "Envelopes gossiped after validation.",
                 Self::get(&self.inbound_forwarded),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_inbound_gossip_dropped_total",
-                "counter",
                 "Validated envelopes the full gossip buffer refused.",
                 Self::get(&self.inbound_gossip_dropped),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_inbound_dropped_total",
-                "counter",
                 "Streamr messages dropped: the validation queue was full.",
                 Self::get(&self.inbound_dropped),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_revocations_applied_total",
-                "counter",
                 "Logged revocations applied to the inbound pipeline.",
                 Self::get(&self.revocations_applied),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_revocations_not_applied_total",
-                "counter",
                 "Logged revocations the inbound pipeline did not apply.",
                 Self::get(&self.revocations_not_applied),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_sidecar_dropped_inbound_total",
-                "counter",
                 "Streamr messages the sidecar dropped: its output toward the bridge was full.",
                 Self::get(&self.sidecar_dropped_inbound),
             ),
             (
+                Kind::Gauge,
                 "vouch_bridge_sidecar_up",
-                "gauge",
                 "1 while a sidecar runs and has joined the Streamr network.",
                 Self::get(&self.sidecar_up),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_sidecar_starts_total",
-                "counter",
                 "Sidecar processes started.",
                 Self::get(&self.sidecar_starts),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_sidecar_restarts_total",
-                "counter",
                 "Sidecars that exited, failed to start or were killed.",
                 Self::get(&self.sidecar_restarts),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_sidecar_unhealthy_total",
-                "counter",
                 "Sidecars killed for missing their health checks.",
                 Self::get(&self.sidecar_unhealthy),
             ),
             (
+                Kind::Gauge,
                 "vouch_bridge_sidecar_queued",
-                "gauge",
                 "Publishes waiting in the bounded queue toward the sidecar.",
                 Self::get(&self.sidecar_queued),
             ),
             (
+                Kind::Gauge,
                 "vouch_bridge_sidecar_queue_capacity",
-                "gauge",
                 "Capacity of the queue toward the sidecar.",
                 Self::get(&self.sidecar_queue_capacity),
             ),
             (
+                Kind::Gauge,
                 "vouch_bridge_sidecar_in_flight",
-                "gauge",
                 "Publishes written to the sidecar, not yet confirmed.",
                 Self::get(&self.sidecar_in_flight),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_sidecar_protocol_errors_total",
-                "counter",
                 "Lines from the sidecar that were not its protocol.",
                 Self::get(&self.sidecar_protocol_errors),
             ),
-            ("vouch_bridge_seen_entries", "gauge", "Message ids in the loop-breaking set.", seen),
             (
+                Kind::Gauge,
+                "vouch_bridge_seen_entries",
+                "Message ids in the loop-breaking set.",
+                seen,
+            ),
+            (
+                Kind::Counter,
                 "vouch_bridge_seen_evictions_total",
-                "counter",
                 "Message ids evicted from the full loop-breaking set.",
                 evictions,
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_mqtt_connects_total",
-                "counter",
                 "MQTT connections established.",
                 Self::get(&self.mqtt_connects),
             ),
             (
+                Kind::Counter,
                 "vouch_bridge_mqtt_errors_total",
-                "counter",
                 "MQTT connection errors.",
                 Self::get(&self.mqtt_errors),
             ),
         ];
-        for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        for (kind, name, help, value) in rows {
+            match kind {
+                Kind::Counter => counter(enc, name, help, value)?,
+                Kind::Gauge => gauge(enc, name, help, value)?,
+            }
         }
-        out
+        Ok(())
     }
 }
 
 #[derive(Clone)]
 struct HttpState {
     bridge: Arc<BridgeMetrics>,
-    http: Arc<HttpServerMetrics>,
+    registry: Arc<Registry>,
 }
 
-/// The bridge's HTTP router; `/metrics` also shows its HTTP listener's `http` counters.
+/// The bridge's HTTP router; `/metrics` encodes one registry of the bridge's
+/// counters and its HTTP listener's `http` counters.
 pub fn router(metrics: Arc<BridgeMetrics>, http: Arc<HttpServerMetrics>) -> Router {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Arc::clone(&metrics)));
+    registry.register_collector(Box::new(http));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(prometheus))
         .route("/v1/bridge/stats", get(stats))
-        .with_state(HttpState { bridge: metrics, http })
+        .with_state(HttpState { bridge: metrics, registry: Arc::new(registry) })
 }
 
 async fn prometheus(State(s): State<HttpState>) -> impl IntoResponse {
-    let mut text = s.bridge.render();
-    s.http.render_metrics(&mut text);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], encode(&s.registry))
 }
 
 async fn stats(State(s): State<HttpState>) -> Json<Value> {
     Json(s.bridge.stats_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name the bridge's `/metrics` serves besides its HTTP
+    /// listener's: a rename must change this list.
+    const NAMES: [&str; 27] = [
+        "vouch_bridge_inbound_dropped_total",
+        "vouch_bridge_inbound_forwarded_total",
+        "vouch_bridge_inbound_gossip_dropped_total",
+        "vouch_bridge_inbound_total",
+        "vouch_bridge_mqtt_connects_total",
+        "vouch_bridge_mqtt_errors_total",
+        "vouch_bridge_outbound_cursor",
+        "vouch_bridge_outbound_from_inbound_total",
+        "vouch_bridge_outbound_invalid_total",
+        "vouch_bridge_outbound_other_records_total",
+        "vouch_bridge_outbound_published_total",
+        "vouch_bridge_outbound_refused_total",
+        "vouch_bridge_outbound_resent_batches_total",
+        "vouch_bridge_outbound_retried_total",
+        "vouch_bridge_revocations_applied_total",
+        "vouch_bridge_revocations_not_applied_total",
+        "vouch_bridge_seen_entries",
+        "vouch_bridge_seen_evictions_total",
+        "vouch_bridge_sidecar_dropped_inbound_total",
+        "vouch_bridge_sidecar_in_flight",
+        "vouch_bridge_sidecar_protocol_errors_total",
+        "vouch_bridge_sidecar_queue_capacity",
+        "vouch_bridge_sidecar_queued",
+        "vouch_bridge_sidecar_restarts_total",
+        "vouch_bridge_sidecar_starts_total",
+        "vouch_bridge_sidecar_unhealthy_total",
+        "vouch_bridge_sidecar_up",
+    ];
+
+    #[test]
+    fn every_bridge_name_is_served() {
+        let metrics = BridgeMetrics::new(Arc::new(Mutex::new(SeenSet::new(4))));
+        let text = vouch_net::metrics::encode_one(metrics);
+        assert_eq!(vouch_net::metrics::exposed_names(&text), NAMES, "{text}");
+    }
 }

@@ -1,13 +1,16 @@
 //! Making this verifier's checkpoints, and the convergence state the node's
 //! subsystems share.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use k256::ecdsa::SigningKey;
+use prometheus_client::encoding::DescriptorEncoder;
 use serde::Deserialize;
 use vouch_delegation::{Checkpoint, Eip712Network, Role, SignedCheckpoint, SignedDelegation};
+use vouch_net::metrics::{counter, gauge};
 use vouch_schema::Signature;
 use vouch_sla::SealedBucket;
 
@@ -194,57 +197,53 @@ impl Convergence {
         }
     }
 
-    /// `vouch_checkpoints_*` and the envelope index's rows for `/metrics`
-    /// (`book_refused`: peer checkpoints the book had no room for).
-    pub fn render_metrics(&self, book_refused: u64, out: &mut String) {
-        use std::fmt::Write as _;
+    /// Declares `vouch_checkpoints_*` and the envelope index's families
+    /// (`book_refused`: peer checkpoints the book had no room for; the book
+    /// is the scores').
+    pub fn encode_metrics(&self, book_refused: u64, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let (ids, evicted) = {
             let index = self.index();
             (index.len() as u64, index.evicted())
         };
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let rows = [
-            (
-                "vouch_checkpoints_own_total",
-                "counter",
-                "Own checkpoints made.",
-                load(&self.stats.own),
-            ),
-            (
-                "vouch_checkpoints_peer_total",
-                "counter",
-                "Peer verifiers' checkpoints accepted.",
-                load(&self.stats.peers),
-            ),
-            (
-                "vouch_checkpoints_disagreements_total",
-                "counter",
-                "Minutes on which a peer's checkpoint differed from ours.",
-                load(&self.stats.disagreements),
-            ),
-            (
-                "vouch_checkpoints_unsent_total",
-                "counter",
-                "Own signed checkpoints not gossiped (publish queue full).",
-                load(&self.stats.unsent),
-            ),
-            (
-                "vouch_checkpoints_refused_total",
-                "counter",
-                "Peer checkpoints the book had no room for.",
-                book_refused,
-            ),
-            ("vouch_sync_index_ids", "gauge", "Envelope ids in the sync index.", ids),
-            (
-                "vouch_sync_index_evicted_total",
-                "counter",
-                "Envelope ids dropped from the sync index to stay within its bound.",
-                evicted,
-            ),
-        ];
-        for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        }
+        let enc = &mut enc;
+        counter(
+            enc,
+            "vouch_checkpoints_own_total",
+            "Own checkpoints made.",
+            load(&self.stats.own),
+        )?;
+        counter(
+            enc,
+            "vouch_checkpoints_peer_total",
+            "Peer verifiers' checkpoints accepted.",
+            load(&self.stats.peers),
+        )?;
+        counter(
+            enc,
+            "vouch_checkpoints_disagreements_total",
+            "Minutes on which a peer's checkpoint differed from ours.",
+            load(&self.stats.disagreements),
+        )?;
+        counter(
+            enc,
+            "vouch_checkpoints_unsent_total",
+            "Own signed checkpoints not gossiped (publish queue full).",
+            load(&self.stats.unsent),
+        )?;
+        counter(
+            enc,
+            "vouch_checkpoints_refused_total",
+            "Peer checkpoints the book had no room for.",
+            book_refused,
+        )?;
+        gauge(enc, "vouch_sync_index_ids", "Envelope ids in the sync index.", ids)?;
+        counter(
+            enc,
+            "vouch_sync_index_evicted_total",
+            "Envelope ids dropped from the sync index to stay within its bound.",
+            evicted,
+        )
     }
 
     /// The envelope index.

@@ -1,7 +1,6 @@
 //! The node's own routes beside the SLA API: `/healthz`, `/metrics`,
 //! `/v1/ingest/stats` and `/v1/checkpoints`.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -11,7 +10,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
+use vouch_net::metrics::{CONTENT_TYPE, encode};
 
 use crate::converge::minute_of;
 use crate::converge::report::checkpoints_json;
@@ -20,25 +21,23 @@ use crate::validate::Outcome;
 
 use super::ingest::Metrics;
 
-/// Appends more Prometheus lines (the API's, the scores', the sinks').
-pub type Render = Arc<dyn Fn(&mut String) + Send + Sync>;
-
 #[derive(Clone)]
 struct HttpState {
     metrics: Arc<Metrics>,
-    extra: Arc<[Render]>,
+    registry: Arc<Registry>,
     scores: Arc<Scores>,
 }
 
-/// The router over shared `metrics`; `/metrics` also renders `extra`;
-/// `/v1/checkpoints` reads the checkpoint book of `scores`.
-pub fn router(metrics: Arc<Metrics>, extra: Vec<Render>, scores: Arc<Scores>) -> Router {
+/// The router over shared `metrics`; `/metrics` encodes `registry` (every
+/// subsystem's collector, [`super::metrics::registry`]); `/v1/checkpoints`
+/// reads the checkpoint book of `scores`.
+pub fn router(metrics: Arc<Metrics>, registry: Arc<Registry>, scores: Arc<Scores>) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(prometheus))
         .route("/v1/ingest/stats", get(stats))
         .route("/v1/checkpoints", get(checkpoints))
-        .with_state(HttpState { metrics, extra: extra.into(), scores })
+        .with_state(HttpState { metrics, registry, scores })
 }
 
 /// `/v1/checkpoints?minute=M` or `?from=A&to=B` (minutes since the Unix
@@ -84,11 +83,7 @@ async fn health(State(state): State<HttpState>) -> Response {
 }
 
 async fn prometheus(State(state): State<HttpState>) -> impl IntoResponse {
-    let mut text = render_metrics(&state.metrics);
-    for render in state.extra.iter() {
-        render(&mut text);
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], encode(&state.registry))
 }
 
 async fn stats(State(state): State<HttpState>) -> Json<Value> {
@@ -134,119 +129,6 @@ pub fn stats_json(metrics: &Metrics) -> Value {
     })
 }
 
-/// Prometheus text exposition of every counter.
-pub fn render_metrics(metrics: &Metrics) -> String {
-    let snap = metrics.snapshot();
-    let mut out = String::new();
-    let _ = writeln!(out, "# HELP vouch_ingest_total Telemetry messages by outcome and reason.");
-    let _ = writeln!(out, "# TYPE vouch_ingest_total counter");
-    for (o, r, n) in &snap.outcomes {
-        let _ =
-            writeln!(out, "vouch_ingest_total{{outcome=\"{}\",reason=\"{r}\"}} {n}", o.as_str());
-    }
-    let _ =
-        writeln!(out, "# HELP vouch_control_total Control-topic messages by outcome and reason.");
-    let _ = writeln!(out, "# TYPE vouch_control_total counter");
-    for ((o, r), n) in &snap.control {
-        let _ =
-            writeln!(out, "vouch_control_total{{outcome=\"{}\",reason=\"{r}\"}} {n}", o.as_str());
-    }
-    let _ = writeln!(
-        out,
-        "# HELP vouch_sync_ingest_total Envelopes fetched by sync, by outcome and reason."
-    );
-    let _ = writeln!(out, "# TYPE vouch_sync_ingest_total counter");
-    for ((o, r), n) in &snap.synced {
-        let _ = writeln!(
-            out,
-            "vouch_sync_ingest_total{{outcome=\"{}\",reason=\"{r}\"}} {n}",
-            o.as_str()
-        );
-    }
-    let _ =
-        writeln!(out, "# HELP vouch_guard_evictions_total Entries evicted from bounded guards.");
-    let _ = writeln!(out, "# TYPE vouch_guard_evictions_total counter");
-    for (b, n) in &snap.evictions {
-        let _ = writeln!(out, "vouch_guard_evictions_total{{bound=\"{b}\"}} {n}");
-    }
-    let gauges = [
-        ("vouch_log_records", "gauge", "Records committed to the log.", snap.log_records),
-        (
-            "vouch_ingest_chain_gaps_total",
-            "counter",
-            "Accepted envelopes whose prev was not the newest accepted on their chain.",
-            snap.chain_gaps,
-        ),
-        ("vouch_log_first_index", "gauge", "First record still in the log.", snap.log_first_index),
-        ("vouch_log_commits_total", "counter", "Group commits since start.", snap.commits),
-        (
-            "vouch_log_pruned_segments_total",
-            "counter",
-            "Segments removed by retention since start.",
-            snap.pruned_segments,
-        ),
-        ("vouch_state_writes_total", "counter", "Derived-state writes to redb.", snap.state_writes),
-        (
-            "vouch_state_file_bytes",
-            "gauge",
-            "Size of the redb state file (revocations, views, minute index).",
-            snap.state_file_bytes,
-        ),
-        (
-            "vouch_sla_snapshot_bytes",
-            "gauge",
-            "Size of the last SLA engine snapshot written.",
-            snap.snapshot_bytes,
-        ),
-        (
-            "vouch_warmup_readmitted",
-            "gauge",
-            "Logged envelopes re-applied to the duplicate guards at start.",
-            snap.warm_up.readmitted,
-        ),
-        (
-            "vouch_ingest_stopped",
-            "gauge",
-            "1 once the ingest worker stopped before shutdown (the node exits non-zero).",
-            u64::from(metrics.ingest_stopped().is_some()),
-        ),
-        (
-            "vouch_ingest_shed_total",
-            "counter",
-            "Messages shed from the full ingest queue.",
-            metrics.shed.load(Ordering::Relaxed),
-        ),
-        (
-            "vouch_sync_batches_shed_total",
-            "counter",
-            "Batches of synced envelopes shed from their full queue (fetched again later).",
-            metrics.sync_batches_shed.load(Ordering::Relaxed),
-        ),
-        (
-            "vouch_sync_catching_up",
-            "gauge",
-            "1 while the node holds its seals after a start, catching up with its peers.",
-            u64::from(metrics.catching_up.load(Ordering::Relaxed)),
-        ),
-        (
-            "vouch_gossip_send_failed_total",
-            "counter",
-            "Messages gossipsub could not send to a peer in time (SlowPeer).",
-            metrics.gossip_send_failed.load(Ordering::Relaxed),
-        ),
-        (
-            "vouch_gossip_verdicts_dropped_total",
-            "counter",
-            "Validation verdicts for messages gossipsub had already forgotten.",
-            metrics.verdicts_dropped.load(Ordering::Relaxed),
-        ),
-    ];
-    for (name, kind, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    }
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -257,7 +139,8 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let scores =
             Arc::new(Scores::open(&crate::scores::PolicyFiles::default(), None).unwrap().0);
-        let state = HttpState { metrics: Arc::clone(&metrics), extra: Vec::new().into(), scores };
+        let registry = Arc::new(Registry::default());
+        let state = HttpState { metrics: Arc::clone(&metrics), registry, scores };
         assert_eq!(health(State(state.clone())).await.status(), StatusCode::OK);
         metrics.mark_ingest_stopped("log: disk full".to_owned());
         let response = health(State(state)).await;
@@ -265,13 +148,13 @@ mod tests {
         let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body, json!({"status": "ingest_stopped", "error": "log: disk full"}));
-        assert!(render_metrics(&metrics).contains("vouch_ingest_stopped 1"));
+        assert!(vouch_net::metrics::encode_one(metrics).contains("vouch_ingest_stopped 1"));
     }
 
     #[test]
     fn empty_metrics_render() {
-        let m = Metrics::default();
-        let text = render_metrics(&m);
+        let m = Arc::new(Metrics::default());
+        let text = vouch_net::metrics::encode_one(Arc::clone(&m));
         assert!(text.contains("vouch_log_records 0"), "{text}");
         assert_eq!(stats_json(&m)["accepted"], json!(0));
     }

@@ -17,7 +17,7 @@ pub mod config;
 pub mod http;
 mod identity_file;
 pub mod ingest;
-mod p2p;
+mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -245,8 +245,8 @@ struct Http {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
     aggregates_task: Option<JoinHandle<()>>,
-    /// The sinks, shared with `/metrics` until the server stops.
-    sinks: Arc<RunningSinks>,
+    /// The sinks, stopped once the server has.
+    sinks: RunningSinks,
 }
 
 impl NodeBuilder {
@@ -371,49 +371,19 @@ impl NodeBuilder {
             }
             None => (None, None),
         };
-        let sinks = Arc::new(sinks);
-        let mut extra: Vec<http::Render> = vec![
-            {
-                let m = http_server.metrics();
-                Arc::new(move |out: &mut String| m.render_metrics(out))
-            },
-            {
-                let c = gossip.connections();
-                Arc::new(move |out: &mut String| p2p::render_metrics(&c, out))
-            },
-            {
-                let s = gossip.sync_stats();
-                Arc::new(move |out: &mut String| {
-                    if let Some(s) = &s {
-                        s.render_metrics(out);
-                    }
-                })
-            },
-            {
-                let m = api.metrics();
-                Arc::new(move |out: &mut String| m.render_metrics(out))
-            },
-            {
-                let s = Arc::clone(scores);
-                Arc::new(move |out: &mut String| s.render_metrics(out))
-            },
-            {
-                let (c, s) = (Arc::clone(converge), Arc::clone(scores));
-                Arc::new(move |out: &mut String| {
-                    let refused = s.checkpoints().refused();
-                    c.render_metrics(refused, out);
-                })
-            },
-            {
-                let s = Arc::clone(&sinks);
-                Arc::new(move |out: &mut String| s.render_metrics(out))
-            },
-        ];
-        if let Some(export) = &aggregates {
-            let export = Arc::clone(export);
-            extra.push(Arc::new(move |out: &mut String| export.render_metrics(out)));
-        }
-        let app = api.wrap(http::router(Arc::clone(metrics), extra, Arc::clone(scores)));
+        let registry = metrics::registry(metrics::Sources {
+            ingest: Arc::clone(metrics),
+            http: http_server.metrics(),
+            p2p: gossip.connections(),
+            sync: gossip.sync_stats(),
+            api: api.metrics(),
+            scores: Arc::clone(scores),
+            converge: Arc::clone(converge),
+            clickhouse: sinks.clickhouse_metrics(),
+            aggregates: aggregates.clone(),
+        });
+        let app =
+            api.wrap(http::router(Arc::clone(metrics), Arc::new(registry), Arc::clone(scores)));
         let task = tokio::spawn(http_server.serve(app, async move {
             let _ = stopped.await;
         }));
@@ -589,11 +559,7 @@ impl Subsystems {
             );
             task.abort();
         }
-        // The HTTP server is gone, so the sinks' last other owner is too.
-        match Arc::try_unwrap(sinks) {
-            Ok(sinks) => sinks.stop().await,
-            Err(_) => tracing::warn!("sinks still shared at shutdown; not awaited"),
-        }
+        sinks.stop().await;
         worker_result
     }
 }

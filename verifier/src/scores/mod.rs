@@ -14,12 +14,16 @@ mod source;
 
 pub use fold::{Folded, Step};
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 use serde::{Deserialize, Serialize};
 use vouch_delegation::SignedDelegation;
 use vouch_delegation::authority::AuthorityView;
+use vouch_net::metrics::{counter, counter_family, gauge, gauge_family};
 use vouch_schema::{Envelope, TelemetryBatch};
 use vouch_sla::{Engine, IngestReport, Limits, Observer, Policy, Registry, SealedBucket, SlaError};
 
@@ -349,12 +353,14 @@ impl Scores {
         }
         out
     }
+}
 
-    /// `vouch_sla_*` lines for `/metrics`.
-    pub fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
+impl Collector for Scores {
+    /// The `vouch_sla_*` families.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let stats = self.read().stats();
-        let gauges = [
+        let enc = &mut enc;
+        for (name, help, value) in [
             ("vouch_sla_sealed_end_ms", "End of the newest sealed minute.", stats.sealed_end_ms),
             ("vouch_sla_open_sessions", "Open gateway sessions.", stats.open_sessions),
             ("vouch_sla_open_attempts", "Attempts in open sessions.", stats.open_attempts),
@@ -372,48 +378,42 @@ impl Scores {
             ("vouch_sla_minute_buckets", "Minute buckets in memory.", stats.minute_buckets),
             ("vouch_sla_hour_buckets", "Hour buckets in memory.", stats.hour_buckets),
             ("vouch_sla_state_bytes", "Approximate bytes of SLA state.", stats.approx_state_bytes),
-        ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        ] {
+            gauge(enc, name, help, value)?;
         }
         let (answers, bytes, evicted) = self.answer_cache_stats();
-        let _ = writeln!(
-            out,
-            "# HELP vouch_sla_cached_answers Serialized API answers held.\n\
-             # TYPE vouch_sla_cached_answers gauge\nvouch_sla_cached_answers {answers}\n\
-             # HELP vouch_sla_cached_answer_bytes Bytes of serialized API answers held.\n\
-             # TYPE vouch_sla_cached_answer_bytes gauge\nvouch_sla_cached_answer_bytes {bytes}\n\
-             # HELP vouch_sla_answer_cache_full_total Times the answer cache was full and emptied.\n\
-             # TYPE vouch_sla_answer_cache_full_total counter\n\
-             vouch_sla_answer_cache_full_total {evicted}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP vouch_sla_principal_sessions Open gateway sessions per gateway principal.\n\
-             # TYPE vouch_sla_principal_sessions gauge"
-        );
-        for (principal, (sessions, _)) in &stats.principals {
-            let _ = writeln!(
-                out,
-                "vouch_sla_principal_sessions{{principal=\"{principal}\"}} {sessions}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP vouch_sla_principal_state_bytes Approximate open-session bytes per gateway principal.\n\
-             # TYPE vouch_sla_principal_state_bytes gauge"
-        );
-        for (principal, (_, bytes)) in &stats.principals {
-            let _ = writeln!(
-                out,
-                "vouch_sla_principal_state_bytes{{principal=\"{principal}\"}} {bytes}"
-            );
-        }
-        let _ = writeln!(out, "# HELP vouch_sla_events_total SLA engine event counters by name.");
-        let _ = writeln!(out, "# TYPE vouch_sla_events_total counter");
-        for (name, value) in &stats.counters {
-            let _ = writeln!(out, "vouch_sla_events_total{{counter=\"{name}\"}} {value}");
-        }
+        gauge(enc, "vouch_sla_cached_answers", "Serialized API answers held.", answers as u64)?;
+        gauge(
+            enc,
+            "vouch_sla_cached_answer_bytes",
+            "Bytes of serialized API answers held.",
+            bytes as u64,
+        )?;
+        counter(
+            enc,
+            "vouch_sla_answer_cache_full_total",
+            "Times the answer cache was full and emptied.",
+            evicted,
+        )?;
+        let principal = |p: &vouch_schema::Address| [("principal", p.to_string())];
+        gauge_family(
+            enc,
+            "vouch_sla_principal_sessions",
+            "Open gateway sessions per gateway principal.",
+            stats.principals.iter().map(|(p, (sessions, _))| (principal(p), *sessions)),
+        )?;
+        gauge_family(
+            enc,
+            "vouch_sla_principal_state_bytes",
+            "Approximate open-session bytes per gateway principal.",
+            stats.principals.iter().map(|(p, (_, bytes))| (principal(p), *bytes)),
+        )?;
+        counter_family(
+            enc,
+            "vouch_sla_events_total",
+            "SLA engine event counters by name.",
+            stats.counters.iter().map(|(name, value)| ([("counter", name.as_str())], *value)),
+        )
     }
 }
 

@@ -9,12 +9,15 @@
 //! the rows are dropped and counted (`vouch_sink_aggregates_dropped_total`);
 //! `vouch replay` rebuilds every bucket from the log if they are needed.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 use tokio::sync::mpsc;
+use vouch_net::metrics::counter;
 use vouch_sla::{FailureClass, SealedBucket};
 
 use super::clickhouse::{ClickHouseClient, SlaMinuteRow};
@@ -102,22 +105,32 @@ impl AggregateExport {
             self.counters.dropped.fetch_add(n, Ordering::Relaxed);
         }
     }
+}
 
-    /// `vouch_sink_aggregates_*` lines for `/metrics`.
-    pub fn render_metrics(&self, out: &mut String) {
+impl Collector for AggregateExport {
+    /// The `vouch_sink_aggregates_*` families.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let c = &self.counters;
         for (name, help, value) in [
-            ("inserted", "Sealed SLA buckets inserted into ClickHouse.", &c.inserted),
-            ("dropped", "Sealed SLA buckets dropped because the queue was full.", &c.dropped),
-            ("errors", "Failed aggregate inserts (each retried).", &c.errors),
+            (
+                "vouch_sink_aggregates_inserted_total",
+                "Sealed SLA buckets inserted into ClickHouse.",
+                &c.inserted,
+            ),
+            (
+                "vouch_sink_aggregates_dropped_total",
+                "Sealed SLA buckets dropped because the queue was full.",
+                &c.dropped,
+            ),
+            (
+                "vouch_sink_aggregates_errors_total",
+                "Failed aggregate inserts (each retried).",
+                &c.errors,
+            ),
         ] {
-            let metric = format!("vouch_sink_aggregates_{name}_total");
-            let _ = writeln!(
-                out,
-                "# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {}",
-                value.load(Ordering::Relaxed)
-            );
+            counter(&mut enc, name, help, value.load(Ordering::Relaxed))?;
         }
+        Ok(())
     }
 }
 

@@ -81,11 +81,9 @@ impl RunningSinks {
         self.clickhouse_client.as_ref()
     }
 
-    /// Appends every running sink's metrics (Prometheus text format).
-    pub fn render_metrics(&self, out: &mut String) {
-        if let Some((metrics, _)) = &self.clickhouse {
-            metrics.render_metrics(out);
-        }
+    /// The ClickHouse sink's counters, when it runs (`/metrics` collects them).
+    pub fn clickhouse_metrics(&self) -> Option<Arc<ClickHouseSinkMetrics>> {
+        self.clickhouse.as_ref().map(|(metrics, _)| Arc::clone(metrics))
     }
 
     /// Tells the sinks to stop, lets them insert what they hold, and waits

@@ -52,6 +52,11 @@ func run(configPath, eventsPath string, flushTimeout, closeTimeout time.Duration
 		return err
 	}
 	defer pub.Close(closeTimeout)
+	if err := pub.OnError(func(code int, message string) {
+		fmt.Fprintf(os.Stderr, "replay: the SDK dropped an event (code %d): %s\n", code, message)
+	}); err != nil {
+		return err
+	}
 
 	file, err := os.Open(eventsPath)
 	if err != nil {

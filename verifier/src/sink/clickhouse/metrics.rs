@@ -1,7 +1,11 @@
-//! Counters of the ClickHouse sink, in Prometheus text form.
+//! Counters of the ClickHouse sink, declared as Prometheus families.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use vouch_net::metrics::{counter, counter_family, gauge};
 
 /// What the sink has done; shared with whoever serves `/metrics`.
 #[derive(Debug, Default)]
@@ -24,58 +28,52 @@ pub struct ClickHouseSinkMetrics {
     pub cursor: AtomicU64,
 }
 
-impl ClickHouseSinkMetrics {
-    /// Appends the sink's metrics in Prometheus text exposition format.
-    pub fn render_metrics(&self, out: &mut String) {
+impl Collector for ClickHouseSinkMetrics {
+    /// The `vouch_sink_clickhouse_*` families.
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let simple = [
-            (
-                "vouch_sink_clickhouse_rows_total",
-                "counter",
-                "Event rows inserted into ClickHouse.",
-                get(&self.rows),
-            ),
-            (
-                "vouch_sink_clickhouse_inserts_total",
-                "counter",
-                "Successful ClickHouse inserts.",
-                get(&self.inserts),
-            ),
-            (
-                "vouch_sink_clickhouse_buffer_full_total",
-                "counter",
-                "Times the sink stopped reading the log because its insert buffer was full.",
-                get(&self.buffer_full),
-            ),
-            (
-                "vouch_sink_clickhouse_lag_records",
-                "gauge",
-                "Committed log records not yet inserted into ClickHouse.",
-                get(&self.lag_records),
-            ),
-            (
-                "vouch_sink_clickhouse_cursor",
-                "gauge",
-                "Log index before which every record is in ClickHouse.",
-                get(&self.cursor),
-            ),
-        ];
-        for (name, kind, help, value) in simple {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        }
-        let name = "vouch_sink_clickhouse_errors_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Sink errors by kind (each is retried or skipped, never fatal)."
-        );
-        let _ = writeln!(out, "# TYPE {name} counter");
-        for (kind, counter) in [
-            ("clickhouse", &self.clickhouse_errors),
-            ("log", &self.log_errors),
-            ("malformed", &self.malformed),
-        ] {
-            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {}", get(counter));
-        }
+        let enc = &mut enc;
+        counter(
+            enc,
+            "vouch_sink_clickhouse_rows_total",
+            "Event rows inserted into ClickHouse.",
+            get(&self.rows),
+        )?;
+        counter(
+            enc,
+            "vouch_sink_clickhouse_inserts_total",
+            "Successful ClickHouse inserts.",
+            get(&self.inserts),
+        )?;
+        counter(
+            enc,
+            "vouch_sink_clickhouse_buffer_full_total",
+            "Times the sink stopped reading the log because its insert buffer was full.",
+            get(&self.buffer_full),
+        )?;
+        gauge(
+            enc,
+            "vouch_sink_clickhouse_lag_records",
+            "Committed log records not yet inserted into ClickHouse.",
+            get(&self.lag_records),
+        )?;
+        gauge(
+            enc,
+            "vouch_sink_clickhouse_cursor",
+            "Log index before which every record is in ClickHouse.",
+            get(&self.cursor),
+        )?;
+        counter_family(
+            enc,
+            "vouch_sink_clickhouse_errors_total",
+            "Sink errors by kind (each is retried or skipped, never fatal).",
+            [
+                ("clickhouse", &self.clickhouse_errors),
+                ("log", &self.log_errors),
+                ("malformed", &self.malformed),
+            ]
+            .map(|(kind, c)| ([("kind", kind)], get(c))),
+        )
     }
 }
 
@@ -88,8 +86,7 @@ mod tests {
         let m = ClickHouseSinkMetrics::default();
         m.rows.store(7, Ordering::Relaxed);
         m.malformed.store(1, Ordering::Relaxed);
-        let mut out = String::new();
-        m.render_metrics(&mut out);
+        let out = vouch_net::metrics::encode_one(m);
         for line in [
             "vouch_sink_clickhouse_rows_total 7",
             "vouch_sink_clickhouse_lag_records 0",

@@ -153,8 +153,7 @@ impl ClickHouseSink {
         })
     }
 
-    /// The sink's counters (render them with
-    /// [`ClickHouseSinkMetrics::render_metrics`]).
+    /// The sink's counters (a collector for `/metrics`).
     pub fn metrics(&self) -> Arc<ClickHouseSinkMetrics> {
         Arc::clone(&self.metrics)
     }
