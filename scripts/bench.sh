@@ -23,7 +23,7 @@
 # cannot trigger a rebuild mid-run. Output goes to target/bench/<name>.log;
 # scripts/bench_report.py reads the logs and criterion's estimates into
 # target/bench/results.json and writes BENCHMARKS.md. Sizes are chosen so the
-# runs take about 12 minutes after the build on a 2-core machine; the
+# runs take about 15 minutes after the build on a 2-core machine; the
 # environment variables in the benches' doc comments change them. Nothing
 # else should run meanwhile: figures sit beside references from the same
 # run, but a busy machine skews both.
@@ -160,6 +160,10 @@ fi
 bench schemas vouch-schema streamr_peer 120
 bench sla vouch-sla aggregate 300
 bench verifier vouch-verifier gossip 120
+# Catch-up by sync after a restart, beside gossip ingest, and sync's steady
+# cost (~3 minutes; VOUCH_CONVERGE_SIZE=full runs the ~10-minute size).
+if [ "${VOUCH_CONVERGE_SIZE:-}" = full ]; then converge_limit=720; else converge_limit=300; fi
+bench verifier vouch-verifier converge "$converge_limit"
 # Two minutes of the reliability soak (scripts/soak.sh runs the 15-minute one);
 # the bench holds 2,000 idle connections itself, the nodes start at a soft 1,024.
 export VOUCH_SOAK_SECS="${VOUCH_SOAK_SECS:-120}"

@@ -485,6 +485,182 @@ def gossip(out):
     out.append("")
 
 
+# ---------------------------------------------------------------- convergence
+
+
+def converge_groups():
+    return {j["group"]: j for j in bench_jsons(log("converge")) if j.get("bench") == "converge"}
+
+
+def binding_limit(cu):
+    """What bound the catch-up, from node 2's own counters: `(kind, text)`,
+    kind one of "refetch" (shed synced batches waited for `refetch_after_ms`),
+    "client_rate", "none", or None when nothing was measured."""
+    r, cfg = cu["restarted"], cu["config"]
+    s = r["sync"]
+    secs = r.get("all_held_s") or 0
+    fetches = s.get("sync_requests_made.fetch", 0)
+    requests = sum(s.get(f"sync_requests_made.{k}", 0) for k in ("minutes", "partitions", "ids", "fetch"))
+    if not secs or not fetches:
+        return None, "no fetches measured"
+    peers = 2  # node 2's sync peers: nodes 0 and 1
+    per_peer = requests / secs / peers
+    per_fetch = s.get("sync_envelopes_fetched", 0) / fetches
+    budget = s.get("sync_rounds.budget", 0)
+    paced_ceiling = cfg["client_rate"] * peers * cfg["max_fetch_ids"]
+    text = (f"{fetches:,} fetch requests ({per_fetch:.0f} envelopes each, at most {cfg['max_fetch_ids']}) "
+            f"and {requests - fetches:,} others in {secs:g} s = {per_peer:.1f} requests/s per peer against "
+            f"`client_rate` {cfg['client_rate']:g}/s (burst {cfg['client_burst']}); {budget} rounds ended on "
+            f"their fetch budget of {cfg['max_fetch_per_round']:,} ids. The paced ceiling is "
+            f"{cfg['client_rate']:g} requests/s × {peers} peers × {cfg['max_fetch_ids']} ids = "
+            f"{paced_ceiling:,.0f} envelopes/s")
+    shed = s.get("sync_batches_shed", 0)
+    refetch_s = cfg.get("refetch_after_ms", 0) / 1000
+    if shed and refetch_s and secs >= refetch_s:
+        text += (f". {shed} fetched batches were shed because node 2's queue of synced batches "
+                 f"(`[ingest] sync_queue_batches` = {cfg.get('sync_queue_batches')}) was full while it validated; "
+                 f"their ids are not asked for again for `[sync] refetch_after_ms` = {refetch_s:g} s, "
+                 f"so the last envelopes came after {secs:g} s")
+        return "refetch", text
+    if per_peer >= 0.8 * cfg["client_rate"]:
+        return "client_rate", text
+    return "none", text
+
+
+def progress_text(rs, missed):
+    """'50 % after 2.1 s, 90 % after …' from node 2's progress marks."""
+    parts = []
+    for p in rs.get("progress") or []:
+        at = p.get("seconds")
+        parts.append(f"{100 * p['share']:g} % after " + ("—" if at is None else f"{at:g} s"))
+    held = rs.get("held_at_hold_end")
+    if held is not None and missed:
+        parts.append(f"{held:,} ({100 * held / missed:.0f} %) held when its seal hold ended")
+    return "; ".join(parts)
+
+
+def pct_text(q):
+    return "n/a" if q is None else f"{100 * q:.0f} %"
+
+
+def converge(out):
+    g = converge_groups()
+    RESULTS["converge"] = g
+    out.append("## Convergence: catch-up by sync, and its steady cost (issue 13)")
+    out.append("")
+    header(out, ["converge"], "catch-up of a restarted verifier ≥ 50 % of gossip ingest speed; steady "
+                              "reconciliation ≤ 2 % of gossip bytes.")
+    cu, st = g.get("catch_up"), g.get("steady")
+    if not (cu and st):
+        why = missing("converge") if "converge" in STEPS else "not run by bench.sh"
+        out.append(f"Not measured in this run ({why}).")
+        out.append("")
+        record_goal("convergence", "catch-up ≥ 50 % of gossip ingest", None, NOT)
+        record_goal("convergence", "steady sync ≤ 2 % of gossip bytes", None, NOT)
+        return
+    rs, b, cfg = cu["restarted"], cu["blast"], cu["config"]
+    out.append(
+        f"3 real `vouch node` processes on 127.0.0.1 with production defaults (`[sync]`: rounds every "
+        f"{cfg['round_interval_ms'] / 1000:g} s per peer, {cfg['max_fetch_per_round']:,} ids fetched a round, "
+        f"{cfg['client_rate']:g} requests/s per peer; the default SLA policy). **Catch-up** (after the steady "
+        "state below): node 2 is killed "
+        f"(SIGKILL); {b['taken']:,} pre-signed one-event envelopes ({cu['envelope_bytes_mean']:.0f} bytes each, "
+        f"{cu['blast_gateways']} gateways, one chain each) are handed to one gossip transport as fast as it "
+        f"takes them without dropping any ({b['hand_over_per_s']:,.0f}/s over {b['hand_over_seconds']:g} s). "
+        "*Gossip ingest* of nodes 0 and 1 = blast envelopes in the node's committed log ÷ (the last one visible "
+        "in the log − the first hand-over): the blast outruns the nodes, which shed what their ingest queue "
+        "cannot hold, so this is ingest at saturation (some of it reaches the log by sync between nodes 0 and 1, "
+        "as the table says). 5 s later node 2 restarts on its data directory; it missed "
+        f"**{cu['missed']:,}** envelopes. *Catch-up* = those ÷ (the moment its log holds them all − the moment "
+        "its process was spawned); *sync alone* counts from the first synced envelope in its log (process "
+        "start and connecting left out). All processes share the 2 cores.")
+    out.append("")
+    gossip_rates = [n["envelopes_per_s"] for n in cu["gossip"]]
+    gossip_mean = sum(gossip_rates) / len(gossip_rates) if gossip_rates else None
+    cu_rate, sync_rate = rs.get("envelopes_per_s"), rs.get("sync_only_per_s")
+    q, q_sync = ratio(cu_rate, gossip_mean), ratio(sync_rate, gossip_mean)
+    ok = None if q is None else q >= 0.5
+    record_goal("convergence", "catch-up ≥ 50 % of gossip ingest", ok, pct_text(q))
+    rows = []
+    for n in cu["gossip"]:
+        rows.append([f"gossip ingest, node {n['node']}", f"{n['blast_in_log']:,}", f"{n['seconds']:g} s",
+                     f"**{r(n['envelopes_per_s'])}/s**",
+                     f"gossip {n['gossip_accepted']:,}, synced {n['synced_accepted']:,}, shed {n['shed']:,}", "—"])
+    held, first = rs.get("all_held_s"), rs.get("first_synced_s")
+    hold = "—" if rs.get("hold_ended_s") is None else f"{rs['hold_ended_s']:g} s"
+    rows.append(["catch-up by sync, node 2 (spawn → all held)", f"{rs['blast_in_log']:,} of {cu['missed']:,}",
+                 "not within the limit" if held is None else f"{held:g} s",
+                 NOT if cu_rate is None else f"**{r(cu_rate)}/s**",
+                 f"synced {rs['synced_accepted']:,}, gossip {rs['gossip_accepted']}; announced after "
+                 f"{rs['announced_s']:g} s, seal hold ended after {hold}",
+                 f"**{pct_text(q)}** — {goal(ok, '≥ 50 %')}"])
+    rows.append(["sync alone, node 2 (first synced envelope → all held)", "same",
+                 "—" if held is None or first is None else f"{held - first:.3g} s",
+                 NOT if sync_rate is None else f"{r(sync_rate)}/s", "—", pct_text(q_sync)])
+    # The bulk of the pull, before any tail of ids fetched again.
+    t90 = next((p.get("seconds") for p in rs.get("progress") or [] if p["share"] == 0.9), None)
+    bulk_rate = None if not t90 else 0.9 * cu["missed"] / t90
+    rows.append(["bulk of the catch-up, node 2 (spawn → 90 % held)", f"{0.9 * cu['missed']:,.0f}",
+                 "—" if not t90 else f"{t90:g} s", NOT if bulk_rate is None else f"{r(bulk_rate)}/s", "—",
+                 pct_text(ratio(bulk_rate, gossip_mean))])
+    table(out, ["measure", "envelopes", "time", "rate", "how they came", "of gossip ingest (mean of nodes 0, 1)"],
+          rows)
+    out.append(f"Node 2's progress (after its spawn): {progress_text(rs, cu['missed'])}.")
+    out.append("")
+    kind, text = binding_limit(cu)
+    if kind is None:
+        out.append(f"Binding limit: {text}.")
+    elif kind == "refetch":
+        out.append(f"Binding limit: {text}: **the tail binds** — validation of synced batches is slower than "
+                   "the fetches, the bounded queue sheds, and the shed ids wait out `refetch_after_ms`.")
+    elif kind == "client_rate":
+        out.append(f"Binding limit: {text}. The requests ran at the client's pace: **`client_rate` binds**.")
+    else:
+        out.append(f"Binding limit: {text}. The requests ran below the client's pace, so no `[sync]` limit "
+                   "binds: the time goes to the round trips and to validating and committing what was fetched.")
+    out.append("")
+    out.append(f"Node 2's sync counters over the catch-up: `{json.dumps(rs['sync'])}`.")
+    out.append("")
+
+    s, idle = st["steady"], st["idle"]
+    pct = s.get("sync_pct_of_gossip")
+    ok2 = None if pct is None else pct <= 2.0
+    record_goal("convergence", "steady sync ≤ 2 % of gossip bytes", ok2, "n/a" if pct is None else f"{pct:.2f} %")
+    measured = ("measured with `ss -tinp`" if s.get("gossip_measured")
+                else "**estimated** (no `ss`: accepted envelope bytes × 2 peers)")
+    out.append(
+        f"**Steady state** (measured first, so that no minute it publishes into holds the catch-up's blast: "
+        "rounds list the ids of every unsealed minute whose digests differ, and a minute stays unsealed for the "
+        f"policy's seal grace): {st['publishers']} SDK gateway publishers (one event per envelope, linger 0, "
+        f"3 regions) publish {st['rate_per_publisher']:g} envelopes/s each to all three nodes "
+        f"({st['published']:,} in the measured {s['seconds']:g} s, after 5 s of warm-up); then nothing is "
+        f"published for {idle['seconds']:g} s (idle). Sync bytes = a node's `vouch_sync_bytes_sent_total` + "
+        "`_received_total` (payload); gossip bytes = the TCP bytes of its sockets to the other verifiers "
+        f"({measured}) less those sync bytes; per peer = ÷ 2, per minute of the interval; mean of the 3 nodes. "
+        "\"All gossip\" adds the node's links to the publishers.")
+    out.append("")
+
+    def num(v, fmt):
+        return NOT if v is None else fmt(v)
+
+    def row(name, i):
+        reqs = {k: sum(n["sync"].get(f"sync_requests_made.{k}", 0) for n in i["per_node"])
+                for k in ("minutes", "partitions", "ids", "fetch")}
+        fetched = sum(n["sync"].get("sync_envelopes_fetched", 0) for n in i["per_node"])
+        return [name, f"{i['seconds']:g} s",
+                num(i.get("sync_bytes_per_min_per_peer"), lambda v: f"{v:,.0f}"),
+                num(i.get("gossip_bytes_per_min_per_peer"), lambda v: f"{v:,.0f}"),
+                num(i.get("sync_pct_of_gossip"), lambda v: f"**{v:.2f} %**"),
+                num(i.get("sync_pct_of_all_gossip"), lambda v: f"{v:.2f} %"),
+                ", ".join(f"{k} {v:,}" for k, v in reqs.items()) + f"; {fetched:,} envelopes fetched"]
+    table(out, ["interval", "length", "sync bytes / min / peer", "gossip bytes / min / peer",
+                "sync ÷ gossip (verifier links)", "sync ÷ all gossip", "sync requests (3 nodes)"],
+          [row("steady publishing", s), row("idle", idle)])
+    out.append("Goal: steady reconciliation ≤ 2 % of gossip bytes — "
+               f"**{NOT if ok2 is None else ('met' if ok2 else 'missed')}**.")
+    out.append("")
+
+
 # ---------------------------------------------------------------- reliability soak
 
 LONG = os.path.join(OUT, "long")
@@ -993,6 +1169,7 @@ def main():
     sdk(body)
     pipeline(body)
     gossip(body)
+    converge(body)
     soak(body)
     replay(body)
     sla(body)
