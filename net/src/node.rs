@@ -291,6 +291,16 @@ impl GossipNode {
         }
     }
 
+    /// Gives up the fetch claims on `ids` ([`SyncEvent::Fetched`] envelopes
+    /// the owner dropped before validating them), so the next round fetches
+    /// them again instead of waiting out [`sync::SyncConfig::refetch_after_ms`].
+    /// Does nothing without sync.
+    pub fn release_sync_claims(&mut self, ids: impl IntoIterator<Item = sync::Id>) {
+        if let Some(sync) = self.sync.as_mut() {
+            sync.release(ids);
+        }
+    }
+
     /// Sync's counters (`vouch_sync_*`), live; `None` without sync.
     pub fn sync_stats(&self) -> Option<Arc<SyncStats>> {
         self.sync.as_ref().map(SyncDriver::stats)

@@ -25,7 +25,9 @@ use super::penalty::{Penalties, PenaltyLimits};
 use super::reconciler::{FetchClaims, Misbehaviour, Next, Outcome, Reconciler, RoundLimits};
 use super::server::{Bucket, Gate, GateLimits, Turned, answer};
 use super::stats::{FailureKind, SyncStats};
-use super::wire::{PROTOCOL, PartitionSet, RefusedReason, RequestKind, SyncRequest, SyncResponse};
+use super::wire::{
+    Id, PROTOCOL, PartitionSet, RefusedReason, RequestKind, SyncRequest, SyncResponse,
+};
 use super::{RoundEnd, SyncConfig, SyncEvent, SyncStore};
 use crate::Node;
 
@@ -151,6 +153,14 @@ impl SyncDriver {
 
     pub(crate) fn stats(&self) -> Arc<SyncStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Gives up the fetch claims on `ids`.
+    pub(crate) fn release(&mut self, ids: impl IntoIterator<Item = Id>) {
+        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            claims.release(&id);
+        }
     }
 
     /// Connected peers known to speak sync.

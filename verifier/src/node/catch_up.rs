@@ -47,6 +47,13 @@ impl CatchUp {
         }
     }
 
+    /// Fetched envelopes were shed before they were validated: rounds that
+    /// completed so far no longer prove this node holds what its peers
+    /// hold, so each peer must complete another.
+    pub(crate) fn batch_shed(&mut self) {
+        self.complete.clear();
+    }
+
     /// Whether the hold ends at `now` with `sync_peers` connected; says why
     /// once, then `None` for good.
     pub(crate) fn check(&mut self, sync_peers: usize, now: Instant) -> Option<CaughtUp> {
@@ -85,6 +92,19 @@ mod tests {
         c.round_ended(b, RoundEnd::Complete);
         assert_eq!(c.check(2, t0 + ALONE), Some(CaughtUp::WithPeers(2)));
         assert_eq!(c.check(2, t0 + MAX_HOLD), None, "said once");
+    }
+
+    #[test]
+    fn a_shed_batch_asks_every_peer_for_another_round() {
+        let t0 = Instant::now();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut c = CatchUp::new(t0);
+        c.round_ended(a, RoundEnd::Complete);
+        c.batch_shed();
+        c.round_ended(b, RoundEnd::Complete);
+        assert_eq!(c.check(2, t0 + ALONE), None, "a's round came before the shed batch");
+        c.round_ended(a, RoundEnd::Complete);
+        assert_eq!(c.check(2, t0 + ALONE), Some(CaughtUp::WithPeers(2)));
     }
 
     #[test]

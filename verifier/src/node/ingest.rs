@@ -115,14 +115,20 @@ impl Queue {
         shed
     }
 
-    /// Queues a synced batch; returns whether the oldest had to be shed for it.
-    pub(crate) fn push_synced(&self, batch: Synced) -> bool {
+    /// Queues a synced batch; returns the oldest if it had to be shed for it.
+    pub(crate) fn push_synced(&self, batch: Synced) -> Option<Synced> {
         let mut inner = self.lock();
-        let shed = inner.synced.len() >= self.sync_capacity && inner.synced.pop_front().is_some();
+        let shed =
+            if inner.synced.len() >= self.sync_capacity { inner.synced.pop_front() } else { None };
         inner.synced.push_back(batch);
         drop(inner);
         self.ready.notify_one();
         shed
+    }
+
+    /// Whether synced batches fill their queue (new rounds wait until not).
+    pub(crate) fn synced_full(&self) -> bool {
+        self.lock().synced.len() >= self.sync_capacity
     }
 
     /// Whether synced batches are waiting.
@@ -1003,8 +1009,10 @@ mod tests {
         assert!(q.push(item(2)).is_none());
         assert_eq!(q.push(item(3)).unwrap().data, vec![1]);
         let batch = |n: u8| Synced { peer: PeerId::random(), envelopes: vec![vec![n]] };
-        assert!(!q.push_synced(batch(7)));
-        assert!(q.push_synced(batch(8)), "the older batch is shed");
+        assert!(q.push_synced(batch(7)).is_none());
+        assert!(q.synced_full());
+        let shed = q.push_synced(batch(8)).expect("the older batch is shed");
+        assert_eq!(shed.envelopes, [vec![7]], "handed back, so its claims can be released");
         assert!(q.has_synced());
         let group = q.take(10, Duration::ZERO, Duration::ZERO).unwrap();
         assert_eq!(group.items.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [2, 3]);

@@ -455,9 +455,15 @@ impl Subsystems {
                         }
                     }
                     Inbound::Sync(SyncEvent::Fetched { peer, envelopes }) => {
-                        // A shed batch's ids are fetched again once their claims lapse.
-                        if self.queue.push_synced(Synced { peer, envelopes }) {
+                        if let Some(shed) = self.queue.push_synced(Synced { peer, envelopes }) {
+                            // Its ids are claimed as fetched: give them up so the
+                            // next round fetches them again at once, and hold seals
+                            // until every peer completed a round after this.
                             self.metrics.sync_batches_shed.fetch_add(1, Ordering::Relaxed);
+                            gossip.release_sync_claims(
+                                shed.envelopes.iter().map(|e| vouch_schema::merkle::envelope_id(e)),
+                            );
+                            self.catch_up.batch_shed();
                         }
                     }
                     Inbound::Sync(SyncEvent::RoundEnded { peer, end, counts }) => {
@@ -482,7 +488,11 @@ impl Subsystems {
         let now = minute_of(crate::clock::now_ms());
         let from =
             minute_of(self.scores.sealed_end_ms()).max(now.saturating_sub(INDEX_SEALED_MINUTES));
-        gossip.sync_round(from, now);
+        // While fetched batches wait for validation, fetching more would only
+        // shed them: rounds resume once the worker has room.
+        if !self.queue.synced_full() {
+            gossip.sync_round(from, now);
+        }
         if let Some(why) = self.catch_up.check(gossip.sync_peers(), Instant::now()) {
             match why {
                 CaughtUp::TimedOut => {
