@@ -132,13 +132,23 @@ pub struct ChainSigner {
 impl ChainSigner {
     /// Gateway `n`'s chain `chain` on `partition`.
     pub fn new(n: u32, partition: u32, chain: &str) -> ChainSigner {
-        ChainSigner {
-            actor: Actor::numbered(n, Role::Gateway, "FRA", 1_700_000_000..1_900_000_000),
-            prev: None,
-            ts: 1_764_158_400_000,
-            partition,
-            chain: chain.to_owned(),
-        }
+        let actor = Actor::numbered(n, Role::Gateway, "FRA", 1_700_000_000..1_900_000_000);
+        ChainSigner::with_actor(actor, partition, chain, 1_764_158_400_000)
+    }
+
+    /// `actor`'s chain `chain` on `partition`, its first envelope after `ts`.
+    pub fn with_actor(actor: Actor, partition: u32, chain: &str, ts: u64) -> ChainSigner {
+        ChainSigner { actor, prev: None, ts, partition, chain: chain.to_owned() }
+    }
+
+    /// The last envelope's timestamp (ms).
+    pub fn last_ts(&self) -> u64 {
+        self.ts
+    }
+
+    /// The partition the chain publishes on.
+    pub fn partition(&self) -> u32 {
+        self.partition
     }
 
     /// The principal's address.
@@ -153,7 +163,13 @@ impl ChainSigner {
 
     /// The chain's next envelope, a second after the last; `events` gets its timestamp.
     pub fn next(&mut self, events: impl FnOnce(u64) -> Vec<Event>) -> Envelope {
-        self.ts += 1000;
+        self.next_at(self.ts + 1000, events)
+    }
+
+    /// The chain's next envelope stamped `ts` (later than the last);
+    /// `events` gets its timestamp.
+    pub fn next_at(&mut self, ts: u64, events: impl FnOnce(u64) -> Vec<Event>) -> Envelope {
+        self.ts = ts;
         let batch = TelemetryBatch::new(self.actor.cert(), events(self.ts));
         let id = MessageId {
             stream_id: self.actor.stream_id(),

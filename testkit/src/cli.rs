@@ -243,6 +243,24 @@ impl Identity {
         ])
     }
 
+    /// `vouch publish` of `events` with [`Identity::one_event_per_envelope`]'s
+    /// configuration (every event in an envelope of its own, sent at once)
+    /// to `bootstrap`, giving up after `timeout`; not started yet.
+    pub fn publish_each_command(&self, events: &str, bootstrap: &str, timeout: &str) -> Command {
+        let config = self.one_event_per_envelope();
+        self.vouch.command(&[
+            "publish",
+            "--config",
+            &config,
+            "--events",
+            events,
+            "--bootstrap",
+            bootstrap,
+            "--timeout",
+            timeout,
+        ])
+    }
+
     /// `vouch publish` of the fixture events to `bootstrap`, giving up
     /// after `timeout` (e.g. `"60s"`).
     pub fn publish(&self, bootstrap: &str, timeout: &str) -> Output {

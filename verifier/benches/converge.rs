@@ -75,12 +75,12 @@ use cluster::{
 };
 use serde_json::{Value, json};
 use vouch_delegation::Role;
-use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, TelemetryBatch};
+use vouch_schema::{Address, Event};
 use vouch_sdk::config::TransportConfig;
 use vouch_sdk::transport::gossip::{GossipOptions, GossipTransport};
 use vouch_sdk::transport::{Outgoing, Transport, TransportError};
 use vouch_sdk::{Publisher, Signer};
-use vouch_testkit::actor::Actor;
+use vouch_testkit::actor::{Actor, ChainSigner};
 use vouch_testkit::process::http_get;
 
 const VERIFIERS: usize = 3;
@@ -161,41 +161,26 @@ fn round3(x: f64) -> f64 {
 // ------------------------------------------------------------ the blast
 
 /// One blast gateway's chain of envelopes.
-struct Chain {
-    actor: Actor,
-    cert: Vec<u8>,
-    partition: u32,
-    prev: Option<MessageRef>,
-    ts: u64,
-}
+struct Chain(ChainSigner);
 
 impl Chain {
     fn new(n: u32) -> Chain {
         let now = now_ms() / 1000;
         let region = REGIONS[n as usize % REGIONS.len()];
         let actor = Actor::numbered(n, Role::Gateway, region, now - 600..now + 86_400);
-        let cert = actor.cert();
         let partition = Signer::default_partition(&actor.certificate);
-        Chain { actor, cert, partition, prev: None, ts: 0 }
+        Chain(ChainSigner::with_actor(actor, partition, "converge-bench", 0))
     }
 
     /// The chain's next envelope: one `event`, stamped now (at least a ms
     /// after the last, so a chain never repeats a position).
     fn next(&mut self, mut event: Event) -> (u32, Vec<u8>) {
-        self.ts = now_ms().max(self.ts + 1);
-        event.ts = Some(self.ts);
-        let batch = TelemetryBatch::new(self.cert.clone(), vec![event]);
-        let id = MessageId {
-            stream_id: self.actor.stream_id(),
-            partition: self.partition,
-            timestamp: self.ts,
-            seq: 0,
-            publisher: Address::ZERO,
-            msg_chain_id: "converge-bench".to_owned(),
-        };
-        let env = Envelope::sign(id, self.prev, batch.encode(), &self.actor.delegate).unwrap();
-        self.prev = Some(env.id.as_ref());
-        (self.partition, env.encode())
+        let ts = now_ms().max(self.0.last_ts() + 1);
+        let env = self.0.next_at(ts, |ts| {
+            event.ts = Some(ts);
+            vec![event]
+        });
+        (self.0.partition(), env.encode())
     }
 }
 
@@ -596,7 +581,7 @@ fn main() {
     let snapshot = work.path().join("authority.json");
     let principals: Vec<(Address, Role)> = chains
         .iter()
-        .map(|c| (c.actor.principal_address(), Role::Gateway))
+        .map(|c| (c.0.principal(), Role::Gateway))
         .chain(steady_signers.iter().map(|(a, _)| (*a, Role::Gateway)))
         .collect();
     write_authority(&snapshot, &principals);
@@ -605,7 +590,7 @@ fn main() {
         work,
         snapshot,
         nodes,
-        blast_set: Arc::new(chains.iter().map(|c| c.actor.delegate_address()).collect()),
+        blast_set: Arc::new(chains.iter().map(|c| c.0.delegate_address()).collect()),
         steady_set: Arc::new(steady_signers.iter().map(|(_, s)| s.address()).collect()),
         tallies: Vec::new(),
         stops: Vec::new(),

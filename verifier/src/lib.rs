@@ -17,6 +17,7 @@
 pub mod api;
 pub mod bridge;
 pub mod clock;
+pub mod config_file;
 pub mod converge;
 pub mod demo;
 pub mod http_server;

@@ -48,21 +48,11 @@ fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
     let flood: String = (0..FLOOD).map(|i| format!("{}\n", fixtures[i % fixtures.len()])).collect();
     std::fs::write(flooder.dir.path().join("flood.ndjson"), flood).unwrap();
     let flood_thread = {
-        let (config, events, bootstrap) =
-            (flooder.one_event_per_envelope(), flooder.p("flood.ndjson"), bootstrap.clone());
+        let mut publish =
+            flooder.publish_each_command(&flooder.p("flood.ndjson"), &bootstrap, "60s");
         std::thread::spawn(move || {
             let started = std::time::Instant::now();
-            let out = VOUCH.run(&[
-                "publish",
-                "--config",
-                &config,
-                "--events",
-                &events,
-                "--bootstrap",
-                &bootstrap,
-                "--timeout",
-                "60s",
-            ]);
+            let out = publish.output().unwrap();
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "flood: {FLOOD} envelopes in {secs:.2} s, {:.0}× the rate limit",

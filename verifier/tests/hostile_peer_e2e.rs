@@ -68,18 +68,7 @@ fn delegate_of(id: &Identity) -> Address {
 
 /// Publishes the 8 fixture events of `id` through the SDK, one envelope each.
 fn publish_events(id: &Identity, bootstrap: &str) -> Value {
-    let out = VOUCH.run(&[
-        "publish",
-        "--config",
-        &id.one_event_per_envelope(),
-        "--events",
-        &id.events(),
-        "--bootstrap",
-        bootstrap,
-        "--timeout",
-        "60s",
-    ]);
-    ok_json(&out)
+    ok_json(&id.publish_each_command(&id.events(), bootstrap, "60s").output().unwrap())
 }
 
 /// Issue 18, item 2: 2,000 revocations signed by 500 throw-away keys were

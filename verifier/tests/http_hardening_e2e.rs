@@ -94,11 +94,13 @@ fn raw(host_port: &str, request: &[u8]) -> (u16, String, String) {
     (status, head.to_owned(), body.to_owned())
 }
 
-/// Opens a connection from `source` to `server` and sends half a request head.
-fn slow_client(
+/// A blocking connection from `source` to `server` that has sent `head`
+/// (a refused connection may be closed already, so the write may fail).
+fn connect_from(
     runtime: &tokio::runtime::Runtime,
     source: Ipv4Addr,
     server: SocketAddr,
+    head: &[u8],
 ) -> TcpStream {
     let stream = runtime.block_on(async {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -110,32 +112,17 @@ fn slow_client(
         stream.into_std().unwrap()
     });
     stream.set_nonblocking(false).unwrap();
-    // A refused connection may be closed already.
-    let _ = (&stream).write_all(PARTIAL_HEAD);
+    let _ = (&stream).write_all(head);
     stream
 }
 
-/// A whole `GET /healthz` (closing the connection) from `source`.
-fn slow_client_request(
+/// Opens a connection from `source` to `server` and sends half a request head.
+fn slow_client(
     runtime: &tokio::runtime::Runtime,
     source: Ipv4Addr,
     server: SocketAddr,
 ) -> TcpStream {
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::from((source, 0))).unwrap();
-        tokio::time::timeout(WAIT, socket.connect(server))
-            .await
-            .unwrap()
-            .unwrap()
-            .into_std()
-            .unwrap()
-    });
-    stream.set_nonblocking(false).unwrap();
-    (&stream)
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    stream
+    connect_from(runtime, source, server, PARTIAL_HEAD)
 }
 
 /// Reads `stream` until the server closes it (EOF or reset) before
@@ -222,7 +209,8 @@ fn slowloris_beyond_every_cap_leaves_the_node_serving() {
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
     // Even one that shares a flooding address (a NAT, a monitor on the same
     // host): at its address's cap, that address's idlest connection makes room.
-    let shared = slow_client_request(&runtime, Ipv4Addr::new(127, 0, 0, 2), server);
+    let whole = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let shared = connect_from(&runtime, Ipv4Addr::new(127, 0, 0, 2), server, whole);
     let answer = wait_closed(shared, Instant::now() + WAIT).unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -572,19 +572,10 @@ fn a_sync_flood_is_refused_and_banned_while_honest_gossip_and_sync_go_on() {
         // Meanwhile the gateway publishes three runs of eight envelopes to
         // the flooded node, by gossip; every one must be delivered.
         let publisher = scope.spawn(|| {
-            let (config, events) = (gateway.one_event_per_envelope(), gateway.events());
+            let events = gateway.events();
             let run = || {
-                let out = VOUCH.run(&[
-                    "publish",
-                    "--config",
-                    &config,
-                    "--events",
-                    &events,
-                    "--bootstrap",
-                    &bootstrap,
-                    "--timeout",
-                    "60s",
-                ]);
+                let out =
+                    gateway.publish_each_command(&events, &bootstrap, "60s").output().unwrap();
                 ok_json(&out)["stats"]["sent_envelopes"].as_u64().unwrap()
             };
             (0..3).map(|_| run()).sum::<u64>()

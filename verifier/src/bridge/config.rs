@@ -127,10 +127,8 @@ impl StreamrBridgeConfig {
     /// Reads the `[bridge.streamr]` section of a TOML file (other sections
     /// are left to their owners); relative paths are taken relative to the file.
     pub fn from_file(path: &Path) -> Result<StreamrBridgeConfig, BridgeError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| BridgeConfigError::Read { path: path.to_owned(), source })?;
-        let root: FileRoot = toml::from_str(&text)
-            .map_err(|source| BridgeConfigError::Toml { path: path.to_owned(), source })?;
+        let root: FileRoot =
+            crate::config_file::read_toml(path).map_err(BridgeConfigError::File)?;
         let mut config = root.bridge.streamr;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
@@ -285,8 +283,7 @@ impl NetworkConfig {
     /// The StreamrClient configuration in force (`client_file` wins).
     pub fn client_config(&self) -> Result<serde_json::Value, BridgeError> {
         let Some(path) = &self.client_file else { return Ok(self.client.clone()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| BridgeConfigError::Read { path: path.clone(), source })?;
+        let text = crate::config_file::read_text(path).map_err(BridgeConfigError::File)?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|source| BridgeConfigError::Json { path: path.clone(), source })?;
         if !value.is_object() {

@@ -4,6 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::config_file::FileError;
+
 use vouch_schema::EnvelopeError;
 
 use crate::http_server::HttpServerError;
@@ -92,22 +94,9 @@ pub enum BridgeError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BridgeConfigError {
-    /// A file the configuration names cannot be read.
-    #[error("reading {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The configuration file is not valid TOML of the bridge's shape.
-    #[error("{}: {source}", path.display())]
-    Toml {
-        /// The file.
-        path: PathBuf,
-        /// The parser's error.
-        source: toml::de::Error,
-    },
+    /// The configuration file, or a file it names, cannot be read or parsed.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The StreamrClient configuration file is not JSON.
     #[error("{}: {source}", path.display())]
     Json {

@@ -260,7 +260,9 @@ mod tests {
     #[test]
     fn a_cause_the_message_already_shows_is_not_repeated() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
-        let config = vouch_verifier::node::ConfigError::Read { path: "p.toml".into(), source: io };
+        let file =
+            vouch_verifier::config_file::FileError::Read { path: "p.toml".into(), source: io };
+        let config = vouch_verifier::node::ConfigError::File(file);
         let e =
             anyhow::Error::from(vouch_verifier::node::NodeError::from(config)).context("starting");
         assert_eq!(e.chain().count(), 4);

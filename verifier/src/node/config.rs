@@ -97,10 +97,7 @@ impl SlaSettings {
     /// The policy and registry texts in force.
     pub fn files(&self) -> Result<crate::scores::PolicyFiles, NodeError> {
         let mut files = crate::scores::PolicyFiles { limits: self.limits, ..Default::default() };
-        let read = |p: &Path| {
-            std::fs::read_to_string(p)
-                .map_err(|source| ConfigError::Read { path: p.to_owned(), source })
-        };
+        let read = |p: &Path| crate::config_file::read_text(p).map_err(ConfigError::File);
         if let Some(p) = &self.policy {
             files.policy_toml = read(p)?;
         }
@@ -246,10 +243,8 @@ impl Default for LogSettings {
 impl NodeConfig {
     /// Reads a TOML file; relative paths in it are taken relative to its directory.
     pub fn from_file(path: &Path) -> Result<NodeConfig, NodeError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut config: NodeConfig = toml::from_str(&text)
-            .map_err(|source| ConfigError::Toml { path: path.to_owned(), source })?;
+        let mut config: NodeConfig =
+            crate::config_file::read_toml(path).map_err(ConfigError::File)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() {

@@ -9,6 +9,7 @@ use vouch_delegation::authority::onchain::OnChainError;
 use vouch_delegation::authority::snapshot::SnapshotError as AuthoritySnapshotError;
 
 use crate::api::ApiConfigError;
+use crate::config_file::FileError;
 use crate::converge::checkpointer::SignerError;
 use crate::http_server::HttpServerError;
 use crate::scores::ScoreError;
@@ -53,22 +54,9 @@ pub enum NodeError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// A file named by the configuration (the file itself, a policy) cannot be read.
-    #[error("reading {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The configuration file is not valid TOML of the node's shape.
-    #[error("{}: {source}", path.display())]
-    Toml {
-        /// The file.
-        path: PathBuf,
-        /// The parser's error, with line and column.
-        source: toml::de::Error,
-    },
+    /// The configuration file, or a file it names (a policy), cannot be read or parsed.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// `[p2p] partitions` does not parse.
     #[error("partitions {given:?}: {source}")]
     Partitions {
