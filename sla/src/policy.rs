@@ -1,15 +1,28 @@
-//! The SLA policy: formula weights, targets, windows, lag and grace, and the
-//! failure classification table (`schemas/policy/sla-policy-v1.toml`).
+//! The SLA policy: formula weights, targets, windows, lag and grace, the
+//! failure classification table and the metric definitions
+//! (`schemas/policy/*.toml`).
 
 use std::path::Path;
 
 use serde::Deserialize;
 use sha3::{Digest, Keccak256};
 
+use crate::definitions::{BenchmarkPolicy, MetricsPolicy};
 use crate::{PolicyError, SlaError};
 
-/// The policy file compiled in, used by [`Policy::default_v1`].
+/// `sla-policy` v1, compiled in, used by [`Policy::default_v1`].
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../../schemas/policy/sla-policy-v1.toml");
+
+/// The policies that ship with Vouch, by name (`{id}-v{version}`): a node
+/// names them in `[sla]` without a file, and a query in `?policy=`.
+pub const BUILTIN_POLICIES: [(&str, &str); 3] = [
+    ("sla-policy-v1", DEFAULT_POLICY_TOML),
+    ("sla-policy-v2", include_str!("../../schemas/policy/sla-policy-v2.toml")),
+    (
+        "naap-quality-benchmark-v1",
+        include_str!("../../schemas/policy/naap-quality-benchmark-v1.toml"),
+    ),
+];
 
 /// A failure class (DESIGN.md §8). `client_caused` failures are excused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -215,6 +228,10 @@ struct PolicyFile {
     sla_score_v1: SlaScoreV1,
     legacy: LegacyPolicy,
     failure_rules: Vec<FailureRule>,
+    #[serde(default)]
+    metrics: MetricsPolicy,
+    #[serde(default)]
+    benchmark: BenchmarkPolicy,
 }
 
 /// A loaded policy and the hash of its file bytes.
@@ -240,6 +257,10 @@ pub struct Policy {
     pub legacy: LegacyPolicy,
     /// The failure classification table, first match wins.
     pub failure_rules: Vec<FailureRule>,
+    /// `[metrics]`: what each metric measures.
+    pub metrics: MetricsPolicy,
+    /// `[benchmark]`: where cohort benchmarks come from.
+    pub benchmark: BenchmarkPolicy,
     /// `0x` + keccak-256 of the file bytes.
     pub hash: String,
 }
@@ -270,10 +291,28 @@ impl Policy {
             sla: file.sla_score_v1,
             legacy: file.legacy,
             failure_rules: file.failure_rules,
+            metrics: file.metrics,
+            benchmark: file.benchmark,
             hash: file_hash(text.as_bytes()),
         };
         policy.check()?;
         Ok(policy)
+    }
+
+    /// A policy that ships with Vouch, by name ([`BUILTIN_POLICIES`]).
+    pub fn builtin(name: &str) -> Option<Policy> {
+        let (_, text) = BUILTIN_POLICIES.iter().find(|(n, _)| *n == name)?;
+        Policy::from_toml(text).ok()
+    }
+
+    /// The text of a policy that ships with Vouch, by name.
+    pub fn builtin_text(name: &str) -> Option<&'static str> {
+        BUILTIN_POLICIES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    /// The name a query selects this policy by: `{id}-v{version}`.
+    pub fn name(&self) -> String {
+        format!("{}-v{}", self.id, self.version)
     }
 
     /// Reads and parses a policy file.
@@ -313,6 +352,13 @@ impl Policy {
         if !(self.legacy.median_score > 0.0 && self.legacy.median_score < 1.0) {
             return bad("legacy.median_score must be strictly between 0 and 1");
         }
+        if self.id.is_empty() || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return bad("id must be non-empty ASCII letters, digits and dashes");
+        }
+        self.metrics.check().or_else(bad)?;
+        if self.metrics.signals.len() as u64 != self.sla.expected_signals {
+            return bad("sla_score_v1.expected_signals must equal the number of metrics.signals");
+        }
         Ok(())
     }
 
@@ -339,5 +385,30 @@ mod tests {
         assert_eq!(p.classify("no orchestrators available"), FailureClass::GatewayError);
         assert_eq!(p.classify("something odd"), FailureClass::Other);
         assert!(p.hash.starts_with("0x") && p.hash.len() == 66);
+        assert_eq!(p.metrics, MetricsPolicy::default(), "v1 predates [metrics]: its defaults");
+    }
+
+    #[test]
+    fn every_builtin_policy_loads_under_its_name() {
+        for (name, _) in BUILTIN_POLICIES {
+            let p = Policy::builtin(name).unwrap_or_else(|| panic!("{name} loads"));
+            assert_eq!(p.name(), name);
+        }
+        assert!(Policy::builtin("sla-policy-v9").is_none());
+    }
+
+    #[test]
+    fn bad_definitions_are_refused_with_the_key_named() {
+        let v2 = Policy::builtin_text("sla-policy-v2").unwrap();
+        let cases = [
+            ("ptff = { from = \"request\", to = \"few_processed\" }",
+             "ptff = { from = \"request\", to = \"request\" }", "different edges"),
+            ("unit = \"attempt\"", "unit = \"hour\"", "unknown variant"),
+        ];
+        for (from, to, want) in cases {
+            assert!(v2.contains(from), "{from}");
+            let err = Policy::from_toml(&v2.replace(from, to)).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
     }
 }

@@ -26,6 +26,8 @@ pub struct WindowInfo {
 /// The policy that produced a score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PolicyRef {
+    /// `{id}-v{version}`: what `?policy=` selects it by.
+    pub name: String,
     /// Policy id.
     pub id: String,
     /// Policy version.

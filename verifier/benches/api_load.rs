@@ -121,7 +121,7 @@ fn main() {
         rate_limit: RateLimitConfig { per_second: 0.0, ..RateLimitConfig::default() },
         ..ApiConfig::default()
     };
-    let api = Api::new(Arc::new(Scores::new(engine)), &config).unwrap();
+    let api = Api::new(Arc::new(Scores::new(vec![engine])), &config).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();

@@ -582,6 +582,9 @@ impl SlaSource for GatedSource {
     fn models(&self) -> Bytes {
         self.inner.models()
     }
+    fn policies(&self) -> Bytes {
+        self.inner.policies()
+    }
     fn regions(&self) -> Bytes {
         self.inner.regions()
     }

@@ -52,8 +52,10 @@ impl Engine {
         (start, end, info)
     }
 
-    fn policy_ref(&self) -> PolicyRef {
+    /// The policy in force, as answers name it.
+    pub fn policy_ref(&self) -> PolicyRef {
         PolicyRef {
+            name: self.policy.name(),
             id: self.policy.id.clone(),
             version: self.policy.version,
             hash: self.policy.hash.clone(),

@@ -181,6 +181,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/sla/orchestrators/{address}",
     "/v1/network/demand",
     "/v1/models",
+    "/v1/policies",
     "/v1/regions",
     "/api/aggregated_stats",
     "/v1/openapi.json",
@@ -223,6 +224,7 @@ impl Api {
             .route("/v1/sla/orchestrators/{address}", get(orchestrator))
             .route("/v1/network/demand", get(demand))
             .route("/v1/models", get(models))
+            .route("/v1/policies", get(policies))
             .route("/v1/regions", get(regions))
             .route("/api/aggregated_stats", get(aggregated_stats))
             .route("/v1/openapi.json", get(openapi_document))
@@ -337,6 +339,11 @@ async fn aggregated_stats(State(s): State<Arc<Shared>>, uri: Uri) -> Result<Resp
 async fn models(State(s): State<Arc<Shared>>, uri: Uri) -> Result<Response, ApiError> {
     params(&uri)?;
     Ok(json(call(&s, |src| Ok(src.models())).await?, PUBLIC_CACHE))
+}
+
+async fn policies(State(s): State<Arc<Shared>>, uri: Uri) -> Result<Response, ApiError> {
+    params(&uri)?;
+    Ok(json(call(&s, |src| Ok(src.policies())).await?, PUBLIC_CACHE))
 }
 
 async fn regions(State(s): State<Arc<Shared>>, uri: Uri) -> Result<Response, ApiError> {

@@ -34,6 +34,9 @@ pub trait SlaSource: Send + Sync + 'static {
     /// `GET /v1/network/demand`: sessions, attempts and inference minutes by
     /// model, pipeline and region.
     fn demand(&self, params: &Params) -> Result<Bytes, ApiError>;
+    /// `GET /v1/policies`: the SLA policies scored (name, id, version,
+    /// hash) and the default one; every SLA route takes `?policy=NAME`.
+    fn policies(&self) -> Bytes;
     /// `GET /v1/models`: the model registry in force.
     fn models(&self) -> Bytes;
     /// `GET /v1/regions`: gateway regions seen, sorted.
@@ -43,7 +46,7 @@ pub trait SlaSource: Send + Sync + 'static {
     fn aggregated_stats(&self, params: &Params) -> Result<Bytes, ApiError>;
 
     /// The body the API serves at `route` for the query string `query`:
-    /// `orchestrators`, `demand`, `aggregated_stats`, `regions`, `models` or
+    /// `orchestrators`, `demand`, `aggregated_stats`, `regions`, `models`, `policies` or
     /// `orchestrator/0x…` (public fields only). What `vouch replay --sla`
     /// prints, so an auditor compares exactly the node's bytes.
     fn answer(&self, route: &str, query: &str) -> Result<Bytes, ApiError> {
@@ -54,6 +57,7 @@ pub trait SlaSource: Send + Sync + 'static {
             "aggregated_stats" => self.aggregated_stats(&params),
             "regions" => Ok(self.regions()),
             "models" => Ok(self.models()),
+            "policies" => Ok(self.policies()),
             other => match other.strip_prefix("orchestrator/") {
                 Some(address) => self
                     .orchestrator(address, &params, false)?

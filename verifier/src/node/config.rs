@@ -68,8 +68,14 @@ pub struct Faults {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SlaSettings {
-    /// SLA policy TOML (default: the embedded `schemas/policy/sla-policy-v1.toml`).
+    /// The primary SLA policy: a built-in policy's name (`sla-policy-v2`,
+    /// `naap-quality-benchmark-v1`, `sla-policy-v1`) or a TOML file
+    /// (default: `sla-policy-v2`). Its buckets are what checkpoints sign and
+    /// its answers are served when a query names no policy.
     pub policy: Option<PathBuf>,
+    /// Further policies scored side by side, by name or file, selected by
+    /// `?policy=NAME` (default: `["naap-quality-benchmark-v1"]`; `[]` for none).
+    pub also: Option<Vec<PathBuf>>,
     /// Model registry TOML (default: the embedded `schemas/policy/models-v1.toml`).
     pub registry: Option<PathBuf>,
     /// Seconds between snapshots of the engine beside the state; a restart
@@ -86,6 +92,7 @@ impl Default for SlaSettings {
     fn default() -> Self {
         SlaSettings {
             policy: None,
+            also: None,
             registry: None,
             snapshot_interval_secs: 60,
             limits: vouch_sla::Limits::default(),
@@ -98,8 +105,15 @@ impl SlaSettings {
     pub fn files(&self) -> Result<crate::scores::PolicyFiles, NodeError> {
         let mut files = crate::scores::PolicyFiles { limits: self.limits, ..Default::default() };
         let read = |p: &Path| crate::config_file::read_text(p).map_err(ConfigError::File);
+        let policy = |p: &Path| match p.to_str().and_then(vouch_sla::Policy::builtin_text) {
+            Some(text) => Ok(text.to_owned()),
+            None => read(p),
+        };
         if let Some(p) = &self.policy {
-            files.policy_toml = read(p)?;
+            files.policy_toml = policy(p)?;
+        }
+        if let Some(also) = &self.also {
+            files.also = also.iter().map(|p| policy(p)).collect::<Result<_, _>>()?;
         }
         if let Some(p) = &self.registry {
             files.registry_toml = read(p)?;
@@ -247,7 +261,8 @@ impl NodeConfig {
             crate::config_file::read_toml(path).map_err(ConfigError::File)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
-            if p.is_relative() {
+            let builtin = p.to_str().and_then(vouch_sla::Policy::builtin_text).is_some();
+            if p.is_relative() && !builtin {
                 *p = base.join(&*p);
             }
         };
@@ -264,6 +279,9 @@ impl NodeConfig {
             config.checkpoint.certificate.as_mut(),
         ];
         for p in files.into_iter().flatten() {
+            rebase(p);
+        }
+        for p in config.sla.also.iter_mut().flatten() {
             rebase(p);
         }
         Ok(config)

@@ -37,8 +37,12 @@ use crate::validate::Verified;
 pub enum ScoreRecord {
     /// The policy and model registry in force from here on (their TOML text).
     SlaPolicy {
-        /// The SLA policy file.
+        /// The SLA policy file: the primary policy, whose buckets the
+        /// verifier's checkpoints sign and whose answers are the default.
         policy_toml: String,
+        /// Further policies scored side by side (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also: Vec<String>,
         /// The model registry file.
         registry_toml: String,
         /// The engine's bounds (absent in logs written before they were
@@ -75,6 +79,21 @@ pub enum ScoreError {
     /// The engine part of a snapshot does not restore.
     #[error("scores snapshot: {0}")]
     Engine(#[source] vouch_sla::SlaError),
+    /// Two policies of one node share a name (`{id}-v{version}`), so a
+    /// query could not tell them apart.
+    #[error("SLA policy {name} is named twice")]
+    DuplicatePolicy {
+        /// The name given twice.
+        name: String,
+    },
+    /// A query names a policy this verifier does not score.
+    #[error("unknown policy {given:?}; this verifier scores {known}")]
+    UnknownPolicy {
+        /// The name asked for.
+        given: String,
+        /// The names it scores, comma-separated.
+        known: String,
+    },
     /// The log records no SLA policy: it was not written by a scoring node.
     #[error("the log records no SLA policy (not written by a scoring node)")]
     NoPolicy,
@@ -107,11 +126,12 @@ pub fn recorded_policy(log_dir: &std::path::Path) -> Result<Option<PolicyFiles>,
         if record.kind != RecordKind::Scores {
             continue;
         }
-        if let ScoreRecord::SlaPolicy { policy_toml, registry_toml, limits } =
+        if let ScoreRecord::SlaPolicy { policy_toml, also, registry_toml, limits } =
             ScoreRecord::decode(&record.payload)?
         {
             last = Some(PolicyFiles {
                 policy_toml,
+                also,
                 registry_toml,
                 limits: limits.unwrap_or_default(),
             });
@@ -120,21 +140,32 @@ pub fn recorded_policy(log_dir: &std::path::Path) -> Result<Option<PolicyFiles>,
     Ok(last)
 }
 
-/// The policy and registry texts in force, parsed.
+/// The policy texts and registry text in force.
 #[derive(Debug, Clone)]
 pub struct PolicyFiles {
-    /// The SLA policy's TOML text.
+    /// The primary SLA policy's TOML text.
     pub policy_toml: String,
+    /// Further policies' TOML texts, scored side by side.
+    pub also: Vec<String>,
     /// The model registry's TOML text.
     pub registry_toml: String,
-    /// The engine's bounds.
+    /// The engine's bounds (each policy's engine has them).
     pub limits: Limits,
 }
 
+/// The primary policy a node scores with unless configured otherwise.
+pub const DEFAULT_POLICY: &str = "sla-policy-v2";
+
+/// The policies a node scores beside the primary unless configured otherwise.
+pub const DEFAULT_ALSO: &[&str] = &["naap-quality-benchmark-v1"];
+
 impl Default for PolicyFiles {
+    /// `sla-policy-v2`, with `naap-quality-benchmark-v1` beside it.
     fn default() -> Self {
+        let builtin = |name| Policy::builtin_text(name).unwrap_or_default().to_owned();
         PolicyFiles {
-            policy_toml: vouch_sla::DEFAULT_POLICY_TOML.to_owned(),
+            policy_toml: builtin(DEFAULT_POLICY),
+            also: DEFAULT_ALSO.iter().map(|n| builtin(n)).collect(),
             registry_toml: vouch_sla::DEFAULT_REGISTRY_TOML.to_owned(),
             limits: Limits::default(),
         }
@@ -142,15 +173,29 @@ impl Default for PolicyFiles {
 }
 
 impl PolicyFiles {
-    /// Parses both files.
-    pub fn parse(&self) -> Result<(Policy, Registry), ScoreError> {
-        Ok((Policy::from_toml(&self.policy_toml)?, Registry::from_toml(&self.registry_toml)?))
+    /// One policy alone (tests and benchmarks that score under a given text).
+    pub fn single(policy_toml: &str) -> PolicyFiles {
+        PolicyFiles { policy_toml: policy_toml.to_owned(), also: Vec::new(), ..Default::default() }
+    }
+
+    /// Parses every file: the policies (primary first) and the registry.
+    pub fn parse(&self) -> Result<(Vec<Policy>, Registry), ScoreError> {
+        let mut policies = Vec::with_capacity(1 + self.also.len());
+        for text in std::iter::once(&self.policy_toml).chain(&self.also) {
+            let policy = Policy::from_toml(text)?;
+            if policies.iter().any(|p: &Policy| p.name() == policy.name()) {
+                return Err(ScoreError::DuplicatePolicy { name: policy.name() });
+            }
+            policies.push(policy);
+        }
+        Ok((policies, Registry::from_toml(&self.registry_toml)?))
     }
 
     /// The log record announcing these files.
     pub fn record(&self) -> ScoreRecord {
         ScoreRecord::SlaPolicy {
             policy_toml: self.policy_toml.clone(),
+            also: self.also.clone(),
             registry_toml: self.registry_toml.clone(),
             limits: Some(self.limits),
         }
@@ -160,10 +205,18 @@ impl PolicyFiles {
 /// One minute, ms: the engine's bucket width.
 const MINUTE_MS: u64 = 60_000;
 
-/// The engine shared between the ingest worker (writer) and the HTTP API
-/// (readers). Query answers are cached inside the engine until the next seal.
+/// The engines (one per policy, the primary first) shared between the
+/// ingest worker (writer) and the HTTP API (readers). Query answers are
+/// cached until the next seal.
+///
+/// Every policy scores every accepted envelope, so the policies' answers
+/// are over the same events; the verifier's checkpoints sign the primary
+/// policy's buckets (the agreement they establish is over the envelopes
+/// accepted, which every policy shares).
 pub struct Scores {
-    engine: RwLock<Engine>,
+    engines: Vec<RwLock<Engine>>,
+    /// `{id}-v{version}` of each engine's policy, in the same order.
+    names: Vec<String>,
     /// End of the sealed minutes (ms), to tell whether a seal would advance.
     sealed_end_ms: AtomicU64,
     /// Serialized answers by query, tagged with the seal they reflect.
@@ -178,20 +231,27 @@ pub struct Scores {
 
 impl std::fmt::Debug for Scores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scores").finish_non_exhaustive()
+        f.debug_struct("Scores").field("policies", &self.names).finish_non_exhaustive()
     }
 }
 
-/// Splits a [`Scores::snapshot`] into the engine's bytes and the book.
-fn decode_snapshot(bytes: &[u8]) -> Result<(Vec<u8>, CheckpointBook), ScoreError> {
+/// Splits a [`Scores::snapshot`] into the engines' bytes and the book.
+fn decode_snapshot(bytes: &[u8]) -> Result<(Vec<Vec<u8>>, CheckpointBook), ScoreError> {
     use ciborium::Value;
     let bad = || ScoreError::Snapshot("not a scores snapshot");
     let value: Value = ciborium::from_reader(bytes).map_err(|_| bad())?;
     let Value::Array(mut parts) = value else { return Err(bad()) };
-    let (Some(Value::Array(records)), Some(Value::Bytes(engine))) = (parts.pop(), parts.pop())
+    let (Some(Value::Array(records)), Some(Value::Array(engines))) = (parts.pop(), parts.pop())
     else {
         return Err(bad());
     };
+    let engines = engines
+        .into_iter()
+        .map(|e| match e {
+            Value::Bytes(b) => Ok(b),
+            _ => Err(bad()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let records = records
         .into_iter()
         .map(|r| match r {
@@ -204,7 +264,7 @@ fn decode_snapshot(bytes: &[u8]) -> Result<(Vec<u8>, CheckpointBook), ScoreError
         .collect::<Result<Vec<_>, _>>()?;
     let book = CheckpointBook::from_records(BookLimits::default(), &records)
         .map_err(|_| ScoreError::Snapshot("a checkpoint in the snapshot does not decode"))?;
-    Ok((engine, book))
+    Ok((engines, book))
 }
 
 /// [`ScoreError::Envelope`] of a logged record that does not decode.
@@ -219,16 +279,26 @@ pub fn observer_of(batch: &TelemetryBatch) -> Result<Observer, ScoreError> {
     Ok(Observer::of(&cert))
 }
 
+fn read_lock(engine: &RwLock<Engine>) -> RwLockReadGuard<'_, Engine> {
+    engine.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock(engine: &RwLock<Engine>) -> RwLockWriteGuard<'_, Engine> {
+    engine.write().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Scores {
-    /// Scores over `engine`.
-    pub fn new(engine: Engine) -> Scores {
-        Scores::assemble(engine, CheckpointBook::new(BookLimits::default()))
+    /// Scores over `engines`, the primary first (at least one).
+    pub fn new(engines: Vec<Engine>) -> Scores {
+        Scores::assemble(engines, CheckpointBook::new(BookLimits::default()))
     }
 
-    fn assemble(engine: Engine, book: CheckpointBook) -> Scores {
-        let sealed_end_ms = AtomicU64::new(engine.stats().sealed_end_ms);
+    fn assemble(engines: Vec<Engine>, book: CheckpointBook) -> Scores {
+        let sealed_end_ms =
+            AtomicU64::new(engines.first().map_or(0, |e| e.stats().sealed_end_ms));
         Scores {
-            engine: RwLock::new(engine),
+            names: engines.iter().map(|e| e.policy().name()).collect(),
+            engines: engines.into_iter().map(RwLock::new).collect(),
             sealed_end_ms,
             answers: Mutex::default(),
             agreement: RwLock::new(Arc::new(book.clone())),
@@ -236,7 +306,7 @@ impl Scores {
         }
     }
 
-    /// An empty engine under `files`, or the one a snapshot (from
+    /// Empty engines under `files`, or those a snapshot (from
     /// [`Scores::snapshot`]) saved under the same files; a snapshot made
     /// under other files, or of another format, is dropped (the caller then
     /// re-reads the log).
@@ -244,37 +314,67 @@ impl Scores {
         files: &PolicyFiles,
         snapshot: Option<&[u8]>,
     ) -> Result<(Scores, bool), ScoreError> {
-        let (policy, registry) = files.parse()?;
+        let (policies, registry) = files.parse()?;
         if let Some(bytes) = snapshot {
-            let restored = decode_snapshot(bytes).and_then(|(engine, book)| {
-                let engine =
-                    Engine::restore(policy.clone(), registry.clone(), files.limits, &engine)
-                        .map_err(ScoreError::Engine)?;
-                Ok(Scores::assemble(engine, book))
+            let restored = decode_snapshot(bytes).and_then(|(engines, book)| {
+                if engines.len() != policies.len() {
+                    return Err(ScoreError::Snapshot("made under another set of policies"));
+                }
+                let engines = policies
+                    .iter()
+                    .zip(&engines)
+                    .map(|(policy, bytes)| {
+                        Engine::restore(policy.clone(), registry.clone(), files.limits, bytes)
+                            .map_err(ScoreError::Engine)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Scores::assemble(engines, book))
             });
             match restored {
                 Ok(scores) => return Ok((scores, true)),
                 Err(e) => tracing::warn!(%e, "SLA snapshot not usable; rebuilding from the log"),
             }
         }
-        Ok((Scores::new(Engine::new(policy, registry, files.limits)), false))
+        let engines = policies
+            .into_iter()
+            .map(|policy| Engine::new(policy, registry.clone(), files.limits))
+            .collect();
+        Ok((Scores::new(engines), false))
     }
 
-    /// Read access (queries).
+    /// Read access to the primary policy's engine.
     pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
-        self.engine.read().unwrap_or_else(|p| p.into_inner())
+        // `new` and `open` always hold at least one engine.
+        read_lock(&self.engines[0])
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Engine> {
-        self.engine.write().unwrap_or_else(|p| p.into_inner())
+    /// Read access to the engine of the policy `name` (`None`: the primary).
+    pub fn read_policy(&self, name: Option<&str>) -> Result<RwLockReadGuard<'_, Engine>, ScoreError> {
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(self.read());
+        };
+        match self.names.iter().position(|n| n == name) {
+            Some(i) => Ok(read_lock(&self.engines[i])),
+            None => Err(ScoreError::UnknownPolicy {
+                given: name.chars().take(64).collect(),
+                known: self.names.join(", "),
+            }),
+        }
     }
 
-    /// The authority view in force from here on: the engine scores only
+    /// The policies scored, primary first: `{id}-v{version}`.
+    pub fn policy_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The authority view in force from here on: the engines score only
     /// the orchestrators it lists. Called where the view is recorded in the
     /// log (node) or read from it (warm-up, replay), so both see the same
     /// view at the same position.
     pub fn set_authority(&self, view: &AuthorityView) {
-        self.write().set_authority(view);
+        for engine in &self.engines {
+            write_lock(engine).set_authority(view);
+        }
     }
 
     /// Feeds an envelope the pipeline accepted.
@@ -283,27 +383,35 @@ impl Scores {
         self.ingest(&observer, verified.envelope(), verified.batch())
     }
 
-    /// Feeds one verified batch.
+    /// Feeds one verified batch to every policy; what the primary did with it.
     pub fn ingest(
         &self,
         observer: &Observer,
         envelope: &Envelope,
         batch: &TelemetryBatch,
     ) -> IngestReport {
-        self.write().ingest(observer, envelope.id.timestamp, &batch.events)
+        let (primary, others) = self.engines.split_at(1);
+        for engine in others {
+            write_lock(engine).ingest(observer, envelope.id.timestamp, &batch.events);
+        }
+        write_lock(&primary[0]).ingest(observer, envelope.id.timestamp, &batch.events)
     }
 
-    /// Seals what the clock at `now_ms` allows. `None` when that seals no
-    /// new minute (nothing changed, nothing to record); otherwise the newly
-    /// sealed buckets (possibly none), and the caller records the seal.
+    /// Seals what the clock at `now_ms` allows, under every policy. `None`
+    /// when that seals no new minute of the primary (nothing changed,
+    /// nothing to record); otherwise the primary's newly sealed buckets
+    /// (possibly none), and the caller records the seal.
     pub fn seal(&self, now_ms: u64) -> Option<Vec<SealedBucket>> {
-        let mut engine = self.write();
-        let grace = engine.policy().ingest.seal_grace_ms;
+        let mut primary = write_lock(&self.engines[0]);
+        let grace = primary.policy().ingest.seal_grace_ms;
         let to = now_ms.saturating_sub(grace) / MINUTE_MS * MINUTE_MS;
         if to <= self.sealed_end_ms.load(Ordering::Relaxed) {
             return None;
         }
-        let sealed = engine.seal(now_ms);
+        let sealed = primary.seal(now_ms);
+        for engine in &self.engines[1..] {
+            write_lock(engine).seal(now_ms);
+        }
         self.sealed_end_ms.store(to, Ordering::Relaxed);
         let book = Arc::new(self.book().clone());
         *self.agreement.write().unwrap_or_else(|p| p.into_inner()) = book;
@@ -329,12 +437,13 @@ impl Scores {
         self.agreement.read().unwrap_or_else(|p| p.into_inner()).agreement(from, to)
     }
 
-    /// The engine state and the checkpoint book, for the snapshot file.
+    /// The engines' states and the checkpoint book, for the snapshot file.
     pub fn snapshot(&self) -> Vec<u8> {
-        let engine = self.read().snapshot();
+        let engines =
+            self.engines.iter().map(|e| ciborium::Value::Bytes(read_lock(e).snapshot())).collect();
         let book = self.book().to_records();
         let value = ciborium::Value::Array(vec![
-            ciborium::Value::Bytes(engine),
+            ciborium::Value::Array(engines),
             ciborium::Value::Array(
                 book.into_iter()
                     .map(|(own, bytes)| {
@@ -413,6 +522,14 @@ impl Collector for Scores {
             "vouch_sla_events_total",
             "SLA engine event counters by name.",
             stats.counters.iter().map(|(name, value)| ([("counter", name.as_str())], *value)),
+        )?;
+        gauge_family(
+            enc,
+            "vouch_sla_policy_state_bytes",
+            "Approximate bytes of SLA state per policy scored (the figures above are the primary's).",
+            self.engines.iter().zip(&self.names).map(|(e, name)| {
+                ([("policy", name.clone())], read_lock(e).stats().approx_state_bytes)
+            }),
         )
     }
 }

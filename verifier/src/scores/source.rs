@@ -122,11 +122,34 @@ fn query(params: &Params, default: Window) -> Result<Query, ApiError> {
     Query::from_params_or(params, default).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+/// `?policy=`: the policy whose answer is asked for (absent: the primary).
+fn policy(params: &Params) -> Option<&str> {
+    params.get("policy").map(String::as_str)
+}
+
+impl Scores {
+    /// The engine of the policy `params` name, or a 400 naming those scored.
+    fn engine(
+        &self,
+        params: &Params,
+    ) -> Result<std::sync::RwLockReadGuard<'_, vouch_sla::Engine>, ApiError> {
+        self.read_policy(policy(params)).map_err(|e| ApiError::BadRequest(e.to_string()))
+    }
+}
+
+/// `GET /v1/policies`: the policies a verifier scores.
+#[derive(Debug, Serialize)]
+struct PoliciesResponse {
+    /// The policy answers use when a query names none.
+    default: String,
+    policies: Vec<vouch_sla::PolicyRef>,
+}
+
 impl SlaSource for Scores {
     fn orchestrators(&self, params: &Params) -> Result<Bytes, ApiError> {
         let q = query(params, Window::H1)?;
         self.cached(key("orchestrators", params), |s| {
-            let mut r = s.read().orchestrators(&q);
+            let mut r = s.engine(params)?.orchestrators(&q);
             r.agreement = Some(s.agreement_of(&r.window));
             json(&r)
         })
@@ -143,7 +166,7 @@ impl SlaSource for Scores {
         let q = query(params, Window::H1)?;
         let route = format!("orchestrator/{address}/{restricted}");
         let body = self.cached(key(&route, params), |s| {
-            let detail = s.read().orchestrator(&address, &q, restricted);
+            let detail = s.engine(params)?.orchestrator(&address, &q, restricted);
             match detail {
                 Some(mut detail) => {
                     detail.agreement = Some(s.agreement_of(&detail.window));
@@ -159,7 +182,7 @@ impl SlaSource for Scores {
     fn demand(&self, params: &Params) -> Result<Bytes, ApiError> {
         let q = query(params, Window::H1)?;
         self.cached(key("demand", params), |s| {
-            let mut r = s.read().demand(&q);
+            let mut r = s.engine(params)?.demand(&q);
             r.agreement = Some(s.agreement_of(&r.window));
             json(&r)
         })
@@ -175,6 +198,17 @@ impl SlaSource for Scores {
 
     fn aggregated_stats(&self, params: &Params) -> Result<Bytes, ApiError> {
         let q = query(params, Window::H24)?;
-        self.cached(key("aggregated_stats", params), |s| json(&s.read().aggregated_stats(&q)))
+        self.cached(key("aggregated_stats", params), |s| {
+            json(&s.engine(params)?.aggregated_stats(&q))
+        })
+    }
+
+    fn policies(&self) -> Bytes {
+        let policies = (0..self.policy_names().len())
+            .filter_map(|i| self.read_policy(self.policy_names().get(i).map(String::as_str)).ok())
+            .map(|e| e.policy_ref())
+            .collect();
+        let default = self.policy_names().first().cloned().unwrap_or_default();
+        json(&PoliciesResponse { default, policies }).unwrap_or_default()
     }
 }

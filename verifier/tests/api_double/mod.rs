@@ -126,6 +126,15 @@ impl SlaSource for FixtureSource {
         self.must("models.json")
     }
 
+    fn policies(&self) -> Bytes {
+        let names: Vec<String> = vouch_sla::BUILTIN_POLICIES
+            .iter()
+            .filter_map(|(name, _)| vouch_sla::Policy::builtin(name))
+            .map(|p| p.name())
+            .collect();
+        Bytes::from(serde_json::json!({ "default": names[0], "names": names }).to_string())
+    }
+
     fn regions(&self) -> Bytes {
         self.must("regions.json")
     }
