@@ -16,6 +16,7 @@ use std::ops::Bound::{Excluded, Unbounded};
 use serde::{Deserialize, Serialize};
 use vouch_schema::Address;
 
+use crate::definitions::{Edge, ExcuseRule, Signal, Span, Unit, Viability};
 use crate::policy::{FailureClass, Policy};
 
 /// A gateway session: who observed it, its track and its `request_id`.
@@ -37,6 +38,8 @@ pub(crate) struct AttemptKey {
 pub(crate) const STATE_OTHER: u8 = 0;
 pub(crate) const STATE_LOADING: u8 = 1;
 pub(crate) const STATE_OFFLINE: u8 = 2;
+/// ONLINE, DEGRADED_INPUT, DEGRADED_INFERENCE: the runner is producing.
+pub(crate) const STATE_RUNNING: u8 = 3;
 
 /// One runner status sample relayed by the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,9 +54,8 @@ pub(crate) struct Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Attempt {
     pub(crate) first_ts: u64,
-    pub(crate) ingest: Option<u64>,
-    pub(crate) first_processed: Option<u64>,
-    pub(crate) few_processed: Option<u64>,
+    /// Earliest time of each recorded edge, in [`Edge::RECORDED`] order.
+    pub(crate) edges: [Option<u64>; Edge::RECORDED.len()],
     pub(crate) status: BTreeMap<u64, Status>,
     pub(crate) decided: bool,
 }
@@ -62,13 +64,130 @@ impl Attempt {
     fn new(ts: u64) -> Attempt {
         Attempt {
             first_ts: ts,
-            ingest: None,
-            first_processed: None,
-            few_processed: None,
+            edges: [None; Edge::RECORDED.len()],
             status: BTreeMap::new(),
             decided: false,
         }
     }
+
+    /// Records `edge` at `ts` (the earliest time wins).
+    pub(crate) fn record_edge(&mut self, edge: Edge, ts: u64) {
+        if let Some(i) = edge.slot() {
+            min_into(&mut self.edges[i], ts);
+        }
+    }
+
+    /// The recorded edge's earliest time.
+    fn edge(&self, edge: Edge) -> Option<u64> {
+        edge.slot().and_then(|i| self.edges[i])
+    }
+}
+
+/// What the startup decision knows of a unit's edges, before its decision time.
+struct EdgeTimes {
+    request: u64,
+    start: u64,
+    /// Recorded edges, each the earliest before the decision time
+    /// (`stream_start`, a runner clock reading, is taken as recorded).
+    recorded: [Option<u64>; Edge::RECORDED.len()],
+}
+
+impl EdgeTimes {
+    fn of(request: u64, start: u64, edges: &[Option<u64>], t: u64) -> EdgeTimes {
+        let mut recorded = [None; Edge::RECORDED.len()];
+        for (i, e) in Edge::RECORDED.iter().enumerate() {
+            recorded[i] = edges[i].filter(|&x| *e == Edge::StreamStart || x < t);
+        }
+        EdgeTimes { request, start, recorded }
+    }
+
+    fn at(&self, edge: Edge) -> Option<u64> {
+        match edge {
+            Edge::Request => Some(self.request),
+            Edge::AttemptStart => Some(self.start),
+            e => e.slot().and_then(|i| self.recorded[i]),
+        }
+    }
+
+    /// A span's length, when both ends were seen in order.
+    fn span(&self, span: Span) -> Option<u64> {
+        let (from, to) = (self.at(span.from)?, self.at(span.to)?);
+        (to >= from).then(|| to - from)
+    }
+}
+
+/// What a unit's status samples say of its output.
+struct OutputFacts {
+    samples: bool,
+    loading_only: bool,
+    zero_output: bool,
+    /// A sample with fps above zero outside LOADING/OFFLINE.
+    producing: bool,
+}
+
+impl OutputFacts {
+    fn of<'a>(samples: impl IntoIterator<Item = &'a Status>) -> OutputFacts {
+        let (mut n, mut running, mut positive, mut producing) = (0, false, false, false);
+        for st in samples {
+            n += 1;
+            running |= st.state == STATE_RUNNING;
+            positive |= st.fps_centi > 0;
+            producing |=
+                st.fps_centi > 0 && st.state != STATE_LOADING && st.state != STATE_OFFLINE;
+        }
+        OutputFacts {
+            samples: n > 0,
+            loading_only: n > 0 && !running,
+            zero_output: n > 0 && !positive,
+            producing,
+        }
+    }
+
+    fn failed_output(&self) -> bool {
+        self.loading_only || self.zero_output
+    }
+}
+
+/// The startup decision's judgement of one unit (an attempt or a session-hour).
+struct Judged {
+    success: bool,
+    excused: bool,
+    viable: bool,
+    signals: u64,
+}
+
+/// Judges a unit by the policy's definitions.
+fn judge(
+    policy: &Policy,
+    times: &EdgeTimes,
+    output: &OutputFacts,
+    errors: &[FailureClass],
+    closed: bool,
+) -> Judged {
+    let m = &policy.metrics;
+    let success = times.at(m.success).is_some();
+    let excused = !success
+        && match m.excuse {
+            ExcuseRule::FirstError => errors.first().map_or(closed, |c| c.excused()),
+            ExcuseRule::AllErrors => !errors.is_empty() && errors.iter().all(|c| c.excused()),
+        };
+    let viable = match m.viability {
+        Viability::StartupOutput => success || output.producing,
+        Viability::NoFailedOutput => !output.failed_output(),
+    };
+    let signals = m
+        .signals
+        .iter()
+        .filter(|s| match s {
+            Signal::StatusSample => output.samples,
+            Signal::FirstProcessed => times.at(Edge::FirstProcessed).is_some(),
+            Signal::FewProcessed => times.at(Edge::FewProcessed).is_some(),
+            Signal::OutputOk => {
+                output.samples && (!output.loading_only || !output.zero_output)
+            }
+        })
+        .count() as u64;
+    Judged { success, excused, viable, signals }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,12 +207,21 @@ pub(crate) struct Session {
     pub(crate) last_ts: u64,
 }
 
+/// Minutes per clock hour, ms.
+const HOUR_MS: u64 = 3_600_000;
+
 /// What one decision adds to a bucket.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Delta {
     Startup {
         first_in_session: bool,
         excused: bool,
+        /// Counted in the denominators (not excused, or the policy keeps
+        /// excused units there).
+        scored: bool,
+        /// A session unit that saw a swap (attempt units are charged swaps
+        /// by their own decisions).
+        swapped: bool,
         success: bool,
         viable: bool,
         signals: u64,
@@ -208,8 +336,15 @@ impl Session {
         };
         let mut newly_decided = Vec::new();
 
+        if policy.metrics.unit == Unit::Session {
+            self.decide_session_hours(key, (from, to), policy, &mut push);
+        }
+
         // Startup decisions.
         for (i, &(s, akey)) in order.iter().enumerate() {
+            if policy.metrics.unit != Unit::Attempt {
+                break;
+            }
             let a = &self.attempts[akey];
             let t = s.saturating_add(horizon);
             if a.decided || t >= to {
@@ -220,25 +355,23 @@ impl Session {
                 stats.late_decisions += 1;
                 continue;
             }
-            let before = |v: Option<u64>| v.filter(|&x| x < t);
-            let (fp, few, ing) =
-                (before(a.first_processed), before(a.few_processed), before(a.ingest));
             let anchor = match self.request_ts {
                 Some(r) if i == 0 && r <= s => r,
                 _ => s,
             };
-            let success = few.is_some();
+            let times = EdgeTimes::of(anchor, s, &a.edges, t);
             let own_end = t.min(next_start(i));
-            let first_err = self
+            let errors: Vec<FailureClass> = self
                 .errors
                 .range((s, 0)..(own_end, 0))
-                .next()
-                .map(|&(_, c)| FailureClass::from_index(c));
+                .map(|&(_, c)| FailureClass::from_index(c))
+                .collect();
             // The client closing the stream while this attempt was still the
             // one serving it (not after a swap away) excuses it.
             let closed = self.close_ts.is_some_and(|c| c >= s && c < own_end);
-            let excused = !success && first_err.map_or(closed, FailureClass::excused);
-            let failure = if success || first_err.is_some() {
+            let output = OutputFacts::of(a.status.range(s..t).map(|(_, st)| st));
+            let j = judge(policy, &times, &output, &errors, closed);
+            let failure = if j.success || !errors.is_empty() {
                 None
             } else if closed {
                 Some(FailureClass::ClientCaused)
@@ -253,25 +386,18 @@ impl Session {
             } else {
                 Some(FailureClass::Timeout)
             };
-            let samples: Vec<&Status> = a.status.range(s..t).map(|(_, st)| st).collect();
-            let viable = success
-                || samples.iter().any(|st| {
-                    st.fps_centi > 0 && st.state != STATE_LOADING && st.state != STATE_OFFLINE
-                });
-            let signals =
-                u64::from(!samples.is_empty()) + u64::from(fp.is_some()) + u64::from(success);
+            let m = &policy.metrics;
             let delta = Delta::Startup {
                 first_in_session: i == 0,
-                excused,
-                success,
-                viable,
-                signals,
-                ptff: fp.map(|f| f.saturating_sub(anchor)),
-                startup: few.map(|f| f.saturating_sub(anchor)),
-                e2e: match (ing, fp) {
-                    (Some(i), Some(f)) if i <= f => Some(f - i),
-                    _ => None,
-                },
+                excused: j.excused,
+                scored: !j.excused || m.excused_in_denominator,
+                swapped: false,
+                success: j.success,
+                viable: j.viable,
+                signals: j.signals,
+                ptff: times.span(m.ptff),
+                startup: times.span(m.startup),
+                e2e: times.span(m.e2e),
                 failure,
                 gateway: key.gateway,
             };
@@ -280,7 +406,8 @@ impl Session {
 
         // Errors: the first error of an attempt is its failure, unless the
         // attempt already failed at its startup decision.
-        for &(e, c) in self.errors.range((from, 0)..(to, 0)) {
+        let attempt_unit = policy.metrics.unit == Unit::Attempt;
+        for &(e, c) in self.errors.range((from, 0)..(to, 0)).filter(|_| attempt_unit) {
             let Some(i) = active(e) else {
                 stats.unattributed_errors += 1;
                 continue;
@@ -291,19 +418,19 @@ impl Session {
                 continue;
             }
             let t = s.saturating_add(horizon);
-            let success_by_t = a.few_processed.is_some_and(|f| f < t);
-            if e >= t && !success_by_t {
+            let success_at = a.edge(policy.metrics.success);
+            if e >= t && !success_at.is_some_and(|f| f < t) {
                 continue;
             }
             let class = FailureClass::from_index(c);
-            let partial = a.few_processed.is_some_and(|f| f <= e);
+            let partial = success_at.is_some_and(|f| f <= e);
             push(e, akey.orch, Delta::Failure { class, partial }, self);
         }
 
         // Swaps, decided a swap horizon after the swap.
         let lo = from.saturating_sub(swap_horizon);
         let hi = to.saturating_sub(swap_horizon);
-        for &(w, named, _) in self.swaps.range((lo, None, 0)..(hi, None, 0)) {
+        for &(w, named, _) in self.swaps.range((lo, None, 0)..(hi, None, 0)).filter(|_| attempt_unit) {
             let at = w + swap_horizon;
             if at < from {
                 continue;
@@ -334,6 +461,9 @@ impl Session {
         // Status samples: fps, and inference time since the previous sample.
         for (akey, a) in &self.attempts {
             for (&st_ts, st) in a.status.range(from..to) {
+                if st.fps_centi == 0 && policy.metrics.fps_skip_zero {
+                    continue;
+                }
                 let mut inference_ms = 0;
                 if st.fps_centi > 0 {
                     let prev = a
@@ -341,7 +471,7 @@ impl Session {
                         .range(..st_ts)
                         .next_back()
                         .map(|(&t, _)| t)
-                        .or(a.first_processed.filter(|&f| f < st_ts))
+                        .or(a.edge(Edge::FirstProcessed).filter(|&f| f < st_ts))
                         .or(st.prev_ts.filter(|&p| p < st_ts));
                     if let Some(p) = prev {
                         let gap = st_ts - p;
@@ -371,6 +501,80 @@ impl Session {
             }
         }
         out
+    }
+
+    /// Session-unit decisions (`metrics.unit = "session"`): one per clock
+    /// hour in which the session has status samples (NaaP's status hours),
+    /// made a startup horizon after the hour's first sample from the
+    /// session's facts before then, and charged to the orchestrator of the
+    /// latest sample before then. Every fact before that time is final when
+    /// its minute seals, so the decision does not depend on arrival order.
+    fn decide_session_hours(
+        &self,
+        key: &SessionKey,
+        (from, to): (u64, u64),
+        policy: &Policy,
+        push: &mut impl FnMut(u64, Address, Delta, &Session),
+    ) {
+        let horizon = policy.attempt.startup_horizon_ms;
+        let mut firsts: BTreeMap<u64, u64> = BTreeMap::new();
+        for ts in self.attempts.values().flat_map(|a| a.status.keys()) {
+            let first = firsts.entry(ts / HOUR_MS).or_insert(*ts);
+            *first = (*first).min(*ts);
+        }
+        let m = &policy.metrics;
+        for first in firsts.into_values() {
+            let t = first.saturating_add(horizon);
+            if t < from || t >= to {
+                continue;
+            }
+            let latest = self
+                .attempts
+                .iter()
+                .filter_map(|(k, a)| a.status.range(..t).next_back().map(|(&ts, _)| (ts, k.orch)))
+                .max();
+            let Some((_, orch)) = latest else { continue };
+            let mut edges = [None; Edge::RECORDED.len()];
+            for a in self.attempts.values() {
+                for (slot, e) in edges.iter_mut().zip(a.edges) {
+                    if let Some(x) = e {
+                        min_into(slot, x);
+                    }
+                }
+            }
+            let start = self.attempts.values().map(|a| a.first_ts).min().unwrap_or(first);
+            let requested = self.request_ts.filter(|&r| r < t);
+            let times = EdgeTimes::of(requested.unwrap_or(start), start, &edges, t);
+            let errors: Vec<FailureClass> =
+                self.errors.range(..(t, 0)).map(|&(_, c)| FailureClass::from_index(c)).collect();
+            let closed = self.close_ts.is_some_and(|c| c < t);
+            let output = OutputFacts::of(
+                self.attempts.values().flat_map(|a| a.status.range(..t).map(|(_, st)| st)),
+            );
+            let j = judge(policy, &times, &output, &errors, closed);
+            let failure = if j.success {
+                None
+            } else if j.excused {
+                Some(FailureClass::ClientCaused)
+            } else {
+                Some(errors.first().copied().unwrap_or(FailureClass::Timeout))
+            };
+            let delta = Delta::Startup {
+                first_in_session: requested.is_some(),
+                excused: j.excused,
+                scored: requested.is_some() && (!j.excused || m.excused_in_denominator),
+                swapped: self.swaps.range(..(t, None, 0)).next().is_some(),
+                success: j.success,
+                viable: j.viable,
+                signals: j.signals,
+                ptff: times.span(m.ptff),
+                startup: times.span(m.startup),
+                e2e: times.span(m.e2e),
+                failure,
+                gateway: key.gateway,
+            };
+            push(t, orch, delta, self);
+        }
     }
 
     /// Forgets status samples no future decision needs (keeping the last one

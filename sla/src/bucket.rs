@@ -47,6 +47,8 @@ pub struct BucketCounters {
     pub inference_ms: u64,
     /// Sum of PTFF samples, ms (for means).
     pub ptff_sum_ms: u64,
+    /// Sum of E2E samples, ms (for means).
+    pub e2e_sum_ms: u64,
     /// Sum of output fps samples, in hundredths of a frame per second.
     pub fps_sum_centi: u64,
     /// Sum of squared output fps samples, hundredths squared.
@@ -54,7 +56,7 @@ pub struct BucketCounters {
 }
 
 /// Number of `u64`s in a serialized [`BucketCounters`].
-const COUNTER_FIELDS: usize = 22;
+const COUNTER_FIELDS: usize = 23;
 
 impl BucketCounters {
     fn to_array(&self) -> [u64; COUNTER_FIELDS] {
@@ -82,6 +84,7 @@ impl BucketCounters {
             self.ptff_sum_ms,
             self.fps_sum_centi,
             self.fps_sq_sum_centi,
+            self.e2e_sum_ms,
         ]
     }
 
@@ -103,6 +106,7 @@ impl BucketCounters {
             ptff_sum_ms: a[19],
             fps_sum_centi: a[20],
             fps_sq_sum_centi: a[21],
+            e2e_sum_ms: a[22],
         }
     }
 
@@ -124,6 +128,7 @@ impl BucketCounters {
         }
         s(&mut self.inference_ms, o.inference_ms);
         s(&mut self.ptff_sum_ms, o.ptff_sum_ms);
+        s(&mut self.e2e_sum_ms, o.e2e_sum_ms);
         s(&mut self.fps_sum_centi, o.fps_sum_centi);
         s(&mut self.fps_sq_sum_centi, o.fps_sq_sum_centi);
     }
@@ -355,7 +360,7 @@ fn counters_by_name<S: serde::Serializer>(c: &BucketCounters, s: S) -> Result<S:
         "failed",
         "partial_successes",
     ];
-    let mut m = s.serialize_map(Some(names.len() + 5))?;
+    let mut m = s.serialize_map(Some(names.len() + 6))?;
     for (name, v) in names.iter().zip(a) {
         m.serialize_entry(name, &v)?;
     }
@@ -366,6 +371,7 @@ fn counters_by_name<S: serde::Serializer>(c: &BucketCounters, s: S) -> Result<S:
     m.serialize_entry("failures", &failures)?;
     m.serialize_entry("inference_ms", &c.inference_ms)?;
     m.serialize_entry("ptff_sum_ms", &c.ptff_sum_ms)?;
+    m.serialize_entry("e2e_sum_ms", &c.e2e_sum_ms)?;
     m.serialize_entry("fps_sum_centi", &c.fps_sum_centi)?;
     m.serialize_entry("fps_sq_sum_centi", &c.fps_sq_sum_centi)?;
     m.end()

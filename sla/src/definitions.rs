@@ -91,9 +91,11 @@ pub enum Unit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExcuseRule {
-    /// The unit's first error is of an excused class.
+    /// The unit's first error is of an excused class (or, without errors,
+    /// the client closed the stream while the unit was serving it).
     FirstError,
-    /// The unit had errors and every one is of an excused class.
+    /// The unit had errors and every one is of an excused class (a client
+    /// closing the stream without an error excuses nothing).
     AllErrors,
 }
 

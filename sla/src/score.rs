@@ -6,18 +6,63 @@ use std::collections::BTreeMap;
 use crate::bucket::{Bucket, PercentileSummary, SelfBucket};
 use crate::corroboration::Corroboration;
 use crate::histogram::Histogram;
+use crate::definitions::{Combine, Statistic};
 use crate::policy::{FailureClass, Policy};
 use crate::registry::Registry;
 use crate::response::{
     Components, FailureCounts, FpsSummary, OrchestratorMetrics, SelfReported, Targets, round,
 };
 
-/// Cohort distributions of one model over the benchmark window.
+/// One metric's cohort benchmark: the value that scores 1 and the value
+/// that scores 0 (linear between).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Edges {
+    pub(crate) good: f64,
+    pub(crate) bad: f64,
+}
+
+/// Benchmarks of one model's cohort; `None` where the cohort is too sparse.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bench {
+    pub(crate) ptff: Option<Edges>,
+    pub(crate) e2e: Option<Edges>,
+    pub(crate) fps: Option<Edges>,
+}
+
+/// Cohort samples of one model (the `samples` benchmark grain).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CohortSamples {
     pub(crate) ptff: Histogram,
     pub(crate) e2e: Histogram,
     pub(crate) fps: Histogram,
+}
+
+impl CohortSamples {
+    /// The benchmark: percentiles of the samples, when there are enough.
+    pub(crate) fn bench(&self, policy: &Policy) -> Bench {
+        let sla = &policy.sla;
+        let min = policy.scoring.min_benchmark_samples;
+        let edges = |h: &Histogram, good: u32, bad: u32| {
+            (h.count() >= min).then(|| Edges {
+                good: h.percentile(f64::from(good)).unwrap_or(0) as f64,
+                bad: h.percentile(f64::from(bad)).unwrap_or(0) as f64,
+            })
+        };
+        Bench {
+            ptff: edges(&self.ptff, sla.latency_good_percentile, sla.latency_bad_percentile),
+            e2e: edges(&self.e2e, sla.latency_good_percentile, sla.latency_bad_percentile),
+            fps: edges(&self.fps, sla.fps_good_percentile, sla.fps_bad_percentile),
+        }
+    }
+}
+
+/// Percentile `p` (0..=100) of sorted `values`, linear between order statistics.
+pub(crate) fn percentile_of_sorted(values: &[f64], p: f64) -> Option<f64> {
+    let last = values.len().checked_sub(1)?;
+    let rank = p.clamp(0.0, 100.0) / 100.0 * last as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let (a, b) = (values[lo.min(last)], values[hi.min(last)]);
+    Some(a + (b - a) * (rank - lo as f64))
 }
 
 /// What scoring needs besides the buckets.
@@ -45,24 +90,27 @@ fn lower_is_better(v: f64, good: f64, bad: f64) -> f64 {
     }
 }
 
+/// The value of `own` the policy compares with the cohort: its median, or
+/// its mean (`sum / count`).
+fn value_of(policy: &Policy, own: &Histogram, sum: u64) -> Option<f64> {
+    match policy.metrics.value {
+        Statistic::P50 => own.percentile(50.0).map(|v| v as f64),
+        Statistic::Mean => (own.count() > 0).then(|| sum as f64 / own.count() as f64),
+    }
+}
+
 /// Score of `own` against the cohort `bench`, shrunk toward neutral by sample count.
 fn benchmarked(
     ctx: &ScoreCtx<'_>,
-    own: &Histogram,
-    bench: Option<&Histogram>,
+    (own, sum): (&Histogram, u64),
+    bench: Option<Edges>,
     higher_better: bool,
 ) -> f64 {
     let sla = &ctx.policy.sla;
     let neutral = sla.neutral;
-    let Some(bench) = bench.filter(|b| b.count() >= ctx.policy.scoring.min_benchmark_samples)
-    else {
-        return neutral;
-    };
-    let Some(v) = own.percentile(50.0) else { return neutral };
-    let v = v as f64;
+    let Some(Edges { good, bad }) = bench else { return neutral };
+    let Some(v) = value_of(ctx.policy, own, sum) else { return neutral };
     let (raw, shrink_n) = if higher_better {
-        let good = bench.percentile(f64::from(sla.fps_good_percentile)).unwrap_or(0) as f64;
-        let bad = bench.percentile(f64::from(sla.fps_bad_percentile)).unwrap_or(0) as f64;
         let raw = if v >= good {
             1.0
         } else if v <= bad {
@@ -72,8 +120,6 @@ fn benchmarked(
         };
         (raw, sla.fps_shrink_n)
     } else {
-        let good = bench.percentile(f64::from(sla.latency_good_percentile)).unwrap_or(0) as f64;
-        let bad = bench.percentile(f64::from(sla.latency_bad_percentile)).unwrap_or(0) as f64;
         (lower_is_better(v, good, bad), sla.latency_shrink_n)
     };
     let weight = (own.count() as f64 / shrink_n.max(1) as f64).min(1.0);
@@ -96,12 +142,34 @@ fn model_components(ctx: &ScoreCtx<'_>, model: &str, b: &Bucket) -> Option<(f64,
         + sla.no_swap_weight * no_swap
         + sla.output_viability_weight * viability;
     let bench = ctx.benches.get(model);
-    let ptff = benchmarked(ctx, &b.ptff, bench.map(|x| &x.ptff), false);
-    let e2e = benchmarked(ctx, &b.e2e, bench.map(|x| &x.e2e), false);
-    let fps = benchmarked(ctx, &b.fps, bench.map(|x| &x.fps), true);
+    let ptff = benchmarked(ctx, (&b.ptff, b.c.ptff_sum_ms), bench.and_then(|x| x.ptff), false);
+    let e2e = benchmarked(ctx, (&b.e2e, b.c.e2e_sum_ms), bench.and_then(|x| x.e2e), false);
+    let fps = benchmarked(ctx, (&b.fps, b.c.fps_sum_centi), bench.and_then(|x| x.fps), true);
     let latency = sla.ptff_weight * ptff + sla.e2e_weight * e2e;
     let quality = sla.latency_weight * latency + sla.fps_weight * fps;
-    Some((coverage, reliability, quality))
+    Some((coverage.clamp(0.0, 1.0), reliability.clamp(0.0, 1.0), quality.clamp(0.0, 1.0)))
+}
+
+/// (coverage, reliability, quality) of per-model buckets, each model
+/// weighted by its scored units; `None` without any.
+fn components(ctx: &ScoreCtx<'_>, per_model: &BTreeMap<String, Bucket>) -> Option<(f64, f64, f64, f64)> {
+    let (mut wc, mut wr, mut wq, mut w) = (0.0, 0.0, 0.0, 0.0);
+    for (model, b) in per_model {
+        if let Some((cov, rel, q)) = model_components(ctx, model, b) {
+            let n = b.c.scored_attempts as f64;
+            wc += n * cov;
+            wr += n * rel;
+            wq += n * q;
+            w += n;
+        }
+    }
+    (w > 0.0).then(|| (wc / w, wr / w, wq / w, w))
+}
+
+/// The SLA score of (coverage, reliability, quality).
+fn sla_score(ctx: &ScoreCtx<'_>, (cov, rel, q): (f64, f64, f64)) -> f64 {
+    let sla = &ctx.policy.sla;
+    (100.0 * cov * (sla.reliability_weight * rel + sla.quality_weight * q)).clamp(0.0, 100.0)
 }
 
 /// The legacy AI score: (score, success_rate, round_trip_score).
@@ -126,10 +194,16 @@ fn fps_of(h: &Histogram) -> Option<f64> {
     h.percentile(50.0).map(|c| round(c as f64 / 100.0, 2))
 }
 
-/// Every metric field of an entry from its per-model buckets.
+/// Per clock hour (hour index), per-model buckets: what a policy that
+/// combines hours scores.
+pub(crate) type Hourly = BTreeMap<u32, BTreeMap<String, Bucket>>;
+
+/// Every metric field of an entry from its per-model buckets (and, for a
+/// policy that combines hourly scores, the same per hour).
 pub(crate) fn metrics(
     ctx: &ScoreCtx<'_>,
     per_model: &BTreeMap<String, Bucket>,
+    hours: Option<&Hourly>,
     self_b: Option<&SelfBucket>,
     seen: &Corroboration,
 ) -> OrchestratorMetrics {
@@ -142,21 +216,25 @@ pub(crate) fn metrics(
     let ok = c.attempts >= ctx.policy.scoring.min_attempts
         && c.scored_attempts > 0
         && gateways >= ctx.policy.corroboration.min_gateways;
-    let (mut wc, mut wr, mut wq, mut w) = (0.0, 0.0, 0.0, 0.0);
-    for (model, b) in per_model {
-        if let Some((cov, rel, q)) = model_components(ctx, model, b) {
-            let n = b.c.scored_attempts as f64;
-            wc += n * cov;
-            wr += n * rel;
-            wq += n * q;
-            w += n;
+    let combined = match (ctx.policy.metrics.combine, hours) {
+        // Each hour scored alone; the window's figures are the means of
+        // the hourly ones, weighted by each hour's scored units.
+        (Combine::HourlyWeighted, Some(hours)) => {
+            let (mut wc, mut wr, mut wq, mut ws, mut w) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for per_model in hours.values() {
+                if let Some((cov, rel, q, n)) = components(ctx, per_model) {
+                    wc += n * cov;
+                    wr += n * rel;
+                    wq += n * q;
+                    ws += n * sla_score(ctx, (cov, rel, q));
+                    w += n;
+                }
+            }
+            (w > 0.0).then(|| ((wc / w, wr / w, wq / w), ws / w))
         }
-    }
-    let (components, sla_score) = if ok && w > 0.0 {
-        let (cov, rel, q) = (wc / w, wr / w, wq / w);
-        let sla = &ctx.policy.sla;
-        let score = (100.0 * cov * (sla.reliability_weight * rel + sla.quality_weight * q))
-            .clamp(0.0, 100.0);
+        _ => components(ctx, per_model).map(|(c, r, q, _)| ((c, r, q), sla_score(ctx, (c, r, q)))),
+    };
+    let (components, sla_score) = if let Some(((cov, rel, q), score)) = combined.filter(|_| ok) {
         (
             Components {
                 coverage: Some(round(cov, 4)),

@@ -12,10 +12,11 @@ use vouch_schema::{Address, Event, Family, Origin};
 
 use super::{Engine, IngestReport, Observer, count, origin_code};
 use crate::attempt::{
-    AttemptKey, STATE_LOADING, STATE_OFFLINE, STATE_OTHER, Session, SessionKey, Status, min_into,
-    min_pair_into,
+    AttemptKey, STATE_LOADING, STATE_OFFLINE, STATE_OTHER, STATE_RUNNING, Session, SessionKey,
+    Status, min_into, min_pair_into,
 };
 use crate::bucket::MINUTE_MS;
+use crate::definitions::Edge;
 
 /// Why an event was not taken: a stable counter name.
 type Refusal = &'static str;
@@ -169,10 +170,14 @@ impl Engine {
             _ => 0,
         };
         let status = (ev.family == Family::AiStreamStatus).then(|| status_of(ev));
+        // go-livepeer's `start_time`: the runner's stream start, ms since the
+        // epoch (0 before the stream starts).
+        let stream_start = status.and(ev.get_u64("/start_time")).filter(|&t| t > 0);
         let limits = self.limits;
         let s = self.st.sessions.entry(key).or_default();
         let before = if is_new { 0 } else { s.heap_bytes() as u64 };
-        let result = record(s, &ev.family, subtype, orch, fact_class, status, ts, &limits);
+        let result =
+            record(s, &ev.family, subtype, orch, fact_class, (status, stream_start), ts, &limits);
         s.last_ts = s.last_ts.max(ts);
         if let Some(m) = &model {
             min_pair_into(&mut s.model, ts, m);
@@ -234,6 +239,7 @@ fn status_of(ev: &Event) -> Status {
     let state = match ev.get_str("/state") {
         Some("LOADING") => STATE_LOADING,
         Some("OFFLINE") => STATE_OFFLINE,
+        Some("ONLINE" | "DEGRADED_INPUT" | "DEGRADED_INFERENCE") => STATE_RUNNING,
         _ => STATE_OTHER,
     };
     Status {
@@ -251,7 +257,7 @@ fn record(
     subtype: &str,
     orch: Option<Address>,
     fact_class: u8,
-    status: Option<Status>,
+    (status, stream_start): (Option<Status>, Option<u64>),
     ts: u64,
     limits: &super::Limits,
 ) -> Result<(), Refusal> {
@@ -272,11 +278,8 @@ fn record(
             let a = s
                 .attempt(attempt_key(o), ts, limits.max_attempts_per_session)
                 .ok_or("limit_attempts")?;
-            match subtype {
-                "gateway_send_first_ingest_segment" => min_into(&mut a.ingest, ts),
-                "gateway_receive_first_processed_segment" => min_into(&mut a.first_processed, ts),
-                "gateway_receive_few_processed_segments" => min_into(&mut a.few_processed, ts),
-                _ => {}
+            if let Some(edge) = Edge::of_trace(subtype) {
+                a.record_edge(edge, ts);
             }
         }
         (Family::AiStreamStatus, _) => {
@@ -287,6 +290,9 @@ fn record(
                 .ok_or("limit_attempts")?;
             if a.status.len() >= limits.max_status_per_attempt && !a.status.contains_key(&ts) {
                 return Err("limit_status_samples");
+            }
+            if let Some(start) = stream_start {
+                a.record_edge(Edge::StreamStart, start);
             }
             // Duplicates of one sample time keep the smallest reading,
             // whatever order they came in.

@@ -16,7 +16,11 @@ use crate::response::{
     ModelsResponse, OrchestratorDetail, OrchestratorEntry, OrchestratorsResponse, PolicyRef,
     RegionEntry, RegionsResponse, RegistryRef, SeriesPoint, WindowInfo,
 };
-use crate::score::{self, Bench, ScoreCtx};
+use crate::definitions::{BenchmarkGrain, Combine};
+use crate::score::{self, Bench, CohortSamples, Edges, Hourly, ScoreCtx, percentile_of_sorted};
+
+/// Minutes per UTC day.
+const DAY_MINUTES: u32 = 1440;
 
 fn rfc3339(ms: u64) -> String {
     // Civil date from days since the epoch (Howard Hinnant's algorithm).
@@ -112,32 +116,110 @@ impl Engine {
         out
     }
 
-    /// Cohort benchmarks of every model over the benchmark window (cached until the next seal).
+    /// The minutes the cohort benchmarks cover: the rolling benchmark
+    /// window, or the whole UTC days before the newest sealed minute's day.
+    fn bench_range(&self) -> (u32, u32) {
+        let w = Window::parse(&self.policy.scoring.benchmark_window).unwrap_or(Window::D7);
+        if !self.policy.benchmark.prior_full_days {
+            return w.range(self.end_min());
+        }
+        let today = self.end_min().saturating_sub(1) / DAY_MINUTES * DAY_MINUTES;
+        let days = w.minutes().div_ceil(DAY_MINUTES).max(1);
+        (today.saturating_sub(days * DAY_MINUTES), today)
+    }
+
+    /// Cohort benchmarks of every model (cached until the next seal).
     fn benches(&self, origin: u8) -> Arc<BTreeMap<String, Bench>> {
         if let Ok(c) = self.cache.lock()
             && let Some(b) = c.benches.get(&origin)
         {
             return Arc::clone(b);
         }
-        let w = Window::parse(&self.policy.scoring.benchmark_window).unwrap_or(Window::D7);
-        let (start, end) = w.range(self.end_min());
-        let mut out: BTreeMap<String, Bench> = BTreeMap::new();
-        for ((o, model), s) in &self.st.cohorts {
-            if *o != origin {
-                continue;
+        let (start, end) = self.bench_range();
+        let out = match self.policy.benchmark.grain {
+            BenchmarkGrain::Samples => {
+                let mut samples: BTreeMap<String, CohortSamples> = BTreeMap::new();
+                for ((o, model), s) in &self.st.cohorts {
+                    if *o != origin {
+                        continue;
+                    }
+                    let c = samples.entry(model.clone()).or_default();
+                    s.fold_range(start, end, |_, b| {
+                        c.ptff.merge(&b.ptff);
+                        c.e2e.merge(&b.e2e);
+                        c.fps.merge(&b.fps);
+                    });
+                }
+                samples.into_iter().map(|(m, c)| (m, c.bench(&self.policy))).collect()
             }
-            let bench = out.entry(model.clone()).or_default();
-            s.fold_range(start, end, |_, b| {
-                bench.ptff.merge(&b.ptff);
-                bench.e2e.merge(&b.e2e);
-                bench.fps.merge(&b.fps);
-            });
-        }
+            BenchmarkGrain::HourlyRows => self.row_benches(origin, (start, end)),
+        };
         let out = Arc::new(out);
         if let Ok(mut c) = self.cache.lock() {
             c.benches.insert(origin, Arc::clone(&out));
         }
         out
+    }
+
+    /// Benchmarks from hourly rows (NaaP's): one row per (orchestrator,
+    /// model, clock hour) with its mean PTFF, E2E and fps; per UTC day the
+    /// rows' percentiles; over the days, the mean of the daily percentiles
+    /// weighted by each day's rows, when the days hold enough rows.
+    fn row_benches(&self, origin: u8, (start, end): (u32, u32)) -> BTreeMap<String, Bench> {
+        let mut rows: BTreeMap<(&str, u32, Address), Bucket> = BTreeMap::new();
+        for (k, s) in &self.st.series {
+            if k.origin != origin {
+                continue;
+            }
+            s.fold_range(start, end, |m, b| {
+                rows.entry((k.model.as_str(), m / 60, k.orch)).or_default().merge(b);
+            });
+        }
+        // (model, day) → the rows' means of each metric.
+        let mut days: BTreeMap<(&str, u32), [Vec<f64>; 3]> = BTreeMap::new();
+        for ((model, hour, _), b) in &rows {
+            let day = days.entry((*model, hour / 24)).or_default();
+            let mean = |sum: u64, n: u64| (n > 0).then(|| sum as f64 / n as f64);
+            let means = [
+                mean(b.c.ptff_sum_ms, b.ptff.count()),
+                mean(b.c.e2e_sum_ms, b.e2e.count()),
+                mean(b.c.fps_sum_centi, b.fps.count()),
+            ];
+            for (values, v) in day.iter_mut().zip(means) {
+                values.extend(v);
+            }
+        }
+        let sla = &self.policy.sla;
+        let percentiles = [
+            (sla.latency_good_percentile, sla.latency_bad_percentile),
+            (sla.latency_good_percentile, sla.latency_bad_percentile),
+            (sla.fps_good_percentile, sla.fps_bad_percentile),
+        ];
+        // (model) → per metric: Σ rows·good, Σ rows·bad, Σ rows.
+        let mut acc: BTreeMap<&str, [(f64, f64, f64); 3]> = BTreeMap::new();
+        for ((model, _), mut metrics) in days {
+            let a = acc.entry(model).or_default();
+            for ((values, (good, bad)), slot) in metrics.iter_mut().zip(percentiles).zip(a.iter_mut())
+            {
+                values.sort_by(f64::total_cmp);
+                let n = values.len() as f64;
+                if let (Some(g), Some(b)) = (
+                    percentile_of_sorted(values, f64::from(good)),
+                    percentile_of_sorted(values, f64::from(bad)),
+                ) {
+                    *slot = (slot.0 + n * g, slot.1 + n * b, slot.2 + n);
+                }
+            }
+        }
+        let min = self.policy.scoring.min_benchmark_samples as f64;
+        let edges = |(g, b, n): (f64, f64, f64)| {
+            (n >= min && n > 0.0).then(|| Edges { good: g / n, bad: b / n })
+        };
+        acc.into_iter()
+            .map(|(model, [p, e, f])| {
+                (model.to_owned(), Bench { ptff: edges(p), e2e: edges(e), fps: edges(f) })
+            })
+            .collect()
     }
 
     fn self_bucket(&self, orch: &Address, start: u32, end: u32) -> Option<SelfBucket> {
@@ -165,13 +247,21 @@ impl Engine {
         let (start, end, window) = self.window_info(q.window);
         let model = self.canonical_model(q);
         let mut per_orch: BTreeMap<Address, BTreeMap<String, Bucket>> = BTreeMap::new();
+        let mut hourly: BTreeMap<Address, Hourly> = BTreeMap::new();
+        let by_hour = self.policy.metrics.combine == Combine::HourlyWeighted;
         let mut all_ptff = crate::Histogram::new();
         for (k, s) in &self.st.series {
             if !self.matches(k, q, &model) {
                 continue;
             }
             let mut merged = Bucket::default();
-            s.fold_range(start, end, |_, b| merged.merge(b));
+            s.fold_range(start, end, |m, b| {
+                merged.merge(b);
+                if by_hour {
+                    let hour = hourly.entry(k.orch).or_default().entry(m / 60).or_default();
+                    hour.entry(k.model.clone()).or_default().merge(b);
+                }
+            });
             if merged.c.attempts == 0 && merged.fps.is_empty() && merged.c == Default::default() {
                 continue;
             }
@@ -190,6 +280,7 @@ impl Engine {
                 metrics: score::metrics(
                     &ctx,
                     per_model,
+                    hourly.get(orch),
                     self.self_bucket(orch, start, end).as_ref(),
                     seen.get(orch).unwrap_or(&none),
                 ),
@@ -239,6 +330,8 @@ impl Engine {
         let mut per_model: BTreeMap<String, Bucket> = BTreeMap::new();
         let mut per_region: BTreeMap<String, BTreeMap<String, Bucket>> = BTreeMap::new();
         let mut steps: BTreeMap<u32, Bucket> = BTreeMap::new();
+        let mut hourly: Hourly = BTreeMap::new();
+        let by_hour = self.policy.metrics.combine == Combine::HourlyWeighted;
         let mut all_ptff = crate::Histogram::new();
         for (k, s) in &self.st.series {
             if !self.matches(k, q, &model) {
@@ -249,6 +342,10 @@ impl Engine {
                 merged.merge(b);
                 if k.orch == *address {
                     steps.entry(m / step * step).or_default().merge(b);
+                    if by_hour {
+                        let hour = hourly.entry(m / 60).or_default();
+                        hour.entry(k.model.clone()).or_default().merge(b);
+                    }
                 }
             });
             all_ptff.merge(&merged.ptff);
@@ -278,6 +375,7 @@ impl Engine {
             metrics: score::metrics(
                 &ctx,
                 &per_model,
+                by_hour.then_some(&hourly),
                 self.self_bucket(address, start, end).as_ref(),
                 &all,
             ),
@@ -291,6 +389,7 @@ impl Engine {
                     &ctx,
                     &BTreeMap::from([(m.clone(), b.clone())]),
                     None,
+                    None,
                     by_model_seen.get(m).unwrap_or(&none),
                 ),
                 targets: score::targets(&ctx, m, b),
@@ -300,7 +399,7 @@ impl Engine {
             .iter()
             .map(|(r, pm)| RegionEntry {
                 region: r.clone(),
-                metrics: score::metrics(&ctx, pm, None, by_region_seen.get(r).unwrap_or(&none)),
+                metrics: score::metrics(&ctx, pm, None, None, by_region_seen.get(r).unwrap_or(&none)),
             })
             .collect();
         let series = steps

@@ -131,14 +131,16 @@ impl Engine {
             count(&mut self.st.counters, "limit_series", 1);
             return;
         }
-        if let Delta::Startup { gateway, excused, success, ptff, .. } = &c.delta {
-            self.observed_by(&key, *gateway, minute, !excused, *success, *ptff);
+        if let Delta::Startup { gateway, scored, success, ptff, .. } = &c.delta {
+            self.observed_by(&key, *gateway, minute, *scored, *success, *ptff);
         }
         let b = self.st.series.entry(key).or_default().minute_mut(minute);
         match c.delta {
             Delta::Startup {
                 first_in_session,
-                excused,
+                excused: _,
+                scored,
+                swapped,
                 success,
                 viable,
                 signals,
@@ -150,7 +152,8 @@ impl Engine {
             } => {
                 b.c.attempts += 1;
                 b.c.sessions += u64::from(first_in_session);
-                if !excused {
+                b.c.swaps += u64::from(swapped && scored);
+                if scored {
                     b.c.scored_attempts += 1;
                     b.c.startup_successes += u64::from(success);
                     b.c.viable += u64::from(viable);
@@ -165,6 +168,7 @@ impl Engine {
                 }
                 if let Some(v) = e2e {
                     b.e2e.record(v);
+                    b.c.e2e_sum_ms += v;
                 }
                 if let Some(class) = failure {
                     b.c.failures[class.index()] += 1;
