@@ -132,8 +132,7 @@ impl OutputFacts {
             n += 1;
             running |= st.state == STATE_RUNNING;
             positive |= st.fps_centi > 0;
-            producing |=
-                st.fps_centi > 0 && st.state != STATE_LOADING && st.state != STATE_OFFLINE;
+            producing |= st.fps_centi > 0 && st.state != STATE_LOADING && st.state != STATE_OFFLINE;
         }
         OutputFacts {
             samples: n > 0,
@@ -182,9 +181,7 @@ fn judge(
             Signal::StatusSample => output.samples,
             Signal::FirstProcessed => times.at(Edge::FirstProcessed).is_some(),
             Signal::FewProcessed => times.at(Edge::FewProcessed).is_some(),
-            Signal::OutputOk => {
-                output.samples && (!output.loading_only || !output.zero_output)
-            }
+            Signal::OutputOk => output.samples && (!output.loading_only || !output.zero_output),
         })
         .count() as u64;
     Judged { success, excused, viable, signals }
@@ -419,7 +416,7 @@ impl Session {
             }
             let t = s.saturating_add(horizon);
             let success_at = a.edge(policy.metrics.success);
-            if e >= t && !success_at.is_some_and(|f| f < t) {
+            if e >= t && success_at.is_none_or(|f| f >= t) {
                 continue;
             }
             let class = FailureClass::from_index(c);
@@ -430,7 +427,9 @@ impl Session {
         // Swaps, decided a swap horizon after the swap.
         let lo = from.saturating_sub(swap_horizon);
         let hi = to.saturating_sub(swap_horizon);
-        for &(w, named, _) in self.swaps.range((lo, None, 0)..(hi, None, 0)).filter(|_| attempt_unit) {
+        for &(w, named, _) in
+            self.swaps.range((lo, None, 0)..(hi, None, 0)).filter(|_| attempt_unit)
+        {
             let at = w + swap_horizon;
             if at < from {
                 continue;

@@ -32,16 +32,16 @@ mod response;
 mod score;
 
 pub use bucket::{BucketCounters, PercentileSummary, SealedBucket};
-pub use engine::{Engine, EngineStats, IngestReport, Limits, Observer};
 pub use definitions::{
-    BenchmarkGrain, BenchmarkPolicy, Combine, Edge, ExcuseRule, MetricsPolicy, Signal, Span, Statistic,
-    Unit, Viability,
+    BenchmarkGrain, BenchmarkPolicy, Combine, Edge, ExcuseRule, MetricsPolicy, Signal, Span,
+    Statistic, Unit, Viability,
 };
+pub use engine::{Engine, EngineStats, IngestReport, Limits, Observer};
 pub use error::{PolicyError, RegistryError, SlaError};
 pub use histogram::Histogram;
 pub use policy::{
-    AttemptPolicy, CorroborationPolicy, DEFAULT_POLICY_TOML, FailureClass, FailureRule,
-    IngestPolicy, LegacyPolicy, Policy, BUILTIN_POLICIES, ScoringPolicy, SlaScoreV1, WindowPolicy,
+    AttemptPolicy, BUILTIN_POLICIES, CorroborationPolicy, DEFAULT_POLICY_TOML, FailureClass,
+    FailureRule, IngestPolicy, LegacyPolicy, Policy, ScoringPolicy, SlaScoreV1, WindowPolicy,
 };
 pub use query::{Query, QueryError, Window};
 pub use registry::{DEFAULT_REGISTRY_TOML, ModelSpec, Registry};

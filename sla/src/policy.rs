@@ -401,8 +401,11 @@ mod tests {
     fn bad_definitions_are_refused_with_the_key_named() {
         let v2 = Policy::builtin_text("sla-policy-v2").unwrap();
         let cases = [
-            ("ptff = { from = \"request\", to = \"few_processed\" }",
-             "ptff = { from = \"request\", to = \"request\" }", "different edges"),
+            (
+                "ptff = { from = \"request\", to = \"few_processed\" }",
+                "ptff = { from = \"request\", to = \"request\" }",
+                "different edges",
+            ),
             ("unit = \"attempt\"", "unit = \"hour\"", "unknown variant"),
         ];
         for (from, to, want) in cases {

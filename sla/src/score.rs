@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::bucket::{Bucket, PercentileSummary, SelfBucket};
 use crate::corroboration::Corroboration;
-use crate::histogram::Histogram;
 use crate::definitions::{Combine, Statistic};
+use crate::histogram::Histogram;
 use crate::policy::{FailureClass, Policy};
 use crate::registry::Registry;
 use crate::response::{
@@ -152,7 +152,10 @@ fn model_components(ctx: &ScoreCtx<'_>, model: &str, b: &Bucket) -> Option<(f64,
 
 /// (coverage, reliability, quality) of per-model buckets, each model
 /// weighted by its scored units; `None` without any.
-fn components(ctx: &ScoreCtx<'_>, per_model: &BTreeMap<String, Bucket>) -> Option<(f64, f64, f64, f64)> {
+fn components(
+    ctx: &ScoreCtx<'_>,
+    per_model: &BTreeMap<String, Bucket>,
+) -> Option<(f64, f64, f64, f64)> {
     let (mut wc, mut wr, mut wq, mut w) = (0.0, 0.0, 0.0, 0.0);
     for (model, b) in per_model {
         if let Some((cov, rel, q)) = model_components(ctx, model, b) {

@@ -9,6 +9,7 @@ use vouch_schema::Address;
 use super::{Engine, origin_code};
 use crate::bucket::{Bucket, MINUTE_MS, PercentileSummary, SelfBucket, SeriesKey};
 use crate::corroboration::Corroboration;
+use crate::definitions::{BenchmarkGrain, Combine};
 use crate::query::{Query, Window};
 use crate::response::round;
 use crate::response::{
@@ -16,7 +17,6 @@ use crate::response::{
     ModelsResponse, OrchestratorDetail, OrchestratorEntry, OrchestratorsResponse, PolicyRef,
     RegionEntry, RegionsResponse, RegistryRef, SeriesPoint, WindowInfo,
 };
-use crate::definitions::{BenchmarkGrain, Combine};
 use crate::score::{self, Bench, CohortSamples, Edges, Hourly, ScoreCtx, percentile_of_sorted};
 
 /// Minutes per UTC day.
@@ -199,7 +199,8 @@ impl Engine {
         let mut acc: BTreeMap<&str, [(f64, f64, f64); 3]> = BTreeMap::new();
         for ((model, _), mut metrics) in days {
             let a = acc.entry(model).or_default();
-            for ((values, (good, bad)), slot) in metrics.iter_mut().zip(percentiles).zip(a.iter_mut())
+            for ((values, (good, bad)), slot) in
+                metrics.iter_mut().zip(percentiles).zip(a.iter_mut())
             {
                 values.sort_by(f64::total_cmp);
                 let n = values.len() as f64;
@@ -399,7 +400,13 @@ impl Engine {
             .iter()
             .map(|(r, pm)| RegionEntry {
                 region: r.clone(),
-                metrics: score::metrics(&ctx, pm, None, None, by_region_seen.get(r).unwrap_or(&none)),
+                metrics: score::metrics(
+                    &ctx,
+                    pm,
+                    None,
+                    None,
+                    by_region_seen.get(r).unwrap_or(&none),
+                ),
             })
             .collect();
         let series = steps

@@ -47,6 +47,14 @@ pub const DEMO_POLICY_TOML: &str = include_str!("../../../schemas/policy/sla-pol
 /// The policy's file name in the run's folder.
 const POLICY_FILE: &str = "sla-policy-demo.toml";
 
+/// The NaaP-compatible policy with the demo's timings, scored beside the
+/// demo policy so the dashboard can switch between them.
+pub const DEMO_NAAP_POLICY_TOML: &str =
+    include_str!("../../../schemas/policy/naap-quality-benchmark-demo.toml");
+
+/// Its file name in the run's folder.
+const NAAP_POLICY_FILE: &str = "naap-quality-benchmark-demo.toml";
+
 /// Gateway regions of the simulated network.
 const REGIONS: [&str; 3] = ["FRA", "NYC", "SIN"];
 
@@ -164,8 +172,12 @@ impl Demo {
             verifiers: options.verifiers,
         })?;
         network.write(&dir)?;
-        std::fs::write(dir.join(POLICY_FILE), DEMO_POLICY_TOML)
-            .map_err(|e| DemoError::io("writing the demo policy".into(), e))?;
+        for (file, text) in
+            [(POLICY_FILE, DEMO_POLICY_TOML), (NAAP_POLICY_FILE, DEMO_NAAP_POLICY_TOML)]
+        {
+            std::fs::write(dir.join(file), text)
+                .map_err(|e| DemoError::io(format!("writing the demo policy {file}"), e))?;
+        }
         Ok(Demo { options, dir, network, nodes: Nodes::default() })
     }
 

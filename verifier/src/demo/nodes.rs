@@ -202,7 +202,8 @@ fn node_config(name: &str, bootstrap: &[String]) -> String {
          [http]\nlisten = \"127.0.0.1:0\"\n\n\
          [authority]\nsnapshot = \"authority.json\"\n\n\
          [sla]\n# Short timings so scores appear within two minutes; never for production.\n\
-         policy = \"sla-policy-demo.toml\"\n\n\
+         policy = \"sla-policy-demo.toml\"\n\
+         also = [\"naap-quality-benchmark-demo.toml\"]\n\n\
          [checkpoint]\n# This verifier's delegate (role verifier) signs its checkpoints.\n\
          key = \"keys/{name}.key\"\ncertificate = \"keys/{name}.cert\"\n",
         list(bootstrap)

@@ -209,7 +209,7 @@ mod tests {
 
     /// Every name `/metrics` serves, as dashboards know them: a rename must
     /// change this list.
-    const NAMES: [&str; 88] = [
+    const NAMES: [&str; 89] = [
         "vouch_api_jwt_rejected_total",
         "vouch_api_rate_limit_clients",
         "vouch_api_rate_limit_evictions_total",
@@ -266,6 +266,7 @@ mod tests {
         "vouch_sla_minute_buckets",
         "vouch_sla_open_attempts",
         "vouch_sla_open_sessions",
+        "vouch_sla_policy_state_bytes",
         "vouch_sla_principal_sessions",
         "vouch_sla_principal_state_bytes",
         "vouch_sla_sealed_end_ms",

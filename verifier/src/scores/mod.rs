@@ -294,8 +294,7 @@ impl Scores {
     }
 
     fn assemble(engines: Vec<Engine>, book: CheckpointBook) -> Scores {
-        let sealed_end_ms =
-            AtomicU64::new(engines.first().map_or(0, |e| e.stats().sealed_end_ms));
+        let sealed_end_ms = AtomicU64::new(engines.first().map_or(0, |e| e.stats().sealed_end_ms));
         Scores {
             names: engines.iter().map(|e| e.policy().name()).collect(),
             engines: engines.into_iter().map(RwLock::new).collect(),
@@ -349,7 +348,10 @@ impl Scores {
     }
 
     /// Read access to the engine of the policy `name` (`None`: the primary).
-    pub fn read_policy(&self, name: Option<&str>) -> Result<RwLockReadGuard<'_, Engine>, ScoreError> {
+    pub fn read_policy(
+        &self,
+        name: Option<&str>,
+    ) -> Result<RwLockReadGuard<'_, Engine>, ScoreError> {
         let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
             return Ok(self.read());
         };
