@@ -1,5 +1,5 @@
 //! Any arrival order of the same events gives byte-identical answers, and a
-//! checkpoint restores to the same answers.
+//! checkpoint restores to the same answers, under every policy that ships.
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
@@ -41,10 +41,19 @@ fn answers(engine: &Engine) -> Vec<String> {
 }
 
 fn run(events: &[Event]) -> Engine {
-    let mut e = sla::engine();
+    run_under(Policy::default_v1(), events)
+}
+
+fn run_under(policy: Policy, events: &[Event]) -> Engine {
+    let mut e = sla::engine_with(policy, Limits::default(), (1..100).map(addr));
     ingest_all(&mut e, &gateway(), events);
     seal_through(&mut e, T0 + 1_000_000);
     e
+}
+
+/// Every policy that ships (`sla-policy-v1`, `-v2`, `naap-quality-benchmark-v1`).
+fn policies() -> Vec<Policy> {
+    vouch_sla::BUILTIN_POLICIES.iter().map(|(name, _)| Policy::builtin(name).unwrap()).collect()
 }
 
 proptest! {
@@ -59,19 +68,21 @@ proptest! {
             }),
         duplicates in 0usize..4,
     ) {
-        let a = run(&events);
-        // Re-deliveries of events change nothing either.
-        let mut twice = shuffled.clone();
-        twice.extend(shuffled.iter().take(duplicates).cloned());
-        let b = run(&twice);
-        prop_assert_eq!(answers(&a), answers(&b));
-        // Without re-deliveries even the state bytes (event counters included) match.
-        prop_assert_eq!(a.snapshot(), run(&shuffled).snapshot());
+        for policy in policies() {
+            let a = run_under(policy.clone(), &events);
+            // Re-deliveries of events change nothing either.
+            let mut twice = shuffled.clone();
+            twice.extend(shuffled.iter().take(duplicates).cloned());
+            let b = run_under(policy.clone(), &twice);
+            prop_assert_eq!(answers(&a), answers(&b), "{}", policy.name());
+            // Without re-deliveries even the state bytes (event counters included) match.
+            prop_assert_eq!(a.snapshot(), run_under(policy.clone(), &shuffled).snapshot());
 
-        let restored = Engine::restore(
-            Policy::default_v1(), Registry::default_v1(), Limits::default(), &a.snapshot()).unwrap();
-        prop_assert_eq!(answers(&a), answers(&restored));
-        prop_assert_eq!(restored.snapshot(), a.snapshot());
+            let restored = Engine::restore(
+                policy.clone(), Registry::default_v1(), Limits::default(), &a.snapshot()).unwrap();
+            prop_assert_eq!(answers(&a), answers(&restored));
+            prop_assert_eq!(restored.snapshot(), a.snapshot());
+        }
     }
 }
 
@@ -87,16 +98,18 @@ proptest! {
         cuts in prop::collection::vec(0u64..1_000, 0..6),
     ) {
         let events = build(&specs);
-        let once = run(&events);
-        let mut stepped = sla::engine();
-        ingest_all(&mut stepped, &gateway(), &events);
         let mut cuts = cuts;
         cuts.sort_unstable();
-        for c in cuts {
-            seal_through(&mut stepped, T0 + c * 1_000);
+        for policy in policies() {
+            let once = run_under(policy.clone(), &events);
+            let mut stepped = sla::engine_with(policy, Limits::default(), (1..100).map(addr));
+            ingest_all(&mut stepped, &gateway(), &events);
+            for &c in &cuts {
+                seal_through(&mut stepped, T0 + c * 1_000);
+            }
+            seal_through(&mut stepped, T0 + 1_000_000);
+            prop_assert_eq!(answers(&once), answers(&stepped));
         }
-        seal_through(&mut stepped, T0 + 1_000_000);
-        prop_assert_eq!(answers(&once), answers(&stepped));
     }
 }
 

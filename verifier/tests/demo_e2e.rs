@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use vouch_testkit::cli::Vouch;
 use vouch_testkit::now_ms;
 use vouch_testkit::process::{Announced, http_get};
@@ -99,6 +99,9 @@ fn get_json(base: &str, path: &str) -> Value {
     assert_eq!(status, 200, "{path}: {body}");
     serde_json::from_str(&body).unwrap()
 }
+
+/// The NaaP-compatible policy with the demo's timings, scored beside the demo policy.
+const NAAP: &str = "naap-quality-benchmark-demo-v1";
 
 #[test]
 fn demo_ranks_orchestrators_and_its_verifiers_agree() {
@@ -187,6 +190,21 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
         assert!(Instant::now() < deadline, "the verifiers never sealed the same minute: {ends:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The same events under the NaaP-compatible policy, scored beside the
+    // demo policy and selected by `?policy=`.
+    let naap_query = format!("{query}&policy={NAAP}");
+    let naap = get_json(&verifiers[0], &naap_query);
+    assert_eq!(naap["policy"]["name"], NAAP, "{naap}");
+    assert_ne!(naap["policy"]["hash"], board["policy"]["hash"]);
+    let naap_rows = naap["orchestrators"].as_array().unwrap();
+    assert!(!naap_rows.is_empty(), "{naap}");
+    assert!(naap_rows.iter().any(|r| r["sla_score"].is_number()), "{naap}");
+    let listed = get_json(&verifiers[0], "/v1/policies");
+    assert_eq!(listed["default"], "sla-policy-demo-v1", "{listed}");
+    let names: Vec<&Value> =
+        listed["policies"].as_array().unwrap().iter().map(|p| &p["name"]).collect();
+    assert_eq!(names, [&json!("sla-policy-demo-v1"), &json!(NAAP)], "{listed}");
+
     let ingest: Vec<Value> = verifiers.iter().map(|v| get_json(v, "/v1/ingest/stats")).collect();
     for s in &ingest {
         assert_eq!(s["rejected"], 0, "{s}");
@@ -199,9 +217,11 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
     // give the same bytes.
     let grace = vouch_sla::Policy::from_toml(DEMO_POLICY).unwrap().ingest.seal_grace_ms;
     let deadline = Instant::now() + SCORES;
-    let served: Vec<String> = loop {
-        let bodies: Vec<String> = verifiers.iter().map(|v| get(v, query).1).collect();
-        let ends: Vec<u64> = bodies.iter().map(|b| end_ms(b)).collect();
+    let served: Vec<(String, String)> = loop {
+        let bodies: Vec<(String, String)> =
+            verifiers.iter().map(|v| (get(v, query).1, get(v, &naap_query).1)).collect();
+        let ends: Vec<u64> =
+            bodies.iter().flat_map(|(a, b)| [end_ms(a), end_ms(b)]).collect();
         let next_seal = ends[0] + 60_000 + grace;
         if ends.iter().all(|e| *e == ends[0]) && now_ms() + 20_000 < next_seal {
             break bodies;
@@ -222,24 +242,27 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
     let (status, stderr) = demo.wait(Duration::from_secs(90));
     assert!(status.success(), "{status}: {stderr:?}");
     assert!(stderr.iter().any(|l| l.contains("vouch replay")), "{stderr:?}");
-    for (i, served) in served.iter().enumerate() {
+    let naap_replay_query = format!("window=5m&policy={NAAP}");
+    for (i, (served, served_naap)) in served.iter().enumerate() {
         let log = run.join(format!("verifier-{}/log", i + 1));
-        let out = VOUCH.run(&[
-            "replay",
-            log.to_str().unwrap(),
-            "--sla",
-            "orchestrators",
-            "--query",
-            "window=5m",
-        ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let replayed = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(
-            replayed.strip_suffix('\n').unwrap(),
-            served,
-            "verifier {} replayed differently",
-            i + 1
-        );
+        for (q, served) in [("window=5m", served), (naap_replay_query.as_str(), served_naap)] {
+            let out = VOUCH.run(&[
+                "replay",
+                log.to_str().unwrap(),
+                "--sla",
+                "orchestrators",
+                "--query",
+                q,
+            ]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let replayed = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(
+                replayed.strip_suffix('\n').unwrap(),
+                served,
+                "verifier {} replayed {q} differently",
+                i + 1
+            );
+        }
     }
     // One flipped byte in a segment: replay fails naming that frame.
     let log = run.join("verifier-1/log");
