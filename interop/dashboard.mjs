@@ -6,8 +6,10 @@
 // Checks: the page loads; the leaderboard has rows; changing the window
 // filter sends a request with the new parameter and changes the rows; data
 // is shown as text, never markup; clicking an orchestrator renders SVG charts
-// with drawn paths; no console errors, page errors, dialogs or failed
-// requests. Screenshots go to ARTIFACT_DIR ($VOUCH_ARTIFACTS, else
+// with drawn paths; the policy selector lists the node's policies, every SLA
+// request carries the selected one, and switching it re-asks and shows the
+// new policy's name and hash; no console errors, page errors, dialogs or
+// failed requests. Screenshots go to ARTIFACT_DIR ($VOUCH_ARTIFACTS, else
 // target/artifacts): dashboard.png (leaderboard) and
 // dashboard-orchestrator.png. Prints one JSON line; exit 0 only if all passed.
 import { mkdirSync } from 'node:fs';
@@ -54,6 +56,14 @@ try {
   check(before.length > 0, 'the leaderboard has no rows');
   check((await page.textContent('#meta')).includes('3/3 verifiers agree'), 'the agreement of the window is not shown');
 
+  // The policy selector: filled from /v1/policies, the default selected and
+  // named beside the leaderboard with the first 10 hex digits of its hash.
+  report.policy_options = await page.$$eval('#f-policy option', (os) => os.map((o) => o.value));
+  report.policy_selected = await page.inputValue('#f-policy');
+  report.policy_shown_before = await page.textContent('#policy .policy-name');
+  report.policy_hash_before = await page.textContent('#policy .policy-hash');
+  check(/^0x[0-9a-f]{10}$/.test(report.policy_hash_before), 'the policy hash shown is not 0x and 10 hex digits');
+
   // Data is text: the fixture's model id "<img src=x onerror=…>" must show literally.
   const demandText = await page.textContent('#demand');
   report.demand_has_literal_markup = demandText.includes('<img');
@@ -97,6 +107,30 @@ try {
   await page.click('text=← leaderboard');
   await page.waitForSelector('#leaderboard tbody tr[data-address]');
   check(await page.inputValue('#f-window') === '24h', 'the filter was lost going back');
+
+  // Switch the policy: the leaderboard re-asks with it (keeping the window),
+  // shows its name, and the page URL keeps it like the other filters.
+  const other = report.policy_options.find((p) => p !== report.policy_selected);
+  const policyWanted = page.waitForRequest((r) => r.url().includes('/v1/sla/orchestrators?') && new URL(r.url()).searchParams.get('policy') === other);
+  await page.selectOption('#f-policy', other);
+  const policyReq = await policyWanted;
+  report.policy_request = new URL(policyReq.url()).pathname + new URL(policyReq.url()).search;
+  await page.waitForFunction((p) => document.querySelector('#policy .policy-name')?.textContent === p, other);
+  report.policy_shown = await page.textContent('#policy .policy-name');
+  report.policy_hash = await page.textContent('#policy .policy-hash');
+  check(report.policy_hash !== report.policy_hash_before, 'the hash shown did not change with the policy');
+  report.policy_hash_url = await page.evaluate(() => location.hash);
+  check(new URLSearchParams(report.policy_hash_url.split('?')[1] || '').get('policy') === other, 'the page URL does not keep the policy');
+  // The orchestrator page asks with the policy too.
+  const firstAgain = (await addresses())[0];
+  await page.click(`#leaderboard tbody tr[data-address="${firstAgain}"] a`);
+  await page.waitForFunction(([p, a]) => document.querySelector('h2.addr')?.textContent === a
+    && document.querySelector('#policy .policy-name')?.textContent === p, [other, firstAgain]);
+  check(apiRequests.some((u) => u.includes('/v1/sla/orchestrators/' + firstAgain) && new URL(u).searchParams.get('policy') === other), 'the orchestrator request lost the policy');
+  // Every SLA request carried a policy, the default one included.
+  const sla = apiRequests.filter((u) => /\/v1\/(sla|network)\//.test(u));
+  report.sla_requests_without_policy = sla.filter((u) => !new URL(u).searchParams.get('policy'));
+  check(report.sla_requests_without_policy.length === 0, 'SLA requests without a policy: ' + report.sla_requests_without_policy.join(' '));
 
   report.console_errors = consoleErrors;
   check(consoleErrors.length === 0, 'console errors: ' + consoleErrors.join(' | '));

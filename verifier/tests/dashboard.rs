@@ -2,7 +2,8 @@
 //! playwright-core from `interop/`): `interop/dashboard.mjs` loads the page
 //! served by the API router over the SLA engine's test double
 //! (`api_double::FixtureSource`), changes a filter, opens an orchestrator and
-//! checks its SVG charts, with no console errors. Screenshots:
+//! checks its SVG charts, switches the SLA policy and checks that the requests
+//! carry it and the page names it, with no console errors. Screenshots:
 //! `$VOUCH_ARTIFACTS` (default `target/artifacts/`) `dashboard.png` and
 //! `dashboard-orchestrator.png`.
 #![allow(clippy::unwrap_used)]
@@ -59,4 +60,21 @@ async fn the_dashboard_works_in_headless_chromium() {
     assert_eq!(report["chart_count"], 5, "{report}");
     assert_eq!(report["demand_has_literal_markup"], true, "{report}");
     assert!(report["csp"].as_str().unwrap().contains("frame-ancestors"), "{report}");
+    // The policy selector: both policies, the default first and selected.
+    assert_eq!(
+        report["policy_options"],
+        serde_json::json!(["sla-policy-v2", "naap-quality-benchmark-v1"]),
+        "{report}"
+    );
+    assert_eq!(report["policy_selected"], "sla-policy-v2", "{report}");
+    assert_eq!(report["policy_shown_before"], "sla-policy-v2", "{report}");
+    let v2 = vouch_sla::Policy::builtin("sla-policy-v2").unwrap();
+    assert_eq!(report["policy_hash_before"], v2.hash[..12], "{report}");
+    // Switching it re-asks with it and shows its name and hash.
+    let request = report["policy_request"].as_str().unwrap();
+    assert!(request.contains("policy=naap-quality-benchmark-v1"), "{report}");
+    assert!(request.contains("window=24h"), "the window was lost: {report}");
+    assert_eq!(report["policy_shown"], "naap-quality-benchmark-v1", "{report}");
+    let naap = vouch_sla::Policy::builtin("naap-quality-benchmark-v1").unwrap();
+    assert_eq!(report["policy_hash"], naap.hash[..12], "{report}");
 }

@@ -5,6 +5,11 @@
 //! addresses are `BadRequest`) so the HTTP layer's 400 path is exercised, and
 //! records every call so tests can see what reached the source.
 //!
+//! It scores two policies, `sla-policy-v2` (the default) and
+//! `naap-quality-benchmark-v1`, as a node configured with both does: `?policy=`
+//! picks one (unknown: `BadRequest` naming both) and the answer's `policy`
+//! names it, whatever the fixture file says.
+//!
 //! Files: `orchestrators.json` (window 1h; any window without its own file),
 //! `orchestrators.24h.json`, `orchestrator.<address>.json` (with `by_gateway`,
 //! removed unless the request is restricted), `demand.json`, `models.json`,
@@ -19,7 +24,9 @@ use vouch_verifier::api::{Api, ApiError, Params, SlaSource};
 use vouch_verifier::http_server::{HttpLimits, HttpServer};
 
 const WINDOWS: [&str; 5] = ["1m", "5m", "1h", "24h", "7d"];
-const FILTERS: [&str; 5] = ["window", "region", "model_id", "pipeline", "origin"];
+const FILTERS: [&str; 6] = ["window", "region", "model_id", "pipeline", "origin", "policy"];
+/// The policies the double scores, default first.
+const POLICIES: [&str; 2] = ["sla-policy-v2", "naap-quality-benchmark-v1"];
 
 /// The fixtures' directory.
 pub(crate) fn data_dir() -> PathBuf {
@@ -61,6 +68,36 @@ impl FixtureSource {
     }
 }
 
+/// The `policy` object of the policy `params` select (absent: the default).
+fn policy_ref(params: &Params) -> Result<serde_json::Value, ApiError> {
+    let name = params.get("policy").map_or(POLICIES[0], String::as_str);
+    let policy = Some(name)
+        .filter(|n| POLICIES.contains(n))
+        .and_then(vouch_sla::Policy::builtin)
+        .ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unknown policy {name:?}; this verifier scores {}",
+            POLICIES.join(", ")
+        ))
+    })?;
+    Ok(serde_json::json!({
+        "name": policy.name(),
+        "id": policy.id,
+        "version": policy.version,
+        "hash": policy.hash,
+    }))
+}
+
+/// `body` with its `policy` object replaced by `policy`.
+fn with_policy(body: &[u8], policy: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::Internal(format!("fixture: {e}")))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("policy".into(), policy);
+    }
+    Ok(v)
+}
+
 fn check(params: &Params, allowed: &[&str]) -> Result<(), ApiError> {
     for (k, v) in params {
         if !allowed.contains(&k.as_str()) {
@@ -83,10 +120,12 @@ impl SlaSource for FixtureSource {
     fn orchestrators(&self, params: &Params) -> Result<Bytes, ApiError> {
         self.record("orchestrators", params, false);
         check(params, &FILTERS)?;
+        let policy = policy_ref(params)?;
         let window = params.get("window").map_or("1h", String::as_str);
-        Ok(self
+        let body = self
             .file(&format!("orchestrators.{window}.json"))
-            .unwrap_or_else(|| self.must("orchestrators.json")))
+            .unwrap_or_else(|| self.must("orchestrators.json"));
+        Ok(Bytes::from(with_policy(&body, policy)?.to_string()))
     }
 
     fn orchestrator(
@@ -97,6 +136,7 @@ impl SlaSource for FixtureSource {
     ) -> Result<Option<Bytes>, ApiError> {
         self.record("orchestrator", params, restricted);
         check(params, &FILTERS)?;
+        let policy = policy_ref(params)?;
         let hex = address.strip_prefix("0x").unwrap_or("");
         if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ApiError::BadRequest(format!("not an address: {address:.64}")));
@@ -105,12 +145,10 @@ impl SlaSource for FixtureSource {
         else {
             return Ok(None);
         };
-        if restricted || self.leak_restricted {
-            return Ok(Some(body));
-        }
-        let mut v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Internal(format!("fixture: {e}")))?;
-        if let Some(o) = v.as_object_mut() {
+        let mut v = with_policy(&body, policy)?;
+        if !(restricted || self.leak_restricted)
+            && let Some(o) = v.as_object_mut()
+        {
             o.remove("by_gateway");
         }
         Ok(Some(Bytes::from(v.to_string())))
@@ -119,6 +157,7 @@ impl SlaSource for FixtureSource {
     fn demand(&self, params: &Params) -> Result<Bytes, ApiError> {
         self.record("demand", params, false);
         check(params, &FILTERS)?;
+        policy_ref(params)?;
         Ok(self.must("demand.json"))
     }
 
@@ -127,12 +166,11 @@ impl SlaSource for FixtureSource {
     }
 
     fn policies(&self) -> Bytes {
-        let names: Vec<String> = vouch_sla::BUILTIN_POLICIES
+        let policies: Vec<serde_json::Value> = POLICIES
             .iter()
-            .filter_map(|(name, _)| vouch_sla::Policy::builtin(name))
-            .map(|p| p.name())
+            .filter_map(|name| policy_ref(&Params::from([("policy".into(), (*name).into())])).ok())
             .collect();
-        Bytes::from(serde_json::json!({ "default": names[0], "names": names }).to_string())
+        Bytes::from(serde_json::json!({ "default": POLICIES[0], "policies": policies }).to_string())
     }
 
     fn regions(&self) -> Bytes {
@@ -141,7 +179,8 @@ impl SlaSource for FixtureSource {
 
     fn aggregated_stats(&self, params: &Params) -> Result<Bytes, ApiError> {
         self.record("aggregated_stats", params, false);
-        check(params, &["region", "model", "pipeline", "window"])?;
+        check(params, &["region", "model", "pipeline", "window", "policy"])?;
+        policy_ref(params)?;
         Ok(self.must("aggregated_stats.json"))
     }
 }

@@ -5,8 +5,9 @@
 
 (() => {
   const SVG_NS = 'http://www.w3.org/2000/svg';
-  const FILTERS = ['window', 'region', 'model_id', 'origin'];
-  const DEFAULTS = { window: '1h', origin: 'production' };
+  const FILTERS = ['window', 'region', 'model_id', 'origin', 'policy'];
+  // policy: the node's default, learned from /v1/policies at start.
+  const DEFAULTS = { window: '1h', origin: 'production', policy: null };
   let generation = 0; // drops answers to superseded requests
 
   // ---- DOM helpers -------------------------------------------------------
@@ -63,6 +64,13 @@
     }
     return q;
   }
+  // What an SLA request carries: the filters, and always the policy, so
+  // the numbers come from the policy the selector shows.
+  function requestQuery(params) {
+    const q = filterQuery(params);
+    if (!q.has('policy') && DEFAULTS.policy) q.set('policy', DEFAULTS.policy);
+    return q;
+  }
   function link(path, params) {
     const q = filterQuery(params).toString();
     return '#' + path + (q ? '?' + q : '');
@@ -72,7 +80,7 @@
       const select = document.querySelector(`#filters select[name="${k}"]`);
       if (!select) continue;
       const want = params.get(k) || DEFAULTS[k] || '';
-      if (![...select.options].some((o) => o.value === want)) select.append(el('option', { value: want, text: want }));
+      if (want && ![...select.options].some((o) => o.value === want)) select.append(el('option', { value: want, text: want }));
       select.value = want;
     }
   }
@@ -128,7 +136,6 @@
     if (!body || !body.window) return;
     const w = body.window;
     const parts = [`Window ${w.name}: ${w.start} → ${w.end}`];
-    if (body.policy) parts.push(`policy ${body.policy.id} v${body.policy.version} (${short(body.policy.hash)})`);
     if (body.filters) parts.push(`origin ${body.filters.origin}`);
     // Signed checkpoints of the window's minutes: how many verifiers agree with this one.
     if (body.agreement) {
@@ -138,6 +145,16 @@
         : `⚠ ${a.agree}/${a.verifiers} verifiers agree (see /v1/checkpoints)`);
     }
     meta.textContent = parts.join(' · ');
+  }
+
+  // Which definitions produced the numbers: the answer's own policy.
+  function policyNote(policy) {
+    if (!policy) return null;
+    const name = policy.name || `${policy.id}-v${policy.version}`;
+    const hash = typeof policy.hash === 'string' ? policy.hash : '';
+    return el('p', { id: 'policy', class: 'policy', title: `${policy.id} version ${policy.version}, hash ${hash}` },
+      'Scored by policy ', el('strong', { class: 'policy-name', text: name }),
+      ' · hash ', el('code', { class: 'policy-hash', text: hash.slice(0, hash.startsWith('0x') ? 12 : 10) }));
   }
 
   function scoreCell(o) {
@@ -287,12 +304,12 @@
 
   // ---- pages -------------------------------------------------------------
   async function renderLeaderboard(view, params, gen) {
-    const q = filterQuery(params);
+    const q = requestQuery(params);
     const [list, demand] = await Promise.all([api('v1/sla/orchestrators', q), api('v1/network/demand', q)]);
     if (gen !== generation) return;
     metaLine(list);
     view.replaceChildren(
-      el('section', {}, leaderboard(list, params)),
+      el('section', {}, policyNote(list.policy), leaderboard(list, params)),
       el('section', {}, demandTable(demand)));
   }
 
@@ -303,7 +320,7 @@
   async function renderOrchestrator(view, address, params, gen) {
     let detail;
     try {
-      detail = await api('v1/sla/orchestrators/' + encodeURIComponent(address), filterQuery(params));
+      detail = await api('v1/sla/orchestrators/' + encodeURIComponent(address), requestQuery(params));
     } catch (err) {
       if (gen !== generation) return;
       view.replaceChildren(el('p', {}, el('a', { href: link('/', params), text: '← leaderboard' })));
@@ -319,6 +336,7 @@
     const sections = [
       el('p', {}, el('a', { href: link('/', params), text: '← leaderboard' })),
       el('h2', { class: 'addr', text: address }),
+      policyNote(detail.policy),
       el('div', { class: 'cards' },
         card('Status', s.status === 'ok' ? 'ok' : 'insufficient data'),
         card('SLA score', num(s.sla_score, 2), `coverage ${num(comp.coverage, 2)} · reliability ${num(comp.reliability, 2)} · quality ${num(comp.quality, 2)}`),
@@ -364,7 +382,12 @@
   }
 
   async function loadChoices() {
-    const [models, regions] = await Promise.all([api('v1/models'), api('v1/regions')]);
+    const [models, regions, policies] = await Promise.all([api('v1/models'), api('v1/regions'), api('v1/policies')]);
+    const policy = document.getElementById('f-policy');
+    for (const p of policies.policies || []) {
+      policy.append(el('option', { value: p.name, text: p.name, title: `${p.id} version ${p.version}, hash ${p.hash}` }));
+    }
+    if (typeof policies.default === 'string' && policies.default) DEFAULTS.policy = policies.default;
     const region = document.getElementById('f-region');
     for (const name of regions.regions || []) region.append(el('option', { value: name, text: name }));
     const model = document.getElementById('f-model');
