@@ -163,10 +163,22 @@ pub fn seal_through(engine: &mut Engine, t: u64) {
 /// event lag and seal grace 20 s, startup horizon 5 s (formulas and
 /// targets unchanged).
 pub fn fast_policy() -> String {
-    let policy = vouch_sla::DEFAULT_POLICY_TOML
+    fast(vouch_sla::DEFAULT_POLICY_TOML)
+}
+
+/// The built-in policy `name` (e.g. `naap-quality-benchmark-v1`) with the
+/// timings of [`fast_policy`].
+pub fn fast_builtin(name: &str) -> String {
+    fast(Policy::builtin_text(name).expect("a built-in policy"))
+}
+
+fn fast(text: &str) -> String {
+    let policy = text
         .replace("event_lag_ms = 300000", "event_lag_ms = 20000")
         .replace("seal_grace_ms = 360000", "seal_grace_ms = 20000")
         .replace("startup_horizon_ms = 120000", "startup_horizon_ms = 5000");
-    assert_ne!(policy, vouch_sla::DEFAULT_POLICY_TOML, "the v1 timings moved");
+    for key in ["event_lag_ms = 20000", "seal_grace_ms = 20000", "startup_horizon_ms = 5000"] {
+        assert!(policy.contains(key), "the policy's timings moved: {key} not set");
+    }
     policy
 }

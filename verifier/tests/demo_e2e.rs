@@ -220,8 +220,7 @@ fn demo_ranks_orchestrators_and_its_verifiers_agree() {
     let served: Vec<(String, String)> = loop {
         let bodies: Vec<(String, String)> =
             verifiers.iter().map(|v| (get(v, query).1, get(v, &naap_query).1)).collect();
-        let ends: Vec<u64> =
-            bodies.iter().flat_map(|(a, b)| [end_ms(a), end_ms(b)]).collect();
+        let ends: Vec<u64> = bodies.iter().flat_map(|(a, b)| [end_ms(a), end_ms(b)]).collect();
         let next_seal = ends[0] + 60_000 + grace;
         if ends.iter().all(|e| *e == ends[0]) && now_ms() + 20_000 < next_seal {
             break bodies;

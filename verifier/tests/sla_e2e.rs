@@ -11,7 +11,8 @@
 //!
 //! The node runs the v1 policy with its timings shortened (event lag and
 //! seal grace 20 s, startup horizon 5 s) so that minutes seal within the
-//! test; formulas and targets are v1's. Waits are bounded; nothing asserts
+//! test; formulas and targets are v1's. Beside it, the NaaP-compatible
+//! policy with the same timings: both nodes serve it byte-identically too. Waits are bounded; nothing asserts
 //! timing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -28,13 +29,15 @@ use vouch_testkit::node::NodeProcess;
 use vouch_testkit::now_ms;
 use vouch_testkit::openapi;
 use vouch_testkit::repo_root;
-use vouch_testkit::sla::fast_policy;
+use vouch_testkit::sla::{fast_builtin, fast_policy};
 
 const VOUCH: Vouch = Vouch::at(env!("CARGO_BIN_EXE_vouch"));
 
 const HEALTHY: &str = "0x00000000000000000000000000000000000000a1";
 const SLOW: &str = "0x00000000000000000000000000000000000000a2";
 const SESSIONS: u64 = 12;
+/// The NaaP-compatible policy, scored beside the primary (with the same short timings).
+const NAAP: &str = "naap-quality-benchmark-v1";
 /// Sealing needs the decision minute's end plus the grace: up to ~90 s here.
 const SEAL_WAIT: Duration = Duration::from_secs(240);
 
@@ -71,8 +74,10 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
     let gateway = Identity::filled(VOUCH, 0x21, 0x22);
     let work = TempDir::new().unwrap();
     std::fs::write(work.path().join("policy.toml"), fast_policy()).unwrap();
+    std::fs::write(work.path().join("naap.toml"), fast_builtin(NAAP)).unwrap();
     let base = format!(
-        "[sla]\npolicy = \"policy.toml\"\n[api.jwt]\nalgorithm = \"HS256\"\nkey = \"{JWT_SECRET}\"\n"
+        "[sla]\npolicy = \"policy.toml\"\nalso = [\"naap.toml\"]\n\
+         [api.jwt]\nalgorithm = \"HS256\"\nkey = \"{JWT_SECRET}\"\n"
     );
     // Node A also feeds a real ClickHouse: events from its log, sealed buckets from its engine.
     let ch = clickhouse::ClickHouse::start();
@@ -111,18 +116,24 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
         assert_eq!(o["fps"]["p50"], json!(fps), "{o}");
     }
 
-    // Node B: the same bytes for the same sealed window.
-    let deadline = Instant::now() + SEAL_WAIT;
-    loop {
-        let (_, body_a) = a.get(path);
-        let (_, body_b) = b.get(path);
-        let end = |b: &str| serde_json::from_str::<Value>(b).unwrap()["window"]["end_ms"].clone();
-        if end(&body_a) == end(&body_b) {
-            assert_eq!(body_a, body_b, "same sealed window, different answers");
-            break;
+    // Node B: the same bytes for the same sealed window, under both policies.
+    let naap_path = format!("{path}&policy={NAAP}");
+    let naap = wait_scored(&a, &naap_path);
+    assert_eq!(naap["policy"]["name"], NAAP, "{naap}");
+    for path in [path, naap_path.as_str()] {
+        let deadline = Instant::now() + SEAL_WAIT;
+        loop {
+            let (_, body_a) = a.get(path);
+            let (_, body_b) = b.get(path);
+            let end =
+                |b: &str| serde_json::from_str::<Value>(b).unwrap()["window"]["end_ms"].clone();
+            if end(&body_a) == end(&body_b) {
+                assert_eq!(body_a, body_b, "same sealed window, different answers: {path}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "nodes never sealed the same minute");
+            std::thread::sleep(Duration::from_millis(300));
         }
-        assert!(Instant::now() < deadline, "nodes never sealed the same minute");
-        std::thread::sleep(Duration::from_millis(300));
     }
 
     // The restricted field needs a valid token with the scope.
@@ -189,6 +200,9 @@ fn two_nodes_score_the_same_sessions_identically_over_http() {
             Some(&bearer),
         ),
         ("/v1/network/demand", "/v1/network/demand?window=5m".to_owned(), None),
+        ("/v1/network/demand", format!("/v1/network/demand?window=5m&policy={NAAP}"), None),
+        ("/v1/sla/orchestrators", naap_path.clone(), None),
+        ("/v1/policies", "/v1/policies".to_owned(), None),
         ("/v1/models", "/v1/models".to_owned(), None),
         ("/v1/regions", "/v1/regions".to_owned(), None),
         ("/api/aggregated_stats", "/api/aggregated_stats?window=5m".to_owned(), None),
