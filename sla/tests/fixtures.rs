@@ -40,10 +40,7 @@ fn fixture_engine(reverse: bool) -> Engine {
     // discovery_results and stream_ingest_metrics carry no attempt facts;
     // create_new_payment pays 0xd003…, which the test view does not list;
     // the other five events are taken.
-    assert_eq!(
-        rejected,
-        BTreeMap::from([("family_not_scored", 2), ("orchestrator_unlisted", 1)])
-    );
+    assert_eq!(rejected, BTreeMap::from([("family_not_scored", 2), ("orchestrator_unlisted", 1)]));
     // The only attempt (request 5291f1cf on 0x52cf…) starts with its status
     // sample at 1768483618933; its startup is decided 120 s later, at
     // 1768483738933, in minute [1768483680000, 1768483740000). That minute
