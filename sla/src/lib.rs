@@ -25,6 +25,7 @@ mod definitions;
 mod engine;
 mod error;
 mod histogram;
+mod inventory;
 mod policy;
 mod query;
 mod registry;
@@ -46,9 +47,10 @@ pub use policy::{
 pub use query::{Query, QueryError, Window};
 pub use registry::{DEFAULT_REGISTRY_TOML, ModelSpec, Registry};
 pub use response::{
-    AggregatedScore, AggregatedStats, Agreement, Components, DemandResponse, DemandRow,
-    DemandTotals, FailureCounts, Filters, FpsSummary, GatewayCount, ModelEntry, ModelsResponse,
+    AdvertisedGpu, AdvertisedModel, AdvertisedPrice, AggregatedScore, AggregatedStats, Agreement,
+    CapabilitiesResponse, Components, DemandFees, DemandResponse, DemandRow, DemandTotals,
+    FailureCounts, Filters, FpsSummary, GatewayCount, GpuCount, ModelEntry, ModelsResponse,
     OrchestratorDetail, OrchestratorEntry, OrchestratorMetrics, OrchestratorsResponse, Percentiles,
-    PolicyRef, RegionEntry, RegionsResponse, RegistryRef, SelfReported, SeriesPoint, Targets,
-    WindowInfo,
+    PolicyRef, RegionEntry, RegionsResponse, RegistryRef, RestrictedCapabilities, SelfReported,
+    SeriesPoint, Targets, WindowInfo,
 };

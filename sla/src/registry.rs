@@ -100,8 +100,61 @@ impl Registry {
         self.model(name).map_or_else(|| name.to_lowercase(), |m| m.id.clone())
     }
 
+    /// The canonical model of a payment's `manifestID`. go-livepeer names a
+    /// live stream's manifest `<capability>_<model>` (`35_streamdiffusion-sdxl-faceid`);
+    /// NaaP strips the leading `<digits>_` the same way (its `pipeline_hint`).
+    /// This is a rule, not an alias: any number may precede the model. A
+    /// manifest without the prefix is read as a model name; an empty one is
+    /// `unknown`.
+    pub fn model_of_manifest(&self, manifest_id: &str) -> String {
+        let m = manifest_id.trim();
+        let stripped = match m.split_once('_') {
+            Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => rest,
+            _ => m,
+        };
+        if stripped.is_empty() { UNKNOWN_MODEL.to_owned() } else { self.canonical(stripped) }
+    }
+
     /// The pipeline of a canonical model id (`unknown` for unlisted models).
     pub fn pipeline(&self, model: &str) -> &str {
         self.model(model).map_or(UNKNOWN_PIPELINE, |m| m.pipeline.as_str())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_ids_lose_their_capability_prefix() {
+        let r = Registry::default_v1();
+        assert_eq!(
+            r.model_of_manifest("35_streamdiffusion-sdxl-faceid"),
+            "streamdiffusion-sdxl-faceid"
+        );
+        assert_eq!(r.model_of_manifest("7_pip_SDXL-turbo-v2v"), "streamdiffusion-sdxl");
+        assert_eq!(r.model_of_manifest("streamdiffusion-sd15"), "streamdiffusion");
+        // Only digits before the first underscore are a prefix.
+        assert_eq!(r.model_of_manifest("pip_sd-turbo"), "streamdiffusion-sdxl");
+        assert_eq!(r.model_of_manifest("x1_model"), "x1_model");
+        assert_eq!(r.model_of_manifest("12_"), "unknown");
+        assert_eq!(r.model_of_manifest(""), "unknown");
+    }
+
+    #[test]
+    fn naap_model_like_pipeline_hints_are_aliases() {
+        // NaaP's normalizeModelLikePipelineHint, name for name.
+        let r = Registry::default_v1();
+        for (hint, model) in [
+            ("pip_sdxl-turbo", "streamdiffusion-sdxl"),
+            ("pip_sd-turbo", "streamdiffusion-sdxl"),
+            ("pip_SDXL-turbo-v2v", "streamdiffusion-sdxl"),
+            ("pip_sdxl-turbo-faceid", "streamdiffusion-sdxl-faceid"),
+            ("streamdiffusion-sdxl-v2v", "streamdiffusion-sdxl"),
+        ] {
+            assert_eq!(r.canonical(hint), model, "{hint}");
+            assert_eq!(r.pipeline(&r.canonical(hint)), "live-video-to-video");
+        }
     }
 }

@@ -272,6 +272,8 @@ pub struct DemandRow {
     pub sessions: u64,
     pub attempts: u64,
     pub inference_minutes: f64,
+    #[serde(flatten)]
+    pub fees: DemandFees,
 }
 
 /// Demand totals.
@@ -281,6 +283,120 @@ pub struct DemandTotals {
     pub sessions: u64,
     pub attempts: u64,
     pub inference_minutes: f64,
+    #[serde(flatten)]
+    pub fees: DemandFees,
+}
+
+/// What gateways paid and could not place, per demand row and in totals
+/// (from `create_new_payment` and "no orchestrator" signals in the window).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DemandFees {
+    /// Expected value of the tickets paid (Σ faceValue × numTickets ×
+    /// winProb), ETH; `fees_wei` is the exact figure.
+    pub fees_eth: f64,
+    /// The same in wei, exact, as a decimal string.
+    pub fees_wei: String,
+    /// Σ faceValue of the payments, ETH: NaaP's `ticket_face_value_eth`
+    /// (a face value, not a fee).
+    pub ticket_face_value_eth: f64,
+    /// Payment events.
+    pub payments: u64,
+    /// Sessions a gateway could not place with any orchestrator.
+    pub unserved_sessions: u64,
+}
+
+/// `GET /v1/orchestrators/{address}/capabilities`: the latest advertisement
+/// gateways relayed for a listed orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapabilitiesResponse {
+    /// The orchestrator.
+    pub address: Address,
+    /// Event time of the advertisement served, ms.
+    pub advertised_at_ms: u64,
+    /// The same, RFC 3339 UTC.
+    pub advertised_at: String,
+    /// Distinct gateways that reported this orchestrator within an hour
+    /// before the advertisement served.
+    pub reported_by_gateways: u64,
+    /// Pipelines of the advertised hardware, sorted.
+    pub pipelines: Vec<String>,
+    /// Per advertised model.
+    pub models: Vec<AdvertisedModel>,
+    /// `price_info`: wei per pixel (pricePerUnit / pixelsPerUnit), as advertised.
+    pub price_per_pixel_wei: Option<f64>,
+    /// `capabilities_prices`, as advertised.
+    pub capability_prices: Vec<AdvertisedPrice>,
+    /// Only for restricted callers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restricted: Option<RestrictedCapabilities>,
+}
+
+/// One advertised (pipeline, model).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdvertisedModel {
+    /// Canonical id (model registry).
+    pub model_id: String,
+    /// The name the orchestrator advertised.
+    pub advertised_as: String,
+    /// As advertised.
+    pub pipeline: String,
+    /// GPUs by type name.
+    pub gpus: Vec<GpuCount>,
+    /// GPUs in all.
+    pub gpu_count: u64,
+}
+
+/// GPUs of one type name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuCount {
+    /// GPU name (`unknown` when not advertised).
+    pub name: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// One `capabilities_prices` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdvertisedPrice {
+    /// go-livepeer capability number.
+    pub capability: Option<u64>,
+    /// Constraint as advertised (a model id for live AI).
+    pub constraint: Option<String>,
+    /// Canonical id of the constraint, when it names a model.
+    pub model_id: Option<String>,
+    /// As advertised.
+    pub price_per_unit: u64,
+    /// As advertised.
+    pub pixels_per_unit: u64,
+    /// price_per_unit / pixels_per_unit (`null` for 0 pixels).
+    pub price_per_pixel_wei: Option<f64>,
+}
+
+/// Fields only a caller with the restricted scope sees (DESIGN.md §3.2).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestrictedCapabilities {
+    /// The orchestrator's service URI.
+    pub orch_uri: Option<String>,
+    /// Every advertised GPU.
+    pub gpus: Vec<AdvertisedGpu>,
+}
+
+/// One advertised GPU in full.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct AdvertisedGpu {
+    /// Canonical model id.
+    pub model_id: String,
+    pub pipeline: String,
+    /// GPU UUID.
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub major: Option<u64>,
+    pub minor: Option<u64>,
+    /// As advertised (go-livepeer: bytes).
+    pub memory_free: Option<u64>,
+    /// As advertised (go-livepeer: bytes).
+    pub memory_total: Option<u64>,
 }
 
 /// `GET /v1/network/demand`.

@@ -37,9 +37,10 @@ fn fixture_engine(reverse: bool) -> Engine {
             *rejected.entry(k).or_insert(0) += v;
         }
     }
-    // discovery_results, stream_ingest_metrics and create_new_payment carry
-    // no attempt facts; the other five events are taken.
-    assert_eq!(rejected, BTreeMap::from([("family_not_scored", 3)]));
+    // discovery_results and stream_ingest_metrics carry no attempt facts;
+    // create_new_payment pays 0xd003…, which the test view does not list;
+    // the other five events are taken.
+    assert_eq!(rejected, BTreeMap::from([("family_not_scored", 2), ("orchestrator_unlisted", 1)]));
     // The only attempt (request 5291f1cf on 0x52cf…) starts with its status
     // sample at 1768483618933; its startup is decided 120 s later, at
     // 1768483738933, in minute [1768483680000, 1768483740000). That minute
@@ -96,7 +97,10 @@ fn fixture_numbers_match_hand_arithmetic() {
     assert_eq!(
         demand["rows"],
         json!([{"model_id": "streamdiffusion-sdxl-faceid", "pipeline": "live-video-to-video",
-                "region": "FRA", "sessions": 1, "attempts": 1, "inference_minutes": 0.1667}])
+                "region": "FRA", "sessions": 1, "attempts": 1, "inference_minutes": 0.1667,
+                // The one payment is to an orchestrator the view does not list.
+                "fees_eth": 0.0, "fees_wei": "0", "ticket_face_value_eth": 0.0, "payments": 0,
+                "unserved_sessions": 0}])
     );
     assert_eq!(serde_json::to_value(engine.regions()).unwrap(), json!({"regions": ["FRA"]}));
     // Request 499ae98f never reached an orchestrator: its error is counted

@@ -284,6 +284,44 @@ async fn a_source_that_leaks_the_restricted_field_is_stopped_at_the_edge() {
 }
 
 #[tokio::test]
+async fn capabilities_show_gpu_ids_memory_and_uri_only_with_the_scope() {
+    let path = format!("/v1/orchestrators/{A1}/capabilities");
+    let token =
+        hs256(SECRET.as_bytes(), &json!({"exp": now_secs() + 600, "scope": "sla:restricted"}));
+    let unscoped = hs256(SECRET.as_bytes(), &json!({"exp": now_secs() + 600, "scope": "other"}));
+    for leak in [false, true] {
+        let source = FixtureSource { leak_restricted: leak, ..FixtureSource::new() };
+        let server = Server::start(source, &hs256_config()).await;
+        for bearer in [None, Some(format!("Bearer {unscoped}"))] {
+            let headers: Vec<(&str, &str)> =
+                bearer.iter().map(|a| ("authorization", a.as_str())).collect();
+            let (status, h, body) = server.get(&path, &headers).await;
+            assert_eq!(status, 200);
+            assert!(body.get("restricted").is_none(), "leak={leak}: {body}");
+            assert_eq!(
+                body["models"][0]["gpus"],
+                json!([{"name": "NVIDIA GeForce RTX 4090", "count": 2}])
+            );
+            assert_eq!(h.get("cache-control").unwrap(), "public, max-age=5");
+        }
+        let auth = format!("Bearer {token}");
+        let (status, h, body) = server.get(&path, &[("authorization", &auth)]).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["restricted"]["orch_uri"], "https://orch-1.example:8935");
+        assert_eq!(body["restricted"]["gpus"][0]["id"], "GPU-a8d13655-197b-2226-d09f-b4b81e07504b");
+        assert_eq!(h.get("cache-control").unwrap(), "private, no-store");
+    }
+    let server = Server::start(FixtureSource::new(), &hs256_config()).await;
+    let unknown = format!("/v1/orchestrators/0x{}/capabilities", "5".repeat(40));
+    let (status, _, body) = server.get(&unknown, &[]).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, _, body) = server.get("/v1/orchestrators/0xnope/capabilities", &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request");
+}
+
+#[tokio::test]
 async fn bad_parameters_are_400_json_and_reach_the_source_unchanged() {
     let server = Server::start(FixtureSource::new(), &ApiConfig::default()).await;
     let (status, _, body) = server
@@ -490,6 +528,8 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
     let detail_24h =
         "/v1/sla/orchestrators/0x4444444444444444444444444444444444444444?window=24h".to_owned();
     let unseen = format!("/v1/sla/orchestrators/0x{}", "0".repeat(40));
+    let caps = format!("/v1/orchestrators/{A1}/capabilities");
+    let caps_unseen = format!("/v1/orchestrators/0x{}/capabilities", "0".repeat(40));
     let cases: Vec<(&str, String, Option<&str>, u16)> = vec![
         ("/v1/sla/orchestrators", "/v1/sla/orchestrators".into(), None, 200),
         (
@@ -503,6 +543,10 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
         ("/v1/sla/orchestrators/{address}", detail.clone(), Some(&restricted), 200),
         ("/v1/sla/orchestrators/{address}", detail_24h, None, 200),
         ("/v1/sla/orchestrators/{address}", unseen, None, 404),
+        ("/v1/orchestrators/{address}/capabilities", caps.clone(), None, 200),
+        ("/v1/orchestrators/{address}/capabilities", caps.clone(), Some(&restricted), 200),
+        ("/v1/orchestrators/{address}/capabilities", caps_unseen, None, 404),
+        ("/v1/orchestrators/{address}/capabilities", format!("{caps}?window=1h"), None, 400),
         ("/v1/network/demand", "/v1/network/demand?region=FRA".into(), None, 200),
         ("/v1/models", "/v1/models".into(), None, 200),
         ("/v1/policies", "/v1/policies".into(), None, 200),
@@ -532,8 +576,10 @@ async fn every_answer_matches_the_openapi_document_and_every_route_is_documented
         let errors: Vec<String> =
             v.iter_errors(&body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{url}: {errors:#?}");
-        if auth.is_some() {
-            assert!(body.get("by_gateway").is_some());
+        if want == 200 {
+            let field =
+                if template.ends_with("capabilities") { "restricted" } else { "by_gateway" };
+            assert_eq!(body.get(field).is_some(), auth.is_some(), "{url}");
         }
     }
 }
@@ -583,6 +629,9 @@ impl SlaSource for GatedSource {
     }
     fn orchestrator(&self, a: &str, p: &Params, r: bool) -> Result<Option<Bytes>, ApiError> {
         self.inner.orchestrator(a, p, r)
+    }
+    fn capabilities(&self, a: &str, r: bool) -> Result<Option<Bytes>, ApiError> {
+        self.inner.capabilities(a, r)
     }
     fn demand(&self, p: &Params) -> Result<Bytes, ApiError> {
         self.inner.demand(p)

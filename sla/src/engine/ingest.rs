@@ -92,8 +92,11 @@ impl Engine {
                 } else {
                     ev.origin.unwrap_or(Origin::Production)
                 };
-                self.observe(observer.principal, origin_code(origin), region, orch, ev, ts)
-                    .map(|()| true)
+                let origin = origin_code(origin);
+                if let Some(r) = self.inventory_event(observer.principal, origin, region, ev, ts) {
+                    return r.map(|()| true);
+                }
+                self.observe(observer.principal, origin, region, orch, ev, ts).map(|()| true)
             }
             Role::Orchestrator | Role::Runner => {
                 self.self_report(observer.principal, ev, ts).map(|()| false)

@@ -6,6 +6,7 @@
 //! (per-principal usage, query caches) is rebuilt, never saved.
 
 mod ingest;
+mod inventory;
 mod query;
 mod seal;
 
@@ -21,6 +22,7 @@ use crate::SlaError;
 use crate::attempt::{Session, SessionKey};
 use crate::bucket::{Bucket, SelfBucket, Series, SeriesKey};
 use crate::corroboration::GatewayBucket;
+use crate::inventory::Inventory;
 use crate::policy::Policy;
 use crate::registry::Registry;
 use crate::score::Bench;
@@ -93,6 +95,17 @@ pub struct Limits {
     pub max_self_series: usize,
     /// ((orchestrator, model, region, origin), gateway) pairs.
     pub max_gateway_pairs: usize,
+    /// Orchestrators with an advertisement kept (`network_capabilities`).
+    pub max_advertised_orchestrators: usize,
+    /// Hardware rows (one per GPU) and, separately, capability prices kept
+    /// per advertisement; the rest (after sorting) is cut and counted.
+    pub max_hardware_rows_per_orchestrator: usize,
+    /// Gateways remembered as reporters of one orchestrator.
+    pub max_reporting_gateways: usize,
+    /// (origin, model, region) keys of payments and unserved sessions.
+    pub max_demand_keys: usize,
+    /// Sessions with a "no orchestrator" signal held until decided.
+    pub max_unplaced_sessions: usize,
 }
 
 impl Default for Limits {
@@ -108,6 +121,11 @@ impl Default for Limits {
             max_unregistered_models_per_orchestrator: 16,
             max_self_series: 20_000,
             max_gateway_pairs: 400_000,
+            max_advertised_orchestrators: 10_000,
+            max_hardware_rows_per_orchestrator: 64,
+            max_reporting_gateways: 64,
+            max_demand_keys: 20_000,
+            max_unplaced_sessions: 100_000,
         }
     }
 }
@@ -168,6 +186,10 @@ struct State {
     /// cohort the benchmarks come from, kept so a query need not re-merge them.
     cohorts: BTreeMap<(u8, String), Series<Bucket>>,
     counters: BTreeMap<String, u64>,
+    /// Advertisements, payments and unserved sessions (absent while empty,
+    /// so older snapshots load and unchanged states keep their bytes).
+    #[serde(default, skip_serializing_if = "Inventory::is_empty")]
+    inventory: Inventory,
 }
 
 /// Open-session state one gateway principal holds.

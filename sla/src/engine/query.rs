@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use vouch_schema::Address;
 
+use super::inventory::demand_fees;
 use super::{Engine, origin_code};
+use crate::bucket::Mergeable;
 use crate::bucket::{Bucket, MINUTE_MS, PercentileSummary, SelfBucket, SeriesKey};
 use crate::corroboration::Corroboration;
 use crate::definitions::{BenchmarkGrain, Combine};
+use crate::inventory::Ledger;
 use crate::query::{Query, Window};
 use crate::response::round;
 use crate::response::{
@@ -22,7 +25,7 @@ use crate::score::{self, Bench, CohortSamples, Edges, Hourly, ScoreCtx, percenti
 /// Minutes per UTC day.
 const DAY_MINUTES: u32 = 1440;
 
-fn rfc3339(ms: u64) -> String {
+pub(super) fn rfc3339(ms: u64) -> String {
     // Civil date from days since the epoch (Howard Hinnant's algorithm).
     let secs = ms / 1000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
@@ -453,13 +456,22 @@ impl Engine {
             });
         }
         rows.retain(|_, r| *r != (0, 0, 0));
+        // Payments and unserved sessions: rows of their own where no
+        // orchestrator served that (model, region).
+        let ledger = self.demand_ledger(q, &model, (start, end));
+        for k in ledger.keys() {
+            rows.entry(k.clone()).or_default();
+        }
         let (mut ts, mut ta, mut ti) = (0, 0, 0);
+        let mut total = Ledger::default();
         let rows = rows
             .into_iter()
             .map(|((m, r), (s, a, i))| {
                 ts += s;
                 ta += a;
                 ti += i;
+                let l = ledger.get(&(m.clone(), r.clone())).cloned().unwrap_or_default();
+                total.merge_from(&l);
                 DemandRow {
                     pipeline: self.registry.pipeline(&m).to_owned(),
                     model_id: m,
@@ -467,6 +479,7 @@ impl Engine {
                     sessions: s,
                     attempts: a,
                     inference_minutes: round(i as f64 / 60_000.0, 4),
+                    fees: demand_fees(&l),
                 }
             })
             .collect();
@@ -478,6 +491,7 @@ impl Engine {
                 sessions: ts,
                 attempts: ta,
                 inference_minutes: round(ti as f64 / 60_000.0, 4),
+                fees: demand_fees(&total),
             },
         }
     }

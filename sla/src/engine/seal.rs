@@ -35,6 +35,7 @@ impl Engine {
         if to <= from {
             return Vec::new();
         }
+        self.seal_inventory(from, to);
         let mut stats = DecideStats::default();
         let mut contributions: Vec<(u8, Contribution)> = Vec::new();
         let gap = self.policy.attempt.max_status_gap_ms;

@@ -179,6 +179,7 @@ impl std::fmt::Debug for Api {
 pub const ROUTES: &[&str] = &[
     "/v1/sla/orchestrators",
     "/v1/sla/orchestrators/{address}",
+    "/v1/orchestrators/{address}/capabilities",
     "/v1/network/demand",
     "/v1/models",
     "/v1/policies",
@@ -222,6 +223,7 @@ impl Api {
         Router::new()
             .route("/v1/sla/orchestrators", get(orchestrators))
             .route("/v1/sla/orchestrators/{address}", get(orchestrator))
+            .route("/v1/orchestrators/{address}/capabilities", get(capabilities))
             .route("/v1/network/demand", get(demand))
             .route("/v1/models", get(models))
             .route("/v1/policies", get(policies))
@@ -359,9 +361,20 @@ async fn orchestrator(
 ) -> Result<Response, ApiError> {
     let Path(address) = path.map_err(|_| ApiError::BadRequest("bad address in path".into()))?;
     let p = params(&uri)?;
-    let restricted = match &s.jwt {
+    let restricted = granted(&s, &headers);
+    let address_for_error = address.clone();
+    let body = call(&s, move |src| src.orchestrator(&address, &p, restricted)).await?.ok_or_else(
+        || ApiError::NotFound(format!("orchestrator {address_for_error:.64} not seen")),
+    )?;
+    restricted_answer(body, restricted)
+}
+
+/// Whether the request's bearer token grants the restricted scope; a token
+/// that fails verification grants nothing and is counted by reason.
+fn granted(s: &Shared, headers: &HeaderMap) -> bool {
+    match &s.jwt {
         None => false,
-        Some(verifier) => match verifier.grants(&headers) {
+        Some(verifier) => match verifier.grants(headers) {
             Ok(granted) => granted,
             Err(reason) => {
                 tracing::debug!(%reason, "bearer token grants nothing");
@@ -371,30 +384,61 @@ async fn orchestrator(
                 false
             }
         },
-    };
+    }
+}
+
+async fn capabilities(
+    State(s): State<Arc<Shared>>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let Path(address) = path.map_err(|_| ApiError::BadRequest("bad address in path".into()))?;
+    if let Some(name) = params(&uri)?.keys().next() {
+        return Err(ApiError::BadRequest(format!("unknown query parameter {name:.64?}")));
+    }
+    let restricted = granted(&s, &headers);
     let address_for_error = address.clone();
-    let body = call(&s, move |src| src.orchestrator(&address, &p, restricted)).await?.ok_or_else(
-        || ApiError::NotFound(format!("orchestrator {address_for_error:.64} not seen")),
-    )?;
+    let body =
+        call(&s, move |src| src.capabilities(&address, restricted)).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("no advertisement of orchestrator {address_for_error:.64}"))
+        })?;
+    restricted_answer(body, restricted)
+}
+
+/// An answer that may hold restricted members: private when `restricted`,
+/// else stripped of them and publicly cacheable; varies with the token.
+fn restricted_answer(body: Bytes, restricted: bool) -> Result<Response, ApiError> {
     let body = if restricted { body } else { strip_restricted(body)? };
     let mut response = json(body, if restricted { "private, no-store" } else { PUBLIC_CACHE });
     response.headers_mut().insert(header::VARY, HeaderValue::from_static("authorization"));
     Ok(response)
 }
 
-/// Defence in depth: a source that returned `by_gateway` to an unauthorized
-/// request has a bug; the field is removed here so it never leaves.
+/// Top-level members only a restricted caller may see.
+const RESTRICTED_FIELDS: [&str; 2] = ["by_gateway", "restricted"];
+
+/// Defence in depth: a source that returned a restricted member to an
+/// unauthorized request has a bug; the member is removed here so it never leaves.
 fn strip_restricted(body: Bytes) -> Result<Bytes, ApiError> {
-    const FIELD: &[u8] = b"\"by_gateway\"";
-    if !body.windows(FIELD.len()).any(|w| w == FIELD) {
+    let quoted = |f: &str| format!("\"{f}\"");
+    if !RESTRICTED_FIELDS.iter().any(|f| {
+        let q = quoted(f);
+        body.windows(q.len()).any(|w| w == q.as_bytes())
+    }) {
         return Ok(body);
     }
     let mut value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|_| ApiError::Internal("the SLA source returned invalid JSON".into()))?;
-    if let Some(obj) = value.as_object_mut()
-        && obj.remove("by_gateway").is_some()
-    {
-        tracing::error!("SLA source returned by_gateway without authorization; removed");
+    if let Some(obj) = value.as_object_mut() {
+        for field in RESTRICTED_FIELDS {
+            if obj.remove(field).is_some() {
+                tracing::error!(
+                    field,
+                    "SLA source returned a restricted field without authorization; removed"
+                );
+            }
+        }
     }
     Ok(Bytes::from(value.to_string()))
 }

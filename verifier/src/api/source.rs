@@ -31,8 +31,12 @@ pub trait SlaSource: Send + Sync + 'static {
         params: &Params,
         restricted: bool,
     ) -> Result<Option<Bytes>, ApiError>;
-    /// `GET /v1/network/demand`: sessions, attempts and inference minutes by
-    /// model, pipeline and region.
+    /// `GET /v1/orchestrators/{address}/capabilities`: the latest
+    /// advertisement of a listed orchestrator, `None` when there is none.
+    /// GPU ids, memory and the URI (`restricted`) only when `restricted` is true.
+    fn capabilities(&self, address: &str, restricted: bool) -> Result<Option<Bytes>, ApiError>;
+    /// `GET /v1/network/demand`: sessions, attempts, inference minutes, fees
+    /// and unserved sessions by model, pipeline and region.
     fn demand(&self, params: &Params) -> Result<Bytes, ApiError>;
     /// `GET /v1/policies`: the SLA policies scored (name, id, version,
     /// hash) and the default one; every SLA route takes `?policy=NAME`.
@@ -46,8 +50,9 @@ pub trait SlaSource: Send + Sync + 'static {
     fn aggregated_stats(&self, params: &Params) -> Result<Bytes, ApiError>;
 
     /// The body the API serves at `route` for the query string `query`:
-    /// `orchestrators`, `demand`, `aggregated_stats`, `regions`, `models`, `policies` or
-    /// `orchestrator/0x…` (public fields only). What `vouch replay --sla`
+    /// `orchestrators`, `demand`, `aggregated_stats`, `regions`, `models`,
+    /// `policies`, `orchestrator/0x…` or `capabilities/0x…` (public fields
+    /// only). What `vouch replay --sla`
     /// prints, so an auditor compares exactly the node's bytes.
     fn answer(&self, route: &str, query: &str) -> Result<Bytes, ApiError> {
         let params: Params = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
@@ -58,12 +63,16 @@ pub trait SlaSource: Send + Sync + 'static {
             "regions" => Ok(self.regions()),
             "models" => Ok(self.models()),
             "policies" => Ok(self.policies()),
-            other => match other.strip_prefix("orchestrator/") {
-                Some(address) => self
-                    .orchestrator(address, &params, false)?
-                    .ok_or_else(|| ApiError::NotFound(format!("{address} never seen"))),
-                None => Err(ApiError::NotFound(format!("unknown route {other:?}"))),
-            },
+            other => {
+                let found = if let Some(address) = other.strip_prefix("orchestrator/") {
+                    self.orchestrator(address, &params, false)?
+                } else if let Some(address) = other.strip_prefix("capabilities/") {
+                    self.capabilities(address, false)?
+                } else {
+                    return Err(ApiError::NotFound(format!("unknown route {other:?}")));
+                };
+                found.ok_or_else(|| ApiError::NotFound(format!("{other} never seen")))
+            }
         }
     }
 }

@@ -179,6 +179,14 @@ impl SlaSource for Scores {
         Ok((!body.is_empty()).then_some(body))
     }
 
+    fn capabilities(&self, address: &str, restricted: bool) -> Result<Option<Bytes>, ApiError> {
+        let address = Address::from_str(address)
+            .map_err(|e| ApiError::BadRequest(format!("address {address:?}: {e}")))?;
+        // Not cached: advertisements change between seals, and the answer
+        // is one map lookup.
+        self.read().capabilities(&address, restricted).map(|c| json(&c)).transpose()
+    }
+
     fn demand(&self, params: &Params) -> Result<Bytes, ApiError> {
         let q = query(params, Window::H1)?;
         self.cached(key("demand", params), |s| {

@@ -13,7 +13,8 @@
 //! Files: `orchestrators.json` (window 1h; any window without its own file),
 //! `orchestrators.24h.json`, `orchestrator.<address>.json` (with `by_gateway`,
 //! removed unless the request is restricted), `demand.json`, `models.json`,
-//! `regions.json`, `aggregated_stats.json`.
+//! `regions.json`, `aggregated_stats.json`, `capabilities.<address>.json`
+//! (with `restricted`, removed unless the request is restricted).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -150,6 +151,25 @@ impl SlaSource for FixtureSource {
             && let Some(o) = v.as_object_mut()
         {
             o.remove("by_gateway");
+        }
+        Ok(Some(Bytes::from(v.to_string())))
+    }
+
+    fn capabilities(&self, address: &str, restricted: bool) -> Result<Option<Bytes>, ApiError> {
+        self.record("capabilities", &Params::new(), restricted);
+        let hex = address.strip_prefix("0x").unwrap_or("");
+        if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::BadRequest(format!("not an address: {address:.64}")));
+        }
+        let name = format!("capabilities.0x{}.json", hex.to_ascii_lowercase());
+        let Some(body) = self.file(&name) else { return Ok(None) };
+        if restricted || self.leak_restricted {
+            return Ok(Some(body));
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Internal(format!("fixture: {e}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("restricted");
         }
         Ok(Some(Bytes::from(v.to_string())))
     }
