@@ -60,6 +60,8 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+#[path = "support/blast.rs"]
+mod blast;
 #[path = "support/cluster.rs"]
 mod cluster;
 
@@ -70,6 +72,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use blast::{Chain, blast, sign_blast};
 use cluster::{
     LogFollower, Node, NodeOptions, gateway, now_ms, one_event_publishers, write_authority,
 };
@@ -77,10 +80,9 @@ use serde_json::{Value, json};
 use vouch_delegation::Role;
 use vouch_schema::{Address, Event};
 use vouch_sdk::config::TransportConfig;
+use vouch_sdk::transport::Transport;
 use vouch_sdk::transport::gossip::{GossipOptions, GossipTransport};
-use vouch_sdk::transport::{Outgoing, Transport, TransportError};
 use vouch_sdk::{Publisher, Signer};
-use vouch_testkit::actor::{Actor, ChainSigner};
 use vouch_testkit::process::http_get;
 
 const VERIFIERS: usize = 3;
@@ -90,9 +92,6 @@ const REGIONS: [&str; 3] = ["FRA", "NYC", "SIN"];
 /// Envelopes one blast gateway may send in all: below the gateway role's
 /// burst (800), so the rate limit never refuses a blast envelope.
 const PER_BLAST_GATEWAY: usize = 500;
-/// Undelivered envelopes the blast keeps at most in its transport (its
-/// pending buffer holds 1,024; past it the oldest would be dropped).
-const MAX_UNDELIVERED: usize = 768;
 /// No blast gossip left for a newcomer after this (gossipsub's message
 /// cache: 3 heartbeats of 0.7 s).
 const SETTLE: Duration = Duration::from_secs(5);
@@ -156,73 +155,6 @@ fn round1(x: f64) -> f64 {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-// ------------------------------------------------------------ the blast
-
-/// One blast gateway's chain of envelopes.
-struct Chain(ChainSigner);
-
-impl Chain {
-    fn new(n: u32) -> Chain {
-        let now = now_ms() / 1000;
-        let region = REGIONS[n as usize % REGIONS.len()];
-        let actor = Actor::numbered(n, Role::Gateway, region, now - 600..now + 86_400);
-        let partition = Signer::default_partition(&actor.certificate);
-        Chain(ChainSigner::with_actor(actor, partition, "converge-bench", 0))
-    }
-
-    /// The chain's next envelope: one `event`, stamped now (at least a ms
-    /// after the last, so a chain never repeats a position).
-    fn next(&mut self, mut event: Event) -> (u32, Vec<u8>) {
-        let ts = now_ms().max(self.0.last_ts() + 1);
-        let env = self.0.next_at(ts, |ts| {
-            event.ts = Some(ts);
-            vec![event]
-        });
-        (self.0.partition(), env.encode())
-    }
-}
-
-/// `n` envelopes, round robin over `chains`.
-fn sign_blast(chains: &mut [Chain], events: &[Event], n: usize) -> Vec<(u32, Vec<u8>)> {
-    let k = chains.len();
-    (0..n).map(|i| chains[i % k].next(events[i % events.len()].clone())).collect()
-}
-
-/// What handing the blast to the transport took.
-#[derive(Debug, Default)]
-struct Sent {
-    taken: u64,
-    refused: u64,
-    seconds: f64,
-}
-
-/// Hands every envelope to `transport` as fast as it takes them, keeping
-/// at most [`MAX_UNDELIVERED`] undelivered so that none is dropped.
-fn blast(transport: &mut GossipTransport, envelopes: Vec<(u32, Vec<u8>)>) -> Sent {
-    let started = Instant::now();
-    let mut sent = Sent::default();
-    for (partition, bytes) in envelopes {
-        let mut out = Some(Outgoing { partition, bytes });
-        while let Some(envelope) = out.take() {
-            if transport.undelivered() >= MAX_UNDELIVERED {
-                out = Some(envelope);
-                std::thread::sleep(Duration::from_micros(200));
-                continue;
-            }
-            match transport.send(envelope.clone()) {
-                Ok(()) => sent.taken += 1,
-                Err(TransportError::Full) => {
-                    out = Some(envelope);
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Err(_) => sent.refused += 1,
-            }
-        }
-    }
-    sent.seconds = started.elapsed().as_secs_f64();
-    sent
 }
 
 // ------------------------------------------------------------ log followers
@@ -573,7 +505,9 @@ fn main() {
     let Some(full) = vouch_testkit::bench::full_size("converge") else { return };
     let p = Params::new(full);
     let gateways = p.blast_gateways();
-    let mut chains: Vec<Chain> = (0..gateways).map(Chain::new).collect();
+    let mut chains: Vec<Chain> = (0..gateways)
+        .map(|n| Chain::new(n, REGIONS[n as usize % REGIONS.len()], "converge-bench"))
+        .collect();
     let steady_signers: Vec<(Address, Signer)> =
         (0..p.steady_publishers).map(|n| gateway(n, REGIONS[n as usize % REGIONS.len()])).collect();
 
@@ -581,7 +515,7 @@ fn main() {
     let snapshot = work.path().join("authority.json");
     let principals: Vec<(Address, Role)> = chains
         .iter()
-        .map(|c| (c.0.principal(), Role::Gateway))
+        .map(|c| (c.principal(), Role::Gateway))
         .chain(steady_signers.iter().map(|(a, _)| (*a, Role::Gateway)))
         .collect();
     write_authority(&snapshot, &principals);
@@ -590,7 +524,7 @@ fn main() {
         work,
         snapshot,
         nodes,
-        blast_set: Arc::new(chains.iter().map(|c| c.0.delegate_address()).collect()),
+        blast_set: Arc::new(chains.iter().map(Chain::delegate_address).collect()),
         steady_set: Arc::new(steady_signers.iter().map(|(_, s)| s.address()).collect()),
         tallies: Vec::new(),
         stops: Vec::new(),
@@ -637,7 +571,7 @@ fn catch_up_phase(p: &Params, c: &mut Cluster, chains: &mut [Chain], events: &[E
     let config = TransportConfig { bootstrap: c.bootstrap(None), ..TransportConfig::default() };
     let mut transport = GossipTransport::start_with(&config, GossipOptions::default()).unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let warm = sign_blast(chains, events, chains.len());
+    let warm = sign_blast(chains, events, chains.len(), 1);
     let warm_n = warm.len() as u64;
     blast(&mut transport, warm);
     let all: Vec<&Tally> = c.tallies.iter().map(|t| &**t).collect();
@@ -648,7 +582,7 @@ fn catch_up_phase(p: &Params, c: &mut Cluster, chains: &mut [Chain], events: &[E
     let _ = c.nodes[RESTARTED].child.kill();
     let _ = c.nodes[RESTARTED].child.wait();
     let signing = Instant::now();
-    let envelopes = sign_blast(chains, events, p.envelopes);
+    let envelopes = sign_blast(chains, events, p.envelopes, 1);
     let signing_s = signing.elapsed().as_secs_f64();
     let envelope_bytes = envelopes.iter().map(|(_, b)| b.len()).sum::<usize>() as f64
         / envelopes.len().max(1) as f64;

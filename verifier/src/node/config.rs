@@ -212,6 +212,10 @@ pub struct IngestConfig {
     /// Messages waiting for validation; when full the oldest is shed
     /// (reported Ignore to gossip and counted in `vouch_ingest_shed_total`).
     pub queue_capacity: usize,
+    /// Most bytes of messages waiting for validation; past it the oldest are
+    /// shed the same way. Without it a flood of large envelopes (64 KiB
+    /// each) could hold `queue_capacity` × 64 KiB (512 MiB).
+    pub queue_bytes: usize,
     /// Batches of envelopes fetched by sync waiting for validation (each at
     /// most a sync response, 1 MiB); when full the oldest is shed (counted
     /// in `vouch_sync_batches_shed_total`; its ids are fetched again later).
@@ -229,6 +233,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             queue_capacity: 8192,
+            queue_bytes: 64 << 20,
             sync_queue_batches: 16,
             commit_max_records: 512,
             commit_interval_ms: 5,

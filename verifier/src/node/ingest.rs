@@ -2,7 +2,7 @@
 //! when full, and the worker thread that validates, appends, group-commits,
 //! and only then tells gossip what it decided.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -80,23 +80,58 @@ pub(crate) struct Queue {
     inner: Mutex<QueueInner>,
     ready: Condvar,
     capacity: usize,
+    /// Most bytes of gossip messages held (a message alone may exceed it).
+    capacity_bytes: usize,
     sync_capacity: usize,
 }
 
 #[derive(Debug, Default)]
 struct QueueInner {
     items: VecDeque<Item>,
+    /// Bytes of the messages in `items`, in all and by the peer they came from.
+    bytes: usize,
+    by_source: HashMap<PeerId, usize>,
     synced: VecDeque<Synced>,
     closed: bool,
 }
 
+impl QueueInner {
+    fn add(&mut self, item: &Item) {
+        self.bytes += item.data.len();
+        *self.by_source.entry(item.source).or_default() += item.data.len();
+    }
+
+    fn remove(&mut self, item: &Item) {
+        self.bytes -= item.data.len();
+        if let Some(b) = self.by_source.get_mut(&item.source) {
+            *b -= item.data.len();
+            if *b == 0 {
+                self.by_source.remove(&item.source);
+            }
+        }
+    }
+
+    /// Sheds the oldest message of the peer holding the most bytes: a peer
+    /// that floods fills the queue with its own messages and loses those,
+    /// not the others' (among peers holding as many, the oldest message goes).
+    fn shed_heaviest(&mut self) -> Option<Item> {
+        let most = *self.by_source.values().max()?;
+        let at = self.items.iter().position(|i| self.by_source.get(&i.source) == Some(&most))?;
+        let item = self.items.remove(at)?;
+        self.remove(&item);
+        Some(item)
+    }
+}
+
 impl Queue {
-    /// A queue of at most `capacity` gossip messages and `sync_capacity` synced batches.
-    pub(crate) fn new(capacity: usize, sync_capacity: usize) -> Queue {
+    /// A queue of at most `capacity` gossip messages of at most
+    /// `capacity_bytes` in all, and `sync_capacity` synced batches.
+    pub(crate) fn new(capacity: usize, capacity_bytes: usize, sync_capacity: usize) -> Queue {
         Queue {
             inner: Mutex::new(QueueInner::default()),
             ready: Condvar::new(),
             capacity: capacity.max(1),
+            capacity_bytes,
             sync_capacity: sync_capacity.max(1),
         }
     }
@@ -105,10 +140,26 @@ impl Queue {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `item`; returns the oldest message if it had to be shed for it.
-    pub(crate) fn push(&self, item: Item) -> Option<Item> {
+    /// Bytes of gossip messages waiting now.
+    pub(crate) fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Queues `item`; returns the messages shed to make room for it (by
+    /// count or by bytes): the oldest of whichever peer holds the most bytes.
+    pub(crate) fn push(&self, item: Item) -> Vec<Item> {
         let mut inner = self.lock();
-        let shed = if inner.items.len() >= self.capacity { inner.items.pop_front() } else { None };
+        let mut shed = Vec::new();
+        while !inner.items.is_empty()
+            && (inner.items.len() >= self.capacity
+                || inner.bytes + item.data.len() > self.capacity_bytes)
+        {
+            match inner.shed_heaviest() {
+                Some(old) => shed.push(old),
+                None => break,
+            }
+        }
+        inner.add(&item);
         inner.items.push_back(item);
         drop(inner);
         self.ready.notify_one();
@@ -171,7 +222,11 @@ impl Queue {
             inner = self.ready.wait_timeout(inner, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         let n = inner.items.len().min(max);
-        Some(Group { items: inner.items.drain(..n).collect(), synced: inner.synced.pop_front() })
+        let items: Vec<Item> = inner.items.drain(..n).collect();
+        for item in &items {
+            inner.remove(item);
+        }
+        Some(Group { items, synced: inner.synced.pop_front() })
     }
 }
 
@@ -216,6 +271,8 @@ pub struct Metrics {
     pub shed: AtomicU64,
     /// Synced batches shed from a full queue.
     pub sync_batches_shed: AtomicU64,
+    /// Bytes of gossip messages waiting in the queue (as of the last push or take).
+    pub queue_bytes: AtomicU64,
     /// Whether the node is still catching up with its peers after a start
     /// (it seals nothing meanwhile).
     pub catching_up: std::sync::atomic::AtomicBool,
@@ -445,6 +502,7 @@ impl Worker {
         let linger = Duration::from_millis(self.config.commit_interval_ms);
         let max = self.config.commit_max_records.max(1);
         while let Some(group) = self.queue.take(max, linger, IDLE_WAKE) {
+            self.metrics.queue_bytes.store(self.queue.bytes() as u64, Ordering::Relaxed);
             self.group(group)?;
         }
         self.commit()?;
@@ -945,7 +1003,7 @@ mod tests {
         let (log, _) = SegmentLog::open(dir.path().join("log"), LogConfig::default()).unwrap();
         let authority: Arc<dyn Authority> =
             Arc::new(CachedAuthority::new(AuthorityView::new("test", [])));
-        let queue = Arc::new(Queue::new(8, 1));
+        let queue = Arc::new(Queue::new(8, 1 << 20, 1));
         let (tx, mut rx) = mpsc::channel(8);
         let metrics = Arc::new(Metrics::default());
         let state = StateStore::open(dir.path().join("state.redb")).unwrap();
@@ -1004,10 +1062,11 @@ mod tests {
 
     #[test]
     fn queue_sheds_oldest_and_groups() {
-        let q = Queue::new(2, 1);
-        assert!(q.push(item(1)).is_none());
-        assert!(q.push(item(2)).is_none());
-        assert_eq!(q.push(item(3)).unwrap().data, vec![1]);
+        let q = Queue::new(2, 1 << 20, 1);
+        assert!(q.push(item(1)).is_empty());
+        assert!(q.push(item(2)).is_empty());
+        let shed = q.push(item(3));
+        assert_eq!(shed.iter().map(|i| i.data.clone()).collect::<Vec<_>>(), [vec![1]]);
         let batch = |n: u8| Synced { peer: PeerId::random(), envelopes: vec![vec![n]] };
         assert!(q.push_synced(batch(7)).is_none());
         assert!(q.synced_full());
@@ -1024,7 +1083,44 @@ mod tests {
             q.take(10, Duration::ZERO, Duration::ZERO).is_none(),
             "closed: stop without waiting"
         );
-        let idle = Queue::new(1, 1).take(1, Duration::ZERO, Duration::ZERO).unwrap();
+        let idle = Queue::new(1, 1, 1).take(1, Duration::ZERO, Duration::ZERO).unwrap();
         assert!(idle.items.is_empty() && idle.synced.is_none(), "idle");
+    }
+
+    #[test]
+    fn a_flooding_peer_loses_its_own_messages() {
+        let (flooder, honest) = (PeerId::random(), PeerId::random());
+        let from = |source: PeerId, n: u8| Item { source, data: vec![n; 10], ..item(n) };
+        let q = Queue::new(100, 50, 1);
+        assert!(q.push(from(honest, 1)).is_empty());
+        for n in 2..6 {
+            assert!(q.push(from(flooder, n)).is_empty());
+        }
+        // Full (50 bytes): the flooder's oldest goes, the honest one stays.
+        let shed = q.push(from(flooder, 6));
+        assert_eq!(shed.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [2]);
+        let shed = q.push(from(honest, 7));
+        assert_eq!(shed.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [3]);
+        let group = q.take(100, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!(group.items.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [1, 4, 5, 6, 7]);
+        assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn queue_sheds_oldest_by_bytes() {
+        let sized = |n: u8, len: usize| Item { data: vec![n; len], ..item(n) };
+        let q = Queue::new(100, 10, 1);
+        assert!(q.push(sized(1, 4)).is_empty());
+        assert!(q.push(sized(2, 4)).is_empty());
+        assert_eq!(q.bytes(), 8);
+        let shed = q.push(sized(3, 4));
+        assert_eq!(shed.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [1], "12 > 10 bytes");
+        assert_eq!(q.bytes(), 8);
+        let shed = q.push(sized(4, 30));
+        assert_eq!(shed.len(), 2, "a message larger than the bound replaces everything");
+        assert_eq!(q.bytes(), 30, "and is still taken: one message always fits");
+        let group = q.take(10, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!(group.items.len(), 1);
+        assert_eq!(q.bytes(), 0);
     }
 }

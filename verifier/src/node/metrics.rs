@@ -167,8 +167,14 @@ impl Collector for Metrics {
         counter(
             enc,
             "vouch_ingest_shed_total",
-            "Messages shed from the full ingest queue.",
+            "Messages shed from the full ingest queue (by count or by bytes).",
             self.shed.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            enc,
+            "vouch_ingest_queue_bytes",
+            "Bytes of gossip messages waiting for validation ([ingest] queue_bytes bounds it).",
+            self.queue_bytes.load(Ordering::Relaxed),
         )?;
         counter(
             enc,
@@ -209,7 +215,7 @@ mod tests {
 
     /// Every name `/metrics` serves, as dashboards know them: a rename must
     /// change this list.
-    const NAMES: [&str; 89] = [
+    const NAMES: [&str; 90] = [
         "vouch_api_jwt_rejected_total",
         "vouch_api_rate_limit_clients",
         "vouch_api_rate_limit_evictions_total",
@@ -236,6 +242,7 @@ mod tests {
         "vouch_http_idle_timeouts_total",
         "vouch_http_requests_refused_total",
         "vouch_ingest_chain_gaps_total",
+        "vouch_ingest_queue_bytes",
         "vouch_ingest_shed_total",
         "vouch_ingest_stopped",
         "vouch_ingest_total",

@@ -142,7 +142,8 @@ pub async fn run(
     node.dial_bootstrap(&mut gossip);
 
     let ingest = node.config.ingest;
-    let queue = Arc::new(Queue::new(ingest.queue_capacity, ingest.sync_queue_batches));
+    let queue =
+        Arc::new(Queue::new(ingest.queue_capacity, ingest.queue_bytes, ingest.sync_queue_batches));
     let (verdicts, verdict_rx) = mpsc::channel::<Vec<Verdict>>(VERDICT_GROUPS);
     let worker = spawn_worker(WorkerParts {
         pipeline,
@@ -449,10 +450,12 @@ impl Subsystems {
                             topic: topic.into_string(),
                             data,
                         };
-                        if let Some(old) = self.queue.push(item) {
+                        for old in self.queue.push(item) {
                             ingest::count_shed(&self.metrics);
                             report(gossip, &self.metrics, &old.id, &old.source, MessageAcceptance::Ignore);
                         }
+                        let bytes = self.queue.bytes() as u64;
+                        self.metrics.queue_bytes.store(bytes, Ordering::Relaxed);
                     }
                     Inbound::Sync(SyncEvent::Fetched { peer, envelopes }) => {
                         if let Some(shed) = self.queue.push_synced(Synced { peer, envelopes }) {

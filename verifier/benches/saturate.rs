@@ -1,0 +1,208 @@
+//! One `vouch node` driven to saturation over gossip (performance issue):
+//! how many events per second a real node accepts end to end, beside the
+//! pipeline bench (`pipeline.rs`, the same checks, log and SLA engines in
+//! one thread, no gossip) measured in the same `scripts/bench.sh` run.
+//!
+//! `cargo bench -p vouch-verifier --bench saturate`
+//!
+//! One node on loopback with production defaults (its default policies
+//! included). G gateways, each its own chain of envelopes of 64 real
+//! go-livepeer events (the fixtures, as the pipeline bench), pre-signed
+//! before the clock starts; every gateway stays within its role's burst
+//! (800 envelopes), so the rate limit refuses nothing. One gossip transport
+//! (this process) hands them over as fast as it takes them, faster than
+//! the node validates, so its ingest queue fills to its bound (`[ingest]
+//! queue_bytes`) and sheds the oldest, counted. *Accepted events/s* =
+//! events in the node's committed log ÷ (the last one's visibility in the
+//! log − the first hand-over). The node's CPU time over
+//! the same interval (`/proc/PID/stat`) gives events per node-CPU-second:
+//! publisher and node share the machine's cores, so that is the figure
+//! comparable with the single-threaded pipeline bench.
+//!
+//! Not criterion: one timed run of real processes. Without `--bench` (test
+//! runners) a smoke run (2 gateways, 40 envelopes) that fails unless every
+//! envelope is accepted. `VOUCH_SATURATE_ENVELOPES` overrides the full size
+//! (10,000 envelopes = 640,000 events from 20 gateways). Prints a human
+//! line and a `vouch-bench-json:` line for `scripts/bench_report.py`.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+#[path = "support/blast.rs"]
+mod blast;
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use blast::{Chain, blast, sign_blast};
+use cluster::{LogFollower, Node, NodeOptions, now_ms, write_authority};
+use serde_json::json;
+use vouch_delegation::Role;
+use vouch_sdk::config::TransportConfig;
+use vouch_sdk::transport::Transport;
+use vouch_sdk::transport::gossip::{GossipOptions, GossipTransport};
+use vouch_testkit::process::http_get;
+
+/// Events per envelope, as the pipeline bench's batched scenario.
+const PER_ENVELOPE: usize = 64;
+/// Envelopes one gateway sends: below its role's burst of 800.
+const PER_GATEWAY: usize = 500;
+const REGIONS: [&str; 3] = ["FRA", "NYC", "SIN"];
+/// The log is taken as complete once it has not grown for this long.
+const QUIET: Duration = Duration::from_secs(5);
+
+/// What the log follower saw: envelopes and when the first and last appeared.
+#[derive(Default)]
+struct Seen {
+    envelopes: AtomicU64,
+    first_ms: AtomicU64,
+    last_ms: AtomicU64,
+}
+
+fn follow(data_dir: PathBuf, seen: Arc<Seen>, stop: Arc<AtomicBool>) {
+    let mut follower = LogFollower::new(&data_dir);
+    while !stop.load(Ordering::Relaxed) {
+        follower.poll(|_, _, visible| {
+            if seen.envelopes.fetch_add(1, Ordering::Relaxed) == 0 {
+                seen.first_ms.store(visible, Ordering::Relaxed);
+            }
+            seen.last_ms.store(visible, Ordering::Relaxed);
+        });
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The process's user + system CPU time, seconds (`/proc/PID/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) start after ") ".
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() {
+    let Some(full) = vouch_testkit::bench::full_size("saturate") else { return };
+    let envelopes: usize = match std::env::var("VOUCH_SATURATE_ENVELOPES") {
+        Ok(v) => v.parse().unwrap(),
+        Err(_) if full => 10_000,
+        Err(_) => 40,
+    };
+    let gateways = envelopes.div_ceil(PER_GATEWAY).max(2) as u32;
+    let mut chains: Vec<Chain> = (0..gateways)
+        .map(|n| Chain::new(n, REGIONS[n as usize % REGIONS.len()], "saturate-bench"))
+        .collect();
+    let work = tempfile::TempDir::new().unwrap();
+    let snapshot = work.path().join("authority.json");
+    let principals: Vec<_> = chains.iter().map(|c| (c.principal(), Role::Gateway)).collect();
+    write_authority(&snapshot, &principals);
+    let mut node = Node::spawn(work.path(), 0, &snapshot, &[], &NodeOptions::default());
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (dir, seen, stop) = (node.data_dir.clone(), Arc::clone(&seen), Arc::clone(&stop));
+        std::thread::spawn(move || follow(dir, seen, stop))
+    };
+    eprintln!(
+        "saturate: 1 node, {envelopes} envelopes of {PER_ENVELOPE} events from {gateways} gateways \
+         (data in {})",
+        work.path().display()
+    );
+
+    // Warm-up: one envelope per gateway (mesh, certificates), then the blast.
+    let events = vouch_testkit::fixtures::events();
+    let config = TransportConfig { bootstrap: vec![node.p2p()], ..TransportConfig::default() };
+    let mut transport = GossipTransport::start_with(&config, GossipOptions::default()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let warm = sign_blast(&mut chains, &events, gateways as usize, PER_ENVELOPE);
+    let warm_n = warm.len() as u64;
+    blast(&mut transport, warm);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.envelopes.load(Ordering::Relaxed) < warm_n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(seen.envelopes.load(Ordering::Relaxed), warm_n, "the warm-up did not arrive");
+
+    let signing = Instant::now();
+    let load = sign_blast(&mut chains, &events, envelopes, PER_ENVELOPE);
+    let signing_s = signing.elapsed().as_secs_f64();
+    let bytes = load.iter().map(|(_, b)| b.len()).sum::<usize>();
+    let http = node.http();
+    let stats_before: serde_json::Value =
+        serde_json::from_str(&http_get(&http, "/v1/ingest/stats").1).unwrap();
+    let cpu_before = cpu_seconds(node.pid());
+    let sent_from = now_ms();
+    let sent = blast(&mut transport, load);
+    // Until every envelope is in the log, or the log stopped growing (what
+    // the node shed under the load never comes).
+    let want = warm_n + envelopes as u64;
+    let deadline = Instant::now() + Duration::from_secs(if full { 300 } else { 60 });
+    let (mut held, mut grew) = (0, Instant::now());
+    while Instant::now() < deadline {
+        let now_held = seen.envelopes.load(Ordering::Relaxed);
+        if now_held >= want || grew.elapsed() > QUIET {
+            break;
+        }
+        if now_held > held {
+            (held, grew) = (now_held, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cpu = cpu_seconds(node.pid()) - cpu_before;
+    let last = seen.last_ms.load(Ordering::Relaxed);
+    let got = seen.envelopes.load(Ordering::Relaxed) - warm_n;
+    let stats_after: serde_json::Value =
+        serde_json::from_str(&http_get(&http, "/v1/ingest/stats").1).unwrap();
+    let delta = |k: &str| {
+        stats_after[k].as_u64().unwrap_or(0).saturating_sub(stats_before[k].as_u64().unwrap_or(0))
+    };
+    let (accepted, shed) = (delta("accepted"), delta("shed"));
+    let rss_mib = node.rss_mib();
+    let _ = transport.close(Instant::now() + Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    follower.join().unwrap();
+    let exited = node.child.try_wait().ok().flatten().map(|s| s.to_string());
+
+    let secs = last.saturating_sub(sent_from) as f64 / 1000.0;
+    let events_in = got * PER_ENVELOPE as u64;
+    let rate = events_in as f64 / secs.max(1e-3);
+    let per_cpu = events_in as f64 / cpu.max(1e-3);
+    println!(
+        "saturate: {got} of {envelopes} envelopes ({events_in} events) in the log in {secs:.2} s: \
+         {rate:.0} events/s; node CPU {cpu:.2} s ({:.2} cores): {per_cpu:.0} events per node-CPU-second; \
+         hand-over {:.2} s; shed {shed}; RSS {rss_mib:.1} MiB",
+        cpu / secs.max(1e-3),
+        sent.seconds
+    );
+    let report = json!({
+        "bench": "saturate",
+        "envelopes": envelopes,
+        "events_per_envelope": PER_ENVELOPE,
+        "gateways": gateways,
+        "envelope_bytes": bytes / envelopes.max(1),
+        "signing_seconds": (signing_s * 1000.0).round() / 1000.0,
+        "hand_over_seconds": (sent.seconds * 1000.0).round() / 1000.0,
+        "refused_by_transport": sent.refused,
+        "in_log": got,
+        "accepted": accepted,
+        "shed": shed,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "events_per_s": rate.round(),
+        "node_cpu_seconds": (cpu * 100.0).round() / 100.0,
+        "node_cores": ((cpu / secs.max(1e-3)) * 100.0).round() / 100.0,
+        "events_per_node_cpu_second": per_cpu.round(),
+        "rss_mib": (rss_mib * 10.0).round() / 10.0,
+        "node_exited": exited,
+    });
+    println!("vouch-bench-json: {report}");
+    assert!(exited.is_none(), "the node exited: {exited:?}");
+    if !full {
+        assert_eq!(got, envelopes as u64, "every envelope is accepted: {report}");
+        assert_eq!(shed, 0, "{report}");
+    }
+}
