@@ -152,6 +152,7 @@ bench schemas vouch-schema envelope 180
 bench delegation vouch-delegation certificate 120
 bench sdk vouch-sdk publish 240
 bench verifier vouch-verifier pipeline 180
+bench verifier vouch-verifier saturate 240
 if [ -f verifier/benches/replay.rs ]; then
   # 10 M events needs ~5 GB of log and minutes; 1 M shows the steady rate.
   export VOUCH_REPLAY_BENCH_MAX_EVENTS="${VOUCH_REPLAY_BENCH_MAX_EVENTS:-1000000}"
