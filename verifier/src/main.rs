@@ -8,6 +8,11 @@
 
 mod cli;
 
+/// mimalloc returns freed pages to the system, where glibc's allocator kept
+/// a flooded node's resident memory at its high-water mark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }
