@@ -58,6 +58,9 @@ pub(crate) struct Attempt {
     pub(crate) edges: [Option<u64>; Edge::RECORDED.len()],
     pub(crate) status: BTreeMap<u64, Status>,
     pub(crate) decided: bool,
+    /// What the samples pruned so far said (session-unit policies only).
+    #[serde(default, skip_serializing_if = "OutputSummary::is_empty")]
+    pub(crate) earlier: OutputSummary,
 }
 
 impl Attempt {
@@ -67,6 +70,7 @@ impl Attempt {
             edges: [None; Edge::RECORDED.len()],
             status: BTreeMap::new(),
             decided: false,
+            earlier: OutputSummary::default(),
         }
     }
 
@@ -116,6 +120,56 @@ impl EdgeTimes {
     }
 }
 
+/// What status samples say of a unit's output, merged exactly (every field
+/// an "any"): kept in an attempt for the samples a session-unit policy has
+/// already pruned, so its hourly decisions still judge the whole session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OutputSummary {
+    samples: bool,
+    /// ONLINE or DEGRADED_*.
+    running: bool,
+    /// Output fps above zero.
+    positive: bool,
+    /// Output fps above zero outside LOADING/OFFLINE.
+    producing: bool,
+}
+
+impl OutputSummary {
+    fn of<'a>(samples: impl IntoIterator<Item = &'a Status>) -> OutputSummary {
+        let mut out = OutputSummary::default();
+        for st in samples {
+            out.samples = true;
+            out.running |= st.state == STATE_RUNNING;
+            out.positive |= st.fps_centi > 0;
+            out.producing |=
+                st.fps_centi > 0 && st.state != STATE_LOADING && st.state != STATE_OFFLINE;
+        }
+        out
+    }
+
+    fn merge(self, o: OutputSummary) -> OutputSummary {
+        OutputSummary {
+            samples: self.samples || o.samples,
+            running: self.running || o.running,
+            positive: self.positive || o.positive,
+            producing: self.producing || o.producing,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == OutputSummary::default()
+    }
+
+    fn facts(self) -> OutputFacts {
+        OutputFacts {
+            samples: self.samples,
+            loading_only: self.samples && !self.running,
+            zero_output: self.samples && !self.positive,
+            producing: self.producing,
+        }
+    }
+}
+
 /// What a unit's status samples say of its output.
 struct OutputFacts {
     samples: bool,
@@ -126,22 +180,6 @@ struct OutputFacts {
 }
 
 impl OutputFacts {
-    fn of<'a>(samples: impl IntoIterator<Item = &'a Status>) -> OutputFacts {
-        let (mut n, mut running, mut positive, mut producing) = (0, false, false, false);
-        for st in samples {
-            n += 1;
-            running |= st.state == STATE_RUNNING;
-            positive |= st.fps_centi > 0;
-            producing |= st.fps_centi > 0 && st.state != STATE_LOADING && st.state != STATE_OFFLINE;
-        }
-        OutputFacts {
-            samples: n > 0,
-            loading_only: n > 0 && !running,
-            zero_output: n > 0 && !positive,
-            producing,
-        }
-    }
-
     fn failed_output(&self) -> bool {
         self.loading_only || self.zero_output
     }
@@ -366,7 +404,7 @@ impl Session {
             // The client closing the stream while this attempt was still the
             // one serving it (not after a swap away) excuses it.
             let closed = self.close_ts.is_some_and(|c| c >= s && c < own_end);
-            let output = OutputFacts::of(a.status.range(s..t).map(|(_, st)| st));
+            let output = OutputSummary::of(a.status.range(s..t).map(|(_, st)| st)).facts();
             let j = judge(policy, &times, &output, &errors, closed);
             let failure = if j.success || !errors.is_empty() {
                 None
@@ -547,9 +585,12 @@ impl Session {
             let errors: Vec<FailureClass> =
                 self.errors.range(..(t, 0)).map(|&(_, c)| FailureClass::from_index(c)).collect();
             let closed = self.close_ts.is_some_and(|c| c < t);
-            let output = OutputFacts::of(
-                self.attempts.values().flat_map(|a| a.status.range(..t).map(|(_, st)| st)),
-            );
+            let output = self
+                .attempts
+                .values()
+                .map(|a| a.earlier.merge(OutputSummary::of(a.status.range(..t).map(|(_, st)| st))))
+                .fold(OutputSummary::default(), OutputSummary::merge)
+                .facts();
             let j = judge(policy, &times, &output, &errors, closed);
             let failure = if j.success {
                 None
@@ -578,15 +619,29 @@ impl Session {
 
     /// Forgets status samples no future decision needs (keeping the last one
     /// before the cut, the "previous sample" of the next).
-    pub(crate) fn prune(&mut self, to: u64, max_gap: u64) {
+    ///
+    /// Under a session-unit policy the attempts are never "decided" (the
+    /// session's hours are), so their samples are cut a horizon back and
+    /// what the cut ones said is kept in [`Attempt::earlier`]: an hour not
+    /// yet decided has its first sample after the cut, and a long session
+    /// keeps a bounded number of samples however many hours it runs.
+    pub(crate) fn prune(&mut self, to: u64, policy: &Policy) {
+        let gap = policy.attempt.max_status_gap_ms;
+        let session_unit = policy.metrics.unit == Unit::Session;
+        let horizon = policy.attempt.startup_horizon_ms;
         for a in self.attempts.values_mut() {
-            let cut = if a.decided {
-                to.saturating_sub(max_gap)
+            let cut = if session_unit {
+                to.saturating_sub(gap.max(horizon))
+            } else if a.decided {
+                to.saturating_sub(gap)
             } else {
-                a.first_ts.min(to.saturating_sub(max_gap))
+                a.first_ts.min(to.saturating_sub(gap))
             };
             let keep = a.status.split_off(&cut);
             let last = a.status.pop_last();
+            if session_unit {
+                a.earlier = a.earlier.merge(OutputSummary::of(a.status.values()));
+            }
             a.status = keep;
             if let Some((t, st)) = last {
                 a.status.insert(t, st);

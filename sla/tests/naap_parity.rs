@@ -239,3 +239,40 @@ fn hours_combine_by_requested_sessions() {
     assert_eq!(m["sessions"], json!(4));
     assert_eq!(m["sla_score"], json!(28.5));
 }
+
+/// NaaP counts a session in every clock hour in which it has status samples
+/// (its SLA rows come from status hours; `insertSLAComplianceRollups`). A
+/// three-hour session, its status every 10 s and the minutes sealed as a
+/// node seals them, is three requested session-hours, and every one of its
+/// 1,073 samples is taken: the session keeps a bounded window of samples
+/// plus what the pruned ones said, not its whole history.
+#[test]
+fn a_long_session_counts_in_every_status_hour() {
+    let orch = addr(7);
+    let mut e = engine([orch]);
+    let gateway = sla::gateway();
+    let start = T0 + 60_000;
+    ingest_all(
+        &mut e,
+        &gateway,
+        &[
+            trace("gateway_receive_stream_request", "long", Some(orch), start),
+            trace("gateway_receive_few_processed_segments", "long", Some(orch), start + 1_000),
+        ],
+    );
+    // From 1:02 into the first hour to 59:52 into the third.
+    let samples = 3 * 360 - 7;
+    for i in 0..samples {
+        let ts = start + 2_000 + i * 10_000;
+        ingest_all(&mut e, &gateway, &[status("long", orch, ts, 20.0, "ONLINE")]);
+        if i % 6 == 0 {
+            e.seal(ts);
+        }
+    }
+    let m = entry(&mut e, T0 + 4 * HOUR, Window::H24, orch);
+    assert_eq!(m["attempts"], json!(3), "one unit per status hour: {m}");
+    assert_eq!(m["sessions"], json!(3), "requested in each: {m}");
+    assert_eq!(m["fps"]["samples"], json!(samples));
+    assert_eq!(m["startup_success_rate"], json!(1.0));
+    assert_eq!(m["components"]["coverage"], json!(1.0));
+}

@@ -38,12 +38,11 @@ impl Engine {
         self.seal_inventory(from, to);
         let mut stats = DecideStats::default();
         let mut contributions: Vec<(u8, Contribution)> = Vec::new();
-        let gap = self.policy.attempt.max_status_gap_ms;
         for (key, session) in self.st.sessions.iter_mut() {
             for c in session.decide(key, from, to, &self.policy, &mut stats) {
                 contributions.push((key.origin, c));
             }
-            session.prune(to, gap);
+            session.prune(to, &self.policy);
         }
         let policy = &self.policy;
         self.st.sessions.retain(|_, s| !s.finished(to, policy));
