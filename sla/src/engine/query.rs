@@ -168,29 +168,50 @@ impl Engine {
     /// model, clock hour) with its mean PTFF, E2E and fps; per UTC day the
     /// rows' percentiles; over the days, the mean of the daily percentiles
     /// weighted by each day's rows, when the days hold enough rows.
-    fn row_benches(&self, origin: u8, (start, end): (u32, u32)) -> BTreeMap<String, Bench> {
-        let mut rows: BTreeMap<(&str, u32, Address), Bucket> = BTreeMap::new();
+    fn row_benches<'a>(&'a self, origin: u8, (start, end): (u32, u32)) -> BTreeMap<String, Bench> {
+        // Series are ordered by (orchestrator, model, region, origin), so the
+        // rows of one (orchestrator, model) come together: their hours are
+        // summed in a small map (sums and counts only, no bucket copies) and
+        // flushed as means into (model, day) when the pair changes.
+        let mut days: BTreeMap<(&str, u32), [Vec<f64>; 3]> = BTreeMap::new();
+        let mut hours: BTreeMap<u32, [u64; 6]> = BTreeMap::new();
+        let mut flush = |model: &'a str, hours: &mut BTreeMap<u32, [u64; 6]>| {
+            for (hour, [ps, pn, es, en, fs, fnn]) in std::mem::take(hours) {
+                let day = days.entry((model, hour / 24)).or_default();
+                let mean = |sum: u64, n: u64| (n > 0).then(|| sum as f64 / n as f64);
+                for (values, v) in day.iter_mut().zip([mean(ps, pn), mean(es, en), mean(fs, fnn)]) {
+                    values.extend(v);
+                }
+            }
+        };
+        let mut group: Option<(Address, &str)> = None;
         for (k, s) in &self.st.series {
             if k.origin != origin {
                 continue;
             }
+            if let Some((orch, model)) = group
+                && (orch, model) != (k.orch, k.model.as_str())
+            {
+                flush(model, &mut hours);
+            }
+            group = Some((k.orch, k.model.as_str()));
             s.fold_range(start, end, |m, b| {
-                rows.entry((k.model.as_str(), m / 60, k.orch)).or_default().merge(b);
+                let h = hours.entry(m / 60).or_default();
+                let add = [
+                    b.c.ptff_sum_ms,
+                    b.ptff.count(),
+                    b.c.e2e_sum_ms,
+                    b.e2e.count(),
+                    b.c.fps_sum_centi,
+                    b.fps.count(),
+                ];
+                for (acc, v) in h.iter_mut().zip(add) {
+                    *acc = acc.saturating_add(v);
+                }
             });
         }
-        // (model, day) → the rows' means of each metric.
-        let mut days: BTreeMap<(&str, u32), [Vec<f64>; 3]> = BTreeMap::new();
-        for ((model, hour, _), b) in &rows {
-            let day = days.entry((*model, hour / 24)).or_default();
-            let mean = |sum: u64, n: u64| (n > 0).then(|| sum as f64 / n as f64);
-            let means = [
-                mean(b.c.ptff_sum_ms, b.ptff.count()),
-                mean(b.c.e2e_sum_ms, b.e2e.count()),
-                mean(b.c.fps_sum_centi, b.fps.count()),
-            ];
-            for (values, v) in day.iter_mut().zip(means) {
-                values.extend(v);
-            }
+        if let Some((_, model)) = group {
+            flush(model, &mut hours);
         }
         let sla = &self.policy.sla;
         let percentiles = [

@@ -86,6 +86,12 @@ pub enum ScoreError {
         /// The name given twice.
         name: String,
     },
+    /// More policies than [`MAX_POLICIES`].
+    #[error("{given} SLA policies configured; a node scores at most {MAX_POLICIES}")]
+    TooManyPolicies {
+        /// Policies named (the primary and `also`).
+        given: usize,
+    },
     /// A query names a policy this verifier does not score.
     #[error("unknown policy {given:?}; this verifier scores {known}")]
     UnknownPolicy {
@@ -172,14 +178,16 @@ impl Default for PolicyFiles {
     }
 }
 
-impl PolicyFiles {
-    /// One policy alone (tests and benchmarks that score under a given text).
-    pub fn single(policy_toml: &str) -> PolicyFiles {
-        PolicyFiles { policy_toml: policy_toml.to_owned(), also: Vec::new(), ..Default::default() }
-    }
+/// Most policies one node scores: each is a whole engine (its sessions,
+/// buckets and seal work), so the count bounds the SLA state's multiple.
+pub const MAX_POLICIES: usize = 4;
 
+impl PolicyFiles {
     /// Parses every file: the policies (primary first) and the registry.
     pub fn parse(&self) -> Result<(Vec<Policy>, Registry), ScoreError> {
+        if 1 + self.also.len() > MAX_POLICIES {
+            return Err(ScoreError::TooManyPolicies { given: 1 + self.also.len() });
+        }
         let mut policies = Vec::with_capacity(1 + self.also.len());
         for text in std::iter::once(&self.policy_toml).chain(&self.also) {
             let policy = Policy::from_toml(text)?;
@@ -569,6 +577,25 @@ mod tests {
         let bad = crate::api::Params::from([("window".to_owned(), "2h".to_owned())]);
         assert!(scores.orchestrators(&bad).is_err());
         assert_eq!(scores.answer_cache_stats().0, 1, "errors are not cached");
+    }
+
+    #[test]
+    fn policies_are_named_once_and_bounded() {
+        let naap = Policy::builtin_text("naap-quality-benchmark-v1").unwrap().to_owned();
+        let twice = PolicyFiles { also: vec![naap.clone(), naap], ..PolicyFiles::default() };
+        assert_eq!(
+            twice.parse().unwrap_err().to_string(),
+            "SLA policy naap-quality-benchmark-v1 is named twice"
+        );
+        let v1 = vouch_sla::DEFAULT_POLICY_TOML.to_owned();
+        let many = PolicyFiles { also: vec![v1; 4], ..PolicyFiles::default() };
+        assert_eq!(
+            many.parse().unwrap_err().to_string(),
+            "5 SLA policies configured; a node scores at most 4"
+        );
+        let (policies, _) = PolicyFiles::default().parse().unwrap();
+        let names: Vec<String> = policies.iter().map(Policy::name).collect();
+        assert_eq!(names, ["sla-policy-v2", "naap-quality-benchmark-v1"]);
     }
 
     #[test]
