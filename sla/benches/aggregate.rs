@@ -5,6 +5,9 @@
 //! `cargo bench -p vouch-sla --bench aggregate` runs the full size; without
 //! `--bench` (test runners) it runs a small one once as a smoke test.
 #![allow(clippy::unwrap_used, missing_docs)]
+// The counting allocator below is the only unsafe code: it forwards every
+// call to mimalloc unchanged.
+#![allow(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -13,6 +16,46 @@ use criterion::{BatchSize, Criterion, Throughput};
 use vouch_schema::Event;
 use vouch_sla::{Engine, Query, Window};
 use vouch_testkit::traffic::*;
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The node's allocator (`verifier/src/main.rs`), so that the resident
+/// memory measured here is what a node holding this state would show,
+/// counting the bytes live on the heap: the state's true size, where the
+/// engine's `approx_state_bytes` is an estimate.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to mimalloc with the caller's arguments.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is mimalloc's.
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -92,17 +135,17 @@ fn main() {
     let hours =
         std::env::var("VOUCH_SLA_BENCH_HOURS").ok().and_then(|h| h.parse().ok()).unwrap_or(24);
     let (o, m, r, h) = if full { (1_000, 10, 5, hours) } else { (10, 2, 2, 2) };
-    let rss0 = rss_bytes();
+    let (rss0, live0) = (rss_bytes(), live_bytes());
     let started = Instant::now();
     let (engine, n_events) = big_engine(o, m, r, h);
     let built = started.elapsed();
-    let rss1 = rss_bytes();
+    let (rss1, live1) = (rss_bytes(), live_bytes());
     let stats = engine.stats();
     let checkpoint = engine.snapshot().len();
     println!(
         "state: {o} orchestrators x {m} models x {r} regions x {h} h = {} keys, {n_events} events ingested in {:.1} s \
          ({:.2} us/event incl. seals); {} hour + {} minute buckets; approx state {:.1} MiB; \
-         RSS growth {:.1} MiB; checkpoint {:.1} MiB",
+         RSS growth {:.1} MiB; checkpoint {:.1} MiB; process RSS {:.1} MiB; live heap {:.1} MiB",
         stats.series_keys,
         built.as_secs_f64(),
         built.as_secs_f64() * 1e6 / n_events as f64,
@@ -111,6 +154,8 @@ fn main() {
         stats.approx_state_bytes as f64 / 1048576.0,
         rss1.saturating_sub(rss0) as f64 / 1048576.0,
         checkpoint as f64 / 1048576.0,
+        rss1 as f64 / 1048576.0,
+        live1.saturating_sub(live0) as f64 / 1048576.0,
     );
     let q24 = Query { window: Window::H24, ..Query::default() };
     let q1 = Query::default();

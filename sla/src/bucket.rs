@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use vouch_schema::Address;
 
-use crate::histogram::Histogram;
+use crate::compact::{Frozen, Pack, get32, get64, put};
+use crate::histogram::{Histogram, HistogramSum};
 
 /// One minute, ms.
 pub(crate) const MINUTE_MS: u64 = 60_000;
@@ -201,8 +202,85 @@ impl SelfBucket {
     }
 }
 
-/// Something buckets of a series can hold.
-pub(crate) trait Mergeable: Default + Clone {
+/// The order counters are packed in: those most buckets hold first (the
+/// attempt counts, inference time and the sums), so that the mask of a
+/// typical bucket fits two varint bytes; swaps, retries, restarts and
+/// failures after.
+const PACK_ORDER: [usize; COUNTER_FIELDS] =
+    [0, 1, 2, 3, 4, 5, 18, 19, 20, 21, 22, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
+
+/// Appends a mask of the non-zero counters (bit `j` for `PACK_ORDER[j]`),
+/// then those counters.
+fn pack_counters(a: &[u64; COUNTER_FIELDS], out: &mut Vec<u8>) {
+    let mask = PACK_ORDER
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| a[**i] != 0)
+        .fold(0u32, |m, (j, _)| m | 1 << j);
+    put(out, u128::from(mask));
+    for i in PACK_ORDER.iter().filter(|i| a[**i] != 0) {
+        put(out, u128::from(a[*i]));
+    }
+}
+
+/// Reads what [`pack_counters`] wrote, calling `f(field, value)` for each
+/// non-zero counter.
+fn unpack_counters(bytes: &mut &[u8], mut f: impl FnMut(usize, u64)) -> Option<()> {
+    let mut mask = get32(bytes)?;
+    if mask >> COUNTER_FIELDS != 0 {
+        return None;
+    }
+    while mask != 0 {
+        let j = mask.trailing_zeros() as usize;
+        f(PACK_ORDER[j], get64(bytes)?);
+        mask &= mask - 1;
+    }
+    Some(())
+}
+
+impl Pack for Bucket {
+    /// The non-zero counters behind their mask, then the four histograms:
+    /// most counters of a typical bucket are zero.
+    fn pack(&self, out: &mut Vec<u8>) {
+        pack_counters(&self.c.to_array(), out);
+        for h in [&self.ptff, &self.startup, &self.e2e, &self.fps] {
+            h.pack(out);
+        }
+    }
+
+    fn unpack(&mut self, mut bytes: &[u8]) -> Option<()> {
+        let mut a = [0u64; COUNTER_FIELDS];
+        unpack_counters(&mut bytes, |i, v| a[i] = v)?;
+        self.c = BucketCounters::from_array(a);
+        for h in [&mut self.ptff, &mut self.startup, &mut self.e2e, &mut self.fps] {
+            h.unpack(&mut bytes)?;
+        }
+        bytes.is_empty().then_some(())
+    }
+}
+
+impl Pack for SelfBucket {
+    fn pack(&self, out: &mut Vec<u8>) {
+        self.fps.pack(out);
+        for v in [self.cue_sum_milli, self.cue_count].iter().chain(&self.sources) {
+            put(out, u128::from(*v));
+        }
+    }
+
+    fn unpack(&mut self, mut bytes: &[u8]) -> Option<()> {
+        self.fps.unpack(&mut bytes)?;
+        self.cue_sum_milli = get64(&mut bytes)?;
+        self.cue_count = get64(&mut bytes)?;
+        for v in &mut self.sources {
+            *v = get64(&mut bytes)?;
+        }
+        bytes.is_empty().then_some(())
+    }
+}
+
+/// Something buckets of a series can hold: it merges exactly and packs
+/// without loss.
+pub(crate) trait Mergeable: Default + Clone + Pack {
     fn merge_from(&mut self, o: &Self);
 }
 
@@ -218,59 +296,348 @@ impl Mergeable for SelfBucket {
     }
 }
 
-impl Mergeable for u64 {
-    fn merge_from(&mut self, o: &Self) {
-        *self = self.saturating_add(*o);
+/// Buckets that can still change, sorted by key in a vector sized to fit.
+/// A series holds one or two (its unsealed minutes, the hour filling up);
+/// a B-tree would allocate a node of eleven slots for them (~3.5 KiB with
+/// a [`Bucket`]), and keep it allocated once emptied.
+#[derive(Debug, Clone)]
+struct Open<B>(Vec<(u32, B)>);
+
+impl<B> Default for Open<B> {
+    fn default() -> Open<B> {
+        Open(Vec::new())
+    }
+}
+
+impl<B: Default> Open<B> {
+    /// The bucket under `key`, made empty if absent.
+    fn entry(&mut self, key: u32) -> &mut B {
+        let at = match self.0.binary_search_by_key(&key, |e| e.0) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.reserve_exact(1);
+                self.0.insert(at, (key, B::default()));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    /// Removes and returns the buckets with keys in `[from, to)`, in order.
+    fn take(&mut self, from: u32, to: u32) -> Vec<(u32, B)> {
+        let (a, b) = (self.bounds(from), self.bounds(to));
+        if a >= b {
+            return Vec::new();
+        }
+        let out = self.0.drain(a..b).collect();
+        self.0.shrink_to_fit();
+        out
+    }
+
+    /// The buckets with keys in `[from, to)`, in order.
+    fn range(&self, from: u32, to: u32) -> impl Iterator<Item = (u32, &B)> {
+        let (a, b) = (self.bounds(from), self.bounds(to).max(self.bounds(from)));
+        self.0[a..b].iter().map(|(k, b)| (*k, b))
+    }
+
+    fn bounds(&self, key: u32) -> usize {
+        self.0.partition_point(|e| e.0 < key)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
 /// Minute buckets (recent) and hour roll-ups (older) of one key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Buckets that can still change are structs in maps: open minutes (not
+/// yet sealed) and the hour that sealed minutes are still rolling into.
+/// Sealed minutes and complete hours never change again, so they are
+/// packed ([`Frozen`]): that is nearly all of a day's state. A snapshot
+/// shows both as one `minutes` and one `hours` map, as before packing.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Series<B> {
-    /// By minute index (ms / 60,000).
-    pub(crate) minutes: BTreeMap<u32, B>,
-    /// By hour index (minute / 60); holds sealed minutes only.
-    pub(crate) hours: BTreeMap<u32, B>,
+    /// Open minutes by minute index (ms / 60,000): unsealed ones, and any
+    /// sealed minute a late write reopened (it is never rolled into an hour).
+    open_minutes: Open<B>,
+    /// Sealed minutes.
+    minutes: Frozen<B>,
+    /// Hours (minute / 60) still receiving sealed minutes.
+    open_hours: Open<B>,
+    /// Complete hours.
+    hours: Frozen<B>,
 }
 
 impl<B: Mergeable> Series<B> {
     /// The open minute bucket `minute`.
     pub(crate) fn minute_mut(&mut self, minute: u32) -> &mut B {
-        self.minutes.entry(minute).or_default()
+        if self.minutes.last_key().is_some_and(|last| minute <= last)
+            && let Some(b) = self.minutes.take(minute)
+        {
+            *self.open_minutes.entry(minute) = b;
+        }
+        self.open_minutes.entry(minute)
     }
 
-    /// Rolls minutes in `[from, to)` into their hours; returns them.
-    pub(crate) fn seal(&mut self, from: u32, to: u32) -> Vec<(u32, &B)> {
-        for (&m, b) in self.minutes.range(from..to) {
-            self.hours.entry(m / HOUR_MINUTES).or_default().merge_from(b);
+    /// Rolls open minutes in `[from, to)` into their hours, calls `f` with
+    /// each (in minute order), then packs them and every hour they completed.
+    pub(crate) fn seal(&mut self, from: u32, to: u32, mut f: impl FnMut(u32, &B)) {
+        // Minutes before `from` that are still open were reopened by a late
+        // write: they stay minutes, as every sealed minute's hour is final.
+        for (m, b) in self.open_minutes.take(from, to) {
+            self.open_hours.entry(m / HOUR_MINUTES).merge_from(&b);
+            f(m, &b);
+            if !self.minutes.push(m, &b) {
+                *self.open_minutes.entry(m) = b;
+            }
         }
-        self.minutes.range(from..to).map(|(&m, b)| (m, b)).collect()
+        self.freeze_hours(to / HOUR_MINUTES);
+    }
+
+    /// Packs hours before `hour` (all their minutes are sealed).
+    fn freeze_hours(&mut self, hour: u32) {
+        for (h, b) in self.open_hours.take(0, hour) {
+            if !self.hours.push(h, &b) {
+                *self.open_hours.entry(h) = b;
+            }
+        }
+    }
+
+    /// Packs what is sealed once `end` minutes are: used after a snapshot
+    /// is read back, which holds every bucket as a struct.
+    pub(crate) fn freeze(&mut self, end: u32) {
+        for (m, b) in self.open_minutes.take(0, end) {
+            if !self.minutes.push(m, &b) {
+                *self.open_minutes.entry(m) = b;
+            }
+        }
+        self.freeze_hours(end / HOUR_MINUTES);
     }
 
     /// Drops minutes before `min_minute` and hours before `min_hour`.
     pub(crate) fn prune(&mut self, min_minute: u32, min_hour: u32) {
-        self.minutes = self.minutes.split_off(&min_minute);
-        self.hours = self.hours.split_off(&min_hour);
+        self.open_minutes.take(0, min_minute);
+        self.minutes.prune(min_minute);
+        self.open_hours.take(0, min_hour);
+        self.hours.prune(min_hour);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.minutes.is_empty() && self.hours.is_empty()
+        self.open_minutes.is_empty()
+            && self.minutes.is_empty()
+            && self.open_hours.is_empty()
+            && self.hours.is_empty()
+    }
+
+    /// Minute buckets held.
+    pub(crate) fn minute_count(&self) -> usize {
+        self.open_minutes.len() + self.minutes.len()
+    }
+
+    /// Hour buckets held.
+    pub(crate) fn hour_count(&self) -> usize {
+        self.open_hours.len() + self.hours.len()
+    }
+
+    /// Approximate bytes held beyond the series' own struct, with
+    /// `open_bytes` the size of one unpacked bucket.
+    pub(crate) fn approx_bytes(&self, open_bytes: impl Fn(&B) -> usize) -> usize {
+        let slot = std::mem::size_of::<(u32, B)>();
+        self.open_minutes
+            .0
+            .iter()
+            .chain(&self.open_hours.0)
+            .map(|(_, b)| slot + open_bytes(b))
+            .sum::<usize>()
+            + self.minutes.heap_bytes()
+            + self.hours.heap_bytes()
     }
 
     /// Calls `f(step_start_minute, bucket)` for every bucket covering
-    /// `[start, end)` minutes: whole hours before the last hour boundary
-    /// (when the range is longer than an hour), minutes after it.
+    /// `[start, end)` minutes, in time order: whole hours before the last
+    /// hour boundary (when the range is longer than an hour), minutes after.
     pub(crate) fn fold_range(&self, start: u32, end: u32, mut f: impl FnMut(u32, &B)) {
+        let mut scratch = B::default();
+        self.walk(start, end, |m, slot| match slot {
+            Slot::Open(b) => f(m, b),
+            Slot::Packed(bytes) => {
+                let unpacked = scratch.unpack(bytes);
+                debug_assert!(unpacked.is_some(), "a frozen record unpacks");
+                if unpacked.is_some() {
+                    f(m, &scratch);
+                }
+            }
+        });
+    }
+
+    /// [`Series::fold_range`]'s buckets as they are held.
+    fn walk(&self, start: u32, end: u32, mut f: impl FnMut(u32, Slot<'_, B>)) {
         let split =
             if end - start <= HOUR_MINUTES { start } else { end / HOUR_MINUTES * HOUR_MINUTES };
         if split > start {
-            for (&h, b) in self.hours.range(start.div_ceil(HOUR_MINUTES)..split / HOUR_MINUTES) {
-                f(h * HOUR_MINUTES, b);
+            let hours = start.div_ceil(HOUR_MINUTES)..split / HOUR_MINUTES;
+            // Every packed hour precedes every open one.
+            self.hours
+                .fold_packed(hours.start, hours.end, |h, b| f(h * HOUR_MINUTES, Slot::Packed(b)));
+            for (h, b) in self.open_hours.range(hours.start, hours.end) {
+                f(h * HOUR_MINUTES, Slot::Open(b));
             }
         }
-        for (&m, b) in self.minutes.range(split..end) {
-            f(m, b);
+        // Open minutes may sit between packed ones (a reopened minute).
+        let mut open = self.open_minutes.range(split, end).peekable();
+        self.minutes.fold_packed(split, end, |m, b| {
+            while let Some((o, ob)) = open.next_if(|(o, _)| *o < m) {
+                f(o, Slot::Open(ob));
+            }
+            f(m, Slot::Packed(b));
+        });
+        for (o, ob) in open {
+            f(o, Slot::Open(ob));
         }
+    }
+}
+
+/// A bucket as a series holds it.
+enum Slot<'a, B> {
+    Open(&'a B),
+    Packed(&'a [u8]),
+}
+
+impl Series<Bucket> {
+    /// Adds every bucket [`Series::fold_range`] would visit to `sum`,
+    /// reading packed ones in place.
+    pub(crate) fn sum_range(&self, start: u32, end: u32, sum: &mut BucketSum) {
+        self.walk(start, end, |_, slot| match slot {
+            Slot::Open(b) => sum.add(b),
+            Slot::Packed(bytes) => {
+                let added = sum.add_packed(bytes);
+                debug_assert!(added.is_some(), "a frozen record unpacks");
+            }
+        });
+    }
+}
+
+/// Buckets summed at once (see [`HistogramSum`]); equals their merge.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BucketSum {
+    c: [u64; COUNTER_FIELDS],
+    h: [HistogramSum; 4],
+}
+
+impl BucketSum {
+    /// Adds `b`.
+    pub(crate) fn add(&mut self, b: &Bucket) {
+        for (acc, v) in self.c.iter_mut().zip(b.c.to_array()) {
+            *acc = acc.saturating_add(v);
+        }
+        for (acc, h) in self.h.iter_mut().zip([&b.ptff, &b.startup, &b.e2e, &b.fps]) {
+            acc.add(h);
+        }
+    }
+
+    /// Adds a packed bucket.
+    fn add_packed(&mut self, mut bytes: &[u8]) -> Option<()> {
+        let c = &mut self.c;
+        unpack_counters(&mut bytes, |i, v| c[i] = c[i].saturating_add(v))?;
+        for acc in &mut self.h {
+            acc.add_packed(&mut bytes)?;
+        }
+        bytes.is_empty().then_some(())
+    }
+
+    /// Whether the sum holds nothing a score reads: no counter and no fps
+    /// sample (every latency sample comes with counters).
+    pub(crate) fn is_blank(&self) -> bool {
+        self.c.iter().all(|v| *v == 0) && self.h[3].is_empty()
+    }
+
+    /// The PTFF samples summed so far.
+    pub(crate) fn ptff(&self) -> &HistogramSum {
+        &self.h[0]
+    }
+
+    /// Adds everything to `into` and empties `self` (keeping its room).
+    pub(crate) fn drain_into(&mut self, into: &mut BucketSum) {
+        for (acc, v) in into.c.iter_mut().zip(self.c) {
+            *acc = acc.saturating_add(v);
+        }
+        for (acc, h) in into.h.iter_mut().zip(&self.h) {
+            acc.add_sum(h);
+        }
+        self.clear();
+    }
+
+    /// Empties the sum, keeping its room.
+    pub(crate) fn clear(&mut self) {
+        self.c = [0; COUNTER_FIELDS];
+        self.h.iter_mut().for_each(HistogramSum::clear);
+    }
+
+    /// The sum, as one bucket.
+    pub(crate) fn finish(self) -> Bucket {
+        let [ptff, startup, e2e, fps] = self.h.map(HistogramSum::finish);
+        Bucket { c: BucketCounters::from_array(self.c), ptff, startup, e2e, fps }
+    }
+}
+
+/// Both parts of a series' minutes or hours, as one map in key order.
+struct Joined<'a, B>(&'a Frozen<B>, &'a Open<B>);
+
+impl<B: Mergeable + Serialize> Serialize for Joined<'_, B> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len() + self.1.len()))?;
+        let mut result = Ok(());
+        let mut open = self.1.range(0, u32::MAX).peekable();
+        self.0.fold_range(0, u32::MAX, |k, b| {
+            while let Some((o, ob)) = open.next_if(|(o, _)| *o < k) {
+                if result.is_ok() {
+                    result = map.serialize_entry(&o, ob);
+                }
+            }
+            if result.is_ok() {
+                result = map.serialize_entry(&k, b);
+            }
+        });
+        result?;
+        for (o, ob) in open {
+            map.serialize_entry(&o, ob)?;
+        }
+        map.end()
+    }
+}
+
+impl<B: Mergeable + Serialize> Serialize for Series<B> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Series", 2)?;
+        st.serialize_field("minutes", &Joined(&self.minutes, &self.open_minutes))?;
+        st.serialize_field("hours", &Joined(&self.hours, &self.open_hours))?;
+        st.end()
+    }
+}
+
+impl<'de, B: Mergeable + Deserialize<'de>> Deserialize<'de> for Series<B> {
+    /// Everything comes back open; [`Series::freeze`] packs what is sealed.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "Series", bound = "B: Deserialize<'de>")]
+        struct Maps<B> {
+            minutes: BTreeMap<u32, B>,
+            hours: BTreeMap<u32, B>,
+        }
+        let Maps { minutes, hours } = Maps::deserialize(d)?;
+        Ok(Series {
+            open_minutes: Open(minutes.into_iter().collect()),
+            minutes: Frozen::default(),
+            open_hours: Open(hours.into_iter().collect()),
+            hours: Frozen::default(),
+        })
     }
 }
 
@@ -375,4 +742,70 @@ fn counters_by_name<S: serde::Serializer>(c: &BucketCounters, s: S) -> Result<S:
     m.serialize_entry("fps_sum_centi", &c.fps_sum_centi)?;
     m.serialize_entry("fps_sq_sum_centi", &c.fps_sq_sum_centi)?;
     m.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(attempts: u64, ptff: &[u64]) -> Bucket {
+        let mut b = Bucket::default();
+        b.c.attempts = attempts;
+        for v in ptff {
+            b.ptff.record(*v);
+        }
+        b
+    }
+
+    fn visited(s: &Series<Bucket>, start: u32, end: u32) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        s.fold_range(start, end, |m, b| out.push((m, b.c.attempts)));
+        out
+    }
+
+    #[test]
+    fn sealed_buckets_pack_and_read_back_in_time_order() {
+        let mut s = Series::<Bucket>::default();
+        for (m, n) in [(60, 1), (61, 2), (119, 3), (120, 4), (130, 5)] {
+            *s.minute_mut(m) = bucket(n, &[100 * n]);
+        }
+        let mut sealed = Vec::new();
+        s.seal(60, 125, |m, b| sealed.push((m, b.c.attempts)));
+        assert_eq!(sealed, vec![(60, 1), (61, 2), (119, 3), (120, 4)]);
+        // Hour 1 is complete (packed), hour 2 still open; minute 130 is unsealed.
+        assert_eq!((s.hours.len(), s.open_hours.len()), (1, 1));
+        assert_eq!((s.minutes.len(), s.open_minutes.len()), (4, 1));
+        assert_eq!(visited(&s, 60, 180), vec![(60, 6), (120, 4)]);
+        assert_eq!(visited(&s, 61, 121), vec![(61, 2), (119, 3), (120, 4)]);
+        assert_eq!(visited(&s, 100, 160), vec![(119, 3), (120, 4), (130, 5)]);
+
+        // A write to a sealed minute reopens it between packed ones; it is
+        // read back (and saved) in minute order and never joins its hour.
+        s.minute_mut(61).c.attempts += 10;
+        assert_eq!(visited(&s, 60, 120), vec![(60, 1), (61, 12), (119, 3)]);
+        assert_eq!(visited(&s, 60, 180), vec![(60, 6), (120, 4)]);
+
+        // A snapshot shows one map per grain, whatever is packed.
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&s, &mut bytes).unwrap_or_default();
+        let mut back: Series<Bucket> = ciborium::from_reader(&bytes[..]).unwrap_or_default();
+        assert_eq!(back.minutes.len() + back.hours.len(), 0, "read back unpacked");
+        back.freeze(125);
+        let mut again = Vec::new();
+        ciborium::into_writer(&back, &mut again).unwrap_or_default();
+        assert_eq!(again, bytes);
+        assert_eq!(visited(&back, 60, 120), visited(&s, 60, 120));
+        assert_eq!(visited(&back, 60, 180), visited(&s, 60, 180));
+
+        let mut sum = BucketSum::default();
+        s.sum_range(60, 120, &mut sum);
+        let mut merged = Bucket::default();
+        s.fold_range(60, 120, |_, b| merged.merge(b));
+        assert_eq!(sum.finish(), merged);
+
+        s.prune(120, 2);
+        assert_eq!(visited(&s, 100, 140), vec![(120, 4), (130, 5)]);
+        s.prune(200, 3);
+        assert!(s.is_empty());
+    }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use vouch_schema::Address;
 
 use crate::bucket::Mergeable;
+use crate::compact::{Pack, get64, put};
 use crate::policy::CorroborationPolicy;
 use crate::response::{GatewayCount, round};
 
@@ -32,6 +33,25 @@ pub(crate) struct GatewayBucket {
     pub(crate) ptff_count: u64,
 }
 
+impl Pack for GatewayBucket {
+    fn pack(&self, out: &mut Vec<u8>) {
+        for v in self.fields() {
+            put(out, u128::from(v));
+        }
+    }
+
+    fn unpack(&mut self, mut bytes: &[u8]) -> Option<()> {
+        let mut f = [0u64; 5];
+        for v in &mut f {
+            *v = get64(&mut bytes)?;
+        }
+        let [attempts, scored_attempts, startup_successes, ptff_sum_ms, ptff_count] = f;
+        *self =
+            GatewayBucket { attempts, scored_attempts, startup_successes, ptff_sum_ms, ptff_count };
+        bytes.is_empty().then_some(())
+    }
+}
+
 impl Mergeable for GatewayBucket {
     fn merge_from(&mut self, o: &Self) {
         let s = |a: &mut u64, b: u64| *a = a.saturating_add(b);
@@ -44,6 +64,16 @@ impl Mergeable for GatewayBucket {
 }
 
 impl GatewayBucket {
+    fn fields(&self) -> [u64; 5] {
+        [
+            self.attempts,
+            self.scored_attempts,
+            self.startup_successes,
+            self.ptff_sum_ms,
+            self.ptff_count,
+        ]
+    }
+
     fn success_rate(&self) -> Option<f64> {
         (self.scored_attempts > 0)
             .then(|| self.startup_successes as f64 / self.scored_attempts as f64)
@@ -73,6 +103,17 @@ impl Corroboration {
     /// Adds what `gateway` saw.
     pub(crate) fn add(&mut self, gateway: Address, b: &GatewayBucket) {
         self.by_gateway.entry(gateway).or_default().merge_from(b);
+    }
+
+    /// Adds everything `other` holds.
+    pub(crate) fn absorb(&mut self, other: Corroboration) {
+        if self.by_gateway.is_empty() {
+            self.by_gateway = other.by_gateway;
+            return;
+        }
+        for (gateway, b) in &other.by_gateway {
+            self.add(*gateway, b);
+        }
     }
 
     /// Gateways that observed at least one attempt.

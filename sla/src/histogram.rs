@@ -7,11 +7,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compact::{get32, get64, put};
+
 /// Sub-buckets per power of two above 127.
 const SUB: u32 = 64;
 
 /// A sparse histogram; merging is exact and order-independent.
+///
+/// Read from outside bytes (a snapshot), its entries are put in order
+/// first: sorted by index, repeated indices summed, empty ones dropped, the
+/// bounds of an empty histogram zero. Merging relies on that order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Unchecked")]
 pub struct Histogram {
     /// (sub-bucket index, count), sorted by index, counts non-zero.
     #[serde(rename = "e")]
@@ -22,6 +29,39 @@ pub struct Histogram {
     max: u32,
 }
 
+/// A histogram as a snapshot spells it, before its entries are put in order.
+#[derive(Deserialize)]
+struct Unchecked {
+    #[serde(rename = "e")]
+    entries: Vec<(u16, u32)>,
+    #[serde(rename = "n")]
+    min: u32,
+    #[serde(rename = "x")]
+    max: u32,
+}
+
+impl From<Unchecked> for Histogram {
+    fn from(u: Unchecked) -> Histogram {
+        let mut entries = u.entries;
+        entries.retain(|&(_, c)| c > 0);
+        entries.sort_unstable_by_key(|&(i, _)| i);
+        coalesce(&mut entries);
+        let (min, max) = if entries.is_empty() { (0, 0) } else { (u.min, u.max) };
+        Histogram { entries, min, max }
+    }
+}
+
+/// Sums the counts of neighbouring entries with the same index.
+fn coalesce(entries: &mut Vec<(u16, u32)>) {
+    entries.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = kept.1.saturating_add(later.1);
+        }
+        same
+    });
+}
+
 fn index_of(v: u32) -> u16 {
     if v < 2 * SUB {
         return v as u16;
@@ -30,9 +70,11 @@ fn index_of(v: u32) -> u16 {
     (e * SUB + (v >> e)) as u16
 }
 
-/// The lowest value and width of sub-bucket `i`.
+/// The lowest value and width of sub-bucket `i`. An index beyond the last
+/// one (`index_of(u32::MAX)`: only a hand-made snapshot holds one) reads as
+/// the last, where a shift would overflow.
 fn range_of(i: u16) -> (u64, u64) {
-    let i = u32::from(i);
+    let i = u32::from(i.min(index_of(u32::MAX)));
     if i < 2 * SUB {
         return (u64::from(i), 1);
     }
@@ -74,7 +116,10 @@ impl Histogram {
         }
     }
 
-    /// Adds every sample of `other`.
+    /// Adds every sample of `other`, in place: a query folds hundreds of
+    /// thousands of small histograms into a few accumulators, so the
+    /// accumulator only grows at its end (amortized) and never reallocates
+    /// per merge.
     pub fn merge(&mut self, other: &Histogram) {
         if other.entries.is_empty() {
             return;
@@ -85,59 +130,39 @@ impl Histogram {
         }
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
-        // Accumulators soon hold every sub-bucket they are fed: add in place.
-        if other.entries.len() <= self.entries.len() {
-            let mut at = 0;
-            let mut in_place = true;
-            for &(i, _) in &other.entries {
-                match self.entries[at..].binary_search_by_key(&i, |&(k, _)| k) {
-                    Ok(j) => at += j,
-                    Err(_) => {
-                        in_place = false;
-                        break;
-                    }
+        let (a, b) = (&self.entries, &other.entries);
+        let (mut i, mut j, mut new) = (0, 0, 0);
+        while j < b.len() {
+            if i == a.len() || b[j].0 < a[i].0 {
+                new += 1;
+                j += 1;
+            } else {
+                if b[j].0 == a[i].0 {
+                    j += 1;
                 }
-            }
-            if in_place {
-                let mut at = 0;
-                for &(i, c) in &other.entries {
-                    while self.entries[at].0 != i {
-                        at += 1;
-                    }
-                    self.entries[at].1 = self.entries[at].1.saturating_add(c);
-                }
-                return;
+                i += 1;
             }
         }
-        let mut out = Vec::with_capacity(self.entries.len() + other.entries.len());
-        let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(&&(ia, ca)), Some(&&(ib, cb))) => {
-                    if ia == ib {
-                        out.push((ia, ca.saturating_add(cb)));
-                        a.next();
-                        b.next();
-                    } else if ia < ib {
-                        out.push((ia, ca));
-                        a.next();
-                    } else {
-                        out.push((ib, cb));
-                        b.next();
-                    }
-                }
-                (Some(&&e), None) => {
-                    out.push(e);
-                    a.next();
-                }
-                (None, Some(&&e)) => {
-                    out.push(e);
-                    b.next();
-                }
-                (None, None) => break,
+        // Merge from the back into the grown vector: every slot is written
+        // once, after it has been read.
+        let (mut i, mut j) = (self.entries.len(), other.entries.len());
+        self.entries.resize(i + new, (0, 0));
+        let mut k = self.entries.len();
+        while j > 0 {
+            let (ib, cb) = other.entries[j - 1];
+            k -= 1;
+            if i > 0 && self.entries[i - 1].0 > ib {
+                self.entries[k] = self.entries[i - 1];
+                i -= 1;
+            } else if i > 0 && self.entries[i - 1].0 == ib {
+                self.entries[k] = (ib, self.entries[i - 1].1.saturating_add(cb));
+                i -= 1;
+                j -= 1;
+            } else {
+                self.entries[k] = (ib, cb);
+                j -= 1;
             }
         }
-        self.entries = out;
     }
 
     /// The nearest-rank `p`th percentile (0 < p ≤ 100): the middle of the
@@ -160,9 +185,142 @@ impl Histogram {
         Some(u64::from(self.max))
     }
 
+    /// Appends the packed form: entry count, then (when non-empty) the
+    /// minimum, the spread to the maximum, and the entries as index deltas
+    /// and counts. Index and spread arithmetic wraps, so any non-empty
+    /// histogram (even one read from a hand-made snapshot) packs without
+    /// loss; an empty one reads back with the zero bounds `record` gives.
+    pub(crate) fn pack(&self, out: &mut Vec<u8>) {
+        // Twice the entry count, plus one for a lone sample (one entry of
+        // count one at the minimum, which is also the maximum): then only
+        // the value follows. Most hours of a key hold one PTFF, one startup
+        // and one E2E sample.
+        if let [(i, 1)] = self.entries[..]
+            && self.min == self.max
+            && i == index_of(self.min)
+        {
+            put(out, 1);
+            put(out, u128::from(self.min));
+            return;
+        }
+        put(out, 2 * self.entries.len() as u128);
+        if self.entries.is_empty() {
+            return;
+        }
+        put(out, u128::from(self.min));
+        put(out, u128::from(self.max.wrapping_sub(self.min)));
+        let mut previous = index_of(self.min);
+        for &(i, c) in &self.entries {
+            put(out, u128::from(i.wrapping_sub(previous)));
+            put(out, u128::from(c));
+            previous = i;
+        }
+    }
+
+    /// Reads what [`Histogram::pack`] wrote from the front of `bytes`,
+    /// replacing `self` (its vector is reused).
+    pub(crate) fn unpack(&mut self, bytes: &mut &[u8]) -> Option<()> {
+        self.entries.clear();
+        (self.min, self.max) = read_packed(bytes, &mut self.entries)?.unwrap_or((0, 0));
+        Some(())
+    }
+
     /// Approximate heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<(u16, u32)>()
+    }
+}
+
+/// Appends the entries of a packed histogram to `entries`; returns its
+/// (min, max), `None` inside when it is empty.
+fn read_packed(bytes: &mut &[u8], entries: &mut Vec<(u16, u32)>) -> Option<Option<(u32, u32)>> {
+    let head = get64(bytes)?;
+    if head == 1 {
+        let v = get32(bytes)?;
+        entries.push((index_of(v), 1));
+        return Some(Some((v, v)));
+    }
+    if head & 1 != 0 {
+        return None;
+    }
+    let n = head / 2;
+    if n == 0 {
+        return Some(None);
+    }
+    // Each entry takes at least two bytes: a count beyond that is garbage.
+    if n > bytes.len() as u64 {
+        return None;
+    }
+    let min = get32(bytes)?;
+    let max = min.wrapping_add(get32(bytes)?);
+    let mut previous = index_of(min);
+    for _ in 0..n {
+        let delta = u16::try_from(get64(bytes)?).ok()?;
+        previous = previous.wrapping_add(delta);
+        entries.push((previous, get32(bytes)?));
+    }
+    Some(Some((min, max)))
+}
+
+/// Many histograms summed at once. A query adds a day of small hourly
+/// histograms per series: collecting their entries and sorting once at the
+/// end costs O(N log N) in all entries, where merging one by one would
+/// walk the growing sum each time. The result equals the merge of them all.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HistogramSum {
+    entries: Vec<(u16, u32)>,
+    bounds: Option<(u32, u32)>,
+}
+
+impl HistogramSum {
+    fn widen(&mut self, (min, max): (u32, u32)) {
+        self.bounds = Some(match self.bounds {
+            Some((a, b)) => (a.min(min), b.max(max)),
+            None => (min, max),
+        });
+    }
+
+    /// Adds every sample of `h`.
+    pub(crate) fn add(&mut self, h: &Histogram) {
+        if !h.entries.is_empty() {
+            self.widen((h.min, h.max));
+            self.entries.extend_from_slice(&h.entries);
+        }
+    }
+
+    /// Adds a histogram packed at the front of `bytes`.
+    pub(crate) fn add_packed(&mut self, bytes: &mut &[u8]) -> Option<()> {
+        if let Some(bounds) = read_packed(bytes, &mut self.entries)? {
+            self.widen(bounds);
+        }
+        Some(())
+    }
+
+    /// Adds everything summed in `other`.
+    pub(crate) fn add_sum(&mut self, other: &HistogramSum) {
+        if let Some(bounds) = other.bounds {
+            self.widen(bounds);
+            self.entries.extend_from_slice(&other.entries);
+        }
+    }
+
+    /// Whether nothing was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Empties the sum, keeping its room.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.bounds = None;
+    }
+
+    /// The sum, as one histogram.
+    pub(crate) fn finish(mut self) -> Histogram {
+        self.entries.sort_unstable_by_key(|&(i, _)| i);
+        coalesce(&mut self.entries);
+        let (min, max) = self.bounds.unwrap_or((0, 0));
+        Histogram { entries: self.entries, min, max }
     }
 }
 
@@ -183,6 +341,28 @@ mod tests {
             }
             last = Some(i);
         }
+    }
+
+    #[test]
+    fn a_snapshot_histogram_is_put_in_order() {
+        let json = r#"{"e":[[300,2],[130,1],[300,1],[7,0]],"n":130,"x":5000}"#;
+        let h: Histogram = serde_json::from_str(json).unwrap_or_default();
+        assert_eq!(h.entries, vec![(130, 1), (300, 3)]);
+        let mut sum = h.clone();
+        sum.merge(&h);
+        assert_eq!(sum.count(), 8);
+        let empty: Histogram = serde_json::from_str(r#"{"e":[],"n":4,"x":9}"#).unwrap_or_default();
+        assert_eq!(empty, Histogram::new());
+    }
+
+    #[test]
+    fn an_index_past_the_last_reads_as_the_last() {
+        let last = index_of(u32::MAX);
+        assert_eq!(range_of(u16::MAX), range_of(last));
+        let (low, width) = range_of(last);
+        assert!(low + width > u64::from(u32::MAX));
+        let h = Histogram { entries: vec![(u16::MAX, 3)], min: 5, max: 9 };
+        assert_eq!(h.percentile(50.0), Some(9), "kept within the recorded bounds");
     }
 
     #[test]
@@ -213,5 +393,47 @@ mod tests {
         let mut one = Histogram::new();
         one.record(1509);
         assert_eq!(one.percentile(50.0), Some(1509));
+    }
+
+    fn from_values(values: &[u32]) -> Histogram {
+        let mut h = Histogram::new();
+        for &v in values {
+            h.record(u64::from(v));
+        }
+        h
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn in_place_merge_equals_rebuild_and_packs_losslessly(
+            a in proptest::collection::vec(0u32..5_000_000, 0..40),
+            b in proptest::collection::vec(0u32..5_000_000, 0..40),
+            tail in proptest::collection::vec(0u8..=255, 0..4),
+        ) {
+            let mut merged = from_values(&a);
+            merged.merge(&from_values(&b));
+            let both: Vec<u32> = a.iter().chain(&b).copied().collect();
+            proptest::prop_assert_eq!(&merged, &from_values(&both));
+            let mut sum = HistogramSum::default();
+            sum.add(&from_values(&a));
+            let mut packed_b = Vec::new();
+            from_values(&b).pack(&mut packed_b);
+            proptest::prop_assert!(sum.add_packed(&mut &packed_b[..]).is_some());
+            proptest::prop_assert_eq!(&sum.finish(), &merged);
+            let mut packed = Vec::new();
+            merged.pack(&mut packed);
+            packed.extend_from_slice(&tail);
+            let mut rest: &[u8] = &packed;
+            let mut back = from_values(&[7, 9_000]);
+            proptest::prop_assert!(back.unpack(&mut rest).is_some());
+            proptest::prop_assert_eq!(&back, &merged);
+            proptest::prop_assert_eq!(rest, &tail[..]);
+        }
+
+        #[test]
+        fn unpacking_garbage_never_panics(bytes in proptest::collection::vec(0u8..=255, 0..64)) {
+            let mut rest: &[u8] = &bytes;
+            let _ = Histogram::new().unpack(&mut rest);
+        }
     }
 }

@@ -20,6 +20,7 @@ use vouch_schema::Address;
 use vouch_schema::event::lenient;
 
 use crate::bucket::{Mergeable, Series};
+use crate::compact::{Pack, get, get64, put};
 
 /// Longest text kept from an advertisement (a longer value is dropped).
 pub(crate) const MAX_TEXT: usize = 256;
@@ -100,6 +101,23 @@ pub(crate) struct Ledger {
     pub(crate) unserved: u64,
 }
 
+impl Pack for Ledger {
+    fn pack(&self, out: &mut Vec<u8>) {
+        put(out, u128::from(self.payments));
+        put(out, self.fees_wei);
+        put(out, self.face_value_wei);
+        put(out, u128::from(self.unserved));
+    }
+
+    fn unpack(&mut self, mut bytes: &[u8]) -> Option<()> {
+        self.payments = get64(&mut bytes)?;
+        self.fees_wei = get(&mut bytes)?;
+        self.face_value_wei = get(&mut bytes)?;
+        self.unserved = get64(&mut bytes)?;
+        bytes.is_empty().then_some(())
+    }
+}
+
 impl Mergeable for Ledger {
     fn merge_from(&mut self, o: &Self) {
         self.payments = self.payments.saturating_add(o.payments);
@@ -128,7 +146,7 @@ pub(crate) type LedgerKey = (u8, String, String);
 pub(crate) type UnplacedKey = (Address, u8, String);
 
 /// The inventory part of the engine's state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Inventory {
     /// Latest advertisement per listed orchestrator.
     #[serde(default)]

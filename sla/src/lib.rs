@@ -20,6 +20,7 @@
 
 mod attempt;
 mod bucket;
+mod compact;
 mod corroboration;
 mod definitions;
 mod engine;

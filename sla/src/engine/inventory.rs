@@ -226,7 +226,7 @@ impl Engine {
         let keep_hour = (to_min / 60).saturating_sub(self.policy.windows.hour_retention);
         let ledger = &mut self.st.inventory.ledger;
         for series in ledger.values_mut() {
-            series.seal(from_min, to_min);
+            series.seal(from_min, to_min, |_, _| {});
             series.prune(keep_min, keep_hour);
         }
         ledger.retain(|_, s| !s.is_empty());

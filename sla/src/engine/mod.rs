@@ -192,6 +192,31 @@ struct State {
     inventory: Inventory,
 }
 
+/// Approximate bytes of a map of series: per entry its key (`key_bytes`),
+/// the series' struct, a B-tree slot's share of its node, and the buckets
+/// (`open_bytes` the heap of one unpacked bucket).
+fn map_bytes<K, B: crate::bucket::Mergeable>(
+    map: &BTreeMap<K, Series<B>>,
+    key_bytes: impl Fn(&K) -> usize,
+    open_bytes: impl Fn(&B) -> usize + Copy,
+) -> usize {
+    map.iter()
+        .map(|(k, s)| key_bytes(k) + std::mem::size_of_val(s) + 16 + s.approx_bytes(open_bytes))
+        .sum()
+}
+
+impl State {
+    /// Packs every sealed bucket (a snapshot reads back unpacked).
+    fn freeze(&mut self) {
+        let end = (self.sealed_end_ms / crate::bucket::MINUTE_MS) as u32;
+        self.series.values_mut().for_each(|s| s.freeze(end));
+        self.self_series.values_mut().for_each(|s| s.freeze(end));
+        self.gateways.values_mut().for_each(|s| s.freeze(end));
+        self.cohorts.values_mut().for_each(|s| s.freeze(end));
+        self.inventory.ledger.values_mut().for_each(|s| s.freeze(end));
+    }
+}
+
 /// Open-session state one gateway principal holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Usage {
@@ -239,7 +264,8 @@ impl Engine {
     }
 
     /// An engine over `st`, with what derives from it rebuilt.
-    fn assemble(policy: Policy, registry: Registry, limits: Limits, st: State) -> Engine {
+    fn assemble(policy: Policy, registry: Registry, limits: Limits, mut st: State) -> Engine {
+        st.freeze();
         let mut engine = Engine {
             policy,
             registry,
@@ -329,25 +355,25 @@ impl Engine {
 
     /// Counters and sizes for `/metrics`.
     pub fn stats(&self) -> EngineStats {
-        let minute_buckets: usize = self.st.series.values().map(|s| s.minutes.len()).sum();
-        let hour_buckets: usize = self.st.series.values().map(|s| s.hours.len()).sum();
-        let bucket_heap: usize = self
-            .st
-            .series
-            .values()
-            .flat_map(|s| s.minutes.values().chain(s.hours.values()))
-            .map(Bucket::heap_bytes)
-            .sum();
-        let bucket_size = std::mem::size_of::<Bucket>() + 8;
-        let gateway_buckets: usize =
-            self.st.gateways.values().map(|s| s.minutes.len() + s.hours.len()).sum();
+        let minute_buckets: usize = self.st.series.values().map(Series::minute_count).sum();
+        let hour_buckets: usize = self.st.series.values().map(Series::hour_count).sum();
+        let key =
+            |k: &SeriesKey| std::mem::size_of_val(k) + k.model.capacity() + k.region.capacity();
+        let series_bytes: usize = map_bytes(&self.st.series, key, Bucket::heap_bytes);
+        let gateway_bytes =
+            map_bytes(&self.st.gateways, |(k, g)| key(k) + std::mem::size_of_val(g), |_| 0);
+        let cohort_bytes = map_bytes(
+            &self.st.cohorts,
+            |(o, m)| std::mem::size_of_val(o) + std::mem::size_of_val(m) + m.capacity(),
+            Bucket::heap_bytes,
+        );
+        let self_bytes =
+            map_bytes(&self.st.self_series, std::mem::size_of_val, |b: &SelfBucket| {
+                b.fps.heap_bytes()
+            });
         let session_bytes: u64 = self.usage.values().map(|u| u.bytes).sum();
-        let approx = (minute_buckets + hour_buckets) * bucket_size
-            + bucket_heap
-            + self.st.series.len() * 160
-            + self.st.gateways.len() * 180
-            + gateway_buckets * (std::mem::size_of::<GatewayBucket>() + 8)
-            + session_bytes as usize;
+        let approx =
+            series_bytes + gateway_bytes + cohort_bytes + self_bytes + session_bytes as usize;
         EngineStats {
             sealed_end_ms: self.st.sealed_end_ms,
             open_sessions: self.st.sessions.len() as u64,

@@ -9,9 +9,10 @@ use vouch_schema::Address;
 use super::inventory::demand_fees;
 use super::{Engine, origin_code};
 use crate::bucket::Mergeable;
-use crate::bucket::{Bucket, MINUTE_MS, PercentileSummary, SelfBucket, SeriesKey};
-use crate::corroboration::Corroboration;
+use crate::bucket::{Bucket, BucketSum, MINUTE_MS, PercentileSummary, SelfBucket, SeriesKey};
+use crate::corroboration::{Corroboration, GatewayBucket};
 use crate::definitions::{BenchmarkGrain, Combine};
+use crate::histogram::HistogramSum;
 use crate::inventory::Ledger;
 use crate::query::{Query, Window};
 use crate::response::round;
@@ -100,6 +101,14 @@ impl Engine {
         group: impl Fn(&SeriesKey) -> G,
     ) -> BTreeMap<G, Corroboration> {
         let mut out: BTreeMap<G, Corroboration> = BTreeMap::new();
+        // Pairs come sorted by series key, so most groups arrive as one run:
+        // a run is summed apart and lands in `out` once.
+        let mut run: Option<(G, Corroboration)> = None;
+        let mut land = |run: &mut Option<(G, Corroboration)>| {
+            if let Some((g, c)) = run.take() {
+                out.entry(g).or_default().absorb(c);
+            }
+        };
         let entries: Box<dyn Iterator<Item = _>> = match orch {
             Some(o) => Box::new(
                 self.st
@@ -113,9 +122,19 @@ impl Engine {
             if !self.matches(k, q, model) {
                 continue;
             }
-            let seen = out.entry(group(k)).or_default();
-            series.fold_range(start, end, |_, b| seen.add(*gateway, b));
+            let g = group(k);
+            if run.as_ref().is_some_and(|(r, _)| *r != g) {
+                land(&mut run);
+            }
+            let seen = &mut run.get_or_insert_with(|| (g, Corroboration::default())).1;
+            // Summed per pair first: one map entry per pair, not per bucket.
+            let mut pair: Option<GatewayBucket> = None;
+            series.fold_range(start, end, |_, b| pair.get_or_insert_default().merge_from(b));
+            if let Some(pair) = pair {
+                seen.add(*gateway, &pair);
+            }
         }
+        land(&mut run);
         out
     }
 
@@ -271,28 +290,52 @@ impl Engine {
     pub fn orchestrators(&self, q: &Query) -> OrchestratorsResponse {
         let (start, end, window) = self.window_info(q.window);
         let model = self.canonical_model(q);
-        let mut per_orch: BTreeMap<Address, BTreeMap<String, Bucket>> = BTreeMap::new();
+        let mut per_orch: Vec<(Address, BTreeMap<String, Bucket>)> = Vec::new();
         let mut hourly: BTreeMap<Address, Hourly> = BTreeMap::new();
         let by_hour = self.policy.metrics.combine == Combine::HourlyWeighted;
-        let mut all_ptff = crate::Histogram::new();
+        let mut all_ptff = HistogramSum::default();
+        // Series are sorted by orchestrator: one orchestrator's models are
+        // summed as a run, then finished into `per_orch` in address order.
+        let mut run: Option<(Address, BTreeMap<&str, BucketSum>)> = None;
+        let finish =
+            |run: &mut Option<(Address, BTreeMap<&str, BucketSum>)>,
+             per_orch: &mut Vec<(Address, BTreeMap<String, Bucket>)>| {
+                if let Some((o, models)) = run.take() {
+                    per_orch.push((
+                        o,
+                        models.into_iter().map(|(m, sum)| (m.to_owned(), sum.finish())).collect(),
+                    ));
+                }
+            };
+        // One series' window, reused: its sums move into its (orchestrator,
+        // model) and the PTFF cohort when it holds anything.
+        let mut series = BucketSum::default();
         for (k, s) in &self.st.series {
             if !self.matches(k, q, &model) {
                 continue;
             }
-            let mut merged = Bucket::default();
-            s.fold_range(start, end, |m, b| {
-                merged.merge(b);
-                if by_hour {
+            if by_hour {
+                s.fold_range(start, end, |m, b| {
+                    series.add(b);
                     let hour = hourly.entry(k.orch).or_default().entry(m / 60).or_default();
                     hour.entry(k.model.clone()).or_default().merge(b);
-                }
-            });
-            if merged.c.attempts == 0 && merged.fps.is_empty() && merged.c == Default::default() {
+                });
+            } else {
+                s.sum_range(start, end, &mut series);
+            }
+            if series.is_blank() {
+                series.clear();
                 continue;
             }
-            all_ptff.merge(&merged.ptff);
-            per_orch.entry(k.orch).or_default().entry(k.model.clone()).or_default().merge(&merged);
+            all_ptff.add_sum(series.ptff());
+            if run.as_ref().is_some_and(|(o, _)| *o != k.orch) {
+                finish(&mut run, &mut per_orch);
+            }
+            let models = &mut run.get_or_insert_with(|| (k.orch, BTreeMap::new())).1;
+            series.drain_into(models.entry(k.model.as_str()).or_default());
         }
+        finish(&mut run, &mut per_orch);
+        let all_ptff = all_ptff.finish();
         let seen = self.corroboration(q, &model, (start, end), None, |k| k.orch);
         let none = Corroboration::default();
         let benches = self.benches(origin_code(q.origin));

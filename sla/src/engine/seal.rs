@@ -19,7 +19,7 @@ fn roll<K: Ord, B: Mergeable>(
     (keep_minute, keep_hour): (u32, u32),
 ) {
     for series in map.values_mut() {
-        series.seal(from, to);
+        series.seal(from, to, |_, _| {});
         series.prune(keep_minute, keep_hour);
     }
     map.retain(|_, s| !s.is_empty());
@@ -58,18 +58,14 @@ impl Engine {
         let keep_min = to_min.saturating_sub(self.policy.windows.minute_retention);
         let keep_hour = (to_min / 60).saturating_sub(self.policy.windows.hour_retention);
         let mut sealed = Vec::new();
+        let (cohorts, registry) = (&mut self.st.cohorts, &self.registry);
         for (k, series) in self.st.series.iter_mut() {
-            for (m, b) in series.seal(from_min, to_min) {
-                self.st
-                    .cohorts
-                    .entry((k.origin, k.model.clone()))
-                    .or_default()
-                    .minute_mut(m)
-                    .merge(b);
+            series.seal(from_min, to_min, |m, b| {
+                cohorts.entry((k.origin, k.model.clone())).or_default().minute_mut(m).merge(b);
                 sealed.push(SealedBucket {
                     orchestrator: k.orch,
                     model_id: k.model.clone(),
-                    pipeline: self.registry.pipeline(&k.model).to_owned(),
+                    pipeline: registry.pipeline(&k.model).to_owned(),
                     region: k.region.clone(),
                     origin: Origin::from_code(u64::from(k.origin))
                         .unwrap_or(Origin::Production)
@@ -81,7 +77,7 @@ impl Engine {
                     e2e_ms: PercentileSummary::of(&b.e2e),
                     fps_centi: PercentileSummary::of(&b.fps),
                 });
-            }
+            });
             series.prune(keep_min, keep_hour);
         }
         self.st.series.retain(|_, s| !s.is_empty());

@@ -1,0 +1,305 @@
+//! Sealed buckets, packed: a [`Frozen`] store holds the buckets of one
+//! series that can no longer change (sealed minutes, complete hours) as
+//! varint-encoded records in one byte vector.
+//!
+//! A day of hour buckets as structs costs ~430 bytes each (23 counters,
+//! four histogram vectors, a B-tree slot); packed, a typical hour of one
+//! (orchestrator, model, region) costs ~50 bytes, and a query reads the
+//! records front to back from one allocation instead of chasing tree nodes.
+//! Packing is lossless: a record decodes to the bucket that was packed, so
+//! scores, snapshots and checkpoints are the same bytes as before.
+
+use std::marker::PhantomData;
+
+/// Appends `v` as an LEB128 varint.
+pub(crate) fn put(out: &mut Vec<u8>, mut v: u128) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads an LEB128 varint of at most 128 bits; `None` when the bytes end
+/// first or the value overflows.
+pub(crate) fn get(bytes: &mut &[u8]) -> Option<u128> {
+    let mut v = 0u128;
+    for shift in (0..128).step_by(7) {
+        let (&b, rest) = bytes.split_first()?;
+        *bytes = rest;
+        let part = u128::from(b & 0x7f);
+        if shift > 0 && part >> (128 - shift) != 0 {
+            return None;
+        }
+        v |= part << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Reads a varint that must fit a `u64` (the common case: one byte).
+pub(crate) fn get64(bytes: &mut &[u8]) -> Option<u64> {
+    if let Some((&b, rest)) = bytes.split_first()
+        && b < 0x80
+    {
+        *bytes = rest;
+        return Some(u64::from(b));
+    }
+    get(bytes).and_then(|v| u64::try_from(v).ok())
+}
+
+/// Reads a varint that must fit a `u32`.
+pub(crate) fn get32(bytes: &mut &[u8]) -> Option<u32> {
+    get(bytes).and_then(|v| u32::try_from(v).ok())
+}
+
+/// A bucket type that packs into bytes and back without loss.
+pub(crate) trait Pack {
+    /// Appends the packed form of `self`.
+    fn pack(&self, out: &mut Vec<u8>);
+    /// Overwrites `self` with the bucket packed in `bytes` (reusing its
+    /// allocations); `None` if the bytes are not a packed bucket.
+    fn unpack(&mut self, bytes: &[u8]) -> Option<()>;
+}
+
+/// Buckets keyed by ascending `u32` (minute or hour index), packed as
+/// records `[key − previous key][length][bucket]`, all varints but the
+/// bucket. Only appended at the end and cut at the front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frozen<B> {
+    bytes: Vec<u8>,
+    /// The key the first record's delta counts from.
+    base: u32,
+    /// The last record's key.
+    last: u32,
+    len: u32,
+    _bucket: PhantomData<B>,
+}
+
+impl<B> Default for Frozen<B> {
+    fn default() -> Frozen<B> {
+        Frozen { bytes: Vec::new(), base: 0, last: 0, len: 0, _bucket: PhantomData }
+    }
+}
+
+/// One record read from a [`Frozen`] store: its key, the bucket's bytes,
+/// and the offset where the record starts.
+struct Record<'a> {
+    key: u32,
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<B: Pack + Default> Frozen<B> {
+    /// Records held.
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether no record is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The last key, if any.
+    pub(crate) fn last_key(&self) -> Option<u32> {
+        (self.len > 0).then_some(self.last)
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Appends `bucket` under `key`, which must exceed every key held (a
+    /// key out of order is refused with `false` and nothing changes).
+    pub(crate) fn push(&mut self, key: u32, bucket: &B) -> bool {
+        if self.len > 0 && key <= self.last {
+            return false;
+        }
+        if self.len == 0 {
+            self.base = key;
+            self.bytes.clear();
+        }
+        let mut body = Vec::new();
+        bucket.pack(&mut body);
+        let mut head = Vec::with_capacity(10);
+        put(&mut head, u128::from(key - if self.len == 0 { self.base } else { self.last }));
+        put(&mut head, body.len() as u128);
+        // Exact growth: a store gains one record a minute or an hour and
+        // lives for days, so doubling slack would be a third of its bytes.
+        self.bytes.reserve_exact(head.len() + body.len());
+        self.bytes.extend_from_slice(&head);
+        self.bytes.extend_from_slice(&body);
+        self.last = key;
+        self.len += 1;
+        true
+    }
+
+    /// The records, in key order.
+    fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        let mut rest: &[u8] = &self.bytes;
+        let mut key = self.base;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let at = self.bytes.len() - rest.len();
+            let delta = get32(&mut rest)?;
+            let n = usize::try_from(get64(&mut rest)?).ok()?;
+            if n > rest.len() {
+                return None;
+            }
+            let (body, tail) = rest.split_at(n);
+            rest = tail;
+            key = key.checked_add(delta)?;
+            Some(Record { key, body, at })
+        })
+    }
+
+    /// Calls `f(key, packed bucket)` for every record with
+    /// `start <= key < end`, in key order.
+    pub(crate) fn fold_packed(&self, start: u32, end: u32, mut f: impl FnMut(u32, &[u8])) {
+        if self.len == 0 || self.last < start {
+            return;
+        }
+        for r in self.records() {
+            if r.key >= end {
+                break;
+            }
+            if r.key >= start {
+                f(r.key, r.body);
+            }
+        }
+    }
+
+    /// Calls `f(key, bucket)` for every record with `start <= key < end`,
+    /// in key order, unpacking each into one reused bucket.
+    pub(crate) fn fold_range(&self, start: u32, end: u32, mut f: impl FnMut(u32, &B)) {
+        if self.len == 0 || self.last < start {
+            return;
+        }
+        let mut scratch = B::default();
+        self.fold_packed(start, end, |key, body| {
+            let unpacked = scratch.unpack(body);
+            debug_assert!(unpacked.is_some(), "a frozen record unpacks");
+            if unpacked.is_some() {
+                f(key, &scratch);
+            }
+        });
+    }
+
+    /// Drops every record with a key below `min`.
+    pub(crate) fn prune(&mut self, min: u32) {
+        if self.len == 0 {
+            return;
+        }
+        if self.last < min {
+            *self = Frozen::default();
+            return;
+        }
+        let mut previous = self.base;
+        let mut cut = 0;
+        let mut dropped = 0;
+        for r in self.records() {
+            if r.key >= min {
+                cut = r.at;
+                break;
+            }
+            previous = r.key;
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.bytes.drain(..cut);
+            self.bytes.shrink_to_fit();
+            self.base = previous;
+            self.len -= dropped;
+        }
+    }
+
+    /// Removes and returns the bucket under `key`, if held (rare: a late
+    /// write to a sealed minute; the store is rebuilt without it).
+    pub(crate) fn take(&mut self, key: u32) -> Option<B> {
+        if self.len == 0 || key > self.last {
+            return None;
+        }
+        let mut found = None;
+        let mut rebuilt = Frozen::default();
+        for r in self.records() {
+            let mut b = B::default();
+            b.unpack(r.body)?;
+            if r.key == key {
+                found = Some(b);
+            } else {
+                rebuilt.push(r.key, &b);
+            }
+        }
+        if found.is_some() {
+            *self = rebuilt;
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Pack for u64 {
+        fn pack(&self, out: &mut Vec<u8>) {
+            put(out, u128::from(*self));
+        }
+        fn unpack(&mut self, mut bytes: &[u8]) -> Option<()> {
+            *self = get64(&mut bytes)?;
+            bytes.is_empty().then_some(())
+        }
+    }
+
+    fn keys(f: &Frozen<u64>) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        f.fold_range(0, u32::MAX, |k, v| out.push((k, *v)));
+        out
+    }
+
+    #[test]
+    fn varints_round_trip_and_refuse_garbage() {
+        for v in [0u128, 1, 127, 128, 300, u128::from(u64::MAX), u128::MAX] {
+            let mut b = Vec::new();
+            put(&mut b, v);
+            let mut s: &[u8] = &b;
+            assert_eq!(get(&mut s), Some(v));
+            assert!(s.is_empty());
+        }
+        assert_eq!(get(&mut &[0x80u8][..]), None, "truncated");
+        assert_eq!(get(&mut &[0xffu8; 20][..]), None, "too long");
+        let mut big = Vec::new();
+        put(&mut big, u128::from(u64::MAX) + 1);
+        assert_eq!(get64(&mut &big[..]), None, "wider than u64");
+    }
+
+    #[test]
+    fn push_fold_prune_take() {
+        let mut f = Frozen::<u64>::default();
+        for (k, v) in [(100, 1), (101, 200), (160, 0), (400, u64::MAX)] {
+            assert!(f.push(k, &v));
+        }
+        assert!(!f.push(400, &5), "keys only ascend");
+        assert_eq!(keys(&f), vec![(100, 1), (101, 200), (160, 0), (400, u64::MAX)]);
+        let mut part = Vec::new();
+        f.fold_range(101, 400, |k, v| part.push((k, *v)));
+        assert_eq!(part, vec![(101, 200), (160, 0)]);
+        f.prune(150);
+        assert_eq!(keys(&f), vec![(160, 0), (400, u64::MAX)]);
+        assert_eq!(f.len(), 2);
+        assert!(f.push(401, &7));
+        assert_eq!(f.take(400), Some(u64::MAX));
+        assert_eq!(f.take(400), None);
+        assert_eq!(keys(&f), vec![(160, 0), (401, 7)]);
+        f.prune(1_000);
+        assert!(f.is_empty());
+        assert!(f.push(5, &5), "an emptied store starts again anywhere");
+        assert_eq!(keys(&f), vec![(5, 5)]);
+    }
+}
