@@ -262,6 +262,41 @@ fn read_packed(bytes: &mut &[u8], entries: &mut Vec<(u16, u32)>) -> Option<Optio
     Some(Some((min, max)))
 }
 
+/// Entries beyond which summing them through a table indexed by sub-bucket
+/// (one slot per possible index) beats sorting them.
+const DENSE_FROM: usize = 256;
+
+/// `entries` summed per index, in index order: counted in a table with a
+/// slot per possible index, then gathered.
+fn dense_sum(entries: &[(u16, u32)]) -> Vec<(u16, u32)> {
+    let last = usize::from(index_of(u32::MAX));
+    let mut table = vec![0u64; last + 1];
+    let mut highest = 0;
+    let mut lowest = last;
+    for &(i, c) in entries {
+        let i = usize::from(i);
+        if i > last {
+            // Only a hand-made snapshot holds such an index: keep it exact.
+            return sorted_sum(entries);
+        }
+        table[i] += u64::from(c);
+        highest = highest.max(i);
+        lowest = lowest.min(i);
+    }
+    (lowest..=highest)
+        .filter(|&i| table[i] > 0)
+        .map(|i| (i as u16, u32::try_from(table[i]).unwrap_or(u32::MAX)))
+        .collect()
+}
+
+/// `entries` summed per index, in index order, by sorting.
+fn sorted_sum(entries: &[(u16, u32)]) -> Vec<(u16, u32)> {
+    let mut v = entries.to_vec();
+    v.sort_unstable_by_key(|&(i, _)| i);
+    coalesce(&mut v);
+    v
+}
+
 /// Many histograms summed at once. A query adds a day of small hourly
 /// histograms per series: collecting their entries and sorting once at the
 /// end costs O(N log N) in all entries, where merging one by one would
@@ -317,8 +352,12 @@ impl HistogramSum {
 
     /// The sum, as one histogram.
     pub(crate) fn finish(mut self) -> Histogram {
-        self.entries.sort_unstable_by_key(|&(i, _)| i);
-        coalesce(&mut self.entries);
+        if self.entries.len() > DENSE_FROM {
+            self.entries = dense_sum(&self.entries);
+        } else {
+            self.entries.sort_unstable_by_key(|&(i, _)| i);
+            coalesce(&mut self.entries);
+        }
         let (min, max) = self.bounds.unwrap_or((0, 0));
         Histogram { entries: self.entries, min, max }
     }
@@ -341,6 +380,25 @@ mod tests {
             }
             last = Some(i);
         }
+    }
+
+    #[test]
+    fn a_large_sum_counts_through_a_table_as_a_sort_would() {
+        let mut x = 0x9e37_79b9u32;
+        let mut entries = Vec::new();
+        for _ in 0..3 * DENSE_FROM {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            entries.push((index_of(x % 90_000), x % 7 + 1));
+        }
+        entries.push((index_of(1), u32::MAX));
+        entries.push((index_of(1), 5));
+        let dense = dense_sum(&entries);
+        assert_eq!(dense, sorted_sum(&entries));
+        assert!(dense.contains(&(1, u32::MAX)), "sums saturate as merges do");
+        entries.push((u16::MAX, 1));
+        assert_eq!(dense_sum(&entries), sorted_sum(&entries));
     }
 
     #[test]
