@@ -17,10 +17,17 @@ pub fn keccak256(data: &[u8]) -> [u8; 32] {
 /// The EIP-191 `personal_sign` digest of `payload`:
 /// Keccak-256 of `"\x19Ethereum Signed Message:\n" ‖ len(payload) ‖ payload`.
 pub fn eip191_hash(payload: &[u8]) -> [u8; 32] {
+    eip191_hash_parts(&[payload])
+}
+
+/// [`eip191_hash`] of the concatenation of `parts`, without building it.
+pub fn eip191_hash_parts(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Keccak256::new();
     h.update(b"\x19Ethereum Signed Message:\n");
-    h.update(payload.len().to_string().as_bytes());
-    h.update(payload);
+    h.update(parts.iter().map(|p| p.len()).sum::<usize>().to_string().as_bytes());
+    for p in parts {
+        h.update(p);
+    }
     h.finalize().into()
 }
 
@@ -162,6 +169,7 @@ mod tests {
     #[test]
     fn sign_recover_and_reject_tampering() {
         let key = key_one();
+        assert_eq!(eip191_hash_parts(&[b"he", b"", b"llo"]), eip191_hash(b"hello"));
         let digest = eip191_hash(b"hello");
         let sig = Signature::sign_prehash(&key, &digest);
         let me = address_of(key.verifying_key());

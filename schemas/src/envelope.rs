@@ -156,9 +156,17 @@ impl Envelope {
     /// ‖ [prev.timestamp ‖ prev.seq]` as UTF-8 (unpadded decimals, no
     /// separators), then the raw content bytes.
     pub fn signature_payload(&self) -> Vec<u8> {
+        let mut out = self.signature_header();
+        out.reserve_exact(self.content.len());
+        out.extend_from_slice(&self.content);
+        out
+    }
+
+    /// The part of the signature payload before the content.
+    fn signature_header(&self) -> Vec<u8> {
         use std::io::Write;
         let id = &self.id;
-        let mut out = Vec::with_capacity(120 + self.content.len());
+        let mut out = Vec::with_capacity(120);
         // Writing into a Vec cannot fail.
         let _ = write!(
             out,
@@ -168,13 +176,14 @@ impl Envelope {
         if let Some(prev) = self.prev {
             let _ = write!(out, "{}{}", prev.timestamp, prev.seq);
         }
-        out.extend_from_slice(&self.content);
         out
     }
 
-    /// The EIP-191 digest that is signed.
+    /// The EIP-191 digest that is signed: the header and the content are
+    /// hashed in turn, without copying the content (a batch's tens of KB)
+    /// into one payload first.
     pub fn signing_hash(&self) -> [u8; 32] {
-        crypto::eip191_hash(&self.signature_payload())
+        crypto::eip191_hash_parts(&[&self.signature_header(), &self.content])
     }
 
     /// Checks that the publisher signed this envelope, by key recovery.
