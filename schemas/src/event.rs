@@ -484,8 +484,14 @@ impl Event {
     /// The deterministic CBOR encoding (rule `event` of `telemetry.cddl`).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
-        self.write_cbor(&mut out, &mut Vec::new());
+        self.encode_into(&mut out);
         out
+    }
+
+    /// Appends [`Event::encode`]'s bytes to `out`: a publisher encodes every
+    /// event into one reused buffer instead of a new vector each.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        self.write_cbor(out, &mut Vec::new());
     }
 
     /// Strictly decodes one event encoded alone: deterministic CBOR, known

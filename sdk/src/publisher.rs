@@ -892,6 +892,8 @@ struct Worker {
     batch: BatchWriter,
     batch_deadline: Instant,
     incoming: Vec<Pending>,
+    /// The current event's encoding, reused from event to event.
+    encoded: Vec<u8>,
     flush: Option<FlushJob>,
     flush_seen: u64,
     closing: Option<Instant>,
@@ -927,6 +929,7 @@ impl Worker {
             batch: BatchWriter::with_capacity(&cert.encode(), settings.max_bytes),
             batch_deadline: Instant::now(),
             incoming: Vec::with_capacity(settings.max_events),
+            encoded: Vec::with_capacity(1024),
             flush: None,
             flush_seen: 0,
             closing: None,
@@ -1069,26 +1072,37 @@ impl Worker {
                 self.drop_invalid(format!("invalid event: {e}"));
                 continue;
             }
-            let encoded = event.encode();
-            if !self.batch.would_fit(encoded.len(), self.max_bytes) {
-                // Send what is there and try the event in a batch of its
-                // own (sealing empties the batch).
-                self.seal();
-                if !self.batch.would_fit(encoded.len(), self.max_bytes) {
-                    self.drop_invalid(format!(
-                        "event of {} bytes does not fit in a batch of {} bytes",
-                        encoded.len(),
-                        self.max_bytes
-                    ));
-                    continue;
-                }
-            }
-            if self.batch.is_empty() {
-                self.batch_deadline = deadline_after(self.linger);
-            }
-            self.batch.push(&encoded);
+            // One buffer for every event's encoding (taken out of `self`
+            // while `add` may seal).
+            let mut encoded = std::mem::take(&mut self.encoded);
+            encoded.clear();
+            event.encode_into(&mut encoded);
+            self.add(&encoded);
+            self.encoded = encoded;
         }
         self.incoming = incoming;
+    }
+
+    /// Adds one encoded event to the batch, sealing the batch first when
+    /// the event does not fit.
+    fn add(&mut self, encoded: &[u8]) {
+        if !self.batch.would_fit(encoded.len(), self.max_bytes) {
+            // Send what is there and try the event in a batch of its own
+            // (sealing empties the batch).
+            self.seal();
+            if !self.batch.would_fit(encoded.len(), self.max_bytes) {
+                self.drop_invalid(format!(
+                    "event of {} bytes does not fit in a batch of {} bytes",
+                    encoded.len(),
+                    self.max_bytes
+                ));
+                return;
+            }
+        }
+        if self.batch.is_empty() {
+            self.batch_deadline = deadline_after(self.linger);
+        }
+        self.batch.push(encoded);
     }
 
     fn drop_invalid(&self, why: impl std::fmt::Display) {
