@@ -355,8 +355,8 @@ impl<B: Default> Open<B> {
 
 /// Minute buckets (recent) and hour roll-ups (older) of one key.
 ///
-/// Buckets that can still change are structs in maps: open minutes (not
-/// yet sealed) and the hour that sealed minutes are still rolling into.
+/// Buckets that can still change are structs ([`Open`]): the minutes not
+/// yet sealed and the hour that sealed minutes are still rolling into.
 /// Sealed minutes and complete hours never change again, so they are
 /// packed ([`Frozen`]): that is nearly all of a day's state. A snapshot
 /// shows both as one `minutes` and one `hours` map, as before packing.
@@ -463,14 +463,11 @@ impl<B: Mergeable> Series<B> {
     /// hour boundary (when the range is longer than an hour), minutes after.
     pub(crate) fn fold_range(&self, start: u32, end: u32, mut f: impl FnMut(u32, &B)) {
         let mut scratch = B::default();
-        self.walk(start, end, |m, slot| match slot {
-            Slot::Open(b) => f(m, b),
-            Slot::Packed(bytes) => {
-                let unpacked = scratch.unpack(bytes);
-                debug_assert!(unpacked.is_some(), "a frozen record unpacks");
-                if unpacked.is_some() {
-                    f(m, &scratch);
-                }
+        self.walk(start, end, |m, slot| {
+            let bucket = slot.read(&mut scratch);
+            debug_assert!(bucket.is_some(), "a frozen record unpacks");
+            if let Some(b) = bucket {
+                f(m, b);
             }
         });
     }
@@ -481,24 +478,34 @@ impl<B: Mergeable> Series<B> {
             if end - start <= HOUR_MINUTES { start } else { end / HOUR_MINUTES * HOUR_MINUTES };
         if split > start {
             let hours = start.div_ceil(HOUR_MINUTES)..split / HOUR_MINUTES;
-            // Every packed hour precedes every open one.
-            self.hours
-                .fold_packed(hours.start, hours.end, |h, b| f(h * HOUR_MINUTES, Slot::Packed(b)));
-            for (h, b) in self.open_hours.range(hours.start, hours.end) {
-                f(h * HOUR_MINUTES, Slot::Open(b));
-            }
+            interleave(&self.hours, &self.open_hours, hours.start, hours.end, |h, slot| {
+                f(h * HOUR_MINUTES, slot);
+            });
         }
-        // Open minutes may sit between packed ones (a reopened minute).
-        let mut open = self.open_minutes.range(split, end).peekable();
-        self.minutes.fold_packed(split, end, |m, b| {
-            while let Some((o, ob)) = open.next_if(|(o, _)| *o < m) {
-                f(o, Slot::Open(ob));
-            }
-            f(m, Slot::Packed(b));
-        });
-        for (o, ob) in open {
+        interleave(&self.minutes, &self.open_minutes, split, end, f);
+    }
+}
+
+/// Calls `f` for every bucket of `packed` and `open` with a key in
+/// `[start, end)`, in key order. Packed and open keys are distinct; open
+/// ones usually follow the packed ones (the unsealed minutes, the filling
+/// hour), but a reopened minute sits between them.
+fn interleave<B: Pack + Default>(
+    packed: &Frozen<B>,
+    open: &Open<B>,
+    start: u32,
+    end: u32,
+    mut f: impl FnMut(u32, Slot<'_, B>),
+) {
+    let mut open = open.range(start, end).peekable();
+    packed.fold_packed(start, end, |k, b| {
+        while let Some((o, ob)) = open.next_if(|(o, _)| *o < k) {
             f(o, Slot::Open(ob));
         }
+        f(k, Slot::Packed(b));
+    });
+    for (o, ob) in open {
+        f(o, Slot::Open(ob));
     }
 }
 
@@ -506,6 +513,20 @@ impl<B: Mergeable> Series<B> {
 enum Slot<'a, B> {
     Open(&'a B),
     Packed(&'a [u8]),
+}
+
+impl<'a, B: Pack> Slot<'a, B> {
+    /// The bucket: the open one, or the packed one unpacked into `scratch`
+    /// (`None` if the bytes are not a packed bucket).
+    fn read<'s>(self, scratch: &'s mut B) -> Option<&'s B>
+    where
+        'a: 's,
+    {
+        match self {
+            Slot::Open(b) => Some(b),
+            Slot::Packed(bytes) => scratch.unpack(bytes).map(|()| &*scratch),
+        }
+    }
 }
 
 impl Series<Bucket> {
@@ -590,24 +611,21 @@ struct Joined<'a, B>(&'a Frozen<B>, &'a Open<B>);
 
 impl<B: Mergeable + Serialize> Serialize for Joined<'_, B> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
+        use serde::ser::{Error, SerializeMap};
         let mut map = s.serialize_map(Some(self.0.len() + self.1.len()))?;
         let mut result = Ok(());
-        let mut open = self.1.range(0, u32::MAX).peekable();
-        self.0.fold_range(0, u32::MAX, |k, b| {
-            while let Some((o, ob)) = open.next_if(|(o, _)| *o < k) {
-                if result.is_ok() {
-                    result = map.serialize_entry(&o, ob);
-                }
-            }
+        let mut scratch = B::default();
+        interleave(self.0, self.1, 0, u32::MAX, |k, slot| {
             if result.is_ok() {
-                result = map.serialize_entry(&k, b);
+                result = match slot.read(&mut scratch) {
+                    Some(b) => map.serialize_entry(&k, b),
+                    // Never for bytes `Frozen::push` wrote; a snapshot
+                    // missing a bucket would be worse than no snapshot.
+                    None => Err(S::Error::custom("a packed bucket does not unpack")),
+                };
             }
         });
         result?;
-        for (o, ob) in open {
-            map.serialize_entry(&o, ob)?;
-        }
         map.end()
     }
 }

@@ -14,14 +14,12 @@ const SUB: u32 = 64;
 
 /// A sparse histogram; merging is exact and order-independent.
 ///
-/// Read from outside bytes (a snapshot), its entries are put in order
-/// first: sorted by index, repeated indices summed, empty ones dropped, the
-/// bounds of an empty histogram zero. Merging relies on that order.
+/// Read from outside bytes (a snapshot), its entries are put in order as
+/// they are read (see [`ordered`]): merging relies on that order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "Unchecked")]
 pub struct Histogram {
     /// (sub-bucket index, count), sorted by index, counts non-zero.
-    #[serde(rename = "e")]
+    #[serde(rename = "e", deserialize_with = "ordered")]
     entries: Vec<(u16, u32)>,
     #[serde(rename = "n")]
     min: u32,
@@ -29,30 +27,19 @@ pub struct Histogram {
     max: u32,
 }
 
-/// A histogram as a snapshot spells it, before its entries are put in order.
-#[derive(Deserialize)]
-struct Unchecked {
-    #[serde(rename = "e")]
-    entries: Vec<(u16, u32)>,
-    #[serde(rename = "n")]
-    min: u32,
-    #[serde(rename = "x")]
-    max: u32,
+/// Histogram entries as a snapshot spells them, put in order: empty ones
+/// dropped, sorted by index, repeated indices summed.
+fn ordered<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(u16, u32)>, D::Error> {
+    let mut entries = Vec::<(u16, u32)>::deserialize(d)?;
+    entries.retain(|&(_, c)| c > 0);
+    sort_and_sum(&mut entries);
+    Ok(entries)
 }
 
-impl From<Unchecked> for Histogram {
-    fn from(u: Unchecked) -> Histogram {
-        let mut entries = u.entries;
-        entries.retain(|&(_, c)| c > 0);
-        entries.sort_unstable_by_key(|&(i, _)| i);
-        coalesce(&mut entries);
-        let (min, max) = if entries.is_empty() { (0, 0) } else { (u.min, u.max) };
-        Histogram { entries, min, max }
-    }
-}
-
-/// Sums the counts of neighbouring entries with the same index.
-fn coalesce(entries: &mut Vec<(u16, u32)>) {
+/// Sorts `entries` by index and sums the counts of repeated indices
+/// (saturating, as merges do).
+fn sort_and_sum(entries: &mut Vec<(u16, u32)>) {
+    entries.sort_unstable_by_key(|&(i, _)| i);
     entries.dedup_by(|later, kept| {
         let same = later.0 == kept.0;
         if same {
@@ -277,7 +264,9 @@ fn dense_sum(entries: &[(u16, u32)]) -> Vec<(u16, u32)> {
         let i = usize::from(i);
         if i > last {
             // Only a hand-made snapshot holds such an index: keep it exact.
-            return sorted_sum(entries);
+            let mut sorted = entries.to_vec();
+            sort_and_sum(&mut sorted);
+            return sorted;
         }
         table[i] += u64::from(c);
         highest = highest.max(i);
@@ -287,14 +276,6 @@ fn dense_sum(entries: &[(u16, u32)]) -> Vec<(u16, u32)> {
         .filter(|&i| table[i] > 0)
         .map(|i| (i as u16, u32::try_from(table[i]).unwrap_or(u32::MAX)))
         .collect()
-}
-
-/// `entries` summed per index, in index order, by sorting.
-fn sorted_sum(entries: &[(u16, u32)]) -> Vec<(u16, u32)> {
-    let mut v = entries.to_vec();
-    v.sort_unstable_by_key(|&(i, _)| i);
-    coalesce(&mut v);
-    v
 }
 
 /// Many histograms summed at once. A query adds a day of small hourly
@@ -355,8 +336,7 @@ impl HistogramSum {
         if self.entries.len() > DENSE_FROM {
             self.entries = dense_sum(&self.entries);
         } else {
-            self.entries.sort_unstable_by_key(|&(i, _)| i);
-            coalesce(&mut self.entries);
+            sort_and_sum(&mut self.entries);
         }
         let (min, max) = self.bounds.unwrap_or((0, 0));
         Histogram { entries: self.entries, min, max }
@@ -394,23 +374,35 @@ mod tests {
         }
         entries.push((index_of(1), u32::MAX));
         entries.push((index_of(1), 5));
+        let sorted = |e: &[(u16, u32)]| {
+            let mut v = e.to_vec();
+            sort_and_sum(&mut v);
+            v
+        };
         let dense = dense_sum(&entries);
-        assert_eq!(dense, sorted_sum(&entries));
+        assert_eq!(dense, sorted(&entries));
         assert!(dense.contains(&(1, u32::MAX)), "sums saturate as merges do");
         entries.push((u16::MAX, 1));
-        assert_eq!(dense_sum(&entries), sorted_sum(&entries));
+        assert_eq!(dense_sum(&entries), sorted(&entries));
     }
 
     #[test]
     fn a_snapshot_histogram_is_put_in_order() {
-        let json = r#"{"e":[[300,2],[130,1],[300,1],[7,0]],"n":130,"x":5000}"#;
-        let h: Histogram = serde_json::from_str(json).unwrap_or_default();
+        let read = |json: &str| match serde_json::from_str::<Histogram>(json) {
+            Ok(h) => h,
+            Err(e) => panic!("{json}: {e}"),
+        };
+        let h = read(r#"{"e":[[300,2],[130,1],[300,1],[7,0]],"n":130,"x":5000}"#);
         assert_eq!(h.entries, vec![(130, 1), (300, 3)]);
         let mut sum = h.clone();
         sum.merge(&h);
         assert_eq!(sum.count(), 8);
-        let empty: Histogram = serde_json::from_str(r#"{"e":[],"n":4,"x":9}"#).unwrap_or_default();
-        assert_eq!(empty, Histogram::new());
+        // An empty histogram's bounds say nothing: no percentile, no effect.
+        let empty = read(r#"{"e":[[9,0]],"n":4,"x":9}"#);
+        assert!(empty.is_empty() && empty.percentile(50.0).is_none());
+        let mut same = h.clone();
+        same.merge(&empty);
+        assert_eq!(same, h);
     }
 
     #[test]
