@@ -712,6 +712,7 @@ pub(crate) enum Item<'a> {
 /// Reads items from bytes that [`check`] accepted, or (as a fast path that
 /// gives up at the first surprise) from unchecked bytes: see [`Reader::next`].
 /// It never panics; on bytes it cannot read it returns [`CborError::Malformed`].
+#[derive(Clone)]
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -726,6 +727,16 @@ impl<'a> Reader<'a> {
     /// Whether every byte has been read.
     pub(crate) fn at_end(&self) -> bool {
         self.pos == self.bytes.len()
+    }
+
+    /// How many bytes have been read: where the next item starts.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes read since `start` (a [`Reader::position`]).
+    pub(crate) fn since(&self, start: usize) -> &'a [u8] {
+        self.bytes.get(start..self.pos).unwrap_or_default()
     }
 
     /// Checks that every byte has been read.

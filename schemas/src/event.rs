@@ -20,6 +20,7 @@ use std::hash::{Hash, Hasher};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::Address;
+use crate::body::Body;
 use crate::cbor::{self, CborError, Duplicates, Item, MapError, Reader, major};
 
 /// Longest family name (the Kafka envelope's `type`), in bytes.
@@ -247,8 +248,9 @@ pub struct Event {
     pub gateway_region: Option<String>,
     /// Production or synthetic (`origin`; usually set by the SDK).
     pub origin: Option<Origin>,
-    /// The family's body: go-livepeer's `data`, unchanged (may be any JSON value).
-    pub data: Json,
+    /// The family's body: go-livepeer's `data`, unchanged (may be any JSON
+    /// value). A decoded body keeps its bytes and builds its tree on first use.
+    pub data: Body,
     /// The Kafka envelope's members other than `type` and `data` (normally
     /// `id`, `timestamp`, `gateway`), verbatim; `None` when the event did not
     /// come from Kafka JSON.
@@ -378,7 +380,7 @@ impl Event {
             gateway_region: field("gateway_region"),
             origin: data.get("origin").and_then(lenient::as_text).and_then(Origin::from_name),
             family,
-            data,
+            data: data.into(),
             kafka_envelope: None,
         }
     }
@@ -402,7 +404,7 @@ impl Event {
                         out.insert(name.to_owned(), value.clone());
                     }
                 }
-                out.insert("data".to_owned(), self.data.clone());
+                out.insert("data".to_owned(), self.data.tree().clone());
                 for (name, value) in envelope {
                     if !out.contains_key(name) {
                         out.insert(name.clone(), value.clone());
@@ -414,7 +416,7 @@ impl Event {
                 if let Some(ts) = self.ts {
                     out.insert("timestamp".to_owned(), Json::String(ts.to_string()));
                 }
-                out.insert("data".to_owned(), self.data.clone());
+                out.insert("data".to_owned(), self.data.tree().clone());
             }
         }
         Json::Object(out)
@@ -427,28 +429,30 @@ impl Event {
 
     /// The family's body, go-livepeer's `data`.
     pub fn data(&self) -> &Json {
-        &self.data
+        self.data.tree()
     }
 
     /// The body value at a JSON pointer (RFC 6901), e.g. `/inference_status/fps`.
     pub fn get(&self, pointer: &str) -> Option<&Json> {
-        self.data.pointer(pointer)
+        self.data.get(pointer)
     }
 
-    /// Non-empty text at `pointer` (see [`lenient::as_text`]).
+    /// Non-empty text at `pointer` (see [`lenient::as_text`]); read from a
+    /// decoded body's bytes, without building its tree.
     pub fn get_str(&self, pointer: &str) -> Option<&str> {
-        self.get(pointer).and_then(lenient::as_text)
+        self.data.get_str(pointer)
     }
 
     /// A whole non-negative number at `pointer`, numbers as strings included
-    /// (see [`lenient::as_u64`]).
+    /// (see [`lenient::as_u64`]); read like [`Event::get_str`].
     pub fn get_u64(&self, pointer: &str) -> Option<u64> {
-        self.get(pointer).and_then(lenient::as_u64)
+        self.data.get_u64(pointer)
     }
 
-    /// A finite number at `pointer`, numbers as strings included (see [`lenient::as_f64`]).
+    /// A finite number at `pointer`, numbers as strings included (see
+    /// [`lenient::as_f64`]); read like [`Event::get_str`].
     pub fn get_f64(&self, pointer: &str) -> Option<f64> {
-        self.get(pointer).and_then(lenient::as_f64)
+        self.data.get_f64(pointer)
     }
 
     /// Checks the rules decoding enforces, so that [`Event::encode`]'s bytes
@@ -469,7 +473,10 @@ impl Event {
                 check_text(text, key::NAMES[k as usize], MAX_FIELD_LEN)?;
             }
         }
-        check_depth(&self.data)?;
+        // A decoded body was checked when it was decoded.
+        if self.data.encoded().is_none() {
+            check_depth(&self.data)?;
+        }
         if let Some(envelope) = &self.kafka_envelope {
             for (name, value) in envelope {
                 if name == "type" || name == "data" {
@@ -537,7 +544,11 @@ impl Event {
         cbor::write_uint(out, key::FAMILY);
         cbor::write_text(out, self.family.as_str());
         cbor::write_uint(out, key::DATA);
-        write_json(&self.data, out, scratch);
+        match self.data.encoded() {
+            // Checked to be deterministic when decoded: the same bytes.
+            Some(bytes) => out.extend_from_slice(bytes),
+            None => write_json(self.data.tree(), out, scratch),
+        }
         if let Some(ts) = self.ts {
             cbor::write_uint(out, key::TS);
             cbor::write_uint(out, ts);
@@ -590,7 +601,7 @@ impl Event {
             orchestrator: None,
             gateway_region: None,
             origin: None,
-            data: Json::Null,
+            data: Body::default(),
             kafka_envelope: None,
         };
         // Keys 0..=12 are one byte each, so their encoded order is numeric.
@@ -605,7 +616,11 @@ impl Event {
             prev_key = Some(k);
             match k {
                 key::FAMILY => family = Some(Family::from_name(valid_text(r, MAX_FAMILY_LEN)?)),
-                key::DATA => data = Some(valid_json(r, MAX_JSON_DEPTH)?),
+                key::DATA => {
+                    let start = r.position();
+                    valid_json(r, MAX_JSON_DEPTH)?;
+                    data = Some(Body::from_checked_cbor(r.since(start)));
+                }
                 key::TS => {
                     let Item::Uint(ts) = r.next().ok()? else {
                         return None;
@@ -650,7 +665,12 @@ impl Event {
                         if name == "type" || name == "data" {
                             return None;
                         }
-                        envelope.insert(name.to_owned(), valid_json(r, MAX_JSON_DEPTH)?);
+                        // Checked in place, then built by the exact reader:
+                        // the envelope is a few small members.
+                        let start = r.position();
+                        valid_json(r, MAX_JSON_DEPTH)?;
+                        let value = read_json(&mut Reader::new(r.since(start)), MAX_JSON_DEPTH);
+                        envelope.insert(name.to_owned(), value.ok()?);
                     }
                     event.kafka_envelope = Some(envelope);
                 }
@@ -674,7 +694,7 @@ impl Event {
         let mut seen = [false; key::ALL.len()];
         let mut duplicate = None;
         let mut family: Slot<Family> = None;
-        let mut data: Slot<Json> = None;
+        let mut data: Slot<Body> = None;
         let mut ts: Slot<u64> = None;
         let mut texts: [Slot<String>; key::ALL.len()] = Default::default();
         let mut orchestrator: Slot<Address> = None;
@@ -696,7 +716,7 @@ impl Event {
             *seen = true;
             match k {
                 key::FAMILY => family = r.slot(read_family)?,
-                key::DATA => data = r.slot(|r| read_json(r, MAX_JSON_DEPTH))?,
+                key::DATA => data = r.slot(|r| read_json(r, MAX_JSON_DEPTH).map(Body::from))?,
                 key::TS => ts = r.slot(read_ts)?,
                 key::ORCHESTRATOR => orchestrator = r.slot(read_orchestrator)?,
                 key::ORIGIN => origin = r.slot(read_origin)?,
@@ -836,7 +856,7 @@ type Slot<T> = Option<Result<T, EventError>>;
 /// Appends a JSON value as deterministic CBOR: integers as CBOR integers,
 /// other numbers as the shortest float that holds them exactly, objects as
 /// maps with text keys in deterministic order.
-fn write_json<'a>(v: &'a Json, out: &mut Vec<u8>, scratch: &mut Scratch<'a>) {
+pub(crate) fn write_json<'a>(v: &'a Json, out: &mut Vec<u8>, scratch: &mut Scratch<'a>) {
     match v {
         Json::Null => out.push(0xf6),
         Json::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
@@ -928,36 +948,38 @@ fn valid_name<'a>(r: &mut Reader<'a>, prev: &mut Option<&'a str>) -> Option<&'a 
     Some(name)
 }
 
-/// Fast path: a value in the JSON subset, nesting at most `left` deep, map
-/// keys in strictly increasing order.
-fn valid_json(r: &mut Reader<'_>, left: usize) -> Option<Json> {
-    Some(match r.next().ok()? {
-        Item::Null => Json::Null,
-        Item::Bool(b) => Json::Bool(b),
-        Item::Uint(u) => Json::Number(u.into()),
-        Item::Nint(n) => Json::Number((-1 - i64::try_from(n).ok()?).into()),
-        Item::Float(f) => Json::Number(Number::from_f64(f)?),
-        Item::Text(t) => Json::String(std::str::from_utf8(t).ok()?.to_owned()),
+/// Fast path: checks, without building anything, that the next value is in
+/// the JSON subset, nests at most `left` deep and has map keys in strictly
+/// increasing order; [`read_json`] then reads it without fail.
+fn valid_json(r: &mut Reader<'_>, left: usize) -> Option<()> {
+    match r.next().ok()? {
+        Item::Null | Item::Bool(_) | Item::Uint(_) => {}
+        Item::Nint(n) => {
+            i64::try_from(n).ok()?;
+        }
+        Item::Float(f) => {
+            f.is_finite().then_some(())?;
+        }
+        Item::Text(t) => {
+            std::str::from_utf8(t).ok()?;
+        }
         Item::Array(len) => {
             let left = left.checked_sub(1)?;
-            let mut items = Vec::with_capacity(r.capacity(len));
             for _ in 0..len {
-                items.push(valid_json(r, left)?);
+                valid_json(r, left)?;
             }
-            Json::Array(items)
         }
         Item::Map(len) => {
             let left = left.checked_sub(1)?;
-            let mut map = Map::with_capacity(r.capacity(len));
             let mut prev = None;
             for _ in 0..len {
-                let name = valid_name(r, &mut prev)?;
-                map.insert(name.to_owned(), valid_json(r, left)?);
+                valid_name(r, &mut prev)?;
+                valid_json(r, left)?;
             }
-            Json::Object(map)
         }
         Item::Bytes(_) | Item::Tag(_) => return None,
-    })
+    }
+    Some(())
 }
 
 fn read_family(r: &mut Reader<'_>) -> Result<Family, EventError> {
@@ -1034,7 +1056,7 @@ fn insert_member(map: &mut Map<String, Json>, name: &str, value: Json) -> Result
 /// Strictly reads a CBOR value in the JSON subset (null, bool, 64-bit
 /// integer, finite float, text, array, map with text keys) as JSON, nesting
 /// at most `left` deep.
-fn read_json(r: &mut Reader<'_>, left: usize) -> Result<Json, EventError> {
+pub(crate) fn read_json(r: &mut Reader<'_>, left: usize) -> Result<Json, EventError> {
     Ok(match r.next()? {
         Item::Null => Json::Null,
         Item::Bool(b) => Json::Bool(b),
@@ -1083,7 +1105,7 @@ pub(crate) mod testing {
 
     /// JSON of every shape in the subset events carry: integers of both
     /// signs, floats of every width, text, nested arrays and objects.
-    fn arb_json() -> impl Strategy<Value = Json> {
+    pub(crate) fn arb_json() -> impl Strategy<Value = Json> {
         let leaf = prop_oneof![
             Just(Json::Null),
             any::<bool>().prop_map(Json::Bool),
@@ -1140,7 +1162,7 @@ pub(crate) mod testing {
                     orchestrator: orch.map(Address),
                     gateway_region: g,
                     origin: origin.map(|s| if s { Origin::Synthetic } else { Origin::Production }),
-                    data,
+                    data: data.into(),
                     kafka_envelope: kafka.map(|m| m.into_iter().collect()),
                 },
             )

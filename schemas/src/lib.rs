@@ -31,9 +31,11 @@ pub mod limits {
 pub mod envelope;
 pub use envelope::{Envelope, EnvelopeError, MessageId, MessageRef};
 pub mod batch;
+mod body;
 pub mod event;
 pub mod streamr;
 pub use batch::{BatchError, TelemetryBatch};
+pub use body::Body;
 pub use event::{Event, EventError, Family, Origin};
 pub mod bridge;
 pub mod merkle;

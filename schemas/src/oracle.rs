@@ -248,7 +248,7 @@ pub mod event {
             orchestrator,
             gateway_region,
             origin,
-            data,
+            data: data.into(),
             kafka_envelope,
         })
     }

@@ -377,7 +377,7 @@ fn limits_are_inclusive() {
     let batch = TelemetryBatch::new(vec![], vec![event.clone()]);
     assert_eq!(TelemetryBatch::decode(&batch.encode()), Ok(batch));
     // The adapter refuses what decoding would refuse.
-    let mut too_deep = event.data.clone();
+    let mut too_deep = event.data.tree().clone();
     too_deep = json!([too_deep]);
     assert_eq!(Event::from_type_and_data("x", too_deep.clone(), 1), Err(EventError::TooDeep));
     let envelope = json!({"type": "x", "data": 1, "extra": too_deep});
