@@ -429,9 +429,17 @@ def pipeline(out):
         limit = re.search(r"raw libsecp256k1 verify \(prehashed\), 1 core: \d+ signatures/s = (\d+) events/s",
                           log("replay"))
         q = None if limit is None else ev / float(limit.group(1))
+        # Streamr's scheme hashes the whole payload before the signature is
+        # checked, so hash + verify of the same envelopes, one core, is the
+        # ceiling any pipeline can reach; it is shown beside the goal.
+        ceiling = secp * 64
         record_goal("performance", "pipeline with log + SLA ≥ 0.25 of the raw signature limit (64-event batches)",
                     None if q is None else q >= 0.25,
-                    NOT if q is None else f"{q:.3f} ({r(ev)} of {r(float(limit.group(1)))} events/s)")
+                    NOT if q is None else f"{q:.3f} ({r(ev)} of {r(float(limit.group(1)))} events/s); "
+                                          f"{ev / ceiling:.2f} of hash + verify alone ({r(ceiling)} events/s)")
+        res["ceiling_events"] = ceiling
+        if q is not None:
+            res["goal_events"] = 0.25 * float(limit.group(1))
         res["batch64"] = {"pipeline_envelopes": pipe, "events": ev, "checks": checks, "raw_k256": k256, "raw_secp": secp}
         rows.append([f"64-event envelopes ({int(m64.group(2)):,} = {int(m64.group(3)):,} events)",
                      f"**{r(ev)} events/s** ({r(pipe)} envelopes/s)", f"{r(checks)} envelopes/s", f"{r(secp)}/s",
@@ -455,13 +463,24 @@ def pipeline(out):
                 "raw k256 hash + verify", "ratios", "goal"], rows)
     out.append(
         "Reading: libsecp256k1 verifies ~2.6× faster than k256 here, so the\n"
-        "verifier's signature check uses the `secp256k1` crate (k256 stays for\n"
-        "signing, where RFC 6979 determinism is what the Streamr vectors pin). With\n"
-        "single-event envelopes the log's fsyncs are a large share of the time at a\n"
-        "fixed group size; the node commits by size or time (`[ingest]` in\n"
-        "`examples/verifier.toml`), so under load groups grow and that share shrinks.\n"
-        "With 64-event batches, batch decode (building JSON trees) is the larger cost,\n"
-        "not the signature.")
+        "verifier's signature check (and, since it gives the same bytes, the SDK's\n"
+        "signing) uses the `secp256k1` crate. With single-event envelopes the log's\n"
+        "fsyncs are a large share of the time at a fixed group size; the node commits\n"
+        "by size or time (`[ingest]` in `examples/verifier.toml`), so under load\n"
+        "groups grow and that share shrinks. With 64-event batches, batch decode no\n"
+        "longer builds JSON trees (an event keeps its body as checked CBOR,\n"
+        "`schemas/src/body.rs`).")
+    if "goal_events" in res:
+        goal_events, ceiling = res["goal_events"], res["ceiling_events"]
+        out.append("")
+        out.append(
+            f"The performance issue's goal, 0.25 of the prehashed-verify limit, asks for "
+            f"{r(goal_events)} events/s. "
+            f"Streamr's signature scheme makes every verifier hash the whole ~28 KB payload (Keccak) before it checks the "
+            f"signature, and hash + verify alone, with nothing else, run at {r(ceiling)} events/s on this core "
+            f"(the raw libsecp256k1 column × 64): the goal is {goal_events / ceiling:.2f} of that ceiling, which leaves "
+            "almost nothing for decoding, the log and the SLA engines. The pipeline's share of the ceiling is the "
+            "figure that can still move.")
     out.append("")
 
 
