@@ -40,8 +40,21 @@ pub(crate) fn get(bytes: &mut &[u8]) -> Option<u128> {
 }
 
 /// Reads a varint that must fit a `u64`: the query's inner loop, so a
-/// tight loop over at most ten bytes rather than [`get`]'s 128-bit one.
+/// tight loop over at most ten bytes rather than [`get`]'s 128-bit one,
+/// and one byte (most counts, deltas and lengths) before any loop.
+#[inline]
 pub(crate) fn get64(bytes: &mut &[u8]) -> Option<u64> {
+    if let Some((&b, rest)) = bytes.split_first()
+        && b < 0x80
+    {
+        *bytes = rest;
+        return Some(u64::from(b));
+    }
+    get64_long(bytes)
+}
+
+/// [`get64`] past its one-byte case.
+fn get64_long(bytes: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for (n, &b) in bytes.iter().enumerate().take(10) {
         v |= u64::from(b & 0x7f) << (7 * n);
@@ -58,6 +71,7 @@ pub(crate) fn get64(bytes: &mut &[u8]) -> Option<u64> {
 }
 
 /// Reads a varint that must fit a `u32`.
+#[inline]
 pub(crate) fn get32(bytes: &mut &[u8]) -> Option<u32> {
     get64(bytes).and_then(|v| u32::try_from(v).ok())
 }

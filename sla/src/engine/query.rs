@@ -9,7 +9,9 @@ use vouch_schema::Address;
 use super::inventory::demand_fees;
 use super::{Engine, origin_code};
 use crate::bucket::Mergeable;
-use crate::bucket::{Bucket, BucketSum, MINUTE_MS, PercentileSummary, SelfBucket, SeriesKey};
+use crate::bucket::{
+    Bucket, BucketSum, MINUTE_MS, PercentileSummary, SelfBucket, Series, SeriesKey,
+};
 use crate::corroboration::{Corroboration, GatewayBucket};
 use crate::definitions::{BenchmarkGrain, Combine};
 use crate::histogram::HistogramSum;
@@ -286,56 +288,58 @@ impl Engine {
         }
     }
 
-    /// `GET /v1/sla/orchestrators`.
-    pub fn orchestrators(&self, q: &Query) -> OrchestratorsResponse {
-        let (start, end, window) = self.window_info(q.window);
-        let model = self.canonical_model(q);
-        let mut per_orch: Vec<(Address, BTreeMap<String, Bucket>)> = Vec::new();
-        let mut hourly: BTreeMap<Address, Hourly> = BTreeMap::new();
+    /// Sums the window of `series` (sorted by key) per orchestrator and
+    /// model, for [`Engine::orchestrators`].
+    fn scan<'a>(
+        &self,
+        series: impl Iterator<Item = (&'a SeriesKey, &'a Series<Bucket>)>,
+        q: &Query,
+        model: &Option<String>,
+        (start, end): (u32, u32),
+    ) -> Scan {
         let by_hour = self.policy.metrics.combine == Combine::HourlyWeighted;
-        let mut all_ptff = HistogramSum::default();
-        // Series are sorted by orchestrator: one orchestrator's models are
-        // summed as a run, then finished into `per_orch` in address order.
-        let mut run: Option<(Address, BTreeMap<&str, BucketSum>)> = None;
-        let finish =
-            |run: &mut Option<(Address, BTreeMap<&str, BucketSum>)>,
-             per_orch: &mut Vec<(Address, BTreeMap<String, Bucket>)>| {
-                if let Some((o, models)) = run.take() {
-                    per_orch.push((
-                        o,
-                        models.into_iter().map(|(m, sum)| (m.to_owned(), sum.finish())).collect(),
-                    ));
-                }
-            };
-        // One series' window, reused: its sums move into its (orchestrator,
-        // model) and the PTFF cohort when it holds anything.
-        let mut series = BucketSum::default();
-        for (k, s) in &self.st.series {
-            if !self.matches(k, q, &model) {
+        let mut out = Scan::default();
+        // One series' window: it joins its (orchestrator, model) when it
+        // holds anything. Series come sorted by key, so the series of one
+        // pair come together and are summed as a run in `run`.
+        let mut one = BucketSum::default();
+        let mut run = BucketSum::default();
+        let mut pair: Option<(Address, &str)> = None;
+        for (k, s) in series {
+            if !self.matches(k, q, model) {
                 continue;
             }
             if by_hour {
                 s.fold_range(start, end, |m, b| {
-                    series.add(b);
-                    let hour = hourly.entry(k.orch).or_default().entry(m / 60).or_default();
+                    one.add(b);
+                    let hour = out.hourly.entry(k.orch).or_default().entry(m / 60).or_default();
                     hour.entry(k.model.clone()).or_default().merge(b);
                 });
             } else {
-                s.sum_range(start, end, &mut series);
+                s.sum_range(start, end, &mut one);
             }
-            if series.is_blank() {
-                series.clear();
+            if one.is_blank() {
+                one.clear();
                 continue;
             }
-            all_ptff.add_sum(series.ptff());
-            if run.as_ref().is_some_and(|(o, _)| *o != k.orch) {
-                finish(&mut run, &mut per_orch);
+            let this = (k.orch, k.model.as_str());
+            if pair.is_some_and(|p| p != this) {
+                out.close(pair, &mut run);
             }
-            let models = &mut run.get_or_insert_with(|| (k.orch, BTreeMap::new())).1;
-            series.drain_into(models.entry(k.model.as_str()).or_default());
+            pair = Some(this);
+            one.drain_into(&mut run);
         }
-        finish(&mut run, &mut per_orch);
-        let all_ptff = all_ptff.finish();
+        out.close(pair, &mut run);
+        out
+    }
+
+    /// `GET /v1/sla/orchestrators`.
+    pub fn orchestrators(&self, q: &Query) -> OrchestratorsResponse {
+        let (start, end, window) = self.window_info(q.window);
+        let model = self.canonical_model(q);
+        let Scan { per_orch, hourly, mut ptff } =
+            self.scan(self.st.series.iter(), q, &model, (start, end));
+        let all_ptff = ptff.finish();
         let seen = self.corroboration(q, &model, (start, end), None, |k| k.orch);
         let none = Corroboration::default();
         let benches = self.benches(origin_code(q.origin));
@@ -630,5 +634,31 @@ impl Engine {
             }
         }
         out
+    }
+}
+
+/// What [`Engine::scan`] sums.
+#[derive(Default)]
+struct Scan {
+    /// Per orchestrator (in address order) its models' sums.
+    per_orch: Vec<(Address, BTreeMap<String, Bucket>)>,
+    /// Per orchestrator, its models' hours (when scores combine by hour).
+    hourly: BTreeMap<Address, Hourly>,
+    /// Every PTFF sample: the cohort whose median the legacy score reads.
+    ptff: HistogramSum,
+}
+
+impl Scan {
+    /// Finishes the run of `pair` summed in `run` (emptying it).
+    fn close(&mut self, pair: Option<(Address, &str)>, run: &mut BucketSum) {
+        let Some((orch, model)) = pair else { return };
+        let b = run.finish();
+        self.ptff.add(&b.ptff);
+        match self.per_orch.last_mut() {
+            Some((o, models)) if *o == orch => {
+                models.insert(model.to_owned(), b);
+            }
+            _ => self.per_orch.push((orch, BTreeMap::from([(model.to_owned(), b)]))),
+        }
     }
 }
