@@ -300,6 +300,40 @@ mod tests {
         assert_eq!(get64(&mut &[0x80u8; 10][..]), None, "no end within ten bytes");
     }
 
+    proptest::proptest! {
+        /// `get64`, by its one-byte path or its loop, reads what the plain
+        /// 128-bit reader reads where that fits ten bytes and a `u64`.
+        #[test]
+        fn get64_reads_as_get_does(
+            lengths in proptest::collection::vec(1usize..=11, 1..8),
+            values in proptest::collection::vec(proptest::num::u64::ANY, 8),
+            tail in proptest::collection::vec(0u8..=255, 0..9),
+        ) {
+            // Varints of chosen lengths (continuation bytes where the
+            // value runs out), then arbitrary bytes.
+            let mut bytes = Vec::new();
+            for (len, v) in lengths.iter().zip(&values) {
+                for i in 0..*len {
+                    let group = (v >> (7 * i.min(9))) as u8 & 0x7f;
+                    bytes.push(if i + 1 < *len { group | 0x80 } else { group });
+                }
+            }
+            bytes.extend_from_slice(&tail);
+            let (mut fast, mut plain): (&[u8], &[u8]) = (&bytes, &bytes);
+            loop {
+                let at = plain.len();
+                let expected = get(&mut plain)
+                    .filter(|v| at - plain.len() <= 10 && u64::try_from(*v).is_ok());
+                let got = get64(&mut fast);
+                proptest::prop_assert_eq!(got.map(u128::from), expected);
+                match got {
+                    Some(_) => proptest::prop_assert_eq!(fast.len(), plain.len()),
+                    None => break,
+                }
+            }
+        }
+    }
+
     #[test]
     fn push_fold_prune_take() {
         let mut f = Frozen::<u64>::default();
