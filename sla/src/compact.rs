@@ -41,19 +41,24 @@ pub(crate) fn get(bytes: &mut &[u8]) -> Option<u128> {
 
 /// Reads a varint that must fit a `u64`: the query's inner loop, so a
 /// tight loop over at most ten bytes rather than [`get`]'s 128-bit one,
-/// and one byte (most counts, deltas and lengths) before any loop.
+/// and one or two bytes (most counts, deltas, lengths and latencies)
+/// read before any loop.
 #[inline]
 pub(crate) fn get64(bytes: &mut &[u8]) -> Option<u64> {
-    if let Some((&b, rest)) = bytes.split_first()
-        && b < 0x80
-    {
-        *bytes = rest;
-        return Some(u64::from(b));
+    match **bytes {
+        [b, ref rest @ ..] if b < 0x80 => {
+            *bytes = rest;
+            Some(u64::from(b))
+        }
+        [low, b, ref rest @ ..] if b < 0x80 => {
+            *bytes = rest;
+            Some(u64::from(low & 0x7f) | u64::from(b) << 7)
+        }
+        _ => get64_long(bytes),
     }
-    get64_long(bytes)
 }
 
-/// [`get64`] past its one-byte case.
+/// [`get64`] past its one- and two-byte cases.
 fn get64_long(bytes: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for (n, &b) in bytes.iter().enumerate().take(10) {
@@ -301,7 +306,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// `get64`, by its one-byte path or its loop, reads what the plain
+        /// `get64`, by its short paths or its loop, reads what the plain
         /// 128-bit reader reads where that fits ten bytes and a `u64`.
         #[test]
         fn get64_reads_as_get_does(

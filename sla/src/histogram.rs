@@ -256,6 +256,9 @@ fn read_packed(bytes: &mut &[u8], mut entry: impl FnMut(u16, u32)) -> Option<Opt
 /// can fall into.
 const SLOTS: usize = index_of(u32::MAX) as usize + 1;
 
+/// Bounds that widening with any others gives those others.
+const NO_BOUNDS: (u32, u32) = (u32::MAX, 0);
+
 /// Many histograms summed at once. A query adds a day of small hourly
 /// histograms per series, and the series of an orchestrator's model into
 /// one: merging them one by one would walk the growing sum each time, and
@@ -263,7 +266,7 @@ const SLOTS: usize = index_of(u32::MAX) as usize + 1;
 /// Counted in a table with a slot per sub-bucket index, adding an entry
 /// costs O(1), and moving or finishing a sum touches only the indices it
 /// holds. The result equals the merge of them all.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct HistogramSum {
     /// Count per index below [`SLOTS`], saturating as merges do; empty
     /// until the first sample, so that a sum never added to costs nothing.
@@ -275,15 +278,25 @@ pub(crate) struct HistogramSum {
     /// Entries past the table: only a hand-made snapshot holds such an
     /// index (see [`range_of`]); kept apart, exact.
     beyond: Vec<(u16, u32)>,
-    bounds: Option<(u32, u32)>,
+    /// The least minimum and greatest maximum added ([`NO_BOUNDS`] while
+    /// nothing is).
+    bounds: (u32, u32),
+}
+
+impl Default for HistogramSum {
+    fn default() -> HistogramSum {
+        HistogramSum {
+            counts: Vec::new(),
+            touched: Vec::new(),
+            beyond: Vec::new(),
+            bounds: NO_BOUNDS,
+        }
+    }
 }
 
 impl HistogramSum {
     fn widen(&mut self, (min, max): (u32, u32)) {
-        self.bounds = Some(match self.bounds {
-            Some((a, b)) => (a.min(min), b.max(max)),
-            None => (min, max),
-        });
+        self.bounds = (self.bounds.0.min(min), self.bounds.1.max(max));
     }
 
     /// Adds `c` samples at index `i`.
@@ -333,9 +346,7 @@ impl HistogramSum {
 
     /// Adds everything summed in `self` to `into` and empties `self`.
     pub(crate) fn drain_into(&mut self, into: &mut HistogramSum) {
-        if let Some(bounds) = self.bounds {
-            into.widen(bounds);
-        }
+        into.widen(self.bounds);
         for &i in &self.touched {
             let slot = &mut self.counts[usize::from(i)];
             into.count(i, std::mem::take(slot));
@@ -343,7 +354,7 @@ impl HistogramSum {
         into.beyond.extend_from_slice(&self.beyond);
         self.touched.clear();
         self.beyond.clear();
-        self.bounds = None;
+        self.bounds = NO_BOUNDS;
     }
 
     /// Whether nothing was added.
@@ -358,7 +369,7 @@ impl HistogramSum {
         }
         self.touched.clear();
         self.beyond.clear();
-        self.bounds = None;
+        self.bounds = NO_BOUNDS;
     }
 
     /// The sum, as one histogram; the sum is left empty (keeping its room).
@@ -376,7 +387,9 @@ impl HistogramSum {
         sort_and_sum(&mut self.beyond);
         entries.append(&mut self.beyond);
         self.touched.clear();
-        let (min, max) = self.bounds.take().unwrap_or((0, 0));
+        // An empty sum reads back as an empty histogram: zero bounds.
+        let (min, max) = if entries.is_empty() { (0, 0) } else { self.bounds };
+        self.bounds = NO_BOUNDS;
         Histogram { entries, min, max }
     }
 }
