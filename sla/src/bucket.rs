@@ -225,6 +225,7 @@ fn pack_counters(a: &[u64; COUNTER_FIELDS], out: &mut Vec<u8>) {
 
 /// Reads what [`pack_counters`] wrote, calling `f(field, value)` for each
 /// non-zero counter.
+#[inline]
 fn unpack_counters(bytes: &mut &[u8], mut f: impl FnMut(usize, u64)) -> Option<()> {
     let mut mask = get32(bytes)?;
     if mask >> COUNTER_FIELDS != 0 {
@@ -577,20 +578,14 @@ impl BucketSum {
         self.c.iter().all(|v| *v == 0) && self.h[3].is_empty()
     }
 
-    /// The PTFF samples summed so far.
-    pub(crate) fn ptff(&self) -> &HistogramSum {
-        &self.h[0]
-    }
-
     /// Adds everything to `into` and empties `self` (keeping its room).
     pub(crate) fn drain_into(&mut self, into: &mut BucketSum) {
-        for (acc, v) in into.c.iter_mut().zip(self.c) {
+        for (acc, v) in into.c.iter_mut().zip(std::mem::take(&mut self.c)) {
             *acc = acc.saturating_add(v);
         }
-        for (acc, h) in into.h.iter_mut().zip(&self.h) {
-            acc.add_sum(h);
+        for (h, acc) in self.h.iter_mut().zip(&mut into.h) {
+            h.drain_into(acc);
         }
-        self.clear();
     }
 
     /// Empties the sum, keeping its room.
@@ -599,10 +594,11 @@ impl BucketSum {
         self.h.iter_mut().for_each(HistogramSum::clear);
     }
 
-    /// The sum, as one bucket.
-    pub(crate) fn finish(self) -> Bucket {
-        let [ptff, startup, e2e, fps] = self.h.map(HistogramSum::finish);
-        Bucket { c: BucketCounters::from_array(self.c), ptff, startup, e2e, fps }
+    /// The sum, as one bucket; the sum is left empty (keeping its room).
+    pub(crate) fn finish(&mut self) -> Bucket {
+        let [ptff, startup, e2e, fps] = self.h.each_mut().map(HistogramSum::finish);
+        let c = BucketCounters::from_array(std::mem::take(&mut self.c));
+        Bucket { c, ptff, startup, e2e, fps }
     }
 }
 

@@ -40,8 +40,26 @@ pub(crate) fn get(bytes: &mut &[u8]) -> Option<u128> {
 }
 
 /// Reads a varint that must fit a `u64`: the query's inner loop, so a
-/// tight loop over at most ten bytes rather than [`get`]'s 128-bit one.
+/// tight loop over at most ten bytes rather than [`get`]'s 128-bit one,
+/// and one or two bytes (most counts, deltas, lengths and latencies)
+/// read before any loop.
+#[inline]
 pub(crate) fn get64(bytes: &mut &[u8]) -> Option<u64> {
+    match **bytes {
+        [b, ref rest @ ..] if b < 0x80 => {
+            *bytes = rest;
+            Some(u64::from(b))
+        }
+        [low, b, ref rest @ ..] if b < 0x80 => {
+            *bytes = rest;
+            Some(u64::from(low & 0x7f) | u64::from(b) << 7)
+        }
+        _ => get64_long(bytes),
+    }
+}
+
+/// [`get64`] past its one- and two-byte cases.
+fn get64_long(bytes: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for (n, &b) in bytes.iter().enumerate().take(10) {
         v |= u64::from(b & 0x7f) << (7 * n);
@@ -58,6 +76,7 @@ pub(crate) fn get64(bytes: &mut &[u8]) -> Option<u64> {
 }
 
 /// Reads a varint that must fit a `u32`.
+#[inline]
 pub(crate) fn get32(bytes: &mut &[u8]) -> Option<u32> {
     get64(bytes).and_then(|v| u32::try_from(v).ok())
 }
@@ -284,6 +303,40 @@ mod tests {
         put(&mut big, u128::from(u64::MAX) + 1);
         assert_eq!(get64(&mut &big[..]), None, "wider than u64");
         assert_eq!(get64(&mut &[0x80u8; 10][..]), None, "no end within ten bytes");
+    }
+
+    proptest::proptest! {
+        /// `get64`, by its short paths or its loop, reads what the plain
+        /// 128-bit reader reads where that fits ten bytes and a `u64`.
+        #[test]
+        fn get64_reads_as_get_does(
+            lengths in proptest::collection::vec(1usize..=11, 1..8),
+            values in proptest::collection::vec(proptest::num::u64::ANY, 8),
+            tail in proptest::collection::vec(0u8..=255, 0..9),
+        ) {
+            // Varints of chosen lengths (continuation bytes where the
+            // value runs out), then arbitrary bytes.
+            let mut bytes = Vec::new();
+            for (len, v) in lengths.iter().zip(&values) {
+                for i in 0..*len {
+                    let group = (v >> (7 * i.min(9))) as u8 & 0x7f;
+                    bytes.push(if i + 1 < *len { group | 0x80 } else { group });
+                }
+            }
+            bytes.extend_from_slice(&tail);
+            let (mut fast, mut plain): (&[u8], &[u8]) = (&bytes, &bytes);
+            loop {
+                let at = plain.len();
+                let expected = get(&mut plain)
+                    .filter(|v| at - plain.len() <= 10 && u64::try_from(*v).is_ok());
+                let got = get64(&mut fast);
+                proptest::prop_assert_eq!(got.map(u128::from), expected);
+                match got {
+                    Some(_) => proptest::prop_assert_eq!(fast.len(), plain.len()),
+                    None => break,
+                }
+            }
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn sort_and_sum(entries: &mut Vec<(u16, u32)>) {
     });
 }
 
-fn index_of(v: u32) -> u16 {
+const fn index_of(v: u32) -> u16 {
     if v < 2 * SUB {
         return v as u16;
     }
@@ -208,7 +208,8 @@ impl Histogram {
     /// replacing `self` (its vector is reused).
     pub(crate) fn unpack(&mut self, bytes: &mut &[u8]) -> Option<()> {
         self.entries.clear();
-        (self.min, self.max) = read_packed(bytes, &mut self.entries)?.unwrap_or((0, 0));
+        let entries = &mut self.entries;
+        (self.min, self.max) = read_packed(bytes, |i, c| entries.push((i, c)))?.unwrap_or((0, 0));
         Some(())
     }
 
@@ -218,13 +219,15 @@ impl Histogram {
     }
 }
 
-/// Appends the entries of a packed histogram to `entries`; returns its
+/// Reads a packed histogram from the front of `bytes`, calling
+/// `entry(index, count)` for each entry in index order; returns its
 /// (min, max), `None` inside when it is empty.
-fn read_packed(bytes: &mut &[u8], entries: &mut Vec<(u16, u32)>) -> Option<Option<(u32, u32)>> {
+#[inline]
+fn read_packed(bytes: &mut &[u8], mut entry: impl FnMut(u16, u32)) -> Option<Option<(u32, u32)>> {
     let head = get64(bytes)?;
     if head == 1 {
         let v = get32(bytes)?;
-        entries.push((index_of(v), 1));
+        entry(index_of(v), 1);
         return Some(Some((v, v)));
     }
     if head & 1 != 0 {
@@ -244,102 +247,150 @@ fn read_packed(bytes: &mut &[u8], entries: &mut Vec<(u16, u32)>) -> Option<Optio
     for _ in 0..n {
         let delta = u16::try_from(get64(bytes)?).ok()?;
         previous = previous.wrapping_add(delta);
-        entries.push((previous, get32(bytes)?));
+        entry(previous, get32(bytes)?);
     }
     Some(Some((min, max)))
 }
 
-/// Entries beyond which summing them through a table indexed by sub-bucket
-/// (one slot per possible index) beats sorting them.
-const DENSE_FROM: usize = 256;
+/// Slots of a [`HistogramSum`]'s table: one per index a `u32` sample
+/// can fall into.
+const SLOTS: usize = index_of(u32::MAX) as usize + 1;
 
-/// `entries` summed per index, in index order: counted in a table with a
-/// slot per possible index, then gathered.
-fn dense_sum(entries: &[(u16, u32)]) -> Vec<(u16, u32)> {
-    let last = usize::from(index_of(u32::MAX));
-    let mut table = vec![0u64; last + 1];
-    let mut highest = 0;
-    let mut lowest = last;
-    for &(i, c) in entries {
-        let i = usize::from(i);
-        if i > last {
-            // Only a hand-made snapshot holds such an index: keep it exact.
-            let mut sorted = entries.to_vec();
-            sort_and_sum(&mut sorted);
-            return sorted;
-        }
-        table[i] += u64::from(c);
-        highest = highest.max(i);
-        lowest = lowest.min(i);
-    }
-    (lowest..=highest)
-        .filter(|&i| table[i] > 0)
-        .map(|i| (i as u16, u32::try_from(table[i]).unwrap_or(u32::MAX)))
-        .collect()
-}
+/// Bounds that widening with any others gives those others.
+const NO_BOUNDS: (u32, u32) = (u32::MAX, 0);
 
 /// Many histograms summed at once. A query adds a day of small hourly
-/// histograms per series: collecting their entries and sorting once at the
-/// end costs O(N log N) in all entries, where merging one by one would
-/// walk the growing sum each time. The result equals the merge of them all.
-#[derive(Debug, Clone, Default)]
+/// histograms per series, and the series of an orchestrator's model into
+/// one: merging them one by one would walk the growing sum each time, and
+/// collecting their entries to sort costs O(N log N) in all entries.
+/// Counted in a table with a slot per sub-bucket index, adding an entry
+/// costs O(1), and moving or finishing a sum touches only the indices it
+/// holds. The result equals the merge of them all.
+#[derive(Debug, Clone)]
 pub(crate) struct HistogramSum {
-    entries: Vec<(u16, u32)>,
-    bounds: Option<(u32, u32)>,
+    /// Count per index below [`SLOTS`], saturating as merges do; empty
+    /// until the first sample, so that a sum never added to costs nothing.
+    counts: Vec<u32>,
+    /// The indices counted into while their slot was zero: every non-zero
+    /// slot, each once (twice only after a zero count, which no histogram
+    /// holds; finishing drops repeats).
+    touched: Vec<u16>,
+    /// Entries past the table: only a hand-made snapshot holds such an
+    /// index (see [`range_of`]); kept apart, exact.
+    beyond: Vec<(u16, u32)>,
+    /// The least minimum and greatest maximum added ([`NO_BOUNDS`] while
+    /// nothing is).
+    bounds: (u32, u32),
+}
+
+impl Default for HistogramSum {
+    fn default() -> HistogramSum {
+        HistogramSum {
+            counts: Vec::new(),
+            touched: Vec::new(),
+            beyond: Vec::new(),
+            bounds: NO_BOUNDS,
+        }
+    }
 }
 
 impl HistogramSum {
     fn widen(&mut self, (min, max): (u32, u32)) {
-        self.bounds = Some(match self.bounds {
-            Some((a, b)) => (a.min(min), b.max(max)),
-            None => (min, max),
-        });
+        self.bounds = (self.bounds.0.min(min), self.bounds.1.max(max));
+    }
+
+    /// Adds `c` samples at index `i`.
+    #[inline]
+    fn count(&mut self, i: u16, c: u32) {
+        match self.counts.get_mut(usize::from(i)) {
+            Some(slot) => {
+                if *slot == 0 {
+                    self.touched.push(i);
+                }
+                *slot = slot.saturating_add(c);
+            }
+            None => self.count_cold(i, c),
+        }
+    }
+
+    /// [`HistogramSum::count`] for the first sample or an index past the
+    /// table.
+    #[cold]
+    fn count_cold(&mut self, i: u16, c: u32) {
+        if usize::from(i) >= SLOTS {
+            self.beyond.push((i, c));
+        } else {
+            self.counts = vec![0; SLOTS];
+            self.count(i, c);
+        }
     }
 
     /// Adds every sample of `h`.
     pub(crate) fn add(&mut self, h: &Histogram) {
         if !h.entries.is_empty() {
             self.widen((h.min, h.max));
-            self.entries.extend_from_slice(&h.entries);
+            for &(i, c) in &h.entries {
+                self.count(i, c);
+            }
         }
     }
 
     /// Adds a histogram packed at the front of `bytes`.
+    #[inline]
     pub(crate) fn add_packed(&mut self, bytes: &mut &[u8]) -> Option<()> {
-        if let Some(bounds) = read_packed(bytes, &mut self.entries)? {
+        if let Some(bounds) = read_packed(bytes, |i, c| self.count(i, c))? {
             self.widen(bounds);
         }
         Some(())
     }
 
-    /// Adds everything summed in `other`.
-    pub(crate) fn add_sum(&mut self, other: &HistogramSum) {
-        if let Some(bounds) = other.bounds {
-            self.widen(bounds);
-            self.entries.extend_from_slice(&other.entries);
+    /// Adds everything summed in `self` to `into` and empties `self`.
+    pub(crate) fn drain_into(&mut self, into: &mut HistogramSum) {
+        into.widen(self.bounds);
+        for &i in &self.touched {
+            let slot = &mut self.counts[usize::from(i)];
+            into.count(i, std::mem::take(slot));
         }
+        into.beyond.extend_from_slice(&self.beyond);
+        self.touched.clear();
+        self.beyond.clear();
+        self.bounds = NO_BOUNDS;
     }
 
     /// Whether nothing was added.
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.touched.is_empty() && self.beyond.is_empty()
     }
 
     /// Empties the sum, keeping its room.
     pub(crate) fn clear(&mut self) {
-        self.entries.clear();
-        self.bounds = None;
+        for &i in &self.touched {
+            self.counts[usize::from(i)] = 0;
+        }
+        self.touched.clear();
+        self.beyond.clear();
+        self.bounds = NO_BOUNDS;
     }
 
-    /// The sum, as one histogram.
-    pub(crate) fn finish(mut self) -> Histogram {
-        if self.entries.len() > DENSE_FROM {
-            self.entries = dense_sum(&self.entries);
-        } else {
-            sort_and_sum(&mut self.entries);
+    /// The sum, as one histogram; the sum is left empty (keeping its room).
+    pub(crate) fn finish(&mut self) -> Histogram {
+        self.touched.sort_unstable();
+        self.touched.dedup();
+        let mut entries = Vec::with_capacity(self.touched.len() + self.beyond.len());
+        for &i in &self.touched {
+            let c = std::mem::take(&mut self.counts[usize::from(i)]);
+            if c > 0 {
+                entries.push((i, c));
+            }
         }
-        let (min, max) = self.bounds.unwrap_or((0, 0));
-        Histogram { entries: self.entries, min, max }
+        // Past every slot's index, so they follow in order.
+        sort_and_sum(&mut self.beyond);
+        entries.append(&mut self.beyond);
+        self.touched.clear();
+        // An empty sum reads back as an empty histogram: zero bounds.
+        let (min, max) = if entries.is_empty() { (0, 0) } else { self.bounds };
+        self.bounds = NO_BOUNDS;
+        Histogram { entries, min, max }
     }
 }
 
@@ -363,10 +414,10 @@ mod tests {
     }
 
     #[test]
-    fn a_large_sum_counts_through_a_table_as_a_sort_would() {
+    fn a_sum_counts_through_its_table_as_a_sort_would() {
         let mut x = 0x9e37_79b9u32;
         let mut entries = Vec::new();
-        for _ in 0..3 * DENSE_FROM {
+        for _ in 0..800 {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
@@ -374,16 +425,29 @@ mod tests {
         }
         entries.push((index_of(1), u32::MAX));
         entries.push((index_of(1), 5));
+        // Past the table: only a hand-made snapshot holds these.
+        entries.push((u16::MAX, 1));
+        entries.push((u16::MAX, 2));
         let sorted = |e: &[(u16, u32)]| {
             let mut v = e.to_vec();
             sort_and_sum(&mut v);
             v
         };
-        let dense = dense_sum(&entries);
-        assert_eq!(dense, sorted(&entries));
-        assert!(dense.contains(&(1, u32::MAX)), "sums saturate as merges do");
-        entries.push((u16::MAX, 1));
-        assert_eq!(dense_sum(&entries), sorted(&entries));
+        let one = |&(i, c): &(u16, u32)| Histogram { entries: vec![(i, c)], min: 1, max: 90_000 };
+        // Half counted straight in, half through a second sum moved in.
+        let (mut sum, mut part) = (HistogramSum::default(), HistogramSum::default());
+        for (n, e) in entries.iter().enumerate() {
+            if n % 2 == 0 { &mut sum } else { &mut part }.add(&one(e));
+        }
+        part.drain_into(&mut sum);
+        assert!(part.is_empty());
+        let h = sum.finish();
+        assert_eq!(h.entries, sorted(&entries));
+        assert!(h.entries.contains(&(1, u32::MAX)), "sums saturate as merges do");
+        assert!(sum.is_empty(), "finishing empties the sum");
+        assert_eq!(sum.finish(), Histogram::default());
+        sum.add(&one(&(5, 2)));
+        assert_eq!(sum.finish(), one(&(5, 2)), "and it counts again from nothing");
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //! them; nothing here changes the state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, OnceLock};
 
 use vouch_schema::Address;
 
 use super::inventory::demand_fees;
 use super::{Engine, origin_code};
 use crate::bucket::Mergeable;
-use crate::bucket::{Bucket, BucketSum, MINUTE_MS, PercentileSummary, SelfBucket, SeriesKey};
+use crate::bucket::{
+    Bucket, BucketSum, MINUTE_MS, PercentileSummary, SelfBucket, Series, SeriesKey,
+};
 use crate::corroboration::{Corroboration, GatewayBucket};
 use crate::definitions::{BenchmarkGrain, Combine};
 use crate::histogram::HistogramSum;
@@ -90,14 +94,14 @@ impl Engine {
             && q.pipeline.as_ref().is_none_or(|p| p == self.registry.pipeline(&k.model))
     }
 
-    /// Every gateway's view of the series matching `q` (of `orch` only, when
-    /// given) over `[start, end)`, grouped by `group`.
+    /// Every gateway's view of the series matching `q` of the orchestrators
+    /// in `orchs` over `[start, end)`, grouped by `group`.
     fn corroboration<G: Ord>(
         &self,
         q: &Query,
         model: &Option<String>,
         (start, end): (u32, u32),
-        orch: Option<&Address>,
+        orchs: impl RangeBounds<Address>,
         group: impl Fn(&SeriesKey) -> G,
     ) -> BTreeMap<G, Corroboration> {
         let mut out: BTreeMap<G, Corroboration> = BTreeMap::new();
@@ -109,15 +113,12 @@ impl Engine {
                 out.entry(g).or_default().absorb(c);
             }
         };
-        let entries: Box<dyn Iterator<Item = _>> = match orch {
-            Some(o) => Box::new(
-                self.st
-                    .gateways
-                    .range((SeriesKey::first_of(*o), Address::ZERO)..)
-                    .take_while(move |((k, _), _)| k.orch == *o),
-            ),
-            None => Box::new(self.st.gateways.iter()),
-        };
+        let entries = of_orchestrators(
+            &self.st.gateways,
+            &orchs,
+            |o| (SeriesKey::first_of(o), Address::ZERO),
+            |(k, _)| &k.orch,
+        );
         for ((k, gateway), series) in entries {
             if !self.matches(k, q, model) {
                 continue;
@@ -286,74 +287,127 @@ impl Engine {
         }
     }
 
-    /// `GET /v1/sla/orchestrators`.
-    pub fn orchestrators(&self, q: &Query) -> OrchestratorsResponse {
-        let (start, end, window) = self.window_info(q.window);
-        let model = self.canonical_model(q);
-        let mut per_orch: Vec<(Address, BTreeMap<String, Bucket>)> = Vec::new();
-        let mut hourly: BTreeMap<Address, Hourly> = BTreeMap::new();
+    /// Splits the orchestrators into at most `threads` ranges (in address
+    /// order, whole orchestrators) holding about as many series each, and
+    /// at least `min_series` each: the parts of a query run on threads.
+    fn orchestrator_parts(&self, threads: usize, min_series: usize) -> Vec<Orchestrators> {
+        let n = self.st.series.len();
+        let parts = threads.min(n / min_series.max(1));
+        if parts <= 1 {
+            return vec![(Bound::Unbounded, Bound::Unbounded)];
+        }
+        let step = n.div_ceil(parts);
+        // Every step-th series starts a part at its orchestrator, unless
+        // that orchestrator already started one (or is the first).
+        let mut starts: Vec<Address> = Vec::new();
+        let mut previous = self.st.series.keys().next().map(|k| k.orch);
+        for k in self.st.series.keys().step_by(step).skip(1) {
+            if previous != Some(k.orch) {
+                starts.push(k.orch);
+                previous = Some(k.orch);
+            }
+        }
+        let mut from = Bound::Unbounded;
+        let mut out = Vec::with_capacity(starts.len() + 1);
+        for start in starts {
+            out.push((from, Bound::Excluded(start)));
+            from = Bound::Included(start);
+        }
+        out.push((from, Bound::Unbounded));
+        out
+    }
+
+    /// Sums the window of `series` (sorted by key) per orchestrator and
+    /// model, for [`Engine::orchestrators`].
+    fn scan<'a>(
+        &self,
+        series: impl Iterator<Item = (&'a SeriesKey, &'a Series<Bucket>)>,
+        q: &Query,
+        model: &Option<String>,
+        (start, end): (u32, u32),
+    ) -> Scan {
         let by_hour = self.policy.metrics.combine == Combine::HourlyWeighted;
-        let mut all_ptff = HistogramSum::default();
-        // Series are sorted by orchestrator: one orchestrator's models are
-        // summed as a run, then finished into `per_orch` in address order.
-        let mut run: Option<(Address, BTreeMap<&str, BucketSum>)> = None;
-        let finish =
-            |run: &mut Option<(Address, BTreeMap<&str, BucketSum>)>,
-             per_orch: &mut Vec<(Address, BTreeMap<String, Bucket>)>| {
-                if let Some((o, models)) = run.take() {
-                    per_orch.push((
-                        o,
-                        models.into_iter().map(|(m, sum)| (m.to_owned(), sum.finish())).collect(),
-                    ));
-                }
-            };
-        // One series' window, reused: its sums move into its (orchestrator,
-        // model) and the PTFF cohort when it holds anything.
-        let mut series = BucketSum::default();
-        for (k, s) in &self.st.series {
-            if !self.matches(k, q, &model) {
+        let mut out = Scan::default();
+        // One series' window: it joins its (orchestrator, model) when it
+        // holds anything. Series come sorted by key, so the series of one
+        // pair come together and are summed as a run in `run`.
+        let mut one = BucketSum::default();
+        let mut run = BucketSum::default();
+        let mut pair: Option<(Address, &str)> = None;
+        for (k, s) in series {
+            if !self.matches(k, q, model) {
                 continue;
             }
             if by_hour {
                 s.fold_range(start, end, |m, b| {
-                    series.add(b);
-                    let hour = hourly.entry(k.orch).or_default().entry(m / 60).or_default();
+                    one.add(b);
+                    let hour = out.hourly.entry(k.orch).or_default().entry(m / 60).or_default();
                     hour.entry(k.model.clone()).or_default().merge(b);
                 });
             } else {
-                s.sum_range(start, end, &mut series);
+                s.sum_range(start, end, &mut one);
             }
-            if series.is_blank() {
-                series.clear();
+            if one.is_blank() {
+                one.clear();
                 continue;
             }
-            all_ptff.add_sum(series.ptff());
-            if run.as_ref().is_some_and(|(o, _)| *o != k.orch) {
-                finish(&mut run, &mut per_orch);
+            let this = (k.orch, k.model.as_str());
+            if pair.is_some_and(|p| p != this) {
+                out.close(pair, &mut run);
             }
-            let models = &mut run.get_or_insert_with(|| (k.orch, BTreeMap::new())).1;
-            series.drain_into(models.entry(k.model.as_str()).or_default());
+            pair = Some(this);
+            one.drain_into(&mut run);
         }
-        finish(&mut run, &mut per_orch);
-        let all_ptff = all_ptff.finish();
-        let seen = self.corroboration(q, &model, (start, end), None, |k| k.orch);
+        out.close(pair, &mut run);
+        out
+    }
+
+    /// `GET /v1/sla/orchestrators`.
+    pub fn orchestrators(&self, q: &Query) -> OrchestratorsResponse {
+        self.orchestrators_in(q, self.orchestrator_parts(query_threads(), MIN_SERIES_PER_THREAD))
+    }
+
+    /// [`Engine::orchestrators`], each of `parts` summed and scored on a
+    /// thread of its own: their sums and gateways' views first, then (once
+    /// the PTFF median of them all is known) their scores.
+    fn orchestrators_in(&self, q: &Query, parts: Vec<Orchestrators>) -> OrchestratorsResponse {
+        let (start, end, window) = self.window_info(q.window);
+        let model = self.canonical_model(q);
+        let range = (start, end);
+        let mut parts = in_parallel(parts, |orchs| {
+            let scan = self.scan(
+                of_orchestrators(&self.st.series, &orchs, SeriesKey::first_of, |k| &k.orch),
+                q,
+                &model,
+                range,
+            );
+            (scan, self.corroboration(q, &model, range, orchs, |k| k.orch))
+        });
+        let mut ptff = HistogramSum::default();
+        for (scan, _) in &mut parts {
+            scan.ptff.drain_into(&mut ptff);
+        }
+        let median = ptff.finish().percentile(50.0).map(|v| v as f64);
         let none = Corroboration::default();
         let benches = self.benches(origin_code(q.origin));
-        let ctx = self.ctx(&benches, all_ptff.percentile(50.0).map(|v| v as f64));
-        let mut entries: Vec<OrchestratorEntry> = per_orch
-            .iter()
-            .map(|(orch, per_model)| OrchestratorEntry {
-                rank: None,
-                address: *orch,
-                metrics: score::metrics(
-                    &ctx,
-                    per_model,
-                    hourly.get(orch),
-                    self.self_bucket(orch, start, end).as_ref(),
-                    seen.get(orch).unwrap_or(&none),
-                ),
-            })
-            .collect();
+        let ctx = self.ctx(&benches, median);
+        let scored = in_parallel(&parts, |(Scan { per_orch, hourly, .. }, seen)| {
+            per_orch
+                .iter()
+                .map(|(orch, per_model)| OrchestratorEntry {
+                    rank: None,
+                    address: *orch,
+                    metrics: score::metrics(
+                        &ctx,
+                        per_model,
+                        hourly.get(orch),
+                        self.self_bucket(orch, start, end).as_ref(),
+                        seen.get(orch).unwrap_or(&none),
+                    ),
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut entries: Vec<OrchestratorEntry> = scored.into_iter().flatten().collect();
         entries.sort_by(|a, b| {
             let key =
                 |e: &OrchestratorEntry| (e.metrics.status != "ok", e.metrics.sla_score.map(|s| -s));
@@ -428,12 +482,12 @@ impl Engine {
             }
         }
         let range = (start, end);
-        let all = self.corroboration(q, &model, range, Some(address), |_| ());
+        let all = self.corroboration(q, &model, range, address..=address, |_| ());
         let all = all.get(&()).cloned().unwrap_or_default();
         let by_model_seen =
-            self.corroboration(q, &model, range, Some(address), |k| k.model.clone());
+            self.corroboration(q, &model, range, address..=address, |k| k.model.clone());
         let by_region_seen =
-            self.corroboration(q, &model, range, Some(address), |k| k.region.clone());
+            self.corroboration(q, &model, range, address..=address, |k| k.region.clone());
         let none = Corroboration::default();
         let benches = self.benches(origin_code(q.origin));
         let ctx = self.ctx(&benches, all_ptff.percentile(50.0).map(|v| v as f64));
@@ -599,8 +653,7 @@ impl Engine {
                 .or_default()
                 .merge(&merged);
         }
-        let seen =
-            self.corroboration(q, &model, (start, end), None, |k| (k.orch, k.region.clone()));
+        let seen = self.corroboration(q, &model, (start, end), .., |k| (k.orch, k.region.clone()));
         let min_gateways = self.policy.corroboration.min_gateways;
         let benches = BTreeMap::new();
         let mut out = AggregatedStats::new();
@@ -630,5 +683,172 @@ impl Engine {
             }
         }
         out
+    }
+}
+
+/// What [`Engine::scan`] sums.
+#[derive(Default)]
+struct Scan {
+    /// Per orchestrator (in address order) its models' sums.
+    per_orch: Vec<(Address, BTreeMap<String, Bucket>)>,
+    /// Per orchestrator, its models' hours (when scores combine by hour).
+    hourly: BTreeMap<Address, Hourly>,
+    /// Every PTFF sample: the cohort whose median the legacy score reads.
+    ptff: HistogramSum,
+}
+
+impl Scan {
+    /// Finishes the run of `pair` summed in `run` (emptying it).
+    fn close(&mut self, pair: Option<(Address, &str)>, run: &mut BucketSum) {
+        let Some((orch, model)) = pair else { return };
+        let b = run.finish();
+        self.ptff.add(&b.ptff);
+        match self.per_orch.last_mut() {
+            Some((o, models)) if *o == orch => {
+                models.insert(model.to_owned(), b);
+            }
+            _ => self.per_orch.push((orch, BTreeMap::from([(model.to_owned(), b)]))),
+        }
+    }
+}
+
+/// Threads one query runs on at most, whatever the machine's cores.
+const MAX_QUERY_THREADS: usize = 4;
+
+/// Series that make a query part worth a thread of its own: starting one
+/// costs tens of microseconds, summing a day of this many series some
+/// milliseconds.
+const MIN_SERIES_PER_THREAD: usize = 2_048;
+
+/// Threads a query runs on: the cores this process may use, at most
+/// [`MAX_QUERY_THREADS`]. Asked once (the answer reads cgroup files).
+fn query_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, NonZeroUsize::get).min(MAX_QUERY_THREADS)
+    })
+}
+
+/// A range of orchestrators by address.
+type Orchestrators = (Bound<Address>, Bound<Address>);
+
+/// The entries of `map` whose orchestrator (`orch_of` its key) is in
+/// `orchs`, in key order, for a map sorted by orchestrator first:
+/// `first(a)` is the smallest key of orchestrator `a`.
+fn of_orchestrators<'a, K: Ord, V>(
+    map: &'a BTreeMap<K, V>,
+    orchs: &'a impl RangeBounds<Address>,
+    first: impl Fn(Address) -> K,
+    orch_of: impl Fn(&K) -> &Address + Copy + 'a,
+) -> impl Iterator<Item = (&'a K, &'a V)> {
+    let from = match orchs.start_bound() {
+        Bound::Included(a) => Bound::Included(first(*a)),
+        // Past an excluded start's keys (no caller has one) by skipping.
+        Bound::Excluded(_) | Bound::Unbounded => Bound::Unbounded,
+    };
+    map.range((from, Bound::Unbounded))
+        .skip_while(move |(k, _)| !orchs.contains(orch_of(k)))
+        .take_while(move |(k, _)| orchs.contains(orch_of(k)))
+}
+
+/// `f` of every part, in order: the first on the calling thread, each
+/// other on a scoped thread of its own (or on the calling thread, when no
+/// thread can be started: parts are small copies, ranges or references).
+fn in_parallel<P: Copy + Send, R: Send>(
+    parts: impl IntoIterator<Item = P>,
+    f: impl Fn(P) -> R + Sync,
+) -> Vec<R> {
+    let parts: Vec<P> = parts.into_iter().collect();
+    let f = &f;
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = parts
+            .iter()
+            .skip(1)
+            .map(|&p| std::thread::Builder::new().spawn_scoped(scope, move || f(p)))
+            .collect();
+        let mut out = Vec::with_capacity(parts.len());
+        out.extend(parts.first().map(|&p| f(p)));
+        for (&p, thread) in parts.iter().skip(1).zip(threads) {
+            out.push(match thread {
+                Ok(t) => t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => f(p),
+            });
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BUILTIN_POLICIES, Limits, Observer, Policy, Registry};
+    use vouch_delegation::Role;
+    use vouch_delegation::authority::AuthorityView;
+    use vouch_testkit::authority::entry;
+    use vouch_testkit::traffic::{BASE, MODELS, REGIONS, orch, session};
+
+    /// Three hours of one session per (orchestrator, model, region).
+    fn engine(policy: &Policy, orchs: usize) -> Engine {
+        let mut engine = Engine::new(policy.clone(), Registry::default_v1(), Limits::default());
+        let entries = (0..orchs).map(|o| entry(orch(o), Role::Orchestrator));
+        engine.set_authority(&AuthorityView::new("parts", entries));
+        for h in 0..3 {
+            let hour = BASE + h * 3_600_000;
+            let mut k = 0u64;
+            for o in 0..orchs {
+                for model in &MODELS[..2] {
+                    for (i, region) in REGIONS[..2].iter().enumerate() {
+                        k += 1;
+                        let gateway = Observer {
+                            principal: Address([0xe0 + i as u8; 20]),
+                            role: Role::Gateway,
+                            delegate: Address([0xf0 + i as u8; 20]),
+                            region: (*region).to_owned(),
+                        };
+                        let t = hour + (k % 50) * 60_000;
+                        let rid = format!("{h:02x}{k:06x}");
+                        engine.ingest(
+                            &gateway,
+                            t + 46_000,
+                            &session(&rid, orch(o), model, region, t, k + h),
+                        );
+                    }
+                }
+            }
+            engine.seal(hour + 3_600_000 + engine.policy().ingest.seal_grace_ms);
+        }
+        engine
+    }
+
+    #[test]
+    fn a_leaderboard_split_across_threads_says_what_one_thread_says() {
+        for (name, _) in BUILTIN_POLICIES {
+            let Some(policy) = Policy::builtin(name) else { panic!("{name} is built in") };
+            let engine = engine(&policy, 13);
+            let one = engine.orchestrator_parts(1, 1);
+            assert_eq!(one, vec![(Bound::Unbounded, Bound::Unbounded)]);
+            for threads in [2, 3, 5, 64] {
+                let parts = engine.orchestrator_parts(threads, 1);
+                assert_eq!(parts.len(), threads.min(13), "{name}: whole orchestrators");
+                for window in [Window::H1, Window::H24] {
+                    let q = Query { window, ..Query::default() };
+                    let said = |parts| {
+                        serde_json::to_string(&engine.orchestrators_in(&q, parts))
+                            .unwrap_or_default()
+                    };
+                    let whole = said(one.clone());
+                    assert!(
+                        whole.contains(&orch(12).to_hex()),
+                        "{name}: every orchestrator listed"
+                    );
+                    assert_eq!(said(parts.clone()), whole, "{name}: {threads} threads, {window:?}");
+                }
+            }
+            // Too few series for a thread each: one part.
+            assert_eq!(engine.orchestrator_parts(4, 1_000).len(), 1);
+        }
+        let empty = Engine::with_defaults();
+        assert_eq!(empty.orchestrator_parts(4, 1).len(), 1);
+        assert!(empty.orchestrators(&Query::default()).orchestrators.is_empty());
     }
 }
