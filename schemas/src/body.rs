@@ -22,9 +22,11 @@ use crate::event::{MAX_JSON_DEPTH, lenient, read_json};
 /// go-livepeer's `data` for one event: a JSON value, either built by the
 /// caller or decoded from the wire.
 ///
-/// It dereferences to the JSON tree (`body["source"]`, `body.as_array()`);
-/// changing it through `&mut` drops the decoded bytes, and the event is
-/// encoded from the tree again.
+/// It dereferences to the JSON tree (`body["source"]`, `body.get("source")`,
+/// `body.pointer("/a/b")`, `body.as_array()`); its own methods use names the
+/// tree does not have, so none of those changes meaning. Changing it through
+/// `&mut` drops the decoded bytes, and the event is encoded from the tree
+/// again.
 #[derive(Clone)]
 pub struct Body(Repr);
 
@@ -79,11 +81,6 @@ impl Body {
         }
     }
 
-    /// The value at a JSON pointer (RFC 6901), e.g. `/inference_status/fps`.
-    pub fn get(&self, pointer: &str) -> Option<&Json> {
-        self.tree().pointer(pointer)
-    }
-
     /// Non-empty text at `pointer` (see [`lenient::as_text`]), read from the
     /// decoded bytes when there are any.
     pub fn get_str(&self, pointer: &str) -> Option<&str> {
@@ -99,7 +96,7 @@ impl Body {
                 Seek::AskTree => {}
             }
         }
-        self.get(pointer).and_then(lenient::as_text)
+        self.tree().pointer(pointer).and_then(lenient::as_text)
     }
 
     /// A whole non-negative number at `pointer`, numbers as strings included
@@ -127,7 +124,7 @@ impl Body {
                 Seek::AskTree => {}
             }
         }
-        self.get(pointer).and_then(read)
+        self.tree().pointer(pointer).and_then(read)
     }
 }
 
@@ -304,6 +301,7 @@ mod tests {
         assert_eq!(body.get_u64("/gpu/1"), Some(2), "array steps go to the tree");
         assert_eq!(body.get_str("/absent"), None);
         assert_eq!(body.get_str("state"), None, "a pointer starts with /");
+        assert_eq!(body.get("state"), Some(&json!("ONLINE")), "get is the tree's member lookup");
         assert_eq!(body, status);
     }
 

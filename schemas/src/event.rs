@@ -434,7 +434,7 @@ impl Event {
 
     /// The body value at a JSON pointer (RFC 6901), e.g. `/inference_status/fps`.
     pub fn get(&self, pointer: &str) -> Option<&Json> {
-        self.data.get(pointer)
+        self.data.pointer(pointer)
     }
 
     /// Non-empty text at `pointer` (see [`lenient::as_text`]); read from a
