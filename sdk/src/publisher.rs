@@ -1078,6 +1078,10 @@ impl Worker {
             encoded.clear();
             event.encode_into(&mut encoded);
             self.add(&encoded);
+            // An event too large for any batch (refused above) must not
+            // leave its size held for good: keep at most one batch's room.
+            encoded.clear();
+            encoded.shrink_to(self.max_bytes);
             self.encoded = encoded;
         }
         self.incoming = incoming;

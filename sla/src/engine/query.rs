@@ -705,7 +705,9 @@ impl Scan {
         self.ptff.add(&b.ptff);
         match self.per_orch.last_mut() {
             Some((o, models)) if *o == orch => {
-                models.insert(model.to_owned(), b);
+                let earlier = models.insert(model.to_owned(), b);
+                // Series sort by (orchestrator, model, …): a pair's run is whole.
+                debug_assert!(earlier.is_none(), "one run per (orchestrator, model)");
             }
             _ => self.per_orch.push((orch, BTreeMap::from([(model.to_owned(), b)]))),
         }
