@@ -21,6 +21,10 @@ pub const APP_SPECIFIC_WEIGHT: f64 = 10.0;
 /// up to this many subscribed peers per topic.
 pub const MESH_N: usize = 4;
 
+/// Heartbeats of messages gossip advertises and the message cache keeps
+/// (libp2p's default advertises 3 and keeps 5).
+pub const HISTORY_GOSSIP: usize = 3;
+
 /// The most topics a peer may be subscribed to, and announce in one RPC:
 /// every telemetry partition plus the control topic, with room to grow.
 /// libp2p's default (100 and 100) is one short of a verifier that follows
@@ -60,6 +64,13 @@ pub fn gossipsub_config() -> Result<gossipsub::Config, gossipsub::ConfigBuilderE
         .mesh_n_high(8)
         .mesh_outbound_min(1)
         .heartbeat_interval(Duration::from_millis(700))
+        // The message cache keeps every message received in its window, so
+        // at a node's full ingest rate it is the node's largest buffer. Keep
+        // only the heartbeats that gossip advertises (IHAVE); libp2p's
+        // default keeps two more, which no IWANT we answer can ask for
+        // unless it comes late.
+        .history_length(HISTORY_GOSSIP)
+        .history_gossip(HISTORY_GOSSIP)
         // Long enough that a message looping back through a slow peer is
         // still recognised as seen.
         .duplicate_cache_time(Duration::from_secs(120))

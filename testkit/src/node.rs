@@ -144,6 +144,11 @@ impl NodeProcess {
     pub fn rss_kib(&self) -> u64 {
         self.process.rss_kib()
     }
+
+    /// One field of the node's `/proc/PID/status`; see [`Announced::status_field`].
+    pub fn status_field(&self, field: &str) -> Option<String> {
+        self.process.status_field(field)
+    }
 }
 
 /// The count of one (outcome, reason) in `/v1/ingest/stats`.

@@ -120,12 +120,19 @@ impl Announced {
 
     /// Resident memory of the process, KiB (from /proc).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        self.status_field("VmRSS")
+            .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
             .unwrap()
+    }
+
+    /// One field of the process's `/proc/PID/status` (e.g. `THP_enabled`),
+    /// trimmed; `None` when this kernel does not report it.
+    pub fn status_field(&self, field: &str) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status.lines().find_map(|l| {
+            let value = l.strip_prefix(field)?.strip_prefix(':')?;
+            Some(value.trim().to_owned())
+        })
     }
 }
 

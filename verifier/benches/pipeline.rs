@@ -28,6 +28,11 @@ use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
 use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig, Verified};
 use vouch_verifier::validate::{RateLimit, RateLimits};
 
+/// The node's allocator (`verifier/src/main.rs`), so that this bench and the
+/// node bench (`saturate.rs`) differ by gossip and threads, not by malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NOW_MS: u64 = 1_764_000_000_000;
 const PARTITION: u32 = 5;
 const PUBLISHERS: u32 = 20;

@@ -76,6 +76,11 @@ fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
     let stats = node.wait_stats("the flood refused", |s| count(s, "ignore", "rate_limited") >= 100);
     let rss = node.rss_kib();
     assert!(rss < MAX_RSS_KIB, "node resident memory {rss} KiB");
+    // The node turns transparent huge pages off for itself (kernels since
+    // 5.0 report it here; older ones omit the field).
+    if let Some(thp) = node.status_field("THP_enabled") {
+        assert_eq!(thp, "0", "a node keeps transparent huge pages off");
+    }
     // Let the honest envelopes that were still in flight land, then stop.
     // The log is what counts: the accepted counter includes the flooder's
     // bucket, so it can reach HONEST while an honest envelope is in flight.

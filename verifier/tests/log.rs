@@ -104,6 +104,21 @@ fn append_commit_reopen() {
     assert_eq!(verify(dir.path()).unwrap().records, 14);
 }
 
+/// One commit of more frames than one vectored write takes (Linux's
+/// `IOV_MAX` is 1,024) writes them all, in order, and verifies.
+#[test]
+fn one_commit_of_more_frames_than_one_write_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    let positions = fill(&mut log, 0, 2_500, 2_500);
+    assert_eq!(log.committed_records(), 2_500);
+    drop(log);
+    check_records(dir.path(), 0, 2_500);
+    assert_eq!(read_all(dir.path(), 2_499)[0].0, positions[2_499]);
+    let summary = verify(dir.path()).unwrap();
+    assert_eq!((summary.records, summary.uncommitted), (2_500, 0));
+}
+
 /// Segment files by name, with their bytes.
 type Files = Vec<(String, Vec<u8>)>;
 

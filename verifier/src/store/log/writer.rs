@@ -76,13 +76,37 @@ fn lock_exclusive(lock: &File, path: &Path) -> Result<(), LogError> {
     Err(LogError::Locked { path: path.to_owned() })
 }
 
+/// Writes `frames` in order and returns how many bytes that was. A vectored
+/// write takes as many frames as the kernel allows in one call (std caps the
+/// count at `IOV_MAX`); a short write resumes where it stopped.
+fn write_frames(file: &mut File, frames: &[Vec<u8>]) -> io::Result<u64> {
+    let mut slices: Vec<io::IoSlice<'_>> = frames.iter().map(|f| io::IoSlice::new(f)).collect();
+    let mut rest = &mut slices[..];
+    let mut written = 0u64;
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                written += n as u64;
+                io::IoSlice::advance_slices(&mut rest, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
 /// Frames buffered for one segment by [`SegmentLog::append`].
 #[derive(Debug)]
 struct Chunk {
     segment: u64,
     /// The header, when this chunk starts a new segment.
     header: Option<Vec<u8>>,
-    bytes: Vec<u8>,
+    /// One buffer per frame, written with one vectored write: a group of
+    /// large records never regrows (and re-copies) one buffer, and each
+    /// frame's buffer is the size the allocator just freed from the last group.
+    frames: Vec<Vec<u8>>,
 }
 
 /// The append-only segment log, open for writing. See the module docs for
@@ -278,10 +302,14 @@ impl SegmentLog {
             self.pending.push(Chunk {
                 segment: self.tip_segment,
                 header: Some(encode_header(self.tip_next, &self.tip_hash)),
-                bytes: Vec::new(),
+                frames: Vec::new(),
             });
         } else if self.pending.last().is_none_or(|c| c.segment != self.tip_segment) {
-            self.pending.push(Chunk { segment: self.tip_segment, header: None, bytes: Vec::new() });
+            self.pending.push(Chunk {
+                segment: self.tip_segment,
+                header: None,
+                frames: Vec::new(),
+            });
         }
         let hash = chain(&self.tip_hash, kind.as_byte(), payload);
         let position = Position {
@@ -291,10 +319,12 @@ impl SegmentLog {
             hash,
         };
         if let Some(chunk) = self.pending.last_mut() {
-            chunk.bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-            chunk.bytes.push(kind.as_byte());
-            chunk.bytes.extend_from_slice(payload);
-            chunk.bytes.extend_from_slice(&hash[..CHECK_BYTES]);
+            let mut frame = Vec::with_capacity(frame_len as usize);
+            frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            frame.push(kind.as_byte());
+            frame.extend_from_slice(payload);
+            frame.extend_from_slice(&hash[..CHECK_BYTES]);
+            chunk.frames.push(frame);
         }
         self.tip_next += 1;
         self.tip_hash = hash;
@@ -353,9 +383,9 @@ impl SegmentLog {
                 self.active_len += header.len() as u64;
                 created = true;
             }
-            self.active.write_all(&chunk.bytes).map_err(io_err(&path))?;
-            bytes += chunk.bytes.len() as u64;
-            self.active_len += chunk.bytes.len() as u64;
+            let written = write_frames(&mut self.active, &chunk.frames).map_err(io_err(&path))?;
+            bytes += written;
+            self.active_len += written;
         }
         let active_path = self.dir.join(segment_file_name(self.tip_segment));
         self.active.sync_data().map_err(io_err(&active_path))?;
