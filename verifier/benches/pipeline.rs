@@ -28,7 +28,8 @@ use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
 use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig, Verified};
 use vouch_verifier::validate::{RateLimit, RateLimits};
 
-/// The node's allocator (`verifier/src/main.rs`), so that this bench and the
+/// The node's allocator (`verifier/src/main.rs`), set up as the node sets it
+/// up (transparent huge pages off, in `main`), so that this bench and the
 /// node bench (`saturate.rs`) differ by gossip and threads, not by malloc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -214,6 +215,7 @@ fn per_sec(n: usize, d: Duration) -> f64 {
 fn main() {
     // Under a test runner, one quick smoke test (see `full_size`).
     let Some(full) = vouch_testkit::bench::full_size("pipeline") else { return };
+    vouch_verifier::node::memory::disable_transparent_huge_pages();
     let quick = !full;
     let pubs: Vec<Actor> = (0..PUBLISHERS).map(publisher).collect();
     println!(

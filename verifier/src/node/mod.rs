@@ -18,6 +18,7 @@ mod error;
 pub mod http;
 mod identity_file;
 pub mod ingest;
+pub mod memory;
 mod metrics;
 
 use std::future::Future;
