@@ -13,7 +13,7 @@
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use k256::ecdsa::{RecoveryId, Signature as EcdsaSignature, SigningKey, VerifyingKey};
-use sha3::{Digest, Keccak256};
+use keccak_asm::{Digest, Keccak256};
 use std::hint::black_box;
 use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, TelemetryBatch};
 

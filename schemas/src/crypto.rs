@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 
 use k256::ecdsa::{RecoveryId, Signature as EcdsaSignature, SigningKey, VerifyingKey};
 use k256::elliptic_curve::zeroize::Zeroize;
+use keccak_asm::{Digest, Keccak256};
 use secp256k1::{Message, Secp256k1, SignOnly};
-use sha3::{Digest, Keccak256};
 
 use crate::Address;
 

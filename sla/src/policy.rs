@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use keccak_asm::{Digest, Keccak256};
 use serde::Deserialize;
-use sha3::{Digest, Keccak256};
 
 use crate::definitions::{BenchmarkPolicy, MetricsPolicy};
 use crate::{PolicyError, SlaError};
