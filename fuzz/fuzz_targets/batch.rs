@@ -1,9 +1,9 @@
 //! `TelemetryBatch::decode`: an envelope's signed content.
 //!
 //! Asserts, for every accepted input: `encode(decode(x)) == x`, also with the
-//! bodies rebuilt from their trees (a decoded body is kept as its bytes), decode →
-//! encode → decode gives the same batch, the batch passes `validate`, and each
-//! event round-trips alone. Converting events back to Kafka JSON must not panic.
+//! bodies and Kafka members rebuilt from their trees (decoded, both are kept
+//! as their bytes), decode → encode → decode gives the same batch, the batch
+//! passes `validate`, and each event round-trips alone. Converting events back to Kafka JSON must not panic.
 //! Differential: accepts exactly what the ciborium-based reference decoder
 //! (`vouch_schema::oracle::batch`) accepts, with the same batch.
 #![no_main]
@@ -25,8 +25,9 @@ fuzz_target!(|data: &[u8]| {
     let mut rebuilt = batch.clone();
     for event in &mut rebuilt.events {
         event.data = event.data.tree().clone().into();
+        event.kafka_envelope = event.kafka_envelope.as_ref().map(|m| m.tree().clone().into());
     }
-    assert_eq!(rebuilt.encode(), data, "the bodies' trees encode to other bytes");
+    assert_eq!(rebuilt.encode(), data, "the bodies' or members' trees encode to other bytes");
     assert_eq!(TelemetryBatch::decode(&bytes).as_ref(), Ok(&batch));
     assert_eq!(batch.validate(), Ok(()));
     for event in &batch.events {

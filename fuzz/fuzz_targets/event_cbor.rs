@@ -1,7 +1,8 @@
 //! `Event::decode`: one event encoded alone.
 //!
 //! Asserts, for every accepted input: `encode(decode(x)) == x`, also with the
-//! body rebuilt from its tree (a decoded body is kept as its bytes), decode →
+//! body and the Kafka members rebuilt from their trees (decoded, both are
+//! kept as their bytes), decode →
 //! encode → decode gives the same event, and the event passes `validate`
 //! (which promises that whatever passes it encodes to bytes that decode).
 //! The body's byte readers (`get_str`, `get_u64`, `get_f64`) answer what
@@ -39,8 +40,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(f(event.get_f64(&p)), f(at.and_then(lenient::as_f64)), "get_f64 {p}");
         }
     }
-    let rebuilt = Event { data: event.data.tree().clone().into(), ..event.clone() };
-    assert_eq!(rebuilt.encode(), data, "the body's tree encodes to other bytes");
+    let rebuilt = Event {
+        data: event.data.tree().clone().into(),
+        kafka_envelope: event.kafka_envelope.as_ref().map(|m| m.tree().clone().into()),
+        ..event.clone()
+    };
+    assert_eq!(rebuilt.encode(), data, "the body's or members' trees encode to other bytes");
+    assert_eq!(rebuilt.validate(), Ok(()));
     assert_eq!(Event::decode(&bytes).as_ref(), Ok(&event));
     assert_eq!(event.validate(), Ok(()));
     let _ = Event::from_kafka_json(&event.to_kafka_json());

@@ -1,20 +1,20 @@
-//! An event's body (go-livepeer's `data`), kept as the deterministic CBOR it
-//! was decoded from and turned into a JSON tree only when something asks
-//! for one.
+//! An event's decoded JSON parts (go-livepeer's `data`, the Kafka envelope's
+//! other members), kept as the deterministic CBOR they were decoded from and
+//! turned into `serde_json` trees only when something asks for one.
 //!
 //! Building a `serde_json` tree for every decoded event used to be most of
 //! the cost of decoding a batch, and the verifier's hot path reads only a few
 //! scalars from a body (the SLA engine's `/state`, `/inference_status/fps`,
 //! …). [`Body::get_str`], [`Body::get_u64`] and [`Body::get_f64`] find those
-//! in the bytes without building anything; [`Body::tree`] builds the tree once,
-//! on first use. A decoded body encodes back to its bytes verbatim: decoding
-//! checked that they are the deterministic encoding of that tree.
+//! in the bytes without building anything; [`Lazy::tree`] builds the tree
+//! once, on first use. A decoded part encodes back to its bytes verbatim:
+//! decoding checked that they are the deterministic encoding of that tree.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
 
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
 use crate::cbor::{Item, Reader};
 use crate::event::{MAX_JSON_DEPTH, lenient, read_json};
@@ -27,15 +27,63 @@ use crate::event::{MAX_JSON_DEPTH, lenient, read_json};
 /// tree does not have, so none of those changes meaning. Changing it through
 /// `&mut` drops the decoded bytes, and the event is encoded from the tree
 /// again.
+pub type Body = Lazy<Json>;
+
+/// The Kafka envelope's members other than `type` and `data` (`id`,
+/// `timestamp`, `gateway`), as [`Body`] keeps `data`: a JSON object that
+/// dereferences to its member map.
+pub type Members = Lazy<Map<String, Json>>;
+
+/// A JSON part of an event: built from a tree, or decoded and kept as its
+/// checked bytes until something asks for the tree. See [`Body`] and
+/// [`Members`].
 #[derive(Clone)]
-pub struct Body(Repr);
+pub struct Lazy<T: Tree>(Repr<T>);
 
 #[derive(Clone)]
-enum Repr {
+enum Repr<T> {
     /// Built from a tree (the adapter, the SDK, a hand-made event).
-    Tree(Json),
+    Tree(T),
     /// Decoded: the checked deterministic CBOR, and the tree once built.
-    Encoded { bytes: Box<[u8]>, tree: OnceLock<Json> },
+    Encoded { bytes: Box<[u8]>, tree: OnceLock<T> },
+}
+
+/// The trees a [`Lazy`] part can hold: a JSON value ([`Body`]) or a JSON
+/// object's members ([`Members`]).
+pub trait Tree: Clone + Default + PartialEq + fmt::Debug + sealed::Sealed {
+    /// The tree of bytes that the decoder checked. They always read: the
+    /// decoder's fast path accepts only what this exact reader accepts
+    /// (fuzzed and property-tested against each other), so the default
+    /// tree is never made.
+    fn parse(bytes: &[u8]) -> Self;
+}
+
+mod sealed {
+    /// Only the trees the decoder checks for can be held lazily.
+    pub trait Sealed {}
+    impl Sealed for serde_json::Value {}
+    impl Sealed for serde_json::Map<String, serde_json::Value> {}
+}
+
+impl Tree for Json {
+    fn parse(bytes: &[u8]) -> Json {
+        let tree = read_json(&mut Reader::new(bytes), MAX_JSON_DEPTH);
+        debug_assert!(tree.is_ok(), "a checked body reads as JSON");
+        tree.unwrap_or_default()
+    }
+}
+
+impl Tree for Map<String, Json> {
+    /// Each member's value nests at most [`MAX_JSON_DEPTH`] deep, so the
+    /// object around them may take one level more.
+    fn parse(bytes: &[u8]) -> Map<String, Json> {
+        let tree = read_json(&mut Reader::new(bytes), MAX_JSON_DEPTH + 1);
+        debug_assert!(matches!(tree, Ok(Json::Object(_))), "checked members read as an object");
+        match tree {
+            Ok(Json::Object(members)) => members,
+            _ => Map::new(),
+        }
+    }
 }
 
 /// Where a JSON pointer leads in encoded bytes.
@@ -48,31 +96,31 @@ enum Seek<'a> {
     AskTree,
 }
 
-impl Body {
-    /// A body decoded from `bytes`, which the decoder has checked to be one
-    /// deterministic CBOR value in the JSON subset, nesting at most
+impl<T: Tree> Lazy<T> {
+    /// A part decoded from `bytes`, which the decoder has checked to be the
+    /// deterministic CBOR of a `T` in the JSON subset, nesting at most
     /// [`MAX_JSON_DEPTH`] deep.
-    pub(crate) fn from_checked_cbor(bytes: &[u8]) -> Body {
-        Body(Repr::Encoded { bytes: bytes.into(), tree: OnceLock::new() })
+    pub(crate) fn from_checked_cbor(bytes: &[u8]) -> Lazy<T> {
+        Lazy(Repr::Encoded { bytes: bytes.into(), tree: OnceLock::new() })
     }
 
-    /// The JSON tree, built from the decoded bytes on first use.
-    pub fn tree(&self) -> &Json {
+    /// The tree, built from the decoded bytes on first use.
+    pub fn tree(&self) -> &T {
         match &self.0 {
-            Repr::Tree(json) => json,
-            Repr::Encoded { bytes, tree } => tree.get_or_init(|| parse(bytes)),
+            Repr::Tree(tree) => tree,
+            Repr::Encoded { bytes, tree } => tree.get_or_init(|| T::parse(bytes)),
         }
     }
 
-    /// The tree, taken out of the body.
-    pub fn into_tree(self) -> Json {
+    /// The tree, taken out.
+    pub fn into_tree(self) -> T {
         match self.0 {
-            Repr::Tree(json) => json,
-            Repr::Encoded { bytes, tree } => tree.into_inner().unwrap_or_else(|| parse(&bytes)),
+            Repr::Tree(tree) => tree,
+            Repr::Encoded { bytes, tree } => tree.into_inner().unwrap_or_else(|| T::parse(&bytes)),
         }
     }
 
-    /// The decoded bytes, when the body was decoded and has not been changed
+    /// The decoded bytes, when the part was decoded and has not been changed
     /// since: its deterministic encoding.
     pub(crate) fn encoded(&self) -> Option<&[u8]> {
         match &self.0 {
@@ -80,7 +128,9 @@ impl Body {
             Repr::Encoded { bytes, .. } => Some(bytes),
         }
     }
+}
 
+impl Body {
     /// Non-empty text at `pointer` (see [`lenient::as_text`]), read from the
     /// decoded bytes when there are any.
     pub fn get_str(&self, pointer: &str) -> Option<&str> {
@@ -128,15 +178,6 @@ impl Body {
     }
 }
 
-/// Builds the tree of bytes that the decoder checked. They always read: the
-/// decoder's fast path accepts only what this exact reader accepts (fuzzed
-/// and property-tested against each other), so the `Null` is never made.
-fn parse(bytes: &[u8]) -> Json {
-    let tree = read_json(&mut Reader::new(bytes), MAX_JSON_DEPTH);
-    debug_assert!(tree.is_ok(), "a checked body reads as JSON");
-    tree.unwrap_or(Json::Null)
-}
-
 /// Follows `pointer` through encoded bytes the way `serde_json`'s
 /// `Value::pointer` follows it through a tree: map steps by member name; an
 /// array step or a token with an escape (`~0`, `~1`) is left to the tree.
@@ -179,45 +220,45 @@ fn seek<'a>(bytes: &'a [u8], pointer: &str) -> Seek<'a> {
     Seek::Found(r)
 }
 
-impl From<Json> for Body {
-    fn from(json: Json) -> Body {
-        Body(Repr::Tree(json))
+impl<T: Tree> From<T> for Lazy<T> {
+    fn from(tree: T) -> Lazy<T> {
+        Lazy(Repr::Tree(tree))
     }
 }
 
-impl Default for Body {
-    /// `null`.
-    fn default() -> Body {
-        Body(Repr::Tree(Json::Null))
+impl<T: Tree> Default for Lazy<T> {
+    /// `null`, or no members.
+    fn default() -> Lazy<T> {
+        Lazy(Repr::Tree(T::default()))
     }
 }
 
-impl Deref for Body {
-    type Target = Json;
+impl<T: Tree> Deref for Lazy<T> {
+    type Target = T;
 
-    fn deref(&self) -> &Json {
+    fn deref(&self) -> &T {
         self.tree()
     }
 }
 
-impl DerefMut for Body {
+impl<T: Tree> DerefMut for Lazy<T> {
     /// The tree, to change: the decoded bytes no longer describe it, so they
     /// are dropped and the event is encoded from the tree.
-    fn deref_mut(&mut self) -> &mut Json {
+    fn deref_mut(&mut self) -> &mut T {
         if let Repr::Encoded { bytes, tree } = &mut self.0 {
-            let json = tree.take().unwrap_or_else(|| parse(bytes));
-            self.0 = Repr::Tree(json);
+            let built = tree.take().unwrap_or_else(|| T::parse(bytes));
+            self.0 = Repr::Tree(built);
         }
         match &mut self.0 {
-            Repr::Tree(json) => json,
-            Repr::Encoded { .. } => unreachable!("the body was made a tree just above"),
+            Repr::Tree(tree) => tree,
+            Repr::Encoded { .. } => unreachable!("the part was made a tree just above"),
         }
     }
 }
 
-impl PartialEq for Body {
+impl<T: Tree> PartialEq for Lazy<T> {
     /// Equal trees. Equal bytes are equal trees, which skips building them.
-    fn eq(&self, other: &Body) -> bool {
+    fn eq(&self, other: &Lazy<T>) -> bool {
         match (self.encoded(), other.encoded()) {
             (Some(a), Some(b)) if a == b => true,
             _ => self.tree() == other.tree(),
@@ -225,10 +266,10 @@ impl PartialEq for Body {
     }
 }
 
-impl Eq for Body {}
+impl<T: Tree> Eq for Lazy<T> where T: Eq {}
 
-impl PartialEq<Json> for Body {
-    fn eq(&self, other: &Json) -> bool {
+impl<T: Tree> PartialEq<T> for Lazy<T> {
+    fn eq(&self, other: &T) -> bool {
         self.tree() == other
     }
 }
@@ -239,8 +280,8 @@ impl PartialEq<Body> for Json {
     }
 }
 
-impl fmt::Debug for Body {
-    /// As the tree: a decoded body prints like a built one.
+impl<T: Tree> fmt::Debug for Lazy<T> {
+    /// As the tree: a decoded part prints like a built one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.tree(), f)
     }
@@ -313,6 +354,30 @@ mod tests {
         assert!(body.encoded().is_none());
         assert_eq!(body.get_u64("/a"), Some(2));
         assert_eq!(body.into_tree(), json!({"a": 2}));
+    }
+
+    /// A decoded event keeps its Kafka members' bytes, encodes them back
+    /// verbatim, and, once they are changed, encodes the change.
+    #[test]
+    fn kafka_members_stay_bytes_until_changed() {
+        let json = json!({
+            "id": "5f0c8c1e", "type": "ai_stream_status", "timestamp": "1764000000000",
+            "gateway": "0xabc", "data": {"state": "ONLINE"},
+        });
+        let event = crate::Event::from_kafka_json(&json).unwrap();
+        let bytes = event.encode();
+        let mut decoded = crate::Event::decode(&bytes).unwrap();
+        let members = decoded.kafka_envelope.as_ref().unwrap();
+        assert!(members.encoded().is_some(), "decoded members are kept as bytes");
+        assert_eq!(members.get("gateway"), Some(&json!("0xabc")));
+        assert_eq!(members.len(), 3);
+        assert_eq!(decoded, event);
+        assert_eq!(decoded.encode(), bytes);
+
+        decoded.kafka_envelope.as_mut().unwrap().insert("region".to_owned(), json!("FRA"));
+        assert!(decoded.kafka_envelope.as_ref().unwrap().encoded().is_none());
+        let changed = crate::Event::decode(&decoded.encode()).unwrap();
+        assert_eq!(changed.kafka_envelope.unwrap().get("region"), Some(&json!("FRA")));
     }
 
     proptest! {

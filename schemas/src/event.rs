@@ -20,7 +20,7 @@ use std::hash::{Hash, Hasher};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::Address;
-use crate::body::Body;
+use crate::body::{Body, Members};
 use crate::cbor::{self, CborError, Duplicates, Item, MapError, Reader, major};
 
 /// Longest family name (the Kafka envelope's `type`), in bytes.
@@ -253,8 +253,8 @@ pub struct Event {
     pub data: Body,
     /// The Kafka envelope's members other than `type` and `data` (normally
     /// `id`, `timestamp`, `gateway`), verbatim; `None` when the event did not
-    /// come from Kafka JSON.
-    pub kafka_envelope: Option<Map<String, Json>>,
+    /// come from Kafka JSON. Decoded members keep their bytes, as `data` does.
+    pub kafka_envelope: Option<Members>,
 }
 
 /// Why JSON or CBOR is not an event. Each malformed case has its own variant,
@@ -344,7 +344,7 @@ impl Event {
         }
         let fallback = envelope.get("timestamp").and_then(lenient::as_timestamp);
         let mut event = Event::normalize(family, data.clone(), fallback);
-        event.kafka_envelope = Some(envelope);
+        event.kafka_envelope = Some(envelope.into());
         Ok(event)
     }
 
@@ -405,7 +405,7 @@ impl Event {
                     }
                 }
                 out.insert("data".to_owned(), self.data.tree().clone());
-                for (name, value) in envelope {
+                for (name, value) in envelope.iter() {
                     if !out.contains_key(name) {
                         out.insert(name.clone(), value.clone());
                     }
@@ -477,8 +477,9 @@ impl Event {
         if self.data.encoded().is_none() {
             check_depth(&self.data)?;
         }
-        if let Some(envelope) = &self.kafka_envelope {
-            for (name, value) in envelope {
+        // Decoded members were checked when they were decoded.
+        if let Some(envelope) = self.kafka_envelope.as_ref().filter(|e| e.encoded().is_none()) {
+            for (name, value) in envelope.iter() {
                 if name == "type" || name == "data" {
                     return Err(EventError::ReservedMember(name.clone()));
                 }
@@ -573,7 +574,10 @@ impl Event {
         }
         if let Some(envelope) = &self.kafka_envelope {
             cbor::write_uint(out, key::KAFKA);
-            write_object(envelope, out, scratch);
+            match envelope.encoded() {
+                Some(bytes) => out.extend_from_slice(bytes),
+                None => write_object(envelope.tree(), out, scratch),
+            }
         }
     }
 
@@ -655,24 +659,19 @@ impl Event {
                     event.origin = Some(Origin::from_code(code)?);
                 }
                 key::KAFKA => {
+                    let start = r.position();
                     let Item::Map(len) = r.next().ok()? else {
                         return None;
                     };
-                    let mut envelope = Map::with_capacity(r.capacity(len));
                     let mut prev = None;
                     for _ in 0..len {
                         let name = valid_name(r, &mut prev)?;
                         if name == "type" || name == "data" {
                             return None;
                         }
-                        // Checked in place, then built by the exact reader:
-                        // the envelope is a few small members.
-                        let start = r.position();
                         valid_json(r, MAX_JSON_DEPTH)?;
-                        let value = read_json(&mut Reader::new(r.since(start)), MAX_JSON_DEPTH);
-                        envelope.insert(name.to_owned(), value.ok()?);
                     }
-                    event.kafka_envelope = Some(envelope);
+                    event.kafka_envelope = Some(Members::from_checked_cbor(r.since(start)));
                 }
                 _ => return None,
             }
@@ -756,7 +755,7 @@ impl Event {
             gateway_region,
             origin: origin.transpose()?,
             data,
-            kafka_envelope: kafka.transpose()?,
+            kafka_envelope: kafka.transpose()?.map(Members::from),
         })
     }
 }
@@ -1163,7 +1162,7 @@ pub(crate) mod testing {
                     gateway_region: g,
                     origin: origin.map(|s| if s { Origin::Synthetic } else { Origin::Production }),
                     data: data.into(),
-                    kafka_envelope: kafka.map(|m| m.into_iter().collect()),
+                    kafka_envelope: kafka.map(|m| Map::from_iter(m).into()),
                 },
             )
     }
@@ -1235,7 +1234,7 @@ mod tests {
         assert_eq!(e.validate(), Err(EventError::Empty("stream_id")));
         assert_eq!(Event::decode(&e.encode()), Err(EventError::Empty("stream_id")));
         e.stream_id = None;
-        e.kafka_envelope = Some(Map::from_iter([("data".to_owned(), Json::Null)]));
+        e.kafka_envelope = Some(Map::from_iter([("data".to_owned(), Json::Null)]).into());
         let reserved = EventError::ReservedMember("data".into());
         assert_eq!(e.validate(), Err(reserved.clone()));
         assert_eq!(Event::decode(&e.encode()), Err(reserved));

@@ -35,7 +35,7 @@ mod body;
 pub mod event;
 pub mod streamr;
 pub use batch::{BatchError, TelemetryBatch};
-pub use body::Body;
+pub use body::{Body, Lazy, Members, Tree};
 pub use event::{Event, EventError, Family, Origin};
 pub mod bridge;
 pub mod merkle;

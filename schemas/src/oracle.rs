@@ -249,7 +249,7 @@ pub mod event {
             gateway_region,
             origin,
             data: data.into(),
-            kafka_envelope,
+            kafka_envelope: kafka_envelope.map(Into::into),
         })
     }
 

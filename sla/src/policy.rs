@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use keccak_asm::{Digest, Keccak256};
+use keccak_asm::Keccak256;
 use serde::Deserialize;
 
 use crate::definitions::{BenchmarkPolicy, MetricsPolicy};

@@ -3,7 +3,7 @@
 //! the engine that held every bucket as a struct (commit 743f79b), over the
 //! same traffic, and a restored engine must say the same again.
 
-use keccak_asm::{Digest, Keccak256};
+use keccak_asm::Keccak256;
 use vouch_delegation::Role;
 use vouch_delegation::authority::AuthorityView;
 use vouch_sla::{BUILTIN_POLICIES, Engine, Limits, Policy, Query, Registry, Window};
