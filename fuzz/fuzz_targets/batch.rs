@@ -3,7 +3,8 @@
 //! Asserts, for every accepted input: `encode(decode(x)) == x`, also with the
 //! bodies and Kafka members rebuilt from their trees (decoded, both are kept
 //! as their bytes), decode → encode → decode gives the same batch, the batch
-//! passes `validate`, and each event round-trips alone. Converting events back to Kafka JSON must not panic.
+//! passes `validate`, and each event round-trips alone. Converting events
+//! back to Kafka JSON must not panic.
 //! Differential: accepts exactly what the ciborium-based reference decoder
 //! (`vouch_schema::oracle::batch`) accepts, with the same batch.
 #![no_main]
