@@ -400,7 +400,9 @@ def pipeline(out):
         "of DESIGN.md §6 in order; \"with log\" also appends each accepted envelope\n"
         f"to the segment log with a group commit (fsync) every {group.group(1) if group else '?'} envelopes, as the\n"
         "node, and feeds the SLA engines (the node's default policies, `sla-policy-v2` and\n"
-        "`naap-quality-benchmark-v1`, each its own engine). Raw references on the same core in the same run.")
+        "`naap-quality-benchmark-v1`, each its own engine). It runs on the node's allocator, set up as\n"
+        "the node sets it up (mimalloc, transparent huge pages off). Raw references (Keccak from\n"
+        "keccak-asm, as the pipeline) on the same core in the same run.")
     out.append("")
     rows = []
     res = {}
@@ -468,8 +470,8 @@ def pipeline(out):
         "fsyncs are a large share of the time at a fixed group size; the node commits\n"
         "by size or time (`[ingest]` in `examples/verifier.toml`), so under load\n"
         "groups grow and that share shrinks. With 64-event batches, batch decode no\n"
-        "longer builds JSON trees (an event keeps its body as checked CBOR,\n"
-        "`schemas/src/body.rs`).")
+        "longer builds JSON trees (an event keeps its body and its Kafka envelope's\n"
+        "members as checked CBOR, `schemas/src/body.rs`).")
     if "goal_events" in res:
         goal_events, ceiling = res["goal_events"], res["ceiling_events"]
         out.append("")
