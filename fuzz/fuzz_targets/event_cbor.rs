@@ -2,9 +2,9 @@
 //!
 //! Asserts, for every accepted input: `encode(decode(x)) == x`, also with the
 //! body and the Kafka members rebuilt from their trees (decoded, both are
-//! kept as their bytes), decode →
-//! encode → decode gives the same event, and the event passes `validate`
-//! (which promises that whatever passes it encodes to bytes that decode).
+//! kept as their bytes), decode → encode → decode gives the same event, and
+//! the event passes `validate` (which promises that whatever passes it
+//! encodes to bytes that decode).
 //! The body's byte readers (`get_str`, `get_u64`, `get_f64`) answer what
 //! its tree answers, for its members and their first members.
 //! Rebuilding the Kafka JSON and re-reading it must not panic.

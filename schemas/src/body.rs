@@ -49,23 +49,24 @@ enum Repr<T> {
 }
 
 /// The trees a [`Lazy`] part can hold: a JSON value ([`Body`]) or a JSON
-/// object's members ([`Members`]).
-pub trait Tree: Clone + Default + PartialEq + fmt::Debug + sealed::Sealed {
-    /// The tree of bytes that the decoder checked. They always read: the
-    /// decoder's fast path accepts only what this exact reader accepts
-    /// (fuzzed and property-tested against each other), so the default
-    /// tree is never made.
-    fn parse(bytes: &[u8]) -> Self;
-}
+/// object's members ([`Members`]). Sealed: building one from bytes is for
+/// bytes this crate's decoder checked, so it is not callable from outside.
+pub trait Tree: Clone + Default + PartialEq + fmt::Debug + sealed::Parse {}
+
+impl Tree for Json {}
+impl Tree for Map<String, Json> {}
 
 mod sealed {
-    /// Only the trees the decoder checks for can be held lazily.
-    pub trait Sealed {}
-    impl Sealed for serde_json::Value {}
-    impl Sealed for serde_json::Map<String, serde_json::Value> {}
+    /// Builds a tree from bytes the decoder checked. They always read: the
+    /// decoder's fast path accepts only what this exact reader accepts
+    /// (fuzzed and property-tested against each other), so the default tree
+    /// is never made.
+    pub trait Parse: Sized {
+        fn parse(bytes: &[u8]) -> Self;
+    }
 }
 
-impl Tree for Json {
+impl sealed::Parse for Json {
     fn parse(bytes: &[u8]) -> Json {
         let tree = read_json(&mut Reader::new(bytes), MAX_JSON_DEPTH);
         debug_assert!(tree.is_ok(), "a checked body reads as JSON");
@@ -73,7 +74,7 @@ impl Tree for Json {
     }
 }
 
-impl Tree for Map<String, Json> {
+impl sealed::Parse for Map<String, Json> {
     /// Each member's value nests at most [`MAX_JSON_DEPTH`] deep, so the
     /// object around them may take one level more.
     fn parse(bytes: &[u8]) -> Map<String, Json> {

@@ -6,7 +6,7 @@
 //! rules out indefinite lengths, over-long integer or float heads, unsorted
 //! or duplicate map keys, and trailing bytes.
 //!
-//! Both directions work on the bytes directly. [`write`] emits each head in
+//! Both directions work on the bytes directly. [`write`](fn@write) emits each head in
 //! its shortest form and orders map entries with a comparator that agrees
 //! with the bytewise order of the encoded keys, without copying the value.
 //! [`from_slice`] checks the input in one pass over the bytes (well-formed,

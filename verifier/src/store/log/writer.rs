@@ -103,9 +103,8 @@ struct Chunk {
     segment: u64,
     /// The header, when this chunk starts a new segment.
     header: Option<Vec<u8>>,
-    /// One buffer per frame, written with one vectored write: a group of
-    /// large records never regrows (and re-copies) one buffer, and each
-    /// frame's buffer is the size the allocator just freed from the last group.
+    /// One buffer per frame, written with vectored writes: a group of large
+    /// records never regrows (and re-copies) one large buffer.
     frames: Vec<Vec<u8>>,
 }
 
