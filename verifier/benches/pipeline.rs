@@ -105,7 +105,7 @@ fn run_pipeline(pubs: &[Actor], envelopes: &[Vec<u8>], with_log: bool) -> Durati
     let start = Instant::now();
     let mut accepted = Vec::new();
     for bytes in envelopes {
-        let verified = p.validate(Unverified::from_topic(bytes.clone(), &topic), NOW_MS).unwrap();
+        let verified = p.validate(&Unverified::from_topic(bytes.clone(), &topic), NOW_MS).unwrap();
         if !with_log {
             continue;
         }
@@ -187,7 +187,7 @@ fn memory(principals: u32, delegates: u32) {
     let mut p = pipeline(&pubs);
     let topic = telemetry_topic(PARTITION);
     for bytes in &envelopes {
-        p.validate(Unverified::from_topic(bytes.clone(), &topic), NOW_MS).unwrap();
+        p.validate(&Unverified::from_topic(bytes.clone(), &topic), NOW_MS).unwrap();
         log.append(RecordKind::Envelope, bytes).unwrap();
     }
     log.commit().unwrap();

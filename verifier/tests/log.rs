@@ -15,7 +15,7 @@ use vouch_verifier::store::{
 };
 
 fn config(segment_bytes: u64) -> LogConfig {
-    LogConfig { segment_bytes }
+    LogConfig { segment_bytes, ..LogConfig::default() }
 }
 
 fn payload(i: u64) -> Vec<u8> {
@@ -117,6 +117,75 @@ fn one_commit_of_more_frames_than_one_write_takes() {
     assert_eq!(read_all(dir.path(), 2_499)[0].0, positions[2_499]);
     let summary = verify(dir.path()).unwrap();
     assert_eq!((summary.records, summary.uncommitted), (2_500, 0));
+}
+
+/// Bytes of `path` resident in the page cache, by util-linux's `fincore`.
+fn resident_bytes(path: &Path) -> u64 {
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux) runs");
+    assert!(out.status.success(), "fincore: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Appends 4 KiB records, committing every 16, until `records`; returns
+/// the bytes each commit reported dropped from the page cache.
+fn fill_pages(log: &mut SegmentLog, records: u64) -> u64 {
+    let mut uncached = 0;
+    for i in 0..records {
+        log.append(RecordKind::Envelope, &[i as u8; 4096]).unwrap();
+        if (i + 1) % 16 == 0 {
+            uncached += log.commit().unwrap().uncached_bytes;
+        }
+    }
+    uncached + log.commit().unwrap().uncached_bytes
+}
+
+/// Committed frames further back than `cached_tail_bytes` leave the page
+/// cache (finished segments wholly); nothing is lost, and without the
+/// window the same log stays cached. Measured with `fincore`, on the target
+/// directory's file system (a tmpfs `/tmp` would keep its pages in memory).
+/// The kernel drops only whole folios, and a large folio may straddle the
+/// window's edge, hence the slack.
+#[test]
+fn committed_frames_beyond_the_tail_leave_the_page_cache() {
+    let (page, tail, slack) = (4096, 64 << 10, 256 << 10);
+    let config = |cached_tail_bytes| LogConfig { segment_bytes: 1 << 20, cached_tail_bytes };
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let windowed = tempfile::tempdir_in(root).unwrap();
+    let (mut log, _) = SegmentLog::open(windowed.path(), config(tail)).unwrap();
+    // 1,000 frames of ~4 KiB: three full 1 MiB segments and most of a fourth.
+    let uncached = fill_pages(&mut log, 1_000);
+    let files: Vec<_> =
+        log.segments().iter().map(|s| windowed.path().join(segment_file_name(*s))).collect();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let lens: Vec<u64> = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).collect();
+    let (active, active_len) = (&files[3], lens[3]);
+    // What the commits report: the finished segments, and the active one
+    // up to the page its tail starts in.
+    let active_dropped = (active_len - tail) / page * page;
+    assert_eq!(uncached, lens[..3].iter().sum::<u64>() + active_dropped);
+    for finished in &files[..3] {
+        assert!(resident_bytes(finished) <= page, "{} still cached", finished.display());
+    }
+    let resident = resident_bytes(active);
+    assert!(resident <= tail + slack, "{resident} of {active_len} cached");
+    drop(log);
+    let summary = verify(windowed.path()).unwrap();
+    assert_eq!((summary.records, summary.uncommitted), (1_000, 0));
+    let records = read_all(windowed.path(), 0);
+    assert_eq!(records.len(), 1_000);
+    assert!(records.iter().enumerate().all(|(i, (_, _, p))| *p == [i as u8; 4096]));
+
+    // The control: without a window the kernel keeps what was written.
+    let kept = tempfile::tempdir_in(root).unwrap();
+    let (mut log, _) = SegmentLog::open(kept.path(), config(u64::MAX)).unwrap();
+    assert_eq!(fill_pages(&mut log, 1_000), 0);
+    let active = kept.path().join(segment_file_name(log.segments()[3]));
+    let len = std::fs::metadata(&active).unwrap().len();
+    assert!(resident_bytes(&active) + page >= len, "an unwindowed log was dropped");
 }
 
 /// Segment files by name, with their bytes.

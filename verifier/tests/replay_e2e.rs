@@ -53,7 +53,9 @@ fn signed(id: &Identity, name: &str, timestamp_ms: u64) -> Vec<u8> {
 
 /// Appends records to a log in `dir` (small segments: several files).
 fn write_log(dir: &Path, records: &[(RecordKind, Vec<u8>)]) -> Vec<Position> {
-    let (mut log, _) = SegmentLog::open(dir, LogConfig { segment_bytes: 16 << 10 }).unwrap();
+    let (mut log, _) =
+        SegmentLog::open(dir, LogConfig { segment_bytes: 16 << 10, ..LogConfig::default() })
+            .unwrap();
     let positions =
         records.iter().map(|(kind, payload)| log.append(*kind, payload).unwrap()).collect();
     log.commit().unwrap();
@@ -318,7 +320,9 @@ fn a_forged_envelope_with_correct_chain_hashes_fails_with_a_signature_error() {
     let n = forged.len();
     forged[n - 10] ^= 0x01; // inside the signature's s
     // Appended through SegmentLog: the chain hashes are correct.
-    let (mut log, _) = SegmentLog::open(&dir, LogConfig { segment_bytes: 16 << 10 }).unwrap();
+    let (mut log, _) =
+        SegmentLog::open(&dir, LogConfig { segment_bytes: 16 << 10, ..LogConfig::default() })
+            .unwrap();
     let position = log.append(RecordKind::Envelope, &forged).unwrap();
     let honest = signed(&gateway, "after.cbor", now_ms() + 20_000);
     log.append(RecordKind::Envelope, &honest).unwrap();

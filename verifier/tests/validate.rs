@@ -14,6 +14,7 @@ use vouch_schema::topic::telemetry_topic;
 use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin, TelemetryBatch};
 use vouch_verifier::validate::{
     Bound, Outcome, Pipeline, RateLimit, Restored, Unverified, ValidationConfig, ValidationError,
+    Verified,
 };
 
 const NOW: u64 = 1_800_000_000_000;
@@ -137,7 +138,7 @@ fn pipeline(actors: &[&Actor]) -> Pipeline {
 
 #[track_caller]
 fn expect(p: &mut Pipeline, bytes: Vec<u8>, now: u64, outcome: Outcome, reason: &str) {
-    match p.validate(msg(bytes), now) {
+    match p.validate(&msg(bytes), now) {
         Ok(_) => assert_eq!((Outcome::Accept, "accepted"), (outcome, reason)),
         Err(e) => assert_eq!(e.outcome(), (outcome, reason), "{e}"),
     }
@@ -152,16 +153,16 @@ fn accept(p: &mut Pipeline, bytes: Vec<u8>, now: u64) {
 fn valid_chain_is_accepted_and_gaps_are_recorded() {
     let a = Actor::new(1, Role::Gateway);
     let mut p = pipeline(&[&a]);
-    let v = p.validate(msg(a.env("c", NOW, 0, None)), NOW).unwrap();
+    let v = p.validate(&msg(a.env("c", NOW, 0, None)), NOW).unwrap();
     assert_eq!(v.gap(), None);
     assert_eq!(v.certificate().principal(), a.principal_addr());
     assert_eq!(v.batch().events.len(), 1);
     let first = MessageRef { timestamp: NOW, seq: 0 };
-    let v = p.validate(msg(a.env("c", NOW + 1, 0, Some(first))), NOW).unwrap();
+    let v = p.validate(&msg(a.env("c", NOW + 1, 0, Some(first))), NOW).unwrap();
     assert_eq!(v.gap(), None);
     // Skips NOW+2: the gap is recorded, the envelope still accepted.
     let skipped = MessageRef { timestamp: NOW + 2, seq: 0 };
-    let v = p.validate(msg(a.env("c", NOW + 3, 0, Some(skipped))), NOW).unwrap();
+    let v = p.validate(&msg(a.env("c", NOW + 3, 0, Some(skipped))), NOW).unwrap();
     let gap = v.gap().unwrap();
     assert_eq!(gap.last_accepted, Some(MessageRef { timestamp: NOW + 1, seq: 0 }));
     assert_eq!(gap.prev, Some(skipped));
@@ -248,15 +249,17 @@ fn future_dated_and_stale_are_ignored() {
     accept(&mut p, a.env("c", NOW + cfg.max_future_skew_ms, 0, None), NOW);
 }
 
+/// `a`'s envelope at `ts` on chain `c`, signed by someone else.
+fn forged(a: &Actor, ts: u64) -> Vec<u8> {
+    let mut env = a.envelope("c", ts, 0, None, "x");
+    env.signature = vouch_schema::Signature::sign_prehash(&key(9999), &env.signing_hash());
+    env.encode()
+}
+
 #[test]
 fn forged_signature_is_rejected_cached_key_or_not() {
     let a = Actor::new(1, Role::Gateway);
-    let attacker = key(9999);
-    let forge = |ts: u64| {
-        let mut env = a.envelope("c", ts, 0, None, "x");
-        env.signature = vouch_schema::Signature::sign_prehash(&attacker, &env.signing_hash());
-        env.encode()
-    };
+    let forge = |ts: u64| forged(&a, ts);
     let mut p = pipeline(&[&a]);
     // Key not cached yet: recovery yields the attacker, not the publisher.
     expect(&mut p, forge(NOW), NOW, Outcome::Reject, "bad_signature");
@@ -278,6 +281,46 @@ fn tampered_content_is_rejected() {
     let mut env = a.envelope("c", NOW, 1, None, "honest");
     env.id.seq = 2;
     expect(&mut p, env.encode(), NOW, Outcome::Reject, "bad_signature");
+}
+
+/// A message whose signing hash was computed ahead (on another thread, in
+/// a node) is judged exactly as the same message without it: genuine ones
+/// are accepted, forged and tampered ones refused for the same reason.
+#[test]
+fn a_prehashed_message_is_judged_as_without_it() {
+    let a = Actor::new(1, Role::Gateway);
+    let forged = |ts: u64| forged(&a, ts);
+    let tampered = {
+        let mut env = a.envelope("c", NOW + 3, 0, None, "honest");
+        env.id.seq = 1;
+        env.encode()
+    };
+    let mut oversized = a.env("c", NOW + 4, 0, None);
+    oversized.resize(vouch_schema::limits::MAX_ENVELOPE_BYTES + 1, 0);
+    let messages = [
+        forged(NOW),
+        a.env("c", NOW, 0, None),
+        forged(NOW + 1),
+        a.env("c", NOW + 1, 0, Some(MessageRef { timestamp: NOW, seq: 0 })),
+        a.env("c", NOW + 1, 0, Some(MessageRef { timestamp: NOW, seq: 0 })),
+        tampered,
+        b"not an envelope".to_vec(),
+        oversized,
+        a.env("c", NOW + 5, 0, None),
+    ];
+    let (mut plain, mut prehashed) = (pipeline(&[&a]), pipeline(&[&a]));
+    for bytes in messages {
+        let as_sent = msg(bytes);
+        let mut ahead = as_sent.clone();
+        ahead.prehash();
+        let judged = |r: Result<Verified, ValidationError>| {
+            r.map(|v| v.envelope().clone()).map_err(|e| e.outcome())
+        };
+        assert_eq!(judged(prehashed.validate(&ahead, NOW)), judged(plain.validate(&as_sent, NOW)));
+    }
+    assert_eq!(plain.snapshot(), prehashed.snapshot());
+    assert_eq!(plain.stats().count(Outcome::Accept, "accepted"), 3);
+    assert_eq!(plain.stats().count(Outcome::Reject, "bad_signature"), 3);
 }
 
 #[test]
@@ -350,15 +393,15 @@ fn revoked_delegate_history_stays_new_arrivals_rejected() {
         let mut p = pipeline(&[&a]);
         let mut results = Vec::new();
         // Before the revocation is known: accepted (history).
-        results.push(p.validate(msg(a.env("c", NOW, 0, None)), NOW).is_ok());
+        results.push(p.validate(&msg(a.env("c", NOW, 0, None)), NOW).is_ok());
         p.validate_revocation(&revocation, NOW).unwrap();
         // revokedAt still ahead: envelopes stamped before it pass, at or after it fail.
-        results.push(p.validate(msg(a.env("c", NOW + 1000, 0, None)), NOW).is_ok());
+        results.push(p.validate(&msg(a.env("c", NOW + 1000, 0, None)), NOW).is_ok());
         let after = a.env("c", revoked_at * 1000 + 5, 0, None);
-        results.push(p.validate(msg(after), revoked_at * 1000 - 20_000).is_ok());
+        results.push(p.validate(&msg(after), revoked_at * 1000 - 20_000).is_ok());
         // Once revokedAt has passed, every new arrival fails, even backdated ones.
         let backdated = a.env("c", NOW + 2000, 0, None);
-        let err = p.validate(msg(backdated), revoked_at * 1000 + 1).unwrap_err();
+        let err = p.validate(&msg(backdated), revoked_at * 1000 + 1).unwrap_err();
         assert_eq!(err.outcome(), (Outcome::Reject, "revoked"));
         results.push(false);
         (results, p.snapshot())
@@ -457,9 +500,12 @@ fn oversized_malformed_and_misrouted_are_rejected() {
     expect(&mut p, junk.encode(), NOW, Outcome::Reject, "malformed");
     // Right envelope, wrong topic.
     let wrong = Unverified::from_topic(good.clone(), &telemetry_topic(PARTITION + 1));
-    assert_eq!(p.validate(wrong, NOW).unwrap_err().outcome(), (Outcome::Reject, "bad_structure"));
+    assert_eq!(p.validate(&wrong, NOW).unwrap_err().outcome(), (Outcome::Reject, "bad_structure"));
     let control = Unverified::from_topic(good.clone(), vouch_schema::topic::CONTROL_TOPIC);
-    assert_eq!(p.validate(control, NOW).unwrap_err().outcome(), (Outcome::Reject, "bad_structure"));
+    assert_eq!(
+        p.validate(&control, NOW).unwrap_err().outcome(),
+        (Outcome::Reject, "bad_structure")
+    );
     accept(&mut p, good, NOW);
 }
 
@@ -580,14 +626,14 @@ fn flood_at_50x_leaves_honest_publishers_through_and_maps_bounded() {
             // Each flood envelope on a fresh chain, to pressure the chain map too.
             flood_seq += 1;
             let chain = format!("f{flood_seq}");
-            if p.validate(msg(flooder.env(&chain, now, 0, None)), now).is_ok() {
+            if p.validate(&msg(flooder.env(&chain, now, 0, None)), now).is_ok() {
                 flood_ok += 1;
             }
             if tick % (flood_per_sec / honest_per_sec) == 0 {
                 for (i, h) in honest.iter().enumerate() {
                     honest_sent += 1;
                     let bytes = h.env(&format!("h{i}"), now, 0, None);
-                    if p.validate(msg(bytes), now).is_ok() {
+                    if p.validate(&msg(bytes), now).is_ok() {
                         honest_ok += 1;
                     }
                 }
@@ -980,7 +1026,7 @@ proptest::proptest! {
         let mut p = pipeline(&[&a]);
         let depth = DEPTHS[layer];
         let bytes = malformed_at(&a, depth, cut, pick, deep);
-        let e = p.validate(msg(bytes), NOW).expect_err("malformed input accepted");
+        let e = p.validate(&msg(bytes), NOW).expect_err("malformed input accepted");
         let expected = match depth {
             Depth::Certificate => "bad_certificate",
             _ => "malformed",

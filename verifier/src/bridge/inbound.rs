@@ -152,11 +152,9 @@ impl<T: Transport> Inbound<T> {
         }
         let partition = payload.envelope.id.partition;
         let now = now_ms();
-        let unverified = Unverified::from_topic(
-            payload.envelope_cbor.clone(),
-            &topic::telemetry_topic(partition),
-        );
-        if let Err(e) = self.pipeline.validate(unverified, now) {
+        let unverified =
+            Unverified::from_topic(payload.envelope_cbor, &topic::telemetry_topic(partition));
+        if let Err(e) = self.pipeline.validate(&unverified, now) {
             return e.outcome();
         }
         // Remembered before it reaches gossip, so the log follower never
@@ -170,7 +168,7 @@ impl<T: Transport> Inbound<T> {
         {
             return (Outcome::Ignore, "seen");
         }
-        match self.transport.send(Outgoing { partition, bytes: payload.envelope_cbor }) {
+        match self.transport.send(Outgoing { partition, bytes: unverified.into_bytes() }) {
             Ok(()) => {
                 self.metrics.inbound_forwarded.fetch_add(1, Ordering::Relaxed);
             }

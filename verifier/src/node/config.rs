@@ -227,6 +227,21 @@ pub struct IngestConfig {
     /// How often derived state (redb) catches up with the log, ms. A crash
     /// loses nothing: a restart re-reads the log past the last state write.
     pub state_interval_ms: u64,
+    /// Threads, the worker's own included, that hash a group's gossip
+    /// messages (envelope id, signing hash) before the group is validated in
+    /// order; 0 means one per core. The rest of validation stays on the
+    /// worker: its guards are sequential.
+    pub hash_threads: usize,
+}
+
+impl IngestConfig {
+    /// [`IngestConfig::hash_threads`], with 0 resolved to the cores available.
+    pub fn hash_threads(&self) -> usize {
+        match self.hash_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
 }
 
 impl Default for IngestConfig {
@@ -238,6 +253,7 @@ impl Default for IngestConfig {
             commit_max_records: 512,
             commit_interval_ms: 5,
             state_interval_ms: 1000,
+            hash_threads: 0,
         }
     }
 }
@@ -248,6 +264,9 @@ impl Default for IngestConfig {
 pub struct LogSettings {
     /// Size at which a new segment file is started, bytes.
     pub segment_bytes: u64,
+    /// Committed bytes left in the page cache; older frames are dropped
+    /// from it after each commit ([`crate::store::LogConfig::cached_tail_bytes`]).
+    pub cached_tail_bytes: u64,
     /// Raw segments last written more than this many days ago are removed
     /// (whole segments, the chain stays anchored); 0 keeps everything.
     pub retention_days: u64,
@@ -255,7 +274,11 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { segment_bytes: crate::store::log::DEFAULT_SEGMENT_BYTES, retention_days: 30 }
+        LogSettings {
+            segment_bytes: crate::store::log::DEFAULT_SEGMENT_BYTES,
+            cached_tail_bytes: crate::store::log::DEFAULT_CACHED_TAIL_BYTES,
+            retention_days: 30,
+        }
     }
 }
 

@@ -30,6 +30,7 @@ use crate::validate::{
 
 use super::NodeError;
 use super::config::IngestConfig;
+use super::prepare::{Message, prepare};
 
 /// A gossip message waiting for validation.
 #[derive(Debug)]
@@ -251,6 +252,8 @@ pub struct IngestSnapshot {
     pub log_first_index: u64,
     /// Commits done.
     pub commits: u64,
+    /// Committed log bytes dropped from the page cache.
+    pub uncached_bytes: u64,
     /// Writes of derived state to redb.
     pub state_writes: u64,
     /// Size of the redb state file after the last write.
@@ -330,6 +333,7 @@ pub(crate) struct Worker {
     /// Whether the node is past its catch-up after start (sealing allowed).
     caught_up: bool,
     commits: u64,
+    uncached_bytes: u64,
     /// State derived from committed records, not yet written to redb.
     pending: StateWrite,
     last_state_write: Instant,
@@ -458,6 +462,7 @@ impl Worker {
             appended: HashSet::new(),
             caught_up: false,
             commits: 0,
+            uncached_bytes: 0,
             pending: StateWrite::default(),
             last_state_write: Instant::now(),
             last_minute: None,
@@ -662,7 +667,7 @@ impl Worker {
     fn commit(&mut self) -> Result<(), NodeError> {
         if self.log.pending_records() > 0 {
             let first = self.log.committed_records();
-            self.log.commit()?;
+            self.uncached_bytes += self.log.commit()?.uncached_bytes;
             self.commits += 1;
             let minute = now_ms() / 60_000;
             if self.last_minute != Some(minute) {
@@ -685,6 +690,7 @@ impl Worker {
             log_records: self.log.committed_records(),
             log_first_index: self.log.first_index(),
             commits: self.commits,
+            uncached_bytes: self.uncached_bytes,
             state_writes: self.state_writes,
             state_file_bytes: self.state_file_bytes,
             snapshot_bytes: self.last_snapshot_bytes,
@@ -700,14 +706,13 @@ impl Worker {
         let mut verdicts = Vec::with_capacity(group.items.len());
         let mut accepted = Vec::new();
         let mut to_score = Vec::new();
-        for item in group.items {
-            let outcome = if item.control {
-                self.control(&item.data)?
-            } else {
-                self.telemetry(item.data, &item.topic, &mut to_score)?
+        for prepared in prepare(group.items, self.config.hash_threads()) {
+            let outcome = match prepared.message {
+                Message::Control(data) => self.control(&data)?,
+                Message::Telemetry(msg) => self.telemetry(msg, &mut to_score)?,
             };
-            let verdict =
-                Verdict { id: Some(item.id), source: item.source, acceptance: acceptance(outcome) };
+            let (id, source) = (Some(prepared.id), prepared.source);
+            let verdict = Verdict { id, source, acceptance: acceptance(outcome) };
             if outcome == Outcome::Accept {
                 accepted.push(verdict);
             } else {
@@ -743,19 +748,18 @@ impl Worker {
     /// have brought it first), else validated and, when it passes, appended.
     fn telemetry(
         &mut self,
-        data: Vec<u8>,
-        topic: &str,
+        msg: Unverified,
         to_score: &mut Vec<(Verified, u64, Hash)>,
     ) -> Result<Outcome, NodeError> {
-        let id = envelope_id(&data);
+        let id = *msg.id();
         let checked = if self.held(&id) {
             Err(self.pipeline.refuse_held())
         } else {
-            self.pipeline.validate(Unverified::from_topic(data.clone(), topic), now_ms())
+            self.pipeline.validate(&msg, now_ms())
         };
         match checked {
             Ok(verified) => {
-                self.append_verified(verified, &data, id, to_score)?;
+                self.append_verified(verified, msg.bytes(), id, to_score)?;
                 Ok(Outcome::Accept)
             }
             Err(e) => {

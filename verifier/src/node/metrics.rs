@@ -130,6 +130,12 @@ impl Collector for Metrics {
         counter(enc, "vouch_log_commits_total", "Group commits since start.", snap.commits)?;
         counter(
             enc,
+            "vouch_log_uncached_bytes_total",
+            "Committed log bytes dropped from the page cache, beyond [log] cached_tail_bytes.",
+            snap.uncached_bytes,
+        )?;
+        counter(
+            enc,
             "vouch_log_pruned_segments_total",
             "Segments removed by retention since start.",
             snap.pruned_segments,
@@ -215,7 +221,7 @@ mod tests {
 
     /// Every name `/metrics` serves, as dashboards know them: a rename must
     /// change this list.
-    const NAMES: [&str; 90] = [
+    const NAMES: [&str; 91] = [
         "vouch_api_jwt_rejected_total",
         "vouch_api_rate_limit_clients",
         "vouch_api_rate_limit_evictions_total",
@@ -250,6 +256,7 @@ mod tests {
         "vouch_log_first_index",
         "vouch_log_pruned_segments_total",
         "vouch_log_records",
+        "vouch_log_uncached_bytes_total",
         "vouch_p2p_connections",
         "vouch_p2p_connections_refused_total",
         "vouch_process_max_fds",

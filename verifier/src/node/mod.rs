@@ -20,6 +20,7 @@ mod identity_file;
 pub mod ingest;
 pub mod memory;
 mod metrics;
+mod prepare;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -270,8 +271,13 @@ impl NodeBuilder {
     /// the derived state.
     fn open_storage(&self) -> Result<Storage, NodeError> {
         let log_dir = self.data_dir.join("log");
-        let (log, recovery) =
-            SegmentLog::open(&log_dir, LogConfig { segment_bytes: self.config.log.segment_bytes })?;
+        let (log, recovery) = SegmentLog::open(
+            &log_dir,
+            LogConfig {
+                segment_bytes: self.config.log.segment_bytes,
+                cached_tail_bytes: self.config.log.cached_tail_bytes,
+            },
+        )?;
         tracing::info!(dir = %log_dir.display(), ?recovery, "log opened");
         let sinks = crate::sink::RunningSinks::spawn(&self.config.sinks, &log_dir)
             .map_err(ConfigError::from)?;

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use vouch_delegation::authority::Authority;
 use vouch_delegation::{CertificateError, Role, VerifiedDelegation, VerifiedRevocation};
 
+use vouch_schema::merkle::{Hash, envelope_id};
 use vouch_schema::{Address, Envelope, MessageRef, TelemetryBatch};
 
 pub use config::{RateLimit, RateLimits, ValidationConfig};
@@ -63,17 +64,54 @@ pub enum Restored {
 /// A gossip message as received: nothing about it is checked yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unverified {
-    /// The raw message bytes.
-    pub bytes: Vec<u8>,
-    /// The telemetry partition of the topic it arrived on; `None` when the
-    /// topic is not a telemetry topic (rejected as bad structure).
-    pub partition: Option<u32>,
+    bytes: Vec<u8>,
+    partition: Option<u32>,
+    /// Hashed once here: the node's envelope index and the duplicate
+    /// guard's content tag both need it, and a message is tens of KiB.
+    id: Hash,
+    /// The envelope's signing hash, when [`Unverified::prehash`] computed it.
+    digest: Option<[u8; 32]>,
 }
 
 impl Unverified {
     /// A message received on gossip `topic`.
     pub fn from_topic(bytes: Vec<u8>, topic: &str) -> Self {
-        Unverified { bytes, partition: vouch_schema::topic::telemetry_partition(topic) }
+        let id = envelope_id(&bytes);
+        let partition = vouch_schema::topic::telemetry_partition(topic);
+        Unverified { bytes, partition, id, digest: None }
+    }
+
+    /// Computes the envelope's signing hash now, on the calling thread:
+    /// Keccak over the whole content is the costliest step that needs no
+    /// state, so a node spreads it over its cores before validating a group
+    /// in order. Validation uses it and decides exactly as without it (it
+    /// is the same function of the same bytes). Bytes that are oversized or
+    /// do not decode as an envelope are left for validation to refuse.
+    pub fn prehash(&mut self) {
+        if self.digest.is_none() && self.bytes.len() <= vouch_schema::limits::MAX_ENVELOPE_BYTES {
+            self.digest = Envelope::decode(&self.bytes).ok().map(|e| e.signing_hash());
+        }
+    }
+
+    /// The raw message bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The telemetry partition of the topic it arrived on; `None` when the
+    /// topic is not a telemetry topic (rejected as bad structure).
+    pub fn partition(&self) -> Option<u32> {
+        self.partition
+    }
+
+    /// Its envelope id: blake3 of the bytes ([`envelope_id`]).
+    pub fn id(&self) -> &Hash {
+        &self.id
+    }
+
+    /// The raw message bytes, taken back.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 }
 
@@ -122,9 +160,11 @@ impl Verified {
 struct Decoded {
     envelope: Envelope,
     batch: TelemetryBatch,
-    /// The first 8 bytes of the blake3 hash of the whole message: tells a
-    /// duplicate from a conflicting message at the same chain position.
+    /// The first 8 bytes of the envelope id (blake3 of the whole message):
+    /// tells a duplicate from a conflicting message at the same chain position.
     content_tag: u64,
+    /// The signing hash, when it was computed before validation.
+    digest: Option<[u8; 32]>,
 }
 /// After the time check.
 struct Timely(Decoded);
@@ -330,7 +370,7 @@ impl Pipeline {
 
     /// Runs every stage on `msg` at verifier time `now_ms`, counts the
     /// outcome, and on success commits the guard state and returns [`Verified`].
-    pub fn validate(&mut self, msg: Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
+    pub fn validate(&mut self, msg: &Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
         let result = self.run(msg, now_ms);
         match &result {
             Ok(_) => self.stats.record(Outcome::Accept, ACCEPTED),
@@ -379,8 +419,10 @@ impl Pipeline {
         e
     }
 
-    fn run(&mut self, msg: Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
-        let decoded = self.decode(&msg.bytes, Arrival::Topic(msg.partition))?;
+    fn run(&mut self, msg: &Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
+        let mut decoded =
+            self.decode_with_id(&msg.bytes, &msg.id, Arrival::Topic(msg.partition))?;
+        decoded.digest = msg.digest;
         let timely = self.check_time(decoded, now_ms)?;
         let fresh = self.check_duplicate(timely, now_ms)?;
         let certified = self.check_certificate(fresh, now_ms)?;
@@ -595,7 +637,9 @@ impl Pipeline {
 
     fn check_signature(&mut self, Admitted(c): Admitted) -> Result<Signed, ValidationError> {
         let mut evicted = Evicted::default();
-        let checked = self.credentials.signature(&c.msg.envelope, &mut evicted);
+        let envelope = &c.msg.envelope;
+        let digest = c.msg.digest.unwrap_or_else(|| envelope.signing_hash());
+        let checked = self.credentials.signature(envelope, digest, &mut evicted);
         self.stats.evicted(Bound::DelegateKeys, evicted.keys);
         checked.map(|()| Signed(c))
     }
@@ -687,10 +731,19 @@ impl Pipeline {
 impl Pipeline {
     /// Stages 1–3 (the rules' decode), plus the content tag the duplicate guard keeps.
     fn decode(&self, bytes: &[u8], arrival: Arrival) -> Result<Decoded, ValidationError> {
+        self.decode_with_id(bytes, &envelope_id(bytes), arrival)
+    }
+
+    /// [`Pipeline::decode`] of bytes whose envelope id is known.
+    fn decode_with_id(
+        &self,
+        bytes: &[u8],
+        id: &Hash,
+        arrival: Arrival,
+    ) -> Result<Decoded, ValidationError> {
         let (envelope, batch) = self.rules.decode(bytes, arrival)?;
-        let hash = blake3::hash(bytes);
         let mut tag = [0u8; 8];
-        tag.copy_from_slice(&hash.as_bytes()[..8]);
-        Ok(Decoded { envelope, batch, content_tag: u64::from_le_bytes(tag) })
+        tag.copy_from_slice(&id[..8]);
+        Ok(Decoded { envelope, batch, content_tag: u64::from_le_bytes(tag), digest: None })
     }
 }

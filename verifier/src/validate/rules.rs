@@ -293,19 +293,25 @@ impl Credentials {
         Ok(cert)
     }
 
-    /// The envelope signature: the first envelope of a delegate by key
+    /// The envelope signature over its signing hash `digest`
+    /// ([`Envelope::signing_hash`]): the first envelope of a delegate by key
     /// recovery (the signer must be the publisher), later ones against the
     /// recovered key.
     pub fn signature(
         &mut self,
         envelope: &Envelope,
+        digest: [u8; 32],
         evicted: &mut Evicted,
     ) -> Result<(), ValidationError> {
         let publisher = envelope.id.publisher;
         if let Some(key) = self.keys.get_mut(&publisher) {
-            return self.signatures.verify(envelope, key).map_err(ValidationError::BadSignature);
+            return self
+                .signatures
+                .verify(envelope, digest, key)
+                .map_err(ValidationError::BadSignature);
         }
-        let key = self.signatures.recover(envelope).map_err(ValidationError::BadSignature)?;
+        let key =
+            self.signatures.recover(envelope, digest).map_err(ValidationError::BadSignature)?;
         evicted.keys += self.keys.insert(publisher, key);
         Ok(())
     }
@@ -331,7 +337,7 @@ impl Credentials {
             Rules::authorize(view, &certificate)?;
         }
         Rules::not_revoked(&envelope, revoked_at(certificate.principal(), certificate.delegate()))?;
-        self.signature(&envelope, &mut evicted)?;
+        self.signature(&envelope, envelope.signing_hash(), &mut evicted)?;
         Ok(Checked { envelope, batch, certificate })
     }
 }

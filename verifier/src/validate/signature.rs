@@ -31,12 +31,17 @@ impl SignatureChecker {
         SignatureChecker { secp: Secp256k1::verification_only() }
     }
 
-    /// Recovers the signer of `env`, checks it is the publisher, and returns its key.
-    pub(crate) fn recover(&self, env: &Envelope) -> Result<DelegateKey, SignatureError> {
+    /// Recovers the signer of `env` from its signing hash `digest`
+    /// ([`Envelope::signing_hash`]), checks it is the publisher, and returns its key.
+    pub(crate) fn recover(
+        &self,
+        env: &Envelope,
+        digest: [u8; 32],
+    ) -> Result<DelegateKey, SignatureError> {
         let (sig, recid) = parts(&env.signature.0)?;
         let recoverable = RecoverableSignature::from_compact(&env.signature.0[..64], recid)
             .map_err(|_| SignatureError::BadScalar)?;
-        let msg = Message::from_digest(env.signing_hash());
+        let msg = Message::from_digest(digest);
         let key = self
             .secp
             .recover_ecdsa(msg, &recoverable)
@@ -50,13 +55,19 @@ impl SignatureChecker {
         Ok(DelegateKey(key))
     }
 
-    /// Checks `env` against a delegate key recovered earlier.
-    pub(crate) fn verify(&self, env: &Envelope, key: &DelegateKey) -> Result<(), SignatureError> {
+    /// Checks `env`, whose signing hash is `digest`, against a delegate key
+    /// recovered earlier.
+    pub(crate) fn verify(
+        &self,
+        env: &Envelope,
+        digest: [u8; 32],
+        key: &DelegateKey,
+    ) -> Result<(), SignatureError> {
         let (sig, _) = parts(&env.signature.0)?;
-        let msg = Message::from_digest(env.signing_hash());
+        let msg = Message::from_digest(digest);
         self.secp.verify_ecdsa(msg, &sig, &key.0).map_err(|_| SignatureError::WrongSigner {
             expected: env.id.publisher,
-            actual: self.recover(env).map(|k| address(&k.0)).unwrap_or(Address::ZERO),
+            actual: self.recover(env, digest).map(|k| address(&k.0)).unwrap_or(Address::ZERO),
         })
     }
 }
@@ -110,19 +121,22 @@ mod tests {
     fn agrees_with_k256_on_good_and_bad_signatures() {
         let checker = SignatureChecker::new();
         let (env, _) = envelope();
-        let key = checker.recover(&env).unwrap();
-        checker.verify(&env, &key).unwrap();
+        let key = checker.recover(&env, env.signing_hash()).unwrap();
+        checker.verify(&env, env.signing_hash(), &key).unwrap();
         assert!(env.verify().is_ok());
 
         let mut tampered = env.clone();
         tampered.content.push(0);
-        assert!(checker.verify(&tampered, &key).is_err());
-        assert!(checker.recover(&tampered).is_err(), "recovers someone else");
+        assert!(checker.verify(&tampered, tampered.signing_hash(), &key).is_err());
+        assert!(
+            checker.recover(&tampered, tampered.signing_hash()).is_err(),
+            "recovers someone else"
+        );
         assert!(tampered.verify().is_err());
 
         let mut bad_v = env.clone();
         bad_v.signature.0[64] = 29;
-        assert_eq!(checker.recover(&bad_v), Err(SignatureError::BadV(29)));
+        assert_eq!(checker.recover(&bad_v, bad_v.signing_hash()), Err(SignatureError::BadV(29)));
 
         // The same signature with s replaced by n - s (high-S) is refused by both.
         let mut high_s = env.clone();
@@ -131,7 +145,7 @@ mod tests {
         let flipped = k256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
         high_s.signature.0[..64].copy_from_slice(&flipped.to_bytes());
         high_s.signature.0[64] ^= 1; // the other recovery id recovers the same key
-        assert!(checker.recover(&high_s).is_err());
+        assert!(checker.recover(&high_s, high_s.signing_hash()).is_err());
         assert!(high_s.verify().is_err());
     }
 }

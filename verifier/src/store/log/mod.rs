@@ -48,17 +48,19 @@
 //!
 //! # Where what is
 //!
-//! `format.rs`: file names, the segment header, the chain hash and `HEAD`.
+//! `cache.rs`: dropping durable frames from the page cache behind a tail
+//! window ([`LogConfig::cached_tail_bytes`]). `format.rs`: file names, the segment header, the chain hash and `HEAD`.
 //! `reader.rs`: frames read back with their chain recomputed, and
 //! [`LogReader`]. `verify.rs`: [`verify`] of a whole log. `writer.rs`:
 //! [`SegmentLog`]'s append, group commit and recovery on open. `prune.rs`:
-//! removing whole old segments. The files use only std, blake3 and
-//! thiserror, so the fuzz crate compiles them as they are
+//! removing whole old segments. The files use only std, blake3,
+//! thiserror and (on Linux, for the page cache) rustix, so the fuzz crate compiles them as they are
 //! (`fuzz/fuzz_targets/log_segment.rs`).
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod cache;
 mod format;
 mod prune;
 mod reader;
@@ -66,8 +68,9 @@ mod verify;
 mod writer;
 
 pub use format::{
-    DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, FRAME_OVERHEAD_BYTES, GENESIS_HASH, HEAD_FILE,
-    HEADER_BYTES, HeadProblem, MAGIC, MAX_PAYLOAD_BYTES, Problem, RecordKind, segment_file_name,
+    DEFAULT_CACHED_TAIL_BYTES, DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, FRAME_OVERHEAD_BYTES,
+    GENESIS_HASH, HEAD_FILE, HEADER_BYTES, HeadProblem, MAGIC, MAX_PAYLOAD_BYTES, Problem,
+    RecordKind, segment_file_name,
 };
 pub use prune::{PruneBefore, PruneInfo};
 pub use reader::LogReader;

@@ -6,10 +6,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::cache;
 use super::format::{
-    CHECK_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_OVERHEAD_BYTES, GENESIS_HASH, HEAD_TMP_FILE,
-    HEADER_BYTES, Head, HeadProblem, MAX_PAYLOAD_BYTES, Problem, RecordKind, chain, encode_header,
-    list_segments, read_head, segment_file_name, sync_dir, write_head,
+    CHECK_BYTES, DEFAULT_CACHED_TAIL_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_OVERHEAD_BYTES,
+    GENESIS_HASH, HEAD_TMP_FILE, HEADER_BYTES, Head, HeadProblem, MAX_PAYLOAD_BYTES, Problem,
+    RecordKind, chain, encode_header, list_segments, read_head, segment_file_name, sync_dir,
+    write_head,
 };
 use super::reader::{Cursor, Step};
 use super::{LogError, Position, io_err};
@@ -26,11 +28,20 @@ pub struct LogConfig {
     /// A new segment is started when the next frame would take the active
     /// one past this many bytes (a segment always holds at least one frame).
     pub segment_bytes: u64,
+    /// Committed bytes the log leaves in the page cache: after each commit,
+    /// what lies further back than this in the active segment is dropped
+    /// (see [`cache`](super::cache)), and a finished segment is dropped
+    /// whole when the next one starts. `u64::MAX` drops nothing (the
+    /// kernel decides, as for any file).
+    pub cached_tail_bytes: u64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { segment_bytes: DEFAULT_SEGMENT_BYTES }
+        LogConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            cached_tail_bytes: DEFAULT_CACHED_TAIL_BYTES,
+        }
     }
 }
 
@@ -57,6 +68,9 @@ pub struct CommitInfo {
     pub bytes: u64,
     /// The last record now committed, if this call committed any.
     pub last: Option<Position>,
+    /// Committed bytes this call dropped from the page cache
+    /// ([`LogConfig::cached_tail_bytes`]).
+    pub uncached_bytes: u64,
 }
 
 /// Takes the writer lock. A lock just released can still be held for a
@@ -124,6 +138,9 @@ pub struct SegmentLog {
     active: File,
     /// Committed length of the active segment.
     active_len: u64,
+    /// Where the active segment's cached part starts: everything before it
+    /// was dropped from the page cache.
+    cached_from: u64,
     committed_next: u64,
     committed_hash: [u8; 32],
     pending: Vec<Chunk>,
@@ -269,6 +286,7 @@ impl SegmentLog {
             segments,
             active,
             active_len: keep_len,
+            cached_from: 0,
             committed_next,
             committed_hash: recovery.last_hash,
             pending: Vec::new(),
@@ -343,11 +361,12 @@ impl SegmentLog {
             return Err(LogError::Poisoned);
         }
         if self.pending.is_empty() {
-            return Ok(CommitInfo { records: 0, bytes: 0, last: None });
+            return Ok(CommitInfo { records: 0, bytes: 0, last: None, uncached_bytes: 0 });
         }
         match self.write_pending() {
-            Ok(bytes) => {
-                let info = CommitInfo { records: self.pending_records, bytes, last: self.last };
+            Ok((bytes, uncached_bytes)) => {
+                let records = self.pending_records;
+                let info = CommitInfo { records, bytes, last: self.last, uncached_bytes };
                 self.pending_records = 0;
                 self.committed_next = self.tip_next;
                 self.committed_hash = self.tip_hash;
@@ -360,14 +379,21 @@ impl SegmentLog {
         }
     }
 
-    fn write_pending(&mut self) -> Result<u64, LogError> {
+    /// Writes and syncs the pending frames; returns the bytes written and
+    /// the bytes then dropped from the page cache.
+    fn write_pending(&mut self) -> Result<(u64, u64), LogError> {
         let mut created = false;
         let mut bytes = 0u64;
+        let mut uncached = 0u64;
         for chunk in std::mem::take(&mut self.pending) {
             let path = self.dir.join(segment_file_name(chunk.segment));
             if let Some(header) = &chunk.header {
                 // Finish the old segment before starting the next.
                 self.active.sync_data().map_err(io_err(&path))?;
+                if self.config.cached_tail_bytes != u64::MAX {
+                    uncached += cache::drop_range(&self.active, self.cached_from, self.active_len);
+                }
+                self.cached_from = 0;
                 let file = OpenOptions::new()
                     .read(true)
                     .append(true)
@@ -388,11 +414,18 @@ impl SegmentLog {
         }
         let active_path = self.dir.join(segment_file_name(self.tip_segment));
         self.active.sync_data().map_err(io_err(&active_path))?;
+        // Only now are the pages clean, so that dropping them loses nothing.
+        let keep_from =
+            cache::page_floor(self.active_len.saturating_sub(self.config.cached_tail_bytes));
+        if keep_from > self.cached_from {
+            uncached += cache::drop_range(&self.active, self.cached_from, keep_from);
+            self.cached_from = keep_from;
+        }
         if created {
             sync_dir(&self.dir)?;
         }
         write_head(&self.dir, Head { index: self.tip_next - 1, hash: self.tip_hash })?;
-        Ok(bytes)
+        Ok((bytes, uncached))
     }
 
     /// The log's directory.
