@@ -19,7 +19,8 @@
 //! publisher and node share the machine's cores, so that is the figure
 //! comparable with the single-threaded pipeline bench.
 //!
-//! Not criterion: one timed run of real processes. Without `--bench` (test
+//! Not criterion: timed runs of real processes, three (each with a node of
+//! its own), of which the median is reported. Without `--bench` (test
 //! runners) a smoke run (2 gateways, 40 envelopes) that fails unless every
 //! envelope is accepted. `VOUCH_SATURATE_ENVELOPES` overrides the full size
 //! (10,000 envelopes = 640,000 events from 20 gateways). Prints a human
@@ -93,6 +94,27 @@ fn main() {
         Err(_) if full => 10_000,
         Err(_) => 40,
     };
+    // One run's figure moves by ±10 % with what else the two cores are
+    // doing; the median of three decides the goal, and all three are shown.
+    let mut reports: Vec<serde_json::Value> =
+        (0..if full { RUNS } else { 1 }).map(|_| run(envelopes, full)).collect();
+    let rates: Vec<f64> = reports.iter().map(|r| r["events_per_s"].as_f64().unwrap()).collect();
+    let per_cpu: Vec<f64> =
+        reports.iter().map(|r| r["events_per_node_cpu_second"].as_f64().unwrap()).collect();
+    reports.sort_by(|a, b| {
+        a["events_per_s"].as_f64().unwrap().total_cmp(&b["events_per_s"].as_f64().unwrap())
+    });
+    let mut median = reports.swap_remove(reports.len() / 2);
+    median["runs_events_per_s"] = json!(rates);
+    median["runs_events_per_node_cpu_second"] = json!(per_cpu);
+    println!("vouch-bench-json: {median}");
+}
+
+/// Runs of the full bench, each with a node of its own; the median counts.
+const RUNS: usize = 3;
+
+/// One run: a fresh node, the warm-up, the blast; returns the run's report.
+fn run(envelopes: usize, full: bool) -> serde_json::Value {
     let gateways = envelopes.div_ceil(PER_GATEWAY).max(2) as u32;
     let mut chains: Vec<Chain> = (0..gateways)
         .map(|n| Chain::new(n, REGIONS[n as usize % REGIONS.len()], "saturate-bench"))
@@ -199,10 +221,10 @@ fn main() {
         "rss_mib": (rss_mib * 10.0).round() / 10.0,
         "node_exited": exited,
     });
-    println!("vouch-bench-json: {report}");
     assert!(exited.is_none(), "the node exited: {exited:?}");
     if !full {
         assert_eq!(got, envelopes as u64, "every envelope is accepted: {report}");
         assert_eq!(shed, 0, "{report}");
     }
+    report
 }
