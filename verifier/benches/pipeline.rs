@@ -114,7 +114,7 @@ fn run_pipeline(pubs: &[Actor], envelopes: &[Vec<u8>], with_log: bool) -> Durati
         if !with_log {
             continue;
         }
-        log.append(RecordKind::Envelope, msg.bytes()).unwrap();
+        log.append_owned(RecordKind::Envelope, msg.into_bytes()).unwrap();
         accepted.push(verified);
         if accepted.len() == group() {
             commit_and_score(&mut log, &scores, &mut accepted);

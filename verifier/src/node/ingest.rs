@@ -759,7 +759,7 @@ impl Worker {
         };
         match checked {
             Ok(verified) => {
-                self.append_verified(verified, msg.bytes(), id, to_score)?;
+                self.append_verified(verified, msg.into_bytes(), id, to_score)?;
                 Ok(Outcome::Accept)
             }
             Err(e) => {
@@ -787,7 +787,7 @@ impl Worker {
         let (key, blame) = match checked {
             Ok(verified) => {
                 let late = verified.envelope().id.timestamp < self.sla.scores.sealed_end_ms();
-                self.append_verified(verified, &data, id, to_score)?;
+                self.append_verified(verified, data, id, to_score)?;
                 ((Outcome::Accept, if late { LATE } else { ACCEPTED }), false)
             }
             Err(e) => {
@@ -809,14 +809,14 @@ impl Worker {
     fn append_verified(
         &mut self,
         verified: Verified,
-        data: &[u8],
+        data: Vec<u8>,
         id: Hash,
         to_score: &mut Vec<(Verified, u64, Hash)>,
     ) -> Result<(), NodeError> {
         if self.drop_principal == Some(verified.certificate().principal()) {
             return Ok(());
         }
-        let at = self.log.append(RecordKind::Envelope, data)?;
+        let at = self.log.append_owned(RecordKind::Envelope, data)?;
         self.appended.insert(id);
         to_score.push((verified, at.index, id));
         Ok(())

@@ -91,10 +91,13 @@ fn lock_exclusive(lock: &File, path: &Path) -> Result<(), LogError> {
 }
 
 /// Writes `frames` in order and returns how many bytes that was. A vectored
-/// write takes as many frames as the kernel allows in one call (std caps the
-/// count at `IOV_MAX`); a short write resumes where it stopped.
-fn write_frames(file: &mut File, frames: &[Vec<u8>]) -> io::Result<u64> {
-    let mut slices: Vec<io::IoSlice<'_>> = frames.iter().map(|f| io::IoSlice::new(f)).collect();
+/// write takes as many frame parts as the kernel allows in one call (std
+/// caps the count at `IOV_MAX`); a short write resumes where it stopped.
+fn write_frames(file: &mut File, frames: &[Frame]) -> io::Result<u64> {
+    let mut slices: Vec<io::IoSlice<'_>> = frames
+        .iter()
+        .flat_map(|f| [&f.head[..], &f.payload, &f.check].map(io::IoSlice::new))
+        .collect();
     let mut rest = &mut slices[..];
     let mut written = 0u64;
     while !rest.is_empty() {
@@ -117,9 +120,20 @@ struct Chunk {
     segment: u64,
     /// The header, when this chunk starts a new segment.
     header: Option<Vec<u8>>,
-    /// One buffer per frame, written with vectored writes: a group of large
-    /// records never regrows (and re-copies) one large buffer.
-    frames: Vec<Vec<u8>>,
+    /// Written with vectored writes: a group of large records never
+    /// regrows (and re-copies) one large buffer.
+    frames: Vec<Frame>,
+}
+
+/// One buffered frame in its three parts, so that an owned payload is
+/// written where it already lies ([`SegmentLog::append_owned`]).
+#[derive(Debug)]
+struct Frame {
+    /// `u32be(len) ‖ kind`.
+    head: [u8; 5],
+    payload: Vec<u8>,
+    /// The first bytes of the chain hash.
+    check: [u8; CHECK_BYTES],
 }
 
 /// The append-only segment log, open for writing. See the module docs for
@@ -301,9 +315,19 @@ impl SegmentLog {
         Ok((log, recovery))
     }
 
-    /// Buffers a record and returns where it will be. Nothing is durable
-    /// (or accepted) until [`SegmentLog::commit`] returns `Ok`.
+    /// Buffers a record (a copy of `payload`) and returns where it will be.
+    /// Nothing is durable (or accepted) until [`SegmentLog::commit`] returns `Ok`.
     pub fn append(&mut self, kind: RecordKind, payload: &[u8]) -> Result<Position, LogError> {
+        self.append_owned(kind, payload.to_vec())
+    }
+
+    /// [`SegmentLog::append`] of a payload the caller gives up: it is written
+    /// from where it lies, not copied (an envelope is tens of KiB).
+    pub fn append_owned(
+        &mut self,
+        kind: RecordKind,
+        payload: Vec<u8>,
+    ) -> Result<Position, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
@@ -328,7 +352,7 @@ impl SegmentLog {
                 frames: Vec::new(),
             });
         }
-        let hash = chain(&self.tip_hash, kind.as_byte(), payload);
+        let hash = chain(&self.tip_hash, kind.as_byte(), &payload);
         let position = Position {
             index: self.tip_next,
             segment: self.tip_segment,
@@ -336,12 +360,12 @@ impl SegmentLog {
             hash,
         };
         if let Some(chunk) = self.pending.last_mut() {
-            let mut frame = Vec::with_capacity(frame_len as usize);
-            frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-            frame.push(kind.as_byte());
-            frame.extend_from_slice(payload);
-            frame.extend_from_slice(&hash[..CHECK_BYTES]);
-            chunk.frames.push(frame);
+            let mut head = [0u8; 5];
+            head[..4].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+            head[4] = kind.as_byte();
+            let mut check = [0u8; CHECK_BYTES];
+            check.copy_from_slice(&hash[..CHECK_BYTES]);
+            chunk.frames.push(Frame { head, payload, check });
         }
         self.tip_next += 1;
         self.tip_hash = hash;
