@@ -395,11 +395,11 @@ def pipeline(out):
     header(out, ["pipeline"], "pipeline ≥ 80 % of raw signature verification with single-event envelopes; "
                               "≥ 100,000 events/s with 64-event batches; RSS ≤ 256 MiB at 1,000 principals × 4 delegates.")
     out.append(
-        "Own harness: one timed pass per scenario, because the pipeline remembers\n"
-        "what it accepted, after an untimed pass of other publishers' envelopes through a\n"
-        "pipeline and log of its own, so that the timed pass runs on memory the process has\n"
-        "touched, as a running node's (a fresh process's first pass also pays the kernel's\n"
-        "first-touch faults). 20 gateway publishers, pre-signed envelopes, every check\n"
+        "Own harness: timed passes, each with a fresh pipeline, because the pipeline remembers\n"
+        "what it accepted; three rounds of every column, interleaved, and the median of each,\n"
+        "after an untimed pass of other publishers' envelopes through a pipeline and log of\n"
+        "its own, so that the timed passes run on memory the process has touched, as a running\n"
+        "node's (a fresh process's first pass also pays the kernel's first-touch faults). 20 gateway publishers, pre-signed envelopes, every check\n"
         "of DESIGN.md §6 in order; \"with log\" also appends each accepted envelope\n"
         f"to the segment log with a group commit (fsync) every {group.group(1) if group else '?'} envelopes, as the\n"
         "node, and feeds the SLA engines (the node's default policies, `sla-policy-v2` and\n"
