@@ -1050,7 +1050,11 @@ def replay(out):
     out.append(f"Goal: ≥ 200,000 events/s on both cores (largest log) — "
                f"**{'met' if g else 'missed' if g is not None else NOT}**. Every check runs: hash chain, strict decode, "
                "certificate, recorded authority view, envelope signature (libsecp256k1). bench.sh caps the log at "
-               "`VOUCH_REPLAY_BENCH_MAX_EVENTS` (default 1,000,000 here) to stay within its time budget.")
+               "`VOUCH_REPLAY_BENCH_MAX_EVENTS` (default 1,000,000 here) to stay within its time budget. "
+               "The bench writes its log with the page-cache window off (`cached_tail_bytes = u64::MAX`), so the "
+               "replay reads it from memory, as an auditor's second pass would; read cold, from this VM's disk, "
+               "the 1,000,000-event log replayed at 528,527 events/s on both cores (2026-12-06 01:44 UTC run, "
+               "the node's default window: about 230 MB/s of log).")
     out.append("")
 
 
