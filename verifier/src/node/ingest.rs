@@ -334,6 +334,9 @@ pub(crate) struct Worker {
     caught_up: bool,
     commits: u64,
     uncached_bytes: u64,
+    /// [`IngestConfig::hash_threads`], resolved once (finding the cores
+    /// reads the cgroup's CPU quota, too dear for every group).
+    hash_threads: usize,
     /// State derived from committed records, not yet written to redb.
     pending: StateWrite,
     last_state_write: Instant,
@@ -463,6 +466,7 @@ impl Worker {
             caught_up: false,
             commits: 0,
             uncached_bytes: 0,
+            hash_threads: parts.config.hash_threads(),
             pending: StateWrite::default(),
             last_state_write: Instant::now(),
             last_minute: None,
@@ -706,7 +710,7 @@ impl Worker {
         let mut verdicts = Vec::with_capacity(group.items.len());
         let mut accepted = Vec::new();
         let mut to_score = Vec::new();
-        for prepared in prepare(group.items, self.config.hash_threads()) {
+        for prepared in prepare(group.items, self.hash_threads) {
             let outcome = match prepared.message {
                 Message::Control(data) => self.control(&data)?,
                 Message::Telemetry(msg) => self.telemetry(msg, &mut to_score)?,
