@@ -21,7 +21,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 /// The default size at which a new segment is started (64 MiB).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 /// The default tail of committed bytes left in the page cache (16 MiB):
-/// at a saturated node's rate about a quarter of a second of frames, at a
+/// at a saturated node's rate (about 100 MB/s) a sixth of a second of frames, at a
 /// typical one minutes of them, which is what a follower or a syncing peer
 /// reads back.
 pub const DEFAULT_CACHED_TAIL_BYTES: u64 = 16 << 20;
