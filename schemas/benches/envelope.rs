@@ -129,6 +129,33 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The signing hashes of eight such envelopes: Keccak over the content
+    // one message at a time (keccak-asm), against one message per SIMD lane.
+    let lanes = vouch_schema::crypto::batch_lanes();
+    let eight: Vec<Envelope> = (0..8u64)
+        .map(|n| {
+            let mut i = id();
+            i.timestamp += n;
+            Envelope::sign(i, prev(), content.clone(), &key).expect("signs")
+        })
+        .collect();
+    let headers: Vec<Vec<u8>> = eight.iter().map(|e| e.signature_payload()).collect();
+    let parts: Vec<[&[u8]; 1]> = headers.iter().map(|p| [p.as_slice()]).collect();
+    let payloads: Vec<&[&[u8]]> = parts.iter().map(|p| p.as_slice()).collect();
+    let mut g = c.benchmark_group("keccak_8_envelopes");
+    g.bench_function("one_at_a_time", |b| {
+        b.iter(|| {
+            payloads
+                .iter()
+                .map(|p| vouch_schema::crypto::eip191_hash_parts(black_box(p)))
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function(format!("batch_{lanes}_lanes"), |b| {
+        b.iter(|| vouch_schema::crypto::eip191_hashes(black_box(&payloads)))
+    });
+    g.finish();
 }
 
 criterion_group! {

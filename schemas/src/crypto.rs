@@ -13,10 +13,16 @@ use secp256k1::{Message, Secp256k1, SignOnly};
 
 use crate::Address;
 
+mod batch;
+pub use batch::{batch_lanes, keccak256_batch};
+
 /// Keccak-256 of `data`.
 pub fn keccak256(data: &[u8]) -> [u8; 32] {
     Keccak256::digest(data).into()
 }
+
+/// What EIP-191's `personal_sign` puts before the payload's length.
+const EIP191_PREFIX: &[u8] = b"\x19Ethereum Signed Message:\n";
 
 /// The EIP-191 `personal_sign` digest of `payload`:
 /// Keccak-256 of `"\x19Ethereum Signed Message:\n" ‖ len(payload) ‖ payload`.
@@ -27,12 +33,35 @@ pub fn eip191_hash(payload: &[u8]) -> [u8; 32] {
 /// [`eip191_hash`] of the concatenation of `parts`, without building it.
 pub fn eip191_hash_parts(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Keccak256::new();
-    h.update(b"\x19Ethereum Signed Message:\n");
+    h.update(EIP191_PREFIX);
     h.update(parts.iter().map(|p| p.len()).sum::<usize>().to_string().as_bytes());
     for p in parts {
         h.update(p);
     }
     h.finalize().into()
+}
+
+/// [`eip191_hash_parts`] of many payloads at once: `out[i]` is the digest
+/// of `payloads[i]`'s parts. Hashed several at a time ([`keccak256_batch`]);
+/// the digests are the very bytes the one-at-a-time function gives.
+pub fn eip191_hashes(payloads: &[&[&[u8]]]) -> Vec<[u8; 32]> {
+    let lengths: Vec<String> = payloads
+        .iter()
+        .map(|parts| parts.iter().map(|p| p.len()).sum::<usize>().to_string())
+        .collect();
+    let messages: Vec<Vec<&[u8]>> = payloads
+        .iter()
+        .zip(&lengths)
+        .map(|(parts, len)| {
+            let mut m: Vec<&[u8]> = Vec::with_capacity(parts.len() + 2);
+            m.push(EIP191_PREFIX);
+            m.push(len.as_bytes());
+            m.extend_from_slice(parts);
+            m
+        })
+        .collect();
+    let refs: Vec<&[&[u8]]> = messages.iter().map(Vec::as_slice).collect();
+    keccak256_batch(&refs)
 }
 
 /// The Ethereum address of a public key: the last 20 bytes of the Keccak-256
@@ -200,6 +229,11 @@ mod tests {
     fn sign_recover_and_reject_tampering() {
         let key = key_one();
         assert_eq!(eip191_hash_parts(&[b"he", b"", b"llo"]), eip191_hash(b"hello"));
+        let payloads: [&[&[u8]]; 3] = [&[b"he", b"", b"llo"], &[], &[b"hellp"]];
+        assert_eq!(
+            eip191_hashes(&payloads),
+            vec![eip191_hash(b"hello"), eip191_hash(b""), eip191_hash(b"hellp")]
+        );
         let digest = eip191_hash(b"hello");
         let sig = Signature::sign_prehash(&key, &digest);
         let me = address_of(key.verifying_key());

@@ -186,6 +186,17 @@ impl Envelope {
         crypto::eip191_hash_parts(&[&self.signature_header(), &self.content])
     }
 
+    /// [`Envelope::signing_hash`] of each envelope, hashed several at a time
+    /// ([`crypto::keccak256_batch`]): what a verifier computes for a group of
+    /// received envelopes. The digests are those `signing_hash` gives.
+    pub fn signing_hashes(envelopes: &[&Envelope]) -> Vec<[u8; 32]> {
+        let headers: Vec<Vec<u8>> = envelopes.iter().map(|e| e.signature_header()).collect();
+        let parts: Vec<[&[u8]; 2]> =
+            envelopes.iter().zip(&headers).map(|(e, h)| [h.as_slice(), &e.content]).collect();
+        let payloads: Vec<&[&[u8]]> = parts.iter().map(|p| p.as_slice()).collect();
+        crypto::eip191_hashes(&payloads)
+    }
+
     /// Checks that the publisher signed this envelope, by key recovery.
     pub fn verify(&self) -> Result<(), SignatureError> {
         self.signature.verify_address(self.id.publisher, &self.signing_hash())

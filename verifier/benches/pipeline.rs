@@ -27,7 +27,7 @@ use vouch_schema::{Address, Envelope, MessageId, MessageRef, TelemetryBatch};
 use vouch_testkit::actor::Actor;
 use vouch_testkit::{fixtures, keys};
 use vouch_verifier::scores::{PolicyFiles, Scores};
-use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog};
+use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog, Syncing};
 use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig, Verified};
 use vouch_verifier::validate::{RateLimit, RateLimits};
 
@@ -98,38 +98,69 @@ fn pipeline(pubs: &[Actor]) -> Pipeline {
     Pipeline::new(config, authority)
 }
 
-/// One pass: every envelope through the pipeline and into the log. The
-/// messages are owned before the clock starts, as gossip hands them over.
+/// One pass: every envelope through the pipeline and into the log, a group
+/// of the node's commit size at a time, each group as the node's ingest
+/// worker takes it with one hash thread (`node/ingest.rs`, `node/prepare.rs`):
+/// a chunk's messages hashed side by side where the CPU has SIMD lanes, then
+/// validated in order while the previous group's commit syncs; once that is
+/// durable, the previous group is scored and this one appended and its
+/// commit started. The messages are owned before the clock starts, as
+/// gossip hands them over.
 fn run_pipeline(pubs: &[Actor], envelopes: &[Vec<u8>], with_log: bool) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
     let mut p = pipeline(pubs);
     let scores = Scores::open(&PolicyFiles::default(), None).unwrap().0;
     let topic = telemetry_topic(PARTITION);
-    let messages = envelopes.to_vec();
+    let lanes = vouch_schema::crypto::batch_lanes();
+    let owned: Vec<Vec<u8>> = envelopes.to_vec();
+    let mut messages = owned.into_iter();
     let start = Instant::now();
-    let mut accepted = Vec::new();
-    for bytes in messages {
-        let msg = Unverified::from_topic(bytes, &topic);
-        let verified = p.validate(&msg, NOW_MS).unwrap();
-        if !with_log {
-            continue;
+    let mut in_flight: Option<(Syncing, Vec<Verified>)> = None;
+    let mut left = envelopes.len();
+    while left > 0 {
+        let mut in_group = group().min(left);
+        left -= in_group;
+        let mut checked = Vec::with_capacity(in_group);
+        while in_group > 0 {
+            let take = lanes.max(4).min(in_group);
+            in_group -= take;
+            let mut chunk: Vec<Unverified> = messages
+                .by_ref()
+                .take(take)
+                .map(|bytes| Unverified::from_topic(bytes, &topic))
+                .collect();
+            if lanes > 1 {
+                Unverified::prehash_all(&mut chunk);
+            }
+            for msg in chunk {
+                let verified = p.validate(&msg, NOW_MS).unwrap();
+                if with_log {
+                    checked.push((verified, msg.into_bytes()));
+                }
+            }
         }
-        log.append_owned(RecordKind::Envelope, msg.into_bytes()).unwrap();
-        accepted.push(verified);
-        if accepted.len() == group() {
-            commit_and_score(&mut log, &scores, &mut accepted);
+        if with_log {
+            finish(&mut log, &scores, in_flight.take());
+            let mut accepted = Vec::with_capacity(checked.len());
+            for (verified, bytes) in checked {
+                log.append_owned(RecordKind::Envelope, bytes).unwrap();
+                accepted.push(verified);
+            }
+            in_flight = Some((log.start_commit().unwrap(), accepted));
         }
     }
-    commit_and_score(&mut log, &scores, &mut accepted);
+    finish(&mut log, &scores, in_flight);
     start.elapsed()
 }
 
-/// As the node does after a group: commit (fsync), then feed the SLA engine.
-fn commit_and_score(log: &mut SegmentLog, scores: &Scores, accepted: &mut Vec<Verified>) {
-    log.commit().unwrap();
-    for v in accepted.drain(..) {
-        scores.ingest_verified(&v);
+/// As the node does once a group's commit is durable: feed the SLA engines.
+fn finish(log: &mut SegmentLog, scores: &Scores, group: Option<(Syncing, Vec<Verified>)>) {
+    if let Some((syncing, accepted)) = group {
+        log.finish_commit(syncing).unwrap();
+        for v in &accepted {
+            scores.ingest_verified(v);
+        }
     }
 }
 

@@ -104,6 +104,46 @@ fn append_commit_reopen() {
     assert_eq!(verify(dir.path()).unwrap().records, 14);
 }
 
+/// A commit split in two (`start_commit`, then `finish_commit`, as the node
+/// overlaps a group's sync with validating the next): its records count as
+/// committed only once finished, appends made meanwhile wait for the next
+/// commit (across a new segment, too), and one commit is under way at a time.
+#[test]
+fn a_commit_under_way_counts_once_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), config(600)).unwrap();
+    for i in 0..3 {
+        log.append(kind(i), &payload(i)).unwrap();
+    }
+    let syncing = log.start_commit().unwrap();
+    assert_eq!(syncing.records(), 3);
+    assert_eq!(log.committed_records(), 0, "not committed before it is durable");
+    // Appends go on meanwhile, past the segment's end.
+    for i in 3..12 {
+        log.append(kind(i), &payload(i)).unwrap();
+    }
+    assert!(matches!(log.start_commit(), Err(LogError::CommitUnderWay)));
+    assert!(matches!(log.commit(), Err(LogError::CommitUnderWay)));
+    let info = log.finish_commit(syncing).unwrap();
+    assert_eq!((info.records, info.last.unwrap().index), (3, 2));
+    assert_eq!((log.committed_records(), log.pending_records()), (3, 9));
+    let syncing = log.start_commit().unwrap();
+    assert_eq!(syncing.records(), 9);
+    assert_eq!(log.finish_commit(syncing).unwrap().records, 9);
+    assert_eq!(log.committed_records(), 12);
+    // Nothing pending: a commit with nothing to sync.
+    let idle = log.start_commit().unwrap();
+    assert_eq!(log.finish_commit(idle).unwrap().records, 0);
+    let hash = log.committed_hash();
+    drop(log);
+    let (_, rec) = SegmentLog::open(dir.path(), config(600)).unwrap();
+    assert_eq!((rec.records, rec.last_hash, rec.truncated_bytes), (12, hash, 0));
+    check_records(dir.path(), 0, 12);
+    let summary = verify(dir.path()).unwrap();
+    assert!(summary.segments > 1, "the appends made while syncing started a segment");
+    assert_eq!((summary.records, summary.uncommitted), (12, 0));
+}
+
 /// One commit of more frames than one vectored write takes (Linux's
 /// `IOV_MAX` is 1,024) writes them all, in order, and verifies.
 #[test]

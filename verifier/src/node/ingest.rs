@@ -21,7 +21,8 @@ use crate::converge::{Added, Convergence, Disagreement, LogHead, minute_of};
 use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores, Step};
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
-    LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateStore, StateWrite,
+    CommitInfo, LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateStore,
+    StateWrite, Syncing,
 };
 use crate::validate::rules::ControlKind;
 use crate::validate::{
@@ -330,6 +331,9 @@ pub(crate) struct Worker {
     /// Ids of the envelopes appended in the group being validated (indexed
     /// once it is committed).
     appended: HashSet<Hash>,
+    /// The last group, written to the log and syncing while the next one
+    /// is validated; reported and scored once durable.
+    in_flight: Option<InFlight>,
     /// Whether the node is past its catch-up after start (sealing allowed).
     caught_up: bool,
     commits: u64,
@@ -354,6 +358,20 @@ pub(crate) struct Worker {
     last_snapshot_bytes: u64,
     /// Size of the redb file after the last state write.
     state_file_bytes: u64,
+}
+
+/// A group whose records are written and whose sync is under way.
+struct InFlight {
+    syncing: Syncing,
+    /// Log index of its first record.
+    first: u64,
+    /// Its verdicts, rejections first, sent once it is durable.
+    verdicts: Vec<Verdict>,
+    /// Its accepted envelopes with their log indexes and ids, scored and
+    /// indexed once it is durable.
+    to_score: Vec<(Verified, u64, Hash)>,
+    /// Its envelopes' ids, held until they are indexed.
+    ids: HashSet<Hash>,
 }
 
 /// The worker's share of the scores: the engine it feeds after every
@@ -463,6 +481,7 @@ impl Worker {
             control: BTreeMap::new(),
             synced: BTreeMap::new(),
             appended: HashSet::new(),
+            in_flight: None,
             caught_up: false,
             commits: 0,
             uncached_bytes: 0,
@@ -482,9 +501,14 @@ impl Worker {
         }
     }
 
-    /// Records the authority view if its hash differs from the one last recorded.
+    /// Records the authority view in force now if its hash differs from the
+    /// one last recorded.
     pub(crate) fn record_authority(&mut self) -> Result<(), NodeError> {
-        let view = self.authority.current();
+        self.record_view(self.authority.current())
+    }
+
+    /// Records `view` if its hash differs from the one last recorded.
+    fn record_view(&mut self, view: Arc<AuthorityView>) -> Result<(), NodeError> {
         if self.checked_view.as_ref().is_some_and(|v| Arc::ptr_eq(v, &view)) {
             return Ok(());
         }
@@ -510,10 +534,14 @@ impl Worker {
         self.commit()?;
         let linger = Duration::from_millis(self.config.commit_interval_ms);
         let max = self.config.commit_max_records.max(1);
-        while let Some(group) = self.queue.take(max, linger, IDLE_WAKE) {
+        // While a group syncs, an empty queue is not waited on: the group
+        // is finished (reported, scored) at once instead.
+        let idle = |w: &Worker| if w.in_flight.is_some() { Duration::ZERO } else { IDLE_WAKE };
+        while let Some(group) = self.queue.take(max, linger, idle(&self)) {
             self.metrics.queue_bytes.store(self.queue.bytes() as u64, Ordering::Relaxed);
             self.group(group)?;
         }
+        self.finish_in_flight()?;
         self.commit()?;
         self.write_state(true)?;
         tracing::info!(records = self.log.committed_records(), "log committed at shutdown");
@@ -668,10 +696,18 @@ impl Worker {
         Ok(())
     }
 
+    /// Commits what is pending, then does what follows every commit.
     fn commit(&mut self) -> Result<(), NodeError> {
-        if self.log.pending_records() > 0 {
-            let first = self.log.committed_records();
-            self.uncached_bytes += self.log.commit()?.uncached_bytes;
+        let first = self.log.committed_records();
+        let info = self.log.commit()?;
+        self.committed(first, info)
+    }
+
+    /// What follows a commit whose first record has index `first`: the
+    /// minute row, the periodic state write and pruning, and the metrics.
+    fn committed(&mut self, first: u64, info: CommitInfo) -> Result<(), NodeError> {
+        if info.records > 0 {
+            self.uncached_bytes += info.uncached_bytes;
             self.commits += 1;
             let minute = now_ms() / 60_000;
             if self.last_minute != Some(minute) {
@@ -704,24 +740,53 @@ impl Worker {
         Ok(())
     }
 
-    /// Validates a group, appends what passed, commits once, then reports.
+    /// Validates a group, appends what passed and starts its commit; it is
+    /// reported and scored once durable ([`Worker::finish`]), which is
+    /// while the next group is validated when one is queued.
+    ///
+    /// While the previous group syncs, this one's telemetry is validated up
+    /// to its first control message: validation needs nothing of the
+    /// previous group's commit, while appending must wait for it (a seal
+    /// that the previous group's scores bring is logged before this group's
+    /// records, as `vouch replay` redoes it), and so must a control message
+    /// (it is logged as it is judged).
     fn group(&mut self, group: Group) -> Result<(), NodeError> {
-        self.record_authority()?;
-        let mut verdicts = Vec::with_capacity(group.items.len());
+        let view = self.authority.current();
+        let mut prepared = prepare(group.items, self.hash_threads).peekable();
+        let mut early = Vec::new();
+        if self.in_flight.is_some() {
+            while let Some(p) = prepared.next_if(|p| matches!(p.message, Message::Telemetry(_))) {
+                if let Message::Telemetry(msg) = p.message {
+                    let checked = self.check(&msg);
+                    early.push((p.id, p.source, msg, checked));
+                }
+            }
+            self.finish_in_flight()?;
+        }
+        self.record_view(view)?;
+        let mut verdicts = Vec::with_capacity(early.len() + prepared.size_hint().0);
         let mut accepted = Vec::new();
         let mut to_score = Vec::new();
-        for prepared in prepare(group.items, self.hash_threads) {
-            let outcome = match prepared.message {
-                Message::Control(data) => self.control(&data)?,
-                Message::Telemetry(msg) => self.telemetry(msg, &mut to_score)?,
-            };
-            let (id, source) = (Some(prepared.id), prepared.source);
-            let verdict = Verdict { id, source, acceptance: acceptance(outcome) };
+        let mut report = |id, source, outcome| {
+            let verdict = Verdict { id: Some(id), source, acceptance: acceptance(outcome) };
             if outcome == Outcome::Accept {
                 accepted.push(verdict);
             } else {
                 verdicts.push(verdict);
             }
+        };
+        for (id, source, msg, checked) in early {
+            report(id, source, self.telemetry(msg, checked, &mut to_score)?);
+        }
+        for p in prepared {
+            let outcome = match p.message {
+                Message::Control(data) => self.control(&data)?,
+                Message::Telemetry(msg) => {
+                    let checked = self.check(&msg);
+                    self.telemetry(msg, checked, &mut to_score)?
+                }
+            };
+            report(p.id, p.source, outcome);
         }
         if let Some(batch) = group.synced {
             for envelope in batch.envelopes {
@@ -731,38 +796,66 @@ impl Worker {
                 }
             }
         }
-        // Accept is reported, and scored, only once the records are durable.
-        self.commit()?;
-        self.appended.clear();
-        for (v, log_index, id) in &to_score {
+        verdicts.extend(accepted);
+        let first = self.log.committed_records();
+        let syncing = self.log.start_commit()?;
+        let ids = std::mem::take(&mut self.appended);
+        let group = InFlight { syncing, first, verdicts, to_score, ids };
+        if group.syncing.records() == 0 {
+            return self.finish(group);
+        }
+        self.in_flight = Some(group);
+        Ok(())
+    }
+
+    /// Finishes the group in flight, if any.
+    fn finish_in_flight(&mut self) -> Result<(), NodeError> {
+        match self.in_flight.take() {
+            Some(group) => self.finish(group),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until a group's records are durable; then (and only then)
+    /// indexes and scores its envelopes, seals what the clock allows and
+    /// reports its verdicts: an accept is reported only once durable.
+    fn finish(&mut self, group: InFlight) -> Result<(), NodeError> {
+        let info = self.log.finish_commit(group.syncing)?;
+        self.committed(group.first, info)?;
+        for (v, log_index, id) in &group.to_score {
             let e = v.envelope();
             let minute = minute_of(e.id.timestamp);
             self.sla.converge.index().insert(*id, minute, e.id.partition, *log_index);
             self.sla.scores.ingest_verified(v);
         }
         self.seal()?;
-        verdicts.extend(accepted);
-        if !verdicts.is_empty() && self.verdicts.blocking_send(verdicts).is_err() {
+        if !group.verdicts.is_empty() && self.verdicts.blocking_send(group.verdicts).is_err() {
             tracing::debug!("swarm task gone; verdicts dropped");
         }
         Ok(())
     }
 
-    /// A gossiped envelope: refused when its id is held already (sync may
-    /// have brought it first), else validated and, when it passes, appended.
+    /// A gossiped envelope judged: refused when its id is held already
+    /// (sync may have brought it first), else validated.
+    fn check(&mut self, msg: &Unverified) -> Result<Verified, ValidationError> {
+        if self.held(msg.id()) {
+            Err(self.pipeline.refuse_held())
+        } else {
+            self.pipeline.validate(msg, now_ms())
+        }
+    }
+
+    /// A gossiped envelope as [`Worker::check`] judged it: appended when it
+    /// passed.
     fn telemetry(
         &mut self,
         msg: Unverified,
+        checked: Result<Verified, ValidationError>,
         to_score: &mut Vec<(Verified, u64, Hash)>,
     ) -> Result<Outcome, NodeError> {
-        let id = *msg.id();
-        let checked = if self.held(&id) {
-            Err(self.pipeline.refuse_held())
-        } else {
-            self.pipeline.validate(&msg, now_ms())
-        };
         match checked {
             Ok(verified) => {
+                let id = *msg.id();
                 self.append_verified(verified, msg.into_bytes(), id, to_score)?;
                 Ok(Outcome::Accept)
             }
@@ -803,9 +896,12 @@ impl Worker {
         Ok(blame)
     }
 
-    /// Whether an envelope id is held: indexed, or appended in this group.
+    /// Whether an envelope id is held: indexed, appended in this group, or
+    /// in the group in flight.
     fn held(&self, id: &Hash) -> bool {
-        self.appended.contains(id) || self.sla.converge.index().contains(id)
+        self.appended.contains(id)
+            || self.in_flight.as_ref().is_some_and(|g| g.ids.contains(id))
+            || self.sla.converge.index().contains(id)
     }
 
     /// Appends a verified envelope for the commit (unless a test-only fault

@@ -76,7 +76,7 @@ pub use prune::{PruneBefore, PruneInfo};
 pub use reader::LogReader;
 pub use verify::{VerifySummary, verify};
 pub use writer::{
-    CommitInfo, LOCK_FILE, LOCK_RETRIES, LOCK_RETRY_DELAY, LogConfig, Recovery, SegmentLog,
+    CommitInfo, LOCK_FILE, LOCK_RETRIES, LOCK_RETRY_DELAY, LogConfig, Recovery, SegmentLog, Syncing,
 };
 
 /// Where a record is.
@@ -152,6 +152,13 @@ pub enum LogError {
     /// A commit failed earlier; the log must be reopened to recover.
     #[error("log is unusable after a failed commit; reopen it")]
     Poisoned,
+    /// A commit was started while another's sync was still under way
+    /// ([`SegmentLog::start_commit`]); finish that one first.
+    #[error("a commit is already under way; finish it first")]
+    CommitUnderWay,
+    /// The thread syncing a commit stopped without an answer.
+    #[error("the log's sync thread stopped without an answer")]
+    SyncLost,
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> LogError + '_ {

@@ -73,6 +73,59 @@ pub struct CommitInfo {
     pub uncached_bytes: u64,
 }
 
+/// A commit whose records are written and whose sync is under way
+/// ([`SegmentLog::start_commit`]); hand it to [`SegmentLog::finish_commit`].
+#[derive(Debug)]
+#[must_use = "records count as committed only once finish_commit returns Ok"]
+pub struct Syncing {
+    job: SyncJob,
+    /// What the commit makes durable (its page-cache drop still to come).
+    info: CommitInfo,
+    /// The log's next index and chain hash once it is durable.
+    next: u64,
+    hash: [u8; 32],
+}
+
+impl Syncing {
+    /// Records this commit makes durable.
+    pub fn records(&self) -> u64 {
+        self.info.records
+    }
+}
+
+/// Where a commit's sync runs.
+#[derive(Debug)]
+enum SyncJob {
+    /// On a thread of its own.
+    Thread(std::thread::JoinHandle<Result<(), LogError>>),
+    /// Already over (nothing to sync, or no thread could be started).
+    Done(Result<(), LogError>),
+}
+
+/// What makes a written commit durable, owned, for the sync thread.
+struct Durable {
+    /// The active segment (a second descriptor of the writer's file).
+    file: io::Result<File>,
+    path: PathBuf,
+    dir: PathBuf,
+    /// A segment was created by the commit: its directory entry is synced too.
+    created: bool,
+    head: Head,
+}
+
+impl Durable {
+    /// `fdatasync` of the segment, the directory when a segment was created,
+    /// then the atomic `HEAD` update.
+    fn make(self) -> Result<(), LogError> {
+        let file = self.file.map_err(io_err(&self.path))?;
+        file.sync_data().map_err(io_err(&self.path))?;
+        if self.created {
+            sync_dir(&self.dir)?;
+        }
+        write_head(&self.dir, self.head)
+    }
+}
+
 /// Takes the writer lock. A lock just released can still be held for a
 /// moment by a child process forked (but not yet exec'd) in between, so a
 /// busy lock is retried for up to [`LOCK_RETRIES`] × [`LOCK_RETRY_DELAY`].
@@ -166,6 +219,8 @@ pub struct SegmentLog {
     last: Option<Position>,
     /// A commit failed: the log refuses further use until reopened.
     pub(super) poisoned: bool,
+    /// A commit's sync is under way ([`SegmentLog::start_commit`]).
+    syncing: bool,
 }
 
 impl SegmentLog {
@@ -311,6 +366,7 @@ impl SegmentLog {
             tip_len: keep_len,
             last: None,
             poisoned: false,
+            syncing: false,
         };
         Ok((log, recovery))
     }
@@ -381,31 +437,104 @@ impl SegmentLog {
     /// as accepted once this returns `Ok`. After an error the log refuses
     /// further use ([`LogError::Poisoned`]); reopen it to recover.
     pub fn commit(&mut self) -> Result<CommitInfo, LogError> {
+        let syncing = self.start_commit()?;
+        self.finish_commit(syncing)
+    }
+
+    /// The first half of [`SegmentLog::commit`]: writes every buffered record
+    /// and starts making them durable on a thread of its own, so that the
+    /// caller can go on working (appending included) while the disk syncs.
+    /// Nothing counts as committed until [`SegmentLog::finish_commit`]
+    /// returns `Ok` for it, and one commit is under way at a time
+    /// ([`LogError::CommitUnderWay`]).
+    pub fn start_commit(&mut self) -> Result<Syncing, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
-        if self.pending.is_empty() {
-            return Ok(CommitInfo { records: 0, bytes: 0, last: None, uncached_bytes: 0 });
+        if self.syncing {
+            return Err(LogError::CommitUnderWay);
         }
-        match self.write_pending() {
-            Ok((bytes, uncached_bytes)) => {
-                let records = self.pending_records;
-                let info = CommitInfo { records, bytes, last: self.last, uncached_bytes };
-                self.pending_records = 0;
-                self.committed_next = self.tip_next;
-                self.committed_hash = self.tip_hash;
-                Ok(info)
-            }
+        if self.pending.is_empty() {
+            return Ok(Syncing {
+                job: SyncJob::Done(Ok(())),
+                info: CommitInfo { records: 0, bytes: 0, last: None, uncached_bytes: 0 },
+                next: self.committed_next,
+                hash: self.committed_hash,
+            });
+        }
+        let (bytes, uncached, created) = match self.write_pending() {
+            Ok(written) => written,
             Err(e) => {
                 self.poisoned = true;
-                Err(e)
+                return Err(e);
             }
+        };
+        let info = CommitInfo {
+            records: self.pending_records,
+            bytes,
+            last: self.last,
+            uncached_bytes: uncached,
+        };
+        self.pending_records = 0;
+        let durable = self.durable(created);
+        let job = match std::thread::Builder::new()
+            .name("vouch-log-sync".into())
+            .spawn(move || durable.make())
+        {
+            Ok(handle) => SyncJob::Thread(handle),
+            // No thread to be had: sync here (the closure, and the
+            // descriptor it held, went with the failed spawn).
+            Err(_) => SyncJob::Done(self.durable(created).make()),
+        };
+        self.syncing = true;
+        Ok(Syncing { job, info, next: self.tip_next, hash: self.tip_hash })
+    }
+
+    /// What makes the written records durable, for the sync thread.
+    fn durable(&self, created: bool) -> Durable {
+        Durable {
+            file: self.active.try_clone(),
+            path: self.dir.join(segment_file_name(self.tip_segment)),
+            dir: self.dir.clone(),
+            created,
+            head: Head { index: self.tip_next - 1, hash: self.tip_hash },
         }
     }
 
-    /// Writes and syncs the pending frames; returns the bytes written and
-    /// the bytes then dropped from the page cache.
-    fn write_pending(&mut self) -> Result<(u64, u64), LogError> {
+    /// The second half of [`SegmentLog::commit`]: waits until the records
+    /// [`SegmentLog::start_commit`] wrote are durable, and only then counts
+    /// them as committed. After an error the log refuses further use
+    /// ([`LogError::Poisoned`]); reopen it to recover.
+    pub fn finish_commit(&mut self, syncing: Syncing) -> Result<CommitInfo, LogError> {
+        let Syncing { job, mut info, next, hash } = syncing;
+        if info.records == 0 {
+            return Ok(info);
+        }
+        self.syncing = false;
+        let done = match job {
+            SyncJob::Thread(handle) => handle.join().unwrap_or(Err(LogError::SyncLost)),
+            SyncJob::Done(done) => done,
+        };
+        if let Err(e) = done {
+            self.poisoned = true;
+            return Err(e);
+        }
+        // Only now are the pages clean, so that dropping them loses nothing.
+        let keep_from =
+            cache::page_floor(self.active_len.saturating_sub(self.config.cached_tail_bytes));
+        if keep_from > self.cached_from {
+            info.uncached_bytes += cache::drop_range(&self.active, self.cached_from, keep_from);
+            self.cached_from = keep_from;
+        }
+        self.committed_next = next;
+        self.committed_hash = hash;
+        Ok(info)
+    }
+
+    /// Writes the pending frames (a finished segment is synced before the
+    /// next starts); returns the bytes written, the bytes dropped from the
+    /// page cache with a finished segment, and whether a segment was created.
+    fn write_pending(&mut self) -> Result<(u64, u64, bool), LogError> {
         let mut created = false;
         let mut bytes = 0u64;
         let mut uncached = 0u64;
@@ -436,20 +565,7 @@ impl SegmentLog {
             bytes += written;
             self.active_len += written;
         }
-        let active_path = self.dir.join(segment_file_name(self.tip_segment));
-        self.active.sync_data().map_err(io_err(&active_path))?;
-        // Only now are the pages clean, so that dropping them loses nothing.
-        let keep_from =
-            cache::page_floor(self.active_len.saturating_sub(self.config.cached_tail_bytes));
-        if keep_from > self.cached_from {
-            uncached += cache::drop_range(&self.active, self.cached_from, keep_from);
-            self.cached_from = keep_from;
-        }
-        if created {
-            sync_dir(&self.dir)?;
-        }
-        write_head(&self.dir, Head { index: self.tip_next - 1, hash: self.tip_hash })?;
-        Ok((bytes, uncached))
+        Ok((bytes, uncached, created))
     }
 
     /// The log's directory.
