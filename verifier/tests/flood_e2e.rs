@@ -73,7 +73,7 @@ fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
     }
     let flood_out = flood_thread.join().unwrap();
     assert!(flood_out.status.code().is_some(), "the flooding publisher ran to its end");
-    let stats = node.wait_stats("the flood refused", |s| count(s, "ignore", "rate_limited") >= 100);
+    node.wait_stats("the flood refused", |s| count(s, "ignore", "rate_limited") >= 100);
     let rss = node.rss_kib();
     assert!(rss < MAX_RSS_KIB, "node resident memory {rss} KiB");
     // The node turns transparent huge pages off for itself (kernels since
@@ -91,6 +91,9 @@ fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
     {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // What the node says at the end, for a failure message: the snapshot
+    // above was taken while envelopes were still arriving.
+    let stats = node.stats();
     assert!(node.terminate().success());
 
     // Who got into the log: every honest principal, and the flooder only
