@@ -437,7 +437,7 @@ impl SegmentLog {
     /// as accepted once this returns `Ok`. After an error the log refuses
     /// further use ([`LogError::Poisoned`]); reopen it to recover.
     pub fn commit(&mut self) -> Result<CommitInfo, LogError> {
-        let syncing = self.start_commit()?;
+        let syncing = self.begin_commit(false)?;
         self.finish_commit(syncing)
     }
 
@@ -448,6 +448,13 @@ impl SegmentLog {
     /// returns `Ok` for it, and one commit is under way at a time
     /// ([`LogError::CommitUnderWay`]).
     pub fn start_commit(&mut self) -> Result<Syncing, LogError> {
+        self.begin_commit(true)
+    }
+
+    /// Writes the pending records and makes them durable: on a thread of
+    /// its own when `on_thread`, else here (a plain [`SegmentLog::commit`]
+    /// would only wait for the thread).
+    fn begin_commit(&mut self, on_thread: bool) -> Result<Syncing, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
@@ -476,15 +483,19 @@ impl SegmentLog {
             uncached_bytes: uncached,
         };
         self.pending_records = 0;
-        let durable = self.durable(created);
-        let job = match std::thread::Builder::new()
-            .name("vouch-log-sync".into())
-            .spawn(move || durable.make())
-        {
-            Ok(handle) => SyncJob::Thread(handle),
-            // No thread to be had: sync here (the closure, and the
-            // descriptor it held, went with the failed spawn).
-            Err(_) => SyncJob::Done(self.durable(created).make()),
+        let job = if on_thread {
+            let durable = self.durable(created);
+            match std::thread::Builder::new()
+                .name("vouch-log-sync".into())
+                .spawn(move || durable.make())
+            {
+                Ok(handle) => SyncJob::Thread(handle),
+                // No thread to be had: sync here (the closure, and the
+                // descriptor it held, went with the failed spawn).
+                Err(_) => SyncJob::Done(self.durable(created).make()),
+            }
+        } else {
+            SyncJob::Done(self.durable(created).make())
         };
         self.syncing = true;
         Ok(Syncing { job, info, next: self.tip_next, hash: self.tip_hash })
