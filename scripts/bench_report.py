@@ -451,6 +451,10 @@ def pipeline(out):
         # checked, so hash + verify of the same envelopes, one core, is the
         # ceiling any pipeline can reach; it is shown beside the goal.
         ceiling = secp * 64
+        # The issue states the goal twice: as a figure and as a ratio to the
+        # limit it measured then; each is recorded on its own.
+        record_goal("performance", "pipeline with log + SLA ≥ 400,000 events/s on one core (64-event batches)",
+                    ev >= 400_000, f"{r(ev)} events/s")
         record_goal("performance", "pipeline with log + SLA ≥ 0.25 of the raw signature limit (64-event batches)",
                     None if q is None else q >= 0.25,
                     NOT if q is None else f"{q:.3f} ({r(ev)} of {r(float(limit.group(1)))} events/s); "
@@ -499,7 +503,9 @@ def pipeline(out):
             f"run at {r(ceiling)} events/s on this core (the raw libsecp256k1 column × 64): the goal is "
             f"{goal_events / ceiling:.2f} of that. The pipeline hashes a group's envelopes side by side in SIMD lanes "
             "(`schemas/src/crypto/batch.rs`), which takes Keccak from about 60 % of that reference to about 15 %; "
-            "what remains is the signature check (~34 µs an envelope), decoding, the log and the SLA engines.")
+            "what remains is the signature check (~34 µs an envelope), decoding, the log and the SLA engines. "
+            "When the issue was written the limit measured ~1.8 M events/s, so its 400,000 events/s was ~0.22 of "
+            "it; both forms are recorded.")
     out.append("")
 
 

@@ -5,8 +5,33 @@ use std::str::FromStr;
 
 /// A 20-byte Ethereum address. Displays as lowercase `0x`-hex, the form
 /// Streamr signs and the form every Vouch API returns.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Address(pub [u8; 20]);
+
+/// The bytes' lexicographic order (as a derived `Ord` would give), compared
+/// as two big-endian integers: addresses key the SLA engine's and the
+/// authority's ordered maps, and the derived comparison calls `memcmp` for
+/// each of the many comparisons a lookup makes.
+impl Ord for Address {
+    #[inline]
+    fn cmp(&self, other: &Address) -> std::cmp::Ordering {
+        #[inline]
+        fn halves(a: &[u8; 20]) -> (u128, u32) {
+            let (mut high, mut low) = ([0u8; 16], [0u8; 4]);
+            high.copy_from_slice(&a[..16]);
+            low.copy_from_slice(&a[16..]);
+            (u128::from_be_bytes(high), u32::from_be_bytes(low))
+        }
+        halves(&self.0).cmp(&halves(&other.0))
+    }
+}
+
+impl PartialOrd for Address {
+    #[inline]
+    fn partial_cmp(&self, other: &Address) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// Why a string is not an address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +101,18 @@ impl<'de> serde::Deserialize<'de> for Address {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Addresses order as their bytes do, whichever byte differs first.
+        #[test]
+        fn order_is_the_bytes_order(a: [u8; 20], b: [u8; 20], at in 0usize..20, flip: u8) {
+            let mut near = a;
+            near[at] ^= flip;
+            for (x, y) in [(a, b), (a, near), (near, a), (a, a)] {
+                proptest::prop_assert_eq!(Address(x).cmp(&Address(y)), x.cmp(&y));
+            }
+        }
+    }
 
     #[test]
     fn parses_any_case_and_prints_lowercase() {

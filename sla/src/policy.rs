@@ -362,14 +362,40 @@ impl Policy {
         Ok(())
     }
 
-    /// Classifies a go-livepeer error message (case-insensitive substrings).
+    /// Classifies a go-livepeer error message (case-insensitive substrings:
+    /// both sides lower-cased as `str::to_lowercase` does). go-livepeer's
+    /// messages and the rules are ASCII, compared without copying.
     pub fn classify(&self, message: &str) -> FailureClass {
-        let lower = message.to_lowercase();
+        let lower;
+        let message = if message.is_ascii() {
+            message
+        } else {
+            lower = message.to_lowercase();
+            &lower
+        };
         self.failure_rules
             .iter()
-            .find(|r| r.contains.iter().all(|s| lower.contains(&s.to_lowercase())))
+            .find(|r| r.contains.iter().all(|s| contains_lowercased(message, s)))
             .map_or(FailureClass::Other, |r| r.class)
     }
+}
+
+/// Whether `haystack`, which is ASCII or lower-cased already, contains
+/// `needle` lower-cased.
+fn contains_lowercased(haystack: &str, needle: &str) -> bool {
+    if needle.is_ascii() {
+        contains_ignore_ascii_case(haystack, needle)
+    } else {
+        haystack.to_lowercase().contains(&needle.to_lowercase())
+    }
+}
+
+/// Whether `haystack` contains `needle`, ASCII letters compared without
+/// case (what `haystack.to_ascii_lowercase().contains(needle)` says for a
+/// lower-case ASCII `needle`), without copying either.
+pub(crate) fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]
@@ -387,6 +413,54 @@ mod tests {
         assert!(p.hash.starts_with("0x") && p.hash.len() == 66);
         assert_eq!(p.metrics, MetricsPolicy::default(), "v1 predates [metrics]: its defaults");
     }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// Classification without copies says what lower-casing both sides
+        /// said, for any message: ASCII or not, any case, the rules' own
+        /// words among other text, and rule words that are not ASCII.
+        #[test]
+        fn classifying_matches_lowercasing_both_sides(
+            words in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "WHIP", "disconnected", "No Orchestrators", "available", "OOM", "İ", "ẞ",
+                        "timeout", "Error", "K", "\u{212a}", "é", " ",
+                    ]).prop_map(str::to_owned),
+                    "\\PC{0,6}",
+                ],
+                0..8,
+            ),
+            extra in "\\PC{0,4}",
+        ) {
+            let message = words.concat();
+            for name in BUILTIN_POLICIES.iter().map(|(n, _)| n) {
+                let mut p = Policy::builtin(name).unwrap();
+                let lower = message.to_lowercase();
+                let before = |p: &Policy| {
+                    p.failure_rules
+                        .iter()
+                        .find(|r| r.contains.iter().all(|s| lower.contains(&s.to_lowercase())))
+                        .map_or(FailureClass::Other, |r| r.class)
+                };
+                proptest::prop_assert_eq!(p.classify(&message), before(&p));
+                // A rule word that is not ASCII takes the copying path.
+                if let Some(rule) = p.failure_rules.first_mut() {
+                    rule.contains.push(format!("é{extra}"));
+                }
+                proptest::prop_assert_eq!(p.classify(&message), before(&p));
+            }
+            let needle = NO_ORCHESTRATORS;
+            proptest::prop_assert_eq!(
+                contains_ignore_ascii_case(&message, needle),
+                message.to_ascii_lowercase().contains(needle)
+            );
+        }
+    }
+
+    /// A lower-case ASCII needle, as the inventory's "no orchestrator" message.
+    const NO_ORCHESTRATORS: &str = "no orchestrators available";
 
     #[test]
     fn every_builtin_policy_loads_under_its_name() {

@@ -92,12 +92,24 @@ impl Registry {
 
     /// The model an id or alias names (case-insensitive).
     pub fn model(&self, name: &str) -> Option<&ModelSpec> {
-        self.by_name.get(&name.to_lowercase()).and_then(|&i| self.models.get(i))
+        let found = if name.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            self.by_name.get(&name.to_lowercase())
+        } else {
+            // Lower-case ASCII already (as go-livepeer writes model ids).
+            self.by_name.get(name)
+        };
+        found.and_then(|&i| self.models.get(i))
     }
 
     /// The canonical id of `name`: the registry's id, else `name` lower-cased.
     pub fn canonical(&self, name: &str) -> String {
-        self.model(name).map_or_else(|| name.to_lowercase(), |m| m.id.clone())
+        self.canonical_ref(name).into_owned()
+    }
+
+    /// [`Registry::canonical`], borrowed from the registry where it names
+    /// the model (the engine takes it for every event that names one).
+    pub fn canonical_ref(&self, name: &str) -> std::borrow::Cow<'_, str> {
+        self.model(name).map_or_else(|| name.to_lowercase().into(), |m| m.id.as_str().into())
     }
 
     /// The canonical model of a payment's `manifestID`. go-livepeer names a

@@ -133,8 +133,8 @@ fn run_pipeline(pubs: &[Actor], envelopes: &[Vec<u8>], with_log: bool) -> Durati
             if lanes > 1 {
                 Unverified::prehash_all(&mut chunk);
             }
-            for msg in chunk {
-                let verified = p.validate(&msg, NOW_MS).unwrap();
+            for mut msg in chunk {
+                let verified = p.validate(&mut msg, NOW_MS).unwrap();
                 if with_log {
                     checked.push((verified, msg.into_bytes()));
                 }
@@ -224,7 +224,7 @@ fn memory(principals: u32, delegates: u32) {
     let mut p = pipeline(&pubs);
     let topic = telemetry_topic(PARTITION);
     for bytes in &envelopes {
-        p.validate(&Unverified::from_topic(bytes.clone(), &topic), NOW_MS).unwrap();
+        p.validate(&mut Unverified::from_topic(bytes.clone(), &topic), NOW_MS).unwrap();
         log.append(RecordKind::Envelope, bytes).unwrap();
     }
     log.commit().unwrap();

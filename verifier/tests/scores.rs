@@ -74,8 +74,8 @@ fn scored(envelopes: &[Vec<u8>], gateway: Address) -> Scores {
         Pipeline::new(ValidationConfig::default(), Arc::new(CachedAuthority::new(view)));
     for bytes in envelopes {
         let ts = Envelope::decode(bytes).unwrap().id.timestamp;
-        let msg = Unverified::from_topic(bytes.clone(), &telemetry_topic(0));
-        let v = pipeline.validate(&msg, ts).unwrap();
+        let mut msg = Unverified::from_topic(bytes.clone(), &telemetry_topic(0));
+        let v = pipeline.validate(&mut msg, ts).unwrap();
         scores.ingest_verified(&v);
     }
     assert!(scores.seal(SEAL_AT).is_some());

@@ -138,7 +138,7 @@ fn pipeline(actors: &[&Actor]) -> Pipeline {
 
 #[track_caller]
 fn expect(p: &mut Pipeline, bytes: Vec<u8>, now: u64, outcome: Outcome, reason: &str) {
-    match p.validate(&msg(bytes), now) {
+    match p.validate(&mut msg(bytes), now) {
         Ok(_) => assert_eq!((Outcome::Accept, "accepted"), (outcome, reason)),
         Err(e) => assert_eq!(e.outcome(), (outcome, reason), "{e}"),
     }
@@ -153,16 +153,16 @@ fn accept(p: &mut Pipeline, bytes: Vec<u8>, now: u64) {
 fn valid_chain_is_accepted_and_gaps_are_recorded() {
     let a = Actor::new(1, Role::Gateway);
     let mut p = pipeline(&[&a]);
-    let v = p.validate(&msg(a.env("c", NOW, 0, None)), NOW).unwrap();
+    let v = p.validate(&mut msg(a.env("c", NOW, 0, None)), NOW).unwrap();
     assert_eq!(v.gap(), None);
     assert_eq!(v.certificate().principal(), a.principal_addr());
     assert_eq!(v.batch().events.len(), 1);
     let first = MessageRef { timestamp: NOW, seq: 0 };
-    let v = p.validate(&msg(a.env("c", NOW + 1, 0, Some(first))), NOW).unwrap();
+    let v = p.validate(&mut msg(a.env("c", NOW + 1, 0, Some(first))), NOW).unwrap();
     assert_eq!(v.gap(), None);
     // Skips NOW+2: the gap is recorded, the envelope still accepted.
     let skipped = MessageRef { timestamp: NOW + 2, seq: 0 };
-    let v = p.validate(&msg(a.env("c", NOW + 3, 0, Some(skipped))), NOW).unwrap();
+    let v = p.validate(&mut msg(a.env("c", NOW + 3, 0, Some(skipped))), NOW).unwrap();
     let gap = v.gap().unwrap();
     assert_eq!(gap.last_accepted, Some(MessageRef { timestamp: NOW + 1, seq: 0 }));
     assert_eq!(gap.prev, Some(skipped));
@@ -283,9 +283,9 @@ fn tampered_content_is_rejected() {
     expect(&mut p, env.encode(), NOW, Outcome::Reject, "bad_signature");
 }
 
-/// A message whose signing hash was computed ahead (on another thread, in
-/// a node) is judged exactly as the same message without it: genuine ones
-/// are accepted, forged and tampered ones refused for the same reason.
+/// A message decoded and hashed ahead (on another thread, in a node) is
+/// judged exactly as the same message without it: genuine ones are
+/// accepted, forged, tampered and misplaced ones refused for the same reason.
 #[test]
 fn a_prehashed_message_is_judged_as_without_it() {
     let a = Actor::new(1, Role::Gateway);
@@ -310,18 +310,29 @@ fn a_prehashed_message_is_judged_as_without_it() {
     ];
     let (mut plain, mut prehashed) = (pipeline(&[&a]), pipeline(&[&a]));
     // Hashed as a node hashes a group: all at once, several per SIMD lane set.
-    let as_sent: Vec<Unverified> = messages.into_iter().map(msg).collect();
+    let mut as_sent: Vec<Unverified> = messages.into_iter().map(msg).collect();
+    // A genuine envelope on another partition's topic.
+    let astray = a.env("c", NOW + 6, 0, None);
+    as_sent.push(Unverified::from_topic(astray, &telemetry_topic(PARTITION + 1)));
     let mut ahead = as_sent.clone();
     Unverified::prehash_all(&mut ahead);
-    for (as_sent, ahead) in as_sent.iter().zip(&ahead) {
+    // Prepared: every message that decodes as an envelope, and only those.
+    let prepared: Vec<bool> = ahead.iter().map(|m| m.signing_hash().is_some()).collect();
+    assert_eq!(prepared, [true, true, true, true, true, true, false, false, true, true]);
+    for (mut as_sent, mut ahead) in as_sent.into_iter().zip(ahead) {
         let judged = |r: Result<Verified, ValidationError>| {
-            r.map(|v| v.envelope().clone()).map_err(|e| e.outcome())
+            r.map(|v| (v.id().clone(), v.batch().clone())).map_err(|e| e.outcome())
         };
-        assert_eq!(judged(prehashed.validate(ahead, NOW)), judged(plain.validate(as_sent, NOW)));
+        let (plain, prehashed) =
+            (plain.validate(&mut as_sent, NOW), prehashed.validate(&mut ahead, NOW));
+        // Validation took what was prepared rather than decode again.
+        assert_eq!(ahead.signing_hash(), None);
+        assert_eq!(judged(prehashed), judged(plain));
     }
     assert_eq!(plain.snapshot(), prehashed.snapshot());
     assert_eq!(plain.stats().count(Outcome::Accept, "accepted"), 3);
     assert_eq!(plain.stats().count(Outcome::Reject, "bad_signature"), 3);
+    assert_eq!(plain.stats().count(Outcome::Reject, "bad_structure"), 1);
 }
 
 #[test]
@@ -394,15 +405,15 @@ fn revoked_delegate_history_stays_new_arrivals_rejected() {
         let mut p = pipeline(&[&a]);
         let mut results = Vec::new();
         // Before the revocation is known: accepted (history).
-        results.push(p.validate(&msg(a.env("c", NOW, 0, None)), NOW).is_ok());
+        results.push(p.validate(&mut msg(a.env("c", NOW, 0, None)), NOW).is_ok());
         p.validate_revocation(&revocation, NOW).unwrap();
         // revokedAt still ahead: envelopes stamped before it pass, at or after it fail.
-        results.push(p.validate(&msg(a.env("c", NOW + 1000, 0, None)), NOW).is_ok());
+        results.push(p.validate(&mut msg(a.env("c", NOW + 1000, 0, None)), NOW).is_ok());
         let after = a.env("c", revoked_at * 1000 + 5, 0, None);
-        results.push(p.validate(&msg(after), revoked_at * 1000 - 20_000).is_ok());
+        results.push(p.validate(&mut msg(after), revoked_at * 1000 - 20_000).is_ok());
         // Once revokedAt has passed, every new arrival fails, even backdated ones.
         let backdated = a.env("c", NOW + 2000, 0, None);
-        let err = p.validate(&msg(backdated), revoked_at * 1000 + 1).unwrap_err();
+        let err = p.validate(&mut msg(backdated), revoked_at * 1000 + 1).unwrap_err();
         assert_eq!(err.outcome(), (Outcome::Reject, "revoked"));
         results.push(false);
         (results, p.snapshot())
@@ -500,11 +511,14 @@ fn oversized_malformed_and_misrouted_are_rejected() {
     let junk = Envelope::sign(id, None, vec![0xa0], &a.delegate).unwrap();
     expect(&mut p, junk.encode(), NOW, Outcome::Reject, "malformed");
     // Right envelope, wrong topic.
-    let wrong = Unverified::from_topic(good.clone(), &telemetry_topic(PARTITION + 1));
-    assert_eq!(p.validate(&wrong, NOW).unwrap_err().outcome(), (Outcome::Reject, "bad_structure"));
-    let control = Unverified::from_topic(good.clone(), vouch_schema::topic::CONTROL_TOPIC);
+    let mut wrong = Unverified::from_topic(good.clone(), &telemetry_topic(PARTITION + 1));
     assert_eq!(
-        p.validate(&control, NOW).unwrap_err().outcome(),
+        p.validate(&mut wrong, NOW).unwrap_err().outcome(),
+        (Outcome::Reject, "bad_structure")
+    );
+    let mut control = Unverified::from_topic(good.clone(), vouch_schema::topic::CONTROL_TOPIC);
+    assert_eq!(
+        p.validate(&mut control, NOW).unwrap_err().outcome(),
         (Outcome::Reject, "bad_structure")
     );
     accept(&mut p, good, NOW);
@@ -627,14 +641,14 @@ fn flood_at_50x_leaves_honest_publishers_through_and_maps_bounded() {
             // Each flood envelope on a fresh chain, to pressure the chain map too.
             flood_seq += 1;
             let chain = format!("f{flood_seq}");
-            if p.validate(&msg(flooder.env(&chain, now, 0, None)), now).is_ok() {
+            if p.validate(&mut msg(flooder.env(&chain, now, 0, None)), now).is_ok() {
                 flood_ok += 1;
             }
             if tick % (flood_per_sec / honest_per_sec) == 0 {
                 for (i, h) in honest.iter().enumerate() {
                     honest_sent += 1;
                     let bytes = h.env(&format!("h{i}"), now, 0, None);
-                    if p.validate(&msg(bytes), now).is_ok() {
+                    if p.validate(&mut msg(bytes), now).is_ok() {
                         honest_ok += 1;
                     }
                 }
@@ -1027,7 +1041,7 @@ proptest::proptest! {
         let mut p = pipeline(&[&a]);
         let depth = DEPTHS[layer];
         let bytes = malformed_at(&a, depth, cut, pick, deep);
-        let e = p.validate(&msg(bytes), NOW).expect_err("malformed input accepted");
+        let e = p.validate(&mut msg(bytes), NOW).expect_err("malformed input accepted");
         let expected = match depth {
             Depth::Certificate => "bad_certificate",
             _ => "malformed",

@@ -160,7 +160,8 @@ impl Engine {
             count(&mut self.st.counters, "limit_principal_bytes", 1);
             return Err("limit_principal_bytes");
         }
-        let model = ev.model_id.as_deref().map(|m| self.registry.canonical(m));
+        let registry = &self.registry;
+        let model = ev.model_id.as_deref().map(|m| registry.canonical_ref(m));
         let classify = |ev: &Event| {
             let msg = ev.get_str("/message").unwrap_or("");
             self.policy.classify(msg).index() as u8
@@ -175,7 +176,7 @@ impl Engine {
         let status = (ev.family == Family::AiStreamStatus).then(|| status_of(ev));
         // go-livepeer's `start_time`: the runner's stream start, ms since the
         // epoch (0 before the stream starts).
-        let stream_start = status.and(ev.get_u64("/start_time")).filter(|&t| t > 0);
+        let stream_start = status.and_then(|_| ev.get_u64("/start_time")).filter(|&t| t > 0);
         let limits = self.limits;
         let s = self.st.sessions.entry(key).or_default();
         let before = if is_new { 0 } else { s.heap_bytes() as u64 };

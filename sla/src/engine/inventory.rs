@@ -17,6 +17,7 @@ use crate::bucket::{MINUTE_MS, Series};
 use crate::inventory::{
     self, Ledger, LedgerKey, Listing, REPORT_HORIZON_MS, UNSERVED_HOLD_MS, Unplaced, bound_sorted,
 };
+use crate::policy::contains_ignore_ascii_case;
 use crate::query::Query;
 use crate::response::{
     AdvertisedGpu, AdvertisedModel, AdvertisedPrice, CapabilitiesResponse, DemandFees, GpuCount,
@@ -59,7 +60,7 @@ impl Engine {
             (Family::AiStreamEvents, Some("error"))
                 if ev
                     .get_str("/message")
-                    .is_some_and(|m| m.to_ascii_lowercase().contains(NO_ORCHESTRATOR_MESSAGE)) =>
+                    .is_some_and(|m| contains_ignore_ascii_case(m, NO_ORCHESTRATOR_MESSAGE)) =>
             {
                 self.unplaced_signal(gateway, origin, region, ev, ts);
                 None

@@ -241,9 +241,16 @@ pub struct Engine {
     cache: Mutex<Cache>,
 }
 
+/// Adds `n` to counter `name`; the name is copied only the first time.
 fn count(counters: &mut BTreeMap<String, u64>, name: &str, n: u64) {
-    if n > 0 {
-        *counters.entry(name.to_owned()).or_default() += n;
+    if n == 0 {
+        return;
+    }
+    match counters.get_mut(name) {
+        Some(c) => *c += n,
+        None => {
+            counters.insert(name.to_owned(), n);
+        }
     }
 }
 

@@ -152,9 +152,9 @@ impl<T: Transport> Inbound<T> {
         }
         let partition = payload.envelope.id.partition;
         let now = now_ms();
-        let unverified =
+        let mut unverified =
             Unverified::from_topic(payload.envelope_cbor, &topic::telemetry_topic(partition));
-        if let Err(e) = self.pipeline.validate(&unverified, now) {
+        if let Err(e) = self.pipeline.validate(&mut unverified, now) {
             return e.outcome();
         }
         // Remembered before it reaches gossip, so the log follower never

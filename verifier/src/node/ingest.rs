@@ -756,8 +756,8 @@ impl Worker {
         let mut early = Vec::new();
         if self.in_flight.is_some() {
             while let Some(p) = prepared.next_if(|p| matches!(p.message, Message::Telemetry(_))) {
-                if let Message::Telemetry(msg) = p.message {
-                    let checked = self.check(&msg);
+                if let Message::Telemetry(mut msg) = p.message {
+                    let checked = self.check(&mut msg);
                     early.push((p.id, p.source, msg, checked));
                 }
             }
@@ -781,8 +781,8 @@ impl Worker {
         for p in prepared {
             let outcome = match p.message {
                 Message::Control(data) => self.control(&data)?,
-                Message::Telemetry(msg) => {
-                    let checked = self.check(&msg);
+                Message::Telemetry(mut msg) => {
+                    let checked = self.check(&mut msg);
                     self.telemetry(msg, checked, &mut to_score)?
                 }
             };
@@ -823,9 +823,8 @@ impl Worker {
         let info = self.log.finish_commit(group.syncing)?;
         self.committed(group.first, info)?;
         for (v, log_index, id) in &group.to_score {
-            let e = v.envelope();
-            let minute = minute_of(e.id.timestamp);
-            self.sla.converge.index().insert(*id, minute, e.id.partition, *log_index);
+            let minute = minute_of(v.id().timestamp);
+            self.sla.converge.index().insert(*id, minute, v.id().partition, *log_index);
             self.sla.scores.ingest_verified(v);
         }
         self.seal()?;
@@ -837,7 +836,7 @@ impl Worker {
 
     /// A gossiped envelope judged: refused when its id is held already
     /// (sync may have brought it first), else validated.
-    fn check(&mut self, msg: &Unverified) -> Result<Verified, ValidationError> {
+    fn check(&mut self, msg: &mut Unverified) -> Result<Verified, ValidationError> {
         if self.held(msg.id()) {
             Err(self.pipeline.refuse_held())
         } else {
@@ -883,7 +882,7 @@ impl Worker {
         };
         let (key, blame) = match checked {
             Ok(verified) => {
-                let late = verified.envelope().id.timestamp < self.sla.scores.sealed_end_ms();
+                let late = verified.id().timestamp < self.sla.scores.sealed_end_ms();
                 self.append_verified(verified, data, id, to_score)?;
                 ((Outcome::Accept, if late { LATE } else { ACCEPTED }), false)
             }

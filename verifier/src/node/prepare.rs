@@ -8,9 +8,11 @@
 //! worker turns a group's queued items into [`Prepared`] messages here,
 //! with the hashing spread over `threads` threads (its own included) and,
 //! on each, over the CPU's SIMD lanes (several messages hashed side by
-//! side), and then validates them one by one as before. Validation decides
-//! exactly as it would without the hashes ([`Unverified::prehash_all`]),
-//! and the messages come back in their queue order.
+//! side), and then validates them one by one as before. The envelopes
+//! decoded for the hashing go along, so validation does not decode them
+//! again. Validation decides exactly as it would without them
+//! ([`Unverified::prehash_all`]), and the messages come back in their
+//! queue order.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -55,8 +57,7 @@ const CHUNK: usize = 4;
 /// chunk at a time as the caller takes them (so that a chunk's bytes are
 /// still in the CPU's cache when it validates them). It is hashed ahead only
 /// where the CPU hashes several messages at once, since otherwise validation
-/// computes the same hash as it goes and hashing ahead would only add a
-/// decode.
+/// computes the same hash as it goes, at the same cost.
 pub(crate) fn prepare(items: Vec<Item>, threads: usize) -> Box<dyn Iterator<Item = Prepared>> {
     let lanes = batch_lanes();
     let chunk = CHUNK.max(lanes);

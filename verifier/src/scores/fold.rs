@@ -65,7 +65,7 @@ impl Scores {
     pub fn fold(&self, step: Step<'_>) -> Result<Folded, ScoreError> {
         match step {
             Step::Envelope { observer, envelope, batch } => {
-                self.ingest(observer, envelope, batch);
+                self.ingest(observer, envelope.id.timestamp, batch);
                 Ok(Folded::Scored)
             }
             Step::View(view) => {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use vouch_delegation::SignedDelegation;
 use vouch_delegation::authority::AuthorityView;
 use vouch_net::metrics::{counter, counter_family, gauge, gauge_family};
-use vouch_schema::{Envelope, TelemetryBatch};
+use vouch_schema::TelemetryBatch;
 use vouch_sla::{Engine, IngestReport, Limits, Observer, Policy, Registry, SealedBucket, SlaError};
 
 use crate::converge::{Agreement, BookLimits, CheckpointBook};
@@ -390,21 +390,22 @@ impl Scores {
     /// Feeds an envelope the pipeline accepted.
     pub fn ingest_verified(&self, verified: &Verified) -> IngestReport {
         let observer = Observer::from(verified.certificate());
-        self.ingest(&observer, verified.envelope(), verified.batch())
+        self.ingest(&observer, verified.id().timestamp, verified.batch())
     }
 
-    /// Feeds one verified batch to every policy; what the primary did with it.
+    /// Feeds one verified batch, whose envelope is stamped `envelope_ts_ms`,
+    /// to every policy; what the primary did with it.
     pub fn ingest(
         &self,
         observer: &Observer,
-        envelope: &Envelope,
+        envelope_ts_ms: u64,
         batch: &TelemetryBatch,
     ) -> IngestReport {
         let (primary, others) = self.engines.split_at(1);
         for engine in others {
-            write_lock(engine).ingest(observer, envelope.id.timestamp, &batch.events);
+            write_lock(engine).ingest(observer, envelope_ts_ms, &batch.events);
         }
-        write_lock(&primary[0]).ingest(observer, envelope.id.timestamp, &batch.events)
+        write_lock(&primary[0]).ingest(observer, envelope_ts_ms, &batch.events)
     }
 
     /// Seals what the clock at `now_ms` allows, under every policy. `None`

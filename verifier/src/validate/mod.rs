@@ -45,7 +45,7 @@ use vouch_delegation::authority::Authority;
 use vouch_delegation::{CertificateError, Role, VerifiedDelegation, VerifiedRevocation};
 
 use vouch_schema::merkle::{Hash, envelope_id};
-use vouch_schema::{Address, Envelope, MessageRef, TelemetryBatch};
+use vouch_schema::{Address, Envelope, MessageId, MessageRef, TelemetryBatch};
 
 pub use config::{RateLimit, RateLimits, ValidationConfig};
 pub use error::{ACCEPTED, Outcome, REVOCATION, ValidationError};
@@ -74,8 +74,17 @@ pub struct Unverified {
     /// Hashed once here: the node's envelope index and the duplicate
     /// guard's content tag both need it, and a message is tens of KiB.
     id: Hash,
-    /// The envelope's signing hash, when [`Unverified::prehash`] computed it.
-    digest: Option<[u8; 32]>,
+    /// The envelope decoded and its signing hash computed ahead, when
+    /// [`Unverified::prehash_all`] did: validation takes them rather than
+    /// decode the bytes a second time. Boxed: a queued message stays small.
+    prepared: Option<Box<Prepared>>,
+}
+
+/// What [`Unverified::prehash_all`] computes ahead of validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Prepared {
+    envelope: Envelope,
+    digest: [u8; 32],
 }
 
 impl Unverified {
@@ -83,36 +92,39 @@ impl Unverified {
     pub fn from_topic(bytes: Vec<u8>, topic: &str) -> Self {
         let id = envelope_id(&bytes);
         let partition = vouch_schema::topic::telemetry_partition(topic);
-        Unverified { bytes, partition, id, digest: None }
+        Unverified { bytes, partition, id, prepared: None }
     }
 
-    /// Computes the messages' signing hashes now, on the calling thread,
-    /// several at a time ([`Envelope::signing_hashes`]): Keccak over the
-    /// whole content is the costliest step that needs no state, and hashing
-    /// a group's messages side by side in SIMD lanes costs a fraction of
-    /// hashing them one by one. A node does this for each group before it
-    /// validates the group in order (and spreads it over its cores).
-    /// Validation uses the digest and decides exactly as without it (it is
-    /// the same function of the same bytes). Bytes that are oversized or do
-    /// not decode as an envelope are left for validation to refuse.
+    /// Decodes the messages' envelopes and computes their signing hashes
+    /// now, on the calling thread, several at a time
+    /// ([`Envelope::signing_hashes`]): Keccak over the whole content is the
+    /// costliest step that needs no state, and hashing a group's messages
+    /// side by side in SIMD lanes costs a fraction of hashing them one by
+    /// one. A node does this for each group before it validates the group
+    /// in order (and spreads it over its cores). Validation takes the
+    /// decoded envelope and the digest and decides exactly as without them
+    /// (they are the same functions of the same bytes). Bytes that are
+    /// oversized or do not decode as an envelope are left for validation
+    /// to refuse.
     pub fn prehash_all<'a>(messages: impl IntoIterator<Item = &'a mut Unverified>) {
         let mut pending: Vec<(&mut Unverified, Envelope)> = messages
             .into_iter()
             .filter(|m| {
-                m.digest.is_none() && m.bytes.len() <= vouch_schema::limits::MAX_ENVELOPE_BYTES
+                m.prepared.is_none() && m.bytes.len() <= vouch_schema::limits::MAX_ENVELOPE_BYTES
             })
             .filter_map(|m| Envelope::decode(&m.bytes).ok().map(|e| (m, e)))
             .collect();
         let envelopes: Vec<&Envelope> = pending.iter().map(|(_, e)| e).collect();
         let digests = Envelope::signing_hashes(&envelopes);
-        for ((m, _), digest) in pending.iter_mut().zip(digests) {
-            m.digest = Some(digest);
+        for ((m, envelope), digest) in pending.drain(..).zip(digests) {
+            m.prepared = Some(Box::new(Prepared { envelope, digest }));
         }
     }
 
-    /// The signing hash, when [`Unverified::prehash_all`] computed it.
+    /// The signing hash, when [`Unverified::prehash_all`] computed it (and
+    /// validation has not taken it yet).
     pub fn signing_hash(&self) -> Option<&[u8; 32]> {
-        self.digest.as_ref()
+        self.prepared.as_ref().map(|p| &p.digest)
     }
 
     /// The raw message bytes.
@@ -148,18 +160,23 @@ pub struct Gap {
 }
 
 /// An envelope that passed every check. Only the pipeline constructs one.
+///
+/// It keeps the envelope's identity and its decoded batch, not the encoded
+/// content: the message's bytes go to the log, and a node holds a whole
+/// group of these until the group is durable, so a second copy of every
+/// content would double what the group holds.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    envelope: Envelope,
+    id: MessageId,
     batch: TelemetryBatch,
     certificate: Arc<VerifiedDelegation>,
     gap: Option<Gap>,
 }
 
 impl Verified {
-    /// The envelope.
-    pub fn envelope(&self) -> &Envelope {
-        &self.envelope
+    /// The envelope's identity and numbering.
+    pub fn id(&self) -> &MessageId {
+        &self.id
     }
     /// Its decoded batch.
     pub fn batch(&self) -> &TelemetryBatch {
@@ -392,7 +409,13 @@ impl Pipeline {
 
     /// Runs every stage on `msg` at verifier time `now_ms`, counts the
     /// outcome, and on success commits the guard state and returns [`Verified`].
-    pub fn validate(&mut self, msg: &Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
+    /// An envelope [`Unverified::prehash_all`] prepared is taken out of
+    /// `msg` rather than decoded again.
+    pub fn validate(
+        &mut self,
+        msg: &mut Unverified,
+        now_ms: u64,
+    ) -> Result<Verified, ValidationError> {
         let result = self.run(msg, now_ms);
         match &result {
             Ok(_) => self.stats.record(Outcome::Accept, ACCEPTED),
@@ -428,7 +451,7 @@ impl Pipeline {
         let signed = self.check_signature(Admitted(certified))?;
         let Signed(Certified { msg, cert }) = signed;
         self.record_delegate(&cert, now_ms);
-        Ok(Verified { envelope: msg.envelope, batch: msg.batch, certificate: cert, gap: None })
+        Ok(Verified { id: msg.envelope.id, batch: msg.batch, certificate: cert, gap: None })
     }
 
     /// Counts an envelope refused because its id is held already (by a
@@ -441,10 +464,15 @@ impl Pipeline {
         e
     }
 
-    fn run(&mut self, msg: &Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
-        let mut decoded =
-            self.decode_with_id(&msg.bytes, &msg.id, Arrival::Topic(msg.partition))?;
-        decoded.digest = msg.digest;
+    fn run(&mut self, msg: &mut Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
+        let arrival = Arrival::Topic(msg.partition);
+        let decoded = match msg.prepared.take().map(|p| *p) {
+            Some(Prepared { envelope, digest }) => {
+                let (envelope, batch) = self.rules.admit(envelope, arrival)?;
+                Decoded { envelope, batch, content_tag: content_tag(&msg.id), digest: Some(digest) }
+            }
+            None => self.decode_with_id(&msg.bytes, &msg.id, arrival)?,
+        };
         let timely = self.check_time(decoded, now_ms)?;
         let fresh = self.check_duplicate(timely, now_ms)?;
         let certified = self.check_certificate(fresh, now_ms)?;
@@ -687,7 +715,7 @@ impl Pipeline {
         if gap.is_some() {
             self.stats.gap();
         }
-        Verified { envelope: msg.envelope, batch: msg.batch, certificate: cert, gap }
+        Verified { id: msg.envelope.id, batch: msg.batch, certificate: cert, gap }
     }
 
     /// Re-applies an envelope this verifier accepted before (read back from
@@ -764,8 +792,13 @@ impl Pipeline {
         arrival: Arrival,
     ) -> Result<Decoded, ValidationError> {
         let (envelope, batch) = self.rules.decode(bytes, arrival)?;
-        let mut tag = [0u8; 8];
-        tag.copy_from_slice(&id[..8]);
-        Ok(Decoded { envelope, batch, content_tag: u64::from_le_bytes(tag), digest: None })
+        Ok(Decoded { envelope, batch, content_tag: content_tag(id), digest: None })
     }
+}
+
+/// The duplicate guard's content tag of an envelope id: its first 8 bytes.
+fn content_tag(id: &Hash) -> u64 {
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&id[..8]);
+    u64::from_le_bytes(tag)
 }

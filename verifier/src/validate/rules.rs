@@ -98,6 +98,16 @@ impl Rules {
             return Err(ValidationError::Oversize(bytes.len()));
         }
         let envelope = Envelope::decode(bytes).map_err(ValidationError::Envelope)?;
+        self.admit(envelope, arrival)
+    }
+
+    /// The structure check (the partition it arrived on) and the strict
+    /// decoding of its batch, for an envelope decoded already.
+    pub fn admit(
+        &self,
+        envelope: Envelope,
+        arrival: Arrival,
+    ) -> Result<(Envelope, TelemetryBatch), ValidationError> {
         match arrival {
             Arrival::Topic(topic) => {
                 let topic = topic.ok_or(ValidationError::Structure("not a telemetry topic"))?;
