@@ -336,6 +336,11 @@ pub(crate) struct Worker {
     in_flight: Option<InFlight>,
     /// Whether the node is past its catch-up after start (sealing allowed).
     caught_up: bool,
+    /// Whether the group being validated holds a synced batch whose
+    /// envelopes are not validated yet: it has left the queue, so until it
+    /// is validated (and then scored with its group) a catching-up node
+    /// must not seal, though the previous group finishes meanwhile.
+    synced_in_hand: bool,
     commits: u64,
     uncached_bytes: u64,
     /// [`IngestConfig::hash_threads`], resolved once (finding the cores
@@ -483,6 +488,7 @@ impl Worker {
             appended: HashSet::new(),
             in_flight: None,
             caught_up: false,
+            synced_in_hand: false,
             commits: 0,
             uncached_bytes: 0,
             hash_threads: parts.config.hash_threads(),
@@ -751,6 +757,7 @@ impl Worker {
     /// records, as `vouch replay` redoes it), and so must a control message
     /// (it is logged as it is judged).
     fn group(&mut self, group: Group) -> Result<(), NodeError> {
+        self.synced_in_hand = group.synced.is_some();
         let view = self.authority.current();
         let mut prepared = prepare(group.items, self.hash_threads).peekable();
         let mut early = Vec::new();
@@ -796,6 +803,9 @@ impl Worker {
                 }
             }
         }
+        // Validated and appended: they are scored when this group finishes,
+        // before the seal that follows.
+        self.synced_in_hand = false;
         verdicts.extend(accepted);
         let first = self.log.committed_records();
         let syncing = self.log.start_commit()?;
@@ -926,10 +936,14 @@ impl Worker {
     /// the engine's state reflects (what `vouch replay` redoes).
     fn seal(&mut self) -> Result<(), NodeError> {
         // After a start, nothing is sealed until the node has caught up with
-        // its peers and validated what it fetched: a minute sealed without
-        // what was missed while down would be checkpointed wrong for good.
+        // its peers and validated what it fetched (queued, or taken into the
+        // group being validated): a minute sealed without what was missed
+        // while down would be checkpointed wrong for good.
         if !self.caught_up {
-            if self.metrics.catching_up.load(Ordering::Relaxed) || self.queue.has_synced() {
+            if self.metrics.catching_up.load(Ordering::Relaxed)
+                || self.queue.has_synced()
+                || self.synced_in_hand
+            {
                 return Ok(());
             }
             self.caught_up = true;
@@ -1097,33 +1111,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn worker_reports_rejects_and_records_the_view_once() {
+    /// A worker over a log, state and snapshot in `dir`, the default
+    /// policies, `view` as its authority, and every partition followed.
+    fn worker(
+        dir: &std::path::Path,
+        view: AuthorityView,
+        queue: &Arc<Queue>,
+        verdicts: mpsc::Sender<Vec<Verdict>>,
+        metrics: &Arc<Metrics>,
+    ) -> Worker {
         use crate::store::LogConfig;
         use vouch_delegation::authority::CachedAuthority;
 
-        let dir = tempfile::TempDir::new().unwrap();
-        let (log, _) = SegmentLog::open(dir.path().join("log"), LogConfig::default()).unwrap();
-        let authority: Arc<dyn Authority> =
-            Arc::new(CachedAuthority::new(AuthorityView::new("test", [])));
-        let queue = Arc::new(Queue::new(8, 1 << 20, 1));
-        let (tx, mut rx) = mpsc::channel(8);
-        let metrics = Arc::new(Metrics::default());
-        let state = StateStore::open(dir.path().join("state.redb")).unwrap();
-        let worker = Worker::new(WorkerParts {
+        let (log, _) = SegmentLog::open(dir.join("log"), LogConfig::default()).unwrap();
+        let authority: Arc<dyn Authority> = Arc::new(CachedAuthority::new(view));
+        let state = StateStore::open(dir.join("state.redb")).unwrap();
+        Worker::new(WorkerParts {
             pipeline: Pipeline::new(Default::default(), Arc::clone(&authority)),
             log,
             state,
             authority,
             config: IngestConfig::default(),
             retention: None,
-            queue: Arc::clone(&queue),
-            verdicts: tx,
-            metrics: Arc::clone(&metrics),
+            queue: Arc::clone(queue),
+            verdicts,
+            metrics: Arc::clone(metrics),
             sla: WorkerSla {
                 scores: Arc::new(Scores::open(&PolicyFiles::default(), None).unwrap().0),
                 files: PolicyFiles::default(),
-                snapshot: SnapshotFile::in_dir(dir.path()),
+                snapshot: SnapshotFile::in_dir(dir),
                 applied: 0,
                 restored: false,
                 snapshot_every: Duration::from_secs(60),
@@ -1137,7 +1153,20 @@ mod tests {
                 publish: mpsc::channel(1).0,
             },
             drop_principal: None,
-        });
+        })
+    }
+
+    fn log_kinds(dir: &std::path::Path) -> Vec<RecordKind> {
+        LogReader::open(dir.join("log"), 0).unwrap().map(|r| r.unwrap().kind).collect()
+    }
+
+    #[test]
+    fn worker_reports_rejects_and_records_the_view_once() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let queue = Arc::new(Queue::new(8, 1 << 20, 1));
+        let (tx, mut rx) = mpsc::channel(8);
+        let metrics = Arc::new(Metrics::default());
+        let worker = worker(dir.path(), AuthorityView::new("test", []), &queue, tx, &metrics);
         let mut garbage = item(1);
         garbage.topic = vouch_schema::topic::telemetry_topic(0);
         let mut control = item(2);
@@ -1154,13 +1183,57 @@ mod tests {
         let snap = metrics.snapshot();
         assert_eq!(snap.outcomes, vec![(Outcome::Reject, "malformed", 1)]);
         assert_eq!(snap.control.get(&(Outcome::Reject, "malformed")), Some(&1));
-        let kinds: Vec<_> =
-            LogReader::open(dir.path().join("log"), 0).unwrap().map(|r| r.unwrap().kind).collect();
         assert_eq!(
-            kinds,
+            log_kinds(dir.path()),
             [RecordKind::AuthorityView, RecordKind::Scores, RecordKind::Scores],
             "the view recorded once, the SLA policy, the first seal"
         );
+    }
+
+    /// A node catching up after a start seals nothing while a synced batch
+    /// it has taken from the queue is not validated yet, even though the
+    /// group before finishes meanwhile (its commit overlapped the next
+    /// group's checks): the seal comes after the fetched envelopes, which
+    /// are scored first.
+    #[test]
+    fn a_synced_batch_in_hand_holds_the_seal_until_its_group_is_scored() {
+        use vouch_delegation::Role;
+        use vouch_testkit::actor::{Actor, ChainSigner};
+        use vouch_testkit::fixtures;
+
+        let dir = tempfile::TempDir::new().unwrap();
+        let valid = now_ms() / 1000 - 3600..now_ms() / 1000 + 86_400;
+        let chain = |n: u32, name: &str| {
+            let actor = Actor::numbered(n, Role::Gateway, "FRA", valid.clone());
+            ChainSigner::with_actor(actor, 0, name, now_ms() - 10_000)
+        };
+        let (mut live, mut fetched) = (chain(1, "live"), chain(2, "fetched"));
+        let view = AuthorityView::new("test", [live.actor.entry(), fetched.actor.entry()]);
+        let queue = Arc::new(Queue::new(8, 1 << 20, 1));
+        let (tx, _rx) = mpsc::channel(8);
+        let mut worker = worker(dir.path(), view, &queue, tx, &Arc::new(Metrics::default()));
+        let envelope = |c: &mut ChainSigner| c.next(|ts| fixtures::stamped(4, ts)).encode();
+
+        let mut gossiped = item(1);
+        gossiped.topic = vouch_schema::topic::telemetry_topic(0);
+        gossiped.data = envelope(&mut live);
+        worker.group(Group { items: vec![gossiped], synced: None }).unwrap();
+        assert!(worker.in_flight.is_some(), "the gossiped envelope's commit is under way");
+        let batch = Synced { peer: PeerId::random(), envelopes: vec![envelope(&mut fetched)] };
+        worker.group(Group { items: Vec::new(), synced: Some(batch) }).unwrap();
+        worker.finish_in_flight().unwrap();
+
+        assert_eq!(
+            log_kinds(dir.path()),
+            [
+                RecordKind::AuthorityView,
+                RecordKind::Envelope,
+                RecordKind::Envelope,
+                RecordKind::Scores,
+            ],
+            "the fetched envelope is logged (and scored) before the first seal"
+        );
+        assert!(worker.caught_up);
     }
 
     #[test]
