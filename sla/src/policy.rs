@@ -451,16 +451,13 @@ mod tests {
                 }
                 proptest::prop_assert_eq!(p.classify(&message), before(&p));
             }
-            let needle = NO_ORCHESTRATORS;
+            let needle = crate::engine::inventory::NO_ORCHESTRATOR_MESSAGE;
             proptest::prop_assert_eq!(
                 contains_ignore_ascii_case(&message, needle),
                 message.to_ascii_lowercase().contains(needle)
             );
         }
     }
-
-    /// A lower-case ASCII needle, as the inventory's "no orchestrator" message.
-    const NO_ORCHESTRATORS: &str = "no orchestrators available";
 
     #[test]
     fn every_builtin_policy_loads_under_its_name() {

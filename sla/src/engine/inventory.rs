@@ -25,7 +25,7 @@ use crate::response::{
 };
 
 /// The message NaaP reads as "no orchestrator" in an `ai_stream_events` error.
-const NO_ORCHESTRATOR_MESSAGE: &str = "no orchestrators available";
+pub(crate) const NO_ORCHESTRATOR_MESSAGE: &str = "no orchestrators available";
 
 /// Why an event was not taken: a stable counter name.
 type Refusal = &'static str;

@@ -6,7 +6,7 @@
 //! (per-principal usage, query caches) is rebuilt, never saved.
 
 mod ingest;
-mod inventory;
+pub(crate) mod inventory;
 mod query;
 mod seal;
 
