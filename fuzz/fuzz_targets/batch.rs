@@ -6,12 +6,15 @@
 //! passes `validate`, and each event round-trips alone. Converting events
 //! back to Kafka JSON must not panic.
 //! Differential: accepts exactly what the ciborium-based reference decoder
-//! (`vouch_schema::oracle::batch`) accepts, with the same batch.
+//! (`vouch_schema::oracle::batch`) accepts, with the same batch; and
+//! `DecodedBatch::decode` (events read in place) accepts and refuses exactly
+//! what `TelemetryBatch::decode` does, with the same error and the same
+//! batch.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vouch_schema::oracle;
-use vouch_schema::{Event, TelemetryBatch};
+use vouch_schema::{DecodedBatch, Event, TelemetryBatch};
 
 fuzz_target!(|data: &[u8]| {
     let ours = TelemetryBatch::decode(data);
@@ -19,6 +22,17 @@ fuzz_target!(|data: &[u8]| {
         (Ok(a), Ok(b)) => assert_eq!(a, &b, "decoders disagree on the value"),
         (Err(_), Err(_)) => {}
         (ours, theirs) => panic!("{} bytes: ours {ours:?}, reference {theirs:?}", data.len()),
+    }
+    match (&ours, DecodedBatch::decode(data)) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, &b.to_batch(), "the batch read in place differs");
+            assert_eq!(b.len(), a.events.len());
+            for (view, event) in b.events().zip(&a.events) {
+                assert_eq!((view.family, view.ts, view.request_id), (&event.family, event.ts, event.request_id.as_deref()));
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a, &b, "the decoders refuse for other reasons"),
+        (ours, read) => panic!("{} bytes: owned {ours:?}, in place {read:?}", data.len()),
     }
     let Ok(batch) = ours else { return };
     let bytes = batch.encode();

@@ -11,7 +11,8 @@
 //! fills envelopes up to a byte limit with it).
 
 use crate::cbor::{self, CborError, Duplicates, Item, MapError, Reader, major};
-use crate::event::{Event, EventError};
+use crate::event::{Event, EventError, EventRef};
+use crate::event_view::EventLayout;
 use crate::limits::{MAX_BATCH_EVENTS, MAX_ENVELOPE_BYTES};
 
 /// The schema string of this version of the format.
@@ -108,51 +109,177 @@ impl TelemetryBatch {
     /// Strictly decodes a batch: size first, then deterministic CBOR, known
     /// keys, schema, event count, and every event.
     pub fn decode(bytes: &[u8]) -> Result<TelemetryBatch, BatchError> {
-        if bytes.len() > MAX_ENVELOPE_BYTES {
-            return Err(BatchError::Oversize(bytes.len()));
+        check_size(bytes)?;
+        match Layout::read_valid(bytes) {
+            Some(layout) => Ok(layout.to_batch(bytes)),
+            None => decode_exact(bytes),
         }
-        if let Some(batch) = decode_valid(bytes) {
-            return Ok(batch);
-        }
-        cbor::check(bytes, Duplicates::Allow)?;
-        let mut r = Reader::new(bytes);
-        let Item::Map(len) = r.next()? else {
-            return Err(BatchError::Structure(MapError::NotAMap));
-        };
-        let mut seen = [false; key::ALL.len()];
-        let mut duplicate = None;
-        let mut schema: Slot<()> = None;
-        let mut certificate: Slot<Vec<u8>> = None;
-        let mut events: Slot<Vec<Event>> = None;
-        for _ in 0..len {
-            let Item::Uint(k) = r.next()? else {
-                return Err(BatchError::Structure(MapError::BadKey));
-            };
-            let Some(seen) = usize::try_from(k).ok().and_then(|i| seen.get_mut(i)) else {
-                return Err(BatchError::Structure(MapError::UnknownKey(k)));
-            };
-            if *seen {
-                // Reported once every key is known to be valid.
-                duplicate.get_or_insert(k);
-                r.skip()?;
-                continue;
-            }
-            *seen = true;
-            match k {
-                key::SCHEMA => schema = r.slot(read_schema)?,
-                key::CERTIFICATE => certificate = r.slot(read_certificate)?,
-                _ => events = r.slot(read_events)?,
-            }
-        }
-        r.finish()?;
-        if let Some(k) = duplicate {
-            return Err(BatchError::DuplicateKey(k));
-        }
-        schema.ok_or(BatchError::Missing("schema"))??;
-        let certificate = certificate.ok_or(BatchError::Missing("certificate"))??;
-        let events = events.ok_or(BatchError::Missing("events"))??;
-        Ok(TelemetryBatch { certificate, events })
     }
+}
+
+/// A batch decoded for reading: its bytes, kept, and where each event's
+/// fields lie in them. Decoding accepts and refuses exactly what
+/// [`TelemetryBatch::decode`] does, but allocates nothing per event; the
+/// events are read in place ([`DecodedBatch::events`]). What a verifier
+/// holds for every accepted envelope until its SLA engines have read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedBatch {
+    bytes: Vec<u8>,
+    layout: Layout,
+}
+
+impl DecodedBatch {
+    /// Strictly decodes a batch, as [`TelemetryBatch::decode`] does, and
+    /// keeps a copy of its bytes.
+    pub fn decode(bytes: &[u8]) -> Result<DecodedBatch, BatchError> {
+        check_size(bytes)?;
+        match Layout::read_valid(bytes) {
+            Some(layout) => Ok(DecodedBatch { bytes: bytes.to_vec(), layout }),
+            // The fast path accepts every batch the exact one does (the
+            // batch fuzz target asserts it), so the exact path only says
+            // why; a batch it accepted all the same is refused as a bug.
+            None => Err(decode_exact(bytes)
+                .err()
+                .unwrap_or(BatchError::Cbor(CborError::Malformed(cbor::Malformed::ReadBack)))),
+        }
+    }
+
+    /// The encoded delegation certificate.
+    pub fn certificate(&self) -> &[u8] {
+        self.bytes.get(self.layout.certificate.clone()).unwrap_or_default()
+    }
+
+    /// How many events it holds.
+    pub fn len(&self) -> usize {
+        self.layout.events.len()
+    }
+
+    /// Whether it holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.layout.events.is_empty()
+    }
+
+    /// Its events, read in place, in order.
+    pub fn events(&self) -> impl ExactSizeIterator<Item = EventRef<'_>> + '_ {
+        self.layout.events.iter().map(|e| e.view(&self.bytes, &self.layout.texts))
+    }
+
+    /// The batch with owned events (for a reader that keeps them).
+    pub fn to_batch(&self) -> TelemetryBatch {
+        self.layout.to_batch(&self.bytes)
+    }
+
+    /// Its deterministic encoding: the bytes it was decoded from.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Where a valid batch's certificate and events lie in its bytes, and its
+/// events' header texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Layout {
+    certificate: std::ops::Range<usize>,
+    events: Vec<EventLayout>,
+    /// Every event's header texts, one after another (see
+    /// [`EventLayout::read_valid`]).
+    texts: String,
+}
+
+impl Layout {
+    /// The fast path of decoding: a batch that is valid in every respect,
+    /// read in one pass; `None` at the first thing that is not (see
+    /// [`EventLayout::read_valid`]).
+    fn read_valid(bytes: &[u8]) -> Option<Layout> {
+        let mut r = Reader::new(bytes);
+        if r.next().ok()? != Item::Map(3) || r.next().ok()? != Item::Uint(key::SCHEMA) {
+            return None;
+        }
+        if r.next().ok()? != Item::Text(SCHEMA.as_bytes())
+            || r.next().ok()? != Item::Uint(key::CERTIFICATE)
+        {
+            return None;
+        }
+        let Item::Bytes(certificate) = r.next().ok()? else {
+            return None;
+        };
+        let certificate = r.position() - certificate.len()..r.position();
+        if r.next().ok()? != Item::Uint(key::EVENTS) {
+            return None;
+        }
+        let Item::Array(len) = r.next().ok()? else {
+            return None;
+        };
+        let len = usize::try_from(len).ok().filter(|len| *len <= MAX_BATCH_EVENTS)?;
+        let mut events = Vec::with_capacity(len);
+        // Room for go-livepeer's usual header: a subtype, two or three ids
+        // and a model.
+        let mut texts = String::with_capacity(len * 96);
+        for _ in 0..len {
+            events.push(EventLayout::read_valid(&mut r, &mut texts)?);
+        }
+        r.at_end().then_some(Layout { certificate, events, texts })
+    }
+
+    /// The batch, owned, from the bytes it was read from.
+    fn to_batch(&self, bytes: &[u8]) -> TelemetryBatch {
+        TelemetryBatch {
+            certificate: bytes.get(self.certificate.clone()).unwrap_or_default().to_vec(),
+            events: self.events.iter().map(|e| e.to_event(bytes, &self.texts)).collect(),
+        }
+    }
+}
+
+/// No envelope's content is larger than [`MAX_ENVELOPE_BYTES`]: checked
+/// before any decoding.
+fn check_size(bytes: &[u8]) -> Result<(), BatchError> {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(BatchError::Oversize(bytes.len()));
+    }
+    Ok(())
+}
+
+/// The exact path of decoding: reports the first problem of a batch the
+/// fast path gave up on, in the order the format defines.
+fn decode_exact(bytes: &[u8]) -> Result<TelemetryBatch, BatchError> {
+    cbor::check(bytes, Duplicates::Allow)?;
+    let mut r = Reader::new(bytes);
+    let Item::Map(len) = r.next()? else {
+        return Err(BatchError::Structure(MapError::NotAMap));
+    };
+    let mut seen = [false; key::ALL.len()];
+    let mut duplicate = None;
+    let mut schema: Slot<()> = None;
+    let mut certificate: Slot<Vec<u8>> = None;
+    let mut events: Slot<Vec<Event>> = None;
+    for _ in 0..len {
+        let Item::Uint(k) = r.next()? else {
+            return Err(BatchError::Structure(MapError::BadKey));
+        };
+        let Some(seen) = usize::try_from(k).ok().and_then(|i| seen.get_mut(i)) else {
+            return Err(BatchError::Structure(MapError::UnknownKey(k)));
+        };
+        if *seen {
+            // Reported once every key is known to be valid.
+            duplicate.get_or_insert(k);
+            r.skip()?;
+            continue;
+        }
+        *seen = true;
+        match k {
+            key::SCHEMA => schema = r.slot(read_schema)?,
+            key::CERTIFICATE => certificate = r.slot(read_certificate)?,
+            _ => events = r.slot(read_events)?,
+        }
+    }
+    r.finish()?;
+    if let Some(k) = duplicate {
+        return Err(BatchError::DuplicateKey(k));
+    }
+    schema.ok_or(BatchError::Missing("schema"))??;
+    let certificate = certificate.ok_or(BatchError::Missing("certificate"))??;
+    let events = events.ok_or(BatchError::Missing("events"))??;
+    Ok(TelemetryBatch { certificate, events })
 }
 
 /// Appends the start of a batch's encoding, up to its events array:
@@ -276,35 +403,6 @@ impl BatchWriter {
     }
 }
 
-/// The fast path of decoding: a batch that is valid in every respect, read
-/// in one pass; `None` at the first thing that is not (see [`Event::read_valid`]).
-fn decode_valid(bytes: &[u8]) -> Option<TelemetryBatch> {
-    let mut r = Reader::new(bytes);
-    if r.next().ok()? != Item::Map(3) || r.next().ok()? != Item::Uint(key::SCHEMA) {
-        return None;
-    }
-    if r.next().ok()? != Item::Text(SCHEMA.as_bytes())
-        || r.next().ok()? != Item::Uint(key::CERTIFICATE)
-    {
-        return None;
-    }
-    let Item::Bytes(certificate) = r.next().ok()? else {
-        return None;
-    };
-    if r.next().ok()? != Item::Uint(key::EVENTS) {
-        return None;
-    }
-    let Item::Array(len) = r.next().ok()? else {
-        return None;
-    };
-    let len = usize::try_from(len).ok().filter(|len| *len <= MAX_BATCH_EVENTS)?;
-    let mut events = Vec::with_capacity(len);
-    for _ in 0..len {
-        events.push(Event::read_valid(&mut r)?);
-    }
-    r.at_end().then(|| TelemetryBatch { certificate: certificate.to_vec(), events })
-}
-
 /// A field as read, kept until every key has been seen.
 type Slot<T> = Option<Result<T, BatchError>>;
 
@@ -399,8 +497,59 @@ mod tests {
         assert_eq!(writer.finish(), TelemetryBatch::new(b"cert".to_vec(), vec![event]).encode());
     }
 
+    /// The view of `event` read in place says what the owned event says.
+    fn assert_same_view(view: EventRef<'_>, event: &Event) {
+        let owned = event.view();
+        assert_eq!(view.family, owned.family);
+        assert_eq!(view.ts, owned.ts);
+        let texts = |v: EventRef<'_>| {
+            [v.subtype, v.stream_id, v.request_id, v.manifest_id, v.pipeline_id, v.model_id]
+                .map(|t| t.map(str::to_owned))
+        };
+        assert_eq!(texts(view), texts(owned));
+        assert_eq!(view.gateway_region, owned.gateway_region);
+        assert_eq!((view.orchestrator, view.origin), (owned.orchestrator, owned.origin));
+        assert_eq!(view.data.tree(), owned.data.tree());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A batch decoded for reading accepts and refuses what the owned
+        /// decoder does, with the same error, and its events read in place
+        /// as the owned ones, on valid batches and on damaged copies.
+        #[test]
+        fn decoded_batches_read_as_owned_ones(
+            events in prop::collection::vec(arb_event(), 0..12),
+            certificate in prop::collection::vec(any::<u8>(), 0..40),
+            damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        ) {
+            let valid = TelemetryBatch::new(certificate, events).encode();
+            let mut damaged = valid.clone();
+            for (at, byte) in &damage {
+                if !damaged.is_empty() {
+                    let i = at.index(damaged.len());
+                    damaged[i] = *byte;
+                }
+            }
+            for bytes in [valid, damaged] {
+                let owned = TelemetryBatch::decode(&bytes);
+                let decoded = DecodedBatch::decode(&bytes);
+                match (&owned, &decoded) {
+                    (Ok(owned), Ok(decoded)) => {
+                        prop_assert_eq!(&decoded.to_batch(), owned);
+                        prop_assert_eq!(decoded.certificate(), owned.certificate.as_slice());
+                        prop_assert_eq!(decoded.len(), owned.events.len());
+                        prop_assert_eq!(decoded.bytes(), bytes.as_slice());
+                        for (view, event) in decoded.events().zip(&owned.events) {
+                            assert_same_view(view, event);
+                        }
+                    }
+                    (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                    _ => prop_assert!(false, "owned {:?}, decoded {:?}", owned, decoded),
+                }
+            }
+        }
 
         /// The writer's bytes are the encoder's, and its size prediction is
         /// exact, for any events (valid or not) and certificate.

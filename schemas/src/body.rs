@@ -10,6 +10,7 @@
 //! once, on first use. A decoded part encodes back to its bytes verbatim:
 //! decoding checked that they are the deterministic encoding of that tree.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
@@ -87,16 +88,6 @@ impl sealed::Parse for Map<String, Json> {
     }
 }
 
-/// Where a JSON pointer leads in encoded bytes.
-enum Seek<'a> {
-    /// To the value the reader is at.
-    Found(Reader<'a>),
-    /// Nowhere: the tree has no value there either.
-    Absent,
-    /// The bytes cannot say (an array step or an escaped token): ask the tree.
-    AskTree,
-}
-
 impl<T: Tree> Lazy<T> {
     /// A part decoded from `bytes`, which the decoder has checked to be the
     /// deterministic CBOR of a `T` in the JSON subset, nesting at most
@@ -132,22 +123,66 @@ impl<T: Tree> Lazy<T> {
 }
 
 impl Body {
-    /// Non-empty text at `pointer` (see [`lenient::as_text`]), read from the
-    /// decoded bytes when there are any.
-    pub fn get_str(&self, pointer: &str) -> Option<&str> {
-        if let Some(bytes) = self.encoded() {
-            match seek(bytes, pointer) {
-                Seek::Found(mut r) => {
-                    return match r.next() {
-                        Ok(Item::Text(t)) => std::str::from_utf8(t).ok().filter(|s| !s.is_empty()),
-                        _ => None,
-                    };
-                }
-                Seek::Absent => return None,
-                Seek::AskTree => {}
-            }
+    /// The body, borrowed for reading: from the decoded bytes when there
+    /// are any (nothing is built), else from the tree.
+    pub fn view(&self) -> BodyRef<'_> {
+        match self.encoded() {
+            Some(bytes) => BodyRef(View::Encoded(bytes)),
+            None => BodyRef(View::Tree(self.tree())),
         }
-        self.tree().pointer(pointer).and_then(lenient::as_text)
+    }
+
+    /// Non-empty text at `pointer` ([`BodyRef::get_str`]).
+    pub fn get_str(&self, pointer: &str) -> Option<&str> {
+        self.view().get_str(pointer)
+    }
+
+    /// A whole non-negative number at `pointer` ([`BodyRef::get_u64`]).
+    pub fn get_u64(&self, pointer: &str) -> Option<u64> {
+        self.view().get_u64(pointer)
+    }
+
+    /// A finite number at `pointer` ([`BodyRef::get_f64`]).
+    pub fn get_f64(&self, pointer: &str) -> Option<f64> {
+        self.view().get_f64(pointer)
+    }
+}
+
+/// A body borrowed for reading: checked deterministic CBOR read in place
+/// (a decoded [`Body`], or a body inside a
+/// [`DecodedBatch`](crate::batch::DecodedBatch)'s bytes), or a built tree.
+///
+/// Its getters follow a JSON pointer as `serde_json`'s `Value::pointer`
+/// does and read the scalar there as [`lenient`] reads it; on bytes they
+/// build nothing but a scalar (a text borrows, a number is copied).
+#[derive(Clone, Copy)]
+pub struct BodyRef<'a>(View<'a>);
+
+#[derive(Clone, Copy)]
+enum View<'a> {
+    /// Bytes the decoder checked.
+    Encoded(&'a [u8]),
+    /// A tree.
+    Tree(&'a Json),
+}
+
+impl<'a> BodyRef<'a> {
+    /// A body in `bytes`, which the decoder has checked to be the
+    /// deterministic CBOR of a JSON value nesting at most
+    /// [`MAX_JSON_DEPTH`] deep.
+    pub(crate) fn from_checked_cbor(bytes: &'a [u8]) -> BodyRef<'a> {
+        BodyRef(View::Encoded(bytes))
+    }
+
+    /// Non-empty text at `pointer` (see [`lenient::as_text`]).
+    pub fn get_str(&self, pointer: &str) -> Option<&'a str> {
+        match self.0 {
+            View::Encoded(bytes) => match seek(bytes, pointer)?.next() {
+                Ok(Item::Text(t)) => std::str::from_utf8(t).ok().filter(|s| !s.is_empty()),
+                _ => None,
+            },
+            View::Tree(tree) => tree.pointer(pointer).and_then(lenient::as_text),
+        }
     }
 
     /// A whole non-negative number at `pointer`, numbers as strings included
@@ -162,63 +197,133 @@ impl Body {
         self.scalar(pointer, lenient::as_f64)
     }
 
-    /// `read` applied to the scalar at `pointer`: from the decoded bytes, a
-    /// scalar is built alone (a text allocates, a number does not); an array
-    /// or a map reads as `None`, as `read` would have it.
-    fn scalar<T>(&self, pointer: &str, read: impl Fn(&Json) -> Option<T>) -> Option<T> {
-        if let Some(bytes) = self.encoded() {
-            match seek(bytes, pointer) {
-                // Depth 0: an array or a map stops the read (None), as `read`
-                // returns None for them.
-                Seek::Found(mut r) => return read_json(&mut r, 0).ok().and_then(|v| read(&v)),
-                Seek::Absent => return None,
-                Seek::AskTree => {}
+    /// The values of an object body's members `names`, found in one pass
+    /// over its bytes (a reader of several members of a large body would
+    /// otherwise walk it once each): `None` for a name the object does not
+    /// hold, every one `None` for a body that is no object.
+    pub fn members<const N: usize>(&self, names: [&str; N]) -> [Option<BodyRef<'a>>; N] {
+        let mut found = [None; N];
+        match self.0 {
+            View::Encoded(bytes) => {
+                let mut r = Reader::new(bytes);
+                let Ok(Item::Map(len)) = r.next() else { return found };
+                for _ in 0..len {
+                    let Ok(Item::Text(name)) = r.next() else { return found };
+                    let start = r.position();
+                    if r.skip().is_err() {
+                        return found;
+                    }
+                    let value = bytes.get(start..r.position()).map(BodyRef::from_checked_cbor);
+                    for (slot, wanted) in found.iter_mut().zip(names) {
+                        if wanted.as_bytes() == name {
+                            *slot = value;
+                        }
+                    }
+                }
+            }
+            View::Tree(tree) => {
+                for (slot, name) in found.iter_mut().zip(names) {
+                    *slot = tree.get(name).map(BodyRef::from);
+                }
             }
         }
-        self.tree().pointer(pointer).and_then(read)
+        found
+    }
+
+    /// The JSON tree: borrowed from a built body, built from bytes (each
+    /// call builds it again; readers of a few fields use the getters).
+    pub fn tree(&self) -> Cow<'a, Json> {
+        match self.0 {
+            View::Encoded(bytes) => Cow::Owned(<Json as sealed::Parse>::parse(bytes)),
+            View::Tree(tree) => Cow::Borrowed(tree),
+        }
+    }
+
+    /// `read` applied to the scalar at `pointer`: from bytes, a scalar is
+    /// built alone (a text allocates, a number does not); an array or a map
+    /// reads as `None`, as `read` would have it.
+    fn scalar<T>(&self, pointer: &str, read: impl Fn(&Json) -> Option<T>) -> Option<T> {
+        match self.0 {
+            // Depth 0: an array or a map stops the read (None), as `read`
+            // returns None for them.
+            View::Encoded(bytes) => {
+                read_json(&mut seek(bytes, pointer)?, 0).ok().and_then(|v| read(&v))
+            }
+            View::Tree(tree) => tree.pointer(pointer).and_then(read),
+        }
     }
 }
 
-/// Follows `pointer` through encoded bytes the way `serde_json`'s
-/// `Value::pointer` follows it through a tree: map steps by member name; an
-/// array step or a token with an escape (`~0`, `~1`) is left to the tree.
-fn seek<'a>(bytes: &'a [u8], pointer: &str) -> Seek<'a> {
+impl<'a> From<&'a Json> for BodyRef<'a> {
+    fn from(tree: &'a Json) -> BodyRef<'a> {
+        BodyRef(View::Tree(tree))
+    }
+}
+
+impl fmt::Debug for BodyRef<'_> {
+    /// As the tree, like [`Body`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.tree(), f)
+    }
+}
+
+/// Follows `pointer` through checked bytes exactly as `serde_json`'s
+/// `Value::pointer` follows it through the tree they encode: a reader at the
+/// value it leads to, `None` where it leads nowhere. Tokens are unescaped
+/// as there (`~1` to `/`, then `~0` to `~`); a map step goes by member name,
+/// an array step by a decimal index without sign or leading zero.
+fn seek<'a>(bytes: &'a [u8], pointer: &str) -> Option<Reader<'a>> {
     let mut r = Reader::new(bytes);
     if pointer.is_empty() {
-        return Seek::Found(r);
+        return Some(r);
     }
-    let Some(tokens) = pointer.strip_prefix('/') else {
-        return Seek::Absent;
-    };
-    if tokens.contains('~') {
-        return Seek::AskTree;
-    }
-    for token in tokens.split('/') {
-        let len = match r.next() {
-            Ok(Item::Map(len)) => len,
-            Ok(Item::Array(_)) | Err(_) => return Seek::AskTree,
-            Ok(_) => return Seek::Absent,
+    for token in pointer.strip_prefix('/')?.split('/') {
+        let token: Cow<'_, str> = if token.contains('~') {
+            Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+        } else {
+            Cow::Borrowed(token)
         };
-        let mut found = false;
-        for _ in 0..len {
-            let Ok(Item::Text(name)) = r.next() else {
-                return Seek::AskTree;
-            };
-            // Member names are unique (the decoder checked), so the first
-            // match is the only one.
-            if name == token.as_bytes() {
-                found = true;
-                break;
+        match r.next().ok()? {
+            Item::Map(len) => {
+                let mut found = false;
+                for _ in 0..len {
+                    let Item::Text(name) = r.next().ok()? else {
+                        return None;
+                    };
+                    // Member names are unique (the decoder checked), so the
+                    // first match is the only one.
+                    if name == token.as_bytes() {
+                        found = true;
+                        break;
+                    }
+                    r.skip().ok()?;
+                }
+                if !found {
+                    return None;
+                }
             }
-            if r.skip().is_err() {
-                return Seek::AskTree;
+            Item::Array(len) => {
+                let index = array_index(&token)?;
+                if index >= len {
+                    return None;
+                }
+                for _ in 0..index {
+                    r.skip().ok()?;
+                }
             }
-        }
-        if !found {
-            return Seek::Absent;
+            _ => return None,
         }
     }
-    Seek::Found(r)
+    Some(r)
+}
+
+/// `serde_json`'s reading of an array step: decimal digits, no `+`, no
+/// leading zero.
+fn array_index(token: &str) -> Option<u64> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 impl<T: Tree> From<T> for Lazy<T> {
@@ -316,6 +421,11 @@ mod tests {
                 }
             }
             Json::Array(items) => {
+                // Index forms serde_json refuses, and one past the end.
+                for token in ["+0", "00", "-1", "01", "~0"] {
+                    out.push(format!("{at}/{token}"));
+                }
+                out.push(format!("{at}/{}", items.len()));
                 for (i, child) in items.iter().enumerate() {
                     pointers(child, format!("{at}/{i}"), out);
                 }
@@ -340,7 +450,8 @@ mod tests {
         assert_eq!(body.get_u64("/last_status_timestamp"), Some(1_764_000_000_000));
         assert_eq!(body.get_u64("/start_time"), Some(1_764_000_000_000));
         assert_eq!(body.get_u64("/gpu"), None, "an array is no number");
-        assert_eq!(body.get_u64("/gpu/1"), Some(2), "array steps go to the tree");
+        assert_eq!(body.get_u64("/gpu/1"), Some(2), "array steps");
+        assert_eq!(body.get_u64("/gpu/01"), None, "no leading zero, as serde_json");
         assert_eq!(body.get_str("/absent"), None);
         assert_eq!(body.get_str("state"), None, "a pointer starts with /");
         assert_eq!(body.get("state"), Some(&json!("ONLINE")), "get is the tree's member lookup");
@@ -398,6 +509,17 @@ mod tests {
                     "get_f64 {}", p
                 );
             }
+            // Members read in one pass are the tree's members.
+            let names: Vec<String> = match &json {
+                Json::Object(map) => map.keys().take(2).cloned().collect(),
+                _ => Vec::new(),
+            };
+            let first = names.first().map_or("a", String::as_str);
+            let second = names.get(1).map_or("b", String::as_str);
+            let wanted = [second, "missing", first];
+            let trees = |b: &Body| b.view().members(wanted).map(|m| m.map(|m| m.tree().into_owned()));
+            prop_assert_eq!(trees(&body), trees(&tree));
+            prop_assert_eq!(trees(&body), wanted.map(|n| json.get(n).cloned()));
             prop_assert_eq!(body.tree(), &json);
             prop_assert_eq!(&body, &tree);
             // The tree built from the bytes encodes back to them, so an event

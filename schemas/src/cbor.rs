@@ -734,11 +734,6 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
-    /// The bytes read since `start` (a [`Reader::position`]).
-    pub(crate) fn since(&self, start: usize) -> &'a [u8] {
-        self.bytes.get(start..self.pos).unwrap_or_default()
-    }
-
     /// Checks that every byte has been read.
     pub(crate) fn finish(&self) -> Result<(), CborError> {
         if self.at_end() { Ok(()) } else { Err(internal()) }

@@ -22,6 +22,8 @@ use serde_json::{Map, Number, Value as Json};
 use crate::Address;
 use crate::body::{Body, Members};
 use crate::cbor::{self, CborError, Duplicates, Item, MapError, Reader, major};
+use crate::event_view::EventLayout;
+pub use crate::event_view::EventRef;
 
 /// Longest family name (the Kafka envelope's `type`), in bytes.
 pub const MAX_FAMILY_LEN: usize = 64;
@@ -506,10 +508,11 @@ impl Event {
     /// keys, types and limits.
     pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
         let mut fast = Reader::new(bytes);
-        if let Some(event) = Event::read_valid(&mut fast)
+        let mut texts = String::new();
+        if let Some(layout) = EventLayout::read_valid(&mut fast, &mut texts)
             && fast.at_end()
         {
-            return Ok(event);
+            return Ok(layout.to_event(bytes, &texts));
         }
         cbor::check(bytes, Duplicates::Allow)?;
         let mut reader = Reader::new(bytes);
@@ -579,107 +582,6 @@ impl Event {
                 None => write_object(envelope.tree(), out, scratch),
             }
         }
-    }
-
-    /// The fast path of decoding: reads an event that is valid in every
-    /// respect, deterministic encoding included (shortest heads and floats,
-    /// keys in strictly increasing order, UTF-8), in one pass over unchecked
-    /// bytes, and gives up (`None`) at the first thing that is not, leaving
-    /// the exact path ([`cbor::check`], then [`Event::read_cbor`]) to say why.
-    /// It must never accept what the exact path rejects.
-    pub(crate) fn read_valid(r: &mut Reader<'_>) -> Option<Event> {
-        let Item::Map(len) = r.next().ok()? else {
-            return None;
-        };
-        let mut family = None;
-        let mut data = None;
-        let mut event = Event {
-            family: Family::Probe,
-            ts: None,
-            subtype: None,
-            stream_id: None,
-            request_id: None,
-            manifest_id: None,
-            pipeline_id: None,
-            model_id: None,
-            orchestrator: None,
-            gateway_region: None,
-            origin: None,
-            data: Body::default(),
-            kafka_envelope: None,
-        };
-        // Keys 0..=12 are one byte each, so their encoded order is numeric.
-        let mut prev_key = None;
-        for _ in 0..len {
-            let Item::Uint(k) = r.next().ok()? else {
-                return None;
-            };
-            if prev_key.is_some_and(|prev| prev >= k) {
-                return None;
-            }
-            prev_key = Some(k);
-            match k {
-                key::FAMILY => family = Some(Family::from_name(valid_text(r, MAX_FAMILY_LEN)?)),
-                key::DATA => {
-                    let start = r.position();
-                    valid_json(r, MAX_JSON_DEPTH)?;
-                    data = Some(Body::from_checked_cbor(r.since(start)));
-                }
-                key::TS => {
-                    let Item::Uint(ts) = r.next().ok()? else {
-                        return None;
-                    };
-                    event.ts = Some(ts);
-                }
-                key::SUBTYPE => event.subtype = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned()),
-                key::STREAM_ID => event.stream_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned()),
-                key::REQUEST_ID => {
-                    event.request_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned());
-                }
-                key::MANIFEST_ID => {
-                    event.manifest_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned());
-                }
-                key::PIPELINE_ID => {
-                    event.pipeline_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned());
-                }
-                key::MODEL_ID => event.model_id = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned()),
-                key::ORCHESTRATOR => {
-                    let Item::Bytes(b) = r.next().ok()? else {
-                        return None;
-                    };
-                    event.orchestrator = Some(Address::from_slice(b)?);
-                }
-                key::GATEWAY_REGION => {
-                    event.gateway_region = Some(valid_text(r, MAX_FIELD_LEN)?.to_owned());
-                }
-                key::ORIGIN => {
-                    let Item::Uint(code) = r.next().ok()? else {
-                        return None;
-                    };
-                    event.origin = Some(Origin::from_code(code)?);
-                }
-                key::KAFKA => {
-                    let start = r.position();
-                    let Item::Map(len) = r.next().ok()? else {
-                        return None;
-                    };
-                    let mut prev = None;
-                    for _ in 0..len {
-                        let name = valid_name(r, &mut prev)?;
-                        if name == b"type" || name == b"data" {
-                            return None;
-                        }
-                        valid_json(r, MAX_JSON_DEPTH)?;
-                    }
-                    event.kafka_envelope = Some(Members::from_checked_cbor(r.since(start)));
-                }
-                _ => return None,
-            }
-        }
-        // Family and data are required.
-        event.family = family?;
-        event.data = data?;
-        Some(event)
     }
 
     /// Strictly reads one event from checked CBOR ([`cbor::check`]), reporting
@@ -927,7 +829,7 @@ fn cmp_name_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 
 /// Fast path: non-empty text of at most `max` bytes.
 #[inline]
-fn valid_text<'a>(r: &mut Reader<'a>, max: usize) -> Option<&'a str> {
+pub(crate) fn valid_text<'a>(r: &mut Reader<'a>, max: usize) -> Option<&'a str> {
     let Item::Text(t) = r.next().ok()? else {
         return None;
     };
@@ -940,7 +842,7 @@ fn valid_text<'a>(r: &mut Reader<'a>, max: usize) -> Option<&'a str> {
 /// Fast path: a map key that is text and sorts strictly after the previous
 /// key `prev` (so no key repeats).
 #[inline]
-fn valid_name<'a>(r: &mut Reader<'a>, prev: &mut Option<&'a [u8]>) -> Option<&'a [u8]> {
+pub(crate) fn valid_name<'a>(r: &mut Reader<'a>, prev: &mut Option<&'a [u8]>) -> Option<&'a [u8]> {
     let Item::Text(name) = r.next().ok()? else {
         return None;
     };
@@ -959,7 +861,7 @@ fn valid_name<'a>(r: &mut Reader<'a>, prev: &mut Option<&'a [u8]>) -> Option<&'a
 /// Fast path: checks, without building anything, that the next value is in
 /// the JSON subset, nests at most `left` deep and has map keys in strictly
 /// increasing order; [`read_json`] then reads it without fail.
-fn valid_json(r: &mut Reader<'_>, left: usize) -> Option<()> {
+pub(crate) fn valid_json(r: &mut Reader<'_>, left: usize) -> Option<()> {
     match r.next().ok()? {
         Item::Null | Item::Bool(_) | Item::Uint(_) => {}
         Item::Nint(n) => {

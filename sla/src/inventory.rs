@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use vouch_schema::Address;
 use vouch_schema::event::lenient;
+use vouch_schema::{Address, BodyRef};
 
 use crate::bucket::{Mergeable, Series};
 use crate::compact::{Pack, get, get64, put};
@@ -180,11 +180,14 @@ pub(crate) struct Payment {
 /// Reads go-livepeer's payment amounts (all strings): `faceValue` as
 /// `"<n> WEI"` (also `GWEI`/`ETH` with decimals, or a bare integer of wei),
 /// `numTickets` as an integer, `winProb` as a decimal in [0, 1].
-pub(crate) fn payment(data: &Json) -> Result<Payment, Unreadable> {
-    let text = |k: &str| data.get(k).and_then(lenient::as_text);
-    let face = text("faceValue").and_then(parse_wei).ok_or("payment_face_value")?;
-    let tickets = data.get("numTickets").and_then(lenient::as_u64).ok_or("payment_tickets")?;
-    let win = text("winProb").and_then(|w| parse_fixed(w, 18)).ok_or("payment_win_prob")?;
+pub(crate) fn payment(data: BodyRef<'_>) -> Result<Payment, Unreadable> {
+    let [face, tickets, win] = data.members(["faceValue", "numTickets", "winProb"]);
+    let face = face.and_then(|f| f.get_str("")).and_then(parse_wei).ok_or("payment_face_value")?;
+    let tickets = tickets.and_then(|t| t.get_u64("")).ok_or("payment_tickets")?;
+    let win = win
+        .and_then(|w| w.get_str(""))
+        .and_then(|w| parse_fixed(w, 18))
+        .ok_or("payment_win_prob")?;
     if win > WEI_PER_ETH {
         return Err("payment_win_prob");
     }
@@ -332,15 +335,15 @@ mod tests {
         // The real sample: 2 tickets of 2416800000000000 wei at 0.0009930487.
         let data = json!({"faceValue": "2416800000000000 WEI", "numTickets": "2",
                           "winProb": "0.0009930487"});
-        let p = payment(&data).unwrap();
+        let p = payment((&data).into()).unwrap();
         // 2416800000000000 × 2 × 9930487 / 10^10 = 4800000196320 wei exactly.
         assert_eq!(p.fees_wei, 4_800_000_196_320);
         assert_eq!(p.face_value_wei, 2_416_800_000_000_000);
         let third = json!({"faceValue": "10 WEI", "numTickets": "1", "winProb": "0.333"});
-        assert_eq!(payment(&third).unwrap().fees_wei, 3);
+        assert_eq!(payment((&third).into()).unwrap().fees_wei, 3);
         let over = json!({"faceValue": "1 WEI", "numTickets": "1", "winProb": "1.5"});
-        assert_eq!(payment(&over), Err("payment_win_prob"));
+        assert_eq!(payment((&over).into()), Err("payment_win_prob"));
         let missing = json!({"faceValue": "1 WEI", "winProb": "0.5"});
-        assert_eq!(payment(&missing), Err("payment_tickets"));
+        assert_eq!(payment((&missing).into()), Err("payment_tickets"));
     }
 }

@@ -170,7 +170,7 @@ fn main() {
             let started = Instant::now();
             let summary = replay(&dir, &options, |r| {
                 if let Replayed::Batch(b) = r {
-                    seen += b.batch.events.len() as u64;
+                    seen += b.batch.len() as u64;
                 }
             })
             .unwrap();

@@ -13,8 +13,8 @@ use vouch_schema::crypto::address_of;
 use vouch_schema::topic::telemetry_topic;
 use vouch_schema::{Address, Envelope, Event, MessageId, MessageRef, Origin, TelemetryBatch};
 use vouch_verifier::validate::{
-    Bound, Outcome, Pipeline, RateLimit, Restored, Unverified, ValidationConfig, ValidationError,
-    Verified,
+    Bound, Keep, Outcome, Pipeline, RateLimit, Restored, Unverified, ValidationConfig,
+    ValidationError, Verified,
 };
 
 const NOW: u64 = 1_800_000_000_000;
@@ -156,7 +156,7 @@ fn valid_chain_is_accepted_and_gaps_are_recorded() {
     let v = p.validate(&mut msg(a.env("c", NOW, 0, None)), NOW).unwrap();
     assert_eq!(v.gap(), None);
     assert_eq!(v.certificate().principal(), a.principal_addr());
-    assert_eq!(v.batch().events.len(), 1);
+    assert_eq!(v.batch().len(), 1);
     let first = MessageRef { timestamp: NOW, seq: 0 };
     let v = p.validate(&mut msg(a.env("c", NOW + 1, 0, Some(first))), NOW).unwrap();
     assert_eq!(v.gap(), None);
@@ -308,31 +308,35 @@ fn a_prehashed_message_is_judged_as_without_it() {
         oversized,
         a.env("c", NOW + 5, 0, None),
     ];
-    let (mut plain, mut prehashed) = (pipeline(&[&a]), pipeline(&[&a]));
     // Hashed as a node hashes a group: all at once, several per SIMD lane set.
-    let mut as_sent: Vec<Unverified> = messages.into_iter().map(msg).collect();
+    let mut sent: Vec<Unverified> = messages.into_iter().map(msg).collect();
     // A genuine envelope on another partition's topic.
     let astray = a.env("c", NOW + 6, 0, None);
-    as_sent.push(Unverified::from_topic(astray, &telemetry_topic(PARTITION + 1)));
-    let mut ahead = as_sent.clone();
-    Unverified::prehash_all(&mut ahead);
-    // Prepared: every message that decodes as an envelope, and only those.
-    let prepared: Vec<bool> = ahead.iter().map(|m| m.signing_hash().is_some()).collect();
-    assert_eq!(prepared, [true, true, true, true, true, true, false, false, true, true]);
-    for (mut as_sent, mut ahead) in as_sent.into_iter().zip(ahead) {
-        let judged = |r: Result<Verified, ValidationError>| {
-            r.map(|v| (v.id().clone(), v.batch().clone())).map_err(|e| e.outcome())
-        };
-        let (plain, prehashed) =
-            (plain.validate(&mut as_sent, NOW), prehashed.validate(&mut ahead, NOW));
-        // Validation took what was prepared rather than decode again.
-        assert_eq!(ahead.signing_hash(), None);
-        assert_eq!(judged(prehashed), judged(plain));
+    sent.push(Unverified::from_topic(astray, &telemetry_topic(PARTITION + 1)));
+    // With the decoded envelopes kept (validated at once) and without (a
+    // group waiting for its turn).
+    for keep in [Keep::Envelopes, Keep::Digests] {
+        let (mut plain, mut prehashed) = (pipeline(&[&a]), pipeline(&[&a]));
+        let mut ahead = sent.clone();
+        Unverified::prehash_all(&mut ahead, keep);
+        // Prepared: every message that decodes as an envelope, and only those.
+        let prepared: Vec<bool> = ahead.iter().map(|m| m.signing_hash().is_some()).collect();
+        assert_eq!(prepared, [true, true, true, true, true, true, false, false, true, true]);
+        for (mut as_sent, mut ahead) in sent.clone().into_iter().zip(ahead) {
+            let judged = |r: Result<Verified, ValidationError>| {
+                r.map(|v| (v.id().clone(), v.batch().clone())).map_err(|e| e.outcome())
+            };
+            let (plain, prehashed) =
+                (plain.validate(&mut as_sent, NOW), prehashed.validate(&mut ahead, NOW));
+            // Validation took what was prepared rather than hash again.
+            assert_eq!(ahead.signing_hash(), None);
+            assert_eq!(judged(prehashed), judged(plain), "{keep:?}");
+        }
+        assert_eq!(plain.snapshot(), prehashed.snapshot());
+        assert_eq!(plain.stats().count(Outcome::Accept, "accepted"), 3);
+        assert_eq!(plain.stats().count(Outcome::Reject, "bad_signature"), 3);
+        assert_eq!(plain.stats().count(Outcome::Reject, "bad_structure"), 1);
     }
-    assert_eq!(plain.snapshot(), prehashed.snapshot());
-    assert_eq!(plain.stats().count(Outcome::Accept, "accepted"), 3);
-    assert_eq!(plain.stats().count(Outcome::Reject, "bad_signature"), 3);
-    assert_eq!(plain.stats().count(Outcome::Reject, "bad_structure"), 1);
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! counts in the region the gateway's certificate declares.
 
 use vouch_delegation::Role;
-use vouch_schema::{Address, Event, Family, Origin};
+use vouch_schema::{Address, BodyRef, EventRef, Family, Origin};
 
 use super::{Engine, IngestReport, Observer, count, origin_code};
 use crate::attempt::{
@@ -22,17 +22,19 @@ use crate::definitions::Edge;
 type Refusal = &'static str;
 
 impl Engine {
-    /// One verified batch: its signer, its envelope timestamp (ms) and its events.
-    pub fn ingest(
+    /// One verified batch: its signer, its envelope timestamp (ms) and its
+    /// events, owned (`&[Event]`) or read in place (a decoded batch's
+    /// [`EventRef`]s).
+    pub fn ingest<'a, E: Into<EventRef<'a>>>(
         &mut self,
         observer: &Observer,
         envelope_ts_ms: u64,
-        events: &[Event],
+        events: impl IntoIterator<Item = E>,
     ) -> IngestReport {
         let mut report = IngestReport::default();
         let region = self.observer_region(observer);
         for ev in events {
-            match self.ingest_one(observer, &region, envelope_ts_ms, ev) {
+            match self.ingest_one(observer, &region, envelope_ts_ms, &ev.into()) {
                 Ok(true) => report.accepted += 1,
                 Ok(false) => report.self_reported += 1,
                 Err(reason) => *report.rejected.entry(reason).or_default() += 1,
@@ -61,7 +63,7 @@ impl Engine {
         observer: &Observer,
         region: &str,
         envelope_ts: u64,
-        ev: &Event,
+        ev: &EventRef<'_>,
     ) -> Result<bool, Refusal> {
         let ts = ev.ts.ok_or("no_timestamp")?;
         if ts > envelope_ts {
@@ -82,7 +84,7 @@ impl Engine {
                     count(&mut self.st.counters, "self_dealing", 1);
                     return self.self_report(observer.principal, ev, ts).map(|()| false);
                 }
-                if let Some(claimed) = ev.gateway_region.as_deref()
+                if let Some(claimed) = ev.gateway_region
                     && !claimed.trim().eq_ignore_ascii_case(region)
                 {
                     count(&mut self.st.counters, "region_mismatch", 1);
@@ -132,7 +134,7 @@ impl Engine {
         origin: u8,
         region: &str,
         orch: Option<Address>,
-        ev: &Event,
+        ev: &EventRef<'_>,
         ts: u64,
     ) -> Result<(), Refusal> {
         if !matches!(
@@ -147,7 +149,7 @@ impl Engine {
             count(&mut self.st.counters, "orchestrator_unlisted", 1);
             return Err("orchestrator_unlisted");
         }
-        let request_id = ev.request_id.clone().ok_or("no_request_id")?;
+        let request_id = ev.request_id.ok_or("no_request_id")?.to_owned();
         let key = SessionKey { gateway, origin, request_id };
         let is_new = !self.st.sessions.contains_key(&key);
         if is_new {
@@ -161,27 +163,30 @@ impl Engine {
             return Err("limit_principal_bytes");
         }
         let registry = &self.registry;
-        let model = ev.model_id.as_deref().map(|m| registry.canonical_ref(m));
-        let classify = |ev: &Event| {
+        let model = ev.model_id.map(|m| registry.canonical_ref(m));
+        let classify = |ev: &EventRef<'_>| {
             let msg = ev.get_str("/message").unwrap_or("");
             self.policy.classify(msg).index() as u8
         };
-        let subtype = ev.subtype().unwrap_or("");
-        let fact_class = match (&ev.family, subtype) {
+        let subtype = ev.subtype.unwrap_or("");
+        let fact_class = match (ev.family, subtype) {
             (Family::StreamTrace, "orchestrator_swap") | (Family::AiStreamEvents, "error") => {
                 classify(ev)
             }
             _ => 0,
         };
-        let status = (ev.family == Family::AiStreamStatus).then(|| status_of(ev));
-        // go-livepeer's `start_time`: the runner's stream start, ms since the
-        // epoch (0 before the stream starts).
-        let stream_start = status.and_then(|_| ev.get_u64("/start_time")).filter(|&t| t > 0);
+        let (status, stream_start) = match ev.family {
+            Family::AiStreamStatus => {
+                let (status, start) = status_of(ev);
+                (Some(status), start)
+            }
+            _ => (None, None),
+        };
         let limits = self.limits;
         let s = self.st.sessions.entry(key).or_default();
         let before = if is_new { 0 } else { s.heap_bytes() as u64 };
         let result =
-            record(s, &ev.family, subtype, orch, fact_class, (status, stream_start), ts, &limits);
+            record(s, ev.family, subtype, orch, fact_class, (status, stream_start), ts, &limits);
         s.last_ts = s.last_ts.max(ts);
         if let Some(m) = &model {
             min_pair_into(&mut s.model, ts, m);
@@ -199,7 +204,7 @@ impl Engine {
         result
     }
 
-    fn self_report(&mut self, orch: Address, ev: &Event, ts: u64) -> Result<(), Refusal> {
+    fn self_report(&mut self, orch: Address, ev: &EventRef<'_>, ts: u64) -> Result<(), Refusal> {
         if !self.st.self_series.contains_key(&orch)
             && self.st.self_series.len() >= self.limits.max_self_series
         {
@@ -209,10 +214,8 @@ impl Engine {
         let minute = (ts / MINUTE_MS) as u32;
         match ev.family {
             Family::AiStreamStatus => {
-                let fps = ev
-                    .get_f64("/inference_status/fps")
-                    .or_else(|| ev.get_f64("/output_fps"))
-                    .ok_or("no_fps")?;
+                let [inference, output_fps] = ev.data.members(["inference_status", "output_fps"]);
+                let fps = fps_of(inference, output_fps).ok_or("no_fps")?;
                 let b = self.st.self_series.entry(orch).or_default().minute_mut(minute);
                 b.fps.record((fps.max(0.0) * 100.0).round() as u64);
             }
@@ -236,21 +239,36 @@ impl Engine {
     }
 }
 
-/// A runner status sample as the engine keeps it.
-fn status_of(ev: &Event) -> Status {
-    let fps =
-        ev.get_f64("/inference_status/fps").or_else(|| ev.get_f64("/output_fps")).unwrap_or(0.0);
-    let state = match ev.get_str("/state") {
+/// A runner status sample as the engine keeps it, and go-livepeer's
+/// `start_time`: the runner's stream start, ms since the epoch (0, read as
+/// `None`, before the stream starts). The members are found in one pass
+/// over the body, the largest go-livepeer sends.
+fn status_of(ev: &EventRef<'_>) -> (Status, Option<u64>) {
+    let [inference, output_fps, state, last, start] = ev.data.members([
+        "inference_status",
+        "output_fps",
+        "state",
+        "last_status_timestamp",
+        "start_time",
+    ]);
+    let fps = fps_of(inference, output_fps).unwrap_or(0.0);
+    let state = match state.and_then(|s| s.get_str("")) {
         Some("LOADING") => STATE_LOADING,
         Some("OFFLINE") => STATE_OFFLINE,
         Some("ONLINE" | "DEGRADED_INPUT" | "DEGRADED_INFERENCE") => STATE_RUNNING,
         _ => STATE_OTHER,
     };
-    Status {
+    let status = Status {
         fps_centi: (fps.max(0.0) * 100.0).round().min(f64::from(u32::MAX)) as u32,
         state,
-        prev_ts: ev.get_u64("/last_status_timestamp"),
-    }
+        prev_ts: last.and_then(|t| t.get_u64("")),
+    };
+    (status, start.and_then(|t| t.get_u64("")).filter(|&t| t > 0))
+}
+
+/// The runner's frame rate: `inference_status.fps`, else `output_fps`.
+fn fps_of(inference: Option<BodyRef<'_>>, output_fps: Option<BodyRef<'_>>) -> Option<f64> {
+    inference.and_then(|i| i.get_f64("/fps")).or_else(|| output_fps.and_then(|f| f.get_f64("")))
 }
 
 /// Records one event's fact into its session; `Err` names the bound it hit.

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use vouch_schema::{Address, Event, Family};
+use vouch_schema::{Address, EventRef, Family};
 
 use super::{Engine, count};
 use crate::attempt::SessionKey;
@@ -45,10 +45,10 @@ impl Engine {
         gateway: Address,
         origin: u8,
         region: &str,
-        ev: &Event,
+        ev: &EventRef<'_>,
         ts: u64,
     ) -> Option<Result<(), Refusal>> {
-        match (&ev.family, ev.subtype()) {
+        match (ev.family, ev.subtype) {
             (Family::NetworkCapabilities, _) => Some(self.capabilities_event(gateway, ev, ts)),
             (Family::CreateNewPayment, _) => {
                 Some(self.payment_event(gateway, origin, region, ev, ts))
@@ -71,8 +71,14 @@ impl Engine {
 
     /// Every listed orchestrator of the array; the event is refused only when
     /// none could be taken (the reason of the last one not taken).
-    fn capabilities_event(&mut self, gateway: Address, ev: &Event, ts: u64) -> Result<(), Refusal> {
-        let entries = ev.data().as_array().ok_or("capabilities_not_array")?;
+    fn capabilities_event(
+        &mut self,
+        gateway: Address,
+        ev: &EventRef<'_>,
+        ts: u64,
+    ) -> Result<(), Refusal> {
+        let data = ev.data.tree();
+        let entries = data.as_array().ok_or("capabilities_not_array")?;
         let mut outcome = Err("capabilities_empty");
         for entry in entries {
             let taken = self.advertisement(gateway, entry, ts);
@@ -136,7 +142,7 @@ impl Engine {
         gateway: Address,
         origin: u8,
         region: &str,
-        ev: &Event,
+        ev: &EventRef<'_>,
         ts: u64,
     ) -> Result<(), Refusal> {
         let recipient: Address =
@@ -149,7 +155,7 @@ impl Engine {
             count(&mut self.st.counters, "orchestrator_unlisted", 1);
             return Err("orchestrator_unlisted");
         }
-        let paid = inventory::payment(ev.data())?;
+        let paid = inventory::payment(ev.data)?;
         let model = self.registry.model_of_manifest(ev.get_str("/manifestID").unwrap_or(""));
         let b = self.ledger_minute((origin, model, region.to_owned()), ts)?;
         b.payments += 1;
@@ -170,9 +176,16 @@ impl Engine {
 
     /// Notes a session's "no orchestrator" signal: its earliest time, and
     /// the smallest (time, model, region) at that time.
-    fn unplaced_signal(&mut self, gateway: Address, origin: u8, region: &str, ev: &Event, ts: u64) {
-        let Some(request_id) = ev.request_id.clone() else { return };
-        let model = ev.model_id.as_deref().map_or_else(
+    fn unplaced_signal(
+        &mut self,
+        gateway: Address,
+        origin: u8,
+        region: &str,
+        ev: &EventRef<'_>,
+        ts: u64,
+    ) {
+        let Some(request_id) = ev.request_id.map(str::to_owned) else { return };
+        let model = ev.model_id.map_or_else(
             || crate::registry::UNKNOWN_MODEL.to_owned(),
             |m| self.registry.canonical(m),
         );

@@ -264,7 +264,7 @@ fn verify(a: VerifyArgs) -> Result<Exit> {
             report["principal"] = json!(c.certificate.principal());
             report["role"] = json!(c.certificate.role());
             report["region"] = json!(c.certificate.region());
-            report["events"] = json!(c.batch.events.len());
+            report["events"] = json!(c.batch.len());
             report["ok"] = json!(true);
             print_json(&report);
             Ok(Exit::Ok)

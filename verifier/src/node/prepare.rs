@@ -8,9 +8,12 @@
 //! worker turns a group's queued items into [`Prepared`] messages here,
 //! with the hashing spread over `threads` threads (its own included) and,
 //! on each, over the CPU's SIMD lanes (several messages hashed side by
-//! side), and then validates them one by one as before. The envelopes
+//! side), and then validates them one by one as before. Where the worker
+//! validates each chunk as soon as it is hashed (one thread), the envelopes
 //! decoded for the hashing go along, so validation does not decode them
-//! again. Validation decides exactly as it would without them
+//! again; a group hashed ahead on several threads keeps only the digests,
+//! so that a waiting message holds one copy of its content, not two.
+//! Validation decides exactly as it would without them
 //! ([`Unverified::prehash_all`]), and the messages come back in their
 //! queue order.
 
@@ -21,7 +24,7 @@ use libp2p::gossipsub::MessageId;
 use vouch_schema::crypto::batch_lanes;
 
 use super::ingest::Item;
-use crate::validate::Unverified;
+use crate::validate::{Keep, Unverified};
 
 /// A queued message, ready for the worker.
 #[derive(Debug)]
@@ -66,7 +69,7 @@ pub(crate) fn prepare(items: Vec<Item>, threads: usize) -> Box<dyn Iterator<Item
         let mut items = items.into_iter();
         let chunks = std::iter::from_fn(move || {
             let next: Vec<Item> = items.by_ref().take(chunk).collect();
-            (!next.is_empty()).then(|| ready(next, lanes > 1))
+            (!next.is_empty()).then(|| ready(next, (lanes > 1).then_some(Keep::Envelopes)))
         });
         return Box::new(chunks.flatten());
     }
@@ -85,7 +88,7 @@ pub(crate) fn prepare(items: Vec<Item>, threads: usize) -> Box<dyn Iterator<Item
         loop {
             let next = work.lock().unwrap_or_else(PoisonError::into_inner).next();
             let Some((n, chunk)) = next else { break };
-            done.push((n, ready(chunk, true)));
+            done.push((n, ready(chunk, Some(Keep::Digests))));
         }
         done
     };
@@ -113,8 +116,8 @@ pub(crate) fn prepare(items: Vec<Item>, threads: usize) -> Box<dyn Iterator<Item
 }
 
 /// `items` as messages, in order, their signing hashes computed when
-/// `prehash` says so.
-fn ready(items: Vec<Item>, prehash: bool) -> Vec<Prepared> {
+/// `prehash` says so, and what it keeps of them.
+fn ready(items: Vec<Item>, prehash: Option<Keep>) -> Vec<Prepared> {
     let mut prepared: Vec<Prepared> = items
         .into_iter()
         .map(|item| {
@@ -126,11 +129,12 @@ fn ready(items: Vec<Item>, prehash: bool) -> Vec<Prepared> {
             Prepared { id: item.id, source: item.source, message }
         })
         .collect();
-    if prehash {
-        Unverified::prehash_all(prepared.iter_mut().filter_map(|p| match &mut p.message {
+    if let Some(keep) = prehash {
+        let messages = prepared.iter_mut().filter_map(|p| match &mut p.message {
             Message::Telemetry(msg) => Some(msg),
             Message::Control(_) => None,
-        }));
+        });
+        Unverified::prehash_all(messages, keep);
     }
     prepared
 }

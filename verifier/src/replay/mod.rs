@@ -37,7 +37,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use vouch_delegation::authority::AuthorityView;
 use vouch_delegation::{SignedCheckpoint, VerifiedDelegation};
-use vouch_schema::{Envelope, TelemetryBatch};
+use vouch_schema::{DecodedBatch, Envelope};
 
 use vouch_sla::Observer;
 
@@ -90,7 +90,7 @@ pub struct ReplayedBatch<'a> {
     /// The decoded envelope.
     pub envelope: &'a Envelope,
     /// Its decoded telemetry batch.
-    pub batch: &'a TelemetryBatch,
+    pub batch: &'a DecodedBatch,
     /// Its verified certificate: principal, delegate, role, region.
     pub certificate: &'a VerifiedDelegation,
     /// The envelope's timestamp, ms since the Unix epoch (publisher clock).
@@ -320,7 +320,7 @@ pub fn replay(
         match done {
             Done::Envelope(_, checked) => {
                 summary.envelopes += 1;
-                summary.events += checked.batch.events.len() as u64;
+                summary.events += checked.batch.len() as u64;
                 on_record(Replayed::Batch(ReplayedBatch {
                     index: position.index,
                     position: &position,

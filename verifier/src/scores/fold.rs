@@ -11,7 +11,7 @@
 
 use vouch_delegation::authority::AuthorityView;
 use vouch_delegation::{SignedCheckpoint, SignedDelegation};
-use vouch_schema::{Envelope, TelemetryBatch};
+use vouch_schema::{DecodedBatch, Envelope};
 use vouch_sla::Observer;
 
 use super::{ScoreError, ScoreRecord, Scores, logged, observer_of};
@@ -28,7 +28,7 @@ pub enum Step<'a> {
         /// The envelope.
         envelope: &'a Envelope,
         /// Its batch.
-        batch: &'a TelemetryBatch,
+        batch: &'a DecodedBatch,
     },
     /// The authority view in force from here on.
     View(&'a AuthorityView),
@@ -99,7 +99,7 @@ impl Scores {
         match kind {
             RecordKind::Envelope => {
                 let envelope = Envelope::decode(payload).map_err(logged)?;
-                let batch = TelemetryBatch::decode(&envelope.content).map_err(logged)?;
+                let batch = DecodedBatch::decode(&envelope.content).map_err(logged)?;
                 let observer = observer_of(&batch)?;
                 self.fold(Step::Envelope {
                     observer: &observer,

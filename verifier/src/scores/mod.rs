@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use vouch_delegation::SignedDelegation;
 use vouch_delegation::authority::AuthorityView;
 use vouch_net::metrics::{counter, counter_family, gauge, gauge_family};
-use vouch_schema::TelemetryBatch;
+use vouch_schema::DecodedBatch;
 use vouch_sla::{Engine, IngestReport, Limits, Observer, Policy, Registry, SealedBucket, SlaError};
 
 use crate::converge::{Agreement, BookLimits, CheckpointBook};
@@ -282,8 +282,8 @@ pub(crate) fn logged(e: impl std::error::Error + Send + Sync + 'static) -> Score
 
 /// Who signed a logged envelope's batch, from its certificate (the log holds
 /// only envelopes that verified, so the certificate is not re-verified here).
-pub fn observer_of(batch: &TelemetryBatch) -> Result<Observer, ScoreError> {
-    let cert = SignedDelegation::decode(&batch.certificate).map_err(logged)?;
+pub fn observer_of(batch: &DecodedBatch) -> Result<Observer, ScoreError> {
+    let cert = SignedDelegation::decode(batch.certificate()).map_err(logged)?;
     Ok(Observer::of(&cert))
 }
 
@@ -399,13 +399,13 @@ impl Scores {
         &self,
         observer: &Observer,
         envelope_ts_ms: u64,
-        batch: &TelemetryBatch,
+        batch: &DecodedBatch,
     ) -> IngestReport {
         let (primary, others) = self.engines.split_at(1);
         for engine in others {
-            write_lock(engine).ingest(observer, envelope_ts_ms, &batch.events);
+            write_lock(engine).ingest(observer, envelope_ts_ms, batch.events());
         }
-        write_lock(&primary[0]).ingest(observer, envelope_ts_ms, &batch.events)
+        write_lock(&primary[0]).ingest(observer, envelope_ts_ms, batch.events())
     }
 
     /// Seals what the clock at `now_ms` allows, under every policy. `None`

@@ -45,7 +45,7 @@ use vouch_delegation::authority::Authority;
 use vouch_delegation::{CertificateError, Role, VerifiedDelegation, VerifiedRevocation};
 
 use vouch_schema::merkle::{Hash, envelope_id};
-use vouch_schema::{Address, Envelope, MessageId, MessageRef, TelemetryBatch};
+use vouch_schema::{Address, DecodedBatch, Envelope, MessageId, MessageRef};
 
 pub use config::{RateLimit, RateLimits, ValidationConfig};
 pub use error::{ACCEPTED, Outcome, REVOCATION, ValidationError};
@@ -74,17 +74,30 @@ pub struct Unverified {
     /// Hashed once here: the node's envelope index and the duplicate
     /// guard's content tag both need it, and a message is tens of KiB.
     id: Hash,
-    /// The envelope decoded and its signing hash computed ahead, when
-    /// [`Unverified::prehash_all`] did: validation takes them rather than
-    /// decode the bytes a second time. Boxed: a queued message stays small.
+    /// The signing hash computed ahead, and the envelope decoded for it
+    /// when it was kept, when [`Unverified::prehash_all`] did: validation
+    /// takes them rather than hash (and decode) the bytes a second time.
+    /// Boxed: a queued message stays small.
     prepared: Option<Box<Prepared>>,
 }
 
 /// What [`Unverified::prehash_all`] computes ahead of validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Prepared {
-    envelope: Envelope,
+    envelope: Option<Envelope>,
     digest: [u8; 32],
+}
+
+/// Whether [`Unverified::prehash_all`] keeps the envelopes it decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Keep them: the messages are validated right away, so validation
+    /// need not decode them again.
+    Envelopes,
+    /// Keep only the digests: the messages wait (a whole group hashed ahead
+    /// on several threads), and a decoded envelope is a second copy of a
+    /// message's content.
+    Digests,
 }
 
 impl Unverified {
@@ -102,11 +115,11 @@ impl Unverified {
     /// side by side in SIMD lanes costs a fraction of hashing them one by
     /// one. A node does this for each group before it validates the group
     /// in order (and spreads it over its cores). Validation takes the
-    /// decoded envelope and the digest and decides exactly as without them
-    /// (they are the same functions of the same bytes). Bytes that are
-    /// oversized or do not decode as an envelope are left for validation
-    /// to refuse.
-    pub fn prehash_all<'a>(messages: impl IntoIterator<Item = &'a mut Unverified>) {
+    /// digest, and the decoded envelope where `keep` kept it, and decides
+    /// exactly as without them (they are the same functions of the same
+    /// bytes). Bytes that are oversized or do not decode as an envelope are
+    /// left for validation to refuse.
+    pub fn prehash_all<'a>(messages: impl IntoIterator<Item = &'a mut Unverified>, keep: Keep) {
         let mut pending: Vec<(&mut Unverified, Envelope)> = messages
             .into_iter()
             .filter(|m| {
@@ -117,6 +130,7 @@ impl Unverified {
         let envelopes: Vec<&Envelope> = pending.iter().map(|(_, e)| e).collect();
         let digests = Envelope::signing_hashes(&envelopes);
         for ((m, envelope), digest) in pending.drain(..).zip(digests) {
+            let envelope = (keep == Keep::Envelopes).then_some(envelope);
             m.prepared = Some(Box::new(Prepared { envelope, digest }));
         }
     }
@@ -168,7 +182,7 @@ pub struct Gap {
 #[derive(Debug, Clone)]
 pub struct Verified {
     id: MessageId,
-    batch: TelemetryBatch,
+    batch: DecodedBatch,
     certificate: Arc<VerifiedDelegation>,
     gap: Option<Gap>,
 }
@@ -179,7 +193,7 @@ impl Verified {
         &self.id
     }
     /// Its decoded batch.
-    pub fn batch(&self) -> &TelemetryBatch {
+    pub fn batch(&self) -> &DecodedBatch {
         &self.batch
     }
     /// The verified certificate of its publisher.
@@ -198,7 +212,7 @@ impl Verified {
 /// After size, strict decode and structure.
 struct Decoded {
     envelope: Envelope,
-    batch: TelemetryBatch,
+    batch: DecodedBatch,
     /// The first 8 bytes of the envelope id (blake3 of the whole message):
     /// tells a duplicate from a conflicting message at the same chain position.
     content_tag: u64,
@@ -467,9 +481,13 @@ impl Pipeline {
     fn run(&mut self, msg: &mut Unverified, now_ms: u64) -> Result<Verified, ValidationError> {
         let arrival = Arrival::Topic(msg.partition);
         let decoded = match msg.prepared.take().map(|p| *p) {
-            Some(Prepared { envelope, digest }) => {
+            Some(Prepared { envelope: Some(envelope), digest }) => {
                 let (envelope, batch) = self.rules.admit(envelope, arrival)?;
                 Decoded { envelope, batch, content_tag: content_tag(&msg.id), digest: Some(digest) }
+            }
+            Some(Prepared { envelope: None, digest }) => {
+                let decoded = self.decode_with_id(&msg.bytes, &msg.id, arrival)?;
+                Decoded { digest: Some(digest), ..decoded }
             }
             None => self.decode_with_id(&msg.bytes, &msg.id, arrival)?,
         };

@@ -17,7 +17,7 @@ use vouch_delegation::{
     SignedRevocation, VerifiedCheckpoint, VerifiedDelegation, VerifiedRevocation,
 };
 use vouch_net::PartitionSet;
-use vouch_schema::{Address, Envelope, Origin, TelemetryBatch, limits};
+use vouch_schema::{Address, DecodedBatch, Envelope, Origin, limits};
 
 use super::ValidationConfig;
 use super::error::ValidationError;
@@ -93,7 +93,7 @@ impl Rules {
         &self,
         bytes: &[u8],
         arrival: Arrival,
-    ) -> Result<(Envelope, TelemetryBatch), ValidationError> {
+    ) -> Result<(Envelope, DecodedBatch), ValidationError> {
         if bytes.len() > limits::MAX_ENVELOPE_BYTES {
             return Err(ValidationError::Oversize(bytes.len()));
         }
@@ -107,7 +107,7 @@ impl Rules {
         &self,
         envelope: Envelope,
         arrival: Arrival,
-    ) -> Result<(Envelope, TelemetryBatch), ValidationError> {
+    ) -> Result<(Envelope, DecodedBatch), ValidationError> {
         match arrival {
             Arrival::Topic(topic) => {
                 let topic = topic.ok_or(ValidationError::Structure("not a telemetry topic"))?;
@@ -125,7 +125,7 @@ impl Rules {
             }
             Arrival::Synced(_) | Arrival::Stored => {}
         }
-        let batch = TelemetryBatch::decode(&envelope.content).map_err(ValidationError::Batch)?;
+        let batch = DecodedBatch::decode(&envelope.content).map_err(ValidationError::Batch)?;
         Ok((envelope, batch))
     }
 
@@ -136,7 +136,7 @@ impl Rules {
     pub fn bind(
         &self,
         envelope: &Envelope,
-        batch: &TelemetryBatch,
+        batch: &DecodedBatch,
         cert: &VerifiedDelegation,
     ) -> Result<(), ValidationError> {
         if cert.delegate() != envelope.id.publisher {
@@ -154,7 +154,7 @@ impl Rules {
         let role = cert.role();
         if !self.telemetry_roles.contains(&role)
             || (role == Role::Loadtest
-                && batch.events.iter().any(|e| e.origin != Some(Origin::Synthetic)))
+                && batch.events().any(|e| e.origin != Some(Origin::Synthetic)))
         {
             return Err(ValidationError::WrongRole(role));
         }
@@ -284,17 +284,17 @@ impl Credentials {
         &mut self,
         rules: &Rules,
         envelope: &Envelope,
-        batch: &TelemetryBatch,
+        batch: &DecodedBatch,
         evicted: &mut Evicted,
     ) -> Result<Arc<VerifiedDelegation>, ValidationError> {
         let stamp_secs = envelope.id.timestamp / 1000;
-        let key = *blake3::hash(&batch.certificate).as_bytes();
+        let key = *blake3::hash(batch.certificate()).as_bytes();
         if let Some(cert) = self.certificates.get_mut(&key) {
             let cert = Arc::clone(cert);
             cert.check_time(stamp_secs, &rules.policy).map_err(certificate_error)?;
             return Ok(cert);
         }
-        let signed = SignedDelegation::decode(&batch.certificate)
+        let signed = SignedDelegation::decode(batch.certificate())
             .map_err(ValidationError::CertificateDecode)?;
         let verified =
             signed.verify(&rules.network, stamp_secs, &rules.policy).map_err(certificate_error)?;
@@ -358,7 +358,7 @@ pub struct Checked {
     /// The envelope.
     pub envelope: Envelope,
     /// Its batch.
-    pub batch: TelemetryBatch,
+    pub batch: DecodedBatch,
     /// Its verified certificate.
     pub certificate: Arc<VerifiedDelegation>,
 }
