@@ -28,7 +28,7 @@ use vouch_testkit::actor::Actor;
 use vouch_testkit::{fixtures, keys};
 use vouch_verifier::scores::{PolicyFiles, Scores};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog, Syncing};
-use vouch_verifier::validate::{Pipeline, Unverified, ValidationConfig, Verified};
+use vouch_verifier::validate::{Keep, Pipeline, Unverified, ValidationConfig, Verified};
 use vouch_verifier::validate::{RateLimit, RateLimits};
 
 /// The node's allocator (`verifier/src/main.rs`), set up as the node sets it
@@ -131,7 +131,7 @@ fn run_pipeline(pubs: &[Actor], envelopes: &[Vec<u8>], with_log: bool) -> Durati
                 .map(|bytes| Unverified::from_topic(bytes, &topic))
                 .collect();
             if lanes > 1 {
-                Unverified::prehash_all(&mut chunk);
+                Unverified::prehash_all(&mut chunk, Keep::Envelopes);
             }
             for mut msg in chunk {
                 let verified = p.validate(&mut msg, NOW_MS).unwrap();
