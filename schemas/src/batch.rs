@@ -212,9 +212,9 @@ impl Layout {
         };
         let len = usize::try_from(len).ok().filter(|len| *len <= MAX_BATCH_EVENTS)?;
         let mut events = Vec::with_capacity(len);
-        // Room for go-livepeer's usual header: a subtype, two or three ids
-        // and a model.
-        let mut texts = String::with_capacity(len * 96);
+        // Room for go-livepeer's usual header (a subtype, two or three ids
+        // and a model), and never more than the bytes hold.
+        let mut texts = String::with_capacity((len * 96).min(bytes.len()));
         for _ in 0..len {
             events.push(EventLayout::read_valid(&mut r, &mut texts)?);
         }
