@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(a, &b.to_batch(), "the batch read in place differs");
             assert_eq!(b.len(), a.events.len());
             for (view, event) in b.events().zip(&a.events) {
-                assert_eq!((view.family, view.ts, view.request_id), (&event.family, event.ts, event.request_id.as_deref()));
+                assert_eq!(
+                    (view.family, view.ts, view.request_id),
+                    (&event.family, event.ts, event.request_id.as_deref())
+                );
             }
         }
         (Err(a), Err(b)) => assert_eq!(a, &b, "the decoders refuse for other reasons"),

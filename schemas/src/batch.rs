@@ -168,11 +168,6 @@ impl DecodedBatch {
     pub fn to_batch(&self) -> TelemetryBatch {
         self.layout.to_batch(&self.bytes)
     }
-
-    /// Its deterministic encoding: the bytes it was decoded from.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
 }
 
 /// Where a valid batch's certificate and events lie in its bytes, and its
@@ -540,7 +535,6 @@ mod tests {
                         prop_assert_eq!(&decoded.to_batch(), owned);
                         prop_assert_eq!(decoded.certificate(), owned.certificate.as_slice());
                         prop_assert_eq!(decoded.len(), owned.events.len());
-                        prop_assert_eq!(decoded.bytes(), bytes.as_slice());
                         for (view, event) in decoded.events().zip(&owned.events) {
                             assert_same_view(view, event);
                         }

@@ -820,3 +820,29 @@ fn content_tag(id: &Hash) -> u64 {
     tag.copy_from_slice(&id[..8]);
     u64::from_le_bytes(tag)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use vouch_schema::topic::telemetry_topic;
+    use vouch_testkit::actor::ChainSigner;
+    use vouch_testkit::fixtures;
+
+    /// `Keep` decides whether a prepared message carries its decoded
+    /// envelope (a second copy of its content) or only the digest; both
+    /// carry the digest validation would compute.
+    #[test]
+    fn keep_decides_what_a_prepared_message_holds() {
+        let mut chain = ChainSigner::new(1, 1, "keep");
+        let bytes = chain.next(|ts| fixtures::stamped(3, ts)).encode();
+        let expected = Envelope::decode(&bytes).unwrap();
+        for (keep, kept) in [(Keep::Envelopes, Some(&expected)), (Keep::Digests, None)] {
+            let mut msg = Unverified::from_topic(bytes.clone(), &telemetry_topic(1));
+            Unverified::prehash_all([&mut msg], keep);
+            let prepared = msg.prepared.as_deref().unwrap();
+            assert_eq!(prepared.envelope.as_ref(), kept, "{keep:?}");
+            assert_eq!(prepared.digest, expected.signing_hash(), "{keep:?}");
+        }
+    }
+}
