@@ -219,6 +219,11 @@ impl<'a> BodyRef<'a> {
                             *slot = value;
                         }
                     }
+                    // Names are unique (the decoder checked): once every
+                    // one is found, the rest of the body holds none.
+                    if found.iter().all(Option::is_some) {
+                        break;
+                    }
                 }
             }
             View::Tree(tree) => {

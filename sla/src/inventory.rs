@@ -179,9 +179,11 @@ pub(crate) struct Payment {
 
 /// Reads go-livepeer's payment amounts (all strings): `faceValue` as
 /// `"<n> WEI"` (also `GWEI`/`ETH` with decimals, or a bare integer of wei),
-/// `numTickets` as an integer, `winProb` as a decimal in [0, 1].
-pub(crate) fn payment(data: BodyRef<'_>) -> Result<Payment, Unreadable> {
-    let [face, tickets, win] = data.members(["faceValue", "numTickets", "winProb"]);
+/// `numTickets` as an integer, `winProb` as a decimal in [0, 1]: the
+/// values of those three members, in that order.
+pub(crate) fn payment(
+    [face, tickets, win]: [Option<BodyRef<'_>>; 3],
+) -> Result<Payment, Unreadable> {
     let face = face.and_then(|f| f.get_str("")).and_then(parse_wei).ok_or("payment_face_value")?;
     let tickets = tickets.and_then(|t| t.get_u64("")).ok_or("payment_tickets")?;
     let win = win
@@ -330,20 +332,25 @@ mod tests {
         }
     }
 
+    /// The members [`payment`] reads, as the engine finds them.
+    fn amounts(data: &serde_json::Value) -> [Option<BodyRef<'_>>; 3] {
+        BodyRef::from(data).members(["faceValue", "numTickets", "winProb"])
+    }
+
     #[test]
     fn fees_are_the_expected_value_rounded_down_once() {
         // The real sample: 2 tickets of 2416800000000000 wei at 0.0009930487.
         let data = json!({"faceValue": "2416800000000000 WEI", "numTickets": "2",
                           "winProb": "0.0009930487"});
-        let p = payment((&data).into()).unwrap();
+        let p = payment(amounts(&data)).unwrap();
         // 2416800000000000 × 2 × 9930487 / 10^10 = 4800000196320 wei exactly.
         assert_eq!(p.fees_wei, 4_800_000_196_320);
         assert_eq!(p.face_value_wei, 2_416_800_000_000_000);
         let third = json!({"faceValue": "10 WEI", "numTickets": "1", "winProb": "0.333"});
-        assert_eq!(payment((&third).into()).unwrap().fees_wei, 3);
+        assert_eq!(payment(amounts(&third)).unwrap().fees_wei, 3);
         let over = json!({"faceValue": "1 WEI", "numTickets": "1", "winProb": "1.5"});
-        assert_eq!(payment((&over).into()), Err("payment_win_prob"));
+        assert_eq!(payment(amounts(&over)), Err("payment_win_prob"));
         let missing = json!({"faceValue": "1 WEI", "winProb": "0.5"});
-        assert_eq!(payment((&missing).into()), Err("payment_tickets"));
+        assert_eq!(payment(amounts(&missing)), Err("payment_tickets"));
     }
 }

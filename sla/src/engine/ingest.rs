@@ -10,7 +10,9 @@
 use vouch_delegation::Role;
 use vouch_schema::{Address, BodyRef, EventRef, Family, Origin};
 
-use super::{Engine, IngestReport, Observer, count, origin_code};
+use std::collections::btree_map::Entry;
+
+use super::{Engine, IngestReport, Observer, Usage, count, origin_code};
 use crate::attempt::{
     AttemptKey, STATE_LOADING, STATE_OFFLINE, STATE_OTHER, STATE_RUNNING, Session, SessionKey,
     Status, min_into, min_pair_into,
@@ -77,7 +79,7 @@ impl Engine {
         }
         match observer.role {
             Role::Gateway | Role::Loadtest => {
-                let orch = ev.orchestrator.filter(|a| *a != Address::ZERO);
+                let orch = orchestrator_of(ev);
                 if orch == Some(observer.principal) {
                     // A principal observing itself: never an observation.
                     // Its status samples are kept as what it says of itself.
@@ -95,10 +97,13 @@ impl Engine {
                     ev.origin.unwrap_or(Origin::Production)
                 };
                 let origin = origin_code(origin);
-                if let Some(r) = self.inventory_event(observer.principal, origin, region, ev, ts) {
+                let message = failure_message(ev);
+                if let Some(r) =
+                    self.inventory_event(observer.principal, origin, region, ev, message, ts)
+                {
                     return r.map(|()| true);
                 }
-                self.observe(observer.principal, origin, region, orch, ev, ts).map(|()| true)
+                self.observe(observer.principal, origin, region, ev, message, ts).map(|()| true)
             }
             Role::Orchestrator | Role::Runner => {
                 self.self_report(observer.principal, ev, ts).map(|()| false)
@@ -107,34 +112,13 @@ impl Engine {
         }
     }
 
-    /// Whether a new session of `gateway` fits its share and the global bound.
-    fn session_room(&mut self, gateway: Address) -> Result<(), Refusal> {
-        let usage = self.usage.get(&gateway).copied().unwrap_or_default();
-        let refusal = if usage.sessions >= self.limits.max_sessions_per_principal as u64 {
-            Some("limit_principal_sessions")
-        } else if usage.bytes >= self.limits.max_state_bytes_per_principal {
-            Some("limit_principal_bytes")
-        } else if self.st.sessions.len() >= self.limits.max_sessions {
-            Some("limit_sessions")
-        } else {
-            None
-        };
-        match refusal {
-            Some(r) => {
-                count(&mut self.st.counters, r, 1);
-                Err(r)
-            }
-            None => Ok(()),
-        }
-    }
-
     fn observe(
         &mut self,
         gateway: Address,
         origin: u8,
         region: &str,
-        orch: Option<Address>,
         ev: &EventRef<'_>,
+        message: Option<&str>,
         ts: u64,
     ) -> Result<(), Refusal> {
         if !matches!(
@@ -143,6 +127,7 @@ impl Engine {
         ) {
             return Err("family_not_scored");
         }
+        let orch = orchestrator_of(ev);
         if let Some(o) = orch
             && !self.st.orchestrators.contains(&o)
         {
@@ -150,28 +135,12 @@ impl Engine {
             return Err("orchestrator_unlisted");
         }
         let request_id = ev.request_id.ok_or("no_request_id")?.to_owned();
-        let key = SessionKey { gateway, origin, request_id };
-        let is_new = !self.st.sessions.contains_key(&key);
-        if is_new {
-            self.session_room(gateway)?;
-        } else if self
-            .usage
-            .get(&gateway)
-            .is_some_and(|u| u.bytes >= self.limits.max_state_bytes_per_principal)
-        {
-            count(&mut self.st.counters, "limit_principal_bytes", 1);
-            return Err("limit_principal_bytes");
-        }
         let registry = &self.registry;
         let model = ev.model_id.map(|m| registry.canonical_ref(m));
-        let classify = |ev: &EventRef<'_>| {
-            let msg = ev.get_str("/message").unwrap_or("");
-            self.policy.classify(msg).index() as u8
-        };
         let subtype = ev.subtype.unwrap_or("");
         let fact_class = match (ev.family, subtype) {
             (Family::StreamTrace, "orchestrator_swap") | (Family::AiStreamEvents, "error") => {
-                classify(ev)
+                self.policy.classify(message.unwrap_or("")).index() as u8
             }
             _ => 0,
         };
@@ -183,7 +152,25 @@ impl Engine {
             _ => (None, None),
         };
         let limits = self.limits;
-        let s = self.st.sessions.entry(key).or_default();
+        let usage = self.usage.get(&gateway).copied().unwrap_or_default();
+        let sessions = self.st.sessions.len();
+        // One search of the sessions: a new one is made only if it fits.
+        let (s, is_new) = match self.st.sessions.entry(SessionKey { gateway, origin, request_id }) {
+            Entry::Occupied(session) => {
+                if usage.bytes >= limits.max_state_bytes_per_principal {
+                    count(&mut self.st.counters, "limit_principal_bytes", 1);
+                    return Err("limit_principal_bytes");
+                }
+                (session.into_mut(), false)
+            }
+            Entry::Vacant(slot) => {
+                if let Some(refusal) = room_refusal(usage, sessions, &limits) {
+                    count(&mut self.st.counters, refusal, 1);
+                    return Err(refusal);
+                }
+                (slot.insert(Session::default()), true)
+            }
+        };
         let before = if is_new { 0 } else { s.heap_bytes() as u64 };
         let result =
             record(s, ev.family, subtype, orch, fact_class, (status, stream_start), ts, &limits);
@@ -236,6 +223,36 @@ impl Engine {
             _ => return Err("family_not_scored"),
         }
         Ok(())
+    }
+}
+
+/// The orchestrator an event is about (the zero address reads as none).
+fn orchestrator_of(ev: &EventRef<'_>) -> Option<Address> {
+    ev.orchestrator.filter(|a| *a != Address::ZERO)
+}
+
+/// The message of a failure (an `ai_stream_events` error or an
+/// orchestrator swap), read once for its two readers: the inventory's "no
+/// orchestrator" test and the policy's classifier.
+fn failure_message<'e>(ev: &EventRef<'e>) -> Option<&'e str> {
+    match (ev.family, ev.subtype) {
+        (Family::AiStreamEvents, Some("error"))
+        | (Family::StreamTrace, Some("orchestrator_swap")) => ev.data.get_str("/message"),
+        _ => None,
+    }
+}
+
+/// Why a new session of a gateway holding `usage` does not fit, beside
+/// `sessions` held in all: its share first, then the global bound.
+fn room_refusal(usage: Usage, sessions: usize, limits: &super::Limits) -> Option<Refusal> {
+    if usage.sessions >= limits.max_sessions_per_principal as u64 {
+        Some("limit_principal_sessions")
+    } else if usage.bytes >= limits.max_state_bytes_per_principal {
+        Some("limit_principal_bytes")
+    } else if sessions >= limits.max_sessions {
+        Some("limit_sessions")
+    } else {
+        None
     }
 }
 

@@ -46,6 +46,7 @@ impl Engine {
         origin: u8,
         region: &str,
         ev: &EventRef<'_>,
+        message: Option<&str>,
         ts: u64,
     ) -> Option<Result<(), Refusal>> {
         match (ev.family, ev.subtype) {
@@ -58,8 +59,7 @@ impl Engine {
                 None
             }
             (Family::AiStreamEvents, Some("error"))
-                if ev
-                    .get_str("/message")
+                if message
                     .is_some_and(|m| contains_ignore_ascii_case(m, NO_ORCHESTRATOR_MESSAGE)) =>
             {
                 self.unplaced_signal(gateway, origin, region, ev, ts);
@@ -145,8 +145,13 @@ impl Engine {
         ev: &EventRef<'_>,
         ts: u64,
     ) -> Result<(), Refusal> {
-        let recipient: Address =
-            ev.get_str("/recipient").and_then(|r| r.parse().ok()).ok_or("payment_recipient")?;
+        // One pass over the body for every member read.
+        let [recipient, manifest, face, tickets, win] =
+            ev.data.members(["recipient", "manifestID", "faceValue", "numTickets", "winProb"]);
+        let recipient: Address = recipient
+            .and_then(|r| r.get_str(""))
+            .and_then(|r| r.parse().ok())
+            .ok_or("payment_recipient")?;
         if recipient == gateway {
             count(&mut self.st.counters, "self_dealing", 1);
             return Err("self_dealing");
@@ -155,8 +160,9 @@ impl Engine {
             count(&mut self.st.counters, "orchestrator_unlisted", 1);
             return Err("orchestrator_unlisted");
         }
-        let paid = inventory::payment(ev.data)?;
-        let model = self.registry.model_of_manifest(ev.get_str("/manifestID").unwrap_or(""));
+        let paid = inventory::payment([face, tickets, win])?;
+        let model =
+            self.registry.model_of_manifest(manifest.and_then(|m| m.get_str("")).unwrap_or(""));
         let b = self.ledger_minute((origin, model, region.to_owned()), ts)?;
         b.payments += 1;
         b.fees_wei = b.fees_wei.saturating_add(paid.fees_wei);
