@@ -136,15 +136,15 @@ fn run_pipeline(pubs: &[Actor], envelopes: &[Vec<u8>], with_log: bool) -> Durati
             for mut msg in chunk {
                 let verified = p.validate(&mut msg, NOW_MS).unwrap();
                 if with_log {
-                    checked.push((verified, msg.into_bytes()));
+                    checked.push((verified, msg.into_hashed()));
                 }
             }
         }
         if with_log {
             finish(&mut log, &scores, in_flight.take());
             let mut accepted = Vec::with_capacity(checked.len());
-            for (verified, bytes) in checked {
-                log.append_owned(RecordKind::Envelope, bytes).unwrap();
+            for (verified, content) in checked {
+                log.append_hashed(RecordKind::Envelope, content).unwrap();
                 accepted.push(verified);
             }
             in_flight = Some((log.start_commit().unwrap(), accepted));

@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
-use vouch_verifier::store::log::{HEAD_FILE, HEADER_BYTES, MAX_PAYLOAD_BYTES};
+use vouch_verifier::store::log::{
+    FRAME_OVERHEAD_BYTES, HEAD_FILE, HEADER_BYTES, Hashed, MAX_PAYLOAD_BYTES,
+};
 use vouch_verifier::store::{
     LogConfig, LogError, LogReader, Position, Problem, PruneBefore, RecordKind, SegmentLog,
     segment_file_name, verify,
@@ -272,18 +274,155 @@ fn on_disk_format() {
     let name = segment_file_name(0);
     assert_eq!(name, "seg-00000000000000000000.vlog");
     let raw = std::fs::read(dir.path().join(&name)).unwrap();
-    assert_eq!(&raw[..5], b"VLOG\x01");
+    assert_eq!(&raw[..5], b"VLOG\x02");
     assert_eq!(&raw[8..16], &0u64.to_be_bytes());
     assert_eq!(&raw[16..48], &[0u8; 32], "h_-1 is zero");
     let frame = &raw[HEADER_BYTES as usize..];
     assert_eq!(&frame[..8], &[0, 0, 0, 3, 1, b'a', b'b', b'c']);
-    // h_0 = blake3(h_-1 ‖ blake3(kind ‖ payload)); the frame ends with its first 8 bytes.
-    let mut outer = blake3::Hasher::new();
-    outer.update(&[0; 32]);
-    outer.update(blake3::hash(b"\x01abc").as_bytes());
-    let h0 = *outer.finalize().as_bytes();
+    // h_0 = blake3(h_-1 ‖ kind ‖ blake3(payload)); the frame ends with its first 8 bytes.
+    let h0 = chain_v2(&[0; 32], 1, b"abc");
     assert_eq!(pos.hash, h0);
     assert_eq!(&frame[8..], &h0[..8]);
+}
+
+/// `h_i` of format version 2, computed here from its definition.
+fn chain_v2(prev: &[u8; 32], kind: u8, payload: &[u8]) -> [u8; 32] {
+    let mut outer = blake3::Hasher::new();
+    outer.update(prev);
+    outer.update(&[kind]);
+    outer.update(blake3::hash(payload).as_bytes());
+    *outer.finalize().as_bytes()
+}
+
+/// `h_i` of format version 1: `blake3(h_{i-1} ‖ blake3(kind ‖ payload))`.
+fn chain_v1(prev: &[u8; 32], kind: u8, payload: &[u8]) -> [u8; 32] {
+    let mut inner = blake3::Hasher::new();
+    inner.update(&[kind]);
+    inner.update(payload);
+    let mut outer = blake3::Hasher::new();
+    outer.update(prev);
+    outer.update(inner.finalize().as_bytes());
+    *outer.finalize().as_bytes()
+}
+
+/// The first 8 bytes of blake3: the check of headers, frames and `HEAD`.
+fn check8(bytes: &[u8]) -> [u8; 8] {
+    blake3::hash(bytes).as_bytes()[..8].try_into().unwrap()
+}
+
+/// A log as the release before format version 2 wrote it, byte by byte:
+/// one version 1 segment of `records` (kind, payload) from index 0, and
+/// `HEAD` naming the last. Returns the chain hash after the last.
+fn write_version_1_log(dir: &Path, records: &[(u8, &[u8])]) -> [u8; 32] {
+    let mut seg = b"VLOG\x01\0\0\0".to_vec();
+    seg.extend_from_slice(&0u64.to_be_bytes());
+    seg.extend_from_slice(&[0; 32]);
+    seg.extend_from_slice(&check8(&seg));
+    let mut hash = [0u8; 32];
+    for (kind, payload) in records {
+        hash = chain_v1(&hash, *kind, payload);
+        seg.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        seg.push(*kind);
+        seg.extend_from_slice(payload);
+        seg.extend_from_slice(&hash[..8]);
+    }
+    std::fs::write(dir.join(segment_file_name(0)), seg).unwrap();
+    if !records.is_empty() {
+        let mut head = b"VHED".to_vec();
+        head.extend_from_slice(&(records.len() as u64 - 1).to_be_bytes());
+        head.extend_from_slice(&hash);
+        head.extend_from_slice(&check8(&head));
+        std::fs::write(dir.join(HEAD_FILE), head).unwrap();
+    }
+    hash
+}
+
+#[test]
+fn a_hashed_payload_chains_as_an_owned_one() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut owned, _) = SegmentLog::open(a.path(), LogConfig::default()).unwrap();
+    let (mut hashed, _) = SegmentLog::open(b.path(), LogConfig::default()).unwrap();
+    for i in 0..5 {
+        let p = payload(i);
+        let envelope = Hashed::new(p.clone());
+        // The hash it carries is the payload's envelope id.
+        assert_eq!(envelope.hash(), &vouch_schema::merkle::envelope_id(&p));
+        let by_owned = owned.append_owned(kind(i), p).unwrap();
+        assert_eq!(hashed.append_hashed(kind(i), envelope).unwrap(), by_owned);
+    }
+    owned.commit().unwrap();
+    hashed.commit().unwrap();
+    drop(hashed);
+    verify(b.path()).unwrap();
+    check_records(b.path(), 0, 5);
+}
+
+#[test]
+fn a_version_1_log_is_read_and_goes_on_in_its_format_until_it_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let old: Vec<(u8, Vec<u8>)> = (0..3).map(|i| (kind(i).as_byte(), payload(i))).collect();
+    let refs: Vec<(u8, &[u8])> = old.iter().map(|(k, p)| (*k, p.as_slice())).collect();
+    let last = write_version_1_log(dir.path(), &refs);
+    verify(dir.path()).unwrap();
+    check_records(dir.path(), 0, 3);
+
+    // Segments of five frames: the version 1 segment takes two more,
+    // chained in version 1, then the log rolls into a version 2 segment.
+    let five: u64 = (0..5).map(|i| FRAME_OVERHEAD_BYTES + payload(i).len() as u64).sum();
+    let (mut log, recovery) = SegmentLog::open(dir.path(), config(HEADER_BYTES + five)).unwrap();
+    assert_eq!((recovery.records, recovery.last_hash, recovery.truncated_bytes), (3, last, 0));
+    let mut hash = last;
+    for i in 3..9 {
+        let pos = log.append_hashed(kind(i), Hashed::new(payload(i))).unwrap();
+        let expected = if pos.segment == 0 { chain_v1 } else { chain_v2 };
+        hash = expected(&hash, kind(i).as_byte(), &payload(i));
+        assert_eq!(pos.hash, hash, "record {i} in segment {}", pos.segment);
+        log.commit().unwrap();
+    }
+    drop(log);
+    let segments: Vec<u64> = read_all(dir.path(), 0).iter().map(|(p, ..)| p.segment).collect();
+    assert_eq!(segments, [0, 0, 0, 0, 0, 5, 5, 5, 5]);
+    let raw = std::fs::read(dir.path().join(segment_file_name(5))).unwrap();
+    assert_eq!(&raw[..5], b"VLOG\x02");
+    verify(dir.path()).unwrap();
+    check_records(dir.path(), 0, 9);
+    // Reopened, it goes on where it was.
+    let (mut log, recovery) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!((recovery.records, recovery.last_hash), (9, hash));
+    fill(&mut log, 9, 12, 2);
+    drop(log);
+    verify(dir.path()).unwrap();
+    check_records(dir.path(), 0, 12);
+}
+
+#[test]
+fn an_empty_version_1_segment_starts_over_in_the_current_format() {
+    let dir = tempfile::tempdir().unwrap();
+    write_version_1_log(dir.path(), &[]);
+    let (mut log, _) = SegmentLog::open(dir.path(), LogConfig::default()).unwrap();
+    let raw = std::fs::read(dir.path().join(segment_file_name(0))).unwrap();
+    assert_eq!(&raw[..5], b"VLOG\x02");
+    let pos = log.append(kind(0), &payload(0)).unwrap();
+    assert_eq!(pos.hash, chain_v2(&[0; 32], kind(0).as_byte(), &payload(0)));
+    log.commit().unwrap();
+    drop(log);
+    verify(dir.path()).unwrap();
+    check_records(dir.path(), 0, 1);
+}
+
+#[test]
+fn a_segment_of_an_unknown_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_version_1_log(dir.path(), &[(0, b"abc")]);
+    let name = dir.path().join(segment_file_name(0));
+    let mut raw = std::fs::read(&name).unwrap();
+    raw[4] = 3;
+    let check = check8(&raw[..48]);
+    raw[48..56].copy_from_slice(&check);
+    std::fs::write(&name, raw).unwrap();
+    let err = SegmentLog::open(dir.path(), LogConfig::default()).unwrap_err();
+    assert!(matches!(err, LogError::Corrupt { problem: Problem::BadVersion(3), .. }), "{err}");
+    assert!(err.to_string().contains("unsupported segment version 3"), "{err}");
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::converge::{Added, Convergence, Disagreement, LogHead, minute_of};
 use crate::scores::{Folded, PolicyFiles, ScoreRecord, Scores, Step};
 use crate::sink::aggregates::AggregateExport;
 use crate::store::{
-    CommitInfo, LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateStore,
+    CommitInfo, Hashed, LogReader, PruneBefore, RecordKind, SegmentLog, SnapshotFile, StateStore,
     StateWrite, Syncing,
 };
 use crate::validate::rules::ControlKind;
@@ -864,8 +864,7 @@ impl Worker {
     ) -> Result<Outcome, NodeError> {
         match checked {
             Ok(verified) => {
-                let id = *msg.id();
-                self.append_verified(verified, msg.into_bytes(), id, to_score)?;
+                self.append_verified(verified, msg.into_hashed(), to_score)?;
                 Ok(Outcome::Accept)
             }
             Err(e) => {
@@ -884,16 +883,16 @@ impl Worker {
         data: Vec<u8>,
         to_score: &mut Vec<(Verified, u64, Hash)>,
     ) -> Result<bool, NodeError> {
-        let id = envelope_id(&data);
-        let checked = if self.held(&id) {
+        let data = Hashed::new(data);
+        let checked = if self.held(data.hash()) {
             Err(ValidationError::Duplicate)
         } else {
-            self.pipeline.validate_synced(&data, self.sla.converge.partitions(), now_ms())
+            self.pipeline.validate_synced(data.bytes(), self.sla.converge.partitions(), now_ms())
         };
         let (key, blame) = match checked {
             Ok(verified) => {
                 let late = verified.id().timestamp < self.sla.scores.sealed_end_ms();
-                self.append_verified(verified, data, id, to_score)?;
+                self.append_verified(verified, data, to_score)?;
                 ((Outcome::Accept, if late { LATE } else { ACCEPTED }), false)
             }
             Err(e) => {
@@ -918,14 +917,14 @@ impl Worker {
     fn append_verified(
         &mut self,
         verified: Verified,
-        data: Vec<u8>,
-        id: Hash,
+        data: Hashed,
         to_score: &mut Vec<(Verified, u64, Hash)>,
     ) -> Result<(), NodeError> {
         if self.drop_principal == Some(verified.certificate().principal()) {
             return Ok(());
         }
-        let at = self.log.append_owned(RecordKind::Envelope, data)?;
+        let id = *data.hash();
+        let at = self.log.append_hashed(RecordKind::Envelope, data)?;
         self.appended.insert(id);
         to_score.push((verified, at.index, id));
         Ok(())

@@ -11,8 +11,8 @@ pub mod snapshot;
 pub mod state;
 
 pub use log::{
-    CommitInfo, LogConfig, LogError, LogReader, Position, Problem, PruneBefore, PruneInfo, Record,
-    RecordKind, Recovery, SegmentLog, Syncing, VerifySummary, segment_file_name, verify,
+    CommitInfo, Hashed, LogConfig, LogError, LogReader, Position, Problem, PruneBefore, PruneInfo,
+    Record, RecordKind, Recovery, SegmentLog, Syncing, VerifySummary, segment_file_name, verify,
 };
 pub use snapshot::{SNAPSHOT_FILE, Snapshot, SnapshotError, SnapshotFile};
 pub use state::{STATE_FILE, StateError, StateStore, StateWrite};

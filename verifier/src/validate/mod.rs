@@ -47,6 +47,8 @@ use vouch_delegation::{CertificateError, Role, VerifiedDelegation, VerifiedRevoc
 use vouch_schema::merkle::{Hash, envelope_id};
 use vouch_schema::{Address, DecodedBatch, Envelope, MessageId, MessageRef};
 
+use crate::store::Hashed;
+
 pub use config::{RateLimit, RateLimits, ValidationConfig};
 pub use error::{ACCEPTED, Outcome, REVOCATION, ValidationError};
 pub use stats::{Bound, IngestStats};
@@ -69,11 +71,11 @@ pub enum Restored {
 /// A gossip message as received: nothing about it is checked yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unverified {
-    bytes: Vec<u8>,
+    /// The bytes, hashed once here: their hash is the envelope id, which
+    /// the node's envelope index, the duplicate guard's content tag and the
+    /// log's chain all take, and a message is tens of KiB.
+    content: Hashed,
     partition: Option<u32>,
-    /// Hashed once here: the node's envelope index and the duplicate
-    /// guard's content tag both need it, and a message is tens of KiB.
-    id: Hash,
     /// The signing hash computed ahead, and the envelope decoded for it
     /// when it was kept, when [`Unverified::prehash_all`] did: validation
     /// takes them rather than hash (and decode) the bytes a second time.
@@ -103,9 +105,8 @@ pub enum Keep {
 impl Unverified {
     /// A message received on gossip `topic`.
     pub fn from_topic(bytes: Vec<u8>, topic: &str) -> Self {
-        let id = envelope_id(&bytes);
         let partition = vouch_schema::topic::telemetry_partition(topic);
-        Unverified { bytes, partition, id, prepared: None }
+        Unverified { content: Hashed::new(bytes), partition, prepared: None }
     }
 
     /// Decodes the messages' envelopes and computes their signing hashes
@@ -123,9 +124,9 @@ impl Unverified {
         let mut pending: Vec<(&mut Unverified, Envelope)> = messages
             .into_iter()
             .filter(|m| {
-                m.prepared.is_none() && m.bytes.len() <= vouch_schema::limits::MAX_ENVELOPE_BYTES
+                m.prepared.is_none() && m.bytes().len() <= vouch_schema::limits::MAX_ENVELOPE_BYTES
             })
-            .filter_map(|m| Envelope::decode(&m.bytes).ok().map(|e| (m, e)))
+            .filter_map(|m| Envelope::decode(m.content.bytes()).ok().map(|e| (m, e)))
             .collect();
         let envelopes: Vec<&Envelope> = pending.iter().map(|(_, e)| e).collect();
         let digests = Envelope::signing_hashes(&envelopes);
@@ -143,7 +144,7 @@ impl Unverified {
 
     /// The raw message bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.content.bytes()
     }
 
     /// The telemetry partition of the topic it arrived on; `None` when the
@@ -154,12 +155,18 @@ impl Unverified {
 
     /// Its envelope id: blake3 of the bytes ([`envelope_id`]).
     pub fn id(&self) -> &Hash {
-        &self.id
+        self.content.hash()
     }
 
     /// The raw message bytes, taken back.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+        self.content.into_bytes()
+    }
+
+    /// The raw message bytes with their hash (the envelope id), taken back:
+    /// what the log appends without hashing them again.
+    pub fn into_hashed(self) -> Hashed {
+        self.content
     }
 }
 
@@ -483,13 +490,14 @@ impl Pipeline {
         let decoded = match msg.prepared.take().map(|p| *p) {
             Some(Prepared { envelope: Some(envelope), digest }) => {
                 let (envelope, batch) = self.rules.admit(envelope, arrival)?;
-                Decoded { envelope, batch, content_tag: content_tag(&msg.id), digest: Some(digest) }
+                let content_tag = content_tag(msg.id());
+                Decoded { envelope, batch, content_tag, digest: Some(digest) }
             }
             Some(Prepared { envelope: None, digest }) => {
-                let decoded = self.decode_with_id(&msg.bytes, &msg.id, arrival)?;
+                let decoded = self.decode_with_id(msg.bytes(), msg.id(), arrival)?;
                 Decoded { digest: Some(digest), ..decoded }
             }
-            None => self.decode_with_id(&msg.bytes, &msg.id, arrival)?,
+            None => self.decode_with_id(msg.bytes(), msg.id(), arrival)?,
         };
         let timely = self.check_time(decoded, now_ms)?;
         let fresh = self.check_duplicate(timely, now_ms)?;

@@ -10,8 +10,12 @@ use super::{LogError, io_err};
 
 /// The first bytes of every segment file.
 pub const MAGIC: [u8; 4] = *b"VLOG";
-/// The segment format version written and accepted.
-pub const FORMAT_VERSION: u8 = 1;
+/// The segment format version written. Version 1 (the payload hashed with
+/// its kind byte, see [`payload_digest`]) is still read, and a log that
+/// holds it goes on in it until its active segment is full.
+pub const FORMAT_VERSION: u8 = 2;
+/// The oldest segment format version read.
+pub(super) const OLDEST_VERSION: u8 = 1;
 /// Bytes of a segment header.
 pub const HEADER_BYTES: u64 = 4 + 1 + 3 + 8 + 32 + CHECK_BYTES as u64;
 /// Bytes a frame adds to its payload: length prefix, kind byte, check.
@@ -135,7 +139,7 @@ pub enum Problem {
     /// The header does not start with `VLOG`.
     #[error("bad segment magic")]
     BadMagic,
-    /// The header's version is not [`FORMAT_VERSION`].
+    /// The header's version is not one this release reads (1 to [`FORMAT_VERSION`]).
     #[error("unsupported segment version {0}")]
     BadVersion(u8),
     /// The header's own check does not match its bytes.
@@ -197,17 +201,82 @@ pub(super) fn check_of(bytes: &[u8]) -> [u8; CHECK_BYTES] {
     out
 }
 
-/// `h_i = blake3(h_{i-1} ‖ blake3(kind ‖ payload))`.
-pub(super) fn chain(prev: &[u8; 32], kind: u8, payload: &[u8]) -> [u8; 32] {
-    let mut inner = blake3::Hasher::new();
-    inner.update(&[kind]);
-    inner.update(payload);
+/// What a frame's chain step takes of its payload: `blake3(payload)`, so
+/// that an envelope's record chains its envelope id (the id gossip, sync
+/// and the checkpoints' Merkle leaves already use, computed once per
+/// envelope); in version 1, `blake3(kind ‖ payload)`.
+/// `known` is the payload's blake3 when the caller has it ([`Hashed`]).
+pub(super) fn payload_digest(
+    version: u8,
+    kind: u8,
+    payload: &[u8],
+    known: Option<&[u8; 32]>,
+) -> [u8; 32] {
+    match (version, known) {
+        (1, _) => {
+            let mut inner = blake3::Hasher::new();
+            inner.update(&[kind]);
+            inner.update(payload);
+            *inner.finalize().as_bytes()
+        }
+        (_, Some(hash)) => *hash,
+        (_, None) => *blake3::hash(payload).as_bytes(),
+    }
+}
+
+/// A payload and its blake3 hash, computed once. For an envelope that hash
+/// is its id (`vouch_schema::merkle::envelope_id`), which a verifier needs
+/// before it validates the envelope, and which the log then chains without
+/// hashing tens of KiB again ([`SegmentLog::append_hashed`](super::SegmentLog::append_hashed)).
+/// Made only by hashing, so the two always agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    bytes: Vec<u8>,
+    hash: [u8; 32],
+}
+
+impl Hashed {
+    /// Hashes `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Hashed {
+        let hash = *blake3::hash(&bytes).as_bytes();
+        Hashed { bytes, hash }
+    }
+
+    /// The payload.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Its blake3 hash.
+    pub fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+
+    /// The payload, taken back.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// The payload and its hash.
+    pub(super) fn into_parts(self) -> (Vec<u8>, [u8; 32]) {
+        (self.bytes, self.hash)
+    }
+}
+
+/// `h_i = blake3(h_{i-1} ‖ kind ‖ d_i)`, with `d_i` the payload's
+/// [`payload_digest`]; in version 1, `h_i = blake3(h_{i-1} ‖ d_i)` (its
+/// digest covers the kind).
+pub(super) fn chain(version: u8, prev: &[u8; 32], kind: u8, digest: &[u8; 32]) -> [u8; 32] {
     let mut outer = blake3::Hasher::new();
     outer.update(prev);
-    outer.update(inner.finalize().as_bytes());
+    if version != 1 {
+        outer.update(&[kind]);
+    }
+    outer.update(digest);
     *outer.finalize().as_bytes()
 }
 
+/// A segment header in the current [`FORMAT_VERSION`].
 pub(super) fn encode_header(first_index: u64, anchor: &[u8; 32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES as usize);
     out.extend_from_slice(&MAGIC);
@@ -223,6 +292,8 @@ pub(super) fn encode_header(first_index: u64, anchor: &[u8; 32]) -> Vec<u8> {
 /// A parsed segment header.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Header {
+    /// The format its frames are chained in.
+    pub(super) version: u8,
     pub(super) first_index: u64,
     pub(super) anchor: [u8; 32],
 }
@@ -234,8 +305,9 @@ pub(super) fn decode_header(
     if bytes[..4] != MAGIC {
         return Err(Problem::BadMagic);
     }
-    if bytes[4] != FORMAT_VERSION {
-        return Err(Problem::BadVersion(bytes[4]));
+    let version = bytes[4];
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Err(Problem::BadVersion(version));
     }
     let body = HEADER_BYTES as usize - CHECK_BYTES;
     if check_of(&bytes[..body]) != bytes[body..] || bytes[5..8] != [0; 3] {
@@ -249,7 +321,7 @@ pub(super) fn decode_header(
     }
     let mut anchor = [0u8; 32];
     anchor.copy_from_slice(&bytes[16..48]);
-    Ok(Header { first_index, anchor })
+    Ok(Header { version, first_index, anchor })
 }
 
 /// The last committed record, as `HEAD` records it.

@@ -7,7 +7,7 @@
 //! [`HEADER_BYTES`] bytes:
 //!
 //! ```text
-//! header = "VLOG" ‖ u8 version (1) ‖ 3 zero bytes ‖ u64be first record index
+//! header = "VLOG" ‖ u8 version (2) ‖ 3 zero bytes ‖ u64be first record index
 //!          ‖ anchor (32 bytes: chain hash before the first record)
 //!          ‖ first 8 bytes of blake3(all previous header bytes)
 //! ```
@@ -17,8 +17,16 @@
 //! ```text
 //! frame = u32be(len) ‖ u8 kind ‖ payload (len bytes, len ≤ MAX_PAYLOAD_BYTES)
 //!         ‖ check (first 8 bytes of h_i)
-//! h_i   = blake3(h_{i-1} ‖ blake3(kind ‖ payload)),   h_{-1} = 32 zero bytes
+//! h_i   = blake3(h_{i-1} ‖ kind ‖ blake3(payload)),   h_{-1} = 32 zero bytes
 //! ```
+//!
+//! An envelope record's `blake3(payload)` is its envelope id, the one
+//! gossip deduplication, sync and the checkpoints' Merkle leaves use: a
+//! verifier hashes each envelope once for all of them ([`Hashed`]).
+//! Version 1 chained `h_i = blake3(h_{i-1} ‖ blake3(kind ‖ payload))`; its
+//! segments are still read, and a log whose active segment is version 1
+//! goes on in it until that segment is full (the chain's format is the
+//! segment's, named in its header).
 //!
 //! The length prefix is the SDK file sink's (`vouch_sdk::transport::file`):
 //! the same big-endian `u32` followed by the record; the log adds the kind
@@ -69,7 +77,7 @@ mod writer;
 
 pub use format::{
     DEFAULT_CACHED_TAIL_BYTES, DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, FRAME_OVERHEAD_BYTES,
-    GENESIS_HASH, HEAD_FILE, HEADER_BYTES, HeadProblem, MAGIC, MAX_PAYLOAD_BYTES, Problem,
+    GENESIS_HASH, HEAD_FILE, HEADER_BYTES, Hashed, HeadProblem, MAGIC, MAX_PAYLOAD_BYTES, Problem,
     RecordKind, segment_file_name,
 };
 pub use prune::{PruneBefore, PruneInfo};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::format::{
     CHECK_BYTES, FRAME_OVERHEAD_BYTES, HEADER_BYTES, Header, MAX_PAYLOAD_BYTES, Problem,
-    RecordKind, chain, decode_header, list_segments, read_head, segment_file_name,
+    RecordKind, chain, decode_header, list_segments, payload_digest, read_head, segment_file_name,
 };
 use super::{LogError, Position, Record, io_err};
 
@@ -132,7 +132,9 @@ impl Cursor {
             // The file shrank under us.
             return bad(Problem::Truncated { needed, available: got as u64 + 5 });
         }
-        let hash = chain(&self.hash, prefix[4], &payload);
+        let version = self.header.version;
+        let digest = payload_digest(version, prefix[4], &payload, None);
+        let hash = chain(version, &self.hash, prefix[4], &digest);
         if hash[..CHECK_BYTES] != check {
             return bad(Problem::ChainMismatch);
         }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use super::cache;
 use super::format::{
-    CHECK_BYTES, DEFAULT_CACHED_TAIL_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_OVERHEAD_BYTES,
-    GENESIS_HASH, HEAD_TMP_FILE, HEADER_BYTES, Head, HeadProblem, MAX_PAYLOAD_BYTES, Problem,
-    RecordKind, chain, encode_header, list_segments, read_head, segment_file_name, sync_dir,
-    write_head,
+    CHECK_BYTES, DEFAULT_CACHED_TAIL_BYTES, DEFAULT_SEGMENT_BYTES, FORMAT_VERSION,
+    FRAME_OVERHEAD_BYTES, GENESIS_HASH, HEAD_TMP_FILE, HEADER_BYTES, Hashed, Head, HeadProblem,
+    MAX_PAYLOAD_BYTES, Problem, RecordKind, chain, encode_header, list_segments, payload_digest,
+    read_head, segment_file_name, sync_dir, write_head,
 };
 use super::reader::{Cursor, Step};
 use super::{LogError, Position, io_err};
@@ -216,6 +216,10 @@ pub struct SegmentLog {
     tip_hash: [u8; 32],
     tip_segment: u64,
     tip_len: u64,
+    /// The format the tip segment's frames are chained in: the current one,
+    /// except in a version 1 segment an older release left active, which
+    /// goes on in its own format until it is full.
+    tip_version: u8,
     last: Option<Position>,
     /// A commit failed: the log refuses further use until reopened.
     pub(super) poisoned: bool,
@@ -288,7 +292,7 @@ impl SegmentLog {
             Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let keep_len;
+        let (keep_len, tip_version);
         if active_first >= committed_next {
             // Nothing committed in it: keep (or rewrite) just its header.
             if active_first > committed_next {
@@ -297,12 +301,18 @@ impl SegmentLog {
                     first: active_first,
                 }));
             }
+            // A header of an older format is rewritten too: the segment
+            // holds no frame chained in it yet.
             let expected_anchor = recovery.last_hash;
             let header_ok = old_len >= HEADER_BYTES
                 && match Cursor::open(&dir, active_first)? {
-                    Ok(cursor) => cursor.header.anchor == expected_anchor,
+                    Ok(cursor) => {
+                        cursor.header.anchor == expected_anchor
+                            && cursor.header.version == FORMAT_VERSION
+                    }
                     Err(_) => false,
                 };
+            tip_version = FORMAT_VERSION;
             if header_ok {
                 keep_len = HEADER_BYTES;
             } else {
@@ -315,6 +325,7 @@ impl SegmentLog {
             }
         } else {
             let mut cursor = Cursor::open_checked(&dir, active_first)?;
+            tip_version = cursor.header.version;
             while cursor.index < committed_next {
                 match cursor.next()? {
                     Step::Record(_) => {}
@@ -364,6 +375,7 @@ impl SegmentLog {
             tip_hash: recovery.last_hash,
             tip_segment: active_first,
             tip_len: keep_len,
+            tip_version,
             last: None,
             poisoned: false,
             syncing: false,
@@ -384,6 +396,28 @@ impl SegmentLog {
         kind: RecordKind,
         payload: Vec<u8>,
     ) -> Result<Position, LogError> {
+        self.append_frame(kind, payload, None)
+    }
+
+    /// [`SegmentLog::append_owned`] of a payload hashed already: the chain
+    /// takes that hash rather than hash the payload again (an envelope's
+    /// id, which a verifier computes before it validates the envelope).
+    pub fn append_hashed(
+        &mut self,
+        kind: RecordKind,
+        payload: Hashed,
+    ) -> Result<Position, LogError> {
+        let (bytes, hash) = payload.into_parts();
+        self.append_frame(kind, bytes, Some(hash))
+    }
+
+    /// Buffers a frame; `blake3` is the payload's hash when known.
+    fn append_frame(
+        &mut self,
+        kind: RecordKind,
+        payload: Vec<u8>,
+        blake3: Option<[u8; 32]>,
+    ) -> Result<Position, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
@@ -396,6 +430,7 @@ impl SegmentLog {
         {
             self.tip_segment = self.tip_next;
             self.tip_len = HEADER_BYTES;
+            self.tip_version = FORMAT_VERSION;
             self.pending.push(Chunk {
                 segment: self.tip_segment,
                 header: Some(encode_header(self.tip_next, &self.tip_hash)),
@@ -408,7 +443,9 @@ impl SegmentLog {
                 frames: Vec::new(),
             });
         }
-        let hash = chain(&self.tip_hash, kind.as_byte(), &payload);
+        let (version, kind_byte) = (self.tip_version, kind.as_byte());
+        let digest = payload_digest(version, kind_byte, &payload, blake3.as_ref());
+        let hash = chain(version, &self.tip_hash, kind_byte, &digest);
         let position = Position {
             index: self.tip_next,
             segment: self.tip_segment,
