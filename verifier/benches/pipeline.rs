@@ -26,6 +26,7 @@ use vouch_schema::topic::telemetry_topic;
 use vouch_schema::{Address, Envelope, MessageId, MessageRef, TelemetryBatch};
 use vouch_testkit::actor::Actor;
 use vouch_testkit::{fixtures, keys};
+use vouch_verifier::node::config::{GroupBound, IngestConfig};
 use vouch_verifier::scores::{PolicyFiles, Scores};
 use vouch_verifier::store::{LogConfig, RecordKind, SegmentLog, Syncing};
 use vouch_verifier::validate::{Keep, Pipeline, Unverified, ValidationConfig, Verified};
@@ -40,9 +41,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const NOW_MS: u64 = 1_764_000_000_000;
 const PARTITION: u32 = 5;
 const PUBLISHERS: u32 = 20;
-/// Records appended before one group commit (fsync): the node's default.
-fn group() -> usize {
-    vouch_verifier::node::config::IngestConfig::default().commit_max_records
+/// The node's default bound on a commit group (one fsync): records, and
+/// bytes of messages.
+fn group() -> GroupBound {
+    IngestConfig::default().group_bound()
 }
 
 /// A publisher with principal key `p` and delegate key `d` (key numbers).
@@ -117,10 +119,10 @@ fn run_pipeline(pubs: &[Actor], envelopes: &[Vec<u8>], with_log: bool) -> Durati
     let mut messages = owned.into_iter();
     let start = Instant::now();
     let mut in_flight: Option<(Syncing, Vec<Verified>)> = None;
-    let mut left = envelopes.len();
-    while left > 0 {
-        let mut in_group = group().min(left);
-        left -= in_group;
+    let mut done = 0;
+    while done < envelopes.len() {
+        let mut in_group = group().fit(envelopes[done..].iter().map(Vec::len));
+        done += in_group;
         let mut checked = Vec::with_capacity(in_group);
         while in_group > 0 {
             let take = lanes.max(4).min(in_group);
@@ -264,8 +266,9 @@ fn main() {
     let quick = !full;
     let pubs: Vec<Actor> = (0..PUBLISHERS).map(publisher).collect();
     println!(
-        "verifier pipeline, {PUBLISHERS} publishers, group commit every {} envelopes (fsync), as the node",
-        group()
+        "verifier pipeline, {PUBLISHERS} publishers, group commit (fsync) every {} envelopes or {} bytes, as the node",
+        group().records,
+        group().bytes,
     );
     for (label, per_publisher, events_each) in [
         ("1-event envelopes", if quick { 5 } else { 400 }, 1),

@@ -222,6 +222,11 @@ pub struct IngestConfig {
     pub sync_queue_batches: usize,
     /// A commit happens once this many records are appended…
     pub commit_max_records: usize,
+    /// …or once the group's messages hold this many bytes (a group takes at
+    /// least one message)…: a group of large envelopes (tens of KiB each)
+    /// holds less memory while it is validated and synced, and the fsync
+    /// that the next group's scoring waits for is shorter.
+    pub commit_max_bytes: usize,
     /// …or this many ms after the first uncommitted one, whichever is first.
     pub commit_interval_ms: u64,
     /// How often derived state (redb) catches up with the log, ms. A crash
@@ -234,7 +239,37 @@ pub struct IngestConfig {
     pub hash_threads: usize,
 }
 
+/// The most a group holds: records, and bytes of messages (but always at
+/// least one message, however large).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupBound {
+    /// Messages at most.
+    pub records: usize,
+    /// Bytes of messages at most, unless the first alone is larger.
+    pub bytes: usize,
+}
+
+impl GroupBound {
+    /// How many of the first messages, of these lengths, fit.
+    pub fn fit(self, lens: impl IntoIterator<Item = usize>) -> usize {
+        let (mut n, mut bytes) = (0, 0usize);
+        for len in lens {
+            bytes = bytes.saturating_add(len);
+            if n == self.records || (n > 0 && bytes > self.bytes) {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+}
+
 impl IngestConfig {
+    /// The most a commit group holds (each bound at least 1).
+    pub fn group_bound(&self) -> GroupBound {
+        GroupBound { records: self.commit_max_records.max(1), bytes: self.commit_max_bytes.max(1) }
+    }
+
     /// [`IngestConfig::hash_threads`], with 0 resolved to the cores available.
     pub fn hash_threads(&self) -> usize {
         match self.hash_threads {
@@ -251,6 +286,7 @@ impl Default for IngestConfig {
             queue_bytes: 64 << 20,
             sync_queue_batches: 16,
             commit_max_records: 512,
+            commit_max_bytes: 4 << 20,
             commit_interval_ms: 5,
             state_interval_ms: 1000,
             hash_threads: 0,

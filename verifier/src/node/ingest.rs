@@ -30,7 +30,7 @@ use crate::validate::{
 };
 
 use super::NodeError;
-use super::config::IngestConfig;
+use super::config::{GroupBound, IngestConfig};
 use super::prepare::{Message, prepare};
 
 /// A gossip message waiting for validation.
@@ -195,11 +195,11 @@ impl Queue {
         self.ready.notify_all();
     }
 
-    /// Blocks for the next group: up to `max` gossip messages, waiting at
+    /// Blocks for the next group: gossip messages up to `max`, waiting at
     /// most `linger` after the first for more, and the oldest synced batch.
     /// An empty group after `idle` with nothing queued (so the worker can do
     /// its periodic work). `None` once closed.
-    fn take(&self, max: usize, linger: Duration, idle: Duration) -> Option<Group> {
+    fn take(&self, max: GroupBound, linger: Duration, idle: Duration) -> Option<Group> {
         let mut inner = self.lock();
         let idle_until = Instant::now() + idle;
         while inner.items.is_empty() && inner.synced.is_empty() {
@@ -216,14 +216,18 @@ impl Queue {
             return None;
         }
         let deadline = Instant::now() + linger;
-        while inner.synced.is_empty() && inner.items.len() < max && !inner.closed {
+        while inner.synced.is_empty()
+            && inner.items.len() < max.records
+            && inner.bytes < max.bytes
+            && !inner.closed
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
             inner = self.ready.wait_timeout(inner, left).unwrap_or_else(|p| p.into_inner()).0;
         }
-        let n = inner.items.len().min(max);
+        let n = max.fit(inner.items.iter().map(|i| i.data.len()));
         let items: Vec<Item> = inner.items.drain(..n).collect();
         for item in &items {
             inner.remove(item);
@@ -539,7 +543,7 @@ impl Worker {
         self.log.append(RecordKind::Scores, &self.sla.files.record().encode())?;
         self.commit()?;
         let linger = Duration::from_millis(self.config.commit_interval_ms);
-        let max = self.config.commit_max_records.max(1);
+        let max = self.config.group_bound();
         // While a group syncs, an empty queue is not waited on: the group
         // is finished (reported, scored) at once instead.
         let idle = |w: &Worker| if w.in_flight.is_some() { Duration::ZERO } else { IDLE_WAKE };
@@ -1235,6 +1239,33 @@ mod tests {
         assert!(worker.caught_up);
     }
 
+    /// A bound of `records` messages, however many bytes.
+    fn most(records: usize) -> GroupBound {
+        GroupBound { records, bytes: usize::MAX }
+    }
+
+    #[test]
+    fn a_group_ends_at_its_records_or_its_bytes() {
+        let bound = GroupBound { records: 3, bytes: 10 };
+        assert_eq!(bound.fit([4, 4, 2, 1]), 3, "records bind");
+        assert_eq!(bound.fit([4, 4, 3]), 2, "11 bytes would pass 10");
+        assert_eq!(bound.fit([30, 1]), 1, "one message always fits");
+        assert_eq!(bound.fit([]), 0);
+        let sized = |n: u8, len: usize| Item { data: vec![n; len], ..item(n) };
+        let q = Queue::new(100, 1 << 20, 1);
+        for (n, len) in [(1, 6), (2, 4), (3, 6), (4, 30), (5, 1)] {
+            assert!(q.push(sized(n, len)).is_empty());
+        }
+        let mut groups = Vec::new();
+        while q.bytes() > 0 {
+            let group = q.take(bound, Duration::ZERO, Duration::ZERO).unwrap();
+            groups.push(group.items.iter().map(|i| i.data[0]).collect::<Vec<_>>());
+        }
+        assert_eq!(groups, [vec![1, 2], vec![3], vec![4], vec![5]]);
+        let defaults = IngestConfig::default().group_bound();
+        assert_eq!((defaults.records, defaults.bytes), (512, 4 << 20));
+    }
+
     #[test]
     fn queue_sheds_oldest_and_groups() {
         let q = Queue::new(2, 1 << 20, 1);
@@ -1248,17 +1279,17 @@ mod tests {
         let shed = q.push_synced(batch(8)).expect("the older batch is shed");
         assert_eq!(shed.envelopes, [vec![7]], "handed back, so its claims can be released");
         assert!(q.has_synced());
-        let group = q.take(10, Duration::ZERO, Duration::ZERO).unwrap();
+        let group = q.take(most(10), Duration::ZERO, Duration::ZERO).unwrap();
         assert_eq!(group.items.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(group.synced.unwrap().envelopes, [vec![8]], "one batch a group");
         assert!(!q.has_synced());
         q.push(item(4));
         q.close();
         assert!(
-            q.take(10, Duration::ZERO, Duration::ZERO).is_none(),
+            q.take(most(10), Duration::ZERO, Duration::ZERO).is_none(),
             "closed: stop without waiting"
         );
-        let idle = Queue::new(1, 1, 1).take(1, Duration::ZERO, Duration::ZERO).unwrap();
+        let idle = Queue::new(1, 1, 1).take(most(1), Duration::ZERO, Duration::ZERO).unwrap();
         assert!(idle.items.is_empty() && idle.synced.is_none(), "idle");
     }
 
@@ -1276,7 +1307,7 @@ mod tests {
         assert_eq!(shed.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [2]);
         let shed = q.push(from(honest, 7));
         assert_eq!(shed.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [3]);
-        let group = q.take(100, Duration::ZERO, Duration::ZERO).unwrap();
+        let group = q.take(most(100), Duration::ZERO, Duration::ZERO).unwrap();
         assert_eq!(group.items.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [1, 4, 5, 6, 7]);
         assert_eq!(q.bytes(), 0);
     }
@@ -1294,7 +1325,7 @@ mod tests {
         let shed = q.push(sized(4, 30));
         assert_eq!(shed.len(), 2, "a message larger than the bound replaces everything");
         assert_eq!(q.bytes(), 30, "and is still taken: one message always fits");
-        let group = q.take(10, Duration::ZERO, Duration::ZERO).unwrap();
+        let group = q.take(most(10), Duration::ZERO, Duration::ZERO).unwrap();
         assert_eq!(group.items.len(), 1);
         assert_eq!(q.bytes(), 0);
     }
