@@ -399,7 +399,7 @@ def pipeline(out):
     found = {int(m.group(1)): m for m in rows_re.finditer(text)}
     mem = re.search(r"memory: (\d+) principals × (\d+) delegates tracked \(([^)]*)\) \| process RSS ([\d.]+) MiB "
                     r"\(peak ([\d.]+) MiB, ([\d.]+) MiB before\)", text)
-    group = re.search(r"group commit every (\d+) envelopes", text)
+    group = re.search(r"group commit \(fsync\) every (\d+) envelopes or (\d+) bytes", text)
     out.append("## Verifier pipeline (verifier issue; pipeline and log, measured without gossip)")
     out.append("")
     header(out, ["pipeline"], "pipeline ≥ 80 % of raw signature verification with single-event envelopes; "
@@ -413,7 +413,9 @@ def pipeline(out):
         "of DESIGN.md §6 in order, a group at a time as the node's ingest worker takes it with one hash thread\n"
         "(its envelopes' signing hashes computed side by side in SIMD lanes, then each validated in order);\n"
         "\"with log\" also appends each accepted envelope\n"
-        f"to the segment log with a group commit (fsync) every {group.group(1) if group else '?'} envelopes, as the\n"
+        "to the segment log with a group commit (fsync) every "
+        f"{f'{int(group.group(1)):,} envelopes or {int(group.group(2)) / 2**20:g} MiB of them' if group else '?'}"
+        ", as the\n"
         "node (a group's commit syncs while the next group is validated; it is scored once durable),\n"
         "and feeds the SLA engines (the node's default policies, `sla-policy-v2` and\n"
         "`naap-quality-benchmark-v1`, each its own engine). It runs on the node's allocator, set up as\n"
@@ -507,6 +509,9 @@ def pipeline(out):
             f"{goal_events / ceiling:.2f} of that. The pipeline hashes a group's envelopes side by side in SIMD lanes "
             "(`schemas/src/crypto/batch.rs`), which takes Keccak from about 60 % of that reference to about 15 %; "
             "what remains is the signature check (~34 µs an envelope), decoding, the log and the SLA engines. "
+        "Each envelope is hashed with blake3 once, when it arrives: that hash is its id (duplicates, sync, "
+        "checkpoints) and, since log format 2, what the log's chain takes of it (`Hashed`, "
+        "`verifier/src/store/log/format.rs`); format 1 hashed it a second time with its record kind. "
             "When the issue was written the limit measured ~1.8 M events/s, so its 400,000 events/s was ~0.22 of "
             "it; both forms are recorded.")
     out.append("")

@@ -7,10 +7,10 @@
 //! recorded authority view and is not the gateway's own principal, and it
 //! counts in the region the gateway's certificate declares.
 
+use std::collections::btree_map::Entry;
+
 use vouch_delegation::Role;
 use vouch_schema::{Address, BodyRef, EventRef, Family, Origin};
-
-use std::collections::btree_map::Entry;
 
 use super::{Engine, IngestReport, Observer, Usage, count, origin_code};
 use crate::attempt::{

@@ -205,6 +205,7 @@ pub(super) fn check_of(bytes: &[u8]) -> [u8; CHECK_BYTES] {
 /// that an envelope's record chains its envelope id (the id gossip, sync
 /// and the checkpoints' Merkle leaves already use, computed once per
 /// envelope); in version 1, `blake3(kind ‖ payload)`.
+///
 /// `known` is the payload's blake3 when the caller has it ([`Hashed`]).
 pub(super) fn payload_digest(
     version: u8,
