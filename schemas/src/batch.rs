@@ -248,19 +248,7 @@ fn decode_exact(bytes: &[u8]) -> Result<TelemetryBatch, BatchError> {
     let mut certificate: Slot<Vec<u8>> = None;
     let mut events: Slot<Vec<Event>> = None;
     for _ in 0..len {
-        let Item::Uint(k) = r.next()? else {
-            return Err(BatchError::Structure(MapError::BadKey));
-        };
-        let Some(seen) = usize::try_from(k).ok().and_then(|i| seen.get_mut(i)) else {
-            return Err(BatchError::Structure(MapError::UnknownKey(k)));
-        };
-        if *seen {
-            // Reported once every key is known to be valid.
-            duplicate.get_or_insert(k);
-            r.skip()?;
-            continue;
-        }
-        *seen = true;
+        let Some(k) = r.map_key::<BatchError>(&mut seen, &mut duplicate)? else { continue };
         match k {
             key::SCHEMA => schema = r.slot(read_schema)?,
             key::CERTIFICATE => certificate = r.slot(read_certificate)?,

@@ -739,6 +739,31 @@ impl<'a> Reader<'a> {
         if self.at_end() { Ok(()) } else { Err(internal()) }
     }
 
+    /// The next key of an integer-keyed map whose keys index `seen`, for a
+    /// decoder that reads each field once: `Some(key)` the first time a key
+    /// comes; `None` for a repeat, whose value is skipped and which is
+    /// noted in `duplicate` (the first one), to be reported once every key
+    /// is known to be valid.
+    pub(crate) fn map_key<E: From<CborError> + From<MapError>>(
+        &mut self,
+        seen: &mut [bool],
+        duplicate: &mut Option<u64>,
+    ) -> Result<Option<u64>, E> {
+        let Item::Uint(k) = self.next()? else {
+            return Err(MapError::BadKey.into());
+        };
+        let Some(seen) = usize::try_from(k).ok().and_then(|i| seen.get_mut(i)) else {
+            return Err(MapError::UnknownKey(k).into());
+        };
+        if *seen {
+            duplicate.get_or_insert(k);
+            self.skip()?;
+            return Ok(None);
+        }
+        *seen = true;
+        Ok(Some(k))
+    }
+
     /// Reads one field with `read`, for a decoder that reports a field's
     /// error only after it has seen every key: returns `read`'s result,
     /// having moved past the whole item even where `read` stopped inside it.

@@ -602,19 +602,7 @@ impl Event {
         let mut origin: Slot<Origin> = None;
         let mut kafka: Slot<Map<String, Json>> = None;
         for _ in 0..len {
-            let Item::Uint(k) = r.next()? else {
-                return Err(EventError::Structure(MapError::BadKey));
-            };
-            let Some(seen) = usize::try_from(k).ok().and_then(|i| seen.get_mut(i)) else {
-                return Err(EventError::Structure(MapError::UnknownKey(k)));
-            };
-            if *seen {
-                // Reported once every key is known to be valid.
-                duplicate.get_or_insert(k);
-                r.skip()?;
-                continue;
-            }
-            *seen = true;
+            let Some(k) = r.map_key::<EventError>(&mut seen, &mut duplicate)? else { continue };
             match k {
                 key::FAMILY => family = r.slot(read_family)?,
                 key::DATA => data = r.slot(|r| read_json(r, MAX_JSON_DEPTH).map(Body::from))?,
