@@ -643,6 +643,75 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A reader that follows a live log (`LogReader::follow` each time it
+    /// runs dry, never reopened) yields every committed record once, in
+    /// order, across rolls, writer restarts and pruning behind it, and
+    /// nothing written but not yet committed.
+    #[test]
+    fn a_follower_reads_each_commit_once(
+        commits in prop::collection::vec(
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..6),
+            1..30,
+        ),
+        segment_bytes in prop_oneof![Just(1u64), Just(150), Just(1000), Just(1 << 26)],
+        reopen_every in 1usize..10,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(dir.path(), config(segment_bytes)).unwrap();
+        let mut follower = LogReader::open(dir.path(), 0).unwrap();
+        let (mut committed, mut read) = (Vec::new(), Vec::new());
+        for (n, records) in commits.iter().enumerate() {
+            let mut pending = Vec::new();
+            for bytes in records {
+                let pos = log.append(RecordKind::Envelope, bytes).unwrap();
+                pending.push((pos, bytes.clone()));
+            }
+            // Written and syncing, not yet in HEAD: not for readers.
+            let syncing = log.start_commit().unwrap();
+            prop_assert_eq!(follower.follow().unwrap(), committed.len() as u64);
+            prop_assert!(follower.next().is_none());
+            log.finish_commit(syncing).unwrap();
+            committed.append(&mut pending);
+            prop_assert_eq!(follower.follow().unwrap(), committed.len() as u64);
+            read.extend(follower.by_ref().map(|r| {
+                let r = r.unwrap();
+                (r.position, r.payload)
+            }));
+            prop_assert_eq!(&read, &committed);
+            prop_assert_eq!(follower.next_index(), committed.len() as u64);
+            if n % reopen_every == 0 {
+                drop(log);
+                log = SegmentLog::open(dir.path(), config(segment_bytes)).unwrap().0;
+                // Segments wholly behind the follower may go.
+                log.prune_before(PruneBefore::Index(committed.len() as u64)).unwrap();
+            }
+        }
+    }
+}
+
+/// A follower that stopped at a bad frame stays stopped: following again
+/// neither skips the frame nor yields what comes after it.
+#[test]
+fn a_follower_stopped_by_an_error_stays_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), config(1 << 20)).unwrap();
+    fill(&mut log, 0, 3, 3);
+    let segment = dir.path().join(segment_file_name(0));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // The first frame's payload, past its 5-byte length and kind.
+    bytes[HEADER_BYTES as usize + 5] ^= 0x40;
+    std::fs::write(&segment, &bytes).unwrap();
+    let mut follower = LogReader::open(dir.path(), 0).unwrap();
+    assert!(matches!(follower.next(), Some(Err(LogError::Corrupt { .. }))));
+    assert!(follower.next().is_none());
+    fill(&mut log, 3, 5, 1);
+    assert_eq!(follower.follow().unwrap(), 3, "the end it stopped at");
+    assert!(follower.next().is_none());
+}
+
 const CRASH_ENV: &str = "VOUCH_LOG_CRASH_DIR";
 
 /// The child half of `sigkill_loses_nothing_committed`: appends and commits

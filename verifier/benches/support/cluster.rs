@@ -218,27 +218,42 @@ pub(crate) fn one_event_publishers(
     signers.into_iter().map(|s| gossip_publisher(s, settings.clone(), bootstrap)).collect()
 }
 
-/// Follows a node's committed log: each [`LogFollower::poll`] reopens it
-/// at the first record not yet seen and hands over every new envelope.
+/// Follows a node's committed log: each [`LogFollower::poll`] hands over
+/// every envelope committed since the last.
 pub(crate) struct LogFollower {
     dir: PathBuf,
+    /// Kept between polls and followed ([`LogReader::follow`]): reopening
+    /// at the cursor would read the segment again from its start, which at
+    /// a node's full ingest rate takes a core from the processes measured
+    /// and delays when records are seen.
+    reader: Option<LogReader>,
+    /// The first record not yet seen, where a reader that stopped at an
+    /// error (a segment removed under it, say) is reopened.
     next: u64,
 }
 
 impl LogFollower {
     pub(crate) fn new(data_dir: &Path) -> LogFollower {
-        LogFollower { dir: data_dir.join("log"), next: 0 }
+        LogFollower { dir: data_dir.join("log"), reader: None, next: 0 }
     }
 
     /// Calls `f(envelope, record bytes, ms when seen)` for each envelope
     /// committed since the last call.
     pub(crate) fn poll(&mut self, mut f: impl FnMut(Envelope, usize, u64)) {
-        if !self.dir.exists() {
+        if self.reader.is_none() {
+            self.reader = LogReader::open(&self.dir, self.next).ok();
+        }
+        let Some(reader) = self.reader.as_mut() else { return };
+        if reader.follow().is_err() {
+            self.reader = None;
             return;
         }
-        let Ok(mut reader) = LogReader::open(&self.dir, self.next) else { return };
         for record in reader.by_ref() {
-            let Ok(record) = record else { break };
+            let Ok(record) = record else {
+                self.reader = None;
+                return;
+            };
+            self.next = record.position.index + 1;
             let visible = now_ms();
             if record.kind != RecordKind::Envelope {
                 continue;
@@ -247,7 +262,6 @@ impl LogFollower {
                 f(env, record.payload.len(), visible);
             }
         }
-        self.next = reader.next_index();
     }
 
     /// Envelopes in the whole log now.

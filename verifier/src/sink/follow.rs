@@ -257,9 +257,17 @@ impl Follower {
             let Some(reader) = self.reader.as_mut() else { break };
             let record = match reader.next() {
                 None => {
-                    // Exhausted up to the HEAD it was opened at; reopen to see more.
-                    self.reader = None;
-                    continue;
+                    // Exhausted up to the HEAD it last read: take the new one
+                    // and go on from here (reopening would re-read the
+                    // segment up to the cursor).
+                    match reader.follow() {
+                        Ok(end) if end > self.next => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            self.reader = None;
+                            return Err(e.into());
+                        }
+                    }
                 }
                 Some(Err(e)) => {
                     self.reader = None;
@@ -401,5 +409,28 @@ mod tests {
         assert_eq!(f.next_index(), 2);
         assert_eq!(f.read_available().unwrap().records, 0);
         assert_eq!(f.committed_end().unwrap(), 2);
+    }
+
+    /// A follower at the committed end reads what later commits add, across
+    /// segment rolls, from where it stands.
+    #[test]
+    fn a_follower_at_the_end_reads_later_commits() {
+        let dir = tempfile::TempDir::new().unwrap();
+        // One record a segment: every commit rolls.
+        let config = LogConfig { segment_bytes: 1, ..LogConfig::default() };
+        let (mut log, _) = SegmentLog::open(dir.path(), config).unwrap();
+        let mut f = Follower::new(dir.path(), 0, FollowConfig::default());
+        let mut next = 0;
+        for n in 1..=4u64 {
+            for _ in 0..n {
+                log.append(RecordKind::AuthorityView, b"view").unwrap();
+            }
+            log.commit().unwrap();
+            next += n;
+            let batch = f.read_available().unwrap();
+            assert_eq!((batch.records, batch.next_index), (n, next));
+            assert_eq!(f.read_available().unwrap().records, 0);
+        }
+        assert_eq!(f.next_index(), next);
     }
 }
