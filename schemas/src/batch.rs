@@ -370,13 +370,21 @@ impl BatchWriter {
     /// writes for the same certificate and events. The writer is left empty,
     /// under the same certificate, for the next batch.
     pub fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
+        let mut out = Vec::new();
+        self.finish_into(&mut out);
+        out
+    }
+
+    /// [`BatchWriter::finish`] into `out` (emptied first), so that a writer
+    /// sealing batch after batch can reuse their buffers.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve_exact(self.encoded_len());
         out.extend_from_slice(&self.prefix);
-        cbor::write_head(&mut out, major::ARRAY, self.len as u64);
+        cbor::write_head(out, major::ARRAY, self.len as u64);
         out.extend_from_slice(&self.events);
         self.events.clear();
         self.len = 0;
-        out
     }
 
     /// The length of a batch of `events` events of `event_bytes` bytes in all.

@@ -151,6 +151,39 @@ impl Envelope {
         Ok(env)
     }
 
+    /// [`Envelope::sign`] for several messages of one key, their signature
+    /// payloads hashed side by side ([`Envelope::signing_hashes`]): a
+    /// publisher that seals several batches at once pays Keccak over their
+    /// contents at the SIMD lanes' rate rather than one stream at a time.
+    /// `out[i]` is exactly what `sign` returns for `unsigned[i]`.
+    pub fn sign_all(
+        unsigned: Vec<(MessageId, Option<MessageRef>, Vec<u8>)>,
+        key: &SigningKey,
+    ) -> Vec<Result<Envelope, EnvelopeError>> {
+        let publisher = crypto::address_of(key.verifying_key());
+        let mut out: Vec<Result<Envelope, EnvelopeError>> = unsigned
+            .into_iter()
+            .map(|(mut id, prev, content)| {
+                id.publisher = publisher;
+                let env = Envelope { id, prev, content, signature: Signature([0; 65]) };
+                env.check_fields().map(|()| env)
+            })
+            .collect();
+        let hashes = Envelope::signing_hashes(&out.iter().flatten().collect::<Vec<_>>());
+        for (env, hash) in out.iter_mut().flatten().zip(hashes) {
+            env.signature = Signature::sign_prehash(key, &hash);
+        }
+        for slot in &mut out {
+            if let Ok(env) = slot {
+                let len = env.encoded_len();
+                if len > MAX_ENVELOPE_BYTES {
+                    *slot = Err(EnvelopeError::Oversize(len));
+                }
+            }
+        }
+        out
+    }
+
     /// Streamr's `createSignaturePayload` for a MESSAGE:
     /// `stream_id ‖ partition ‖ timestamp ‖ seq ‖ 0x<publisher> ‖ msg_chain_id
     /// ‖ [prev.timestamp ‖ prev.seq]` as UTF-8 (unpadded decimals, no

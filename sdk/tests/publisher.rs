@@ -202,6 +202,57 @@ fn a_full_transport_counts_drops_and_keeps_the_chain_whole() {
     assert_eq!(probe_ids(&events), (0..30).chain(60..90).collect());
 }
 
+/// Refuses every other envelope it is handed (as a full buffer would).
+struct EveryOther {
+    calls: u64,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl vouch_sdk::transport::Transport for EveryOther {
+    fn send(
+        &mut self,
+        envelope: vouch_sdk::transport::Outgoing,
+    ) -> Result<(), vouch_sdk::transport::TransportError> {
+        self.calls += 1;
+        if self.calls.is_multiple_of(2) {
+            return Err(vouch_sdk::transport::TransportError::Full);
+        }
+        self.sent.lock().unwrap().push(envelope.bytes);
+        Ok(())
+    }
+    fn flush(&mut self, _: Instant) -> Result<(), vouch_sdk::transport::TransportError> {
+        Ok(())
+    }
+    fn close(&mut self, _: Instant) -> Result<(), vouch_sdk::transport::TransportError> {
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "every other"
+    }
+}
+
+/// Batches sealed together are signed together (their hashing side by
+/// side); when one of them is refused, the ones after it are numbered
+/// again after the last one sent, so the chain that goes out stays whole.
+#[test]
+fn batches_signed_together_keep_the_chain_whole_when_some_are_refused() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let t = EveryOther { calls: 0, sent: Arc::clone(&sent) };
+    let s = signer(Role::Gateway, "FRA");
+    let expect = Signer::new(s.key.clone(), s.certificate.clone());
+    let p = Publisher::with_transport(s, settings(4, 1000, 10_000), Box::new(t)).unwrap();
+    // Queued faster than the worker seals: full batches wait in the queue,
+    // so several are sealed before they are signed.
+    for i in 0..4_000 {
+        p.publish(probe(i)).unwrap();
+    }
+    let stats = p.close(10 * SECOND).unwrap();
+    assert_eq!(stats.sent_envelopes, 500, "{stats:?}");
+    assert_eq!((stats.sent_events, stats.dropped_transport), (2_000, 2_000));
+    let events = check_envelopes(&sent.lock().unwrap(), &expect, 4);
+    assert_eq!(events.len(), 2_000);
+}
+
 #[test]
 fn drop_oldest_keeps_the_newest() {
     let t = TestTransport::new(Stall::Block);
