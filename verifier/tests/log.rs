@@ -692,6 +692,34 @@ proptest! {
     }
 }
 
+/// A frame written but never committed (a crash before `HEAD` moved) may
+/// be in a follower's read-ahead; the restarted writer cuts it off and
+/// commits another record at that index, and the follower yields that one.
+#[test]
+fn a_follower_reads_what_replaced_an_uncommitted_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), config(1 << 20)).unwrap();
+    fill(&mut log, 0, 3, 3);
+    let head = std::fs::read(dir.path().join(HEAD_FILE)).unwrap();
+    log.append(RecordKind::Envelope, b"written, never committed").unwrap();
+    log.commit().unwrap();
+    drop(log);
+    // As if the process died after writing the frame, before `HEAD`.
+    std::fs::write(dir.path().join(HEAD_FILE), &head).unwrap();
+
+    let mut follower = LogReader::open(dir.path(), 0).unwrap();
+    assert_eq!(follower.by_ref().count(), 3, "HEAD names three records");
+    let (mut log, rec) = SegmentLog::open(dir.path(), config(1 << 20)).unwrap();
+    assert!(rec.truncated_bytes > 0, "the uncommitted frame is cut off");
+    log.append(RecordKind::Envelope, b"committed").unwrap();
+    log.commit().unwrap();
+
+    assert_eq!(follower.follow().unwrap(), 4);
+    let record = follower.next().unwrap().unwrap();
+    assert_eq!((record.position.index, record.payload.as_slice()), (3, &b"committed"[..]));
+    assert!(follower.next().is_none());
+}
+
 /// A follower that stopped at a bad frame stays stopped: following again
 /// neither skips the frame nor yields what comes after it.
 #[test]

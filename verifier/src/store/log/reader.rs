@@ -2,7 +2,7 @@
 //! chain as it goes, and [`LogReader`], committed records across segments.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::format::{
@@ -84,10 +84,15 @@ impl Cursor {
         }))
     }
 
-    /// Takes the file's length again: the active segment grows under a
-    /// reader that follows the log.
-    fn refresh_len(&mut self) -> Result<(), LogError> {
+    /// Takes the file's length again (the active segment grows under a
+    /// reader that follows the log) and drops what the buffer read ahead.
+    /// Bytes past the last committed frame may have been read ahead while
+    /// they were a write that never committed; a writer that restarts after
+    /// a crash cuts them off and writes other frames in their place, which
+    /// the next read must see.
+    fn refresh(&mut self) -> Result<(), LogError> {
         self.file_len = self.reader.get_ref().metadata().map_err(io_err(&self.path))?.len();
+        self.reader.seek(SeekFrom::Start(self.offset)).map_err(io_err(&self.path))?;
         Ok(())
     }
 
@@ -221,7 +226,7 @@ impl LogReader {
         self.segments = list_segments(&self.dir)?;
         self.next_segment = match &mut self.cursor {
             Some(cursor) => {
-                cursor.refresh_len()?;
+                cursor.refresh()?;
                 self.segments.partition_point(|&s| s <= cursor.segment)
             }
             None => self.segments.partition_point(|&s| s <= self.from).saturating_sub(1),
