@@ -190,7 +190,17 @@ fn verifiers_converge_after_a_crash_and_name_one_that_hides_a_principal() {
                 (sealed_end(base) >= to * 60_000).then_some(())
             });
         }
-        let answers: Vec<Value> = http.iter().map(|b| checkpoints(b, from, to)).collect();
+        // A seal moves `sealed_end` before it commits and makes that
+        // minute's own checkpoint: wait for the checkpoints themselves.
+        let answers: Vec<Value> = http
+            .iter()
+            .map(|b| {
+                wait_for("own checkpoints of the missed minutes", || {
+                    let a = checkpoints(b, from, to);
+                    (from..to).all(|m| own(&a, m).is_some()).then_some(a)
+                })
+            })
+            .collect();
         for m in from..to {
             let theirs: Vec<_> = answers.iter().map(|a| own(a, m)).collect();
             let first = theirs[0].clone().unwrap_or_else(|| panic!("no checkpoint of {m}"));
