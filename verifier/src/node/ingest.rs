@@ -95,9 +95,20 @@ struct QueueInner {
     by_source: HashMap<PeerId, usize>,
     synced: VecDeque<Synced>,
     closed: bool,
+    /// What wakes the worker waiting in [`Queue::take`] (`None` while it is
+    /// not waiting): this many messages or bytes queued. Below it a push
+    /// leaves the worker asleep, so a group that lingers for more messages
+    /// is not woken by each one (at a node's full ingest rate that was a
+    /// context switch per message, for the worker to go back to sleep).
+    wake: Option<GroupBound>,
 }
 
 impl QueueInner {
+    /// Whether what is queued now ends the worker's wait.
+    fn wakes(&self) -> bool {
+        self.wake.is_some_and(|w| self.items.len() >= w.records || self.bytes >= w.bytes)
+    }
+
     fn add(&mut self, item: &Item) {
         self.bytes += item.data.len();
         *self.by_source.entry(item.source).or_default() += item.data.len();
@@ -163,8 +174,11 @@ impl Queue {
         }
         inner.add(&item);
         inner.items.push_back(item);
+        let wake = inner.wakes();
         drop(inner);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         shed
     }
 
@@ -202,31 +216,36 @@ impl Queue {
     fn take(&self, max: GroupBound, linger: Duration, idle: Duration) -> Option<Group> {
         let mut inner = self.lock();
         let idle_until = Instant::now() + idle;
+        // Any message wakes an idle worker.
+        inner.wake = Some(GroupBound { records: 1, bytes: usize::MAX });
         while inner.items.is_empty() && inner.synced.is_empty() {
             if inner.closed {
+                inner.wake = None;
                 return None;
             }
             let left = idle_until.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                inner.wake = None;
                 return Some(Group::default());
             }
             inner = self.ready.wait_timeout(inner, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         if inner.closed {
+            inner.wake = None;
             return None;
         }
+        // A lingering group is woken once it is full (or by a synced batch,
+        // or by closing), else at its deadline.
+        inner.wake = Some(max);
         let deadline = Instant::now() + linger;
-        while inner.synced.is_empty()
-            && inner.items.len() < max.records
-            && inner.bytes < max.bytes
-            && !inner.closed
-        {
+        while inner.synced.is_empty() && !inner.wakes() && !inner.closed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
             inner = self.ready.wait_timeout(inner, left).unwrap_or_else(|p| p.into_inner()).0;
         }
+        inner.wake = None;
         let n = max.fit(inner.items.iter().map(|i| i.data.len()));
         let items: Vec<Item> = inner.items.drain(..n).collect();
         for item in &items {
@@ -1310,6 +1329,49 @@ mod tests {
         let group = q.take(most(100), Duration::ZERO, Duration::ZERO).unwrap();
         assert_eq!(group.items.iter().map(|i| i.data[0]).collect::<Vec<_>>(), [1, 4, 5, 6, 7]);
         assert_eq!(q.bytes(), 0);
+    }
+
+    /// The worker sleeps through pushes that do not fill its group, so each
+    /// wait must still end when one does: here an idle wait and a lingering
+    /// group, both far longer than the test, end as soon as the messages
+    /// that end them arrive (a wakeup lost would leave `take` asleep for an
+    /// hour, and the test would fail at its minute).
+    #[test]
+    fn a_waiting_worker_wakes_when_its_group_fills() {
+        let hour = Duration::from_secs(3600);
+        let q = std::sync::Arc::new(Queue::new(100, 1 << 20, 1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = {
+            let q = std::sync::Arc::clone(&q);
+            std::thread::spawn(move || {
+                // Records bind the first group, bytes the second.
+                for bound in [
+                    GroupBound { records: 3, bytes: 1 << 20 },
+                    GroupBound { records: 100, bytes: 5 },
+                ] {
+                    let group = q.take(bound, hour, hour).unwrap();
+                    tx.send(group.items.iter().map(|i| i.data.len()).collect::<Vec<_>>()).unwrap();
+                }
+            })
+        };
+        let minute = Duration::from_secs(60);
+        let sized = |n: u8, len: usize| Item { data: vec![n; len], ..item(n) };
+        for n in 1..=3 {
+            // Pushed one by one while the worker waits, idle and then lingering.
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(q.push(sized(n, 1)).is_empty());
+        }
+        assert_eq!(
+            rx.recv_timeout(minute).unwrap(),
+            [1, 1, 1],
+            "three messages fill the first group"
+        );
+        for (n, len) in [(4, 2), (5, 3)] {
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(q.push(sized(n, len)).is_empty());
+        }
+        assert_eq!(rx.recv_timeout(minute).unwrap(), [2, 3], "five bytes fill the second");
+        worker.join().unwrap();
     }
 
     #[test]
