@@ -91,10 +91,21 @@ pub(crate) struct Sent {
 /// copy of every ~28 KB envelope would be its cost counted against the
 /// node. One refused all the same is counted in [`Sent::refused`].
 pub(crate) fn blast(transport: &mut GossipTransport, envelopes: Vec<(u32, Vec<u8>)>) -> Sent {
+    blast_paced(transport, envelopes, |_| true)
+}
+
+/// [`blast`], handing each envelope over only once `may_send(taken)` (the
+/// envelopes taken so far) allows it: a closed loop, where the load keeps
+/// a bounded lead over what its receiver has done.
+pub(crate) fn blast_paced(
+    transport: &mut GossipTransport,
+    envelopes: Vec<(u32, Vec<u8>)>,
+    mut may_send: impl FnMut(u64) -> bool,
+) -> Sent {
     let started = Instant::now();
     let mut sent = Sent::default();
     for (partition, bytes) in envelopes {
-        while transport.undelivered() >= MAX_UNDELIVERED {
+        while transport.undelivered() >= MAX_UNDELIVERED || !may_send(sent.taken) {
             std::thread::sleep(Duration::from_micros(200));
         }
         match transport.send(Outgoing { partition, bytes }) {
