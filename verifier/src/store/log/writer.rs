@@ -483,7 +483,10 @@ impl SegmentLog {
     /// caller can go on working (appending included) while the disk syncs.
     /// Nothing counts as committed until [`SegmentLog::finish_commit`]
     /// returns `Ok` for it, and one commit is under way at a time
-    /// ([`LogError::CommitUnderWay`]).
+    /// ([`LogError::CommitUnderWay`]). Readers may see the records sooner:
+    /// the sync thread replaces `HEAD` as soon as they are durable, which
+    /// can be before `finish_commit` is called. They never see a record
+    /// before it is durable, nor part of a commit.
     pub fn start_commit(&mut self) -> Result<Syncing, LogError> {
         self.begin_commit(true)
     }
