@@ -361,7 +361,7 @@ impl<B: Default> Open<B> {
 /// Sealed minutes and complete hours never change again, so they are
 /// packed ([`Frozen`]): that is nearly all of a day's state. A snapshot
 /// shows both as one `minutes` and one `hours` map, as before packing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Series<B> {
     /// Open minutes by minute index (ms / 60,000): unsealed ones, and any
     /// sealed minute a late write reopened (it is never rolled into an hour).
@@ -372,6 +372,24 @@ pub(crate) struct Series<B> {
     open_hours: Open<B>,
     /// Complete hours.
     hours: Frozen<B>,
+}
+
+/// The longest range of sealed minutes a query reads: its last hour (or
+/// the part of an hour after the last whole one).
+const RECENT_MINUTES: u32 = HOUR_MINUTES;
+/// The longest range of complete hours read other than the whole store:
+/// the 24-hour windows'.
+const RECENT_HOURS: u32 = 24;
+
+impl<B> Default for Series<B> {
+    fn default() -> Series<B> {
+        Series {
+            open_minutes: Open::default(),
+            minutes: Frozen::new(RECENT_MINUTES),
+            open_hours: Open::default(),
+            hours: Frozen::new(RECENT_HOURS),
+        }
+    }
 }
 
 impl<B: Mergeable> Series<B> {
@@ -648,9 +666,8 @@ impl<'de, B: Mergeable + Deserialize<'de>> Deserialize<'de> for Series<B> {
         let Maps { minutes, hours } = Maps::deserialize(d)?;
         Ok(Series {
             open_minutes: Open(minutes.into_iter().collect()),
-            minutes: Frozen::default(),
             open_hours: Open(hours.into_iter().collect()),
-            hours: Frozen::default(),
+            ..Series::default()
         })
     }
 }
