@@ -159,7 +159,7 @@ if [ -f verifier/benches/replay.rs ]; then
   bench verifier vouch-verifier replay 240
 fi
 bench schemas vouch-schema streamr_peer 120
-bench sla vouch-sla aggregate 300
+bench sla vouch-sla aggregate 480
 bench verifier vouch-verifier gossip 120
 # Catch-up by sync after a restart, beside gossip ingest, and sync's steady
 # cost (~3 minutes; VOUCH_CONVERGE_SIZE=full runs the ~10-minute size).
