@@ -171,8 +171,20 @@ def step_line(*names):
             parts.append(f"`{n}`: not run by bench.sh")
             continue
         status = "" if s["rc"] == 0 else f", **exit {s['rc']}**" + (" (time limit)" if s["rc"] in (124, 137) else "")
-        parts.append(f"`{s['command']}` ({s['seconds']:.0f} s{status})")
+        parts.append(f"`{s['command']}` ({s['seconds']:.0f} s{status}{rerun(n)})")
     return "; ".join(parts)
+
+
+def rerun(name):
+    """', re-run alone at …' for a step (`bench.sh --only`) that started after
+    every other step of the run had ended: its figures are from then."""
+    s = STEPS[name]
+    others = [o.get("ended", 0) for n, o in STEPS.items() if n != name]
+    started = s.get("ended", 0) - s.get("seconds", 0)
+    if not others or started <= max(others):
+        return ""
+    at = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f", **re-run alone at {at}**"
 
 
 def failure(name):
