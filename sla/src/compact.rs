@@ -191,9 +191,12 @@ impl<B: Pack + Default> Frozen<B> {
         let floor = key.saturating_sub(self.span);
         let (at, prev) = self.mark;
         let passed = self.records_from(at as usize, prev).take_while(|r| r.key < floor).last();
-        if let Some(r) = passed {
-            // Offsets fit: the store's bytes are a few kilobytes.
-            self.mark = (r.next as u32, r.key);
+        // A store holds kilobytes; past 4 GiB the mark would stay behind,
+        // which only makes reads start earlier.
+        if let Some(r) = passed
+            && let Ok(next) = u32::try_from(r.next)
+        {
+            self.mark = (next, r.key);
         }
         true
     }
@@ -274,8 +277,8 @@ impl<B: Pack + Default> Frozen<B> {
             // The mark's record stays, or it was cut and so was every
             // record before the span: the first one left starts it.
             let (at, prev) = self.mark;
-            self.mark = match (at as usize).checked_sub(cut) {
-                Some(at) => (at as u32, prev),
+            self.mark = match at.checked_sub(u32::try_from(cut).unwrap_or(u32::MAX)) {
+                Some(at) => (at, prev),
                 None => (0, previous),
             };
         }
