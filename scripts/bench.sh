@@ -133,9 +133,10 @@ step() {
   echo "== $name: $shown" >&2
   (cd "$dir" && CARGO_TARGET_DIR="$target" timeout --kill-after=10 "$limit" "$@") \
     > "$out/$name.log" 2>&1 || rc=$?
-  # The 1-minute load average at the end: above the core count, something else was running.
-  python3 -c 'import json,sys,time; print(json.dumps({"name":sys.argv[1],"seconds":round(time.time()-float(sys.argv[2]),1),"rc":int(sys.argv[3]),"limit_s":int(sys.argv[4]),"command":sys.argv[5],"load_1m":float(open("/proc/loadavg").read().split()[0]),"ended":int(time.time())}))' \
-    "$name" "$started" "$rc" "$limit" "$shown" >> "$steps"
+  # The 1-minute load average at the end: above the core count, something else
+  # was running. "alone": run by `--only`, apart from the run the others are from.
+  python3 -c 'import json,sys,time; print(json.dumps({"name":sys.argv[1],"seconds":round(time.time()-float(sys.argv[2]),1),"rc":int(sys.argv[3]),"limit_s":int(sys.argv[4]),"command":sys.argv[5],"load_1m":float(open("/proc/loadavg").read().split()[0]),"ended":int(time.time()),"alone":sys.argv[6]!=""}))' \
+    "$name" "$started" "$rc" "$limit" "$shown" "$only" >> "$steps"
   echo "   $name: exit $rc, $(tail -n 1 "$steps")" >&2
 }
 # bench CRATE_DIR PACKAGE NAME LIMIT_S: one `cargo bench -p PACKAGE --bench NAME`.

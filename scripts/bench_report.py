@@ -176,13 +176,12 @@ def step_line(*names):
 
 
 def rerun(name):
-    """', re-run alone at …' for a step (`bench.sh --only`) that started after
-    every other step of the run had ended: its figures are from then."""
+    """', re-run alone at …' for a step run by `bench.sh --only`, apart from
+    the run the other figures come from: its figures are from then."""
     s = STEPS[name]
-    others = [o.get("ended", 0) for n, o in STEPS.items() if n != name]
-    started = s.get("ended", 0) - s.get("seconds", 0)
-    if not others or started <= max(others):
+    if not s.get("alone"):
         return ""
+    started = s.get("ended", 0) - s.get("seconds", 0)
     at = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f", **re-run alone at {at}**"
 
