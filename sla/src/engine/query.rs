@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use vouch_schema::Address;
@@ -364,7 +365,10 @@ impl Engine {
 
     /// `GET /v1/sla/orchestrators`.
     pub fn orchestrators(&self, q: &Query) -> OrchestratorsResponse {
-        self.orchestrators_in(q, self.orchestrator_parts(query_threads(), MIN_SERIES_PER_THREAD))
+        self.orchestrators_in(
+            q,
+            self.orchestrator_parts(query_threads() * PARTS_PER_THREAD, MIN_SERIES_PER_PART),
+        )
     }
 
     /// [`Engine::orchestrators`], each of `parts` summed and scored on a
@@ -717,10 +721,16 @@ impl Scan {
 /// Threads one query runs on at most, whatever the machine's cores.
 const MAX_QUERY_THREADS: usize = 4;
 
-/// Series that make a query part worth a thread of its own: starting one
+/// Series that make a query part worth taking apart: starting a thread
 /// costs tens of microseconds, summing a day of this many series some
 /// milliseconds.
-const MIN_SERIES_PER_THREAD: usize = 2_048;
+const MIN_SERIES_PER_PART: usize = 2_048;
+
+/// Parts per query thread. The threads share the machine's cores with
+/// everything else it runs: with one part each, a query lasts as long as
+/// its slowest thread; with several, a thread that falls behind takes
+/// fewer of them.
+const PARTS_PER_THREAD: usize = 4;
 
 /// Threads a query runs on: the cores this process may use, at most
 /// [`MAX_QUERY_THREADS`]. Asked once (the answer reads cgroup files).
@@ -753,31 +763,37 @@ fn of_orchestrators<'a, K: Ord, V>(
         .take_while(move |(k, _)| orchs.contains(orch_of(k)))
 }
 
-/// `f` of every part, in order: the first on the calling thread, each
-/// other on a scoped thread of its own (or on the calling thread, when no
-/// thread can be started: parts are small copies, ranges or references).
-fn in_parallel<P: Copy + Send, R: Send>(
+/// `f` of every part, in order, on at most [`query_threads`] threads: the
+/// calling thread and scoped threads each take the next part not yet
+/// taken until none is left (when no thread can be started, the calling
+/// thread takes them all; parts are small copies, ranges or references).
+fn in_parallel<P: Copy + Send + Sync, R: Send>(
     parts: impl IntoIterator<Item = P>,
     f: impl Fn(P) -> R + Sync,
 ) -> Vec<R> {
     let parts: Vec<P> = parts.into_iter().collect();
-    let f = &f;
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = parts
-            .iter()
-            .skip(1)
-            .map(|&p| std::thread::Builder::new().spawn_scoped(scope, move || f(p)))
+    let next = AtomicUsize::new(0);
+    let take = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&p) = parts.get(i) else { return done };
+            done.push((i, f(p)));
+        }
+    };
+    let helpers = query_threads().min(parts.len()).saturating_sub(1);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..helpers)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, take).ok())
             .collect();
-        let mut out = Vec::with_capacity(parts.len());
-        out.extend(parts.first().map(|&p| f(p)));
-        for (&p, thread) in parts.iter().skip(1).zip(threads) {
-            out.push(match thread {
-                Ok(t) => t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => f(p),
-            });
+        let mut out = take();
+        for t in threads {
+            out.extend(t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
         }
         out
-    })
+    });
+    out.sort_unstable_by_key(|&(i, _)| i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
