@@ -33,10 +33,14 @@
 //!
 //! The full size makes the blast (about 5 s) outlast the node's message
 //! cache (3 heartbeats of 700 ms, `vouch_net::params`), so that the rate is
-//! one the node sustains: until the cache first turns over, every message
-//! kept lands on memory never touched before, which the kernel faults in
-//! and zeroes (page faults took 9 % of both cores in a blast's first two
-//! seconds, 3 % in the next two). A 2 s blast measured only that start.
+//! one the node sustains. Right before it, untimed and at the same pace,
+//! other gateways send half as many envelopes: the blast starts on a node
+//! whose memory is in use as a running node's is, as the pipeline bench's
+//! timed pass follows an untimed one. On a fresh node every message kept
+//! lands on memory never touched before, which the kernel faults in and
+//! zeroes (page faults took 9 % of both cores in a blast's first two
+//! seconds, 3 % in the next two), and runs moved by ±10 % with how those
+//! faults fell.
 //!
 //! While the clock runs the bench watches only the log's committed end
 //! (`HEAD`, through [`LogReader::follow`]) and notes when it moved; the
@@ -123,15 +127,37 @@ fn envelope_records(log_dir: &Path, from: u64) -> Vec<u64> {
         .collect()
 }
 
-/// The process's user + system CPU time, seconds (`/proc/PID/stat`).
-fn cpu_seconds(pid: u32) -> f64 {
+/// Waits until the log stops growing: shortly after `in_log()` holds
+/// `expected` records (a few of them may be the node's own, so it must
+/// also have stopped), or for longer when it holds fewer (what the node
+/// shed under the load never comes).
+fn settle(in_log: &impl Fn() -> u64, expected: u64, full: bool) {
+    let deadline = Instant::now() + Duration::from_secs(if full { 300 } else { 60 });
+    let (mut held, mut grew) = (0, Instant::now());
+    while Instant::now() < deadline {
+        let now_held = in_log();
+        if now_held > held {
+            (held, grew) = (now_held, Instant::now());
+        }
+        let all_in = now_held >= expected;
+        if grew.elapsed() > if all_in { SETTLED } else { QUIET } {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The process's user + system CPU time, seconds, and minor page faults
+/// (`/proc/PID/stat`).
+fn cpu_and_faults(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command (which may hold spaces) start after ") ".
     let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the state.
-    (ticks(11) + ticks(12)) / 100.0
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // minflt, utime and stime are fields 10, 14 and 15 of stat: 8, 12 and
+    // 13 after the state.
+    ((field(11) + field(12)) as f64 / 100.0, field(7))
 }
 
 fn main() {
@@ -160,15 +186,18 @@ fn main() {
 /// Runs of the full bench, each with a node of its own; the median counts.
 const RUNS: usize = 3;
 
-/// One run: a fresh node, the warm-up, the blast; returns the run's report.
+/// One run: a fresh node, the warm-ups, the blast; returns the run's report.
 fn run(envelopes: usize, full: bool) -> serde_json::Value {
     let gateways = envelopes.div_ceil(PER_GATEWAY).max(2) as u32;
-    let mut chains: Vec<Chain> = (0..gateways)
-        .map(|n| Chain::new(n, REGIONS[n as usize % REGIONS.len()], "saturate-bench"))
-        .collect();
+    let warm_envelopes = envelopes / 2;
+    let warm_gateways = warm_envelopes.div_ceil(PER_GATEWAY).max(1) as u32;
+    let chain = |n: u32| Chain::new(n, REGIONS[n as usize % REGIONS.len()], "saturate-bench");
+    let mut chains: Vec<Chain> = (0..gateways).map(chain).collect();
+    let mut others: Vec<Chain> = (gateways..gateways + warm_gateways).map(chain).collect();
     let work = tempfile::TempDir::new().unwrap();
     let snapshot = work.path().join("authority.json");
-    let principals: Vec<_> = chains.iter().map(|c| (c.principal(), Role::Gateway)).collect();
+    let principals: Vec<_> =
+        chains.iter().chain(&others).map(|c| (c.principal(), Role::Gateway)).collect();
     write_authority(&snapshot, &principals);
     let mut node = Node::spawn(work.path(), 0, &snapshot, &[], &NodeOptions::default());
     let log_dir = node.data_dir.join("log");
@@ -179,17 +208,18 @@ fn run(envelopes: usize, full: bool) -> serde_json::Value {
         std::thread::spawn(move || watch(dir, ends, stop))
     };
     eprintln!(
-        "saturate: 1 node, {envelopes} envelopes of {PER_ENVELOPE} events from {gateways} gateways \
-         (data in {})",
+        "saturate: 1 node, {envelopes} envelopes of {PER_ENVELOPE} events from {gateways} gateways, \
+         after {warm_envelopes} untimed from {warm_gateways} other gateways (data in {})",
         work.path().display()
     );
 
-    // Warm-up: one envelope per gateway (mesh, certificates), then the blast.
+    // First one envelope per gateway (mesh, certificates).
     let events = vouch_testkit::fixtures::events();
     let config = TransportConfig { bootstrap: vec![node.p2p()], ..TransportConfig::default() };
     let mut transport = GossipTransport::start_with(&config, GossipOptions::default()).unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let warm = sign_blast(&mut chains, &events, gateways as usize, PER_ENVELOPE);
+    let mut warm = sign_blast(&mut chains, &events, gateways as usize, PER_ENVELOPE);
+    warm.extend(sign_blast(&mut others, &events, warm_gateways as usize, PER_ENVELOPE));
     let warm_n = warm.len() as u64;
     blast(&mut transport, warm);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -198,37 +228,33 @@ fn run(envelopes: usize, full: bool) -> serde_json::Value {
     }
     assert_eq!(envelope_records(&log_dir, 0).len() as u64, warm_n, "the warm-up did not arrive");
 
+    // Then, signed beforehand, half as many envelopes from the other
+    // gateways as the blast brings, at the same pace: the blast starts on
+    // a node whose memory is in use as a running node's is.
+    let others_load = sign_blast(&mut others, &events, warm_envelopes, PER_ENVELOPE);
     let signing = Instant::now();
     let load = sign_blast(&mut chains, &events, envelopes, PER_ENVELOPE);
     let signing_s = signing.elapsed().as_secs_f64();
     let bytes = load.iter().map(|(_, b)| b.len()).sum::<usize>();
+    let lead = (IngestConfig::default().queue_bytes * 2 / 3 / (bytes / envelopes.max(1))) as u64;
+    let committed = &ends.now;
+    let in_log_after = |base: u64| move || committed.load(Ordering::Relaxed).saturating_sub(base);
+    let end = || LogReader::open(&log_dir, 0).unwrap().end();
+    let warm_in_log = in_log_after(end());
+    blast_paced(&mut transport, others_load, |taken| taken < warm_in_log() + lead);
+    settle(&warm_in_log, warm_envelopes as u64, full);
+
     let http = node.http();
     let stats_before: serde_json::Value =
         serde_json::from_str(&http_get(&http, "/v1/ingest/stats").1).unwrap();
-    let base = LogReader::open(&log_dir, 0).unwrap().end();
-    let cpu_before = cpu_seconds(node.pid());
+    let base = end();
+    let (cpu_before, faults_before) = cpu_and_faults(node.pid());
     let sent_from = now_ms();
-    let lead = (IngestConfig::default().queue_bytes * 2 / 3 / (bytes / envelopes.max(1))) as u64;
-    let in_log = || ends.now.load(Ordering::Relaxed).saturating_sub(base);
+    let in_log = in_log_after(base);
     let sent = blast_paced(&mut transport, load, |taken| taken < in_log() + lead);
-    // Until the log stops growing: shortly after it holds as many records
-    // as envelopes were sent (a few of them may be the node's own, so it
-    // must also have stopped), or for longer when it holds fewer (what the
-    // node shed under the load never comes).
-    let deadline = Instant::now() + Duration::from_secs(if full { 300 } else { 60 });
-    let (mut held, mut grew) = (0, Instant::now());
-    while Instant::now() < deadline {
-        let now_held = in_log();
-        if now_held > held {
-            (held, grew) = (now_held, Instant::now());
-        }
-        let all_in = now_held >= envelopes as u64;
-        if grew.elapsed() > if all_in { SETTLED } else { QUIET } {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let cpu = cpu_seconds(node.pid()) - cpu_before;
+    settle(&in_log, envelopes as u64, full);
+    let (cpu_after, faults_after) = cpu_and_faults(node.pid());
+    let (cpu, faults) = (cpu_after - cpu_before, faults_after.saturating_sub(faults_before));
     let records = envelope_records(&log_dir, base);
     let got = records.len() as u64;
     let last = records.last().map_or(sent_from, |&i| {
@@ -253,7 +279,7 @@ fn run(envelopes: usize, full: bool) -> serde_json::Value {
     println!(
         "saturate: {got} of {envelopes} envelopes ({events_in} events) in the log in {secs:.2} s: \
          {rate:.0} events/s; node CPU {cpu:.2} s ({:.2} cores): {per_cpu:.0} events per node-CPU-second; \
-         hand-over {:.2} s; shed {shed}; RSS {rss_mib:.1} MiB",
+         hand-over {:.2} s; shed {shed}; {faults} page faults; RSS {rss_mib:.1} MiB",
         cpu / secs.max(1e-3),
         sent.seconds
     );
@@ -262,6 +288,8 @@ fn run(envelopes: usize, full: bool) -> serde_json::Value {
         "envelopes": envelopes,
         "events_per_envelope": PER_ENVELOPE,
         "gateways": gateways,
+        "warm_envelopes": warm_envelopes,
+        "warm_gateways": warm_gateways,
         "envelope_bytes": bytes / envelopes.max(1),
         "signing_seconds": (signing_s * 1000.0).round() / 1000.0,
         "hand_over_seconds": (sent.seconds * 1000.0).round() / 1000.0,
@@ -276,6 +304,7 @@ fn run(envelopes: usize, full: bool) -> serde_json::Value {
         "node_cores": ((cpu / secs.max(1e-3)) * 100.0).round() / 100.0,
         "events_per_node_cpu_second": per_cpu.round(),
         "rss_mib": (rss_mib * 10.0).round() / 10.0,
+        "node_page_faults": faults,
         "node_exited": exited,
     });
     assert!(exited.is_none(), "the node exited: {exited:?}");
