@@ -520,6 +520,43 @@ fn every_flipped_byte_is_caught_at_its_frame() {
 }
 
 #[test]
+fn a_skip_to_a_later_segment_leaves_the_segments_between_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), config(200)).unwrap();
+    let positions = fill(&mut log, 0, 40, 4);
+    let segments = log.segments().to_vec();
+    drop(log);
+    assert!(segments.len() >= 4, "{segments:?}");
+    let (early, target) = (positions[1], positions[39]);
+    let middle = segments[2];
+    assert!(early.segment < middle && middle < target.segment);
+    // A byte flipped in the middle segment's last frame: reading through fails there ...
+    let path = dir.path().join(segment_file_name(middle));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 1;
+    bytes[at] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let through: Vec<_> = LogReader::open(dir.path(), early.index).unwrap().collect();
+    assert!(through.last().unwrap().is_err(), "the damage is on the way");
+    // ... a skip past it never reads it.
+    let mut reader = LogReader::open(dir.path(), early.index).unwrap();
+    assert_eq!(reader.next().unwrap().unwrap().position, early);
+    reader.skip_to(target.index);
+    let record = reader.next().unwrap().unwrap();
+    assert_eq!((record.position, record.payload), (target, payload(target.index)));
+    // Back or to where it stands: nothing moves.
+    reader.skip_to(early.index);
+    assert!(reader.next().is_none(), "the log ends after the target");
+    // A skip within the segment being read reads on to the record.
+    let first: Vec<&Position> = positions.iter().filter(|p| p.segment == segments[0]).collect();
+    assert!(first.len() >= 3, "{first:?}");
+    let mut reader = LogReader::open(dir.path(), 0).unwrap();
+    reader.next().unwrap().unwrap();
+    reader.skip_to(first[2].index);
+    assert_eq!(reader.next().unwrap().unwrap().position, *first[2]);
+}
+
+#[test]
 fn missing_records_and_segments_are_caught() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = SegmentLog::open(dir.path(), config(200)).unwrap();

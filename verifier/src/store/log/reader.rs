@@ -236,6 +236,28 @@ impl LogReader {
         Ok(end)
     }
 
+    /// Moves the reader forward to record `to` (nothing when `to` is not
+    /// past [`LogReader::next_index`]). When `to` lies in a later segment
+    /// than the one being read, the segments between are not read at all:
+    /// the reader goes on from the anchor of `to`'s segment. A reader
+    /// picking records scattered over the log (sync's envelope fetch) reads
+    /// the segments that hold them, not everything from the first to the
+    /// last.
+    pub fn skip_to(&mut self, to: u64) {
+        if to <= self.from {
+            return;
+        }
+        self.from = to;
+        let target = self.segments.partition_point(|&s| s <= to).saturating_sub(1);
+        let Some(&start) = self.segments.get(target) else { return };
+        if self.cursor.as_ref().is_some_and(|c| c.segment < start) {
+            self.cursor = None;
+        }
+        if self.cursor.is_none() {
+            self.next_segment = self.next_segment.max(target);
+        }
+    }
+
     /// Index of the next record the reader will yield.
     pub fn next_index(&self) -> u64 {
         self.from
