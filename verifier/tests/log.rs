@@ -44,6 +44,14 @@ fn fill(log: &mut SegmentLog, from: u64, to: u64, batch: u64) -> Vec<Position> {
     out
 }
 
+/// A closed log of records `0..n` in 200-byte segments (a few records
+/// each), committed every `batch`: their positions and its segments.
+fn small_segments(dir: &Path, n: u64, batch: u64) -> (Vec<Position>, Vec<u64>) {
+    let (mut log, _) = SegmentLog::open(dir, config(200)).unwrap();
+    let positions = fill(&mut log, 0, n, batch);
+    (positions, log.segments().to_vec())
+}
+
 fn read_all(dir: &Path, from: u64) -> Vec<(Position, RecordKind, Vec<u8>)> {
     LogReader::open(dir, from)
         .unwrap()
@@ -484,10 +492,7 @@ fn torn_new_segment_header_is_removed() {
 #[test]
 fn every_flipped_byte_is_caught_at_its_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = SegmentLog::open(dir.path(), config(200)).unwrap();
-    let positions = fill(&mut log, 0, 8, 3);
-    let segments = log.segments().to_vec();
-    drop(log);
+    let (positions, segments) = small_segments(dir.path(), 8, 3);
     assert!(segments.len() >= 2, "the test wants several segments");
     verify(dir.path()).unwrap();
     for &segment in &segments {
@@ -522,10 +527,7 @@ fn every_flipped_byte_is_caught_at_its_frame() {
 #[test]
 fn a_skip_to_a_later_segment_leaves_the_segments_between_unread() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = SegmentLog::open(dir.path(), config(200)).unwrap();
-    let positions = fill(&mut log, 0, 40, 4);
-    let segments = log.segments().to_vec();
-    drop(log);
+    let (positions, segments) = small_segments(dir.path(), 40, 4);
     assert!(segments.len() >= 4, "{segments:?}");
     let (early, target) = (positions[1], positions[39]);
     let middle = segments[2];
@@ -559,10 +561,7 @@ fn a_skip_to_a_later_segment_leaves_the_segments_between_unread() {
 #[test]
 fn missing_records_and_segments_are_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = SegmentLog::open(dir.path(), config(200)).unwrap();
-    let positions = fill(&mut log, 0, 12, 4);
-    let segments = log.segments().to_vec();
-    drop(log);
+    let (positions, segments) = small_segments(dir.path(), 12, 4);
     assert!(segments.len() >= 3);
     // Last committed frame cut off whole: HEAD notices.
     let last = positions[11];
