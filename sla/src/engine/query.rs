@@ -839,6 +839,24 @@ mod tests {
     }
 
     #[test]
+    fn parts_are_each_taken_once_and_answered_in_order() {
+        use std::sync::Mutex;
+        for n in [0usize, 1, 2, 7, 64] {
+            let taken = Mutex::new(Vec::new());
+            let out = in_parallel(0..n, |i| {
+                taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(i);
+                // Uneven parts, so that threads finish out of order.
+                std::thread::sleep(std::time::Duration::from_micros((i % 3) as u64 * 200));
+                i * 10
+            });
+            assert_eq!(out, (0..n).map(|i| i * 10).collect::<Vec<_>>(), "{n} parts");
+            let mut taken = taken.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            taken.sort_unstable();
+            assert_eq!(taken, (0..n).collect::<Vec<_>>(), "{n} parts, each once");
+        }
+    }
+
+    #[test]
     fn a_leaderboard_split_across_threads_says_what_one_thread_says() {
         for (name, _) in BUILTIN_POLICIES {
             let Some(policy) = Policy::builtin(name) else { panic!("{name} is built in") };
