@@ -491,10 +491,20 @@ impl<B: Mergeable> Series<B> {
         });
     }
 
+    /// Starts loading the packed buckets [`Series::fold_range`] over
+    /// `[start, end)` reads first (see [`Frozen::prefetch_from`]): a query
+    /// asks for a few series ahead of the one it sums.
+    pub(crate) fn prefetch_range(&self, start: u32, end: u32) {
+        let split = split(start, end);
+        if split > start {
+            self.hours.prefetch_from(start.div_ceil(HOUR_MINUTES));
+        }
+        self.minutes.prefetch_from(split);
+    }
+
     /// [`Series::fold_range`]'s buckets as they are held.
     fn walk(&self, start: u32, end: u32, mut f: impl FnMut(u32, Slot<'_, B>)) {
-        let split =
-            if end - start <= HOUR_MINUTES { start } else { end / HOUR_MINUTES * HOUR_MINUTES };
+        let split = split(start, end);
         if split > start {
             let hours = start.div_ceil(HOUR_MINUTES)..split / HOUR_MINUTES;
             interleave(&self.hours, &self.open_hours, hours.start, hours.end, |h, slot| {
@@ -503,6 +513,13 @@ impl<B: Mergeable> Series<B> {
         }
         interleave(&self.minutes, &self.open_minutes, split, end, f);
     }
+}
+
+/// Where a range of minutes `[start, end)` turns from whole hours to
+/// minutes: the last hour boundary, or `start` when the range is an hour
+/// or shorter (read as minutes only).
+fn split(start: u32, end: u32) -> u32 {
+    if end - start <= HOUR_MINUTES { start } else { end / HOUR_MINUTES * HOUR_MINUTES }
 }
 
 /// Calls `f` for every bucket of `packed` and `open` with a key in

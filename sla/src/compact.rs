@@ -81,6 +81,22 @@ pub(crate) fn get32(bytes: &mut &[u8]) -> Option<u32> {
     get64(bytes).and_then(|v| u32::try_from(v).ok())
 }
 
+/// Asks the processor to start loading the cache line holding the front
+/// of `bytes` (does nothing off x86-64).
+#[allow(unsafe_code)]
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it loads nothing into the program and
+    // never faults, whatever the address (here a live slice's).
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// A bucket type that packs into bytes and back without loss.
 pub(crate) trait Pack {
     /// Appends the packed form of `self`.
@@ -226,6 +242,17 @@ impl<B: Pack + Default> Frozen<B> {
     /// The records, in key order.
     fn records(&self) -> impl Iterator<Item = Record<'_>> {
         self.records_from(0, self.base)
+    }
+
+    /// Starts loading every record a read from key `start` on takes: those
+    /// from the mark when `start` is past it, all of them otherwise. One
+    /// cache line at a time, as the records follow each other; a store's
+    /// own allocation is a cache miss the processor cannot foresee.
+    pub(crate) fn prefetch_from(&self, start: u32) {
+        let from = if start >= self.last.saturating_sub(self.span) { self.mark.0 } else { 0 };
+        for line in self.bytes.get(from as usize..).unwrap_or_default().chunks(64) {
+            prefetch(line);
+        }
     }
 
     /// Calls `f(key, packed bucket)` for every record with

@@ -15,6 +15,7 @@ use crate::bucket::Mergeable;
 use crate::bucket::{
     Bucket, BucketSum, MINUTE_MS, PercentileSummary, SelfBucket, Series, SeriesKey,
 };
+use crate::compact::prefetch;
 use crate::corroboration::{Corroboration, GatewayBucket};
 use crate::definitions::{BenchmarkGrain, Combine};
 use crate::histogram::HistogramSum;
@@ -120,6 +121,7 @@ impl Engine {
             |o| (SeriesKey::first_of(o), Address::ZERO),
             |(k, _)| &k.orch,
         );
+        let entries = looking_ahead(entries, |(_, s)| s.prefetch_range(start, end));
         for ((k, gateway), series) in entries {
             if !self.matches(k, q, model) {
                 continue;
@@ -379,8 +381,15 @@ impl Engine {
         let model = self.canonical_model(q);
         let range = (start, end);
         let mut parts = in_parallel(parts, |orchs| {
+            let series =
+                of_orchestrators(&self.st.series, &orchs, SeriesKey::first_of, |k| &k.orch);
             let scan = self.scan(
-                of_orchestrators(&self.st.series, &orchs, SeriesKey::first_of, |k| &k.orch),
+                // The model's name (compared to close runs) and the window's
+                // buckets each sit in an allocation of their own.
+                looking_ahead(series, |(k, s)| {
+                    prefetch(k.model.as_bytes());
+                    s.prefetch_range(start, end);
+                }),
                 q,
                 &model,
                 range,
@@ -741,6 +750,25 @@ fn query_threads() -> usize {
     })
 }
 
+/// `items`, calling `warm` with the item [`AHEAD`] places on as each one
+/// is taken: a scan asks for the memory of the series it sums next while
+/// it sums this one.
+fn looking_ahead<I: Iterator + Clone>(
+    items: I,
+    warm: impl Fn(I::Item),
+) -> impl Iterator<Item = I::Item> {
+    let mut ahead = items.clone().skip(AHEAD);
+    items.inspect(move |_| {
+        if let Some(next) = ahead.next() {
+            warm(next);
+        }
+    })
+}
+
+/// How many series ahead a scan warms (see [`looking_ahead`]): enough to
+/// cover a load from memory with the summing of the series between.
+const AHEAD: usize = 4;
+
 /// A range of orchestrators by address.
 type Orchestrators = (Bound<Address>, Bound<Address>);
 
@@ -752,7 +780,7 @@ fn of_orchestrators<'a, K: Ord, V>(
     orchs: &'a impl RangeBounds<Address>,
     first: impl Fn(Address) -> K,
     orch_of: impl Fn(&K) -> &Address + Copy + 'a,
-) -> impl Iterator<Item = (&'a K, &'a V)> {
+) -> impl Iterator<Item = (&'a K, &'a V)> + Clone {
     let from = match orchs.start_bound() {
         Bound::Included(a) => Bound::Included(first(*a)),
         // Past an excluded start's keys (no caller has one) by skipping.
@@ -853,6 +881,18 @@ mod tests {
             let mut taken = taken.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
             taken.sort_unstable();
             assert_eq!(taken, (0..n).collect::<Vec<_>>(), "{n} parts, each once");
+        }
+    }
+
+    #[test]
+    fn looking_ahead_hands_on_every_item_and_warms_each_later_one_once() {
+        use std::cell::RefCell;
+        for n in [0usize, 1, AHEAD, AHEAD + 1, 20] {
+            let warmed = RefCell::new(Vec::new());
+            let out: Vec<usize> = looking_ahead(0..n, |i| warmed.borrow_mut().push(i)).collect();
+            assert_eq!(out, (0..n).collect::<Vec<_>>(), "{n} items, in order");
+            // The first AHEAD items are taken cold; the rest are warmed.
+            assert_eq!(warmed.into_inner(), (AHEAD.min(n)..n).collect::<Vec<_>>(), "{n} items");
         }
     }
 
