@@ -81,20 +81,24 @@ pub(crate) fn get32(bytes: &mut &[u8]) -> Option<u32> {
     get64(bytes).and_then(|v| u32::try_from(v).ok())
 }
 
-/// Asks the processor to start loading the cache line holding the front
-/// of `bytes` (does nothing off x86-64).
+/// Asks the processor to start loading the cache lines `value` spans
+/// (does nothing off x86-64).
 #[allow(unsafe_code)]
 #[inline]
-pub(crate) fn prefetch(bytes: &[u8]) {
+pub(crate) fn prefetch<T: ?Sized>(value: &T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it loads nothing into the program and
-    // never faults, whatever the address (here a live slice's).
-    unsafe {
+    {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast());
+        let front = std::ptr::from_ref(value).cast::<i8>();
+        for offset in (0..std::mem::size_of_val(value)).step_by(64) {
+            // SAFETY: a prefetch is a hint: it loads nothing into the
+            // program and never faults, whatever the address (here inside
+            // a live value).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(front.wrapping_add(offset)) }
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = value;
 }
 
 /// A bucket type that packs into bytes and back without loss.
@@ -245,14 +249,11 @@ impl<B: Pack + Default> Frozen<B> {
     }
 
     /// Starts loading every record a read from key `start` on takes: those
-    /// from the mark when `start` is past it, all of them otherwise. One
-    /// cache line at a time, as the records follow each other; a store's
-    /// own allocation is a cache miss the processor cannot foresee.
+    /// from the mark when `start` is past it, all of them otherwise: a
+    /// store's own allocation is a cache miss the processor cannot foresee.
     pub(crate) fn prefetch_from(&self, start: u32) {
         let from = if start >= self.last.saturating_sub(self.span) { self.mark.0 } else { 0 };
-        for line in self.bytes.get(from as usize..).unwrap_or_default().chunks(64) {
-            prefetch(line);
-        }
+        prefetch(self.bytes.get(from as usize..).unwrap_or_default());
     }
 
     /// Calls `f(key, packed bucket)` for every record with

@@ -121,7 +121,7 @@ impl Engine {
             |o| (SeriesKey::first_of(o), Address::ZERO),
             |(k, _)| &k.orch,
         );
-        let entries = looking_ahead(entries, |(_, s)| s.prefetch_range(start, end));
+        let entries = looking_ahead(entries, |_, s| s.prefetch_range(start, end));
         for ((k, gateway), series) in entries {
             if !self.matches(k, q, model) {
                 continue;
@@ -386,8 +386,8 @@ impl Engine {
             let scan = self.scan(
                 // The model's name (compared to close runs) and the window's
                 // buckets each sit in an allocation of their own.
-                looking_ahead(series, |(k, s)| {
-                    prefetch(k.model.as_bytes());
+                looking_ahead(series, |k, s| {
+                    prefetch(k.model.as_str());
                     s.prefetch_range(start, end);
                 }),
                 q,
@@ -750,17 +750,24 @@ fn query_threads() -> usize {
     })
 }
 
-/// `items`, calling `warm` with the item [`AHEAD`] places on as each one
-/// is taken: a scan asks for the memory of the series it sums next while
-/// it sums this one.
-fn looking_ahead<I: Iterator + Clone>(
-    items: I,
-    warm: impl Fn(I::Item),
+/// The entries of a map, `entries`, calling `warm` with the entry
+/// [`AHEAD`] places on as each is taken, after asking for its key and value
+/// [`AHEAD`] places before that: a scan asks for the memory of the series
+/// it sums next (key and value in the map's node first, then what they
+/// point to) while it sums this one.
+fn looking_ahead<'a, K: 'a, V: 'a, I: Iterator<Item = (&'a K, &'a V)> + Clone>(
+    entries: I,
+    warm: impl Fn(&'a K, &'a V),
 ) -> impl Iterator<Item = I::Item> {
-    let mut ahead = items.clone().skip(AHEAD);
-    items.inspect(move |_| {
-        if let Some(next) = ahead.next() {
-            warm(next);
+    let mut near = entries.clone().skip(AHEAD);
+    let mut far = entries.clone().skip(2 * AHEAD);
+    entries.inspect(move |_| {
+        if let Some((k, v)) = far.next() {
+            prefetch(k);
+            prefetch(v);
+        }
+        if let Some((k, v)) = near.next() {
+            warm(k, v);
         }
     })
 }
@@ -885,14 +892,20 @@ mod tests {
     }
 
     #[test]
-    fn looking_ahead_hands_on_every_item_and_warms_each_later_one_once() {
+    fn looking_ahead_hands_on_every_entry_and_warms_each_later_one_once() {
         use std::cell::RefCell;
-        for n in [0usize, 1, AHEAD, AHEAD + 1, 20] {
+        for n in [0u32, 1, AHEAD as u32, AHEAD as u32 + 1, 20] {
+            let map: BTreeMap<u32, u32> = (0..n).map(|i| (i, i * 10)).collect();
             let warmed = RefCell::new(Vec::new());
-            let out: Vec<usize> = looking_ahead(0..n, |i| warmed.borrow_mut().push(i)).collect();
-            assert_eq!(out, (0..n).collect::<Vec<_>>(), "{n} items, in order");
-            // The first AHEAD items are taken cold; the rest are warmed.
-            assert_eq!(warmed.into_inner(), (AHEAD.min(n)..n).collect::<Vec<_>>(), "{n} items");
+            let out: Vec<(u32, u32)> = looking_ahead(map.iter(), |k, v| {
+                warmed.borrow_mut().push((*k, *v));
+            })
+            .map(|(k, v)| (*k, *v))
+            .collect();
+            assert_eq!(out, map.clone().into_iter().collect::<Vec<_>>(), "{n} entries, in order");
+            // The first AHEAD entries are taken cold; the rest are warmed.
+            let later: Vec<(u32, u32)> = map.into_iter().skip(AHEAD).collect();
+            assert_eq!(warmed.into_inner(), later, "{n} entries");
         }
     }
 
