@@ -101,6 +101,24 @@ pub(crate) fn prefetch<T: ?Sized>(value: &T) {
     let _ = value;
 }
 
+/// Reads the record at the front of `rest` (see [`Frozen`]), whose key
+/// counts from `previous`: its key and its bucket's bytes. `None` at the
+/// end, or when the bytes are not a record.
+#[inline(always)]
+fn read_record<'a>(rest: &mut &'a [u8], previous: u32) -> Option<(u32, &'a [u8])> {
+    if rest.is_empty() {
+        return None;
+    }
+    let delta = get32(rest)?;
+    let n = usize::try_from(get64(rest)?).ok()?;
+    if n > rest.len() {
+        return None;
+    }
+    let (body, tail) = rest.split_at(n);
+    *rest = tail;
+    Some((previous.checked_add(delta)?, body))
+}
+
 /// A bucket type that packs into bytes and back without loss.
 pub(crate) trait Pack {
     /// Appends the packed form of `self`.
@@ -227,18 +245,9 @@ impl<B: Pack + Default> Frozen<B> {
         let mut rest: &[u8] = self.bytes.get(at..).unwrap_or_default();
         let mut key = prev;
         std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
             let at = self.bytes.len() - rest.len();
-            let delta = get32(&mut rest)?;
-            let n = usize::try_from(get64(&mut rest)?).ok()?;
-            if n > rest.len() {
-                return None;
-            }
-            let (body, tail) = rest.split_at(n);
-            rest = tail;
-            key = key.checked_add(delta)?;
+            let body;
+            (key, body) = read_record(&mut rest, key)?;
             Some(Record { key, body, at, next: self.bytes.len() - rest.len() })
         })
     }
@@ -265,15 +274,20 @@ impl<B: Pack + Default> Frozen<B> {
         // From the mark when the range starts at or after its record: every
         // record before it has a smaller key.
         let (at, prev) = self.mark;
-        let marked = self.records_from(at as usize, prev).next().is_some_and(|r| r.key <= start);
-        let (at, prev) = if marked { (at as usize, prev) } else { (0, self.base) };
-        for r in self.records_from(at, prev) {
-            if r.key >= end {
-                break;
+        let marked_rest = self.bytes.get(at as usize..).unwrap_or_default();
+        let mut first = marked_rest;
+        let marked = read_record(&mut first, prev).is_some_and(|(k, _)| k <= start);
+        // A loop of its own rather than `records_from`: the query's inner
+        // loop, with no record offsets to work out.
+        let (mut rest, mut key) =
+            if marked { (marked_rest, prev) } else { (&self.bytes[..], self.base) };
+        while let Some((k, body)) = read_record(&mut rest, key)
+            && k < end
+        {
+            if k >= start {
+                f(k, body);
             }
-            if r.key >= start {
-                f(r.key, r.body);
-            }
+            key = k;
         }
     }
 
