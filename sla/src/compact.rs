@@ -257,9 +257,13 @@ impl<B: Pack + Default> Frozen<B> {
         self.records_from(0, self.base)
     }
 
-    /// Starts loading every record a read from key `start` on takes: those
-    /// from the mark when `start` is past it, all of them otherwise: a
-    /// store's own allocation is a cache miss the processor cannot foresee.
+    /// Starts loading the records a read from key `start` on takes, to the
+    /// store's end: a store's own allocation is a cache miss the processor
+    /// cannot foresee. From the mark when `start` is among the last `span`
+    /// keys, from the front otherwise. [`Frozen::fold_packed`] decides by
+    /// the mark's record itself, which only the bytes being fetched hold,
+    /// so the two can differ when `start` falls just before that record:
+    /// a hint need not be exact, and the read is the same either way.
     pub(crate) fn prefetch_from(&self, start: u32) {
         let from = if start >= self.last.saturating_sub(self.span) { self.mark.0 } else { 0 };
         prefetch(self.bytes.get(from as usize..).unwrap_or_default());
