@@ -68,9 +68,10 @@ fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
             std::thread::spawn(move || ok_json(&publish.output().unwrap()))
         })
         .collect();
-    for t in honest_threads {
-        t.join().unwrap();
-    }
+    // What each honest publisher said of its own sending (its transport's
+    // counters), for a failure message.
+    let honest_said: Vec<serde_json::Value> =
+        honest_threads.into_iter().map(|t| t.join().unwrap()).collect();
     let flood_out = flood_thread.join().unwrap();
     assert!(flood_out.status.code().is_some(), "the flooding publisher ran to its end");
     node.wait_stats("the flood refused", |s| count(s, "ignore", "rate_limited") >= 100);
@@ -99,10 +100,10 @@ fn a_50x_flood_leaves_every_honest_publisher_through_and_memory_bounded() {
     // Who got into the log: every honest principal, and the flooder only
     // within its bucket (burst plus rate × the seconds it flooded).
     let (principals_logged, flooder_envelopes) = logged();
-    for id in &honest {
+    for (id, said) in honest.iter().zip(&honest_said) {
         assert!(
             principals_logged.contains(&id.principal),
-            "honest {} refused: {stats}",
+            "honest {} refused: the node's counts {stats}; the publisher's own {said}",
             id.principal
         );
     }
